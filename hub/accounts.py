@@ -1,0 +1,146 @@
+"""Platform accounts: the database rows and an in-memory registry the callback path reads.
+
+The registry is a cache in front of the ``accounts`` table: a miss reloads it, and it reloads
+at most every ``ttl`` seconds, so an account added by the CLI or another process is served
+without a restart.
+"""
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import string
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from .callbacks.crypto import CryptoError, MessageCrypto, aes_key, generate_encoding_aes_key
+from .clock import Clock
+from .config import AccountConfig
+from .db import Database
+from .errors import bad_request
+from .models import Account
+
+PLATFORMS = {"wecom": "/callbacks/wecom/{id}", "oa": "/callbacks/oa/{id}"}
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class AccountInfo:
+    id: str
+    platform: str
+    name: str
+    token: str = field(repr=False)
+    encoding_aes_key: str = field(repr=False)
+    receive_id: str
+    secret: str = field(repr=False)
+    crypto: MessageCrypto | None = field(repr=False, compare=False, default=None)
+
+    @property
+    def callback_path(self) -> str:
+        return PLATFORMS[self.platform].format(id=self.id)
+
+    def public(self, base_url: str = "", reveal: bool = True) -> dict:
+        out = {"id": self.id, "platform": self.platform, "name": self.name, "receive_id": self.receive_id,
+               "callback_path": self.callback_path, "callback_url": base_url.rstrip("/") + self.callback_path}
+        if reveal:
+            out.update(token=self.token, encoding_aes_key=self.encoding_aes_key, secret=self.secret)
+        return out
+
+
+def _info(row: Account) -> AccountInfo:
+    try:
+        crypto = MessageCrypto(row.encoding_aes_key, row.receive_id) if row.encoding_aes_key else None
+    except CryptoError:
+        crypto = None
+    return AccountInfo(row.id, row.platform, row.name, row.token, row.encoding_aes_key, row.receive_id,
+                       row.secret, crypto)
+
+
+def generate_token(length: int = 32) -> str:
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
+
+
+def validate(platform: str, id: str, token: str, encoding_aes_key: str, receive_id: str) -> None:
+    if platform not in PLATFORMS:
+        raise bad_request("invalid_platform", "platform must be 'wecom' or 'oa'", "platform")
+    if not ID_RE.match(id):
+        raise bad_request("invalid_id", "id: letters, digits, '-' and '_', at most 64", "id")
+    if not (3 <= len(token) <= 32) or not token.isalnum():
+        raise bad_request("invalid_token", "Token: 3 to 32 letters or digits", "token")
+    try:
+        aes_key(encoding_aes_key)
+    except CryptoError as exc:
+        raise bad_request("invalid_encoding_aes_key", str(exc), "encoding_aes_key") from exc
+    if not receive_id:
+        raise bad_request("invalid_receive_id", "CorpID / AppID is required", "receive_id")
+
+
+async def upsert_account(db: Database, clock: Clock, *, id: str, platform: str, name: str = "",
+                         token: str | None = None, encoding_aes_key: str | None = None,
+                         receive_id: str, secret: str = "") -> AccountInfo:
+    """Create or replace an account; Token and EncodingAESKey are generated when not given."""
+    token = token or generate_token()
+    encoding_aes_key = encoding_aes_key or generate_encoding_aes_key()
+    validate(platform, id, token, encoding_aes_key, receive_id)
+    now = clock.now()
+    async with db.write() as conn:
+        existing = (await conn.execute(select(Account.__table__.c.id).where(Account.__table__.c.id == id))).first()
+        values = dict(platform=platform, name=name or id, token=token, encoding_aes_key=encoding_aes_key,
+                      receive_id=receive_id, secret=secret, updated_at=now)
+        if existing:
+            await conn.execute(Account.__table__.update().where(Account.__table__.c.id == id).values(**values))
+        else:
+            await conn.execute(Account.__table__.insert().values(id=id, created_at=now, **values))
+    return AccountInfo(id, platform, name or id, token, encoding_aes_key, receive_id, secret,
+                       MessageCrypto(encoding_aes_key, receive_id))
+
+
+async def list_accounts(db: Database) -> list[AccountInfo]:
+    async with db.read() as conn:
+        rows = (await conn.execute(select(Account).order_by(Account.id))).all()
+    return [_info(Account(**r._mapping)) for r in rows]
+
+
+async def upsert_configured(db: Database, clock: Clock, accounts: tuple[AccountConfig, ...]) -> None:
+    for a in accounts:
+        await upsert_account(db, clock, id=a.id, platform=a.platform, name=a.name, token=a.token,
+                             encoding_aes_key=a.encoding_aes_key, receive_id=a.receive_id, secret=a.secret)
+
+
+class AccountRegistry:
+    """Accounts by id for the hot path; reloads on a miss and every ``ttl`` seconds."""
+
+    def __init__(self, db: Database, clock: Clock, ttl: float = 5.0):
+        self.db = db
+        self.clock = clock
+        self.ttl = ttl
+        self._accounts: dict[str, AccountInfo] = {}
+        self._loaded_at = float("-inf")
+        self._lock = asyncio.Lock()
+        self.last_callback: dict[str, float] = {}  # in-process "is the platform reaching us" status
+        self.last_verify: dict[str, float] = {}
+
+    def mark_received(self, account_id: str) -> None:
+        self.last_callback[account_id] = self.clock.now()
+
+    def mark_verified(self, account_id: str) -> None:
+        self.last_verify[account_id] = self.clock.now()
+
+    async def reload(self) -> None:
+        async with self._lock:
+            self._accounts = {a.id: a for a in await list_accounts(self.db)}
+            self._loaded_at = self.clock.now()
+
+    async def get(self, account_id: str) -> AccountInfo | None:
+        age = self.clock.now() - self._loaded_at
+        account = self._accounts.get(account_id)
+        # a miss reloads at most once a second, so unknown ids cannot hammer the database
+        if age > self.ttl or (account is None and age > 1.0):
+            if not self._lock.locked():
+                await self.reload()
+            else:
+                async with self._lock:
+                    pass
+            account = self._accounts.get(account_id)
+        return account

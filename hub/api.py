@@ -1,0 +1,106 @@
+"""The JSON API edge: error middleware, health, conversations and outbound messages.
+
+Views stay thin: they parse, check access, call the modules that own the data and answer JSON.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+
+from .archive import history
+from .errors import HubError, bad_request
+from .outbound.queue import OutboundRequest
+
+log = logging.getLogger("hub.api")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    try:
+        return await handler(request)
+    except HubError as exc:
+        return web.json_response(exc.as_json(), status=exc.status)
+    except web.HTTPException:
+        raise
+    except Exception:  # noqa: BLE001 - never a stack trace to the client
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return web.json_response({"error": "internal", "message": "internal error"}, status=500)
+
+
+def _hub(request: web.Request):  # noqa: ANN202
+    from .app import HUB
+    return request.app[HUB]
+
+
+def require_service_token(request: web.Request) -> None:
+    """The JSON API needs ``Authorization: Bearer <HUB_API_TOKEN>`` (disabled when none is set)."""
+    token = _hub(request).api_token
+    given = request.headers.get("Authorization", "")
+    if not token or not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        raise HubError(401, "unauthorized", "a valid API token is required")
+
+
+def _int(value: Any, name: str, default: int | None = None) -> int | None:
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise bad_request("invalid_" + name, f"{name} must be an integer", name) from None
+
+
+async def healthz(request: web.Request) -> web.Response:
+    from .app import HUB
+    if HUB not in request.app:
+        return web.json_response({"status": "starting"}, status=503)
+    hub = request.app[HUB]
+    async with hub.db.read() as conn:
+        await conn.exec_driver_sql("SELECT 1")
+    return web.json_response({"status": "ok"})
+
+
+async def get_conversation(request: web.Request) -> web.Response:
+    require_service_token(request)
+    conv_id = _int(request.match_info["id"], "id")
+    return web.json_response(await history.conversation(_hub(request).db, conv_id))
+
+
+async def get_messages(request: web.Request) -> web.Response:
+    require_service_token(request)
+    hub = _hub(request)
+    conv_id = _int(request.match_info["id"], "id")
+    await history.conversation(hub.db, conv_id)  # 404 for an unknown conversation
+    page = await history.history(hub.db, conv_id, limit=_int(request.query.get("limit"), "limit", 50),
+                                 before=_int(request.query.get("before"), "before"))
+    return web.json_response(page)
+
+
+async def post_message(request: web.Request) -> web.Response:
+    """Queue an outbound text into a conversation (sender ``system`` for service callers)."""
+    require_service_token(request)
+    hub = _hub(request)
+    conv = await history.conversation(hub.db, _int(request.match_info["id"], "id"))
+    try:
+        body = await request.json()
+    except ValueError:
+        raise bad_request("invalid_json", "body must be JSON") from None
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text.strip():
+        raise bad_request("invalid_text", "text is required", "text")
+    if len(text) > 2000:
+        raise bad_request("invalid_text", "text is limited to 2000 characters", "text")
+    message_id = await hub.outbound.enqueue(OutboundRequest(conv["account_id"], conv["id"], text, "system",
+                                                            dedup_key=f"client:{body['client_id']}" if body.get("client_id") else None))
+    return web.json_response({"message_id": message_id, "status": "queued"}, status=202)
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/healthz", healthz),
+        web.get("/api/conversations/{id}", get_conversation),
+        web.get("/api/conversations/{id}/messages", get_messages),
+        web.post("/api/conversations/{id}/messages", post_message),
+    ]

@@ -1,0 +1,104 @@
+"""The aiohttp app factory: wires the data path together and starts the background workers.
+
+callback -> decrypt/parse (hub/callbacks) -> archive + job (hub/archive/store.py) -> 200
+         -> pipeline (hub/pipeline.py): archive effects, then bots / routing / push steps
+         -> outbound queue (hub/outbound) -> platform API
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+import aiohttp
+from aiohttp import web
+
+from . import api as http_api
+from .accounts import AccountRegistry, upsert_configured
+from .archive.effects import archive_step
+from .archive.store import ArchiveWriter
+from .callbacks import official_account, wecom
+from .callbacks.common import CallbackDeps
+from .callbacks.kf import KfPuller
+from .clock import Clock
+from .config import HubConfig
+from .db import Database
+from .outbound.api import PlatformApi
+from .outbound.queue import Outbound
+from .pipeline import Pipeline
+
+log = logging.getLogger("hub")
+
+
+@dataclass
+class Hub:
+    """Every long-lived part of a running hub process."""
+
+    config: HubConfig
+    clock: Clock
+    db: Database
+    accounts: AccountRegistry
+    writer: ArchiveWriter
+    pipeline: Pipeline
+    api: PlatformApi
+    outbound: Outbound
+    kf: KfPuller
+    api_token: str
+
+
+HUB = web.AppKey("hub", Hub)
+CONFIG = web.AppKey("config", HubConfig)
+CLOCK = web.AppKey("clock", Clock)
+
+
+async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSession) -> Hub:
+    db = Database(config.database_url)
+    await db.create_schema()
+    await upsert_configured(db, clock, config.accounts)
+    if config.demo:
+        from .demo import seed_demo
+        await seed_demo(db, clock)
+    accounts = AccountRegistry(db, clock)
+    await accounts.reload()
+    writer = ArchiveWriter(db, clock, config.writer_max_batch)
+    pipeline = Pipeline(db, clock)
+    writer.on_commit.append(pipeline.notify)
+    platform = PlatformApi(session, clock, config.wecom_api_base, config.oa_api_base)
+    outbound = Outbound(db, clock, platform, accounts, config.outbound_max_attempts)
+    kf = KfPuller(db, clock, platform, accounts, writer, config.kf_pull_limit)
+    pipeline.add_inbound_step(archive_step(db, clock))
+    pipeline.register("kf_pull", kf.handle_job)
+    api_token = config.api_token or (secrets.token_urlsafe(24) if config.demo else "")
+    return Hub(config, clock, db, accounts, writer, pipeline, platform, outbound, kf, api_token)
+
+
+def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application:
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[http_api.error_middleware])
+    app[CONFIG] = config
+    app[CLOCK] = clock or Clock()
+
+    async def hub_context(app: web.Application):  # noqa: ANN202
+        timeout = aiohttp.ClientTimeout(total=config.api_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            hub = await build_hub(config, app[CLOCK], session)
+            app[HUB] = hub
+            deps.accounts, deps.writer = hub.accounts, hub.writer
+            hub.writer.start()
+            hub.pipeline.start()
+            hub.outbound.start()
+            log.info("scrm-hub ready on %s", hub.db.engine.url.render_as_string(hide_password=True))
+            yield
+            await hub.pipeline.stop()
+            await hub.outbound.stop()
+            await hub.writer.stop()
+            await hub.db.dispose()
+
+    app.cleanup_ctx.append(hub_context)
+    # the routes exist before the hub starts; its parts are filled in by hub_context
+    deps = CallbackDeps(None, None, app[CLOCK], config.callback_max_skew, config.max_body_bytes)  # type: ignore[arg-type]
+
+    app.router.add_routes(wecom.routes(deps))
+    app.router.add_routes(official_account.routes(deps))
+    app.router.add_routes(http_api.routes())
+    return app
+

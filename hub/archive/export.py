@@ -1,0 +1,45 @@
+"""Archive export: every message, one per line, as JSON Lines or CSV, streamed in id order."""
+from __future__ import annotations
+
+import csv
+import json
+from typing import AsyncIterator, TextIO
+
+from sqlalchemy import select
+
+from ..db import Database
+from .history import message_json, messages
+
+CSV_FIELDS = ["id", "conversation_id", "account_id", "channel", "direction", "kind", "peer_id", "sender",
+              "text", "sent_at", "created_at", "status", "recalled"]
+
+
+async def iter_messages(db: Database, since: float | None = None, batch: int = 2000) -> AsyncIterator[dict]:
+    last = 0
+    while True:
+        query = select(messages).where(messages.c.id > last)
+        if since is not None:
+            query = query.where(messages.c.created_at >= since)
+        async with db.read() as conn:
+            rows = (await conn.execute(query.order_by(messages.c.id).limit(batch))).all()
+        if not rows:
+            return
+        for row in rows:
+            yield message_json(row)
+        last = rows[-1].id
+
+
+async def export(db: Database, out: TextIO, fmt: str = "jsonl", since: float | None = None) -> int:
+    count = 0
+    writer = None
+    if fmt == "csv":
+        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+    async for msg in iter_messages(db, since):
+        if writer is not None:
+            writer.writerow(msg)
+        else:
+            out.write(json.dumps(msg, ensure_ascii=False) + "\n")
+        count += 1
+    return count
+

@@ -1,0 +1,176 @@
+"""Durable archive writes with group commit.
+
+``ArchiveWriter.save(items)`` returns once the messages are committed together with their pending
+jobs. One writer task drains everything queued while the previous transaction ran and commits it
+as one transaction, so a burst of callbacks costs one fsync per batch instead of one each.
+Duplicates (platform retries) are absorbed by the unique ``(account_id, dedup_key)``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..clock import Clock
+from ..db import Database, retry_busy
+from ..messages import Inbound, KfSignal, kind_of
+from ..models import Conversation, Job, Message
+
+log = logging.getLogger(__name__)
+
+conversations = Conversation.__table__
+messages = Message.__table__
+jobs = Job.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class ToArchive:
+    """One message to store: its account and typed content; ``job`` names the follow-up work."""
+
+    account_id: str
+    msg: Inbound
+    job: str | None = "inbound"
+
+
+@dataclass(frozen=True, slots=True)
+class Saved:
+    message_id: int | None  # None when the message was a duplicate
+    conversation_id: int
+
+    @property
+    def duplicate(self) -> bool:
+        return self.message_id is None
+
+
+def job_kind_for(msg: Inbound) -> str:
+    return "kf_pull" if isinstance(msg, KfSignal) else "inbound"
+
+
+class ArchiveWriter:
+    """The single writer task of a hub process (group commit)."""
+
+    def __init__(self, db: Database, clock: Clock, max_batch: int = 512):
+        self.db = db
+        self.clock = clock
+        self.max_batch = max_batch
+        self._queue: list[tuple[ToArchive, asyncio.Future[Saved]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._insert = (postgresql.insert if db.dialect == "postgresql" else sqlite.insert)
+        self.on_commit: list[Any] = []  # callbacks(list[Saved with job]) run after each commit
+        self.batches = 0
+        self.rows = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="archive-writer")
+
+    async def stop(self) -> None:
+        """Commit what is queued, then stop."""
+        if self._task is None:
+            return
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+        self._task = None
+        if self._queue:
+            await self._flush()
+
+    async def save(self, items: Sequence[ToArchive]) -> list[Saved]:
+        """Queue items for the next group commit and wait until they are durable."""
+        loop = asyncio.get_running_loop()
+        futures = []
+        for item in items:
+            fut: asyncio.Future[Saved] = loop.create_future()
+            self._queue.append((item, fut))
+            futures.append(fut)
+        self._wakeup.set()
+        if self._task is None:  # not started (CLI, tests): write inline
+            await self._flush()
+        return list(await asyncio.gather(*futures))
+
+    async def save_one(self, item: ToArchive) -> Saved:
+        return (await self.save([item]))[0]
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch:]
+        if not batch:
+            return
+        try:
+            results = await retry_busy(lambda: self._write([item for item, _ in batch]), attempts=10)
+        except Exception as exc:  # noqa: BLE001 - every waiter learns of the failure, none is acked
+            log.error("archive write of %d messages failed: %s", len(batch), exc)
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for (_, fut), saved in zip(batch, results):
+            if not fut.done():
+                fut.set_result(saved)
+        self.batches += 1
+        self.rows += len(batch)
+        for hook in self.on_commit:
+            try:
+                hook(results)
+            except Exception:  # noqa: BLE001
+                log.exception("on_commit hook failed")
+
+    async def _write(self, items: list[ToArchive]) -> list[Saved]:
+        now = self.clock.now()
+        keys = {(it.account_id, it.msg.thread, it.msg.peer_id): it for it in items}
+        async with self.db.write() as conn:
+            await conn.execute(
+                self._insert(conversations).on_conflict_do_nothing(
+                    index_elements=["account_id", "thread", "peer_id"]),
+                [{"account_id": a, "thread": t, "peer_id": p, "channel": it.msg.channel, "created_at": now}
+                 for (a, t, p), it in keys.items()],
+            )
+            rows = await conn.execute(
+                select(conversations.c.id, conversations.c.account_id, conversations.c.thread,
+                       conversations.c.peer_id)
+                .where(tuple_(conversations.c.account_id, conversations.c.thread, conversations.c.peer_id)
+                       .in_(list(keys))))
+            conv_ids = {(r.account_id, r.thread, r.peer_id): r.id for r in rows}
+            params = []
+            for it in items:
+                m = it.msg
+                params.append({
+                    "account_id": it.account_id,
+                    "conversation_id": conv_ids[(it.account_id, m.thread, m.peer_id)],
+                    "channel": m.channel, "direction": m.direction, "kind": kind_of(m),
+                    "peer_id": m.peer_id, "sender": m.sender, "dedup_key": m.dedup_key,
+                    "text": m.text, "data": m.data_json(), "raw": m.raw, "sent_at": m.sent_at,
+                    "created_at": now,
+                })
+            inserted = await conn.execute(
+                self._insert(messages).on_conflict_do_nothing(index_elements=["account_id", "dedup_key"])
+                .returning(messages.c.id, messages.c.account_id, messages.c.dedup_key),
+                params,
+            )
+            new_ids = {(r.account_id, r.dedup_key): r.id for r in inserted}
+            results: list[Saved] = []
+            job_rows = []
+            claimed: set[tuple[str, str]] = set()
+            for it, p in zip(items, params):
+                key = (it.account_id, p["dedup_key"])
+                mid = new_ids.get(key) if key not in claimed else None
+                claimed.add(key)
+                results.append(Saved(mid, p["conversation_id"]))
+                if mid is not None and it.job:
+                    job_rows.append({"kind": it.job, "message_id": mid, "conversation_id": p["conversation_id"],
+                                     "state": "pending", "attempts": 0, "run_after": 0.0})
+            if job_rows:
+                await conn.execute(jobs.insert(), job_rows)
+        return results

@@ -1,0 +1,1 @@
+"""Platform callbacks: one module per platform over a shared crypto/XML core."""

@@ -1,0 +1,112 @@
+"""What both platforms' callback handlers share: checks, decryption, parsing and the durable save.
+
+Every rejection is a clear 4xx with a log line; an accepted message is archived (with its pending
+job) before the handler answers ``success``.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..accounts import AccountInfo, AccountRegistry
+from ..archive.store import ArchiveWriter, ToArchive, job_kind_for
+from ..clock import Clock
+from ..messages import from_xml_fields
+from . import xmlcodec
+from .crypto import CryptoError, check_signature
+
+log = logging.getLogger("hub.callbacks")
+
+
+
+def success() -> web.Response:
+    """The platforms' "received, no passive reply" answer."""
+    return web.Response(text="success", content_type="text/plain")
+
+
+@dataclass
+class CallbackDeps:
+    accounts: AccountRegistry
+    writer: ArchiveWriter
+    clock: Clock
+    max_skew: int
+    max_body: int
+
+
+def reject(request: web.Request, status: int, reason: str, account: str = "-") -> web.Response:
+    """A logged 4xx; the reason is safe to log (no secrets, no payload)."""
+    log.warning("callback rejected: %s %s account=%s from=%s: %s", request.method, request.path, account,
+                request.remote, reason)
+    return web.Response(status=status, text=reason, content_type="text/plain")
+
+
+async def account_or_404(deps: CallbackDeps, request: web.Request, platform: str) -> AccountInfo | web.Response:
+    account_id = request.match_info["account"]
+    account = await deps.accounts.get(account_id)
+    if account is None or account.platform != platform:
+        return reject(request, 404, "unknown account", account_id)
+    return account
+
+
+def check_timestamp(deps: CallbackDeps, timestamp: str) -> str | None:
+    """None when fresh; otherwise why it is refused (replay protection)."""
+    try:
+        ts = int(timestamp)
+    except (TypeError, ValueError):
+        return "missing or invalid timestamp"
+    if deps.max_skew and abs(deps.clock.now() - ts) > deps.max_skew:
+        return "stale timestamp"
+    return None
+
+
+async def read_body(deps: CallbackDeps, request: web.Request) -> bytes | None:
+    """The body, or None when it is over the size cap (checked before and while reading)."""
+    if request.content_length is not None and request.content_length > deps.max_body:
+        return None
+    body = await request.content.read(deps.max_body + 1)
+    return None if len(body) > deps.max_body else body
+
+
+async def accept_encrypted(deps: CallbackDeps, request: web.Request, account: AccountInfo, channel: str,
+                           signature: str | None, timestamp: str, nonce: str) -> web.Response:
+    """The encrypted-mode POST shared by WeCom and the Official Account's safe mode."""
+    body = await read_body(deps, request)
+    if body is None:
+        return reject(request, 413, "body too large", account.id)
+    try:
+        envelope = xmlcodec.parse(body, deps.max_body)
+    except xmlcodec.XmlError as exc:
+        return reject(request, 400, f"bad XML envelope: {exc}", account.id)
+    encrypt = envelope.get("Encrypt")
+    if not isinstance(encrypt, str) or not encrypt:
+        return reject(request, 400, "no Encrypt element", account.id)
+    if not check_signature(signature, account.token, timestamp, nonce, encrypt):
+        return reject(request, 401, "bad msg_signature", account.id)
+    if account.crypto is None:
+        return reject(request, 400, "account has no valid EncodingAESKey", account.id)
+    try:
+        plain = account.crypto.decrypt(encrypt)
+    except CryptoError as exc:
+        return reject(request, 400, f"cannot decrypt: {exc}", account.id)
+    return await accept_plain(deps, request, account, channel, plain)
+
+
+async def accept_plain(deps: CallbackDeps, request: web.Request, account: AccountInfo, channel: str,
+                       xml: bytes) -> web.Response:
+    """Parse a (decrypted or plaintext) message, archive it durably, answer ``success``."""
+    try:
+        fields = xmlcodec.parse(xml, deps.max_body)
+    except xmlcodec.XmlTooLarge as exc:
+        return reject(request, 413, str(exc), account.id)
+    except xmlcodec.XmlError as exc:
+        return reject(request, 400, f"bad message XML: {exc}", account.id)
+    msg = from_xml_fields(channel, fields, xml.decode("utf-8", "replace"))
+    try:
+        await deps.writer.save_one(ToArchive(account.id, msg, job_kind_for(msg)))
+    except Exception as exc:  # noqa: BLE001 - not stored, so not acknowledged: the platform retries
+        log.error("archive unavailable, not acknowledging %s from %s: %s", msg.dedup_key, account.id, exc)
+        return web.Response(status=503, text="archive unavailable, retry", content_type="text/plain")
+    deps.accounts.mark_received(account.id)
+    return success()

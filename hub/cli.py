@@ -1,0 +1,158 @@
+"""The command line: ``python -m hub serve|accounts|archive ...`` (see README.md)."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from datetime import datetime, timezone
+
+from .clock import Clock
+from .config import HubConfig, load_config
+
+
+def _add_db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", metavar="URL", help="database URL (default: $HUB_DATABASE_URL or sqlite+aiosqlite:///scrm-hub.db)")
+    p.add_argument("--config", metavar="FILE", help="TOML config file (default: $HUB_CONFIG)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m hub", description="scrm-hub: WeCom / Official Account customer-service hub")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the hub (HTTP callbacks, API, workers)")
+    _add_db(serve)
+    serve.add_argument("--host", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="listen port (default 8080)")
+    serve.add_argument("--demo", action="store_true", help="seed a demo brand (accounts) and print how to reach it")
+    serve.add_argument("--wecom-api-base", help="WeCom API base URL ($HUB_WECOM_API_BASE)")
+    serve.add_argument("--oa-api-base", help="Official Account API base URL ($HUB_OA_API_BASE)")
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+
+    accounts = sub.add_parser("accounts", help="the brand's WeCom corps and Official Accounts")
+    acc_sub = accounts.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = acc_sub.add_parser("add", help="add or replace an account (Token/EncodingAESKey generated if omitted)")
+    _add_db(add)
+    add.add_argument("--id", required=True, help="account id, used in the callback path")
+    add.add_argument("--platform", required=True, choices=["wecom", "oa"])
+    add.add_argument("--name", default="")
+    add.add_argument("--receive-id", required=True, help="CorpID (wecom) or AppID (oa)")
+    add.add_argument("--token", help="callback Token (3-32 letters/digits)")
+    add.add_argument("--aes-key", help="43-character EncodingAESKey")
+    add.add_argument("--secret", default="", help="API secret (corpsecret / AppSecret)")
+    add.add_argument("--base-url", default="", help="public base URL, to print full callback URLs")
+    add.add_argument("--json", action="store_true")
+    lst = acc_sub.add_parser("list", help="list accounts with what to paste into the platform's console")
+    _add_db(lst)
+    lst.add_argument("--base-url", default="", help="public base URL, to print full callback URLs")
+    lst.add_argument("--json", action="store_true")
+
+    archive = sub.add_parser("archive", help="the conversation archive")
+    arc_sub = archive.add_subparsers(dest="action", metavar="ACTION", required=True)
+    exp = arc_sub.add_parser("export", help="archived messages, one per line, to standard output")
+    _add_db(exp)
+    exp.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    exp.add_argument("--since", help="only messages archived at or after T (ISO 8601 or epoch seconds)")
+    return parser
+
+
+def parse_since(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.timestamp()
+
+
+def _config(args: argparse.Namespace, **extra) -> HubConfig:  # noqa: ANN003
+    return load_config(getattr(args, "config", None), database_url=getattr(args, "db", None), **extra)
+
+
+async def _with_db(config: HubConfig, fn):  # noqa: ANN001, ANN202
+    from .db import Database
+    db = Database(config.database_url)
+    try:
+        await db.create_schema()
+        return await fn(db)
+    finally:
+        await db.dispose()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from .app import create_app
+    config = _config(args, host=args.host, port=args.port, wecom_api_base=args.wecom_api_base,
+                     oa_api_base=args.oa_api_base, demo=args.demo or None)
+    logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(config)
+    if config.demo:
+        async def announce(app: web.Application) -> None:
+            from .app import HUB
+            hub = app[HUB]
+            base = f"http://{config.host}:{config.port}"
+            print(f"scrm-hub demo on {base}", flush=True)
+            for a in await __import__("hub.accounts", fromlist=["list_accounts"]).list_accounts(hub.db):
+                print(f"  {a.platform:5} {a.id:12} callback {base}{a.callback_path}", flush=True)
+            print(f"  API token (Authorization: Bearer ...): {hub.api_token}", flush=True)
+        app.on_startup.append(announce)
+    web.run_app(app, host=config.host, port=config.port, access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
+                print=lambda *_: None)
+    return 0
+
+
+def cmd_accounts(args: argparse.Namespace) -> int:
+    from .accounts import list_accounts, upsert_account
+    from .errors import HubError
+    config = _config(args)
+
+    async def run(db):  # noqa: ANN001, ANN202
+        if args.action == "add":
+            try:
+                acc = await upsert_account(db, Clock(), id=args.id, platform=args.platform, name=args.name,
+                                           token=args.token, encoding_aes_key=args.aes_key,
+                                           receive_id=args.receive_id, secret=args.secret)
+            except HubError as exc:
+                print(f"error: {exc.message}", file=sys.stderr)
+                return 2
+            rows = [acc]
+        else:
+            rows = await list_accounts(db)
+        if args.json:
+            print(json.dumps([a.public(args.base_url) for a in rows], ensure_ascii=False, indent=2))
+        else:
+            for a in rows:
+                print(f"{a.id}\t{a.platform}\t{a.name}\treceive_id={a.receive_id}\tcallback={args.base_url}{a.callback_path}"
+                      f"\ttoken={a.token}\tencoding_aes_key={a.encoding_aes_key}")
+        return 0
+
+    return asyncio.run(_with_db(config, run))
+
+
+def cmd_archive(args: argparse.Namespace) -> int:
+    from .archive.export import export
+    config = _config(args)
+    since = parse_since(args.since)
+
+    async def run(db):  # noqa: ANN001, ANN202
+        count = await export(db, sys.stdout, args.format, since)
+        print(f"exported {count} messages", file=sys.stderr)
+        return 0
+
+    return asyncio.run(_with_db(config, run))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0] not in ("serve", "accounts", "archive") and argv[0] not in ("-h", "--help")):
+        argv = ["serve", *argv]  # `python -m hub [--demo ...]` means serve
+    args = parser.parse_args(argv)
+    handlers = {"serve": cmd_serve, "accounts": cmd_accounts, "archive": cmd_archive}
+    return handlers[args.command](args)

@@ -1,0 +1,95 @@
+"""Typed configuration from flags, ``HUB_*`` environment variables and an optional TOML file.
+
+Precedence: command-line flag > environment variable > config file > default. Secrets are never
+part of ``repr`` so they do not end up in logs.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+DEFAULT_DB = "sqlite+aiosqlite:///scrm-hub.db"
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """A platform account declared in the config file (upserted into the database at start)."""
+
+    id: str
+    platform: str  # "wecom" or "oa"
+    name: str
+    token: str = field(repr=False)
+    encoding_aes_key: str = field(repr=False)
+    receive_id: str = ""
+    secret: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = DEFAULT_DB
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
+    oa_api_base: str = "https://api.weixin.qq.com"
+    callback_max_skew: int = 300  # seconds a callback timestamp may differ from now (replay window)
+    max_body_bytes: int = 64 * 1024
+    writer_max_batch: int = 512
+    kf_pull_limit: int = 1000
+    outbound_max_attempts: int = 8
+    api_timeout: float = 10.0
+    log_level: str = "INFO"
+    api_token: str = field(default="", repr=False)  # bearer token for the JSON API (service access)
+    demo: bool = False
+    accounts: tuple[AccountConfig, ...] = ()
+
+    def with_overrides(self, **changes: Any) -> "HubConfig":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+_ENV = {
+    "host": "HUB_HOST",
+    "port": "HUB_PORT",
+    "database_url": "HUB_DATABASE_URL",
+    "wecom_api_base": "HUB_WECOM_API_BASE",
+    "oa_api_base": "HUB_OA_API_BASE",
+    "callback_max_skew": "HUB_CALLBACK_MAX_SKEW",
+    "max_body_bytes": "HUB_MAX_BODY_BYTES",
+    "writer_max_batch": "HUB_WRITER_MAX_BATCH",
+    "outbound_max_attempts": "HUB_OUTBOUND_MAX_ATTEMPTS",
+    "api_timeout": "HUB_API_TIMEOUT",
+    "log_level": "HUB_LOG_LEVEL",
+    "api_token": "HUB_API_TOKEN",
+}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = {f.name: f.type for f in fields(HubConfig)}[name]
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    return value
+
+
+def load_config(path: str | None = None, env: dict[str, str] | None = None, **flags: Any) -> HubConfig:
+    """Build the config: file (``[hub]`` table and ``[[accounts]]``), then env, then flags."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    accounts: tuple[AccountConfig, ...] = ()
+    path = path or env.get("HUB_CONFIG")
+    if path:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        for key, value in data.get("hub", {}).items():
+            if key in _ENV:
+                values[key] = _coerce(key, value)
+        accounts = tuple(AccountConfig(**a) for a in data.get("accounts", []))
+    for key, var in _ENV.items():
+        if var in env and env[var] != "":
+            values[key] = _coerce(key, env[var])
+    for key, value in flags.items():
+        if value is not None:
+            values[key] = value
+    return HubConfig(accounts=accounts, **values)

@@ -1,0 +1,26 @@
+"""Demo brand seeded by ``serve --demo``: one WeCom corp (with 微信客服) and one Official Account.
+
+The credentials are fixed so README.md can show a working example; never use them in production.
+"""
+from __future__ import annotations
+
+from .accounts import list_accounts, upsert_account
+from .clock import Clock
+from .db import Database
+
+DEMO_ACCOUNTS = [
+    dict(id="demo-wecom", platform="wecom", name="示例品牌 企业微信", token="DemoWeComToken2026",
+         encoding_aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", receive_id="ww5823bf96d3bd56c7",
+         secret="demo-corp-secret"),
+    dict(id="demo-oa", platform="oa", name="示例品牌 公众号", token="DemoOaToken2026",
+         encoding_aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", receive_id="wx1234567890abcdef",
+         secret="demo-app-secret"),
+]
+
+
+async def seed_demo(db: Database, clock: Clock) -> None:
+    """Idempotent: existing demo rows are left as they are."""
+    existing = {a.id for a in await list_accounts(db)}
+    for spec in DEMO_ACCOUNTS:
+        if spec["id"] not in existing:
+            await upsert_account(db, clock, **spec)

@@ -1,0 +1,1 @@
+"""Knowledge base: FAQ matching for customer-service replies."""

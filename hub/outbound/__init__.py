@@ -1,0 +1,1 @@
+"""Outbound: platform API client with an access-token cache, and the persistent send queue."""

@@ -1,0 +1,147 @@
+"""Platform API client (WeCom and Official Account) with a single-flight access-token cache.
+
+Tokens are cached per account and refreshed early (``refresh_margin`` before expiry) by one task at
+a time; an answer of 40001/42001 (invalid/expired token) refreshes and retries the call once.
+Errors come back as HTTP 200 with ``{"errcode": N, "errmsg": ...}``: they raise ``PlatformError``.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from ..accounts import AccountInfo
+from ..clock import Clock
+
+log = logging.getLogger(__name__)
+
+TOKEN_ERRORS = {40001, 40014, 42001}
+# retrying can help: system busy, rate/frequency limits, network-ish and token trouble
+TRANSIENT_ERRORS = {-1, 45009, 45011, 45033, 95000, 95001} | TOKEN_ERRORS
+
+SEND_PATHS = {
+    "oa_custom": "/cgi-bin/message/custom/send",
+    "kf_send": "/cgi-bin/kf/send_msg",
+    "kf_send_on_event": "/cgi-bin/kf/send_msg_on_event",
+    "wecom_welcome": "/cgi-bin/externalcontact/send_welcome_msg",
+    # a WeCom external contact outside 微信客服: a one-to-one message task the staff member confirms
+    "wecom_msg_template": "/cgi-bin/externalcontact/add_msg_template",
+}
+
+
+class PlatformError(Exception):
+    def __init__(self, errcode: int, errmsg: str):
+        super().__init__(f"errcode {errcode}: {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+    @property
+    def transient(self) -> bool:
+        return self.errcode in TRANSIENT_ERRORS or self.errcode >= 1_000_000  # >=1e6: our own HTTP/network codes
+
+
+def network_error(exc: BaseException) -> PlatformError:
+    return PlatformError(1_000_000, f"{type(exc).__name__}: {exc}"[:500])
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+
+
+class PlatformApi:
+    def __init__(self, session: aiohttp.ClientSession, clock: Clock, wecom_base: str, oa_base: str,
+                 refresh_margin: float = 300.0):
+        self.session = session
+        self.clock = clock
+        self.bases = {"wecom": wecom_base.rstrip("/"), "oa": oa_base.rstrip("/")}
+        self.refresh_margin = refresh_margin
+        self._tokens: dict[str, _Token] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.token_fetches = 0
+
+    # -- tokens ---------------------------------------------------------------------------------
+    async def access_token(self, account: AccountInfo, force: bool = False, stale: str | None = None) -> str:
+        cached = self._tokens.get(account.id)
+        if cached and not force and cached.expires_at - self.refresh_margin > self.clock.now():
+            return cached.value
+        lock = self._locks.setdefault(account.id, asyncio.Lock())
+        async with lock:  # single flight: whoever waited finds the fresh token
+            cached = self._tokens.get(account.id)
+            fresh = cached and cached.expires_at - self.refresh_margin > self.clock.now()
+            if fresh and (not force or cached.value != stale):
+                return cached.value
+            token = await self._fetch_token(account)
+            self._tokens[account.id] = token
+            return token.value
+
+    async def _fetch_token(self, account: AccountInfo) -> _Token:
+        self.token_fetches += 1
+        base = self.bases[account.platform]
+        if account.platform == "oa":
+            url, params = f"{base}/cgi-bin/token", {"grant_type": "client_credential", "appid": account.receive_id,
+                                                      "secret": account.secret}
+        else:
+            url, params = f"{base}/cgi-bin/gettoken", {"corpid": account.receive_id, "corpsecret": account.secret}
+        data = await self._request("GET", url, params=params)
+        token = data.get("access_token")
+        if not token:
+            raise PlatformError(int(data.get("errcode", -1)), str(data.get("errmsg", "no access_token")))
+        return _Token(token, self.clock.now() + float(data.get("expires_in", 7200)))
+
+    # -- calls ----------------------------------------------------------------------------------
+    async def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+        try:
+            async with self.session.request(method, url, **kwargs) as resp:
+                if resp.status >= 500 or resp.status == 429:
+                    raise PlatformError(1_000_000 + resp.status, f"HTTP {resp.status}")
+                if resp.status >= 400:
+                    raise PlatformError(2_000_000 + resp.status, f"HTTP {resp.status}")
+                data = await resp.json(content_type=None)
+        except PlatformError:
+            raise
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise network_error(exc) from exc
+        if not isinstance(data, dict):
+            raise PlatformError(1_000_001, "answer is not a JSON object")
+        return data
+
+    async def call(self, account: AccountInfo, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """POST ``payload`` to ``path`` with the account's token; raise on a non-zero errcode."""
+        url = self.bases[account.platform] + path
+        token = await self.access_token(account)
+        for attempt in (0, 1):
+            data = await self._request("POST", url, params={"access_token": token}, json=payload)
+            errcode = int(data.get("errcode", 0) or 0)
+            if errcode == 0:
+                return data
+            if errcode in TOKEN_ERRORS and attempt == 0:
+                log.info("token rejected for %s (errcode %s): refreshing once", account.id, errcode)
+                token = await self.access_token(account, force=True, stale=token)
+                continue
+            raise PlatformError(errcode, str(data.get("errmsg", "")))
+        raise AssertionError("unreachable")
+
+    async def send(self, account: AccountInfo, api: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self.call(account, SEND_PATHS[api], payload)
+
+    async def kf_sync_msg(self, account: AccountInfo, *, cursor: str, token: str, open_kfid: str,
+                          limit: int = 1000) -> dict[str, Any]:
+        payload: dict[str, Any] = {"limit": limit, "open_kfid": open_kfid}
+        if cursor:
+            payload["cursor"] = cursor
+        if token:
+            payload["token"] = token
+        return await self.call(account, "/cgi-bin/kf/sync_msg", payload)
+
+    async def kf_service_state_trans(self, account: AccountInfo, *, open_kfid: str, external_userid: str,
+                                     service_state: int, servicer_userid: str = "") -> dict[str, Any]:
+        payload: dict[str, Any] = {"open_kfid": open_kfid, "external_userid": external_userid,
+                                   "service_state": service_state}
+        if servicer_userid:
+            payload["servicer_userid"] = servicer_userid
+        return await self.call(account, "/cgi-bin/kf/service_state/trans", payload)

@@ -1,0 +1,251 @@
+"""The persistent outbound queue: archive + outbox row in one transaction, a sender worker that
+sends with retries and exponential backoff, and a status per message (queued, sent, failed).
+
+Rows are claimed with a conditional UPDATE (``queued`` -> ``sending`` with a lease), so several
+hub processes never send the same row; a lease that expires (a process died mid-send) puts the row
+back in the queue.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..accounts import AccountRegistry
+from ..clock import Clock
+from ..db import Database, retry_busy
+from ..errors import bad_request
+from ..models import Conversation, Message, Outbox
+from .api import PlatformApi, PlatformError, network_error
+
+log = logging.getLogger(__name__)
+
+messages = Message.__table__
+outbox = Outbox.__table__
+conversations = Conversation.__table__
+
+LEASE = 60.0
+
+
+@dataclass(frozen=True)
+class OutboundRequest:
+    """What to send: a text reply into a conversation, or a welcome by code."""
+
+    account_id: str
+    conversation_id: int
+    text: str
+    sender: str  # bot | agent:<id> | system
+    dedup_key: str | None = None  # makes enqueueing idempotent (e.g. "bot:<inbound message id>")
+    welcome_code: str = ""  # set: answer through the welcome API of the channel
+    staff_userid: str = ""  # WeCom: the staff member who owns the external contact
+
+
+def compose(channel: str, thread: str, peer_id: str, req: OutboundRequest) -> tuple[str, dict[str, Any]]:
+    """Pick the platform API and payload for a text to a conversation (pure)."""
+    text = {"content": req.text}
+    if channel == "oa":
+        if req.welcome_code:
+            raise bad_request("no_welcome_api", "Official Accounts have no welcome-code API")
+        return "oa_custom", {"touser": peer_id, "msgtype": "text", "text": text}
+    if channel == "kf":
+        if req.welcome_code:
+            return "kf_send_on_event", {"code": req.welcome_code, "msgtype": "text", "text": text}
+        return "kf_send", {"touser": peer_id, "open_kfid": thread, "msgtype": "text", "text": text}
+    if channel == "wecom":
+        if req.welcome_code:
+            return "wecom_welcome", {"welcome_code": req.welcome_code, "text": text}
+        payload: dict[str, Any] = {"chat_type": "single", "external_userid": [peer_id], "text": text}
+        if req.staff_userid:
+            payload["sender"] = req.staff_userid
+        return "wecom_msg_template", payload
+    raise bad_request("unknown_channel", f"cannot send to channel {channel!r}")
+
+
+class Outbound:
+    """Enqueue (durably) and the sender worker."""
+
+    def __init__(self, db: Database, clock: Clock, api: PlatformApi, accounts: AccountRegistry,
+                 max_attempts: int = 8, concurrency: int = 16):
+        self.db = db
+        self.clock = clock
+        self.api = api
+        self.accounts = accounts
+        self.max_attempts = max_attempts
+        self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._slots = asyncio.Semaphore(concurrency)
+        self._inflight: set[asyncio.Task] = set()
+        self.on_status: list[Any] = []  # callbacks(message_id, status, info) after a status change
+
+    async def enqueue(self, req: OutboundRequest) -> int | None:
+        """Archive the outbound message and queue it, in one transaction. Returns the message id,
+        or None when ``dedup_key`` was already queued (idempotent retries of the caller)."""
+
+        async def write() -> int | None:
+            async with self.db.write() as conn:
+                conv = (await conn.execute(select(conversations).where(
+                    conversations.c.id == req.conversation_id))).first()
+                if conv is None:
+                    raise bad_request("unknown_conversation", f"no conversation {req.conversation_id}")
+                api, payload = compose(conv.channel, conv.thread, conv.peer_id, req)
+                now = self.clock.now()
+                row = (await conn.execute(
+                    self._insert(messages).on_conflict_do_nothing(index_elements=["account_id", "dedup_key"])
+                    .returning(messages.c.id),
+                    {"account_id": req.account_id, "conversation_id": conv.id, "channel": conv.channel,
+                     "direction": "out", "kind": "text", "peer_id": conv.peer_id, "sender": req.sender,
+                     "dedup_key": req.dedup_key, "text": req.text,
+                     "data": json.dumps({"content": req.text, "api": api}, ensure_ascii=False),
+                     "raw": json.dumps(payload, ensure_ascii=False), "sent_at": int(now), "created_at": now,
+                     "status": "queued"})).first()
+                if row is None:
+                    return None
+                await conn.execute(outbox.insert().values(
+                    message_id=row.id, account_id=req.account_id, api=api,
+                    payload=json.dumps(payload, ensure_ascii=False), status="queued", attempts=0,
+                    next_attempt_at=now, created_at=now))
+                await conn.execute(update(conversations).where(conversations.c.id == conv.id)
+                                   .values(last_message_at=now))
+                return row.id
+
+        message_id = await retry_busy(write)
+        self._wakeup.set()
+        return message_id
+
+    # -- worker ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="outbound-sender")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._inflight:
+            await asyncio.gather(*self._inflight, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                wait = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.exception("outbound pass failed")
+                wait = 1.0
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
+            except asyncio.TimeoutError:
+                pass
+            self._wakeup.clear()
+
+    async def run_once(self, limit: int = 100) -> float:
+        """Claim and start due rows; returns seconds until the next known due row (at most 5)."""
+        now = self.clock.now()
+        async with self.db.read() as conn:
+            due = (await conn.execute(
+                select(outbox.c.id).where(
+                    ((outbox.c.status == "queued") | (outbox.c.status == "sending"))
+                    & (outbox.c.next_attempt_at <= now))
+                .order_by(outbox.c.id).limit(limit))).scalars().all()
+            nxt = (await conn.execute(
+                select(outbox.c.next_attempt_at).where(outbox.c.status.in_(("queued", "sending")))
+                .where(outbox.c.next_attempt_at > now)
+                .order_by(outbox.c.next_attempt_at).limit(1))).scalar()
+        for outbox_id in due:
+            task = asyncio.create_task(self._send_one(outbox_id))
+            self._inflight.add(task)
+            task.add_done_callback(self._inflight.discard)
+        return 5.0 if nxt is None else max(0.01, min(5.0, nxt - now))
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Send everything due now (tests and the CLI)."""
+        await self.run_once()
+        if self._inflight:
+            await asyncio.wait_for(asyncio.gather(*list(self._inflight), return_exceptions=True), timeout)
+
+    async def _claim(self, outbox_id: int) -> Any:
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            res = await conn.execute(
+                update(outbox).where(outbox.c.id == outbox_id)
+                .where(outbox.c.status.in_(("queued", "sending"))).where(outbox.c.next_attempt_at <= now)
+                .values(status="sending", next_attempt_at=now + LEASE))
+            if res.rowcount != 1:
+                return None
+            return (await conn.execute(select(outbox).where(outbox.c.id == outbox_id))).first()
+
+    async def _send_one(self, outbox_id: int) -> None:
+        async with self._slots:
+            row = await retry_busy(lambda: self._claim(outbox_id))
+            if row is None:
+                return  # another worker has it
+            account = await self.accounts.get(row.account_id)
+            try:
+                if account is None:
+                    raise PlatformError(2_000_404, f"account {row.account_id} no longer exists")
+                result = await self.api.send(account, row.api, json.loads(row.payload))
+            except PlatformError as exc:
+                await self._failed(row, exc)
+                return
+            except Exception as exc:  # noqa: BLE001 - anything unexpected is retried, never lost
+                await self._failed(row, network_error(exc))
+                return
+            await self._sent(row, result)
+
+    async def _sent(self, row: Any, result: dict[str, Any]) -> None:
+        now = self.clock.now()
+
+        async def write() -> None:
+            async with self.db.write() as conn:
+                await conn.execute(update(outbox).where(outbox.c.id == row.id).values(
+                    status="sent", sent_at=now, attempts=row.attempts + 1, last_errcode=0, last_error=None))
+                platform_msgid = str(result.get("msgid") or result.get("msg_id") or "")
+                values: dict[str, Any] = {"status": "sent"}
+                if platform_msgid:
+                    data = (await conn.execute(select(messages.c.data).where(
+                        messages.c.id == row.message_id))).scalar() or "{}"
+                    values["data"] = json.dumps({**json.loads(data), "platform_msgid": platform_msgid},
+                                                ensure_ascii=False)
+                await conn.execute(update(messages).where(messages.c.id == row.message_id).values(**values))
+
+        await retry_busy(write)
+        self._notify(row.message_id, "sent", {})
+
+    async def _failed(self, row: Any, exc: PlatformError) -> None:
+        attempts = row.attempts + 1
+        final = not exc.transient or attempts >= self.max_attempts
+        delay = min(300.0, 2.0 ** attempts) * (0.75 + random.random() * 0.5)
+        now = self.clock.now()
+        log.warning("send of outbox %s (%s) failed, attempt %d: %s%s", row.id, row.api, attempts, exc,
+                    " - giving up" if final else f" - retry in {delay:.1f}s")
+
+        async def write() -> None:
+            async with self.db.write() as conn:
+                await conn.execute(update(outbox).where(outbox.c.id == row.id).values(
+                    status="failed" if final else "queued", attempts=attempts,
+                    next_attempt_at=now if final else now + delay,
+                    last_errcode=exc.errcode, last_error=exc.errmsg[:2000]))
+                if final:
+                    await conn.execute(update(messages).where(messages.c.id == row.message_id)
+                                       .values(status="failed"))
+
+        await retry_busy(write)
+        if final:
+            self._notify(row.message_id, "failed", {"errcode": exc.errcode, "errmsg": exc.errmsg})
+
+    def _notify(self, message_id: int, status: str, info: dict[str, Any]) -> None:
+        for hook in self.on_status:
+            try:
+                hook(message_id, status, info)
+            except Exception:  # noqa: BLE001
+                log.exception("outbound status hook failed")

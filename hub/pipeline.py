@@ -1,0 +1,211 @@
+"""The pipeline worker: runs the jobs written with archived messages, after the callback's reply.
+
+Jobs run in id order per conversation (a later message of a conversation never overtakes an
+earlier one, even across retries); different conversations run concurrently. A job left pending
+when the hub stops runs after it restarts. Handlers are registered per job kind; the ``inbound``
+kind runs a chain of steps (bots, routing, push) that later modules append to.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy import delete, select, update
+
+from .clock import Clock
+from .db import Database, retry_busy
+from .models import Job, Message
+
+log = logging.getLogger(__name__)
+
+jobs = Job.__table__
+messages = Message.__table__
+
+
+@dataclass(frozen=True, slots=True)
+class JobContext:
+    """What a handler gets: the job and its archived message row."""
+
+    job_id: int
+    kind: str
+    attempts: int
+    message: Any  # a Row of the messages table
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return json.loads(self.message.data or "{}")
+
+
+Handler = Callable[[JobContext], Awaitable[None]]
+
+
+class Pipeline:
+    def __init__(self, db: Database, clock: Clock, concurrency: int = 32, max_attempts: int = 10):
+        self.db = db
+        self.clock = clock
+        self.handlers: dict[str, Handler] = {}
+        self.inbound_steps: list[Handler] = []
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._busy: set[int] = set()  # conversations with a job in flight
+        self._running: set[asyncio.Task] = set()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._finished: set[int] = set()  # done, deletion not yet committed
+        self._finishing: list[int] = []
+        self._deleted: set[int] = set()  # deleted, but a read that began earlier may still see them
+        self._finish_lock = asyncio.Lock()
+        self.done = 0
+        self.handlers["inbound"] = self._run_inbound_steps
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self.handlers[kind] = handler
+
+    def add_inbound_step(self, step: Handler) -> None:
+        self.inbound_steps.append(step)
+
+    async def _run_inbound_steps(self, ctx: JobContext) -> None:
+        for step in self.inbound_steps:
+            await step(ctx)
+
+    def notify(self, *_args: Any) -> None:
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="pipeline")
+        self._wakeup.set()  # pick up jobs left pending by a previous run
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                pass
+            self._wakeup.clear()
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.exception("pipeline pass failed")
+                await asyncio.sleep(0.5)
+
+    async def run_once(self, limit: int = 500) -> int:
+        """Start every due job whose conversation is free; returns how many were started."""
+        now = self.clock.now()
+        deleted_before_read = set(self._deleted)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(
+                select(jobs.c.id.label("job_id"), jobs.c.kind.label("job_kind"), jobs.c.message_id,
+                       jobs.c.conversation_id.label("job_conversation_id"), jobs.c.attempts, jobs.c.run_after,
+                       *[c for c in messages.c])
+                .join_from(jobs, messages, messages.c.id == jobs.c.message_id, isouter=True)
+                .where(jobs.c.state == "pending").order_by(jobs.c.id).limit(limit))).all()
+        by_conv: dict[int, list[Any]] = {}
+        blocked: set[int] = set()
+        self._deleted -= deleted_before_read
+        for row in rows:
+            if row.job_id in self._finished or row.job_id in self._deleted:
+                continue
+            conv = row.job_conversation_id
+            if conv in blocked or conv in self._busy:
+                continue
+            if row.run_after > now:
+                blocked.add(conv)  # an earlier job waits for its retry: keep the order
+                continue
+            by_conv.setdefault(conv, []).append(row)
+        for conv, conv_jobs in by_conv.items():
+            self._busy.add(conv)
+            task = asyncio.create_task(self._run_conversation(conv, conv_jobs))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+        return sum(len(v) for v in by_conv.values())
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Run until no due job is left (tests and the CLI)."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            started = await self.run_once()
+            if self._running:
+                await asyncio.gather(*list(self._running), return_exceptions=True)
+            elif not started:
+                return
+
+    async def _run_conversation(self, conv: int, conv_jobs: list[Any]) -> None:
+        try:
+            async with self._slots:
+                for row in conv_jobs:
+                    if not await self._run_job(row):
+                        break  # keep order: later jobs wait for this one's retry
+        finally:
+            self._busy.discard(conv)
+            self._wakeup.set()
+
+    async def _run_job(self, row: Any) -> bool:
+        handler = self.handlers.get(row.job_kind)
+        try:
+            if row.id is None:
+                raise LookupError(f"message {row.message_id} is gone")
+            if handler is None:
+                raise LookupError(f"no handler for job kind {row.job_kind!r}")
+            await handler(JobContext(row.job_id, row.job_kind, row.attempts, row))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            await self._failed(row, exc)
+            return False
+        self._finished.add(row.job_id)
+        self._finishing.append(row.job_id)
+        await self._flush_finished()
+        self.done += 1
+        return True
+
+    async def _flush_finished(self) -> None:
+        """Delete finished jobs in batches (group commit): handlers are idempotent, so a crash
+        before the delete commits only means a job runs once more."""
+        async with self._finish_lock:
+            ids, self._finishing = self._finishing, []
+            if not ids:
+                return
+
+            async def write() -> None:
+                async with self.db.write() as conn:
+                    await conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
+
+            try:
+                await retry_busy(write)
+            except Exception:  # noqa: BLE001 - they stay pending and run again, harmlessly
+                log.exception("could not delete %d finished jobs", len(ids))
+                self._finished.difference_update(ids)
+                return
+            self._finished.difference_update(ids)
+            self._deleted.update(ids)
+
+    async def _failed(self, row: Any, exc: Exception) -> None:
+        attempts = row.attempts + 1
+        give_up = attempts >= self.max_attempts
+        delay = min(2 ** attempts, 300)
+        log.warning("job %s (%s) failed, attempt %d%s: %s", row.job_id, row.job_kind, attempts,
+                    " - giving up" if give_up else f", retry in {delay}s", exc)
+
+        async def write() -> None:
+            async with self.db.write() as conn:
+                await conn.execute(update(jobs).where(jobs.c.id == row.job_id).values(
+                    attempts=attempts, last_error=str(exc)[:2000],
+                    state="failed" if give_up else "pending", run_after=self.clock.now() + delay))
+
+        await retry_busy(write)

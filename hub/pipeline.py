@@ -52,6 +52,7 @@ class Pipeline:
         self.max_attempts = max_attempts
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self._busy: set[int] = set()  # conversations with a job in flight
         self._running: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(concurrency)
@@ -80,6 +81,7 @@ class Pipeline:
         self._wakeup.set()  # pick up jobs left pending by a previous run
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task:
             self._task.cancel()
             try:
@@ -90,7 +92,8 @@ class Pipeline:
             await asyncio.gather(*self._running, return_exceptions=True)
 
     async def _loop(self) -> None:
-        while True:
+        # the flag, not only the cancel: 3.11's wait_for can swallow a cancel that races its timeout
+        while not self._stopping:
             try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=1.0)
             except asyncio.TimeoutError:

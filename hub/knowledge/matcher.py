@@ -17,7 +17,9 @@ clocks or databases; jieba loads its dictionary once, in ``Tokenizer()``.
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 import logging
 import math
 import re
@@ -27,6 +29,7 @@ from operator import itemgetter
 from typing import Iterable
 
 import jieba
+from rapidfuzz import process
 from rapidfuzz.distance import Indel
 
 jieba.setLogLevel(logging.WARNING)
@@ -43,44 +46,32 @@ STOP_WORDS: frozenset[str] = frozenset(
     """.split()
 )
 
+# E-commerce / cosmetics / mother-and-baby vocabulary jieba splits but should keep whole.
+DOMAIN_WORDS: tuple[str, ...] = (
+    "敏感肌", "以旧换新", "色号", "正装", "小样", "空瓶", "价保", "运费险", "专票", "包邮",
+    "七天无理由", "肤质", "晒单", "福袋", "直播间", "领券", "护臀膏", "尿不湿", "奶嘴",
+)
+
 # Everyday e-commerce synonyms, canonical word first.  Brands extend this with
 # Tokenizer.add_synonyms(); variants are mapped to the canonical token.
 DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = (
-    ("包邮", "免运费", "免邮", "免邮费", "不要运费"),
-    ("运费", "邮费", "快递费", "运费钱"),
-    ("快递", "物流", "包裹", "快件", "快递员"),
-    ("发货", "发出", "寄出", "出库", "发走"),
-    ("下单", "拍下", "拍了", "下了单", "购买"),
-    ("取消", "撤销", "撤回", "作废"),
-    ("退款", "退钱", "钱退"),
-    ("正品", "真货", "真品", "正货"),
-    ("假货", "仿品", "山寨", "高仿"),
-    ("男生", "男士", "男性", "男人", "老公", "男朋友"),
-    ("孕妇", "孕期", "怀孕", "孕妈", "准妈妈"),
-    ("哺乳期", "喂奶", "哺乳", "母乳期"),
-    ("宝宝", "婴儿", "小孩", "宝贝", "婴幼儿", "儿童"),
-    ("纸尿裤", "尿不湿", "尿片"),
-    ("优惠券", "券", "卷", "代金券", "礼券", "红包"),
-    ("人工", "真人", "人工客服"),
-    ("多久", "多长时间", "多少天", "几天"),
-    ("什么时候", "啥时候", "何时", "哪天", "几号"),
-    ("到账", "到帐"),
-    ("门店", "实体店", "专柜", "线下店", "店里", "到店"),
-    ("线上", "网上", "网店", "小程序"),
-    ("过期", "失效", "清零", "清空"),
-    ("专票", "专用发票", "增值税专用发票"),
-    ("破损", "压坏", "碎", "裂", "摔坏", "坏"),
-    ("酒精", "乙醇"),
-    ("香精", "香料", "香味"),
-    ("过敏", "红肿", "刺痛", "泛红", "起疹子", "发痒", "痒"),
-    ("补货", "上架", "有货", "到货"),
-    ("赠品", "小样", "赠送", "送的"),
-    ("价格", "价钱", "价位"),
-    ("开封", "拆封", "打开", "拆开"),
-    ("换货", "调换", "更换"),
-    ("修改", "更改", "改成", "变更"),
-    ("领取", "领", "拿"),
-    ("积分", "积分值"),
+    ("包邮", "免运费", "免邮", "免邮费", "不要运费"), ("运费", "邮费", "快递费", "运费钱"),
+    ("快递", "物流", "包裹", "快件", "快递员", "顺丰", "圆通", "中通", "申通", "韵达", "邮政", "ems"),
+    ("发货", "发出", "寄出", "出库", "发走"), ("下单", "拍下", "拍了", "下了单", "购买"), ("取消", "撤销", "撤回"),
+    ("退款", "退钱", "钱退"), ("价保", "价格保护", "保价"), ("正品", "真货", "真品", "正货"), ("假货", "仿品", "山寨", "高仿"),
+    ("男生", "男士", "男性", "男人", "老公", "男朋友"), ("孕妇", "孕期", "怀孕", "孕妈", "准妈妈"),
+    ("哺乳期", "喂奶", "哺乳", "母乳期"), ("宝宝", "婴儿", "小孩", "宝贝", "婴幼儿", "儿童"), ("纸尿裤", "尿不湿", "尿片"),
+    ("优惠券", "券", "卷", "代金券", "红包"), ("用不了", "用不上", "不能用", "无法使用", "不可用", "用不掉"),
+    ("人工", "真人", "人工客服"), ("多久", "多长时间", "多少天", "几天"), ("多少钱", "几块钱", "多少元", "几块"),
+    ("什么时候", "啥时候", "何时", "哪天", "几号"), ("到账", "到帐"), ("门店", "实体店", "专柜", "线下店", "店里", "到店"),
+    ("线上", "网上", "网店", "小程序"), ("过期", "失效", "清零", "清空", "作废"), ("有效期", "期限", "使用期限"),
+    ("抵扣", "抵", "抵用", "抵现"), ("专票", "专用发票", "增值税专用发票"), ("破损", "压坏", "碎", "裂", "摔坏", "坏"),
+    ("酒精", "乙醇"), ("香精", "香料", "香味"), ("过敏", "红肿", "刺痛", "泛红", "起疹子", "发痒", "痒"),
+    ("补货", "上架", "有货", "到货"), ("赠品", "小样", "赠送", "送的"), ("价格", "价钱", "价位"),
+    ("开封", "拆封", "打开", "拆开", "拆掉", "拆了", "开盖", "开了封", "开过封"),
+    ("偏远地区", "偏远", "新疆", "西藏", "青海", "内蒙古", "内蒙", "宁夏", "甘肃"),
+    ("海外", "国外", "境外", "港澳台", "香港", "澳门", "台湾", "美国", "日本", "韩国", "英国", "加拿大", "澳洲", "澳大利亚", "新加坡", "马来西亚"),
+    ("换货", "调换", "更换"), ("修改", "更改", "改成", "变更"), ("领取", "领", "拿"),
 )
 
 PRIOR_FLOOR, PRIOR_LOW, PRIOR_SPAN, BIGRAM_SCALE = 0.15, 6.0, 8.0, 0.6
@@ -137,6 +128,7 @@ class Tokenizer:
         self._canon: dict[str, str] = {}
         self._prior: dict[str, float] = {}
         self._log_total = math.log(self._jieba.total)
+        self.add_words(DOMAIN_WORDS)
         self.add_synonyms(synonyms)
         self.add_words(words)
 
@@ -169,6 +161,8 @@ class Tokenizer:
         """
         got = self._prior.get(feature)
         if got is None:
+            if len(self._prior) > 500_000:  # memo only; keep it bounded
+                self._prior.clear()
             got = self._prior[feature] = self._compute_prior(feature)
         return got
 
@@ -227,10 +221,10 @@ class FaqMatcher:
         entries: Iterable[FaqEntry] = (),
         *,
         confident: float = 62.0,
-        suggest: float = 45.0,
-        alpha: float = 0.55,
+        suggest: float = 35.0,
+        alpha: float = 0.3,
         max_candidates: int = 200,
-        posting_budget: int = 3000,
+        posting_budget: int = 1000,
     ) -> None:
         if not 0.0 <= suggest <= confident <= 100.0:
             raise ValueError("need 0 <= suggest <= confident <= 100")
@@ -243,7 +237,10 @@ class FaqMatcher:
         self._entries: dict[int, FaqEntry] = {}
         self._slots: dict[int, list[int]] = {}  # entry id -> text slots
         self._texts: dict[int, _Text] = {}  # slot -> text
+        self._chars: dict[int, str] = {}  # slot -> normalised text (scorer input)
         self._postings: dict[str, set[int]] = {}  # feature -> slots
+        self._df: dict[str, int] = {}  # feature -> number of indexed entries having it
+        self._indexed = 0  # number of indexed (enabled, non-empty) entries
         self._next_slot = 0
         for entry in entries:
             self.add(entry)
@@ -277,16 +274,29 @@ class FaqMatcher:
             slot = self._next_slot
             self._next_slot += 1
             self._texts[slot] = _Text(entry.id, index, raw, chars, feats)
+            self._chars[slot] = chars
             slots.append(slot)
             for f in feats:
                 self._postings.setdefault(f, set()).add(slot)
+        entry_feats = set().union(*(self._texts[slot].features for slot in slots))
+        for f in entry_feats:
+            self._df[f] = self._df.get(f, 0) + 1
+        self._indexed += bool(slots)
 
     def remove(self, entry_id: int) -> bool:
         """Drop an entry; returns False if it was not present."""
         if self._entries.pop(entry_id, None) is None:
             return False
-        for slot in self._slots.pop(entry_id):
+        slots = self._slots.pop(entry_id)
+        for f in set().union(*(self._texts[slot].features for slot in slots)):
+            if self._df[f] == 1:
+                del self._df[f]
+            else:
+                self._df[f] -= 1
+        self._indexed -= bool(slots)
+        for slot in slots:
             text = self._texts.pop(slot)
+            del self._chars[slot]
             for f in text.features:
                 posting = self._postings[f]
                 posting.discard(slot)
@@ -299,6 +309,14 @@ class FaqMatcher:
         self.remove(entry.id)
         self.add(entry)
 
+    def rebuild(self) -> None:
+        """Re-index every entry (after the tokenizer's dictionary or synonyms changed)."""
+        entries = list(self._entries.values())
+        self.__init__(  # type: ignore[misc]
+            self.tokenizer, entries, confident=self.confident, suggest=self.suggest,
+            alpha=self.alpha, max_candidates=self.max_candidates, posting_budget=self.posting_budget,
+        )
+
     # ---- matching -----------------------------------------------------------
 
     def match(self, text: str, top_k: int = 5, *, min_score: float | None = None) -> list[Match]:
@@ -307,32 +325,43 @@ class FaqMatcher:
         if query is None or top_k <= 0:
             return []
         floor = self.suggest if min_score is None else min_score
-        acc = self._candidates(query)
-        ranked = sorted(acc.items(), key=itemgetter(1), reverse=True)
-        alpha, beta, mass = 100.0 * self.alpha, 100.0 * (1.0 - self.alpha), query.mass
-        qlen = len(query.chars)
-        texts = self._texts
-        best: dict[int, tuple[float, _Text]] = {}
-        kth = floor  # lower bound of the k-th best entry score so far
-        scored = 0
-        for slot, common in ranked:
-            cov_part = alpha * common / mass
-            if cov_part + beta < kth:
-                break  # ranked by coverage: nothing later can enter the top k
-            text = texts[slot]
-            tlen = len(text.chars)
-            if cov_part + beta * 2.0 * min(qlen, tlen) / (qlen + tlen) < kth:
-                continue  # Indel similarity is bounded by the length ratio
-            score = self._score(query, text)
-            scored += 1
-            prev = best.get(text.entry_id)
-            if score >= floor and (prev is None or score > prev[0]):
-                best[text.entry_id] = (score, text)
-                if len(best) >= top_k and scored % 8 == 0:
-                    kth = max(floor, heapq.nlargest(top_k, (s for s, _ in best.values()))[-1])
-            if scored >= self.max_candidates:
+        acc, rest = self._candidates(query)
+        if not acc:
+            return []
+        texts, chars_of = self._texts, self._chars
+        slots = list(acc)
+        cov_w = 100.0 * self.alpha / query.mass
+        sim_w = 100.0 * (1.0 - self.alpha)
+        slack = cov_w * rest  # weight of common features not counted in acc (upper bound)
+        # Indel similarity only adds sim_w * sim: skip texts that cannot reach the floor.
+        cutoff = max(0.0, (floor - slack - cov_w * max(acc.values())) / sim_w - 1e-9)
+        best: dict[int, tuple[float, int]] = {}
+        for _, sim, i in process.extract(
+            query.chars, [chars_of[slot] for slot in slots], scorer=Indel.normalized_similarity,
+            processor=None, limit=None, score_cutoff=cutoff,
+        ):
+            slot = slots[i]
+            score = cov_w * acc[slot] + sim_w * sim  # exact score is in [score, score + slack]
+            entry_id = texts[slot].entry_id
+            prev = best.get(entry_id)
+            if prev is None or score > prev[0]:
+                best[entry_id] = (score, slot)
+        # Exact re-scoring in order of the lower bound, until no later entry can enter the top k.
+        exact: dict[int, tuple[float, _Text]] = {}
+        top_scores: list[float] = []  # ascending, at most top_k
+        kth = floor
+        for entry_id, (low, slot) in sorted(best.items(), key=itemgetter(1), reverse=True):
+            if low + slack + 1e-6 < kth:
                 break
-        return self._top(best, top_k)
+            score, text_ = self._score_entry(query, entry_id)
+            if score >= floor:
+                exact[entry_id] = (score, text_)
+                bisect.insort(top_scores, score)
+                if len(top_scores) > top_k:
+                    del top_scores[0]
+                if len(top_scores) == top_k:
+                    kth = max(kth, top_scores[0])
+        return self._top(exact, top_k)
 
     def brute_force(self, text: str, top_k: int = 5, *, min_score: float | None = None) -> list[Match]:
         """Same scorer as ``match`` over every indexed text (benchmark reference)."""
@@ -360,17 +389,23 @@ class FaqMatcher:
 
     def _query(self, text: str) -> _Query | None:
         tokens = self.tokenizer.tokens(text)
-        n = len(self._texts)
+        n = self._indexed
         if not tokens or n == 0:
             return None
         chars, feats = _features(tokens)
-        postings = self._postings
+        df_of = self._df
         prior = self.tokenizer.prior
         weights = {}
         for f in feats:
-            posting = postings.get(f)
-            weights[f] = prior(f) * math.log(1.0 + n / (len(posting) if posting else 1))
-        return _Query(chars, feats, weights, sum(weights.values()))
+            df = df_of.get(f)
+            if df:
+                weights[f] = prior(f) * math.log(1.0 + n / df)
+            elif f in tokens:  # unknown word: strong evidence of an off-topic query
+                weights[f] = prior(f) * math.log(1.0 + n)
+            # an unseen character bigram is segmentation noise: ignored
+        if not weights:
+            return None
+        return _Query(chars, frozenset(weights), weights, sum(weights.values()))
 
     def _score(self, query: _Query, text: _Text) -> float:
         weights = query.weights
@@ -379,43 +414,47 @@ class FaqMatcher:
         score += (1.0 - self.alpha) * Indel.normalized_similarity(query.chars, text.chars)
         return round(100.0 * score, 6)  # rounded: float noise must not reorder ties
 
-    def _candidates(self, query: _Query) -> dict[int, float]:
-        """slot -> IDF mass shared with the query, rarest features first.
+    def _score_entry(self, query: _Query, entry_id: int) -> tuple[float, _Text]:
+        """Best (score, text) of one entry: the same rule as ``brute_force``."""
+        best: tuple[float, _Text] | None = None
+        for slot in self._slots[entry_id]:
+            text = self._texts[slot]
+            score = self._score(query, text)
+            if best is None or score > best[0]:
+                best = (score, text)
+        assert best is not None
+        return best
 
-        Postings are summed until ``posting_budget`` is spent; then the pool is cut
-        to the best ``4 * max_candidates`` slots and the remaining (common)
-        features only top up those slots.
+    def _candidates(self, query: _Query) -> tuple[dict[int, float], float]:
+        """(slot -> IDF mass shared with the query, weight of the features left out).
+
+        Postings of the rarest features are summed until ``posting_budget`` is spent,
+        then only the ``max_candidates`` best slots are kept.  The common features
+        beyond the budget are not counted (their total weight is returned instead).
         """
-        postings = self._postings
-        feats = sorted((f for f in query.features if f in postings), key=lambda f: len(postings[f]))
-        weights = query.weights
+        postings, weights = self._postings, query.weights
+        feats = sorted((f for f in weights if f in postings), key=lambda f: len(postings[f]))
         acc: dict[int, float] = {}
         budget = self.posting_budget
-        rest: list[str] = []
-        for i, f in enumerate(feats):
+        rest = 0.0
+        for f in feats:
             posting = postings[f]
-            if acc and len(posting) > budget:
-                rest = feats[i:]
-                break
-            budget -= len(posting)
             w = weights[f]
             if not acc:
+                if len(posting) > budget:  # only common features: take the budget's worth
+                    posting = set(itertools.islice(posting, budget))
                 acc = dict.fromkeys(posting, w)
-                continue
-            get = acc.get
-            for slot in posting:
-                acc[slot] = get(slot, 0.0) + w
-        if not rest:
-            return acc
-        pool = 4 * self.max_candidates
-        if len(acc) > pool:
-            acc = dict(heapq.nlargest(pool, acc.items(), key=itemgetter(1)))
-        for f in rest:
-            posting, w = postings[f], weights[f]
-            for slot in acc:
-                if slot in posting:
-                    acc[slot] += w
-        return acc
+                budget -= len(posting)
+            elif len(posting) <= budget:
+                budget -= len(posting)
+                get = acc.get
+                for slot in posting:
+                    acc[slot] = get(slot, 0.0) + w
+            else:
+                rest += w
+        if len(acc) > self.max_candidates:
+            acc = dict(sorted(acc.items(), key=itemgetter(1), reverse=True)[: self.max_candidates])
+        return acc, rest
 
     def _top(self, best: dict[int, tuple[float, _Text]], top_k: int) -> list[Match]:
         top = heapq.nsmallest(top_k, best.items(), key=lambda kv: (-kv[1][0], kv[0]))

@@ -80,6 +80,7 @@ class Outbound:
         self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: set[asyncio.Task] = set()
         self.on_status: list[Any] = []  # callbacks(message_id, status, info) after a status change
@@ -124,6 +125,7 @@ class Outbound:
         self._task = asyncio.create_task(self._loop(), name="outbound-sender")
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task:
             self._task.cancel()
             try:
@@ -134,7 +136,8 @@ class Outbound:
             await asyncio.gather(*self._inflight, return_exceptions=True)
 
     async def _loop(self) -> None:
-        while True:
+        # the flag, not only the cancel: 3.11's wait_for can swallow a cancel that races its timeout
+        while not self._stopping:
             try:
                 wait = await self.run_once()
             except asyncio.CancelledError:

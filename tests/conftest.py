@@ -1,0 +1,80 @@
+"""Shared fixtures: a stand-in platform API server, a hub app on a real SQLite file, and
+platform simulators that sign and encrypt callbacks like WeCom and the Official Account."""
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+from hub.app import HUB, create_app
+from hub.clock import Clock
+from hub.config import AccountConfig, HubConfig
+from tests.platform_standin import Standin
+from tests.wechat_client import PlatformSim
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VECTORS_PATH = ROOT.parent / "shared" / "vectors" / "wechat-callback-vectors.json"
+API_TOKEN = "test-api-token"
+
+WECOM = dict(id="acme-wecom", platform="wecom", name="Acme WeCom", token="QDG6eK",
+             encoding_aes_key="jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C", receive_id="wx5823bf96d3bd56c7",
+             secret="corp-secret")
+OA = dict(id="acme-oa", platform="oa", name="Acme OA", token="scrmhubtoken",
+          encoding_aes_key="abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", receive_id="wx1234567890abcdef",
+          secret="app-secret")
+
+
+@pytest.fixture(scope="session")
+def vectors() -> dict:
+    return json.loads(VECTORS_PATH.read_text())
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def standin(aiohttp_server):
+    """(state, base_url) of a running stand-in platform API."""
+    state = Standin()
+    server = await aiohttp_server(state.app())
+    state.base_url = str(server.make_url("")).rstrip("/")
+    return state
+
+
+@pytest.fixture
+def db_url(tmp_path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path}/hub.db"
+
+
+@pytest.fixture
+def hub_config(db_url, standin) -> HubConfig:
+    return HubConfig(database_url=db_url, wecom_api_base=standin.base_url, oa_api_base=standin.base_url,
+                     api_token=API_TOKEN, accounts=(AccountConfig(**WECOM), AccountConfig(**OA)))
+
+
+@pytest.fixture
+async def client(aiohttp_client, hub_config, clock):
+    """An HTTP client against a running hub app (workers started)."""
+    return await aiohttp_client(create_app(hub_config, clock))
+
+
+@pytest.fixture
+def hub(client):
+    return client.server.app[HUB]
+
+
+@pytest.fixture
+def wecom(clock) -> PlatformSim:
+    return PlatformSim("wecom", WECOM["id"], WECOM["token"], WECOM["encoding_aes_key"], WECOM["receive_id"], clock)
+
+
+@pytest.fixture
+def oa(clock) -> PlatformSim:
+    return PlatformSim("oa", OA["id"], OA["token"], OA["encoding_aes_key"], OA["receive_id"], clock)
+
+
+def auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {API_TOKEN}"}

@@ -1,0 +1,111 @@
+"""A local stand-in for the WeCom and Official Account APIs (token, send, kf/sync_msg, service
+state, channel codes), with knobs for error answers, expired tokens, slowness and paged pulls."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Standin:
+    token_ttl: int = 7200
+    page_size: int = 2  # kf/sync_msg answers at most this many per page, so has_more paging is exercised
+    delay: float = 0.0  # seconds before every answer (a slow platform)
+    fail_next: list[Any] = field(default_factory=list)  # errcode ints (HTTP 200) or "http500" / "drop"
+    tokens: dict[str, str] = field(default_factory=dict)  # access_token -> account key
+    token_requests: int = 0
+    sent: list[dict[str, Any]] = field(default_factory=list)  # every accepted send: {"path", "body"}
+    kf_messages: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # open_kfid -> msg_list
+    kf_pulls: list[dict[str, Any]] = field(default_factory=list)
+    state_changes: list[dict[str, Any]] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    def expire_all_tokens(self) -> None:
+        """Tokens the hub holds become invalid (the platform answers 42001)."""
+        self.tokens.clear()
+
+    def add_kf_message(self, open_kfid: str, item: dict[str, Any]) -> None:
+        self.kf_messages.setdefault(open_kfid, []).append(item)
+
+    async def _gate(self, request: web.Request) -> web.Response | None:
+        self.requests.append(request.path)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail_next:
+            failure = self.fail_next.pop(0)
+            if failure == "http500":
+                return web.Response(status=500, text="upstream error")
+            if failure == "drop":
+                raise web.HTTPServiceUnavailable()
+            return web.json_response({"errcode": failure, "errmsg": f"stand-in error {failure}"})
+        return None
+
+    def _check_token(self, request: web.Request) -> web.Response | None:
+        token = request.query.get("access_token", "")
+        if token not in self.tokens:
+            return web.json_response({"errcode": 42001 if token else 41001, "errmsg": "access_token expired"})
+        return None
+
+    def app(self) -> web.Application:
+        app = web.Application()
+
+        async def token(request: web.Request) -> web.Response:
+            self.token_requests += 1
+            if (r := await self._gate(request)) is not None:
+                return r
+            q = request.query
+            key = q.get("appid") or q.get("corpid")
+            secret = q.get("secret") or q.get("corpsecret")
+            if not key or not secret:
+                return web.json_response({"errcode": 40013, "errmsg": "invalid appid"})
+            value = secrets.token_hex(16)
+            self.tokens[value] = key
+            return web.json_response({"access_token": value, "expires_in": self.token_ttl, "errcode": 0})
+
+        async def send(request: web.Request) -> web.Response:
+            if (r := await self._gate(request)) is not None:
+                return r
+            if (r := self._check_token(request)) is not None:
+                return r
+            body = await request.json()
+            self.sent.append({"path": request.path, "body": body})
+            return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": f"standin-{next(self._ids)}"})
+
+        async def sync_msg(request: web.Request) -> web.Response:
+            if (r := await self._gate(request)) is not None:
+                return r
+            if (r := self._check_token(request)) is not None:
+                return r
+            body = await request.json()
+            self.kf_pulls.append(body)
+            items = self.kf_messages.get(body.get("open_kfid", ""), [])
+            start = int(body.get("cursor") or 0)
+            limit = min(int(body.get("limit") or 1000), self.page_size)
+            page = items[start:start + limit]
+            end = start + len(page)
+            return web.json_response({"errcode": 0, "errmsg": "ok", "next_cursor": str(end),
+                                      "has_more": 1 if end < len(items) else 0, "msg_list": page})
+
+        async def service_state(request: web.Request) -> web.Response:
+            if (r := await self._gate(request)) is not None:
+                return r
+            if (r := self._check_token(request)) is not None:
+                return r
+            body = await request.json()
+            self.state_changes.append(body)
+            return web.json_response({"errcode": 0, "errmsg": "ok", "msg_code": secrets.token_hex(4)})
+
+        app.router.add_get("/cgi-bin/token", token)
+        app.router.add_get("/cgi-bin/gettoken", token)
+        for path in ("/cgi-bin/message/custom/send", "/cgi-bin/kf/send_msg", "/cgi-bin/kf/send_msg_on_event",
+                     "/cgi-bin/externalcontact/send_welcome_msg", "/cgi-bin/externalcontact/add_msg_template"):
+            app.router.add_post(path, send)
+        app.router.add_post("/cgi-bin/kf/sync_msg", sync_msg)
+        app.router.add_post("/cgi-bin/kf/service_state/trans", service_state)
+        return app

@@ -24,6 +24,9 @@ class Standin:
     kf_pulls: list[dict[str, Any]] = field(default_factory=list)
     state_changes: list[dict[str, Any]] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+    pulls_in_flight: int = 0
+    max_pulls_in_flight: int = 0
+    pull_delay: float = 0.0
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def expire_all_tokens(self) -> None:
@@ -84,6 +87,12 @@ class Standin:
                 return r
             body = await request.json()
             self.kf_pulls.append(body)
+            self.pulls_in_flight += 1
+            self.max_pulls_in_flight = max(self.max_pulls_in_flight, self.pulls_in_flight)
+            try:
+                await asyncio.sleep(self.pull_delay)
+            finally:
+                self.pulls_in_flight -= 1
             items = self.kf_messages.get(body.get("open_kfid", ""), [])
             start = int(body.get("cursor") or 0)
             limit = min(int(body.get("limit") or 1000), self.page_size)

@@ -1,18 +1,18 @@
-"""Pure-logic Chinese FAQ matcher.
+"""Pure-logic Chinese FAQ matcher (no files, clocks or databases touched by ``match``).
 
-Pipeline: normalise + jieba tokens (brand words kept whole, stop words dropped) ->
-features = tokens plus character bigrams of the joined tokens (so paraphrases that
-jieba segments differently still meet) -> inverted index feature -> text slots,
-IDF-weighted candidate selection (rarest features first, bounded work) -> exact
-scoring of at most ``max_candidates`` texts with one scorer:
+Text -> NFKC/lower-case, punctuation dropped -> jieba tokens (brand/domain words kept
+whole, stop words dropped, synonyms mapped to one canonical word) -> features = tokens
+plus character bigrams of the joined tokens (paraphrases segmented differently still
+meet).  One scorer, used by ``match`` and ``brute_force`` alike:
 
-    score = 100 * (alpha * weighted_query_coverage + (1 - alpha) * Indel_similarity)
+    score = 100 * (alpha * coverage + (1 - alpha) * indel)
 
-where weighted_query_coverage is the IDF mass of the query features found in the
-text divided by the query's IDF mass, and Indel_similarity is rapidfuzz's
-normalised Indel similarity (``fuzz.ratio`` / 100) on the joined tokens.
-``brute_force`` applies the same scorer to every text. Nothing here reads files,
-clocks or databases; jieba loads its dictionary once, in ``Tokenizer()``.
+coverage: share of the query's feature weight found in the text, a feature weighing
+IDF (over entries) x a general-language prior (jieba word counts: 能/东西 weak,
+发票/包邮 strong); indel: rapidfuzz normalised Indel similarity (= fuzz.ratio / 100)
+of the joined tokens.  An entry scores as its best text (question or similar).
+``match`` only scores the <= ``max_candidates`` texts picked by an inverted index
+(rarest query features first, bounded by ``posting_budget`` postings).
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from rapidfuzz.distance import Indel
 
 jieba.setLogLevel(logging.WARNING)
 
-# Function words, politeness and question particles: they carry no topic.  Kept
-# small on purpose: words such as 多久/哪里/怎么办/可以 help tell FAQs apart.
+# Particles, pronouns, politeness and question words: no topic.  Words such as
+# 多久/哪里/怎么办/可以 are kept: they help tell FAQs apart.
 STOP_WORDS: frozenset[str] = frozenset(
     """
     的 了 吗 呢 吧 啊 呀 哦 嘛 么 哈 啦 嗯 哎 喔 噢 哇 诶 滴 地 得 着 过 之 与 及 和 跟 或
@@ -46,34 +46,39 @@ STOP_WORDS: frozenset[str] = frozenset(
     """.split()
 )
 
-# E-commerce / cosmetics / mother-and-baby vocabulary jieba splits but should keep whole.
+# E-commerce / cosmetics / mother-and-baby words jieba would split.
 DOMAIN_WORDS: tuple[str, ...] = (
     "敏感肌", "以旧换新", "色号", "正装", "小样", "空瓶", "价保", "运费险", "专票", "包邮",
     "七天无理由", "肤质", "晒单", "福袋", "直播间", "领券", "护臀膏", "尿不湿", "奶嘴",
 )
 
-# Everyday e-commerce synonyms, canonical word first.  Brands extend this with
-# Tokenizer.add_synonyms(); variants are mapped to the canonical token.
+# Everyday e-commerce synonyms, canonical word first (extend: Tokenizer.add_synonyms).
 DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = (
     ("包邮", "免运费", "免邮", "免邮费", "不要运费"), ("运费", "邮费", "快递费", "运费钱"),
     ("快递", "物流", "包裹", "快件", "快递员", "顺丰", "圆通", "中通", "申通", "韵达", "邮政", "ems"),
-    ("发货", "发出", "寄出", "出库", "发走"), ("下单", "拍下", "拍了", "下了单", "购买"), ("取消", "撤销", "撤回"),
-    ("退款", "退钱", "钱退"), ("价保", "价格保护", "保价"), ("正品", "真货", "真品", "正货"), ("假货", "仿品", "山寨", "高仿"),
+    ("发货", "发出", "寄出", "出库", "发走"), ("下单", "拍下", "拍了", "下了单", "购买"),
+    ("取消", "撤销", "撤回"), ("退款", "退钱", "钱退"), ("价保", "价格保护", "保价"),
+    ("正品", "真货", "真品", "正货"), ("假货", "仿品", "山寨", "高仿"),
     ("男生", "男士", "男性", "男人", "老公", "男朋友"), ("孕妇", "孕期", "怀孕", "孕妈", "准妈妈"),
-    ("哺乳期", "喂奶", "哺乳", "母乳期"), ("宝宝", "婴儿", "小孩", "宝贝", "婴幼儿", "儿童"), ("纸尿裤", "尿不湿", "尿片"),
-    ("优惠券", "券", "卷", "代金券", "红包"), ("用不了", "用不上", "不能用", "无法使用", "不可用", "用不掉"),
-    ("人工", "真人", "人工客服"), ("多久", "多长时间", "多少天", "几天"), ("多少钱", "几块钱", "多少元", "几块"),
-    ("什么时候", "啥时候", "何时", "哪天", "几号"), ("到账", "到帐"), ("门店", "实体店", "专柜", "线下店", "店里", "到店"),
-    ("线上", "网上", "网店", "小程序"), ("过期", "失效", "清零", "清空", "作废"), ("有效期", "期限", "使用期限"),
-    ("抵扣", "抵", "抵用", "抵现"), ("专票", "专用发票", "增值税专用发票"), ("破损", "压坏", "碎", "裂", "摔坏", "坏"),
-    ("酒精", "乙醇"), ("香精", "香料", "香味"), ("过敏", "红肿", "刺痛", "泛红", "起疹子", "发痒", "痒"),
-    ("补货", "上架", "有货", "到货"), ("赠品", "小样", "赠送", "送的"), ("价格", "价钱", "价位"),
+    ("哺乳期", "喂奶", "哺乳", "母乳期"), ("宝宝", "婴儿", "小孩", "宝贝", "婴幼儿", "儿童"),
+    ("纸尿裤", "尿不湿", "尿片"), ("优惠券", "券", "卷", "代金券", "红包"),
+    ("用不了", "用不上", "不能用", "无法使用", "不可用", "用不掉"), ("人工", "真人", "人工客服"),
+    ("多久", "多长时间", "多少天", "几天"), ("多少钱", "几块钱", "多少元", "几块"),
+    ("什么时候", "啥时候", "何时", "哪天", "几号"), ("到账", "到帐"),
+    ("门店", "实体店", "专柜", "线下店", "店里", "到店"), ("线上", "网上", "网店", "小程序"),
+    ("过期", "失效", "清零", "清空", "作废"), ("有效期", "期限", "使用期限"),
+    ("抵扣", "抵", "抵用", "抵现"), ("专票", "专用发票", "增值税专用发票"),
+    ("破损", "压坏", "碎", "裂", "摔坏", "坏"), ("酒精", "乙醇"), ("香精", "香料", "香味"),
+    ("过敏", "红肿", "刺痛", "泛红", "起疹子", "发痒", "痒"), ("补货", "上架", "有货", "到货"),
+    ("赠品", "小样", "赠送", "送的"), ("价格", "价钱", "价位"),
     ("开封", "拆封", "打开", "拆开", "拆掉", "拆了", "开盖", "开了封", "开过封"),
     ("偏远地区", "偏远", "新疆", "西藏", "青海", "内蒙古", "内蒙", "宁夏", "甘肃"),
-    ("海外", "国外", "境外", "港澳台", "香港", "澳门", "台湾", "美国", "日本", "韩国", "英国", "加拿大", "澳洲", "澳大利亚", "新加坡", "马来西亚"),
+    ("海外", "国外", "境外", "港澳台", "香港", "澳门", "台湾", "美国", "日本", "韩国", "英国",
+     "加拿大", "澳洲", "澳大利亚", "新加坡", "马来西亚"),
     ("换货", "调换", "更换"), ("修改", "更改", "改成", "变更"), ("领取", "领", "拿"),
 )
 
+# prior = clamp((ln(total / freq) - LOW) / SPAN, FLOOR, 1); non-word bigrams: SCALE x char prior
 PRIOR_FLOOR, PRIOR_LOW, PRIOR_SPAN, BIGRAM_SCALE = 0.15, 6.0, 8.0, 0.6
 
 _NON_WORD = re.compile(r"[\W_]+")
@@ -98,7 +103,7 @@ class FaqEntry:
 
 @dataclass(frozen=True)
 class Match:
-    """A scored FAQ; ``matched`` is the question/similar text that scored best (0..100)."""
+    """A scored FAQ (score 0..100); ``matched`` is the question/similar text that scored best."""
 
     id: int
     question: str
@@ -108,9 +113,9 @@ class Match:
 
 
 class Tokenizer:
-    """Own jieba instance (not the global one) plus normalisation and stop words."""
+    """Own jieba instance (not the global one) + normalisation, stop words, synonyms."""
 
-    WORD_FREQ = 100_000  # well above any common word, so brand words stay whole
+    WORD_FREQ = 100_000  # far above common words, so brand words stay whole
 
     def __init__(
         self,
@@ -121,8 +126,8 @@ class Tokenizer:
         hmm: bool = False,
     ) -> None:
         self._jieba = jieba.Tokenizer()
-        self._jieba.initialize()  # eager: ~0.6 s, done once at app start
-        self.stop_words: frozenset[str] = frozenset(STOP_WORDS if stop_words is None else stop_words)
+        self._jieba.initialize()  # eager: ~0.6 s, once at app start
+        self.stop_words = frozenset(STOP_WORDS if stop_words is None else stop_words)
         self._hmm = hmm
         self._brand: set[str] = set()
         self._canon: dict[str, str] = {}
@@ -133,7 +138,10 @@ class Tokenizer:
         self.add_words(words)
 
     def add_words(self, words: Iterable[str]) -> None:
-        """Add brand dictionary words (product names, 敏感肌, 以旧换新 ...)."""
+        """Brand dictionary (product names, 敏感肌, 以旧换新 ...): kept as whole tokens.
+
+        Entries indexed before the call keep their old tokens: ``FaqMatcher.rebuild()``.
+        """
         for word in words:
             word = normalize(word).replace(" ", "")
             if word:
@@ -142,26 +150,30 @@ class Tokenizer:
         self._prior.clear()
 
     def add_synonyms(self, groups: Iterable[Iterable[str]]) -> None:
-        """Map every word of a group to the group's first (canonical) word."""
+        """Map every word of each group to the group's first (canonical) word."""
         for group in groups:
             words = [w for w in (normalize(g).replace(" ", "") for g in group) if w]
-            if len(words) < 2:
-                continue
             for word in words:
                 if len(word) > 1 and word not in self._brand:
-                    self._jieba.suggest_freq(word, tune=True)  # keep the variant whole
-                self._canon[word] = words[0]
+                    self._jieba.suggest_freq(word, tune=True)  # keep the word whole
+                if word != words[0]:
+                    self._canon[word] = words[0]
         self._prior.clear()
 
-    def prior(self, feature: str) -> float:
-        """Weight in [PRIOR_FLOOR, 1] from general-language rarity (jieba's word counts).
+    def tokens(self, text: str) -> list[str]:
+        """Normalised, canonical tokens without punctuation, whitespace or stop words."""
+        norm = normalize(text)
+        if not norm:
+            return []
+        stop, canon = self.stop_words, self._canon
+        return [canon.get(t, t) for t in self._jieba.lcut(norm, HMM=self._hmm)
+                if t != " " and t not in stop]
 
-        Everyday words (能, 东西, 买) are weak evidence; domain words (发票, 包邮)
-        and brand words are strong.  Non-word bigrams use their rarer character.
-        """
+    def prior(self, feature: str) -> float:
+        """Weight in [PRIOR_FLOOR, 1] from general-language rarity (memoised)."""
         got = self._prior.get(feature)
         if got is None:
-            if len(self._prior) > 500_000:  # memo only; keep it bounded
+            if len(self._prior) > 500_000:  # memo only: keep it bounded
                 self._prior.clear()
             got = self._prior[feature] = self._compute_prior(feature)
         return got
@@ -175,23 +187,10 @@ class Tokenizer:
             return min(1.0, max(PRIOR_FLOOR, (info - PRIOR_LOW) / PRIOR_SPAN))
         return BIGRAM_SCALE * max(self.prior(c) for c in feature)
 
-    def tokens(self, text: str) -> list[str]:
-        """Normalised tokens without punctuation, whitespace or stop words."""
-        norm = normalize(text)
-        if not norm:
-            return []
-        stop, canon = self.stop_words, self._canon
-        out = []
-        for t in self._jieba.lcut(norm, HMM=self._hmm):
-            if t != " " and t not in stop:
-                out.append(canon.get(t, t))
-        return out
-
 
 @dataclass(frozen=True, slots=True)
 class _Text:
     entry_id: int
-    index: int  # 0 = question, i = similar[i - 1]
     raw: str
     chars: str
     features: frozenset[str]
@@ -207,13 +206,11 @@ class _Query:
 
 def _features(tokens: list[str]) -> tuple[str, frozenset[str]]:
     chars = "".join(tokens)
-    feats = set(tokens)
-    feats.update(chars[i : i + 2] for i in range(len(chars) - 1))
-    return chars, frozenset(feats)
+    return chars, frozenset(tokens).union(chars[i : i + 2] for i in range(len(chars) - 1))
 
 
 class FaqMatcher:
-    """Incremental FAQ index; ``match`` is pure and bounded in work per query."""
+    """Incremental FAQ index; ``match`` does bounded work per query and no I/O."""
 
     def __init__(
         self,
@@ -235,15 +232,18 @@ class FaqMatcher:
         self.max_candidates = max_candidates
         self.posting_budget = posting_budget
         self._entries: dict[int, FaqEntry] = {}
-        self._slots: dict[int, list[int]] = {}  # entry id -> text slots
-        self._texts: dict[int, _Text] = {}  # slot -> text
-        self._chars: dict[int, str] = {}  # slot -> normalised text (scorer input)
-        self._postings: dict[str, set[int]] = {}  # feature -> slots
-        self._df: dict[str, int] = {}  # feature -> number of indexed entries having it
-        self._indexed = 0  # number of indexed (enabled, non-empty) entries
-        self._next_slot = 0
+        self._clear()
         for entry in entries:
             self.add(entry)
+
+    def _clear(self) -> None:
+        self._slots: dict[int, list[int]] = {}  # entry id -> text slots
+        self._texts: dict[int, _Text] = {}  # slot -> text
+        self._chars: dict[int, str] = {}  # slot -> scorer string
+        self._postings: dict[str, set[int]] = {}  # feature -> slots
+        self._df: dict[str, int] = {}  # feature -> indexed entries having it
+        self._indexed = 0  # entries with at least one indexed text
+        self._next_slot = 0
 
     # ---- CRUD ---------------------------------------------------------------
 
@@ -257,7 +257,7 @@ class FaqMatcher:
         return self._entries.get(entry_id)
 
     def add(self, entry: FaqEntry) -> None:
-        """Index a new entry (disabled entries are stored but never indexed)."""
+        """Index a new entry; disabled entries are kept but never indexed."""
         if entry.id in self._entries:
             raise ValueError(f"FAQ {entry.id} already present; use replace()")
         self._entries[entry.id] = entry
@@ -265,62 +265,62 @@ class FaqMatcher:
         self._slots[entry.id] = slots
         if not entry.enabled:
             return
-        seen: set[str] = set()
-        for index, raw in enumerate((entry.question, *entry.similar)):
+        union: set[str] = set()
+        for raw in (entry.question, *entry.similar):
             chars, feats = _features(self.tokenizer.tokens(raw))
-            if not chars or chars in seen:
+            if not chars or chars in (self._chars[s] for s in slots):
                 continue
-            seen.add(chars)
             slot = self._next_slot
             self._next_slot += 1
-            self._texts[slot] = _Text(entry.id, index, raw, chars, feats)
+            self._texts[slot] = _Text(entry.id, raw, chars, feats)
             self._chars[slot] = chars
             slots.append(slot)
+            union |= feats
             for f in feats:
                 self._postings.setdefault(f, set()).add(slot)
-        entry_feats = set().union(*(self._texts[slot].features for slot in slots))
-        for f in entry_feats:
+        for f in union:
             self._df[f] = self._df.get(f, 0) + 1
         self._indexed += bool(slots)
 
     def remove(self, entry_id: int) -> bool:
-        """Drop an entry; returns False if it was not present."""
+        """Drop an entry; False if it was not present."""
         if self._entries.pop(entry_id, None) is None:
             return False
         slots = self._slots.pop(entry_id)
-        for f in set().union(*(self._texts[slot].features for slot in slots)):
-            if self._df[f] == 1:
-                del self._df[f]
-            else:
-                self._df[f] -= 1
-        self._indexed -= bool(slots)
+        union: set[str] = set()
         for slot in slots:
             text = self._texts.pop(slot)
             del self._chars[slot]
+            union |= text.features
             for f in text.features:
                 posting = self._postings[f]
                 posting.discard(slot)
                 if not posting:
                     del self._postings[f]
+        for f in union:
+            self._df[f] -= 1
+            if not self._df[f]:
+                del self._df[f]
+        self._indexed -= bool(slots)
         return True
 
     def replace(self, entry: FaqEntry) -> None:
-        """Insert or update an entry (re-indexes only that entry)."""
+        """Insert or update one entry (re-indexes only that entry)."""
         self.remove(entry.id)
         self.add(entry)
 
     def rebuild(self) -> None:
-        """Re-index every entry (after the tokenizer's dictionary or synonyms changed)."""
+        """Re-index everything, e.g. after the tokenizer's dictionary changed."""
         entries = list(self._entries.values())
-        self.__init__(  # type: ignore[misc]
-            self.tokenizer, entries, confident=self.confident, suggest=self.suggest,
-            alpha=self.alpha, max_candidates=self.max_candidates, posting_budget=self.posting_budget,
-        )
+        self._entries.clear()
+        self._clear()
+        for entry in entries:
+            self.add(entry)
 
     # ---- matching -----------------------------------------------------------
 
     def match(self, text: str, top_k: int = 5, *, min_score: float | None = None) -> list[Match]:
-        """Best entries (score >= min_score, default ``suggest``), best first."""
+        """Best entries with score >= min_score (default ``suggest``), best first."""
         query = self._query(text)
         if query is None or top_k <= 0:
             return []
@@ -332,8 +332,8 @@ class FaqMatcher:
         slots = list(acc)
         cov_w = 100.0 * self.alpha / query.mass
         sim_w = 100.0 * (1.0 - self.alpha)
-        slack = cov_w * rest  # weight of common features not counted in acc (upper bound)
-        # Indel similarity only adds sim_w * sim: skip texts that cannot reach the floor.
+        slack = cov_w * rest  # common features left out of acc: exact <= bound + slack
+        # Indel only adds sim_w * sim: texts that cannot reach the floor are skipped in C.
         cutoff = max(0.0, (floor - slack - cov_w * max(acc.values())) / sim_w - 1e-9)
         best: dict[int, tuple[float, int]] = {}
         for _, sim, i in process.extract(
@@ -341,30 +341,32 @@ class FaqMatcher:
             processor=None, limit=None, score_cutoff=cutoff,
         ):
             slot = slots[i]
-            score = cov_w * acc[slot] + sim_w * sim  # exact score is in [score, score + slack]
+            score = cov_w * acc[slot] + sim_w * sim  # exact score in [score, score + slack]
             entry_id = texts[slot].entry_id
             prev = best.get(entry_id)
             if prev is None or score > prev[0]:
                 best[entry_id] = (score, slot)
-        # Exact re-scoring in order of the lower bound, until no later entry can enter the top k.
+        # Exact scores, in order of the lower bound, until no later entry can enter the top k.
         exact: dict[int, tuple[float, _Text]] = {}
-        top_scores: list[float] = []  # ascending, at most top_k
+        top: list[float] = []  # ascending, at most top_k exact scores
         kth = floor
-        for entry_id, (low, slot) in sorted(best.items(), key=itemgetter(1), reverse=True):
+        for entry_id, (low, _) in sorted(best.items(), key=itemgetter(1), reverse=True):
             if low + slack + 1e-6 < kth:
                 break
             score, text_ = self._score_entry(query, entry_id)
             if score >= floor:
                 exact[entry_id] = (score, text_)
-                bisect.insort(top_scores, score)
-                if len(top_scores) > top_k:
-                    del top_scores[0]
-                if len(top_scores) == top_k:
-                    kth = max(kth, top_scores[0])
+                bisect.insort(top, score)
+                if len(top) > top_k:
+                    del top[0]
+                if len(top) == top_k:
+                    kth = max(kth, top[0])
         return self._top(exact, top_k)
 
-    def brute_force(self, text: str, top_k: int = 5, *, min_score: float | None = None) -> list[Match]:
-        """Same scorer as ``match`` over every indexed text (benchmark reference)."""
+    def brute_force(
+        self, text: str, top_k: int = 5, *, min_score: float | None = None
+    ) -> list[Match]:
+        """The same scorer over every text of every indexed entry (benchmark reference)."""
         query = self._query(text)
         if query is None or top_k <= 0:
             return []
@@ -381,28 +383,23 @@ class FaqMatcher:
         """True when the best match is good enough to answer automatically."""
         return bool(matches) and matches[0].score >= self.confident
 
-    def suggestions(self, matches: list[Match]) -> list[Match]:
-        """Matches worth showing to an agent (score >= ``suggest``)."""
-        return [m for m in matches if m.score >= self.suggest]
-
     # ---- internals ----------------------------------------------------------
 
     def _query(self, text: str) -> _Query | None:
         tokens = self.tokenizer.tokens(text)
         n = self._indexed
-        if not tokens or n == 0:
+        if not tokens or not n:
             return None
         chars, feats = _features(tokens)
-        df_of = self._df
-        prior = self.tokenizer.prior
+        prior, df_of = self.tokenizer.prior, self._df
         weights = {}
         for f in feats:
             df = df_of.get(f)
             if df:
                 weights[f] = prior(f) * math.log(1.0 + n / df)
-            elif f in tokens:  # unknown word: strong evidence of an off-topic query
+            elif f in tokens:  # unknown word: evidence of an off-topic query
                 weights[f] = prior(f) * math.log(1.0 + n)
-            # an unseen character bigram is segmentation noise: ignored
+            # an unseen non-token bigram is segmentation noise: ignored
         if not weights:
             return None
         return _Query(chars, frozenset(weights), weights, sum(weights.values()))
@@ -415,7 +412,7 @@ class FaqMatcher:
         return round(100.0 * score, 6)  # rounded: float noise must not reorder ties
 
     def _score_entry(self, query: _Query, entry_id: int) -> tuple[float, _Text]:
-        """Best (score, text) of one entry: the same rule as ``brute_force``."""
+        """Best (score, text) of one entry, by the same rule as ``brute_force``."""
         best: tuple[float, _Text] | None = None
         for slot in self._slots[entry_id]:
             text = self._texts[slot]
@@ -426,11 +423,10 @@ class FaqMatcher:
         return best
 
     def _candidates(self, query: _Query) -> tuple[dict[int, float], float]:
-        """(slot -> IDF mass shared with the query, weight of the features left out).
+        """(slot -> weight shared with the query, total weight of features left out).
 
-        Postings of the rarest features are summed until ``posting_budget`` is spent,
-        then only the ``max_candidates`` best slots are kept.  The common features
-        beyond the budget are not counted (their total weight is returned instead).
+        Postings of the rarest features are summed until ``posting_budget`` is spent;
+        common features beyond it are left out.  Keeps the ``max_candidates`` best slots.
         """
         postings, weights = self._postings, query.weights
         feats = sorted((f for f in weights if f in postings), key=lambda f: len(postings[f]))
@@ -438,8 +434,7 @@ class FaqMatcher:
         budget = self.posting_budget
         rest = 0.0
         for f in feats:
-            posting = postings[f]
-            w = weights[f]
+            posting, w = postings[f], weights[f]
             if not acc:
                 if len(posting) > budget:  # only common features: take the budget's worth
                     posting = set(itertools.islice(posting, budget))
@@ -457,9 +452,9 @@ class FaqMatcher:
         return acc, rest
 
     def _top(self, best: dict[int, tuple[float, _Text]], top_k: int) -> list[Match]:
-        top = heapq.nsmallest(top_k, best.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        ranked = heapq.nsmallest(top_k, best.items(), key=lambda kv: (-kv[1][0], kv[0]))
         out = []
-        for entry_id, (score, text) in top:
-            entry = self._entries[entry_id]
-            out.append(Match(entry_id, entry.question, entry.answer, round(score, 2), text.raw))
+        for eid, (score, text) in ranked:
+            entry = self._entries[eid]
+            out.append(Match(eid, entry.question, entry.answer, round(score, 2), text.raw))
         return out

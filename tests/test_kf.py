@@ -1,0 +1,105 @@
+"""微信客服: the kf_msg_or_event signal -> sync_msg pull (paged) -> archive exactly once."""
+from __future__ import annotations
+
+import asyncio
+import json
+
+from hub.app import HUB, create_app
+from hub.clock import FakeClock
+from hub.callbacks.kf import KfPuller
+from tests.conftest import WECOM
+from tests.helpers import count_messages, messages, pending_jobs, post
+from tests.wechat_client import PlatformSim, event_xml
+
+KFID = "wkAAAA111"
+
+
+def kf_items(n: int, start: int = 0) -> list[dict]:
+    items = []
+    for i in range(start, start + n):
+        items.append({"msgid": f"kfmsg-{i}", "open_kfid": KFID, "external_userid": f"wmKf{i % 3}",
+                      "send_time": 1732261000 + i, "origin": 3, "msgtype": "text", "text": {"content": f"客服消息{i}"}})
+    return items
+
+
+def signal(token: str, t: int = 1732261000) -> str:
+    return event_xml(WECOM["receive_id"], "sys", "kf_msg_or_event", t, Token=token, OpenKfId=KFID)
+
+
+async def start(aiohttp_client, hub_config, clock):  # noqa: ANN001, ANN201
+    client = await aiohttp_client(create_app(hub_config, clock))
+    sim = PlatformSim("wecom", WECOM["id"], WECOM["token"], WECOM["encoding_aes_key"], WECOM["receive_id"], clock)
+    return client, client.server.app[HUB], sim
+
+
+async def test_signal_pull_paged_archive(aiohttp_client, hub_config, standin):
+    clock = FakeClock()
+    client, hub, sim = await start(aiohttp_client, hub_config, clock)
+    for item in kf_items(5):
+        standin.add_kf_message(KFID, item)
+    standin.add_kf_message(KFID, {"msgid": "kfev-1", "open_kfid": KFID, "external_userid": "wmKf0", "send_time": 1732261010,
+                                  "origin": 4, "msgtype": "event",
+                                  "event": {"event_type": "enter_session", "open_kfid": KFID, "external_userid": "wmKf0",
+                                            "scene": "live", "scene_param": "room-11", "welcome_code": "WCODE"}})
+    standin.add_kf_message(KFID, {"msgid": "kfstaff-1", "open_kfid": KFID, "external_userid": "wmKf0",
+                                  "send_time": 1732261011, "origin": 5, "servicer_userid": "lisi",
+                                  "msgtype": "text", "text": {"content": "来自手机端的回复"}})
+    resp = await post(client, sim, signal("TOKEN-1"))
+    assert resp.status == 200 and await resp.text() == "success"
+    await hub.pipeline.drain()
+    assert [p.get("token") for p in standin.kf_pulls] == ["TOKEN-1"] * 4  # 7 items, 2 per page
+    assert [p.get("cursor", "") for p in standin.kf_pulls] == ["", "2", "4", "6"]
+    rows = await messages(hub, channel="kf")
+    assert len(rows) == 7
+    enter = [r for r in rows if r.kind == "event.kf.enter_session"][0]
+    assert json.loads(enter.data)["welcome_code"] == "WCODE" and json.loads(enter.data)["scene_param"] == "room-11"
+    staff = [r for r in rows if r.sender == "staff:lisi"][0]
+    assert staff.direction == "out" and staff.text == "来自手机端的回复"
+    # the same signal again (a platform retry) and a new signal: nothing doubles, the cursor moves on
+    await post(client, sim, signal("TOKEN-1"))
+    standin.add_kf_message(KFID, kf_items(1, start=100)[0])
+    await post(client, sim, signal("TOKEN-2", 1732261020))
+    await hub.pipeline.drain()
+    assert await count_messages(hub, channel="kf") == 8
+    assert standin.kf_pulls[-1]["cursor"] == "7"
+    assert await pending_jobs(hub) == []
+
+
+async def test_crash_between_archive_and_cursor_update(aiohttp_client, hub_config, standin, monkeypatch):
+    clock = FakeClock()
+    client, hub, sim = await start(aiohttp_client, hub_config, clock)
+    for item in kf_items(4):
+        standin.add_kf_message(KFID, item)
+    real_store = KfPuller.store_cursor
+    crashes = {"n": 0}
+
+    async def crashing_store(self, account_id, open_kfid, cursor):  # noqa: ANN001
+        if crashes["n"] == 0:
+            crashes["n"] += 1
+            raise RuntimeError("simulated crash after the archive commit, before the cursor update")
+        return await real_store(self, account_id, open_kfid, cursor)
+
+    monkeypatch.setattr(KfPuller, "store_cursor", crashing_store)
+    await post(client, sim, signal("TOKEN-C"))
+    await hub.pipeline.drain()
+    assert await count_messages(hub, channel="kf") == 2  # first page archived, cursor not stored
+    jobs = await pending_jobs(hub)
+    assert len(jobs) == 1 and jobs[0].attempts == 1 and "simulated crash" in jobs[0].last_error
+    clock.advance(60)  # the retry is due
+    await hub.pipeline.drain()
+    assert await count_messages(hub, channel="kf") == 4  # re-pulled page deduplicated, nothing skipped
+    assert await pending_jobs(hub) == []
+    assert await hub.kf.load_cursor(WECOM["id"], KFID) == "4"
+
+
+async def test_pulls_of_one_kf_account_never_overlap(aiohttp_client, hub_config, standin):
+    clock = FakeClock()
+    client, hub, sim = await start(aiohttp_client, hub_config, clock)
+    standin.pull_delay = 0.05
+    for item in kf_items(6):
+        standin.add_kf_message(KFID, item)
+    await asyncio.gather(*(post(client, sim, signal(f"T{i}", 1732261000 + i)) for i in range(4)))
+    await hub.pipeline.drain()
+    await asyncio.gather(*(hub.kf.pull(WECOM["id"], KFID, "T9") for _ in range(3)))
+    assert standin.max_pulls_in_flight == 1
+    assert await count_messages(hub, channel="kf") == 6

@@ -1,0 +1,152 @@
+"""Outbound sender against the stand-in platform: token cache, refresh on 42001, retries, status."""
+from __future__ import annotations
+
+import asyncio
+
+from hub.app import HUB, create_app
+from hub.clock import FakeClock
+from hub.outbound.queue import OutboundRequest
+from tests.conftest import OA, WECOM, auth
+from tests.helpers import messages, post
+from tests.wechat_client import PlatformSim, text_xml
+
+
+async def setup(aiohttp_client, hub_config):  # noqa: ANN001, ANN201
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(hub_config, clock))
+    hub = client.server.app[HUB]
+    oa = PlatformSim("oa", OA["id"], OA["token"], OA["encoding_aes_key"], OA["receive_id"], clock)
+    await post(client, oa, text_xml("gh_1", "oBuyer", "在吗", 8001))
+    conv = (await messages(hub, peer_id="oBuyer"))[0].conversation_id
+    return client, hub, clock, conv
+
+
+async def send(client, conv: int, text: str):  # noqa: ANN001, ANN201
+    resp = await client.post(f"/api/conversations/{conv}/messages", json={"text": text}, headers=auth())
+    assert resp.status == 202, await resp.text()
+    return (await resp.json())["message_id"]
+
+
+async def status_of(hub, message_id: int) -> str:  # noqa: ANN001
+    return (await messages(hub, id=message_id))[0].status
+
+
+async def test_send_through_oa_custom_api_with_cached_token(aiohttp_client, hub_config, standin):
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    ids = await asyncio.gather(*(send(client, conv, f"您好 {i}") for i in range(5)))
+    await hub.outbound.drain()
+    assert standin.token_requests == 1  # single flight, then cached
+    assert sorted(s["body"]["text"]["content"] for s in standin.sent) == [f"您好 {i}" for i in range(5)]
+    assert all(s["path"] == "/cgi-bin/message/custom/send" and s["body"]["touser"] == "oBuyer" for s in standin.sent)
+    assert [await status_of(hub, i) for i in ids] == ["sent"] * 5
+    out = await messages(hub, direction="out")
+    assert len(out) == 5 and all(m.sender == "system" and m.conversation_id == conv for m in out)
+
+
+async def test_expired_token_refreshed_and_retried_once(aiohttp_client, hub_config, standin):
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    await send(client, conv, "first")
+    await hub.outbound.drain()
+    standin.expire_all_tokens()
+    mid = await send(client, conv, "second")
+    await hub.outbound.drain()
+    assert await status_of(hub, mid) == "sent"
+    assert standin.token_requests == 2
+    assert [s["body"]["text"]["content"] for s in standin.sent] == ["first", "second"]
+
+
+async def test_token_refreshed_early_before_expiry(aiohttp_client, hub_config, standin):
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    await send(client, conv, "a")
+    await hub.outbound.drain()
+    clock.advance(7200 - 200)  # inside the refresh margin
+    await send(client, conv, "b")
+    await hub.outbound.drain()
+    assert standin.token_requests == 2
+
+
+async def test_transient_failures_retry_with_backoff_without_duplicates(aiohttp_client, hub_config, standin):
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    await send(client, conv, "warm")
+    await hub.outbound.drain()
+    standin.fail_next = ["http500", -1, 45009]
+    mid = await send(client, conv, "重试后送达")
+    await hub.outbound.drain()
+    assert await status_of(hub, mid) == "queued"
+    for _ in range(3):
+        clock.advance(30)
+        await hub.outbound.drain()
+    assert await status_of(hub, mid) == "sent"
+    delivered = [s for s in standin.sent if s["body"]["text"]["content"] == "重试后送达"]
+    assert len(delivered) == 1
+
+
+async def test_permanent_error_marks_failed_with_errmsg(aiohttp_client, hub_config, standin):
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    standin.fail_next = [45015]  # out of the 48-hour window: retrying cannot help
+    mid = await send(client, conv, "too late")
+    await hub.outbound.drain()
+    assert await status_of(hub, mid) == "failed"
+    from sqlalchemy import select
+    from hub.models import Outbox
+    async with hub.db.read() as conn:
+        row = (await conn.execute(select(Outbox.__table__).where(Outbox.__table__.c.message_id == mid))).first()
+    assert row.last_errcode == 45015 and "45015" in row.last_error
+    page = await (await client.get(f"/api/conversations/{conv}/messages", headers=auth())).json()
+    assert page["messages"][0]["status"] == "failed"
+
+
+async def test_queue_survives_restart(aiohttp_client, hub_config, standin):
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    standin.fail_next = ["http500"]
+    mid = await send(client, conv, "after restart")
+    await hub.outbound.drain()
+    await client.close()
+    client2 = await aiohttp_client(create_app(hub_config, clock))
+    hub2 = client2.server.app[HUB]
+    clock.advance(60)
+    await hub2.outbound.drain()
+    assert await status_of(hub2, mid) == "sent"
+
+
+async def test_kf_and_welcome_apis(aiohttp_client, hub_config, standin):
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(hub_config, clock))
+    hub = client.server.app[HUB]
+    wecom = PlatformSim("wecom", WECOM["id"], WECOM["token"], WECOM["encoding_aes_key"], WECOM["receive_id"], clock)
+    standin.add_kf_message("wkK", {"msgid": "k1", "open_kfid": "wkK", "external_userid": "wmK", "send_time": 1,
+                                   "origin": 3, "msgtype": "text", "text": {"content": "hi"}})
+    from tests.wechat_client import event_xml
+    await post(client, wecom, event_xml(WECOM["receive_id"], "sys", "kf_msg_or_event", Token="t", OpenKfId="wkK"))
+    await hub.pipeline.drain()
+    kf_conv = (await messages(hub, peer_id="wmK"))[0].conversation_id
+    await hub.outbound.enqueue(OutboundRequest(WECOM["id"], kf_conv, "客服回复", "agent:1"))
+    await hub.outbound.enqueue(OutboundRequest(WECOM["id"], kf_conv, "欢迎光临", "bot", welcome_code="WC"))
+    await post(client, wecom, event_xml(WECOM["receive_id"], "sys", "change_external_contact",
+                                        ChangeType="add_external_contact", UserID="zs", ExternalUserID="wmNew",
+                                        WelcomeCode="WC2"))
+    ext_conv = (await messages(hub, peer_id="wmNew"))[0].conversation_id
+    await hub.outbound.enqueue(OutboundRequest(WECOM["id"], ext_conv, "你好，我是导购", "bot", welcome_code="WC2"))
+    await hub.outbound.drain()
+    by_path = {s["path"]: s["body"] for s in standin.sent}
+    assert by_path["/cgi-bin/kf/send_msg"] == {"touser": "wmK", "open_kfid": "wkK", "msgtype": "text",
+                                               "text": {"content": "客服回复"}}
+    assert by_path["/cgi-bin/kf/send_msg_on_event"]["code"] == "WC"
+    assert by_path["/cgi-bin/externalcontact/send_welcome_msg"]["welcome_code"] == "WC2"
+
+
+async def test_enqueue_is_idempotent_by_dedup_key(aiohttp_client, hub_config, standin):
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    a = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "once", "bot", dedup_key="bot:1"))
+    b = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "once", "bot", dedup_key="bot:1"))
+    await hub.outbound.drain()
+    assert a is not None and b is None
+    assert len(standin.sent) == 1
+
+
+async def test_bad_api_input(client, hub):
+    assert (await client.post("/api/conversations/1/messages", json={"text": "x"})).status == 401
+    resp = await client.post("/api/conversations/424242/messages", json={"text": "x"}, headers=auth())
+    assert resp.status == 404
+    resp = await client.post("/api/conversations/1/messages", data=b"not json", headers=auth())
+    assert resp.status in (400, 404)

@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from aiohttp import web
 
 from . import api as http_api
+from . import auth_views
 from .accounts import AccountRegistry, upsert_configured
 from .archive.effects import archive_step
 from .archive.store import ArchiveWriter
@@ -26,6 +28,14 @@ from .db import Database
 from .outbound.api import PlatformApi
 from .outbound.queue import Outbound
 from .pipeline import Pipeline
+from .presence import Presence
+from .push import MemoryStreams, Push
+from .realtime import AgentNamespace, create_sio
+from .service.sessions import SessionService
+from .service.step import route_step
+from .service.timers import Timers
+from .settings import Settings
+from .users import LoginLimiter
 
 log = logging.getLogger("hub")
 
@@ -44,6 +54,13 @@ class Hub:
     outbound: Outbound
     kf: KfPuller
     api_token: str
+    settings: Settings
+    push: Push
+    presence: Presence
+    timers: Timers
+    sessions: SessionService
+    limiter: LoginLimiter
+    sio: Any
 
 
 HUB = web.AppKey("hub", Hub)
@@ -51,7 +68,7 @@ CONFIG = web.AppKey("config", HubConfig)
 CLOCK = web.AppKey("clock", Clock)
 
 
-async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSession) -> Hub:
+async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSession, sio: Any) -> Hub:
     db = Database(config.database_url)
     await db.create_schema()
     await upsert_configured(db, clock, config.accounts)
@@ -66,29 +83,43 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     platform = PlatformApi(session, clock, config.wecom_api_base, config.oa_api_base)
     outbound = Outbound(db, clock, platform, accounts, config.outbound_max_attempts)
     kf = KfPuller(db, clock, platform, accounts, writer, config.kf_pull_limit)
+    settings = Settings(db, clock)
+    await settings.preset(config.settings)
+    push = Push(sio, MemoryStreams())
+    presence = Presence(push, grace=float(settings.cached("offline_grace")))
+    timers = Timers(clock)
+    sessions = SessionService(db, clock, push, outbound, settings, timers)
+    presence.on_gone = sessions.agent_gone
     pipeline.add_inbound_step(archive_step(db, clock))
+    pipeline.add_inbound_step(route_step(sessions))
     pipeline.register("kf_pull", kf.handle_job)
     api_token = config.api_token or (secrets.token_urlsafe(24) if config.demo else "")
-    return Hub(config, clock, db, accounts, writer, pipeline, platform, outbound, kf, api_token)
+    return Hub(config, clock, db, accounts, writer, pipeline, platform, outbound, kf, api_token, settings, push,
+               presence, timers, sessions, LoginLimiter(clock), sio)
 
 
 def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application:
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=[http_api.error_middleware])
     app[CONFIG] = config
     app[CLOCK] = clock or Clock()
+    sio = create_sio()
+    sio.register_namespace(AgentNamespace(lambda: app[HUB]))
+    sio.attach(app)
 
     async def hub_context(app: web.Application):  # noqa: ANN202
         timeout = aiohttp.ClientTimeout(total=config.api_timeout)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            hub = await build_hub(config, app[CLOCK], session)
+            hub = await build_hub(config, app[CLOCK], session, sio)
             app[HUB] = hub
             deps.accounts, deps.writer = hub.accounts, hub.writer
+            await hub.sessions.load()
             hub.writer.start()
             hub.pipeline.start()
             hub.outbound.start()
             log.info("scrm-hub ready on %s", hub.db.engine.url.render_as_string(hide_password=True))
             yield
             await hub.pipeline.stop()
+            await hub.timers.stop()
             await hub.outbound.stop()
             await hub.writer.stop()
             await hub.db.dispose()
@@ -100,5 +131,6 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
     app.router.add_routes(wecom.routes(deps))
     app.router.add_routes(official_account.routes(deps))
     app.router.add_routes(http_api.routes())
+    app.router.add_routes(auth_views.routes())
     return app
 

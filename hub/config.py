@@ -43,6 +43,7 @@ class HubConfig:
     api_token: str = field(default="", repr=False)  # bearer token for the JSON API (service access)
     demo: bool = False
     accounts: tuple[AccountConfig, ...] = ()
+    settings: tuple[tuple[str, Any], ...] = ()  # operator settings preset by the config file's [settings]
 
     def with_overrides(self, **changes: Any) -> "HubConfig":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -86,6 +87,7 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None, **fl
             if key in _ENV:
                 values[key] = _coerce(key, value)
         accounts = tuple(AccountConfig(**a) for a in data.get("accounts", []))
+        values["settings"] = tuple(data.get("settings", {}).items())
     for key, var in _ENV.items():
         if var in env and env[var] != "":
             values[key] = _coerce(key, env[var])

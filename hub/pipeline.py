@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from sqlalchemy import delete, select, update
@@ -27,12 +27,14 @@ messages = Message.__table__
 
 @dataclass(frozen=True, slots=True)
 class JobContext:
-    """What a handler gets: the job and its archived message row."""
+    """What a handler gets: the job and its archived message row. ``state`` carries what one step
+    tells the next (e.g. the bots' FAQ suggestions, or that a bot answered)."""
 
     job_id: int
     kind: str
     attempts: int
     message: Any  # a Row of the messages table
+    state: dict[str, Any] = field(default_factory=dict)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -59,6 +61,7 @@ class Pipeline:
         self._finished: set[int] = set()  # done, deletion not yet committed
         self._finishing: list[int] = []
         self._deleted: set[int] = set()  # deleted, but a read that began earlier may still see them
+        self._retry_at: dict[int, float] = {}  # failed jobs' next run, ahead of reads that began earlier
         self._finish_lock = asyncio.Lock()
         self.done = 0
         self.handlers["inbound"] = self._run_inbound_steps
@@ -127,7 +130,7 @@ class Pipeline:
             conv = row.job_conversation_id
             if conv in blocked or conv in self._busy:
                 continue
-            if row.run_after > now:
+            if max(row.run_after, self._retry_at.get(row.job_id, 0.0)) > now:
                 blocked.add(conv)  # an earlier job waits for its retry: keep the order
                 continue
             by_conv.setdefault(conv, []).append(row)
@@ -171,6 +174,7 @@ class Pipeline:
         except Exception as exc:  # noqa: BLE001
             await self._failed(row, exc)
             return False
+        self._retry_at.pop(row.job_id, None)
         self._finished.add(row.job_id)
         self._finishing.append(row.job_id)
         await self._flush_finished()
@@ -202,6 +206,10 @@ class Pipeline:
         attempts = row.attempts + 1
         give_up = attempts >= self.max_attempts
         delay = min(2 ** attempts, 300)
+        if attempts >= self.max_attempts:
+            self._retry_at.pop(row.job_id, None)
+        else:
+            self._retry_at[row.job_id] = self.clock.now() + delay
         log.warning("job %s (%s) failed, attempt %d%s: %s", row.job_id, row.job_kind, attempts,
                     " - giving up" if give_up else f", retry in {delay}s", exc)
 

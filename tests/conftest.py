@@ -52,7 +52,8 @@ def db_url(tmp_path) -> str:
 @pytest.fixture
 def hub_config(db_url, standin) -> HubConfig:
     return HubConfig(database_url=db_url, wecom_api_base=standin.base_url, oa_api_base=standin.base_url,
-                     api_token=API_TOKEN, accounts=(AccountConfig(**WECOM), AccountConfig(**OA)))
+                     api_token=API_TOKEN, accounts=(AccountConfig(**WECOM), AccountConfig(**OA)),
+                     settings=(("queue_notify", False),))  # tests of queue notices turn them on
 
 
 @pytest.fixture

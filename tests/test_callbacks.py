@@ -39,7 +39,7 @@ async def test_vector_callbacks_are_archived(aiohttp_client, hub_config, vectors
         assert await resp.text() == "success"
     from hub.app import HUB
     hub = client.server.app[HUB]
-    rows = await messages(hub)
+    rows = await messages(hub, direction="in")
     kinds = [r.kind for r in rows]
     assert kinds == ["text", "event.external_contact", "event.subscribe", "text"]
     assert rows[0].text == "你好,敏感肌能用吗?" and rows[0].peer_id == "wmCustomer001"
@@ -97,7 +97,7 @@ async def test_event_retry_dedup(client, hub, wecom):
 async def test_oa_plain_and_aes_modes(client, hub, oa):
     assert (await post(client, oa, text_xml("gh_1", "oAlice", "明文消息", 2001), encrypted=False)).status == 200
     assert (await post(client, oa, text_xml("gh_1", "oAlice", "加密消息", 2002))).status == 200
-    rows = await messages(hub, account_id=OA["id"])
+    rows = await messages(hub, account_id=OA["id"], direction="in")
     assert [r.text for r in rows] == ["明文消息", "加密消息"]
     assert rows[0].conversation_id == rows[1].conversation_id
 
@@ -132,7 +132,7 @@ async def test_all_message_types_and_unknown(client, hub, oa):
         xml = xmlcodec.render({"ToUserName": to, "FromUserName": frm, "CreateTime": 1732261100 + i, **extra})
         resp = await post(client, oa, xml)
         assert resp.status == 200, (extra, await resp.text())
-    kinds = [r.kind for r in await messages(hub, peer_id=frm)]
+    kinds = [r.kind for r in await messages(hub, peer_id=frm, direction="in")]
     assert kinds == ["image", "voice", "video", "location", "link", "unknown", "event.unsubscribe", "event.scan",
                      "event.click", "event.other"]
     unknown = (await messages(hub, kind="unknown"))[0]
@@ -168,12 +168,13 @@ async def test_recall_marks_original(client, hub, wecom):
                               "CreateTime": 1732261200, "MsgType": "revoke", "PreMsgId": "5001", "MsgId": "5002"})
     assert (await post(client, wecom, recall)).status == 200
     await hub.pipeline.drain()
-    rows = await messages(hub, peer_id="wmRecall")
+    rows = await messages(hub, peer_id="wmRecall", direction="in")
     assert rows[0].recalled_at is not None and rows[0].text == "发错了"  # kept, marked
     assert rows[1].kind == "event.recall"
 
 
 async def test_history_api_paged_newest_first(client, hub, wecom):
+    await hub.settings.set("queue_notify", False)  # only the customer's messages in this conversation
     for i in range(7):
         await post(client, wecom, text_xml(WECOM["receive_id"], "wmPager", f"m{i}", 6000 + i))
     conv = (await messages(hub, peer_id="wmPager"))[0].conversation_id

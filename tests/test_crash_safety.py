@@ -45,7 +45,7 @@ async def wait_healthy(session: aiohttp.ClientSession, base: str, timeout: float
 async def test_kill_9_after_acks_loses_nothing(tmp_path):
     config = tmp_path / "hub.toml"
     config.write_text(
-        "[[accounts]]\n" + "\n".join(f'{k} = "{v}"' for k, v in WECOM.items()) + "\n")
+        "[settings]\nqueue_notify = false\n\n[[accounts]]\n" + "\n".join(f'{k} = "{v}"' for k, v in WECOM.items()) + "\n")
     db = str(tmp_path / "crash.db")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -95,7 +95,7 @@ async def test_kill_9_after_acks_loses_nothing(tmp_path):
                 pending = con.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
                 unprocessed = con.execute(
                     "SELECT COUNT(*) FROM messages m JOIN conversations c ON c.id = m.conversation_id "
-                    "WHERE c.last_inbound_at IS NULL OR c.last_inbound_at < m.created_at").fetchone()[0]
+                    "WHERE m.direction = 'in' AND (c.last_inbound_at IS NULL OR c.last_inbound_at < m.created_at)").fetchone()[0]
                 con.close()
                 if pending == 0 and unprocessed == 0:
                     break

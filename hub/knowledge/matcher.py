@@ -325,42 +325,52 @@ class FaqMatcher:
         if query is None or top_k <= 0:
             return []
         floor = self.suggest if min_score is None else min_score
-        acc, rest = self._candidates(query)
-        if not acc:
+        slots, accs, rest = self._candidates(query)
+        if not slots:
             return []
-        texts, chars_of = self._texts, self._chars
-        slots = list(acc)
+        texts, postings, weights, chars = self._texts, self._postings, query.weights, self._chars
         cov_w = 100.0 * self.alpha / query.mass
         sim_w = 100.0 * (1.0 - self.alpha)
-        slack = cov_w * rest  # common features left out of acc: exact <= bound + slack
-        # Indel only adds sim_w * sim: texts that cannot reach the floor are skipped in C.
-        cutoff = max(0.0, (floor - slack - cov_w * max(acc.values())) / sim_w - 1e-9)
-        best: dict[int, tuple[float, int]] = {}
-        for _, sim, i in process.extract(
-            query.chars, [chars_of[slot] for slot in slots], scorer=Indel.normalized_similarity,
-            processor=None, limit=None, score_cutoff=cutoff,
-        ):
-            slot = slots[i]
-            score = cov_w * acc[slot] + sim_w * sim  # exact score in [score, score + slack]
+        slack = cov_w * sum(weights[f] for f in rest)  # exact <= cov_w * acc + sim_w * sim + slack
+        # Phase 1: the best few candidates by coverage give a lower bound for the k-th score.
+        lows: dict[int, float] = {}
+        for slot, acc in zip(slots[: 3 * top_k], accs):
+            low = cov_w * acc + sim_w * Indel.normalized_similarity(query.chars, chars[slot])
             entry_id = texts[slot].entry_id
-            prev = best.get(entry_id)
-            if prev is None or score > prev[0]:
-                best[entry_id] = (score, slot)
-        # Exact scores, in order of the lower bound, until no later entry can enter the top k.
-        exact: dict[int, tuple[float, _Text]] = {}
-        top: list[float] = []  # ascending, at most top_k exact scores
+            lows[entry_id] = max(low, lows.get(entry_id, 0.0))
+        kth = max(floor, sorted(lows.values())[-top_k] if len(lows) >= top_k else floor)
+        # Phase 2: only candidates whose coverage and Indel can still reach kth (cut in C).
+        need = (kth - slack - sim_w - 1e-4) / cov_w  # minimum coverage weight still useful
+        reach = bisect.bisect_right(accs, -need, key=float.__neg__)  # accs are descending
+        sims = process.extract(
+            query.chars, [chars[slot] for slot in slots[:reach]], scorer=Indel.normalized_similarity,
+            processor=None, limit=None,
+            score_cutoff=max(0.0, (kth - slack - cov_w * accs[0]) / sim_w - 1e-4),
+        )
+        bounds = [cov_w * accs[i] + sim_w * sim for _, sim, i in sims]
+        # Finalists, best lower bound first: add the left-out common features, until no
+        # later text can reach the top k; then exact scores (same floats as brute_force).
+        finals: dict[int, tuple[float, int]] = {}  # entry -> (score, slot)
         kth = floor
-        for entry_id, (low, _) in sorted(best.items(), key=itemgetter(1), reverse=True):
-            if low + slack + 1e-6 < kth:
+        for j in sorted(range(len(bounds)), key=bounds.__getitem__, reverse=True):
+            if bounds[j] + slack + 1e-6 < kth:
                 break
-            score, text_ = self._score_entry(query, entry_id)
+            _, sim, i = sims[j]
+            slot = slots[i]
+            score = cov_w * (accs[i] + sum(weights[f] for f in rest if slot in postings[f]))
+            score = round(score + sim_w * sim, 6)
+            entry_id = texts[slot].entry_id
+            prev = finals.get(entry_id)
+            if score >= floor - 1e-6 and (prev is None or score > prev[0]):
+                finals[entry_id] = (score, slot)
+                if len(finals) >= top_k:
+                    kth = max(kth, sorted(v[0] for v in finals.values())[-top_k])
+        exact = {}
+        ranked = heapq.nsmallest(top_k + 2, finals.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        for entry_id, (_, slot) in ranked:
+            score = self._score(query, texts[slot])
             if score >= floor:
-                exact[entry_id] = (score, text_)
-                bisect.insort(top, score)
-                if len(top) > top_k:
-                    del top[0]
-                if len(top) == top_k:
-                    kth = max(kth, top[0])
+                exact[entry_id] = (score, texts[slot])
         return self._top(exact, top_k)
 
     def brute_force(
@@ -411,19 +421,8 @@ class FaqMatcher:
         score += (1.0 - self.alpha) * Indel.normalized_similarity(query.chars, text.chars)
         return round(100.0 * score, 6)  # rounded: float noise must not reorder ties
 
-    def _score_entry(self, query: _Query, entry_id: int) -> tuple[float, _Text]:
-        """Best (score, text) of one entry, by the same rule as ``brute_force``."""
-        best: tuple[float, _Text] | None = None
-        for slot in self._slots[entry_id]:
-            text = self._texts[slot]
-            score = self._score(query, text)
-            if best is None or score > best[0]:
-                best = (score, text)
-        assert best is not None
-        return best
-
-    def _candidates(self, query: _Query) -> tuple[dict[int, float], float]:
-        """(slot -> weight shared with the query, total weight of features left out).
+    def _candidates(self, query: _Query) -> tuple[list[int], list[float], list[str]]:
+        """(slots, weight each shares with the query (descending), features left out).
 
         Postings of the rarest features are summed until ``posting_budget`` is spent;
         common features beyond it are left out.  Keeps the ``max_candidates`` best slots.
@@ -432,7 +431,7 @@ class FaqMatcher:
         feats = sorted((f for f in weights if f in postings), key=lambda f: len(postings[f]))
         acc: dict[int, float] = {}
         budget = self.posting_budget
-        rest = 0.0
+        rest: list[str] = []
         for f in feats:
             posting, w = postings[f], weights[f]
             if not acc:
@@ -446,10 +445,12 @@ class FaqMatcher:
                 for slot in posting:
                     acc[slot] = get(slot, 0.0) + w
             else:
-                rest += w
-        if len(acc) > self.max_candidates:
-            acc = dict(sorted(acc.items(), key=itemgetter(1), reverse=True)[: self.max_candidates])
-        return acc, rest
+                rest.append(f)
+        if not acc:
+            return [], [], rest
+        ranked = sorted(acc.items(), key=itemgetter(1), reverse=True)[: self.max_candidates]
+        slots, accs = zip(*ranked)
+        return list(slots), list(accs), rest
 
     def _top(self, best: dict[int, tuple[float, _Text]], top_k: int) -> list[Match]:
         ranked = heapq.nsmallest(top_k, best.items(), key=lambda kv: (-kv[1][0], kv[0]))

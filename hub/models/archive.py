@@ -1,21 +1,12 @@
-"""SQLAlchemy 2.x typed models: the schema of the hub (same on SQLite and PostgreSQL).
-
-Times are epoch seconds as floats (``*_at``); platform times (``sent_at``) as the platform gives
-them (integer seconds). JSON payloads are stored as text so the hot path pays no JSON column cost.
-"""
+"""Accounts, conversations, the message archive, pipeline jobs, kf cursors and the outbox."""
 from __future__ import annotations
 
 from typing import Optional
 
 from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column
 
-# BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite
-BigId = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class Base(DeclarativeBase):
-    pass
+from .base import Base, BigId
 
 
 class Account(Base):

@@ -1,0 +1,427 @@
+"""Benchmark encrypted WeCom text callbacks: the durable hub vs a bare aiohttp ceiling.
+
+One hub process (``python -m hub serve``) on a fresh SQLite file (the hub sets WAL +
+synchronous=FULL on every connection) receives signed, AES-encrypted WeCom text callbacks from
+``wrk`` (a separate load-generator process, over loopback, 2 threads x 64 connections, Lua script
+``bench/callbacks.lua`` replaying pre-encrypted requests, each with its own query string and
+body). In the same run, the same generator settings hit a bare aiohttp server (one process, same
+Python) whose handler only answers ``success``: the ceiling of this machine.
+
+Every request sent to the hub is a distinct message (distinct MsgId; senders drawn from a pool of
+customers; Chinese text) and the Lua script drains every outstanding response before a wrk thread
+stops, so after the run the number of 200 responses (``acked``, warm-up included) must equal the
+number of archived rows for the bench account (``archived``).
+
+Runs are interleaved (hub, bare, bare, hub, ...); the reported numbers are medians over runs.
+Prints human-readable lines, then one JSON line last.
+
+    python bench/callbacks.py            # 3 x 10 s per side (+ warm-up)
+    python bench/callbacks.py --quick    # 1 x 6 s per side, < 45 s wall
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+LUA = ROOT / "bench" / "callbacks.lua"
+ACCOUNT = "bench"
+CORP_ID = "wwbench0123456789"
+TOKEN = "scrmBenchToken2024"
+AES_KEY = "k3Xq9vB2mN7pR4tY8wZ1cF6hJ0lD5sG3aE2uI9oP7yT"  # 43 chars
+assert len(AES_KEY) == 43
+
+TARGET_RATIO, STRETCH_RATIO, TARGET_RATE, TARGET_P99_MS = 0.25, 0.33, 6000, 20.0
+
+PRODUCTS = ("水光精华", "舒缓面霜", "修护乳液", "焕亮爽肤水", "氨基酸洁面乳", "玻尿酸面膜", "紧致眼霜",
+            "清爽防晒霜", "温和卸妆油", "滋养身体乳", "婴儿纸尿裤", "宝宝护臀膏", "烟酰胺精华", "维C安瓶")
+QUESTIONS = ("{p}敏感肌可以用吗", "{p}孕妇能用吗", "{p}保质期多久", "{p}什么时候发货", "{p}可以退货吗",
+             "{p}有赠品吗", "{p}直播间有优惠吗", "{p}能用优惠券吗", "{p}是正品吗", "{p}适合什么肤质",
+             "我买的{p}还没到，帮我查下物流", "{p}用了有点刺痛正常吗", "{p}有小样吗", "{p}多少钱",
+             "订单里的{p}少发了一瓶", "{p}和之前的版本有什么区别", "{p}能开发票吗", "{p}什么时候补货")
+BEFORE = ("", "", "你好，", "请问", "亲，", "在吗？", "客服你好，", "麻烦问一下，")
+AFTER = ("", "", "？", "呀", "呢", "，谢谢", "，急", "～", "。订单号20240618{n:04d}")
+
+
+# ---------------------------------------------------------------------------------------------
+# the bare ceiling server (run as `python bench/callbacks.py --bare-server PORT`)
+
+def bare_server(port: int) -> None:
+    from aiohttp import web
+
+    async def receive(request: web.Request) -> web.Response:
+        return web.Response(text="success", content_type="text/plain")
+
+    async def health(request: web.Request) -> web.Response:
+        return web.Response(text="ok", content_type="text/plain")
+
+    app = web.Application()
+    app.router.add_post("/callbacks/wecom/{account}", receive)
+    app.router.add_get("/healthz", health)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=lambda *_: None)
+
+
+# ---------------------------------------------------------------------------------------------
+# messages
+
+class MessageFactory:
+    """Distinct, signed, encrypted WeCom text callbacks (one data-file line each)."""
+
+    def __init__(self, senders: int, seed: int = 11):
+        from tests.wechat_client import PlatformSim, text_xml
+        self.sim = PlatformSim("wecom", ACCOUNT, TOKEN, AES_KEY, CORP_ID)
+        self.text_xml = text_xml
+        self.rng = random.Random(seed)
+        self.senders = [f"wmBench{i:06d}x{self.rng.randrange(16**6):06x}" for i in range(senders)]
+        self.seq = 0
+        self.made = 0
+
+    def text(self) -> str:
+        rng = self.rng
+        q = rng.choice(QUESTIONS).format(p=rng.choice(PRODUCTS))
+        return rng.choice(BEFORE) + q + rng.choice(AFTER).format(n=rng.randrange(10000))
+
+    def write(self, path: Path, count: int) -> int:
+        """Write ``count`` new messages to ``path``; returns how many were written."""
+        ts = str(int(time.time()))
+        now = int(ts)
+        with open(path, "w", encoding="utf-8") as fh:
+            for _ in range(count):
+                self.seq += 1
+                xml = self.text_xml(CORP_ID, self.rng.choice(self.senders), self.text(),
+                                    7_300_000_000_000_000_000 + self.seq, create_time=now)
+                query, body = self.sim.encrypted(xml, timestamp=ts, nonce=f"{self.seq:08x}{self.rng.randrange(16**6):06x}")
+                fh.write(f"{self.sim.path}?{urlencode(query)}\t{body.decode()}\n")
+        self.made += count
+        return count
+
+
+# ---------------------------------------------------------------------------------------------
+# processes
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    fh = open(log, "wb")
+    try:
+        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # own process group: killed as a whole
+    finally:
+        fh.close()
+
+
+def kill_group(proc: subprocess.Popen | None, sig: int = signal.SIGKILL) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop(proc: subprocess.Popen | None, timeout: float = 30.0) -> int | None:
+    """SIGTERM, wait, then SIGKILL the process group."""
+    if proc is None:
+        return None
+    if proc.poll() is None:
+        kill_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            kill_group(proc, signal.SIGKILL)
+            proc.wait(5)
+    return proc.returncode
+
+
+def wait_healthy(port: int, proc: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited ({proc.returncode}) during start:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, OSError):
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"server on :{port} not healthy after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def run_wrk(port: int, data: Path, mode: str, seconds: float, threads: int, connections: int,
+            procs: list) -> dict:
+    """One wrk run; returns the BENCH_JSON dict of callbacks.lua (plus wrk's text output)."""
+    safety = int(math.ceil(seconds)) + 20  # -d is only a safety limit: the Lua threads stop themselves
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{safety}s", "--timeout", "30s", "--latency",
+           "-s", str(LUA), f"http://127.0.0.1:{port}", "--", str(data), mode, f"{seconds}", str(threads)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    procs.append(proc)
+    err_lines: list[str] = []
+
+    def pump_stderr() -> None:
+        done = 0
+        for line in proc.stderr:  # type: ignore[union-attr]
+            if line.strip() == "BENCH_THREAD_DONE":
+                done += 1
+                if done == threads:
+                    # every thread has drained; wake wrk's main thread from its -d sleep.
+                    # (repeat: a signal can land on a worker thread that is still returning)
+                    for _ in range(40):
+                        if proc.poll() is not None:
+                            break
+                        try:
+                            proc.send_signal(signal.SIGINT)
+                        except ProcessLookupError:
+                            break
+                        time.sleep(0.25)
+            else:
+                err_lines.append(line)
+
+    pump = threading.Thread(target=pump_stderr, daemon=True)
+    pump.start()
+    out = proc.stdout.read()  # type: ignore[union-attr]
+    proc.wait()
+    pump.join(5)
+    procs.remove(proc)
+    for line in out.splitlines():
+        if line.startswith("BENCH_JSON "):
+            res = json.loads(line[len("BENCH_JSON "):])
+            res["wrk_text"] = out
+            return res
+    raise SystemExit(f"wrk produced no result (rc={proc.returncode}):\n{out}\n{''.join(err_lines)}")
+
+
+def count_rows(db_path: Path) -> tuple[int, int, str]:
+    con = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    try:
+        archived = con.execute("SELECT count(*) FROM messages WHERE account_id = ?", (ACCOUNT,)).fetchone()[0]
+        jobs = con.execute("SELECT count(*) FROM jobs").fetchone()[0]
+        mode = con.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        con.close()
+    return archived, jobs, mode
+
+
+def fmt(res: dict) -> str:
+    e = res["errors"]
+    errs = sum(e.values())
+    return (f"{res['rate']:8.0f}/s  acked={res['acked']:6d} non200={res['non200']} "
+            f"p50={res['p50_us'] / 1000:6.2f} ms p90={res['p90_us'] / 1000:6.2f} ms "
+            f"p99={res['p99_us'] / 1000:6.2f} ms max={res['max_us'] / 1000:7.2f} ms "
+            f"in {res['elapsed_s']:.2f} s{'  errors=' + json.dumps(e) if errs else ''}"
+            f"{'  (messages exhausted early)' if res.get('exhausted') else ''}")
+
+
+# ---------------------------------------------------------------------------------------------
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1 x 6 s per side (< 45 s wall)")
+    ap.add_argument("--runs", type=int, help="measured runs per side (default 3, quick 1)")
+    ap.add_argument("--duration", type=float, help="seconds per measured run (default 10, quick 6)")
+    ap.add_argument("--warmup", type=float, help="warm-up seconds per side (default 3, quick 1.5)")
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2, help="wrk threads")
+    ap.add_argument("--senders", type=int, default=20000, help="distinct customers the messages come from")
+    ap.add_argument("--plan-rate", type=float, default=6000,
+                    help="messages/s to prepare for the warm-up; measured runs prepare 2x the best rate seen "
+                         "(a run that uses them all ends early, still measured exactly)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (DB, logs, data files)")
+    ap.add_argument("--profile", metavar="DIR", help="py-spy (if installed) records the hub during its first measured "
+                    "run: DIR/hub-gil.txt (collapsed stacks of the thread holding the GIL); skews the numbers")
+    ap.add_argument("--profile-flags", default="--gil", help="extra py-spy record flags (default --gil)")
+    ap.add_argument("--hub-cmd", default="", help="command that runs the hub CLI (default: PYTHON -m hub); "
+                    "for A/B experiments, e.g. a script that patches the hub then calls hub.cli.main()")
+    ap.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.bare_server:
+        bare_server(args.bare_server)
+        return
+
+    runs = args.runs or (1 if args.quick else 3)
+    duration = args.duration or (6.0 if args.quick else 10.0)
+    warmup = args.warmup if args.warmup is not None else (1.5 if args.quick else 3.0)
+    wall0 = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-callbacks-"))
+    db_path = tmp / "hub.db"
+    db_url = f"sqlite+aiosqlite:///{db_path}"
+    py = sys.executable
+    hub = bare = None
+    procs: list[subprocess.Popen] = []
+    try:
+        env = dict(os.environ)
+        # The bodies are encrypted and signed ahead of the runs (the encryption is not part of what
+        # is measured), so their timestamps age during the run: widen the hub's replay window.
+        env["HUB_CALLBACK_MAX_SKEW"] = "86400"
+        env["HUB_LOG_LEVEL"] = "WARNING"
+        env.pop("HUB_CONFIG", None)
+        env.pop("HUB_DATABASE_URL", None)
+        subprocess.run([py, "-m", "hub", "accounts", "add", "--db", db_url, "--id", ACCOUNT, "--platform", "wecom",
+                        "--name", "Bench Corp", "--receive-id", CORP_ID, "--token", TOKEN, "--aes-key", AES_KEY],
+                       cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+
+        hub_port, bare_port = free_port(), free_port()
+        hub_log, bare_log = tmp / "hub.log", tmp / "bare.log"
+        hub_cmd = args.hub_cmd.split() if args.hub_cmd else [py, "-m", "hub"]
+        hub = start([*hub_cmd, "serve", "--db", db_url, "--port", str(hub_port)], hub_log, env)
+        bare = start([py, str(Path(__file__).resolve()), "--bare-server", str(bare_port)], bare_log, env)
+
+        factory = MessageFactory(args.senders)
+        t = time.perf_counter()
+        warm_file = tmp / "warmup.txt"
+        factory.write(warm_file, max(1000, int(args.plan_rate * max(warmup, 0.5) * 1.6)))
+        prep_s = time.perf_counter() - t
+        wait_healthy(hub_port, hub, hub_log)
+        wait_healthy(bare_port, bare, bare_log)
+        print(f"hub :{hub_port} (SQLite {db_path}), bare :{bare_port}; wrk -t{args.threads} -c{args.connections}, "
+              f"{runs} x {duration:g} s per side after {warmup:g} s warm-up")
+        print(f"prepared {factory.made} warm-up messages in {prep_s:.2f} s "
+              f"({prep_s / factory.made * 1e6:.0f} us each, not measured)")
+
+        wrk = dict(threads=args.threads, connections=args.connections, procs=procs)
+        hub_results: list[dict] = []
+        bare_results: list[dict] = []
+        total_acked = total_non200 = total_sent = 0
+        total_errors: dict[str, int] = {}
+
+        def account(res: dict) -> None:
+            nonlocal total_acked, total_non200, total_sent
+            total_sent += res["sent"]
+            total_acked += res["acked"]
+            total_non200 += res["non200"]
+            for k, v in res["errors"].items():
+                total_errors[k] = total_errors.get(k, 0) + v
+
+        if warmup > 0:
+            res = run_wrk(hub_port, warm_file, "once", warmup, **wrk)
+            account(res)
+            print(f"warm-up hub : {fmt(res)}")
+            best = res["rate"]
+            res = run_wrk(bare_port, warm_file, "cycle", warmup, **wrk)
+            print(f"warm-up bare: {fmt(res)}")
+        else:
+            best = args.plan_rate
+        bare_file = warm_file  # the bare server stores nothing: it may see the same bodies again
+
+        for r in range(runs):
+            # enough for twice the best rate seen (a run that uses them all ends early, still exact)
+            count = max(2000, int(best * 2.0 * duration))
+            data = tmp / f"run{r}.txt"
+            t = time.perf_counter()
+            factory.write(data, count)
+            print(f"run {r + 1}/{runs}: prepared {count} new messages in {time.perf_counter() - t:.2f} s")
+            order = ("hub", "bare") if r % 2 == 0 else ("bare", "hub")
+            for side in order:
+                if side == "hub":
+                    spy = None
+                    if args.profile and r == 0:
+                        Path(args.profile).mkdir(parents=True, exist_ok=True)
+                        out = Path(args.profile) / "hub-profile.txt"
+                        spy = subprocess.Popen(
+                            ["py-spy", "record", "--pid", str(hub.pid), "--rate", "250", "--format", "raw",
+                             "--nonblocking", *args.profile_flags.split(), "-o", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "PATH": f"{Path(py).parent}:{os.environ.get('PATH', '')}"})
+                        procs.append(spy)
+                        time.sleep(0.5)
+                    res = run_wrk(hub_port, data, "once", duration, **wrk)
+                    if spy is not None:
+                        spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
+                        spy.wait(30)
+                        procs.remove(spy)
+                        print(f"  profile: {out}")
+                    account(res)
+                    hub_results.append(res)
+                    best = max(best, res["rate"])
+                    print(f"  hub  : {fmt(res)}")
+                else:
+                    res = run_wrk(bare_port, bare_file, "cycle", duration, **wrk)
+                    bare_results.append(res)
+                    print(f"  bare : {fmt(res)}")
+            data.unlink()
+
+        live_archived, _, _ = count_rows(db_path)
+        hub_rc = stop(hub)
+        stop(bare)
+        archived, jobs_left, journal = count_rows(db_path)
+        hub_errors = [ln for ln in hub_log.read_text(errors="replace").splitlines()
+                      if " ERROR " in ln or "Traceback" in ln]
+
+        # PRAGMA synchronous is per connection, so it cannot be read from outside the hub process
+        synchronous = "FULL" if "PRAGMA synchronous=FULL" in (ROOT / "hub" / "db.py").read_text() else "unknown"
+        med = statistics.median
+        rate = med(r["rate"] for r in hub_results)
+        ceiling = med(r["rate"] for r in bare_results)
+        p50 = med(r["p50_us"] for r in hub_results) / 1000
+        p99 = med(r["p99_us"] for r in hub_results) / 1000
+        ratio = rate / ceiling if ceiling else 0.0
+        durable = archived == total_acked and live_archived == total_acked
+        wall = time.perf_counter() - wall0
+        print(f"hub     : {rate:.0f} callbacks/s (median of {runs}), p50={p50:.2f} ms p99={p99:.2f} ms")
+        print(f"ceiling : {ceiling:.0f} /s bare aiohttp 'success' (median of {runs}), "
+              f"p50={med(r['p50_us'] for r in bare_results) / 1000:.2f} ms "
+              f"p99={med(r['p99_us'] for r in bare_results) / 1000:.2f} ms")
+        print(f"ratio   : {ratio:.1%} of the ceiling (target {TARGET_RATIO:.0%}, stretch {STRETCH_RATIO:.0%})")
+        print(f"durable : acked={total_acked} archived={archived} (live count {live_archived}) non200={total_non200} "
+              f"-> {'OK' if durable else 'MISMATCH'}; journal_mode={journal}, jobs left={jobs_left}, hub exit={hub_rc}")
+        if hub_errors:
+            print(f"hub log : {len(hub_errors)} error lines, first: {hub_errors[0]}")
+        meets = {"ratio": ratio >= TARGET_RATIO, "stretch": ratio >= STRETCH_RATIO, "rate": rate >= TARGET_RATE,
+                 "p99": p99 <= TARGET_P99_MS, "durable": durable}
+        print(f"targets : " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in meets.items()))
+        print(f"wall    : {wall:.1f} s")
+        print(json.dumps({
+            "callbacks_per_s": round(rate, 1), "p50_ms": round(p50, 3), "p99_ms": round(p99, 3),
+            "p90_ms": round(med(r["p90_us"] for r in hub_results) / 1000, 3),
+            "max_ms": round(max(r["max_us"] for r in hub_results) / 1000, 3),
+            "ceiling_per_s": round(ceiling, 1),
+            "ceiling_p50_ms": round(med(r["p50_us"] for r in bare_results) / 1000, 3),
+            "ceiling_p99_ms": round(med(r["p99_us"] for r in bare_results) / 1000, 3),
+            "ratio": round(ratio, 4), "acked": total_acked, "archived": archived, "durable": durable,
+            "non200": total_non200, "errors": total_errors, "messages": factory.made, "messages_sent": total_sent,
+            "senders": args.senders, "connections": args.connections, "threads": args.threads,
+            "runs": runs, "duration_s": duration, "warmup_s": warmup,
+            "hub_runs_per_s": [round(r["rate"], 1) for r in hub_results],
+            "ceiling_runs_per_s": [round(r["rate"], 1) for r in bare_results],
+            "jobs_left": jobs_left, "journal_mode": journal, "synchronous": synchronous,
+            "meets": meets, "quick": args.quick, "wall_s": round(wall, 1),
+        }, ensure_ascii=False))
+        if args.keep:
+            print(f"kept {tmp}", file=sys.stderr)
+    finally:
+        for p in list(procs):
+            kill_group(p)
+        stop(hub, 10)
+        stop(bare, 10)
+        if not args.keep:
+            for f in tmp.glob("*"):
+                f.unlink()
+            tmp.rmdir()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+"""Login, logout and the current user, for the console (cookie) and API clients (bearer token)."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from .errors import HubError, bad_request
+from .realtime import COOKIE
+from .users import UserInfo, login, logout, user_for_token
+
+
+def _hub(request: web.Request):  # noqa: ANN202
+    from .app import HUB
+    return request.app[HUB]
+
+
+def request_token(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth.startswith("Bearer "):
+        return auth[7:]
+    return request.cookies.get(COOKIE)
+
+
+async def current_user(request: web.Request) -> UserInfo | None:
+    hub = _hub(request)
+    return await user_for_token(hub.db, hub.clock, request_token(request))
+
+
+async def require_user(request: web.Request, *roles: str) -> UserInfo:
+    """The logged-in user (401 without one), with one of ``roles`` if given (403 otherwise)."""
+    user = await current_user(request)
+    if user is None:
+        raise HubError(401, "unauthorized", "log in first")
+    if roles and user.role not in roles:
+        raise HubError(403, "forbidden", "your role cannot do this")
+    return user
+
+
+async def post_login(request: web.Request) -> web.Response:
+    hub = _hub(request)
+    if request.content_type == "application/json":
+        try:
+            body = await request.json()
+        except ValueError:
+            raise bad_request("invalid_json", "body must be JSON") from None
+    else:
+        body = dict(await request.post())
+    username, password = str(body.get("username") or ""), str(body.get("password") or "")
+    if not username or not password:
+        raise bad_request("missing_credentials", "username and password are required", "username")
+    token, user = await login(hub.db, hub.clock, hub.limiter, username, password, request.remote or "")
+    resp = web.json_response({"user": user.public(), "token": token})
+    resp.set_cookie(COOKIE, token, httponly=True, samesite="Lax", secure=request.secure, path="/",
+                    max_age=12 * 3600)
+    return resp
+
+
+async def post_logout(request: web.Request) -> web.Response:
+    token = request_token(request)
+    if token:
+        await logout(_hub(request).db, token)
+    resp = web.json_response({"ok": True})
+    resp.del_cookie(COOKIE, path="/")
+    return resp
+
+
+async def get_me(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    hub = _hub(request)
+    return web.json_response({"user": user.public(), "epoch": hub.push.streams.epoch})
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.post("/api/login", post_login), web.post("/api/logout", post_logout), web.get("/api/me", get_me)]

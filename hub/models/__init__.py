@@ -1,0 +1,13 @@
+"""SQLAlchemy 2.x typed models: the schema of the hub (the same on SQLite and PostgreSQL).
+
+Times are epoch seconds as floats (``*_at``); platform times (``sent_at``) as the platform gives
+them (integer seconds). JSON payloads are stored as text so the hot path pays no JSON column cost.
+"""
+from .archive import Account, Conversation, Job, KfCursor, Message, Outbox
+from .base import Base, BigId
+from .config_data import RoutingRule, Setting
+from .people import LoginSession, SkillGroup, User
+from .service import AgentEvent, AgentStream, ServiceSession, SessionEvent
+
+__all__ = ["Account", "AgentEvent", "AgentStream", "Base", "BigId", "Conversation", "Job", "KfCursor",
+           "LoginSession", "Message", "Outbox", "RoutingRule", "Setting", "ServiceSession", "SessionEvent", "SkillGroup", "User"]

@@ -1,0 +1,84 @@
+"""Who is connected, and who is viewing or typing in which session.
+
+An agent whose last socket drops is given a grace period (a laptop waking up, a flaky network)
+before being treated as offline, which requeues their sessions. Two people on the same session
+see each other: ``presence.viewing`` lists the viewers, ``presence.typing`` says who is typing.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable
+
+from .push import Push, user_room
+from .users import UserInfo
+
+log = logging.getLogger(__name__)
+
+
+class Presence:
+    def __init__(self, push: Push, grace: float = 60.0):
+        self.push = push
+        self.grace = grace
+        self.sockets: dict[int, set[str]] = {}
+        self.users: dict[int, UserInfo] = {}
+        self.viewing_by_sid: dict[str, int] = {}
+        self.viewers: dict[int, dict[str, UserInfo]] = {}  # session -> sid -> user
+        self._offline_timers: dict[int, asyncio.TimerHandle] = {}
+        self.on_gone: Callable[[UserInfo], Awaitable[None]] | None = None  # set by the session service
+
+    def online_user_ids(self) -> set[int]:
+        return {uid for uid, sids in self.sockets.items() if sids}
+
+    async def connected(self, user: UserInfo, sid: str) -> None:
+        self.sockets.setdefault(user.id, set()).add(sid)
+        self.users[user.id] = user
+        timer = self._offline_timers.pop(user.id, None)
+        if timer:
+            timer.cancel()
+
+    async def disconnected(self, user: UserInfo, sid: str) -> None:
+        self.sockets.get(user.id, set()).discard(sid)
+        await self.viewing(user, sid, None)
+        if not self.sockets.get(user.id):
+            loop = asyncio.get_running_loop()
+            self._offline_timers[user.id] = loop.call_later(
+                self.grace, lambda: asyncio.ensure_future(self._gone(user)))
+
+    async def _gone(self, user: UserInfo) -> None:
+        self._offline_timers.pop(user.id, None)
+        if self.sockets.get(user.id):
+            return
+        if self.on_gone is not None:
+            try:
+                await self.on_gone(user)
+            except Exception:  # noqa: BLE001
+                log.exception("offline handling for user %s failed", user.id)
+
+    async def viewing(self, user: UserInfo, sid: str, session_id: int | None) -> None:
+        previous = self.viewing_by_sid.pop(sid, None)
+        if previous is not None:
+            self.viewers.get(previous, {}).pop(sid, None)
+            await self._announce(previous)
+        if session_id is not None:
+            self.viewing_by_sid[sid] = session_id
+            self.viewers.setdefault(session_id, {})[sid] = user
+            await self._announce(session_id)
+
+    def viewer_ids(self, session_id: int) -> set[int]:
+        return {u.id for u in self.viewers.get(session_id, {}).values()}
+
+    async def _announce(self, session_id: int) -> None:
+        people = {u.id: {"id": u.id, "name": u.display_name} for u in self.viewers.get(session_id, {}).values()}
+        payload: dict[str, Any] = {"session_id": session_id, "viewers": list(people.values())}
+        for sid in list(self.viewers.get(session_id, {})):
+            await self.push.to_room(sid, "presence.viewing", payload)
+
+    async def typing(self, user: UserInfo, sid: str, session_id: int) -> None:
+        payload = {"session_id": session_id, "user": {"id": user.id, "name": user.display_name}}
+        for other_sid, other in list(self.viewers.get(session_id, {}).items()):
+            if other_sid != sid:
+                await self.push.to_room(other_sid, "presence.typing", payload)
+
+
+__all__ = ["Presence", "user_room"]

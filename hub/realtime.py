@@ -1,0 +1,159 @@
+"""Socket.IO for agents and supervisors (python-socketio on the aiohttp app).
+
+Connecting needs a login: the console's session cookie or ``auth={"token": ...}``; anonymous
+sockets are refused. Each socket joins ``user:<id>``, ``group:<name>`` for its skill groups and,
+for supervisors and admins, ``supervisors``. Client events are thin: they call the session service
+and answer with an ack ``{"ok": true, ...}`` or ``{"ok": false, "error": code, "message": ...}``.
+Every event and payload is documented in docs/realtime.md.
+"""
+from __future__ import annotations
+
+import logging
+from http.cookies import SimpleCookie
+from typing import Any
+
+import socketio
+
+from .errors import HubError
+from .push import SUPERVISORS, group_room, user_room
+from .users import UserInfo, user_for_token
+
+log = logging.getLogger(__name__)
+
+COOKIE = "hub_session"
+
+# client -> server events (each answers with an ack)
+CLIENT_EVENTS = ("resume", "reply", "accept", "transfer", "close", "status", "viewing", "typing", "sessions",
+                 "history")
+
+
+def _cookie_token(environ: dict[str, Any]) -> str | None:
+    raw = environ.get("HTTP_COOKIE", "")
+    if not raw:
+        return None
+    jar = SimpleCookie()
+    try:
+        jar.load(raw)
+    except Exception:  # noqa: BLE001
+        return None
+    morsel = jar.get(COOKIE)
+    return morsel.value if morsel else None
+
+
+class AgentNamespace(socketio.AsyncNamespace):
+    def __init__(self, hub_ref: Any, namespace: str = "/"):
+        super().__init__(namespace)
+        self.hub_ref = hub_ref  # callable returning the running Hub
+
+    @property
+    def hub(self):  # noqa: ANN201
+        return self.hub_ref()
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        token = (auth or {}).get("token") if isinstance(auth, dict) else None
+        token = token or _cookie_token(environ)
+        hub = self.hub
+        user = await user_for_token(hub.db, hub.clock, token)
+        if user is None:
+            raise socketio.exceptions.ConnectionRefusedError("unauthorized")
+        await self.save_session(sid, {"user": user})
+        await self.enter_room(sid, user_room(user.id))
+        for g in user.groups:
+            await self.enter_room(sid, group_room(g))
+        if user.is_supervisor:
+            await self.enter_room(sid, SUPERVISORS)
+        await hub.presence.connected(user, sid)
+        if isinstance(auth, dict) and "last_seq" in auth:
+            try:
+                last = int(auth.get("last_seq") or 0)
+            except (TypeError, ValueError):
+                last = 0
+            await hub.push.replay(sid, user.id, auth.get("epoch"), last)
+
+    async def on_disconnect(self, sid: str, *_args: Any) -> None:
+        try:
+            session = await self.get_session(sid)
+        except KeyError:
+            return
+        user: UserInfo = session["user"]
+        await self.hub.presence.disconnected(user, sid)
+
+    async def _user(self, sid: str) -> UserInfo:
+        session = await self.get_session(sid)
+        return session["user"]
+
+    async def trigger_event(self, event: str, *args: Any) -> Any:
+        """Every client event runs through here: errors become acks, never a dropped socket."""
+        if event in ("connect", "disconnect"):
+            return await super().trigger_event(event, *args)
+        if event not in CLIENT_EVENTS:
+            return {"ok": False, "error": "unknown_event", "message": f"unknown event {event}"}
+        sid = args[0]
+        data = args[1] if len(args) > 1 and isinstance(args[1], dict) else {}
+        try:
+            user = await self._user(sid)
+            result = await getattr(self, f"handle_{event}")(sid, user, data)
+            return {"ok": True, **(result or {})}
+        except HubError as exc:
+            return {"ok": False, **exc.as_json()}
+        except KeyError:
+            return {"ok": False, "error": "unauthorized", "message": "not logged in"}
+        except Exception:  # noqa: BLE001
+            log.exception("socket event %s failed", event)
+            return {"ok": False, "error": "internal", "message": "internal error"}
+
+    # -- handlers: thin, the session service does the work -------------------------------------
+    async def handle_resume(self, sid: str, user: UserInfo, data: dict) -> dict:
+        replayed = await self.hub.push.replay(sid, user.id, data.get("epoch"), int(data.get("last_seq") or 0))
+        return {"replayed": replayed}
+
+    async def handle_sessions(self, sid: str, user: UserInfo, data: dict) -> dict:
+        return {"sessions": await self.hub.sessions.list_for(user), "epoch": self.hub.push.streams.epoch,
+                "seq": await self.hub.push.streams.last_seq(user.id)}
+
+    async def handle_history(self, sid: str, user: UserInfo, data: dict) -> dict:
+        return await self.hub.sessions.history_for(user, _int(data, "session_id"), data.get("before"))
+
+    async def handle_reply(self, sid: str, user: UserInfo, data: dict) -> dict:
+        message_id = await self.hub.sessions.reply(user, _int(data, "session_id"), data.get("text"),
+                                                   data.get("client_id"))
+        return {"message_id": message_id}
+
+    async def handle_accept(self, sid: str, user: UserInfo, data: dict) -> dict:
+        await self.hub.sessions.accept(user, _int(data, "session_id"))
+        return {}
+
+    async def handle_transfer(self, sid: str, user: UserInfo, data: dict) -> dict:
+        to_agent = data.get("to_agent")
+        await self.hub.sessions.transfer(user, _int(data, "session_id"),
+                                         to_agent=int(to_agent) if to_agent not in (None, "") else None,
+                                         to_group=data.get("to_group") or None, note=data.get("note") or "")
+        return {}
+
+    async def handle_close(self, sid: str, user: UserInfo, data: dict) -> dict:
+        await self.hub.sessions.close(user, _int(data, "session_id"), data.get("reason") or "resolved")
+        return {}
+
+    async def handle_status(self, sid: str, user: UserInfo, data: dict) -> dict:
+        await self.hub.sessions.set_status(user, data.get("status"))
+        return {}
+
+    async def handle_viewing(self, sid: str, user: UserInfo, data: dict) -> dict:
+        await self.hub.presence.viewing(user, sid, _int(data, "session_id") if data.get("session_id") else None)
+        return {}
+
+    async def handle_typing(self, sid: str, user: UserInfo, data: dict) -> dict:
+        await self.hub.presence.typing(user, sid, _int(data, "session_id"))
+        return {}
+
+
+def _int(data: dict, key: str) -> int:
+    try:
+        return int(data[key])
+    except (KeyError, TypeError, ValueError):
+        raise HubError(400, "invalid_" + key, f"{key} must be an integer", key) from None
+
+
+def create_sio(client_manager: Any = None) -> socketio.AsyncServer:
+    return socketio.AsyncServer(async_mode="aiohttp", client_manager=client_manager, cors_allowed_origins=[],
+                                logger=False, engineio_logger=False, ping_interval=20, ping_timeout=20)

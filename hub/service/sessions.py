@@ -1,0 +1,506 @@
+"""The session lifecycle: handover -> queued -> assigned -> active -> closed, transfer, reopen,
+requeue (agent offline, not accepted in time), reassign or escalate when a customer is left
+unanswered. The only place that changes sessions; Socket.IO handlers, the pipeline and the API
+call it. The in-memory ``Dispatcher`` (hub/routing/dispatch.py) holds agent load and the queue,
+rebuilt from the database at start; every assignment is also written with a conditional UPDATE
+so it happens once.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from ..clock import Clock
+from ..db import Database, retry_busy
+from ..errors import HubError, bad_request, not_found
+from ..models import Conversation, Message, RoutingRule, ServiceSession, SessionEvent, User
+from ..outbound.queue import Outbound, OutboundRequest
+from ..push import SUPERVISORS, Push, group_room
+from ..routing.dispatch import Assignment, Dispatcher, QueuedSession
+from ..routing.rules import Decision, RoutingInput, decide, parse_rule
+from ..settings import Settings
+from ..users import UserInfo, set_status as store_status
+from .timers import Timers
+from .views import ProfileProvider, basic_profile, session_bundle, session_json
+
+log = logging.getLogger(__name__)
+
+sessions_t = ServiceSession.__table__
+events_t = SessionEvent.__table__
+conversations = Conversation.__table__
+messages = Message.__table__
+users_t = User.__table__
+rules_t = RoutingRule.__table__
+
+OPEN = ("queued", "assigned", "active")
+KF_STATE = {"bot": 1, "queued": 2, "human": 3, "closed": 4}
+
+
+@dataclass(frozen=True)
+class Handover:
+    """Why and with what a conversation goes to a human (from the bots)."""
+
+    conversation_id: int
+    account_id: str
+    first_message: str
+    suggestions: list[dict[str, Any]]
+    channel_code: str | None = None
+    tags: frozenset[str] = frozenset()
+    vip_level: int = 0
+    in_business_hours: bool = True
+    advisor_id: int | None = None
+    group: str | None = None
+
+
+class SessionService:
+    def __init__(self, db: Database, clock: Clock, push: Push, outbound: Outbound, settings: Settings,
+                 timers: Timers, profile: ProfileProvider = basic_profile, kf_state: Any = None):
+        self.db = db
+        self.clock = clock
+        self.push = push
+        self.outbound = outbound
+        self.settings = settings
+        self.timers = timers
+        self.profile = profile
+        self.kf_state = kf_state  # async (conversation_row, state, servicer) -> None, for 微信客服
+        self.dispatcher = Dispatcher()
+        self.rules: list[Any] = []
+        self.agents: dict[int, UserInfo] = {}
+
+    # -- start-up: rebuild the in-memory state from the database --------------------------------
+    async def load(self) -> None:
+        async with self.db.read() as conn:
+            agents = (await conn.execute(select(users_t).where(users_t.c.disabled.is_(False)))).all()
+            held_rows = (await conn.execute(
+                select(sessions_t.c.agent_id, sessions_t.c.id).where(sessions_t.c.state.in_(("assigned", "active"))))).all()
+            queued = (await conn.execute(select(sessions_t).where(sessions_t.c.state == "queued"))).all()
+            assigned = (await conn.execute(select(sessions_t).where(sessions_t.c.state == "assigned"))).all()
+            open_rows = (await conn.execute(select(sessions_t).where(sessions_t.c.state.in_(("assigned", "active"))))).all()
+        held: dict[int, list[int]] = {}
+        for agent_id, session_id in held_rows:
+            held.setdefault(agent_id, []).append(session_id)
+        self.dispatcher = Dispatcher()
+        for a in agents:
+            info = UserInfo(a.id, a.username, a.display_name, a.role, tuple(json.loads(a.groups or "[]")), a.cap,
+                            a.status)
+            self.agents[a.id] = info
+            self.dispatcher.upsert_agent(a.id, groups=info.groups, cap=a.cap, status=a.status,
+                                         sessions=held.get(a.id, []))
+        await self.load_rules()
+        for row in sorted(queued, key=lambda r: r.handover_at):
+            await self._apply(self.dispatcher.enqueue(self._queued(row)))
+        for row in assigned:
+            self._arm_accept_timer(row.id, (row.assigned_at or self.clock.now()))
+        for row in open_rows:
+            self._arm_unanswered_timer(row)
+
+    async def load_rules(self) -> None:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(rules_t).order_by(rules_t.c.position, rules_t.c.id))).all()
+        parsed = []
+        for r in rows:
+            try:
+                parsed.append(parse_rule({**json.loads(r.data), "enabled": r.enabled, "name": r.name}, r.id, r.position))
+            except ValueError as exc:  # validated on save; an old row that no longer parses is skipped
+                log.warning("routing rule %s skipped: %s", r.id, exc)
+        self.rules = parsed
+
+    def _queued(self, row: Any) -> QueuedSession:
+        return QueuedSession(row.id, row.group, row.priority, row.handover_at, row.advisor_id)
+
+    # -- handover from the bots -----------------------------------------------------------------
+    async def route(self, h: Handover) -> dict[str, Any]:
+        """Open (or join) the conversation's session and route it. Returns the session json."""
+        existing = await self._open_session(h.conversation_id)
+        if existing is not None:
+            return session_json(existing)
+        decision = decide(self.rules, RoutingInput(
+            account_id=h.account_id, platform=await self._channel(h.conversation_id), channel=h.channel_code,
+            tags=h.tags, vip_level=h.vip_level, first_message=h.first_message,
+            in_business_hours=h.in_business_hours), await self.settings.get("default_group"))
+        now = self.clock.now()
+        group = h.group or decision.group
+        advisor = h.advisor_id or decision.agent_id
+
+        async def write() -> int | None:
+            async with self.db.write() as conn:
+                reopened = await self._reopen_candidate(conn, h.conversation_id, now)
+                if reopened is not None:
+                    await conn.execute(update(sessions_t).where(sessions_t.c.id == reopened.id).values(
+                        state="queued", agent_id=None, closed_at=None, close_reason=None, handover_at=now,
+                        assigned_at=None, accepted_at=None, first_reply_at=None, last_customer_at=now,
+                        advisor_id=advisor, group=group, priority=decision.priority))
+                    await self._event(conn, reopened.id, "reopened", "customer", {"previous_agent": reopened.agent_id})
+                    return reopened.id
+                res = await conn.execute(sessions_t.insert().values(
+                    conversation_id=h.conversation_id, account_id=h.account_id, state="queued", group=group,
+                    priority=decision.priority, advisor_id=advisor, vip_level=h.vip_level,
+                    first_message=h.first_message[:500], suggestions=json.dumps(h.suggestions, ensure_ascii=False),
+                    created_at=now, handover_at=now, last_customer_at=now))
+                sid = res.inserted_primary_key[0]
+                await self._event(conn, sid, "created", "bot", {"group": group, "rule": decision.matched_rule_id,
+                                                                "trace": list(decision.trace)})
+                return sid
+
+        try:
+            session_id = await retry_busy(write)
+        except Exception as exc:  # the partial unique index: another worker opened it first
+            if "uq_open_session" in str(exc) or "UNIQUE" in str(exc).upper():
+                row = await self._open_session(h.conversation_id)
+                if row is not None:
+                    return session_json(row)
+            raise
+        row = await self._get(session_id)
+        await self._kf(row, "queued")
+        assignment = self.dispatcher.enqueue(self._queued(row))
+        await self._apply(assignment)
+        if assignment is None:
+            await self._tell_queue_position(row)
+        await self._queue_changed()
+        return session_json(await self._get(session_id))
+
+    async def _reopen_candidate(self, conn: Any, conversation_id: int, now: float) -> Any:
+        window = float(await self.settings.get("reopen_window") or 0)
+        row = (await conn.execute(select(sessions_t).where(sessions_t.c.conversation_id == conversation_id)
+                                  .where(sessions_t.c.state == "closed").order_by(sessions_t.c.id.desc())
+                                  .limit(1))).first()
+        if row is not None and row.closed_at and now - row.closed_at <= window:
+            return row
+        return None
+
+    # -- inbound customer messages on an open session ------------------------------------------
+    async def customer_message(self, conversation_id: int, message_row: Any) -> bool:
+        """A customer wrote in a conversation: deliver to its session's agent. False if no session."""
+        row = await self._open_session(conversation_id)
+        if row is None:
+            return False
+        now = self.clock.now()
+
+        async def write() -> None:
+            async with self.db.write() as conn:
+                await conn.execute(update(sessions_t).where(sessions_t.c.id == row.id).values(last_customer_at=now))
+
+        await retry_busy(write)
+        from ..archive.history import message_json
+        payload = {"session_id": row.id, "message": message_json(message_row)}
+        if row.agent_id:
+            await self.push.to_user(row.agent_id, "message.new", payload)
+            self._arm_unanswered_timer(await self._get(row.id))
+        return True
+
+    # -- agent actions --------------------------------------------------------------------------
+    async def accept(self, user: UserInfo, session_id: int) -> None:
+        row = await self._owned(user, session_id)
+        if row.state == "assigned":
+            await self._update(session_id, {"state": "active", "accepted_at": self.clock.now()}, "accepted", user)
+            self.timers.cancel(f"accept:{session_id}")
+            row = await self._get(session_id)
+            await self._kf(row, "human", user)
+
+    async def reply(self, user: UserInfo, session_id: int, text: Any, client_id: Any = None) -> int | None:
+        if not isinstance(text, str) or not text.strip():
+            raise bad_request("invalid_text", "text is required", "text")
+        if len(text) > 2000:
+            raise bad_request("invalid_text", "at most 2000 characters", "text")
+        row = await self._owned(user, session_id)
+        if row.state == "closed":
+            raise HubError(409, "session_closed", "this session is closed")
+        dedup = f"agent:{user.id}:{client_id}" if client_id else None
+        message_id = await self.outbound.enqueue(OutboundRequest(row.account_id, row.conversation_id, text,
+                                                                 f"agent:{user.id}", dedup_key=dedup))
+        now = self.clock.now()
+        values: dict[str, Any] = {"last_agent_at": now}
+        if row.first_reply_at is None:
+            values["first_reply_at"] = now
+        if row.state == "assigned":
+            values.update(state="active", accepted_at=now)
+            self.timers.cancel(f"accept:{session_id}")
+        await self._update(session_id, values, None, user)
+        self.timers.cancel(f"unanswered:{session_id}")
+        if message_id is not None:
+            async with self.db.read() as conn:
+                msg = (await conn.execute(select(messages).where(messages.c.id == message_id))).first()
+            from ..archive.history import message_json
+            await self.push.to_user(row.agent_id or user.id, "message.new",
+                                    {"session_id": session_id, "message": message_json(msg)})
+        return message_id
+
+    async def transfer(self, user: UserInfo, session_id: int, *, to_agent: int | None = None,
+                       to_group: str | None = None, note: str = "") -> None:
+        row = await self._owned(user, session_id)
+        if row.state == "closed":
+            raise HubError(409, "session_closed", "this session is closed")
+        if to_agent is None and not to_group:
+            raise bad_request("invalid_target", "to_agent or to_group is required", "to_agent")
+        if to_agent is not None:
+            if to_agent not in self.agents:
+                raise not_found("unknown_agent", f"no agent {to_agent}")
+            target = next((a for a in self.dispatcher.agents() if a.id == to_agent), None)
+            if target is None or target.status != "online" or target.load >= target.cap:
+                raise HubError(409, "agent_unavailable", "that agent is not online or has no free capacity",
+                               "to_agent")
+        old_agent = row.agent_id
+        freed: list[Assignment] = []
+        if old_agent:
+            freed = self.dispatcher.release(old_agent, session_id)
+        self.timers.cancel(f"accept:{session_id}")
+        group = to_group or row.group
+        await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None, "group": group,
+                                        "accepted_at": None},
+                           "transferred", user, {"from": old_agent, "to_agent": to_agent, "to_group": to_group,
+                                                 "note": note})
+        if old_agent:
+            await self.push.to_user(old_agent, "session.removed", {"session_id": session_id, "reason": "transferred"})
+        if to_agent is not None:
+            await self._apply_all(self.dispatcher.assign_direct(session_id, to_agent))
+        else:
+            await self._apply(self.dispatcher.enqueue(QueuedSession(session_id, group, row.priority, row.handover_at,
+                                                                    None)))
+        await self._apply_all(freed)
+        await self._queue_changed()
+
+    async def close(self, user: UserInfo | None, session_id: int, reason: str = "resolved") -> None:
+        row = await self._get(session_id)
+        if user is not None:
+            row = await self._owned(user, session_id)
+        if row.state == "closed":
+            return
+        if row.state == "queued":
+            self.dispatcher.cancel(session_id)
+        await self._update(session_id, {"state": "closed", "closed_at": self.clock.now(), "close_reason": reason[:64]},
+                           "closed", user, {"reason": reason})
+        self.timers.cancel(f"accept:{session_id}")
+        self.timers.cancel(f"unanswered:{session_id}")
+        freed = self.dispatcher.release(row.agent_id, session_id) if row.agent_id else []
+        if row.agent_id:
+            await self.push.to_user(row.agent_id, "session.closed", {"session_id": session_id, "reason": reason})
+        await self._kf(row, "closed")
+        await self._apply_all(freed)
+        await self._queue_changed()
+
+    async def set_status(self, user: UserInfo, status: Any) -> None:
+        await store_status(self.db, user.id, status)
+        if user.id not in self.agents:
+            self.agents[user.id] = user
+            self.dispatcher.upsert_agent(user.id, groups=user.groups, cap=user.cap, status="offline")
+        await self.push.to_room(SUPERVISORS, "agent.status", {"agent_id": user.id, "status": status})
+        if status == "offline":
+            await self.requeue_agent(user.id, "agent_offline")
+        await self._apply_all(self.dispatcher.set_status(user.id, status))
+        await self._queue_changed()
+
+    async def set_cap(self, agent_id: int, cap: int) -> None:
+        async with self.db.write() as conn:
+            await conn.execute(update(users_t).where(users_t.c.id == agent_id).values(cap=cap))
+        await self._apply_all(self.dispatcher.set_cap(agent_id, cap))
+
+    async def agent_gone(self, user: UserInfo) -> None:
+        """The agent's last socket dropped and the grace period passed."""
+        await self.set_status(user, "offline")
+
+    async def requeue_agent(self, agent_id: int, why: str) -> None:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(sessions_t).where(sessions_t.c.agent_id == agent_id)
+                                       .where(sessions_t.c.state.in_(("assigned", "active"))))).all()
+        for row in rows:
+            await self._update(row.id, {"state": "queued", "agent_id": None, "assigned_at": None,
+                                        "accepted_at": None}, "requeued", None, {"why": why, "from": agent_id})
+            self.timers.cancel(f"accept:{row.id}")
+            await self.push.to_user(agent_id, "session.removed", {"session_id": row.id, "reason": why})
+        queued = [self._queued(await self._get(r.id)) for r in rows]
+        await self._apply_all(self.dispatcher.requeue_agent_sessions(agent_id, queued))
+        await self._queue_changed()
+
+    # -- reading --------------------------------------------------------------------------------
+    async def list_for(self, user: UserInfo) -> list[dict[str, Any]]:
+        async with self.db.read() as conn:
+            q = select(sessions_t, conversations.c.channel, conversations.c.peer_id, conversations.c.thread).join(
+                conversations, conversations.c.id == sessions_t.c.conversation_id).where(sessions_t.c.state.in_(OPEN))
+            if not user.is_supervisor:
+                q = q.where(sessions_t.c.agent_id == user.id)
+            rows = (await conn.execute(q.order_by(sessions_t.c.id))).all()
+        out = []
+        for r in rows:
+            item = session_json(r, r)
+            item["unread"] = await self._unread(r)
+            out.append(item)
+        return out
+
+    async def bundle_for(self, user: UserInfo, session_id: int) -> dict[str, Any]:
+        await self._owned(user, session_id, read=True)
+        return await session_bundle(self.db, self.profile, session_id)
+
+    async def history_for(self, user: UserInfo, session_id: int, before: Any = None) -> dict[str, Any]:
+        row = await self._owned(user, session_id, read=True)
+        from ..archive.history import history
+        return await history(self.db, row.conversation_id, 50, int(before) if before else None)
+
+    async def _unread(self, row: Any) -> int:
+        since = row.last_agent_at or 0
+        async with self.db.read() as conn:
+            return (await conn.execute(select(func.count()).select_from(messages).where(
+                (messages.c.conversation_id == row.conversation_id) & (messages.c.direction == "in")
+                & (messages.c.sender == "customer") & (messages.c.created_at > since)))).scalar() or 0
+
+    # -- internals ------------------------------------------------------------------------------
+    async def _apply_all(self, assignments: list[Assignment]) -> None:
+        for a in assignments:
+            await self._apply(a)
+
+    async def _apply(self, assignment: Assignment | None) -> None:
+        """Persist an assignment the dispatcher made and tell the agent."""
+        if assignment is None:
+            return
+        now = self.clock.now()
+
+        async def write() -> bool:
+            async with self.db.write() as conn:
+                res = await conn.execute(update(sessions_t).where(sessions_t.c.id == assignment.session_id)
+                                         .where(sessions_t.c.state == "queued")
+                                         .values(state="assigned", agent_id=assignment.agent_id, assigned_at=now))
+                if res.rowcount != 1:
+                    return False
+                await self._event(conn, assignment.session_id, "assigned", "router", {"agent_id": assignment.agent_id})
+                return True
+
+        if not await retry_busy(write):
+            log.warning("assignment of session %s to %s lost a race; releasing", assignment.session_id,
+                        assignment.agent_id)
+            self.dispatcher.release(assignment.agent_id, assignment.session_id)
+            return
+        self._arm_accept_timer(assignment.session_id, now)
+        bundle = await session_bundle(self.db, self.profile, assignment.session_id)
+        await self.push.to_user(assignment.agent_id, "session.new", bundle)
+        self._arm_unanswered_timer(await self._get(assignment.session_id))
+
+    def _arm_accept_timer(self, session_id: int, assigned_at: float) -> None:
+        timeout = float(self.settings.cached("accept_timeout") or 0)
+        if timeout > 0:
+            self.timers.set(f"accept:{session_id}", assigned_at + timeout, lambda: self._accept_timeout(session_id))
+
+    async def _accept_timeout(self, session_id: int) -> None:
+        row = await self._get(session_id)
+        if row is None or row.state != "assigned":
+            return
+        agent = row.agent_id
+        freed = self.dispatcher.release(agent, session_id)
+        await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None}, "requeued", None,
+                           {"why": "not_accepted", "from": agent})
+        await self.push.to_user(agent, "session.removed", {"session_id": session_id, "reason": "not_accepted"})
+        await self._apply_all(freed)
+        await self._apply_all(await self._enqueue_passing_over(await self._get(session_id), agent))
+        await self._queue_changed()
+
+    def _arm_unanswered_timer(self, row: Any) -> None:
+        minutes = float(self.settings.cached("unanswered_minutes") or 0)
+        if row is None or minutes <= 0 or row.state not in ("assigned", "active"):
+            return
+        waiting_since = row.last_customer_at
+        if waiting_since is None or (row.last_agent_at or 0) >= waiting_since:
+            self.timers.cancel(f"unanswered:{row.id}")
+            return
+        self.timers.set(f"unanswered:{row.id}", waiting_since + minutes * 60, lambda: self._unanswered(row.id))
+
+    async def _unanswered(self, session_id: int) -> None:
+        row = await self._get(session_id)
+        if row is None or row.state not in ("assigned", "active") or (row.last_agent_at or 0) >= (row.last_customer_at or 0):
+            return
+        action = self.settings.cached("unanswered_action")
+        payload = {"session_id": session_id, "agent_id": row.agent_id, "waiting_since": row.last_customer_at}
+        await self.push.to_room(SUPERVISORS, "session.escalated", payload)
+        async with self.db.write() as conn:
+            await self._event(conn, session_id, "unanswered", "system", {"action": action, "agent_id": row.agent_id})
+        if action == "reassign" and row.agent_id:
+            agent = row.agent_id
+            freed = self.dispatcher.release(agent, session_id)
+            await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None,
+                                            "accepted_at": None}, "requeued", None, {"why": "unanswered", "from": agent})
+            await self.push.to_user(agent, "session.removed", {"session_id": session_id, "reason": "unanswered"})
+            await self._apply_all(freed)
+            await self._apply_all(await self._enqueue_passing_over(await self._get(session_id), agent))
+            await self._queue_changed()
+
+    async def _enqueue_passing_over(self, row: Any, agent_id: int) -> list[Assignment]:
+        """Queue a session so that ``agent_id`` (who let it lapse) is passed over if anyone else can take it."""
+        state = next((a for a in self.dispatcher.agents() if a.id == agent_id), None)
+        out: list[Assignment] = []
+        if state is not None and state.status == "online":
+            out += self.dispatcher.set_status(agent_id, "away")
+        first = self.dispatcher.enqueue(self._queued(row))
+        if first is not None:
+            out.append(first)
+        if state is not None and state.status == "online":
+            out += self.dispatcher.set_status(agent_id, "online")
+        return out
+
+    async def _tell_queue_position(self, row: Any) -> None:
+        if not await self.settings.get("queue_notify", row.account_id):
+            return
+        position = self.dispatcher.queue_position(row.id)
+        if not position:
+            return
+        text = str(await self.settings.get("queue_text", row.account_id)).format(n=position - 1, position=position)
+        await self.outbound.enqueue(OutboundRequest(row.account_id, row.conversation_id, text, "system",
+                                                    dedup_key=f"queue:{row.id}:{row.handover_at}"))
+
+    async def _queue_changed(self) -> None:
+        snapshot = [{"session_id": q.session_id, "group": q.group, "priority": q.priority,
+                     "enqueued_at": q.enqueued_at, "advisor_id": q.agent_id} for q in self.dispatcher.queue_snapshot()]
+        agents = [{"id": a.id, "status": a.status, "cap": a.cap, "load": a.load, "groups": sorted(a.groups)}
+                  for a in self.dispatcher.agents()]
+        await self.push.to_room(SUPERVISORS, "queue.changed", {"queue": snapshot, "agents": agents})
+        groups = {q["group"] for q in snapshot} | set().union(set(), *(a.groups for a in self.agents.values()))
+        for group in groups:
+            await self.push.to_room(group_room(group), "queue.changed",
+                                    {"group": group, "waiting": sum(1 for q in snapshot if q["group"] == group)})
+
+    async def _kf(self, row: Any, state: str, user: UserInfo | None = None) -> None:
+        if self.kf_state is None:
+            return
+        try:
+            await self.kf_state(row, KF_STATE[state], user)
+        except Exception as exc:  # noqa: BLE001 - the platform's view is best effort; the hub's is the truth
+            log.warning("kf service_state for session %s -> %s failed: %s", row.id, state, exc)
+
+    async def _channel(self, conversation_id: int) -> str:
+        async with self.db.read() as conn:
+            return (await conn.execute(select(conversations.c.channel).where(
+                conversations.c.id == conversation_id))).scalar() or ""
+
+    async def _open_session(self, conversation_id: int) -> Any:
+        async with self.db.read() as conn:
+            return (await conn.execute(select(sessions_t).where(sessions_t.c.conversation_id == conversation_id)
+                                       .where(sessions_t.c.state.in_(OPEN)))).first()
+
+    async def _get(self, session_id: int) -> Any:
+        async with self.db.read() as conn:
+            return (await conn.execute(select(sessions_t).where(sessions_t.c.id == session_id))).first()
+
+    async def _owned(self, user: UserInfo, session_id: int, read: bool = False) -> Any:
+        row = await self._get(session_id)
+        if row is None:
+            raise not_found("unknown_session", f"no session {session_id}")
+        if row.agent_id != user.id and not user.is_supervisor:
+            raise HubError(403, "forbidden", "this session is not yours")
+        return row
+
+    async def _update(self, session_id: int, values: dict[str, Any], event: str | None, user: UserInfo | None,
+                      data: dict[str, Any] | None = None) -> None:
+        async def write() -> None:
+            async with self.db.write() as conn:
+                await conn.execute(update(sessions_t).where(sessions_t.c.id == session_id).values(**values))
+                if event:
+                    await self._event(conn, session_id, event, f"agent:{user.id}" if user else "system", data or {})
+
+        await retry_busy(write)
+
+    async def _event(self, conn: Any, session_id: int, kind: str, actor: str, data: dict[str, Any]) -> None:
+        await conn.execute(events_t.insert().values(session_id=session_id, kind=kind, actor=actor,
+                                                    data=json.dumps(data, ensure_ascii=False), at=self.clock.now()))
+
+
+__all__ = ["Decision", "Handover", "SessionService"]

@@ -1,0 +1,72 @@
+"""Scheduled timers keyed by name (``call_later``, not a periodic sweep): set, replace, cancel.
+
+The callers rebuild their timers from the database at start, so a restart loses none.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Awaitable, Callable
+
+from ..clock import Clock
+
+log = logging.getLogger(__name__)
+
+
+class Timers:
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self._handles: dict[str, asyncio.TimerHandle] = {}
+        self._due: dict[str, tuple[float, Callable[[], Awaitable[None]]]] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self.fired = 0
+
+    def set(self, key: str, when: float, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run ``fn`` at epoch time ``when`` (replacing any timer with the same key)."""
+        self.cancel(key)
+        delay = max(0.0, when - self.clock.now())
+        loop = asyncio.get_running_loop()
+        self._handles[key] = loop.call_later(delay, self._fire, key, fn)
+        self._due[key] = (when, fn)
+
+    def cancel(self, key: str) -> None:
+        handle = self._handles.pop(key, None)
+        self._due.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+    def pending(self, prefix: str = "") -> list[str]:
+        return [k for k in self._handles if k.startswith(prefix)]
+
+    def when(self, key: str) -> float | None:
+        entry = self._due.get(key)
+        return entry[0] if entry else None
+
+    def _fire(self, key: str, fn: Callable[[], Awaitable[None]]) -> None:
+        self._handles.pop(key, None)
+        self._due.pop(key, None)
+        task = asyncio.ensure_future(self._run(key, fn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, key: str, fn: Callable[[], Awaitable[None]]) -> None:
+        self.fired += 1
+        try:
+            await fn()
+        except Exception:  # noqa: BLE001
+            log.exception("timer %s failed", key)
+
+    async def fire_due(self) -> int:
+        """Run, now, every timer whose time has come by the clock (tests move a fake clock)."""
+        now = self.clock.now()
+        due = [(k, fn) for k, (when, fn) in list(self._due.items()) if when <= now]
+        for key, fn in due:
+            self.cancel(key)
+            await self._run(key, fn)
+        return len(due)
+
+    async def stop(self) -> None:
+        for key in list(self._handles):
+            self.cancel(key)
+        for task in list(self._tasks):
+            task.cancel()

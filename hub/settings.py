@@ -1,0 +1,89 @@
+"""Operator settings: typed defaults, stored overrides (per brand or per account), cached briefly.
+
+A change made by the admin console or the CLI is seen by every hub process within ``ttl``
+seconds, without a restart.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .clock import Clock
+from .db import Database
+from .models import Setting
+
+settings_table = Setting.__table__
+
+DEFAULTS: dict[str, Any] = {
+    # sessions and routing
+    "default_group": "default",
+    "reopen_window": 1800,  # a customer message within this many seconds of a close reopens the session
+    "accept_timeout": 120,  # an assigned session not accepted in time goes back to the queue
+    "unanswered_minutes": 5,  # the agent left the customer unanswered this long ...
+    "unanswered_action": "reassign",  # ... reassign | escalate (notify supervisors)
+    "queue_text": "您前面还有 {n} 位，请稍候，客服马上为您服务。",
+    "queue_notify": True,
+    "offline_grace": 60,  # seconds a disconnected agent keeps their sessions
+    # bots
+    "handover_words": ["转人工", "人工客服", "人工服务", "找客服", "真人"],
+    "faq_confident": 82.0,
+    "faq_suggest": 55.0,
+    "offhours_text": "您好，现在是非工作时间，客服上班后会第一时间回复您。",
+    "business_hours": None,  # None = always open; else hub.business_hours JSON
+    "welcome_text": "",
+}
+
+
+class Settings:
+    def __init__(self, db: Database, clock: Clock, ttl: float = 3.0):
+        self.db = db
+        self.clock = clock
+        self.ttl = ttl
+        self._values: dict[tuple[str, str], Any] = {}
+        self._loaded_at = float("-inf")
+        self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+
+    async def reload(self) -> None:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(settings_table))).all()
+        self._values = {(r.scope, r.key): json.loads(r.value) for r in rows}
+        self._loaded_at = self.clock.now()
+
+    async def get(self, key: str, scope: str = "") -> Any:
+        if self.clock.now() - self._loaded_at > self.ttl:
+            await self.reload()
+        if scope and (scope, key) in self._values:
+            return self._values[(scope, key)]
+        if ("", key) in self._values:
+            return self._values[("", key)]
+        return DEFAULTS.get(key)
+
+    def cached(self, key: str, scope: str = "") -> Any:
+        """The value as last loaded (no I/O), for hot paths that must not await."""
+        return self._values.get((scope, key), self._values.get(("", key), DEFAULTS.get(key)))
+
+    async def preset(self, pairs: tuple[tuple[str, Any], ...]) -> None:
+        """Config-file presets: written only where nothing is stored yet (the console's changes win)."""
+        await self.reload()
+        for key, value in pairs:
+            if ("", key) not in self._values:
+                await self.set(key, value)
+
+    async def set(self, key: str, value: Any, scope: str = "") -> None:
+        text = json.dumps(value, ensure_ascii=False)
+        async with self.db.write() as conn:
+            stmt = self._insert(settings_table).values(scope=scope, key=key, value=text, updated_at=self.clock.now())
+            await conn.execute(stmt.on_conflict_do_update(index_elements=["scope", "key"],
+                                                          set_={"value": text, "updated_at": self.clock.now()}))
+        self._values[(scope, key)] = value
+
+    async def all(self, scope: str = "") -> dict[str, Any]:
+        await self.reload()
+        out = dict(DEFAULTS)
+        out.update({k: v for (s, k), v in self._values.items() if s == ""})
+        if scope:
+            out.update({k: v for (s, k), v in self._values.items() if s == scope})
+        return out

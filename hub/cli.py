@@ -48,6 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--base-url", default="", help="public base URL, to print full callback URLs")
     lst.add_argument("--json", action="store_true")
 
+    users = sub.add_parser("users", help="agents, supervisors and admins")
+    usr_sub = users.add_subparsers(dest="action", metavar="ACTION", required=True)
+    uadd = usr_sub.add_parser("add", help="add a user")
+    _add_db(uadd)
+    uadd.add_argument("--username", required=True)
+    uadd.add_argument("--password", required=True, help="at least 8 characters")
+    uadd.add_argument("--role", choices=["agent", "supervisor", "admin"], default="agent")
+    uadd.add_argument("--name", default="", help="display name shown to colleagues")
+    uadd.add_argument("--groups", default="", help="skill groups, comma-separated (e.g. presales,aftersales)")
+    uadd.add_argument("--cap", type=int, default=5, help="concurrent sessions (default 5)")
+    ulist = usr_sub.add_parser("list", help="list users")
+    _add_db(ulist)
+    ulist.add_argument("--json", action="store_true")
+
     archive = sub.add_parser("archive", help="the conversation archive")
     arc_sub = archive.add_subparsers(dest="action", metavar="ACTION", required=True)
     exp = arc_sub.add_parser("export", help="archived messages, one per line, to standard output")
@@ -135,6 +149,34 @@ def cmd_accounts(args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(config, run))
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    from .errors import HubError
+    from .users import add_user, list_users
+    config = _config(args)
+
+    async def run(db):  # noqa: ANN001, ANN202
+        if args.action == "add":
+            groups = [g.strip() for g in args.groups.split(",") if g.strip()]
+            try:
+                user = await add_user(db, Clock(), username=args.username, password=args.password, role=args.role,
+                                      display_name=args.name, groups=groups, cap=args.cap)
+            except HubError as exc:
+                print(f"error: {exc.message}", file=sys.stderr)
+                return 2
+            print(f"added {user.role} {user.username} (id {user.id})")
+            return 0
+        rows = await list_users(db)
+        if args.json:
+            print(json.dumps([u.public() for u in rows], ensure_ascii=False, indent=2))
+        else:
+            for u in rows:
+                flags = "\tdisabled" if u.disabled else ""
+                print(f"{u.id}\t{u.username}\t{u.role}\t{','.join(u.groups)}\tcap={u.cap}{flags}")
+        return 0
+
+    return asyncio.run(_with_db(config, run))
+
+
 def cmd_archive(args: argparse.Namespace) -> int:
     from .archive.export import export
     config = _config(args)
@@ -148,11 +190,13 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(config, run))
 
 
+COMMANDS = {"serve": cmd_serve, "accounts": cmd_accounts, "users": cmd_users, "archive": cmd_archive}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or (argv[0] not in ("serve", "accounts", "archive") and argv[0] not in ("-h", "--help")):
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
         argv = ["serve", *argv]  # `python -m hub [--demo ...]` means serve
     args = parser.parse_args(argv)
-    handlers = {"serve": cmd_serve, "accounts": cmd_accounts, "archive": cmd_archive}
-    return handlers[args.command](args)
+    return COMMANDS[args.command](args)

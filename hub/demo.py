@@ -5,6 +5,7 @@ The credentials are fixed so README.md can show a working example; never use the
 from __future__ import annotations
 
 from .accounts import list_accounts, upsert_account
+from .users import add_user, list_users
 from .clock import Clock
 from .db import Database
 
@@ -18,9 +19,27 @@ DEMO_ACCOUNTS = [
 ]
 
 
+# agents in two skill groups, a supervisor and an admin (README.md lists them)
+DEMO_USERS = [
+    dict(username="alice", password="alice-demo-2026", role="agent", display_name="小爱 (售前)", groups=["presales"], cap=5),
+    dict(username="bob", password="bob-demo-2026", role="agent", display_name="小博 (售后)", groups=["aftersales"], cap=5),
+    dict(username="carol", password="carol-demo-2026", role="agent", display_name="小凯 (售前+售后)",
+         groups=["presales", "aftersales"], cap=3),
+    dict(username="sam", password="sam-demo-2026", role="supervisor", display_name="主管 Sam",
+         groups=["presales", "aftersales"], cap=0),
+    dict(username="admin", password="admin-demo-2026", role="admin", display_name="管理员", groups=[], cap=0),
+]
+
+
 async def seed_demo(db: Database, clock: Clock) -> None:
     """Idempotent: existing demo rows are left as they are."""
     existing = {a.id for a in await list_accounts(db)}
     for spec in DEMO_ACCOUNTS:
         if spec["id"] not in existing:
             await upsert_account(db, clock, **spec)
+    people = {u.username for u in await list_users(db)}
+    for spec in DEMO_USERS:
+        if spec["username"] not in people:
+            await add_user(db, clock, **spec)
+    from .demo_bots import seed_demo_bots
+    await seed_demo_bots(db, clock)

@@ -210,7 +210,12 @@ def _features(tokens: list[str]) -> tuple[str, frozenset[str]]:
 
 
 class FaqMatcher:
-    """Incremental FAQ index; ``match`` does bounded work per query and no I/O."""
+    """Incremental FAQ index; ``match`` does bounded work per query and no I/O.
+
+    confident: top score from which a reply may be sent automatically; suggest: lowest
+    score worth showing an agent (``match``'s default floor); alpha: coverage vs Indel
+    weight; max_candidates / posting_budget: per-query work bounds of the index.
+    """
 
     def __init__(
         self,
@@ -223,8 +228,8 @@ class FaqMatcher:
         max_candidates: int = 200,
         posting_budget: int = 1000,
     ) -> None:
-        if not 0.0 <= suggest <= confident <= 100.0:
-            raise ValueError("need 0 <= suggest <= confident <= 100")
+        if not 0.0 <= suggest <= confident <= 100.0 or not 0.0 < alpha < 1.0:
+            raise ValueError("need 0 <= suggest <= confident <= 100 and 0 < alpha < 1")
         self.tokenizer = tokenizer
         self.confident = confident
         self.suggest = suggest

@@ -23,11 +23,11 @@ def path(prefix: str, key: str | int) -> str:
 
 def root(payload: Any) -> dict:
     if not isinstance(payload, dict):
-        raise PayloadError("$", f"expected a JSON object, got {_kind(payload)}")
+        raise PayloadError("$", f"expected a JSON object, got {kind(payload)}")
     return payload
 
 
-def _kind(value: Any) -> str:
+def kind(value: Any) -> str:
     return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array",
             dict: "object", type(None): "null"}.get(type(value), type(value).__name__)
 
@@ -44,7 +44,7 @@ def mapping(obj: dict, key: str, prefix: str = "", *, required: bool = True) -> 
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise PayloadError(path(prefix, key), f"expected an object, got {_kind(value)}")
+        raise PayloadError(path(prefix, key), f"expected an object, got {kind(value)}")
     return value
 
 
@@ -53,7 +53,7 @@ def array(obj: dict, key: str, prefix: str = "", *, required: bool = True, nonem
     if value is None:
         value = []
     if not isinstance(value, list):
-        raise PayloadError(path(prefix, key), f"expected an array, got {_kind(value)}")
+        raise PayloadError(path(prefix, key), f"expected an array, got {kind(value)}")
     if nonempty and not value:
         raise PayloadError(path(prefix, key), "must not be empty")
     return value
@@ -62,7 +62,7 @@ def array(obj: dict, key: str, prefix: str = "", *, required: bool = True, nonem
 def element(items: list, index: int, prefix: str) -> dict:
     value = items[index]
     if not isinstance(value, dict):
-        raise PayloadError(path(prefix, index), f"expected an object, got {_kind(value)}")
+        raise PayloadError(path(prefix, index), f"expected an object, got {kind(value)}")
     return value
 
 
@@ -72,7 +72,7 @@ def text(obj: dict, key: str, prefix: str = "", *, required: bool = False) -> st
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise PayloadError(path(prefix, key), f"expected a string, got {_kind(value)}")
+        raise PayloadError(path(prefix, key), f"expected a string, got {kind(value)}")
     if required and not value.strip():
         raise PayloadError(path(prefix, key), "must not be empty")
     return value
@@ -85,7 +85,7 @@ def ident(obj: dict, key: str, prefix: str = "", *, required: bool = True) -> st
         return ""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         hint = " (ids must be integers or strings; a float loses digits)" if isinstance(value, float) else ""
-        raise PayloadError(path(prefix, key), f"expected an id, got {_kind(value)}{hint}")
+        raise PayloadError(path(prefix, key), f"expected an id, got {kind(value)}{hint}")
     value = str(value).strip()
     if required and not value:
         raise PayloadError(path(prefix, key), "must not be empty")
@@ -101,7 +101,7 @@ def integer(obj: dict, key: str, prefix: str = "", *, required: bool = True, def
     if digits and isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int):
-        raise PayloadError(path(prefix, key), f"expected an integer, got {_kind(value)} {value!r}")
+        raise PayloadError(path(prefix, key), f"expected an integer, got {kind(value)} {value!r}")
     if minimum is not None and value < minimum:
         raise PayloadError(path(prefix, key), f"must be at least {minimum}, got {value}")
     return value

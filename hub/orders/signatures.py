@@ -33,7 +33,6 @@ from urllib.parse import unquote_plus
 
 from . import _fields as F
 from .errors import PayloadError
-from .model import gmt8_to_epoch
 
 YOUZAN_SIGN_HEADER, YOUZAN_TYPE_HEADER, YOUZAN_CLIENT_HEADER = "Event-Sign", "Event-Type", "Client-Id"
 DOUYIN_SIGN_HEADER, DOUYIN_APP_HEADER = "event-sign", "app-id"
@@ -177,14 +176,15 @@ def parse_youzan_push(body: bytes) -> PushMessage:
     p = F.root(_json(body, "$"))
     test = p.get("test", False)
     if not isinstance(test, bool):
-        raise PayloadError("test", f"expected a boolean, got {F._kind(test)}")
+        raise PayloadError("test", f"expected a boolean, got {F.kind(test)}")
     data: dict = {}
     if p.get("msg") not in (None, ""):
         decoded = _json(unquote_plus(F.text(p, "msg")), "msg")
         if not isinstance(decoded, dict):
             raise PayloadError("msg", "decoded msg is not a JSON object")
         data = decoded
-    info = data.get("full_order_info", {}).get("order_info", {}) if isinstance(data.get("full_order_info"), dict) else {}
+    full = data.get("full_order_info")
+    info = full.get("order_info") if isinstance(full, dict) else None
     info = info if isinstance(info, dict) else {}
     where = "msg.full_order_info.order_info"
     order_id = F.ident(info, "tid", where, required=False) or F.ident(data, "tid", "msg", required=False) \
@@ -206,22 +206,24 @@ def parse_douyin_push(body: bytes) -> list[PushMessage]:
     double-encoded; ``p_id`` (int64) → order_id string; the hint is the latest of its time fields.
     Tag "0" (URL verification) needs neither ``msg_id`` nor ``p_id``."""
     messages = _json(body, "$")
-    prefix = "" if isinstance(messages, list) else "$"
-    if isinstance(messages, dict):
+    single = isinstance(messages, dict)
+    if single:
         messages = [messages]
     if not isinstance(messages, list):
-        raise PayloadError("$", f"expected a JSON array, got {F._kind(messages)}")
+        raise PayloadError("$", f"expected a JSON array, got {F.kind(messages)}")
     out = []
     for i in range(len(messages)):
-        m = F.element(messages, i, prefix)
-        where = F.path(prefix, i) if prefix == "" else "$"
+        m = F.element(messages, i, "")
+        where = "" if single else F.path("", i)
         tag = F.ident(m, "tag", where)
         verify = tag == "0"
         raw_data = m.get("data")
         if isinstance(raw_data, str) and raw_data.strip():
             data = _json(raw_data, F.path(where, "data"))
-        elif isinstance(raw_data, dict) or (raw_data in (None, "") and verify):
-            data = raw_data or {}
+        elif isinstance(raw_data, dict):
+            data = raw_data
+        elif verify and raw_data in (None, ""):
+            data = {}
         else:
             raise PayloadError(F.path(where, "data"), "missing or not a JSON string/object")
         if not isinstance(data, dict):

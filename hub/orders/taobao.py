@@ -70,14 +70,17 @@ def _sub_orders(trade: dict) -> tuple[list, str]:
 def _item(o: dict, where: str, trade_status: str) -> OrderItem:
     sub_status = F.text(o, "status", where)
     status = F.lookup(sub_status, STATUS_MAP, F.path(where, "status")) if sub_status else trade_status
-    paid_key = "divide_order_fee" if o.get("divide_order_fee") is not None else "payment"
+    # divide_order_fee = paid after the trade's discounts are shared out; payment may include postage
+    # (single sub-order). Both are validated when present; one of them is required.
+    payment = F.yuan(o, "payment", where, required=o.get("divide_order_fee") is None)
+    paid = F.yuan(o, "divide_order_fee", where) if o.get("divide_order_fee") is not None else payment
     return OrderItem(
         sku_id=F.ident(o, "sku_id", where, required=False),
         product_id=F.ident(o, "num_iid", where, required=False),
         title=F.text(o, "title", where, required=True),
         quantity=F.integer(o, "num", where, minimum=1),
         price_fen=F.yuan(o, "price", where),
-        paid_fen=F.yuan(o, paid_key, where),
+        paid_fen=paid,
         sub_order_id=F.ident(o, "oid", where),
         status=status,
         refund_status=F.lookup(F.text(o, "refund_status", where), REFUND_MAP, F.path(where, "refund_status")),

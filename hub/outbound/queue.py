@@ -171,10 +171,16 @@ class Outbound:
         return 5.0 if nxt is None else max(0.01, min(5.0, nxt - now))
 
     async def drain(self, timeout: float = 10.0) -> None:
-        """Send everything due now (tests and the CLI)."""
-        await self.run_once()
-        if self._inflight:
-            await asyncio.wait_for(asyncio.gather(*list(self._inflight), return_exceptions=True), timeout)
+        """Send everything due now, including sends the background worker has in flight (tests, CLI)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            before = len(self._inflight)
+            await self.run_once()
+            if not self._inflight and not before:
+                return
+            await asyncio.wait_for(asyncio.gather(*list(self._inflight), return_exceptions=True),
+                                   max(0.01, deadline - loop.time()))
 
     async def _claim(self, outbox_id: int) -> Any:
         now = self.clock.now()

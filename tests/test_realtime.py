@@ -1,0 +1,217 @@
+"""Socket.IO with real python-socketio clients against a running hub: login, routing a customer
+callback to the right agent, replies reaching the platform, transfer, offline requeue, resume."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import socketio
+
+from tests.conftest import OA, WECOM
+from tests.helpers import messages, post
+from tests.rt_helpers import Agent, login, make_user, server_url
+from tests.wechat_client import text_xml
+
+
+@pytest.fixture
+async def desk(client, hub):
+    await hub.settings.set("default_group", "presales")
+    agents: list[Agent] = []
+
+    async def connect(username: str, **auth) -> Agent:  # noqa: ANN003
+        agent = await Agent(server_url(client), await login(client, username)).connect(**auth)
+        agents.append(agent)
+        return agent
+
+    yield connect
+    for a in agents:
+        await a.close()
+
+
+async def online(agent: Agent) -> None:
+    assert (await agent.call("status", {"status": "online"}))["ok"]
+
+
+async def test_socket_requires_login(client, hub):
+    sio = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await sio.connect(server_url(client), transports=["websocket"], wait_timeout=3)
+    sio = socketio.AsyncClient(reconnection=False)
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await sio.connect(server_url(client), auth={"token": "forged"}, transports=["websocket"], wait_timeout=3)
+    assert (await client.post("/api/login", json={"username": "nobody", "password": "x" * 8})).status == 401
+
+
+async def test_callback_reaches_agent_and_reply_reaches_platform(client, hub, desk, wecom, standin):
+    await make_user(hub, "alice")
+    alice = await desk("alice")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmCust1", "这款面霜敏感肌能用吗", 20001))
+    [bundle] = await alice.wait("session.new")
+    assert bundle["session"]["state"] == "assigned" and bundle["session"]["group"] == "presales"
+    assert bundle["history"][-1]["text"] == "这款面霜敏感肌能用吗"
+    assert bundle["customer"]["identities"][0]["value"] == "wmCust1"
+    sid = bundle["session"]["id"]
+    # the next customer message goes straight to her
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmCust1", "在吗？", 20002))
+    [msg] = await alice.wait("message.new", where=lambda d: d["message"]["direction"] == "in")
+    assert msg["session_id"] == sid and msg["message"]["text"] == "在吗？"
+    ack = await alice.call("reply", {"session_id": sid, "text": "您好，可以放心使用~", "client_id": "c1"})
+    assert ack["ok"] and ack["message_id"]
+    await hub.outbound.drain()
+    assert standin.sent[-1]["body"]["text"]["content"] == "您好，可以放心使用~"
+    assert standin.sent[-1]["path"] == "/cgi-bin/externalcontact/add_msg_template"
+    out = await messages(hub, direction="out", sender=f"agent:{bundle['session']['agent_id']}")
+    assert len(out) == 1 and out[0].status == "sent"
+    # the same client_id again (a retry after a flaky network) does not send twice
+    assert (await alice.call("reply", {"session_id": sid, "text": "您好，可以放心使用~", "client_id": "c1"}))["ok"]
+    await hub.outbound.drain()
+    assert len([s for s in standin.sent if s["body"]["text"]["content"] == "您好，可以放心使用~"]) == 1
+    assert (await alice.call("close", {"session_id": sid, "reason": "resolved"}))["ok"]
+    await alice.wait("session.closed")
+
+
+async def test_routes_to_the_right_group_by_rule(client, hub, desk, oa):
+    from hub.models import RoutingRule
+    async with hub.db.write() as conn:
+        await conn.execute(RoutingRule.__table__.insert().values(
+            position=1, enabled=True, name="售后关键词", updated_at=0,
+            data='{"conditions": [{"kind": "keywords_any", "value": ["退货", "退款"]}], "actions": {"group": "aftersales"}}'))
+    await make_user(hub, "alice")
+    await make_user(hub, "bob", groups=("aftersales",))
+    alice, bob = await desk("alice"), await desk("bob")
+    await online(alice)
+    await online(bob)
+    await post(client, oa, text_xml("gh_1", "oRefund", "我要退货，怎么操作", 21001))
+    [bundle] = await bob.wait("session.new")
+    assert bundle["session"]["group"] == "aftersales"
+    await post(client, oa, text_xml("gh_1", "oPre", "有优惠券吗", 21002))
+    [bundle] = await alice.wait("session.new")
+    assert bundle["session"]["group"] == "presales"
+    assert not [e for e in alice.events if e[0] == "session.new" and e[1]["session"]["group"] == "aftersales"]
+
+
+async def test_transfer_to_another_agent(client, hub, desk, wecom):
+    await make_user(hub, "alice")
+    await make_user(hub, "carol")
+    alice, carol = await desk("alice"), await desk("carol")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmT", "你好", 22001))
+    [bundle] = await alice.wait("session.new")
+    await online(carol)
+    carol_id = (await (await client.get("/api/me", headers={"Authorization": f"Bearer {carol.token}"})).json())["user"]["id"]
+    ack = await alice.call("transfer", {"session_id": bundle["session"]["id"], "to_agent": carol_id, "note": "她更懂"})
+    assert ack["ok"], ack
+    [moved] = await carol.wait("session.new")
+    assert moved["session"]["id"] == bundle["session"]["id"] and moved["session"]["agent_id"] == carol_id
+    await alice.wait("session.removed")
+
+
+async def test_offline_agent_sessions_requeued_to_colleague(client, hub, desk, wecom):
+    await make_user(hub, "alice")
+    await make_user(hub, "carol")
+    alice, carol = await desk("alice"), await desk("carol")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmOff", "你好", 23001))
+    [bundle] = await alice.wait("session.new")
+    await online(carol)
+    assert (await alice.call("status", {"status": "offline"}))["ok"]
+    [moved] = await carol.wait("session.new")
+    assert moved["session"]["id"] == bundle["session"]["id"]
+
+
+async def test_queue_then_assign_when_capacity_frees(client, hub, desk, wecom, standin):
+    await hub.settings.set("queue_notify", True)
+    await make_user(hub, "alice", cap=1)
+    alice = await desk("alice")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmQ1", "第一位", 24001))
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmQ2", "第二位", 24002))
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmQ3", "第三位", 24003))
+    [first] = await alice.wait("session.new")
+    await hub.pipeline.drain()
+    await hub.outbound.drain()
+    notices = [s["body"]["text"]["content"] for s in standin.sent]
+    assert "您前面还有 0 位，请稍候，客服马上为您服务。" in notices and "您前面还有 1 位，请稍候，客服马上为您服务。" in notices
+    assert (await alice.call("close", {"session_id": first["session"]["id"]}))["ok"]
+    bundles = await alice.wait("session.new", count=2)
+    assert bundles[1]["session"]["first_message"] == "第二位"  # the oldest waiting one, at once
+
+
+async def test_missed_events_resume_in_order(client, hub, desk, wecom):
+    await make_user(hub, "alice")
+    alice = await desk("alice")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmR", "一", 25001))
+    [bundle] = await alice.wait("session.new")
+    last = alice.seqs()[-1]
+    epoch = bundle["epoch"]
+    await alice.close()  # the laptop sleeps
+    for i in range(5):
+        await post(client, wecom, text_xml(WECOM["receive_id"], "wmR", f"离线消息{i}", 25002 + i))
+    await hub.pipeline.drain()
+    again = await desk("alice", epoch=epoch, last_seq=last)
+    got = await again.wait("message.new", count=5)
+    assert [m["message"]["text"] for m in got] == [f"离线消息{i}" for i in range(5)]
+    assert again.seqs() == list(range(last + 1, last + 6))  # in order, nothing doubled
+    # an unknown epoch (the hub restarted) is told to resync instead
+    other = await desk("alice", epoch="stale", last_seq=3)
+    await other.wait("resync")
+
+
+async def test_two_people_on_one_session_see_each_other(client, hub, desk, wecom):
+    await make_user(hub, "alice")
+    await make_user(hub, "sam", role="supervisor", groups=("presales",))
+    alice, sam = await desk("alice"), await desk("sam")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmV", "你好", 26001))
+    [bundle] = await alice.wait("session.new")
+    sid = bundle["session"]["id"]
+    assert (await alice.call("viewing", {"session_id": sid}))["ok"]
+    assert (await sam.call("viewing", {"session_id": sid}))["ok"]
+    seen = await alice.wait("presence.viewing", where=lambda d: len(d["viewers"]) == 2)
+    assert {v["name"] for v in seen[-1]["viewers"]} == {"alice", "sam"}
+    assert (await sam.call("typing", {"session_id": sid}))["ok"]
+    [typing] = await alice.wait("presence.typing")
+    assert typing["user"]["name"] == "sam"
+
+
+async def test_agent_cannot_touch_others_sessions(client, hub, desk, wecom):
+    await make_user(hub, "alice")
+    await make_user(hub, "bob", groups=("aftersales",))
+    alice, bob = await desk("alice"), await desk("bob")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmX", "你好", 27001))
+    [bundle] = await alice.wait("session.new")
+    ack = await bob.call("reply", {"session_id": bundle["session"]["id"], "text": "hi"})
+    assert ack == {"ok": False, "error": "forbidden", "message": "this session is not yours"}
+    ack = await bob.call("reply", {"session_id": "x", "text": "hi"})
+    assert ack["ok"] is False and ack["error"] == "invalid_session_id"
+
+
+async def test_concurrent_sessions_never_over_cap_or_doubled(client, hub, desk, wecom):
+    caps = {"a1": 3, "a2": 2, "a3": 4}
+    for name, cap in caps.items():
+        await make_user(hub, name, cap=cap)
+    agents = {name: await desk(name) for name in caps}
+    for a in agents.values():
+        await online(a)
+    await asyncio.gather(*(post(client, wecom, text_xml(WECOM["receive_id"], f"wmMany{i}", f"咨询{i}", 28000 + i))
+                           for i in range(30)))
+    await hub.pipeline.drain()
+    from sqlalchemy import select
+    from hub.models import ServiceSession
+    t = ServiceSession.__table__
+    async with hub.db.read() as conn:
+        rows = (await conn.execute(select(t))).all()
+    assert len(rows) == 30 and len({r.conversation_id for r in rows}) == 30
+    held: dict[int, int] = {}
+    for r in rows:
+        if r.agent_id:
+            held[r.agent_id] = held.get(r.agent_id, 0) + 1
+    users = {u.username: u.id for u in await __import__("hub.users", fromlist=["x"]).list_users(hub.db)}
+    for name, cap in caps.items():
+        assert held.get(users[name], 0) == cap  # full, never over
+    assert sum(1 for r in rows if r.state == "queued") == 30 - sum(caps.values())
+    got = [b["session"]["id"] for a in agents.values() for b in a.by_name["session.new"]]
+    assert len(got) == len(set(got)) == sum(caps.values())  # nobody was handed a session twice

@@ -80,6 +80,15 @@ def bare_server(port: int) -> None:
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=lambda *_: None)
 
 
+def standin_server(port: int) -> None:
+    """The platform APIs the hub calls back (token, message sends): tests/platform_standin.py on
+    loopback, so outbound work (e.g. queue-position notices) succeeds instead of going to the internet."""
+    from aiohttp import web
+
+    from tests.platform_standin import Standin
+    web.run_app(Standin().app(), host="127.0.0.1", port=port, access_log=None, print=lambda *_: None)
+
+
 # ---------------------------------------------------------------------------------------------
 # messages
 
@@ -257,9 +266,13 @@ def main() -> None:
     ap.add_argument("--hub-cmd", default="", help="command that runs the hub CLI (default: PYTHON -m hub); "
                     "for A/B experiments, e.g. a script that patches the hub then calls hub.cli.main()")
     ap.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--standin-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_server:
         bare_server(args.bare_server)
+        return
+    if args.standin_server:
+        standin_server(args.standin_server)
         return
 
     runs = args.runs or (1 if args.quick else 3)
@@ -270,7 +283,7 @@ def main() -> None:
     db_path = tmp / "hub.db"
     db_url = f"sqlite+aiosqlite:///{db_path}"
     py = sys.executable
-    hub = bare = None
+    hub = bare = standin = None
     procs: list[subprocess.Popen] = []
     try:
         env = dict(os.environ)
@@ -281,14 +294,19 @@ def main() -> None:
         env.pop("HUB_CONFIG", None)
         env.pop("HUB_DATABASE_URL", None)
         subprocess.run([py, "-m", "hub", "accounts", "add", "--db", db_url, "--id", ACCOUNT, "--platform", "wecom",
-                        "--name", "Bench Corp", "--receive-id", CORP_ID, "--token", TOKEN, "--aes-key", AES_KEY],
+                        "--name", "Bench Corp", "--receive-id", CORP_ID, "--token", TOKEN, "--aes-key", AES_KEY,
+                        "--secret", "bench-corp-secret"],
                        cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
 
-        hub_port, bare_port = free_port(), free_port()
-        hub_log, bare_log = tmp / "hub.log", tmp / "bare.log"
+        hub_port, bare_port, standin_port = free_port(), free_port(), free_port()
+        hub_log, bare_log, standin_log = tmp / "hub.log", tmp / "bare.log", tmp / "standin.log"
+        me = str(Path(__file__).resolve())
+        standin = start([py, me, "--standin-server", str(standin_port)], standin_log, env)
+        api_base = f"http://127.0.0.1:{standin_port}"
         hub_cmd = args.hub_cmd.split() if args.hub_cmd else [py, "-m", "hub"]
-        hub = start([*hub_cmd, "serve", "--db", db_url, "--port", str(hub_port)], hub_log, env)
-        bare = start([py, str(Path(__file__).resolve()), "--bare-server", str(bare_port)], bare_log, env)
+        hub = start([*hub_cmd, "serve", "--db", db_url, "--port", str(hub_port), "--wecom-api-base", api_base,
+                     "--oa-api-base", api_base], hub_log, env)
+        bare = start([py, me, "--bare-server", str(bare_port)], bare_log, env)
 
         factory = MessageFactory(args.senders)
         t = time.perf_counter()

@@ -14,6 +14,10 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from bots import api as bots_api
+from bots.pipeline import Bots
+from bots.store import KeywordRules
+
 from . import api as http_api
 from . import auth_views
 from .accounts import AccountRegistry, upsert_configured
@@ -27,6 +31,8 @@ from .config import HubConfig
 from .db import Database
 from .outbound.api import PlatformApi
 from .outbound.queue import Outbound
+from .knowledge.matcher import Tokenizer
+from .knowledge.store import KnowledgeBase
 from .pipeline import Pipeline
 from .presence import Presence
 from .push import MemoryStreams, Push
@@ -61,6 +67,9 @@ class Hub:
     sessions: SessionService
     limiter: LoginLimiter
     sio: Any
+    kb: KnowledgeBase
+    keywords: KeywordRules
+    bots: Bots
 
 
 HUB = web.AppKey("hub", Hub)
@@ -68,7 +77,19 @@ CONFIG = web.AppKey("config", HubConfig)
 CLOCK = web.AppKey("clock", Clock)
 
 
+def shared_tokenizer() -> Tokenizer:
+    """jieba takes ~0.6 s to load: once per process, at start, never on the first message."""
+    global _TOKENIZER
+    if _TOKENIZER is None:
+        _TOKENIZER = Tokenizer()
+    return _TOKENIZER
+
+
+_TOKENIZER: "Tokenizer | None" = None
+
+
 async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSession, sio: Any) -> Hub:
+    tokenizer = shared_tokenizer()  # before anything else: the slow part of starting
     db = Database(config.database_url)
     await db.create_schema()
     await upsert_configured(db, clock, config.accounts)
@@ -90,12 +111,21 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     timers = Timers(clock)
     sessions = SessionService(db, clock, push, outbound, settings, timers)
     presence.on_gone = sessions.agent_gone
+    kb = KnowledgeBase(db, clock, tokenizer)
+    await kb.load()
+    keywords = KeywordRules(db, clock)
+
+    async def has_open_session(conversation_id: int) -> bool:
+        return await sessions._open_session(conversation_id) is not None
+
+    bots = Bots(db, clock, settings, outbound, kb, keywords, has_open_session)
     pipeline.add_inbound_step(archive_step(db, clock))
+    pipeline.add_inbound_step(bots.step)
     pipeline.add_inbound_step(route_step(sessions))
     pipeline.register("kf_pull", kf.handle_job)
     api_token = config.api_token or (secrets.token_urlsafe(24) if config.demo else "")
     return Hub(config, clock, db, accounts, writer, pipeline, platform, outbound, kf, api_token, settings, push,
-               presence, timers, sessions, LoginLimiter(clock), sio)
+               presence, timers, sessions, LoginLimiter(clock), sio, kb, keywords, bots)
 
 
 def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application:
@@ -132,5 +162,6 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
     app.router.add_routes(official_account.routes(deps))
     app.router.add_routes(http_api.routes())
     app.router.add_routes(auth_views.routes())
+    app.router.add_routes(bots_api.routes())
     return app
 

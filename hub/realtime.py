@@ -24,7 +24,7 @@ COOKIE = "hub_session"
 
 # client -> server events (each answers with an ack)
 CLIENT_EVENTS = ("resume", "reply", "accept", "transfer", "close", "status", "viewing", "typing", "sessions",
-                 "history")
+                 "session", "history", "agents", "quick_replies")
 
 
 def _cookie_token(environ: dict[str, Any]) -> str | None:
@@ -110,6 +110,23 @@ class AgentNamespace(socketio.AsyncNamespace):
     async def handle_sessions(self, sid: str, user: UserInfo, data: dict) -> dict:
         return {"sessions": await self.hub.sessions.list_for(user), "epoch": self.hub.push.streams.epoch,
                 "seq": await self.hub.push.streams.last_seq(user.id)}
+
+    async def handle_session(self, sid: str, user: UserInfo, data: dict) -> dict:
+        return await self.hub.sessions.bundle_for(user, _int(data, "session_id"))
+
+    async def handle_agents(self, sid: str, user: UserInfo, data: dict) -> dict:
+        """Colleagues to transfer to: status, load and groups."""
+        sessions = self.hub.sessions
+        out = []
+        for a in sessions.dispatcher.agents():
+            info = sessions.agents.get(a.id)
+            out.append({"id": a.id, "name": info.display_name if info else str(a.id), "status": a.status,
+                        "load": a.load, "cap": a.cap, "groups": sorted(a.groups)})
+        groups = sorted(set().union(set(), *(a.groups for a in sessions.dispatcher.agents())))
+        return {"agents": out, "groups": groups}
+
+    async def handle_quick_replies(self, sid: str, user: UserInfo, data: dict) -> dict:
+        return {"quick_replies": await self.hub.settings.get("quick_replies")}
 
     async def handle_history(self, sid: str, user: UserInfo, data: dict) -> dict:
         return await self.hub.sessions.history_for(user, _int(data, "session_id"), data.get("before"))

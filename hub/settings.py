@@ -27,6 +27,8 @@ DEFAULTS: dict[str, Any] = {
     "queue_text": "您前面还有 {n} 位，请稍候，客服马上为您服务。",
     "queue_notify": True,
     "offline_grace": 60,  # seconds a disconnected agent keeps their sessions
+    "quick_replies": ["您好，很高兴为您服务，请问有什么可以帮您？", "请稍等，我帮您查询一下~", "请提供一下您的订单号哦",
+                      "感谢您的耐心等待！", "还有其他可以帮您的吗？祝您生活愉快~"],
     # bots
     "handover_words": ["转人工", "人工客服", "人工服务", "找客服", "真人"],
     "faq_confident": 82.0,

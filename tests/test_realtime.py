@@ -125,11 +125,10 @@ async def test_queue_then_assign_when_capacity_frees(client, hub, desk, wecom, s
     await make_user(hub, "alice", cap=1)
     alice = await desk("alice")
     await online(alice)
-    await post(client, wecom, text_xml(WECOM["receive_id"], "wmQ1", "第一位", 24001))
-    await post(client, wecom, text_xml(WECOM["receive_id"], "wmQ2", "第二位", 24002))
-    await post(client, wecom, text_xml(WECOM["receive_id"], "wmQ3", "第三位", 24003))
+    for i, name in enumerate(("第一位", "第二位", "第三位")):
+        await post(client, wecom, text_xml(WECOM["receive_id"], f"wmQ{i}", name, 24001 + i))
+        await hub.pipeline.drain()  # one after the other, as customers arrive
     [first] = await alice.wait("session.new")
-    await hub.pipeline.drain()
     await hub.outbound.drain()
     notices = [s["body"]["text"]["content"] for s in standin.sent]
     assert "您前面还有 0 位，请稍候，客服马上为您服务。" in notices and "您前面还有 1 位，请稍候，客服马上为您服务。" in notices

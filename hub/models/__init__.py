@@ -5,9 +5,10 @@ them (integer seconds). JSON payloads are stored as text so the hot path pays no
 """
 from .archive import Account, Conversation, Job, KfCursor, Message, Outbox
 from .base import Base, BigId
+from .bots import BotOutcome, BrandWord, FaqRow, KeywordRule
 from .config_data import RoutingRule, Setting
 from .people import LoginSession, SkillGroup, User
 from .service import AgentEvent, AgentStream, ServiceSession, SessionEvent
 
-__all__ = ["Account", "AgentEvent", "AgentStream", "Base", "BigId", "Conversation", "Job", "KfCursor",
+__all__ = ["BotOutcome", "BrandWord", "FaqRow", "KeywordRule", "Account", "AgentEvent", "AgentStream", "Base", "BigId", "Conversation", "Job", "KfCursor",
            "LoginSession", "Message", "Outbox", "RoutingRule", "Setting", "ServiceSession", "SessionEvent", "SkillGroup", "User"]

@@ -44,22 +44,42 @@ class OutboundRequest:
     dedup_key: str | None = None  # makes enqueueing idempotent (e.g. "bot:<inbound message id>")
     welcome_code: str = ""  # set: answer through the welcome API of the channel
     staff_userid: str = ""  # WeCom: the staff member who owns the external contact
+    kind: str = "text"  # text | image | link
+    content: dict[str, Any] | None = None  # image: {media_id}; link: {title, url, description, pic_url}
+
+
+def _body(channel: str, req: OutboundRequest) -> dict[str, Any]:
+    """The message body in the platform's shape: {"msgtype": ..., <msgtype>: {...}}."""
+    c = req.content or {}
+    if req.kind == "image":
+        return {"msgtype": "image", "image": {"media_id": c.get("media_id", "")}}
+    if req.kind == "link":
+        if channel == "oa":
+            return {"msgtype": "news", "news": {"articles": [{"title": c.get("title", ""), "description": c.get(
+                "description", ""), "url": c.get("url", ""), "picurl": c.get("pic_url", "")}]}}
+        return {"msgtype": "link", "link": {"title": c.get("title", ""), "desc": c.get("description", ""),
+                                            "url": c.get("url", ""), "thumb_media_id": c.get("media_id", "")}}
+    return {"msgtype": "text", "text": {"content": req.text}}
 
 
 def compose(channel: str, thread: str, peer_id: str, req: OutboundRequest) -> tuple[str, dict[str, Any]]:
-    """Pick the platform API and payload for a text to a conversation (pure)."""
-    text = {"content": req.text}
+    """Pick the platform API and payload for a message to a conversation (pure)."""
+    body = _body(channel, req)
     if channel == "oa":
         if req.welcome_code:
             raise bad_request("no_welcome_api", "Official Accounts have no welcome-code API")
-        return "oa_custom", {"touser": peer_id, "msgtype": "text", "text": text}
+        return "oa_custom", {"touser": peer_id, **body}
     if channel == "kf":
         if req.welcome_code:
-            return "kf_send_on_event", {"code": req.welcome_code, "msgtype": "text", "text": text}
-        return "kf_send", {"touser": peer_id, "open_kfid": thread, "msgtype": "text", "text": text}
+            return "kf_send_on_event", {"code": req.welcome_code, **body}
+        return "kf_send", {"touser": peer_id, "open_kfid": thread, **body}
     if channel == "wecom":
+        text = {"content": req.text}
         if req.welcome_code:
-            return "wecom_welcome", {"welcome_code": req.welcome_code, "text": text}
+            welcome: dict[str, Any] = {"welcome_code": req.welcome_code, "text": text}
+            if req.kind in ("image", "link"):
+                welcome["attachments"] = [{"msgtype": body["msgtype"], body["msgtype"]: body[body["msgtype"]]}]
+            return "wecom_welcome", welcome
         payload: dict[str, Any] = {"chat_type": "single", "external_userid": [peer_id], "text": text}
         if req.staff_userid:
             payload["sender"] = req.staff_userid
@@ -101,9 +121,9 @@ class Outbound:
                     self._insert(messages).on_conflict_do_nothing(index_elements=["account_id", "dedup_key"])
                     .returning(messages.c.id),
                     {"account_id": req.account_id, "conversation_id": conv.id, "channel": conv.channel,
-                     "direction": "out", "kind": "text", "peer_id": conv.peer_id, "sender": req.sender,
+                     "direction": "out", "kind": req.kind, "peer_id": conv.peer_id, "sender": req.sender,
                      "dedup_key": req.dedup_key, "text": req.text,
-                     "data": json.dumps({"content": req.text, "api": api}, ensure_ascii=False),
+                     "data": json.dumps({"content": req.text, "api": api, **(req.content or {})}, ensure_ascii=False),
                      "raw": json.dumps(payload, ensure_ascii=False), "sent_at": int(now), "created_at": now,
                      "status": "queued"})).first()
                 if row is None:

@@ -1,0 +1,125 @@
+/* scrm-hub console: small helpers shared by the other scripts (no framework, no build step).
+ * Everything that shows user data goes through h()/text nodes: never innerHTML. */
+(function () {
+  "use strict";
+
+  /** h("div.cls1.cls2", {title: "x", onclick: fn, dataset: {id: 1}}, child, "text", [more]) */
+  function h(spec, attrs) {
+    var parts = String(spec).split(".");
+    var el = document.createElement(parts[0] || "div");
+    if (parts.length > 1) el.className = parts.slice(1).join(" ");
+    var start = 1;
+    if (attrs && typeof attrs === "object" && !(attrs instanceof Node) && !Array.isArray(attrs)) {
+      start = 2;
+      Object.keys(attrs).forEach(function (k) {
+        var v = attrs[k];
+        if (v === undefined || v === null || v === false) return;
+        if (k === "dataset") Object.keys(v).forEach(function (d) { el.dataset[d] = v[d]; });
+        else if (k.slice(0, 2) === "on" && typeof v === "function") el.addEventListener(k.slice(2), v);
+        else if (k === "className") el.className += (el.className ? " " : "") + v;
+        else if (k === "text") el.textContent = v;
+        else if (v === true) el.setAttribute(k, "");
+        else el.setAttribute(k, String(v));
+      });
+    }
+    for (var i = start; i < arguments.length; i++) append(el, arguments[i]);
+    return el;
+  }
+
+  function append(el, child) {
+    if (child === undefined || child === null || child === false) return;
+    if (Array.isArray(child)) { child.forEach(function (c) { append(el, c); }); return; }
+    el.appendChild(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+
+  function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
+  function $(id) { return document.getElementById(id); }
+
+  /** Only http(s) links and images are ever put into href/src. */
+  function safeUrl(url) {
+    if (typeof url !== "string") return null;
+    var u = url.trim();
+    return /^https?:\/\//i.test(u) ? u : null;
+  }
+
+  /** A random id that works on plain http too (crypto.randomUUID needs a secure context). */
+  function uid() {
+    var b = new Uint8Array(12);
+    (window.crypto || window.msCrypto).getRandomValues(b);
+    return "c" + Array.prototype.map.call(b, function (x) { return ("0" + x.toString(16)).slice(-2); }).join("");
+  }
+
+  function pad(n) { return n < 10 ? "0" + n : "" + n; }
+
+  /** Epoch seconds -> "14:05" today, "昨天 14:05", "3月2日 14:05", "2025/3/2 14:05". */
+  function clock(ts) {
+    if (!ts) return "";
+    var d = new Date(ts * 1000), now = new Date();
+    var hm = pad(d.getHours()) + ":" + pad(d.getMinutes());
+    var day = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime();
+    if (d.getTime() >= day) return hm;
+    if (d.getTime() >= day - 86400000) return "昨天 " + hm;
+    if (d.getFullYear() === now.getFullYear()) return (d.getMonth() + 1) + "月" + d.getDate() + "日 " + hm;
+    return d.getFullYear() + "/" + (d.getMonth() + 1) + "/" + d.getDate() + " " + hm;
+  }
+
+  function fullTime(ts) {
+    if (!ts) return "";
+    var d = new Date(ts * 1000);
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
+      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+  }
+
+  /** Seconds -> "45秒", "3:07", "1:02:03" (live waiting timers). */
+  function duration(sec) {
+    sec = Math.max(0, Math.floor(sec));
+    if (sec < 60) return sec + "秒";
+    var h = Math.floor(sec / 3600), m = Math.floor((sec % 3600) / 60), s = sec % 60;
+    return h ? h + ":" + pad(m) + ":" + pad(s) : m + ":" + pad(s);
+  }
+
+  /** Integer fen -> "¥1,299.00" (string arithmetic: no float rounding). */
+  function money(fen) {
+    if (fen === undefined || fen === null || fen === "" || isNaN(Number(fen))) return "";
+    var n = Math.round(Number(fen)), neg = n < 0;
+    n = Math.abs(n);
+    var yuan = String(Math.floor(n / 100)).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+    return (neg ? "-¥" : "¥") + yuan + "." + pad(n % 100);
+  }
+
+  function now() { return Date.now() / 1000; }
+
+  var LABELS = {
+    channel: { wecom: "企业微信", oa: "公众号", kf: "微信客服" },
+    state: { queued: "排队中", assigned: "待接入", active: "服务中", closed: "已结束" },
+    status: { online: "在线", busy: "忙碌", away: "离开", offline: "离线" },
+    delivery: { queued: "发送中", sending: "发送中", sent: "已送达", failed: "发送失败" },
+    removed: {
+      transferred: "会话已转接给其他同事", not_accepted: "超时未接入，会话已重新分配",
+      unanswered: "客户等待过久，会话已重新分配", agent_offline: "你已离线，会话已重新排队"
+    },
+    identity: { openid: "OpenID", external_userid: "外部联系人", unionid: "UnionID", mobile: "手机", id: "ID" },
+    order: {
+      pending_payment: "待付款", paid: "已付款", shipped: "已发货", completed: "已完成",
+      refunding: "退款中", refunded: "已退款", closed: "已关闭"
+    },
+    platform: { taobao: "淘宝", jd: "京东", youzan: "有赞", douyin: "抖音", custom: "自营" },
+    closeReason: { resolved: "已解决", no_response: "客户无响应", duplicate: "重复会话", spam: "骚扰/无效" },
+    error: {
+      forbidden: "这不是你的会话", session_closed: "会话已结束", agent_unavailable: "对方不在线或已满负荷",
+      unknown_session: "会话不存在", invalid_text: "消息内容无效", unauthorized: "登录已失效，请重新登录",
+      internal: "服务器出错了，请稍后重试", timeout: "网络超时，请重试", invalid_target: "请选择转接对象",
+      invalid_status: "状态无效", unknown_agent: "没有这个同事"
+    }
+  };
+
+  function errorText(ack) {
+    if (!ack) return LABELS.error.timeout;
+    return LABELS.error[ack.error] || ack.message || ack.error || "操作失败";
+  }
+
+  window.HubUtil = {
+    h: h, clear: clear, $: $, safeUrl: safeUrl, uid: uid, clock: clock, fullTime: fullTime,
+    duration: duration, money: money, now: now, LABELS: LABELS, errorText: errorText
+  };
+})();

@@ -1,0 +1,180 @@
+"""JSON API for operators: FAQ entries (CRUD, import/export), brand dictionary, keyword rules
+(with a "which rule would fire" tester), bot analytics. Admins write; supervisors read."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from hub.auth_views import require_user
+from hub.errors import bad_request
+from hub.knowledge import io as faq_io
+
+from . import analytics
+from .keywords import first_match, rule_json
+
+
+def _hub(request: web.Request):  # noqa: ANN202
+    from hub.app import HUB
+    return request.app[HUB]
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise bad_request("invalid_json", "body must be JSON") from None
+
+
+def _id(request: web.Request) -> int:
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise bad_request("invalid_id", "id must be an integer", "id") from None
+
+
+def _float(request: web.Request, key: str, default: float) -> float:
+    try:
+        return float(request.query.get(key, default))
+    except ValueError:
+        raise bad_request("invalid_" + key, f"{key} must be a number", key) from None
+
+
+READ = ("admin", "supervisor")
+
+
+async def faq_list(request: web.Request) -> web.Response:
+    await require_user(request, *READ)
+    kb = _hub(request).kb
+    return web.json_response({"faqs": await kb.list(request.query.get("category"), request.query.get("q"))})
+
+
+async def faq_create(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    return web.json_response(await _hub(request).kb.create(await _json(request)), status=201)
+
+
+async def faq_get(request: web.Request) -> web.Response:
+    await require_user(request, *READ)
+    return web.json_response(await _hub(request).kb.get(_id(request)))
+
+
+async def faq_update(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    return web.json_response(await _hub(request).kb.update(_id(request), await _json(request)))
+
+
+async def faq_delete(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    await _hub(request).kb.delete(_id(request))
+    return web.json_response({"ok": True})
+
+
+async def faq_match(request: web.Request) -> web.Response:
+    """Try a question against the knowledge base: {"text": ..., "top": 5}."""
+    await require_user(request, *READ, "agent")
+    body = await _json(request)
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str):
+        raise bad_request("invalid_text", "text is required", "text")
+    kb = _hub(request).kb
+    matches = kb.match(text, int(body.get("top") or 5))
+    return web.json_response({"confident": kb.is_confident(matches), "matches": [
+        {"id": m.id, "question": m.question, "answer": m.answer, "score": round(m.score, 1)} for m in matches]})
+
+
+async def faq_import(request: web.Request) -> web.Response:
+    """Body: the file's text; ``?format=csv|json`` (default csv). Bad rows are reported, the rest imported."""
+    await require_user(request, "admin")
+    fmt = request.query.get("format", "csv")
+    text = await request.text()
+    parsed = faq_io.parse_json(text) if fmt == "json" else faq_io.parse_csv(text)
+    created = await _hub(request).kb.create_many(parsed.items) if parsed.items else []
+    return web.json_response({"imported": len(created), "rejected": parsed.errors})
+
+
+async def faq_export(request: web.Request) -> web.Response:
+    await require_user(request, *READ)
+    entries = await _hub(request).kb.list()
+    if request.query.get("format") == "json":
+        return web.Response(text=faq_io.to_json(entries), content_type="application/json",
+                            headers={"Content-Disposition": 'attachment; filename="faq.json"'})
+    return web.Response(text=faq_io.to_csv(entries), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="faq.csv"'})
+
+
+async def words_get(request: web.Request) -> web.Response:
+    await require_user(request, *READ)
+    return web.json_response({"words": await _hub(request).kb.words()})
+
+
+async def words_add(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    body = await _json(request)
+    words = body.get("words") if isinstance(body, dict) else None
+    if not isinstance(words, list):
+        raise bad_request("invalid_words", "words: a list", "words")
+    return web.json_response({"added": await _hub(request).kb.add_words(words)})
+
+
+async def rules_list(request: web.Request) -> web.Response:
+    await require_user(request, *READ)
+    return web.json_response({"rules": await _hub(request).keywords.list()})
+
+
+async def rules_create(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    return web.json_response(await _hub(request).keywords.create(await _json(request)), status=201)
+
+
+async def rules_update(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    return web.json_response(await _hub(request).keywords.update(_id(request), await _json(request)))
+
+
+async def rules_delete(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    await _hub(request).keywords.delete(_id(request))
+    return web.json_response({"ok": True})
+
+
+async def rules_test(request: web.Request) -> web.Response:
+    """Which keyword rule would fire for this message: {"text", "account_id", "channel"}."""
+    await require_user(request, *READ)
+    body = await _json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+        raise bad_request("invalid_text", "text is required", "text")
+    hub = _hub(request)
+    rule = first_match(await hub.keywords.rules(), body["text"], body.get("account_id", ""), body.get("channel"))
+    return web.json_response({"rule": rule_json(rule) if rule else None})
+
+
+async def bot_analytics(request: web.Request) -> web.Response:
+    await require_user(request, *READ)
+    hub = _hub(request)
+    now = hub.clock.now()
+    since = _float(request, "since", now - 7 * 86400)
+    until = _float(request, "until", now + 1)
+    return web.json_response(await analytics.summary(hub.db, since, until))
+
+
+async def bot_unanswered(request: web.Request) -> web.Response:
+    await require_user(request, *READ)
+    hub = _hub(request)
+    since = _float(request, "since", hub.clock.now() - 30 * 86400)
+    return web.json_response({"questions": await analytics.unanswered(hub.db, since)})
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/faq", faq_list), web.post("/api/faq", faq_create),
+        web.post("/api/faq/match", faq_match), web.post("/api/faq/import", faq_import),
+        web.get("/api/faq/export", faq_export),
+        web.get("/api/faq/{id}", faq_get), web.put("/api/faq/{id}", faq_update),
+        web.delete("/api/faq/{id}", faq_delete),
+        web.get("/api/brand-words", words_get), web.post("/api/brand-words", words_add),
+        web.get("/api/keyword-rules", rules_list), web.post("/api/keyword-rules", rules_create),
+        web.post("/api/keyword-rules/test", rules_test),
+        web.put("/api/keyword-rules/{id}", rules_update), web.delete("/api/keyword-rules/{id}", rules_delete),
+        web.get("/api/bots/analytics", bot_analytics), web.get("/api/bots/unanswered", bot_unanswered),
+    ]

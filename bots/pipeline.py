@@ -1,0 +1,173 @@
+"""The bot step of the inbound pipeline (runs after the archive step, before routing).
+
+For a customer's text with no human session open, in order: handover words -> hand to routing;
+keyword rules -> reply; FAQ with a confident score -> reply; FAQ suggestions between the
+thresholds -> hand to routing with the suggestions for the agent; otherwise hand to routing.
+Outside business hours the customer gets the off-hours reply (once per closed period) and the
+session waits in the queue for the morning. Welcome events get their channel's welcome, once.
+Every reply goes out through the outbound queue as sender "bot"; every decision is recorded.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy.dialects import postgresql, sqlite
+
+from hub.business_hours import from_json as hours_from_json, is_open, next_open
+from hub.clock import Clock
+from hub.db import Database, retry_busy
+from hub.knowledge.store import KnowledgeBase
+from hub.models import BotOutcome
+from hub.outbound.queue import Outbound, OutboundRequest
+from hub.pipeline import JobContext
+from hub.settings import Settings
+
+from .keywords import first_match, fold
+from .store import KeywordRules
+
+log = logging.getLogger(__name__)
+outcomes_t = BotOutcome.__table__
+
+WELCOME_KINDS = {"event.subscribe", "event.external_contact", "event.kf.enter_session"}
+# channel -> welcome text override (the channel-code feature plugs in here): (ctx) -> text or None
+WelcomeProvider = Callable[[JobContext], Awaitable[str | None]]
+
+
+def normalized_question(text: str) -> str:
+    return "".join(ch for ch in fold(text) if ch.isalnum())[:200]
+
+
+def contains_handover(text: str, words: list[str]) -> bool:
+    folded = fold(text)
+    return any(fold(w) and fold(w) in folded for w in words or [])
+
+
+@dataclass
+class Bots:
+    db: Database
+    clock: Clock
+    settings: Settings
+    outbound: Outbound
+    kb: KnowledgeBase
+    keywords: KeywordRules
+    has_open_session: Callable[[int], Awaitable[bool]]
+    welcome_provider: WelcomeProvider | None = None
+
+    def __post_init__(self) -> None:
+        self._insert = postgresql.insert if self.db.dialect == "postgresql" else sqlite.insert
+
+    async def step(self, ctx: JobContext) -> None:
+        msg = ctx.message
+        if msg.direction != "in":
+            return
+        if msg.kind in WELCOME_KINDS:
+            await self.welcome(ctx)
+            return
+        if msg.sender != "customer":
+            return
+        hours = await self._hours(msg.account_id)
+        open_now = hours is None or is_open(hours, self.clock.now())
+        ctx.state["in_business_hours"] = open_now
+        if msg.kind != "text" or not (msg.text or "").strip():
+            if not open_now:
+                await self._offhours(ctx, hours)
+            return  # pictures, voice ... go to a human
+        if await self.has_open_session(msg.conversation_id):
+            return  # a human is on it: the routing step delivers the message
+        await self.kb.refresh_if_changed()
+        text = msg.text
+        if contains_handover(text, await self.settings.get("handover_words", msg.account_id)):
+            await self._record(ctx, "handover")
+        elif (rule := first_match(await self.keywords.rules(), text, msg.account_id,
+                                  ctx.state.get("channel_code"))) is not None:
+            await self._reply(ctx, rule.reply.get("text") or rule.reply.get("title") or "", rule.reply)
+            await self.keywords.count_hit(rule.id)
+            await self._record(ctx, "keyword", rule_id=rule.id)
+            ctx.state["handled"] = True
+            return
+        else:
+            matches = self.kb.match(text)
+            if self.kb.is_confident(matches):
+                top = matches[0]
+                await self._reply(ctx, top.answer)
+                await self.kb.count_hit(top.id)
+                await self._record(ctx, "faq", faq_id=top.id, score=top.score)
+                ctx.state["handled"] = True
+                return
+            suggestions = self.kb.suggestions(matches)
+            ctx.state["suggestions"] = suggestions
+            await self._record(ctx, "suggest" if suggestions else "unanswered",
+                               faq_id=suggestions[0]["id"] if suggestions else None,
+                               score=suggestions[0]["score"] if suggestions else None)
+        if not open_now:
+            await self._offhours(ctx, hours)
+
+    async def welcome(self, ctx: JobContext) -> None:
+        msg = ctx.message
+        data = ctx.data
+        if msg.kind == "event.external_contact" and data.get("change_type") != "add_external_contact":
+            return
+        text = None
+        if self.welcome_provider is not None:
+            text = await self.welcome_provider(ctx)
+        text = text or await self.settings.get("welcome_text", msg.account_id)
+        if not text:
+            return
+        code = data.get("welcome_code", "")
+        if msg.kind != "event.subscribe" and not code:
+            return  # WeCom / 微信客服 welcomes need the platform's one-time code
+        await self.outbound.enqueue(OutboundRequest(msg.account_id, msg.conversation_id, text, "bot",
+                                                    dedup_key=f"welcome:{msg.id}", welcome_code=code,
+                                                    staff_userid=data.get("user_id", "")))
+        await self._record(ctx, "welcome")
+
+    async def _hours(self, account_id: str) -> Any:
+        raw = await self.settings.get("business_hours", account_id)
+        if not raw:
+            return None
+        try:
+            return hours_from_json(raw)
+        except ValueError as exc:
+            log.warning("business hours of %s are invalid, treating as always open: %s", account_id, exc)
+            return None
+
+    async def _offhours(self, ctx: JobContext, hours: Any) -> None:
+        msg = ctx.message
+        opens = next_open(hours, self.clock.now())
+        text = await self.settings.get("offhours_text", msg.account_id)
+        if text:
+            await self.outbound.enqueue(OutboundRequest(msg.account_id, msg.conversation_id, text, "bot",
+                                                        dedup_key=f"offhours:{msg.conversation_id}:{int(opens)}"))
+        ctx.state["offhours"] = True
+
+    async def _reply(self, ctx: JobContext, text: str, reply: dict[str, Any] | None = None) -> None:
+        msg = ctx.message
+        kind = (reply or {}).get("type", "text")
+        content = {k: v for k, v in (reply or {}).items() if k not in ("type", "text")} if kind != "text" else None
+        await self.outbound.enqueue(OutboundRequest(msg.account_id, msg.conversation_id, text or "", "bot",
+                                                    dedup_key=f"bot:{msg.id}", kind=kind, content=content))
+
+    async def _record(self, ctx: JobContext, outcome: str, *, rule_id: int | None = None, faq_id: int | None = None,
+                      score: float | None = None) -> None:
+        msg = ctx.message
+        values = {"message_id": msg.id, "conversation_id": msg.conversation_id, "account_id": msg.account_id,
+                  "outcome": outcome, "rule_id": rule_id, "faq_id": faq_id, "score": score,
+                  "text": (msg.text or "")[:500], "normalized": normalized_question(msg.text or ""),
+                  "at": self.clock.now()}
+
+        async def write() -> None:
+            async with self.db.write() as conn:
+                await conn.execute(self._insert(outcomes_t).values(**values)
+                                   .on_conflict_do_nothing(index_elements=["message_id"]))
+
+        await retry_busy(write)
+
+
+def bots_step(bots: Bots):  # noqa: ANN201
+    return bots.step
+
+
+__all__ = ["Bots", "bots_step", "contains_handover", "json", "normalized_question"]

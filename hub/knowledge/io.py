@@ -1,0 +1,77 @@
+"""FAQ import/export as CSV (``question,similar,answer,category``, similar questions joined by ``|``)
+and JSON (a list of objects with those keys, ``similar`` a list). Bad rows are reported by line
+and skipped; the rest is imported."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import HubError
+from .store import validate_faq
+
+CSV_COLUMNS = ["question", "similar", "answer", "category"]
+
+
+@dataclass
+class Parsed:
+    items: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)  # {"line", "field", "message"}
+
+
+def _check(parsed: Parsed, line: int, raw: Any) -> None:
+    try:
+        parsed.items.append(validate_faq(raw))
+    except HubError as exc:
+        parsed.errors.append({"line": line, "field": exc.field, "message": exc.message})
+
+
+def parse_csv(text: str) -> Parsed:
+    parsed = Parsed()
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    missing = [c for c in ("question", "answer") if c not in (reader.fieldnames or [])]
+    if missing:
+        parsed.errors.append({"line": 1, "field": missing[0], "message": f"missing column(s): {', '.join(missing)}"})
+        return parsed
+    for row in reader:
+        line = reader.line_num
+        if row.get(None):
+            parsed.errors.append({"line": line, "field": None, "message": "more values than columns"})
+            continue
+        _check(parsed, line, {"question": row.get("question") or "", "answer": row.get("answer") or "",
+                              "similar": row.get("similar") or "", "category": row.get("category") or ""})
+    return parsed
+
+
+def parse_json(text: str) -> Parsed:
+    parsed = Parsed()
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        parsed.errors.append({"line": getattr(exc, "lineno", 1), "field": None, "message": f"not JSON: {exc}"})
+        return parsed
+    if not isinstance(data, list):
+        parsed.errors.append({"line": 1, "field": None, "message": "expected a list of FAQ objects"})
+        return parsed
+    for i, item in enumerate(data, start=1):
+        _check(parsed, i, item)  # "line" is the item's 1-based position in the list
+    return parsed
+
+
+def parse_file(name: str, text: str) -> Parsed:
+    return parse_json(text) if name.lower().endswith(".json") else parse_csv(text)
+
+
+def to_csv(entries: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for e in entries:
+        writer.writerow({**e, "similar": "|".join(e.get("similar") or [])})
+    return buf.getvalue()
+
+
+def to_json(entries: list[dict[str, Any]]) -> str:
+    return json.dumps([{k: e[k] for k in CSV_COLUMNS} for e in entries], ensure_ascii=False, indent=2)

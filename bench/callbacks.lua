@@ -78,7 +78,7 @@ end
 local function finish()
   if finished then return end
   finished = true
-  t_end = (t_end > 0) and t_end or now()
+  if t_end == 0 then t_end = now() end
   io.stderr:write("BENCH_THREAD_DONE\n")
   io.stderr:flush()
   wrk.thread:stop()
@@ -118,10 +118,8 @@ end
 function response(status, headers, body)
   received = received + 1
   if status == 200 then acked = acked + 1 else non200 = non200 + 1 end
-  if draining and received == sent then
-    t_end = now()
-    finish()
-  end
+  t_end = now()  -- the last response (also right for a thread that never drains)
+  if draining and received == sent then finish() end
 end
 
 -- main state again ----------------------------------------------------------------------------

@@ -62,6 +62,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_db(ulist)
     ulist.add_argument("--json", action="store_true")
 
+    faq = sub.add_parser("faq", help="the FAQ knowledge base")
+    faq_sub = faq.add_subparsers(dest="action", metavar="ACTION", required=True)
+    fimp = faq_sub.add_parser("import", help="import FAQs from FILE (.csv or .json); bad lines are reported")
+    _add_db(fimp)
+    fimp.add_argument("file")
+    fexp = faq_sub.add_parser("export", help="export every FAQ to FILE (.csv or .json)")
+    _add_db(fexp)
+    fexp.add_argument("file")
+    fmatch = faq_sub.add_parser("match", help="match TEXT (or '-' for one query per line on stdin)")
+    _add_db(fmatch)
+    fmatch.add_argument("text")
+    fmatch.add_argument("--top", type=int, default=3)
+    fmatch.add_argument("--json", action="store_true", help="one JSON object per query")
+
     archive = sub.add_parser("archive", help="the conversation archive")
     arc_sub = archive.add_subparsers(dest="action", metavar="ACTION", required=True)
     exp = arc_sub.add_parser("export", help="archived messages, one per line, to standard output")
@@ -177,6 +191,49 @@ def cmd_users(args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(config, run))
 
 
+def cmd_faq(args: argparse.Namespace) -> int:
+    from .knowledge import io as faq_io
+    from .knowledge.store import KnowledgeBase
+    config = _config(args)
+
+    async def run(db):  # noqa: ANN001, ANN202
+        kb = KnowledgeBase(db, Clock())
+        await kb.load()
+        if args.action == "import":
+            with open(args.file, encoding="utf-8-sig") as fh:
+                parsed = faq_io.parse_file(args.file, fh.read())
+            created = await kb.create_many(parsed.items) if parsed.items else []
+            print(f"imported {len(created)} FAQ entries")
+            for err in parsed.errors:
+                where = f" ({err['field']})" if err.get("field") else ""
+                print(f"rejected line {err['line']}{where}: {err['message']}")
+            return 0 if created or not parsed.errors else 1
+        if args.action == "export":
+            entries = await kb.list()
+            text = faq_io.to_json(entries) if args.file.lower().endswith(".json") else faq_io.to_csv(entries)
+            with open(args.file, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            print(f"exported {len(entries)} FAQ entries to {args.file}")
+            return 0
+        queries = [q.rstrip("\n") for q in sys.stdin] if args.text == "-" else [args.text]
+        for q in queries:
+            if not q.strip():
+                continue
+            matches = kb.match(q, args.top)
+            confident = kb.is_confident(matches)
+            if args.json:
+                print(json.dumps({"query": q, "confident": confident, "matches": [
+                    {"id": m.id, "question": m.question, "answer": m.answer, "score": round(m.score, 1)}
+                    for m in matches]}, ensure_ascii=False), flush=True)
+            else:
+                print(f"{q}\t{'confident' if confident else 'not confident'}")
+                for m in matches:
+                    print(f"  {m.score:5.1f}  #{m.id} {m.question} -> {m.answer[:60]}")
+        return 0
+
+    return asyncio.run(_with_db(config, run))
+
+
 def cmd_archive(args: argparse.Namespace) -> int:
     from .archive.export import export
     config = _config(args)
@@ -190,7 +247,8 @@ def cmd_archive(args: argparse.Namespace) -> int:
     return asyncio.run(_with_db(config, run))
 
 
-COMMANDS = {"serve": cmd_serve, "accounts": cmd_accounts, "users": cmd_users, "archive": cmd_archive}
+COMMANDS = {"serve": cmd_serve, "accounts": cmd_accounts, "users": cmd_users, "faq": cmd_faq,
+            "archive": cmd_archive}
 
 
 def main(argv: list[str] | None = None) -> int:

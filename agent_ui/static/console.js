@@ -1,0 +1,507 @@
+/* scrm-hub console: state, the Socket.IO connection (with resume) and the agent's actions.
+ * Protocol: docs/realtime.md. Rendering lives in render.js, dialogs/keys/alerts in dialogs.js and shortcuts.js. */
+(function () {
+  "use strict";
+  var U = window.HubUtil, R = window.HubRender, $ = U.$, L = U.LABELS;
+  var boot = JSON.parse(document.body.dataset.boot || "{}");
+
+  var S = {
+    me: boot.user || {}, epoch: null, lastSeq: 0, synced: false,
+    sessions: new Map(), currentId: null, filter: "",
+    quickReplies: [], agents: [], groups: [], queue: {}, typing: {},
+    removedSeq: {}, // session id -> seq of the event that took it away (guards against a stale list)
+    current: function () { return this.currentId === null ? null : this.sessions.get(this.currentId) || null; },
+    order: function () {
+      return Array.from(this.sessions.values()).sort(function (a, b) {
+        var ra = a.s.state === "assigned" ? 0 : 1, rb = b.s.state === "assigned" ? 0 : 1;
+        return ra - rb || (a.s.handover_at || 0) - (b.s.handover_at || 0) || a.s.id - b.s.id;
+      }).map(function (e) { return e.s.id; });
+    }
+  };
+
+  // ---- state helpers ---------------------------------------------------------------------------
+  function entry(s) {
+    var e = S.sessions.get(s.id);
+    if (!e) {
+      e = { s: s, customer: null, msgs: [], pend: [], unread: 0, hasOlder: false, loaded: false, others: [],
+        gone: null, addedSeq: 0, draft: "" };
+      S.sessions.set(s.id, e);
+    } else {
+      e.s = Object.assign({}, e.s, s);
+    }
+    return e;
+  }
+
+  function mergeMsgs(e, list) {
+    if (!list || !list.length) return;
+    var byId = new Map(e.msgs.map(function (m) { return [m.id, m]; }));
+    list.forEach(function (m) { byId.set(m.id, m); });
+    e.msgs = Array.from(byId.values()).sort(function (a, b) { return a.id - b.id; });
+    var ids = new Set(list.map(function (m) { return m.id; }));
+    e.pend = e.pend.filter(function (p) { return !(p.message_id && ids.has(p.message_id)); });
+  }
+
+  function unanswered(e) {
+    var since = e.s.last_agent_at || 0;
+    return e.msgs.filter(function (m) { return m.direction === "in" && m.sender === "customer" && m.created_at > since; }).length;
+  }
+
+  function watching(id) { return S.currentId === id && !document.hidden; }
+
+  function renderAll() {
+    R.renderList(S);
+    R.renderChatHead(S);
+    R.renderMessages(S);
+    R.renderProfile(S);
+    renderQueue();
+  }
+
+  function renderCurrent(scroll) {
+    R.renderChatHead(S);
+    R.renderMessages(S, scroll);
+    R.renderProfile(S);
+  }
+
+  function renderQueue() {
+    var box = $("queue"), groups = Object.keys(S.queue).filter(function (g) { return (S.me.groups || []).indexOf(g) >= 0 || S.me.role !== "agent"; });
+    var total = groups.reduce(function (n, g) { return n + (S.queue[g] || 0); }, 0);
+    box.hidden = !groups.length;
+    U.clear(box).appendChild(U.h("span.queue-label", "排队"));
+    box.appendChild(U.h("span.queue-n" + (total ? ".busy" : ""), String(total)));
+    box.title = groups.map(function (g) { return g + "：" + (S.queue[g] || 0) + " 人等待"; }).join("\n") || "无人排队";
+  }
+
+  function toast(msg, kind) {
+    var t = U.h("div.toast" + (kind ? "." + kind : ""), { role: "status" }, msg);
+    $("toasts").appendChild(t);
+    setTimeout(function () { t.classList.add("out"); }, 3600);
+    setTimeout(function () { t.remove(); }, 4000);
+  }
+
+  function setConn(state) {
+    var c = $("conn");
+    c.dataset.state = state;
+    c.querySelector(".conn-label").textContent = { connected: "已连接", reconnecting: "重新连接中…", connecting: "连接中…", offline: "未连接" }[state];
+  }
+
+  function setStatusUI(status) {
+    $("status").value = status;
+    $("status-pick").dataset.status = status;
+    S.me.status = status;
+    var note = $("sessions-empty-note");
+    note.textContent = status === "online" ? "状态为“在线”，新会话会自动分配给你" : "当前为“" + (L.status[status] || status) + "”，切换到“在线”才会分配新会话";
+  }
+
+  // ---- socket ----------------------------------------------------------------------------------
+  var socket = window.io({
+    autoConnect: false, reconnectionDelay: 800, reconnectionDelayMax: 5000,
+    // on a reconnect the hub replays what we missed after last_seq (or tells us to resync)
+    auth: function (cb) { cb(S.synced && S.epoch ? { epoch: S.epoch, last_seq: S.lastSeq } : {}); }
+  });
+
+  /** emit with an ack; resolves {ok:false, error:"timeout"|"offline"} instead of hanging. */
+  function call(event, data, timeoutMs) {
+    return new Promise(function (resolve) {
+      if (!socket.connected) { resolve({ ok: false, error: "offline", message: "未连接服务器，请稍后重试" }); return; }
+      socket.timeout(timeoutMs || 10000).emit(event, data || {}, function (err, ack) {
+        resolve(err ? { ok: false, error: "timeout" } : ack || { ok: false, error: "internal" });
+      });
+    });
+  }
+
+  /** Sequenced events: drop what was already applied (a replay after a resume can overlap). */
+  function fresh(p) {
+    if (!p || typeof p.seq !== "number") return true;
+    if (p.epoch && p.epoch !== S.epoch) { S.epoch = p.epoch; S.lastSeq = p.seq; return true; }
+    if (p.seq <= S.lastSeq) return false;
+    S.lastSeq = p.seq;
+    return true;
+  }
+
+  socket.on("connect", function () {
+    setConn("connected");
+    var first = !S.synced;
+    if (first) loadSessions(); else refreshMe();
+    if (S.currentId !== null) call("viewing", { session_id: S.currentId });
+    if (!S.quickReplies.length) loadQuickReplies();
+    loadAgents();
+    S.sessions.forEach(function (e) { e.pend.forEach(function (p) { if (p.state === "unsent") deliver(p); }); });
+  });
+  socket.on("disconnect", function (reason) {
+    setConn("reconnecting");
+    if (reason === "io server disconnect") setTimeout(function () { socket.connect(); }, 1000);
+  });
+  socket.io.on("reconnect_attempt", function () { setConn("reconnecting"); });
+  socket.on("connect_error", function (err) {
+    setConn("reconnecting");
+    if (err && err.message === "unauthorized") {
+      // refused by the hub: logged out or expired -> login page; anything else -> try again
+      fetch("/api/me", { credentials: "same-origin" }).then(function (r) {
+        if (r.status === 401) window.location.assign("/login?next=/console");
+        else setTimeout(function () { socket.connect(); }, 3000);
+      }).catch(function () { setTimeout(function () { socket.connect(); }, 3000); });
+    }
+  });
+
+  socket.on("resync", function (p) {
+    S.epoch = p.epoch;
+    S.lastSeq = p.seq || 0;
+    loadSessions();
+  });
+
+  socket.on("session.new", function (b) {
+    if (!fresh(b) || !b.session) return;
+    var e = entry(b.session);
+    e.customer = b.customer || e.customer;
+    e.gone = null;
+    e.addedSeq = b.seq || 0;
+    delete S.removedSeq[b.session.id];
+    mergeMsgs(e, b.history || []);
+    e.hasOlder = (b.history || []).length >= 20;
+    e.loaded = true;
+    e.unread = watching(e.s.id) ? 0 : Math.max(1, unanswered(e));
+    R.renderList(S);
+    if (S.currentId === e.s.id) renderCurrent("stay");
+    if (window.Hub.alertNew) window.Hub.alertNew(R.customerName(e), b.session.first_message || "");
+  });
+
+  socket.on("message.new", function (p) {
+    if (!fresh(p) || !p.message) return;
+    var e = S.sessions.get(p.session_id);
+    if (!e) return;
+    var m = p.message;
+    mergeMsgs(e, [m]);
+    if (m.direction === "in" && m.sender === "customer") {
+      e.s.last_customer_at = m.created_at;
+      if (!watching(e.s.id)) e.unread = (e.unread || 0) + 1;
+      if (window.Hub.alertMessage && !watching(e.s.id)) window.Hub.alertMessage(R.customerName(e), R.preview(m));
+    } else if (m.direction === "out" && m.sender === "agent:" + S.me.id) {
+      e.s.last_agent_at = Math.max(e.s.last_agent_at || 0, m.created_at);
+      if (m.status === "queued") pollStatus(e.s.id, 0);
+    }
+    R.renderList(S);
+    if (S.currentId === e.s.id) R.renderMessages(S, "stay");
+  });
+
+  function goneEvent(kind) {
+    return function (p) {
+      if (!fresh(p)) return;
+      S.removedSeq[p.session_id] = p.seq || 0;
+      var e = S.sessions.get(p.session_id);
+      if (!e) return;
+      var why = kind === "closed" ? "会话已结束" + (p.reason && L.closeReason[p.reason] ? "（" + L.closeReason[p.reason] + "）" : "")
+        : L.removed[p.reason] || "会话已移出你的列表";
+      if (S.currentId === p.session_id) {
+        e.gone = why;
+        e.s.state = kind === "closed" ? "closed" : e.s.state;
+        renderCurrent("stay");
+      } else {
+        S.sessions.delete(p.session_id);
+      }
+      R.renderList(S);
+      if (!e.closingByMe) toast(R.customerName(e) + "：" + why, kind === "closed" ? "" : "warn");
+    };
+  }
+  socket.on("session.removed", goneEvent("removed"));
+  socket.on("session.closed", goneEvent("closed"));
+
+  socket.on("queue.changed", function (p) {
+    if (p && typeof p.group === "string") S.queue[p.group] = p.waiting || 0;
+    if (p && Array.isArray(p.agents)) {
+      p.agents.forEach(function (a) {
+        S.agents.forEach(function (x) { if (x.id === a.id) Object.assign(x, { status: a.status, load: a.load, cap: a.cap }); });
+      });
+    }
+    renderQueue();
+  });
+
+  socket.on("agent.status", function (p) {
+    if (p.agent_id === S.me.id) setStatusUI(p.status);
+    S.agents.forEach(function (x) { if (x.id === p.agent_id) x.status = p.status; });
+  });
+
+  socket.on("session.escalated", function (p) {
+    toast("会话 #" + p.session_id + " 客户等待过久" + (p.agent_id ? "（客服 #" + p.agent_id + "）" : ""), "warn");
+  });
+
+  socket.on("presence.viewing", function (p) {
+    var e = S.sessions.get(p.session_id);
+    if (!e) return;
+    var names = [];
+    (p.viewers || []).forEach(function (v) { if (v.id !== S.me.id && names.indexOf(v.name) < 0) names.push(v.name); });
+    e.others = names;
+    R.renderList(S);
+    if (S.currentId === p.session_id) R.renderPresence(S);
+  });
+
+  socket.on("presence.typing", function (p) {
+    if (!p.user || p.user.id === S.me.id) return;
+    S.typing[p.session_id] = { name: p.user.name, until: Date.now() + 4000 };
+    R.renderPresence(S);
+    setTimeout(function () { R.renderPresence(S); }, 4100);
+  });
+
+  // ---- loading ---------------------------------------------------------------------------------
+  function loadSessions() {
+    return call("sessions").then(function (ack) {
+      if (!ack.ok) { toast("会话列表加载失败：" + U.errorText(ack), "error"); return; }
+      if (S.epoch !== ack.epoch) { S.epoch = ack.epoch; S.lastSeq = ack.seq || 0; }
+      else S.lastSeq = Math.max(S.lastSeq, ack.seq || 0);
+      var keep = new Set();
+      (ack.sessions || []).forEach(function (s) {
+        if ((S.removedSeq[s.id] || 0) > (ack.seq || 0)) return;
+        var e = entry(s);
+        e.gone = null;
+        e.unread = watching(s.id) ? 0 : s.unread || 0;
+        keep.add(s.id);
+      });
+      S.sessions.forEach(function (e, id) {
+        if (keep.has(id) || e.addedSeq > (ack.seq || 0)) return;
+        if (id === S.currentId) e.gone = e.gone || "会话已不在你的列表中";
+        else S.sessions.delete(id);
+      });
+      S.synced = true;
+      renderAll();
+      if (S.currentId !== null && !S.current().gone) fetchBundle(S.currentId);
+    });
+  }
+
+  function fetchBundle(id) {
+    return call("session", { session_id: id }).then(function (ack) {
+      var e = S.sessions.get(id);
+      if (!ack.ok || !e) return;
+      e.s = Object.assign({}, e.s, ack.session);
+      e.customer = ack.customer;
+      if (!e.loaded) e.hasOlder = (ack.history || []).length >= 20;
+      mergeMsgs(e, ack.history);
+      e.loaded = true;
+      R.renderList(S);
+      if (S.currentId === id) renderCurrent("stay");
+    });
+  }
+
+  function loadOlder() {
+    var e = S.current();
+    if (!e || !e.msgs.length) return;
+    $("older-btn").disabled = true;
+    call("history", { session_id: e.s.id, before: e.msgs[0].id }).then(function (ack) {
+      $("older-btn").disabled = false;
+      if (!ack.ok) { toast("加载失败：" + U.errorText(ack), "error"); return; }
+      mergeMsgs(e, ack.messages);
+      e.hasOlder = !!ack.next_before;
+      if (S.currentId === e.s.id) R.renderMessages(S, "older");
+    });
+  }
+
+  /** The hub does not push delivery updates yet: re-read the latest page while replies are queued. */
+  var POLL = [1500, 4000, 10000, 30000];
+  function pollStatus(id, n) {
+    var e = S.sessions.get(id);
+    if (!e || e.polling) return;
+    e.polling = true;
+    setTimeout(function () {
+      e.polling = false;
+      if (!S.sessions.has(id)) return;
+      call("history", { session_id: id }).then(function (ack) {
+        if (!ack.ok) return;
+        mergeMsgs(e, ack.messages);
+        if (S.currentId === id) R.renderMessages(S, "stay");
+        var waiting = e.msgs.some(function (m) { return m.direction === "out" && (m.status === "queued" || m.status === "sending"); });
+        if (waiting && n + 1 < POLL.length) pollStatus(id, n + 1);
+      });
+    }, POLL[n]);
+  }
+
+  function loadQuickReplies() {
+    call("quick_replies").then(function (ack) {
+      if (!ack.ok) return;
+      S.quickReplies = (ack.quick_replies || []).map(function (r) {
+        return typeof r === "string" ? { text: r } : { title: r.title || r.name || "", text: r.text || r.content || r.answer || "" };
+      }).filter(function (r) { return r.text; });
+      R.renderQuick(S);
+    });
+  }
+
+  function loadAgents() {
+    return call("agents").then(function (ack) {
+      if (!ack.ok) return ack;
+      S.agents = ack.agents || [];
+      S.groups = ack.groups || [];
+      return ack;
+    });
+  }
+
+  function refreshMe() {
+    fetch("/api/me", { credentials: "same-origin" }).then(function (r) {
+      if (r.status === 401) { window.location.assign("/login?next=/console"); return null; }
+      return r.ok ? r.json() : null;
+    }).then(function (body) { if (body && body.user) setStatusUI(body.user.status); }).catch(function () {});
+  }
+
+  // ---- actions ---------------------------------------------------------------------------------
+  function open(id) {
+    var e = S.sessions.get(id);
+    if (!e) return;
+    var prev = S.current();
+    if (prev && prev !== e) {
+      prev.draft = $("reply").value;
+      if (prev.gone) S.sessions.delete(prev.s.id);
+    }
+    var switched = S.currentId !== id;
+    S.currentId = id;
+    e.unread = 0;
+    if (switched) { $("reply").value = e.draft || ""; updateCount(); }
+    renderAll();
+    if (switched) { call("viewing", { session_id: id }); fetchBundle(id); }
+    if (!$("reply").disabled) $("reply").focus();
+  }
+
+  function step(delta) {
+    var ids = S.order();
+    if (!ids.length) return;
+    var i = ids.indexOf(S.currentId);
+    open(ids[i < 0 ? (delta > 0 ? 0 : ids.length - 1) : (i + delta + ids.length) % ids.length]);
+  }
+
+  function send() {
+    var e = S.current(), ta = $("reply");
+    if (!e || e.gone || ta.disabled) return;
+    var text = ta.value.trim();
+    if (!text) return;
+    var p = { client_id: U.uid(), session_id: e.s.id, text: text, at: U.now(), state: "sending" };
+    e.pend.push(p);
+    ta.value = "";
+    e.draft = "";
+    updateCount();
+    R.renderMessages(S);
+    deliver(p);
+  }
+
+  /** Send (or re-send) a pending reply; the same client_id makes a retry idempotent. */
+  function deliver(p) {
+    p.state = "sending";
+    var e = S.sessions.get(p.session_id);
+    if (S.currentId === p.session_id) R.renderMessages(S, "stay");
+    call("reply", { session_id: p.session_id, text: p.text, client_id: p.client_id }, 15000).then(function (ack) {
+      e = S.sessions.get(p.session_id);
+      if (!e) return;
+      var drop = function () { e.pend = e.pend.filter(function (x) { return x !== p; }); };
+      if (ack.ok) {
+        if (!ack.message_id || e.msgs.some(function (m) { return m.id === ack.message_id; })) drop();
+        else p.message_id = ack.message_id;
+        if (!ack.message_id) pollStatus(e.s.id, 0); // an earlier try got through: fetch it
+        e.s.last_agent_at = U.now();
+        if (e.s.state === "assigned") e.s.state = "active";
+        R.renderList(S);
+        if (S.currentId === e.s.id) R.renderChatHead(S);
+      } else if (ack.error === "timeout" || ack.error === "offline") {
+        p.state = "unsent";
+      } else {
+        drop();
+        if (S.currentId === e.s.id && !$("reply").value) { $("reply").value = p.text; updateCount(); }
+        toast("发送失败：" + U.errorText(ack), "error");
+      }
+      if (S.currentId === e.s.id) R.renderMessages(S, "stay");
+    });
+  }
+
+  function retry(clientId) {
+    S.sessions.forEach(function (e) { e.pend.forEach(function (p) { if (p.client_id === clientId) deliver(p); }); });
+  }
+
+  function accept() {
+    var e = S.current();
+    if (!e) return;
+    $("accept-btn").disabled = true;
+    call("accept", { session_id: e.s.id }).then(function (ack) {
+      $("accept-btn").disabled = false;
+      if (!ack.ok) { toast("接入失败：" + U.errorText(ack), "error"); return; }
+      e.s.state = "active";
+      e.s.accepted_at = U.now();
+      R.renderList(S);
+      renderCurrent("stay");
+      $("reply").focus();
+    });
+  }
+
+  function insertText(text) {
+    var ta = $("reply");
+    if (ta.disabled || !text) return;
+    var start = ta.selectionStart, end = ta.selectionEnd;
+    if (document.activeElement !== ta) start = end = ta.value.length;
+    ta.setRangeText(text, start, end, "end");
+    ta.focus();
+    updateCount();
+  }
+
+  function updateCount() {
+    var n = $("reply").value.length;
+    $("char-count").textContent = n > 1500 ? n + " / 2000" : "";
+  }
+
+  var lastTyping = 0;
+  function typed() {
+    updateCount();
+    var e = S.current();
+    if (!e || e.gone || Date.now() - lastTyping < 2500 || !$("reply").value) return;
+    lastTyping = Date.now();
+    call("typing", { session_id: e.s.id });
+  }
+
+  function setStatus(status) {
+    var before = S.me.status;
+    setStatusUI(status);
+    call("status", { status: status }).then(function (ack) {
+      if (ack.ok) { toast("状态已切换为“" + L.status[status] + "”"); return; }
+      setStatusUI(before);
+      toast("切换状态失败：" + U.errorText(ack), "error");
+    });
+  }
+
+  // ---- wiring ----------------------------------------------------------------------------------
+  function wire() {
+    $("session-list").addEventListener("click", function (ev) {
+      var li = ev.target.closest("li.session");
+      if (li) open(Number(li.dataset.id));
+    });
+    $("session-filter").addEventListener("input", function (ev) { S.filter = ev.target.value; R.renderList(S); });
+    $("older-btn").addEventListener("click", loadOlder);
+    $("send-btn").addEventListener("click", send);
+    $("accept-btn").addEventListener("click", accept);
+    $("reply").addEventListener("input", typed);
+    $("status").addEventListener("change", function (ev) { setStatus(ev.target.value); });
+    $("message-list").addEventListener("click", function (ev) {
+      var b = ev.target.closest("[data-retry]");
+      if (b) retry(b.dataset.retry);
+    });
+    $("suggestions").addEventListener("click", function (ev) {
+      var b = ev.target.closest("[data-suggest]");
+      if (b) insertSuggestion(Number(b.dataset.suggest));
+    });
+    $("logout").addEventListener("click", function () {
+      fetch("/api/logout", { method: "POST", credentials: "same-origin" }).catch(function () {}).then(function () {
+        socket.disconnect();
+        window.location.assign("/login");
+      });
+    });
+    document.addEventListener("visibilitychange", function () {
+      var e = S.current();
+      if (!document.hidden && e && e.unread) { e.unread = 0; R.renderList(S); }
+    });
+    setInterval(function () { R.tickWaits(S); }, 1000);
+    setStatusUI(S.me.status || "offline");
+    setConn("connecting");
+    socket.connect();
+  }
+
+  function insertSuggestion(i) {
+    var e = S.current(), items = e && e.s.suggestions || [];
+    if (items[i]) insertText(items[i].answer || items[i].question || "");
+  }
+
+  window.Hub = {
+    state: S, socket: socket, call: call, open: open, step: step, send: send, accept: accept, toast: toast,
+    insertText: insertText, insertSuggestion: insertSuggestion, loadAgents: loadAgents, renderAll: renderAll
+  };
+  document.addEventListener("DOMContentLoaded", wire);
+})();

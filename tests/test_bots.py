@@ -1,0 +1,200 @@
+"""The bot pipeline end to end over HTTP callbacks: handover words, keyword rule priority, FAQ
+answers and suggestions, business hours, welcomes once, imports with bad rows, analytics."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hub.app import HUB, create_app
+from hub.clock import FakeClock
+from tests.conftest import OA, ROOT, WECOM, auth
+from tests.helpers import messages, post
+from tests.wechat_client import PlatformSim, event_xml, text_xml
+
+FAQ_FILE = ROOT / "tests" / "fixtures" / "faq_zh.json"
+
+
+@pytest.fixture
+async def bot(aiohttp_client, hub_config, standin):
+    """A hub on a fake clock with the test FAQ set loaded; returns (client, hub, clock, oa, wecom)."""
+    clock = FakeClock(1_732_500_000.0)  # Mon 2024-11-25 02:00 UTC = 10:00 Asia/Shanghai
+    client = await aiohttp_client(create_app(hub_config, clock))
+    hub = client.server.app[HUB]
+    resp = await client.post("/api/faq/import?format=json", data=FAQ_FILE.read_text(), headers=auth())
+    assert (await resp.json())["imported"] >= 60
+    oa = PlatformSim("oa", OA["id"], OA["token"], OA["encoding_aes_key"], OA["receive_id"], clock)
+    wecom = PlatformSim("wecom", WECOM["id"], WECOM["token"], WECOM["encoding_aes_key"], WECOM["receive_id"], clock)
+    return client, hub, clock, oa, wecom
+
+
+async def say(client, hub, sim, who: str, text: str, msg_id: int) -> None:  # noqa: ANN001
+    assert (await post(client, sim, text_xml("gh", who, text, msg_id))).status == 200
+    await hub.pipeline.drain()
+    await hub.outbound.drain()
+
+
+async def bot_replies(hub, who: str) -> list[str]:  # noqa: ANN001
+    return [m.text for m in await messages(hub, peer_id=who, direction="out", sender="bot")]
+
+
+async def open_sessions(hub) -> list:  # noqa: ANN001
+    from sqlalchemy import select
+    from hub.models import ServiceSession
+    t = ServiceSession.__table__
+    async with hub.db.read() as conn:
+        return (await conn.execute(select(t).where(t.c.state != "closed"))).all()
+
+
+async def test_confident_faq_answered_by_bot_not_routed(bot, standin):
+    client, hub, clock, oa, _ = bot
+    await say(client, hub, oa, "oFaq", "我皮肤比较敏感，能用你们的产品吗", 1)
+    replies = await bot_replies(hub, "oFaq")
+    assert len(replies) == 1 and "敏感肌" in replies[0]
+    assert standin.sent[-1]["body"]["text"]["content"] == replies[0]  # went out through the platform API
+    assert await open_sessions(hub) == []
+
+
+async def test_handover_words_route_to_human(bot):
+    client, hub, clock, oa, _ = bot
+    await say(client, hub, oa, "oHuman", "别跟我说机器人，转人工", 2)
+    assert await bot_replies(hub, "oHuman") == []
+    [session] = await open_sessions(hub)
+    assert session.state == "queued"
+
+
+async def test_unsure_faq_passes_suggestions_to_agent(bot):
+    client, hub, clock, oa, _ = bot
+    await say(client, hub, oa, "oMaybe", "我的快递好像丢了怎么办", 3)
+    assert await bot_replies(hub, "oMaybe") == []  # not sure enough to answer alone
+    [session] = await open_sessions(hub)
+    suggestions = json.loads(session.suggestions)
+    assert suggestions and all({"id", "question", "answer", "score"} <= set(s) for s in suggestions)
+
+
+async def test_off_topic_goes_to_routing_and_is_listed_unanswered(bot):
+    client, hub, clock, oa, _ = bot
+    await say(client, hub, oa, "oOff", "你们老板是谁啊", 4)
+    await say(client, hub, oa, "oOff2", "你们老板是谁啊？", 5)
+    assert await bot_replies(hub, "oOff") == []
+    resp = await client.get("/api/bots/unanswered", headers=auth())
+    top = (await resp.json())["questions"][0]
+    assert top["count"] == 2 and "老板" in top["question"]
+
+
+async def test_keyword_rule_priority_and_invalid_regex(bot):
+    client, hub, clock, oa, _ = bot
+    bad = await client.post("/api/keyword-rules", json={"match_type": "regex", "pattern": "([a-z",
+                                                        "reply": {"type": "text", "text": "x"}}, headers=auth())
+    assert bad.status == 400 and (await bad.json())["field"] == "pattern"
+    low = {"match_type": "contains", "pattern": "发票", "priority": 1, "reply": {"type": "text", "text": "低优先级"}}
+    high = {"match_type": "regex", "pattern": r"(开|要).{0,3}发票", "priority": 10,
+            "reply": {"type": "text", "text": "电子发票将在确认收货后24小时内发送到您的邮箱。"}}
+    for rule in (low, high):
+        assert (await client.post("/api/keyword-rules", json=rule, headers=auth())).status == 201
+    await say(client, hub, oa, "oInv", "我想开个发票", 6)
+    assert await bot_replies(hub, "oInv") == ["电子发票将在确认收货后24小时内发送到您的邮箱。"]
+    await say(client, hub, oa, "oInv2", "发票在哪看", 7)
+    assert await bot_replies(hub, "oInv2") == ["低优先级"]
+    rules = (await (await client.get("/api/keyword-rules", headers=auth())).json())["rules"]
+    assert [r["hits"] for r in rules] == [1, 1]
+    tester = await client.post("/api/keyword-rules/test", json={"text": "要发票"}, headers=auth())
+    assert (await tester.json())["rule"]["priority"] == 10
+    # exact rules match the whole (normalised) message only
+    await client.post("/api/keyword-rules", json={"match_type": "exact", "pattern": "Ｈｉ", "priority": 50,
+                                                  "reply": {"type": "link", "title": "新品", "url": "https://example.com/new"}},
+                      headers=auth())
+    await say(client, hub, oa, "oHi", "hi", 8)
+    [link] = await messages(hub, peer_id="oHi", direction="out", sender="bot")
+    assert link.kind == "link" and json.loads(link.raw)["msgtype"] == "news"
+
+
+async def test_business_hours_offhours_reply_once_and_queue_for_morning(bot):
+    client, hub, clock, oa, _ = bot
+    await hub.settings.set("business_hours", {
+        "timezone": "Asia/Shanghai", "weekly": {str(d): [["09:00", "12:00"], ["13:30", "22:00"]] for d in range(7)}})
+    clock.t = 1_732_500_000.0 + 13 * 3600  # 23:00 Shanghai
+    await say(client, hub, oa, "oNight", "转人工", 9)
+    await say(client, hub, oa, "oNight", "有人吗", 10)
+    replies = await bot_replies(hub, "oNight")
+    assert replies == [await hub.settings.get("offhours_text")]  # once per closed period
+    [session] = await open_sessions(hub)
+    assert session.state == "queued"
+    clock.t = 1_732_500_000.0 + 2.5 * 3600  # the lunch break, 12:30 Shanghai
+    await say(client, hub, oa, "oLunch", "在吗在吗", 11)
+    assert await bot_replies(hub, "oLunch") == [await hub.settings.get("offhours_text")]
+
+
+async def test_welcome_once_per_event(bot, standin):
+    client, hub, clock, oa, wecom = bot
+    await hub.settings.set("welcome_text", "欢迎关注！回复「新品」看本周上新。")
+    sub = event_xml("gh", "oNewFan", "subscribe", int(clock.now()), EventKey="qrscene_store-1")
+    for _ in range(3):  # platform retries
+        assert (await post(client, oa, sub)).status == 200
+    add = event_xml(WECOM["receive_id"], "sys", "change_external_contact", int(clock.now()),
+                    ChangeType="add_external_contact", UserID="zhangsan", ExternalUserID="wmNewFriend",
+                    WelcomeCode="WC-123", State="store-1")
+    await post(client, wecom, add)
+    await post(client, wecom, add)
+    await hub.pipeline.drain()
+    await hub.outbound.drain()
+    paths = [s["path"] for s in standin.sent]
+    assert paths.count("/cgi-bin/message/custom/send") == 1
+    assert paths.count("/cgi-bin/externalcontact/send_welcome_msg") == 1
+    welcome = [s["body"] for s in standin.sent if s["path"].endswith("send_welcome_msg")][0]
+    assert welcome["welcome_code"] == "WC-123" and welcome["text"]["content"].startswith("欢迎关注")
+
+
+async def test_analytics_rates(bot):
+    client, hub, clock, oa, _ = bot
+    await say(client, hub, oa, "oA1", "敏感肌能用吗", 20)
+    await say(client, hub, oa, "oA2", "转人工", 21)
+    data = await (await client.get("/api/bots/analytics", headers=auth())).json()
+    assert data["conversations"] == 2 and data["resolved_by_bot"] == 1 and data["handed_over"] == 1
+    assert data["bot_resolution_rate"] == 0.5 and data["handover_rate"] == 0.5
+    assert data["faqs"][0]["hits"] == 1
+
+
+async def test_faq_api_crud_import_and_roles(bot):
+    client, hub, clock, oa, _ = bot
+    created = await client.post("/api/faq", json={"question": "你们有线下快闪店吗", "similar": ["快闪活动在哪里办"],
+                                                  "answer": "本月快闪店在上海静安嘉里中心。", "category": "活动"}, headers=auth())
+    assert created.status == 201
+    fid = (await created.json())["id"]
+    match = await client.post("/api/faq/match", json={"text": "快闪店在什么地方"}, headers=auth())
+    assert (await match.json())["matches"][0]["id"] == fid
+    bad = await client.post("/api/faq", json={"question": "", "answer": "x"}, headers=auth())
+    assert bad.status == 400 and (await bad.json())["field"] == "question"
+    csv_text = "question,similar,answer,category\n能开专票吗,专票|增值税发票,可以开具,发票\n,缺问题,答案,x\n缺答案,,,x\n"
+    imp = await (await client.post("/api/faq/import?format=csv", data=csv_text, headers=auth())).json()
+    assert imp["imported"] == 1 and [e["line"] for e in imp["rejected"]] == [3, 4]
+    exported = await (await client.get("/api/faq/export", headers=auth())).text()
+    assert "能开专票吗,专票|增值税发票,可以开具,发票" in exported
+    assert (await client.delete(f"/api/faq/{fid}", headers=auth())).status == 200
+    # an agent may match but not edit
+    from tests.rt_helpers import login, make_user
+    await make_user(hub, "agent7")
+    token = await login(client, "agent7")
+    assert (await client.post("/api/faq", json={"question": "q", "answer": "a"},
+                              headers={"Authorization": f"Bearer {token}"})).status == 403
+    assert (await client.get("/api/faq")).status == 401
+
+
+def test_cli_faq_import_export_match(tmp_path):
+    db = f"sqlite+aiosqlite:///{tmp_path}/faq.db"
+    csv_path = tmp_path / "faq.csv"
+    csv_path.write_text("question,similar,answer,category\n多久发货,什么时候发货|几天发货,48小时内发货,物流\n"
+                        ",,,\n退货地址,寄回地址,上海市,售后\n", encoding="utf-8")
+    run = lambda *a, **kw: subprocess.run([sys.executable, "-m", "hub", *a], cwd=ROOT, capture_output=True,  # noqa: E731
+                                          text=True, timeout=60, **kw)
+    r = run("faq", "import", str(csv_path), "--db", db)
+    assert "imported 2 FAQ entries" in r.stdout and "rejected line 3" in r.stdout
+    r = run("faq", "match", "-", "--json", "--db", db, input="什么时候能发货\n今天天气如何\n")
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert lines[0]["confident"] and lines[0]["matches"][0]["answer"] == "48小时内发货"
+    assert not lines[1]["confident"]
+    out = tmp_path / "out.json"
+    assert run("faq", "export", str(out), "--db", db).returncode == 0
+    assert [e["question"] for e in json.loads(out.read_text())] == ["多久发货", "退货地址"]

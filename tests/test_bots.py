@@ -179,6 +179,7 @@ async def test_faq_api_crud_import_and_roles(bot):
     token = await login(client, "agent7")
     assert (await client.post("/api/faq", json={"question": "q", "answer": "a"},
                               headers={"Authorization": f"Bearer {token}"})).status == 403
+    client.session.cookie_jar.clear()
     assert (await client.get("/api/faq")).status == 401
 
 

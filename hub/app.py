@@ -19,6 +19,7 @@ from bots.pipeline import Bots
 from bots.store import KeywordRules
 
 from . import api as http_api
+from .customers import api as customers_api
 from . import auth_views
 from .accounts import AccountRegistry, upsert_configured
 from .archive.effects import archive_step
@@ -31,6 +32,7 @@ from .config import HubConfig
 from .db import Database
 from .outbound.api import PlatformApi
 from .outbound.queue import Outbound
+from .customers.service import CustomerService
 from .knowledge.matcher import Tokenizer
 from .knowledge.store import KnowledgeBase
 from .pipeline import Pipeline
@@ -70,6 +72,7 @@ class Hub:
     kb: KnowledgeBase
     keywords: KeywordRules
     bots: Bots
+    customers: CustomerService
 
 
 HUB = web.AppKey("hub", Hub)
@@ -109,7 +112,14 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     push = Push(sio, MemoryStreams())
     presence = Presence(push, grace=float(settings.cached("offline_grace")))
     timers = Timers(clock)
-    sessions = SessionService(db, clock, push, outbound, settings, timers)
+    customers = CustomerService(db, clock, push, settings)
+
+    async def fetch_profile(account_id: str, channel: str, peer_id: str) -> dict[str, str]:
+        account = await accounts.get(account_id)
+        return await platform.customer_profile(account, channel, peer_id) if account else {}
+
+    customers.fetch_profile = fetch_profile
+    sessions = SessionService(db, clock, push, outbound, settings, timers, profile=customers.profile)
     presence.on_gone = sessions.agent_gone
     kb = KnowledgeBase(db, clock, tokenizer)
     await kb.load()
@@ -120,12 +130,13 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
 
     bots = Bots(db, clock, settings, outbound, kb, keywords, has_open_session)
     pipeline.add_inbound_step(archive_step(db, clock))
+    pipeline.add_inbound_step(customers.identify_step)
     pipeline.add_inbound_step(bots.step)
     pipeline.add_inbound_step(route_step(sessions))
     pipeline.register("kf_pull", kf.handle_job)
     api_token = config.api_token or (secrets.token_urlsafe(24) if config.demo else "")
     return Hub(config, clock, db, accounts, writer, pipeline, platform, outbound, kf, api_token, settings, push,
-               presence, timers, sessions, LoginLimiter(clock), sio, kb, keywords, bots)
+               presence, timers, sessions, LoginLimiter(clock), sio, kb, keywords, bots, customers)
 
 
 def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application:
@@ -163,5 +174,6 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
     app.router.add_routes(http_api.routes())
     app.router.add_routes(auth_views.routes())
     app.router.add_routes(bots_api.routes())
+    app.router.add_routes(customers_api.routes())
     return app
 

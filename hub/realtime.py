@@ -24,7 +24,7 @@ COOKIE = "hub_session"
 
 # client -> server events (each answers with an ack)
 CLIENT_EVENTS = ("resume", "reply", "accept", "transfer", "close", "status", "viewing", "typing", "sessions",
-                 "session", "history", "agents", "quick_replies")
+                 "session", "history", "agents", "quick_replies", "tag")
 
 
 def _cookie_token(environ: dict[str, Any]) -> str | None:
@@ -127,6 +127,16 @@ class AgentNamespace(socketio.AsyncNamespace):
 
     async def handle_quick_replies(self, sid: str, user: UserInfo, data: dict) -> dict:
         return {"quick_replies": await self.hub.settings.get("quick_replies")}
+
+    async def handle_tag(self, sid: str, user: UserInfo, data: dict) -> dict:
+        """Tag the customer of a session: {session_id, add: [...], remove: [...]}."""
+        bundle = await self.hub.sessions.bundle_for(user, _int(data, "session_id"))
+        customer_id = bundle["customer"].get("customer_id")
+        if not customer_id:
+            raise HubError(409, "no_customer", "this conversation has no customer yet")
+        tags = await self.hub.customers.tag(f"user:{user.id}", customer_id, data.get("add") or [],
+                                            data.get("remove") or [])
+        return {"tags": tags}
 
     async def handle_history(self, sid: str, user: UserInfo, data: dict) -> dict:
         return await self.hub.sessions.history_for(user, _int(data, "session_id"), data.get("before"))

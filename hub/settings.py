@@ -31,11 +31,13 @@ DEFAULTS: dict[str, Any] = {
                       "感谢您的耐心等待！", "还有其他可以帮您的吗？祝您生活愉快~"],
     # bots
     "handover_words": ["转人工", "人工客服", "人工服务", "找客服", "真人"],
-    "faq_confident": 82.0,
-    "faq_suggest": 55.0,
     "offhours_text": "您好，现在是非工作时间，客服上班后会第一时间回复您。",
     "business_hours": None,  # None = always open; else hub.business_hours JSON
     "welcome_text": "",
+    # customers
+    "keyword_tags": {"敏感肌": "敏感肌", "皮肤敏感": "敏感肌", "过敏": "过敏", "母婴": "母婴", "宝宝": "母婴",
+                     "孕妇": "母婴", "婴儿": "母婴"},
+    "vip_threshold_fen": 200000,  # paid in the last 365 days for the VIP tag (¥2,000)
 }
 
 

@@ -27,6 +27,7 @@ class Standin:
     pulls_in_flight: int = 0
     max_pulls_in_flight: int = 0
     pull_delay: float = 0.0
+    profiles: dict[str, dict[str, str]] = field(default_factory=dict)  # openid/external_userid -> unionid, name
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def expire_all_tokens(self) -> None:
@@ -110,6 +111,22 @@ class Standin:
             self.state_changes.append(body)
             return web.json_response({"errcode": 0, "errmsg": "ok", "msg_code": secrets.token_hex(4)})
 
+        async def user_info(request: web.Request) -> web.Response:
+            self.requests.append(request.path)  # fail_next is kept for the send and pull endpoints
+            if (r := self._check_token(request)) is not None:
+                return r
+            peer = request.query.get("openid") or request.query.get("external_userid") or ""
+            prof = self.profiles.get(peer)
+            if prof is None:
+                return web.json_response({"errcode": 84061 if "openid" in request.query else 84061, "errmsg": "not found"})
+            if "openid" in request.query:
+                return web.json_response({"subscribe": 1, "openid": peer, "nickname": prof.get("name", ""),
+                                          "unionid": prof.get("unionid", ""), "errcode": 0})
+            return web.json_response({"errcode": 0, "errmsg": "ok", "external_contact": {
+                "external_userid": peer, "name": prof.get("name", ""), "unionid": prof.get("unionid", "")}})
+
+        app.router.add_get("/cgi-bin/user/info", user_info)
+        app.router.add_get("/cgi-bin/externalcontact/get", user_info)
         app.router.add_get("/cgi-bin/token", token)
         app.router.add_get("/cgi-bin/gettoken", token)
         for path in ("/cgi-bin/message/custom/send", "/cgi-bin/kf/send_msg", "/cgi-bin/kf/send_msg_on_event",

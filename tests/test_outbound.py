@@ -17,6 +17,7 @@ async def setup(aiohttp_client, hub_config):  # noqa: ANN001, ANN201
     hub = client.server.app[HUB]
     oa = PlatformSim("oa", OA["id"], OA["token"], OA["encoding_aes_key"], OA["receive_id"], clock)
     await post(client, oa, text_xml("gh_1", "oBuyer", "在吗", 8001))
+    await hub.pipeline.drain()  # first contact looks the customer up on the platform: let that finish
     conv = (await messages(hub, peer_id="oBuyer"))[0].conversation_id
     return client, hub, clock, conv
 

@@ -224,6 +224,14 @@
     toast("会话 #" + p.session_id + " 客户等待过久" + (p.agent_id ? "（客服 #" + p.agent_id + "）" : ""), "warn");
   });
 
+  socket.on("customer.tags", function (p) {
+    if (!fresh(p)) return;
+    var e = S.sessions.get(p.session_id);
+    if (!e) return;
+    e.customer = Object.assign({}, e.customer || {}, { tags: p.tags || [] });
+    if (S.currentId === p.session_id) R.renderProfile(S);
+  });
+
   socket.on("presence.viewing", function (p) {
     var e = S.sessions.get(p.session_id);
     if (!e) return;
@@ -393,7 +401,7 @@
         e.s.last_agent_at = U.now();
         if (e.s.state === "assigned") e.s.state = "active";
         R.renderList(S);
-        if (S.currentId === e.s.id) R.renderChatHead(S);
+        if (S.currentId === e.s.id) { R.renderChatHead(S); R.renderProfile(S); }
       } else if (ack.error === "timeout" || ack.error === "offline") {
         p.state = "unsent";
       } else {
@@ -452,7 +460,7 @@
     var before = S.me.status;
     setStatusUI(status);
     call("status", { status: status }).then(function (ack) {
-      if (ack.ok) { toast("状态已切换为“" + L.status[status] + "”"); return; }
+      if (ack.ok) return;
       setStatusUI(before);
       toast("切换状态失败：" + U.errorText(ack), "error");
     });

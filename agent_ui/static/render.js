@@ -205,7 +205,7 @@
     var lastDay = null;
     e.msgs.forEach(function (m) {
       var k = dayKey(m.created_at);
-      if (k !== lastDay) { list.appendChild(h("div.day-line", h("span", U.clock(m.created_at).replace(/ \d+:\d+$/, "") || "今天"))); lastDay = k; }
+      if (k !== lastDay) { list.appendChild(h("div.day-line", h("span", U.day(m.created_at)))); lastDay = k; }
       list.appendChild(messageNode(S, m));
     });
     e.pend.forEach(function (p) {
@@ -227,7 +227,7 @@
     var badges = U.clear($("chat-badges"));
     [channelBadge(s.channel), vipBadge(vipLevel(e)), stateTag(e.gone ? "closed" : s.state)].forEach(function (b) { if (b) badges.appendChild(b); });
     U.clear($("chat-sub")).appendChild(h("span",
-      [s.peer_id, s.group ? "技能组 " + s.group : null, s.handover_at ? "转人工 " + U.clock(s.handover_at) : null,
+      [s.peer_id !== customerName(e) ? s.peer_id : null, s.group ? "技能组 " + s.group : null, s.handover_at ? "转人工 " + U.clock(s.handover_at) : null,
         "会话 #" + s.id].filter(Boolean).join(" · ")));
     var live = !e.gone && s.state !== "closed";
     $("accept-btn").hidden = !(live && s.state === "assigned");
@@ -305,25 +305,41 @@
         [company, tracking, lgStatus].filter(Boolean).join(" · ")) : null);
   }
 
+  function tagChip(t) {
+    if (typeof t === "string") return h("span.chip.tag", t);
+    var dot = h("span.tag-dot");
+    if (t.color && /^#[0-9a-f]{3,8}$/i.test(t.color)) dot.style.background = t.color; // CSSOM: allowed by the CSP
+    var src = { keyword: "关键词", rule: "规则", manual: "手动" }[t.source] || t.source || "";
+    return h("span.chip.tag", { title: [t.group ? "分组：" + t.group : "", src ? "来源：" + src : "", t.by ? "添加人：" + t.by : ""].filter(Boolean).join("\n") },
+      dot, t.name || t.label || "");
+  }
+
   function renderProfile(S) {
     var box = U.clear($("profile")), e = S.current();
     if (!e) { box.appendChild(h("div.empty-state", h("div.empty-note", "客户资料会显示在这里"))); return; }
     var c = e.customer || {}, s = e.s, level = vipLevel(e);
     box.appendChild(h("div.profile-head",
       h("div.avatar.lg.av-" + (s.channel || "x"), customerName(e).slice(0, 1).toUpperCase()),
-      h("div", h("div.profile-name", customerName(e)), h("div.badges", channelBadge(s.channel), vipBadge(level)))));
+      h("div.profile-id", h("div.profile-name", customerName(e)), h("div.badges", channelBadge(s.channel), vipBadge(level)))));
+    if (c.order_count || c.paid_total_fen) {
+      box.appendChild(h("div.stats",
+        h("div.stat", h("div.stat-v", U.money(c.paid_total_fen || 0)), h("div.stat-k", "近一年消费")),
+        h("div.stat", h("div.stat-v", String(c.order_count || 0)), h("div.stat-k", "订单数")),
+        h("div.stat", h("div.stat-v", c.last_contact_at ? U.clock(c.last_contact_at) : "-"), h("div.stat-k", "最近联系"))));
+    }
     var ids = (c.identities || []).map(function (i) {
       return h("div.identity", h("span.k", L.identity[i.kind] || i.kind), h("span.v.mono", { title: i.value }, i.value),
-        i.account_id ? h("span.acct", i.account_id) : null);
+        i.account_id ? h("span.acct", i.account_id + (i.verified ? " · 已验证" : "")) : null);
     });
     box.appendChild(section("身份", ids.length ? ids : h("div.muted", "暂无")));
-    var tags = (c.tags || []).map(function (t) { return h("span.chip.tag", typeof t === "string" ? t : (t.name || t.label || "")); });
+    var tags = (c.tags || []).map(tagChip);
     box.appendChild(section("标签", tags.length ? h("div.tag-list", tags) : h("div.muted", "暂无标签")));
     var orders = c.orders || [];
-    if (orders.length) box.appendChild(section("最近订单", orders.slice(0, 5).map(orderCard), h("span.count", orders.length)));
-    box.appendChild(section("会话", [kv("状态", e.gone ? "已结束" : L.state[s.state] || s.state), kv("技能组", s.group),
-      kv("账号", s.account_id), kv("首条消息", s.first_message), kv("创建", U.fullTime(s.created_at)),
-      kv("转人工", U.fullTime(s.handover_at)), kv("接入", U.fullTime(s.accepted_at))]));
+    box.appendChild(section("最近订单", orders.length ? orders.slice(0, 5).map(orderCard) : h("div.muted", "暂无订单"),
+      orders.length ? h("span.count", orders.length) : null));
+    box.appendChild(section("本次会话", [kv("状态", e.gone ? "已结束" : L.state[s.state] || s.state), kv("技能组", s.group),
+      kv("接入账号", s.account_id), kv("首条消息", s.first_message), kv("转人工", U.fullTime(s.handover_at)),
+      kv("接入时间", U.fullTime(s.accepted_at))]));
   }
 
   window.HubRender = {

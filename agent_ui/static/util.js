@@ -63,6 +63,16 @@
     return d.getFullYear() + "/" + (d.getMonth() + 1) + "/" + d.getDate() + " " + hm;
   }
 
+  /** Epoch seconds -> "今天", "昨天", "3月2日", "2025年3月2日" (day separators in the chat). */
+  function day(ts) {
+    var d = new Date(ts * 1000), now = new Date();
+    var start = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime();
+    if (d.getTime() >= start) return "今天";
+    if (d.getTime() >= start - 86400000) return "昨天";
+    var md = (d.getMonth() + 1) + "月" + d.getDate() + "日";
+    return d.getFullYear() === now.getFullYear() ? md : d.getFullYear() + "年" + md;
+  }
+
   function fullTime(ts) {
     if (!ts) return "";
     var d = new Date(ts * 1000);
@@ -98,7 +108,10 @@
       transferred: "会话已转接给其他同事", not_accepted: "超时未接入，会话已重新分配",
       unanswered: "客户等待过久，会话已重新分配", agent_offline: "你已离线，会话已重新排队"
     },
-    identity: { openid: "OpenID", external_userid: "外部联系人", unionid: "UnionID", mobile: "手机", id: "ID" },
+    identity: {
+      openid: "OpenID", external_userid: "外部联系人", unionid: "UnionID", phone: "手机", mobile: "手机", taobao: "淘宝",
+      jd: "京东", youzan: "有赞", douyin: "抖音", custom: "自定义", id: "ID"
+    },
     order: {
       pending_payment: "待付款", paid: "已付款", shipped: "已发货", completed: "已完成",
       refunding: "退款中", refunded: "已退款", closed: "已关闭"
@@ -119,7 +132,7 @@
   }
 
   window.HubUtil = {
-    h: h, clear: clear, $: $, safeUrl: safeUrl, uid: uid, clock: clock, fullTime: fullTime,
+    h: h, clear: clear, $: $, safeUrl: safeUrl, uid: uid, clock: clock, day: day, fullTime: fullTime,
     duration: duration, money: money, now: now, LABELS: LABELS, errorText: errorText
   };
 })();

@@ -52,30 +52,32 @@ DOMAIN_WORDS: tuple[str, ...] = (
     "七天无理由", "肤质", "晒单", "福袋", "直播间", "领券", "护臀膏", "尿不湿", "奶嘴",
 )
 
-# Everyday e-commerce synonyms, canonical word first (extend: Tokenizer.add_synonyms).
-DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = (
-    ("包邮", "免运费", "免邮", "免邮费", "不要运费"), ("运费", "邮费", "快递费", "运费钱"),
-    ("快递", "物流", "包裹", "快件", "快递员", "顺丰", "圆通", "中通", "申通", "韵达", "邮政", "ems"),
-    ("发货", "发出", "寄出", "出库", "发走"), ("下单", "拍下", "拍了", "下了单", "购买"),
-    ("取消", "撤销", "撤回"), ("退款", "退钱", "钱退"), ("价保", "价格保护", "保价"),
-    ("正品", "真货", "真品", "正货"), ("假货", "仿品", "山寨", "高仿"),
-    ("男生", "男士", "男性", "男人", "老公", "男朋友"), ("孕妇", "孕期", "怀孕", "孕妈", "准妈妈"),
-    ("哺乳期", "喂奶", "哺乳", "母乳期"), ("宝宝", "婴儿", "小孩", "宝贝", "婴幼儿", "儿童"),
-    ("纸尿裤", "尿不湿", "尿片"), ("优惠券", "券", "卷", "代金券", "红包"),
-    ("用不了", "用不上", "不能用", "无法使用", "不可用", "用不掉"), ("人工", "真人", "人工客服"),
-    ("多久", "多长时间", "多少天", "几天"), ("多少钱", "几块钱", "多少元", "几块"),
-    ("什么时候", "啥时候", "何时", "哪天", "几号"), ("到账", "到帐"),
-    ("门店", "实体店", "专柜", "线下店", "店里", "到店"), ("线上", "网上", "网店", "小程序"),
-    ("过期", "失效", "清零", "清空", "作废"), ("有效期", "期限", "使用期限"),
-    ("抵扣", "抵", "抵用", "抵现"), ("专票", "专用发票", "增值税专用发票"),
-    ("破损", "压坏", "碎", "裂", "摔坏", "坏"), ("酒精", "乙醇"), ("香精", "香料", "香味"),
-    ("过敏", "红肿", "刺痛", "泛红", "起疹子", "发痒", "痒"), ("补货", "上架", "有货", "到货"),
-    ("赠品", "小样", "赠送", "送的"), ("价格", "价钱", "价位"),
-    ("开封", "拆封", "打开", "拆开", "拆掉", "拆了", "开盖", "开了封", "开过封"),
-    ("偏远地区", "偏远", "新疆", "西藏", "青海", "内蒙古", "内蒙", "宁夏", "甘肃"),
-    ("海外", "国外", "境外", "港澳台", "香港", "澳门", "台湾", "美国", "日本", "韩国", "英国",
-     "加拿大", "澳洲", "澳大利亚", "新加坡", "马来西亚"),
-    ("换货", "调换", "更换"), ("修改", "更改", "改成", "变更"), ("领取", "领", "拿"),
+# Everyday e-commerce synonyms, "canonical variant ..." groups split by "|"
+# (extend with Tokenizer.add_synonyms).
+DEFAULT_SYNONYMS: tuple[tuple[str, ...], ...] = tuple(
+    tuple(group.split())
+    for group in """
+    包邮 免运费 免邮 免邮费 不要运费 | 运费 邮费 快递费 运费钱
+    快递 物流 包裹 快件 快递员 顺丰 圆通 中通 申通 韵达 邮政 ems
+    发货 发出 寄出 出库 发走 | 下单 拍下 拍了 下了单 购买 | 取消 撤销 撤回
+    退款 退钱 钱退 | 价保 价格保护 保价 | 正品 真货 真品 正货
+    假货 仿品 山寨 高仿 | 男生 男士 男性 男人 老公 男朋友
+    孕妇 孕期 怀孕 孕妈 准妈妈 | 哺乳期 喂奶 哺乳 母乳期
+    宝宝 婴儿 小孩 宝贝 婴幼儿 儿童 | 纸尿裤 尿不湿 尿片
+    优惠券 券 卷 代金券 红包 | 用不了 用不上 不能用 无法使用 不可用 用不掉
+    人工 真人 人工客服 | 多久 多长时间 多少天 几天 | 多少钱 几块钱 多少元 几块
+    什么时候 啥时候 何时 哪天 几号 | 到账 到帐
+    门店 实体店 专柜 线下店 店里 到店 | 线上 网上 网店 小程序
+    过期 失效 清零 清空 作废 | 有效期 期限 使用期限 | 抵扣 抵 抵用 抵现
+    专票 专用发票 增值税专用发票 | 破损 压坏 碎 裂 摔坏 坏 | 酒精 乙醇
+    香精 香料 香味 | 过敏 红肿 刺痛 泛红 起疹子 发痒 痒 | 补货 上架 有货 到货
+    赠品 小样 赠送 送的 | 价格 价钱 价位
+    开封 拆封 打开 拆开 拆掉 拆了 开盖 开了封 开过封
+    偏远地区 偏远 新疆 西藏 青海 内蒙古 内蒙 宁夏 甘肃
+    海外 国外 境外 港澳台 香港 澳门 台湾 美国 日本 韩国 英国 加拿大 澳洲 澳大利亚 新加坡 马来西亚
+    换货 调换 更换 | 修改 更改 改成 变更 | 领取 领 拿
+    """.replace("\n", "|").split("|")
+    if group.strip()
 )
 
 # prior = clamp((ln(total / freq) - LOW) / SPAN, FLOOR, 1); non-word bigrams: SCALE x char prior
@@ -347,9 +349,9 @@ class FaqMatcher:
         # Phase 2: only candidates whose coverage and Indel can still reach kth (cut in C).
         need = (kth - slack - sim_w - 1e-4) / cov_w  # minimum coverage weight still useful
         reach = bisect.bisect_right(accs, -need, key=float.__neg__)  # accs are descending
-        sims = process.extract(
-            query.chars, [chars[slot] for slot in slots[:reach]], scorer=Indel.normalized_similarity,
-            processor=None, limit=None,
+        sims = process.extract(  # [(text, similarity, index)]
+            query.chars, [chars[slot] for slot in slots[:reach]],
+            scorer=Indel.normalized_similarity, processor=None, limit=None,
             score_cutoff=max(0.0, (kth - slack - cov_w * accs[0]) / sim_w - 1e-4),
         )
         bounds = [cov_w * accs[i] + sim_w * sim for _, sim, i in sims]
@@ -370,7 +372,7 @@ class FaqMatcher:
                 finals[entry_id] = (score, slot)
                 if len(finals) >= top_k:
                     kth = max(kth, sorted(v[0] for v in finals.values())[-top_k])
-        exact = {}
+        exact: dict[int, tuple[float, _Text]] = {}
         ranked = heapq.nsmallest(top_k + 2, finals.items(), key=lambda kv: (-kv[1][0], kv[0]))
         for entry_id, (_, slot) in ranked:
             score = self._score(query, texts[slot])
@@ -407,7 +409,7 @@ class FaqMatcher:
             return None
         chars, feats = _features(tokens)
         prior, df_of = self.tokenizer.prior, self._df
-        weights = {}
+        weights: dict[str, float] = {}
         for f in feats:
             df = df_of.get(f)
             if df:

@@ -7,8 +7,9 @@ from .archive import Account, Conversation, Job, KfCursor, Message, Outbox
 from .base import Base, BigId
 from .bots import BotOutcome, BrandWord, FaqRow, KeywordRule
 from .config_data import RoutingRule, Setting
+from .customers import Customer, CustomerTag, Identity, Merge, Tag, TagGroup
 from .people import LoginSession, SkillGroup, User
 from .service import AgentEvent, AgentStream, ServiceSession, SessionEvent
 
-__all__ = ["BotOutcome", "BrandWord", "FaqRow", "KeywordRule", "Account", "AgentEvent", "AgentStream", "Base", "BigId", "Conversation", "Job", "KfCursor",
+__all__ = ["Customer", "CustomerTag", "Identity", "Merge", "Tag", "TagGroup", "BotOutcome", "BrandWord", "FaqRow", "KeywordRule", "Account", "AgentEvent", "AgentStream", "Base", "BigId", "Conversation", "Job", "KfCursor",
            "LoginSession", "Message", "Outbox", "RoutingRule", "Setting", "ServiceSession", "SessionEvent", "SkillGroup", "User"]

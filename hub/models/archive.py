@@ -36,6 +36,8 @@ class Conversation(Base):
     created_at: Mapped[float] = mapped_column(Float)
     last_message_at: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
     last_inbound_at: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
+    customer_id: Mapped[Optional[int]] = mapped_column(BigId, nullable=True, index=True)  # set by identity resolution
+    channel_code: Mapped[Optional[str]] = mapped_column(String(64), nullable=True)  # the QR-code channel it came from
     __table_args__ = (UniqueConstraint("account_id", "thread", "peer_id", name="uq_conversation_peer"),)
 
 

@@ -126,6 +126,30 @@ class PlatformApi:
             raise PlatformError(errcode, str(data.get("errmsg", "")))
         raise AssertionError("unreachable")
 
+    async def get(self, account: AccountInfo, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        """GET with the account's token (refresh-and-retry once on an expired token)."""
+        url = self.bases[account.platform] + path
+        token = await self.access_token(account)
+        for attempt in (0, 1):
+            data = await self._request("GET", url, params={**params, "access_token": token})
+            errcode = int(data.get("errcode", 0) or 0)
+            if errcode == 0:
+                return data
+            if errcode in TOKEN_ERRORS and attempt == 0:
+                token = await self.access_token(account, force=True, stale=token)
+                continue
+            raise PlatformError(errcode, str(data.get("errmsg", "")))
+        raise AssertionError("unreachable")
+
+    async def customer_profile(self, account: AccountInfo, channel: str, peer_id: str) -> dict[str, str]:
+        """unionid and name of a follower (OA user/info) or external contact (WeCom externalcontact/get)."""
+        if account.platform == "oa":
+            data = await self.get(account, "/cgi-bin/user/info", {"openid": peer_id, "lang": "zh_CN"})
+            return {"unionid": str(data.get("unionid") or ""), "name": str(data.get("nickname") or "")}
+        data = await self.get(account, "/cgi-bin/externalcontact/get", {"external_userid": peer_id})
+        contact = data.get("external_contact") or {}
+        return {"unionid": str(contact.get("unionid") or ""), "name": str(contact.get("name") or "")}
+
     async def send(self, account: AccountInfo, api: str, payload: dict[str, Any]) -> dict[str, Any]:
         return await self.call(account, SEND_PATHS[api], payload)
 

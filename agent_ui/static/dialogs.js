@@ -1,0 +1,208 @@
+/* scrm-hub console: the transfer and close dialogs and the quick-reply picker. */
+(function () {
+  "use strict";
+  var U = window.HubUtil, R = window.HubRender, $ = U.$, h = U.h, L = U.LABELS;
+  var Hub = window.Hub, S = Hub.state;
+  var pick = { kind: "agent", value: null };
+  var lastFocus = null;
+
+  function openModal(id) {
+    lastFocus = document.activeElement;
+    $(id).hidden = false;
+    var first = $(id).querySelector("input:not([hidden]), textarea, button.tab.active, button:not([data-close])");
+    if (first) first.focus();
+  }
+
+  function closeModal(id) {
+    $(id).hidden = true;
+    if (lastFocus && lastFocus.focus) lastFocus.focus();
+  }
+
+  /** Esc: close whatever is open (dialogs first, then the quick-reply picker). True when something closed. */
+  function closeTop() {
+    var open = ["transfer-dialog", "close-dialog"].filter(function (id) { return !$(id).hidden; });
+    if (open.length) { open.forEach(closeModal); return true; }
+    if (!$("quick-pop").hidden) { toggleQuick(false); return true; }
+    return false;
+  }
+
+  function showError(id, msg) { var el = $(id); el.textContent = msg || ""; el.hidden = !msg; }
+
+  /** After a transfer or close: the session leaves the list and the next one opens. */
+  function finish(e, message) {
+    var ids = S.order(), i = ids.indexOf(e.s.id), next = ids[i + 1] !== undefined ? ids[i + 1] : ids[i - 1];
+    S.sessions.delete(e.s.id);
+    if (S.currentId === e.s.id) S.currentId = null;
+    $("reply").value = "";
+    if (next !== undefined && S.sessions.has(next)) Hub.open(next);
+    else { Hub.call("viewing", {}); Hub.renderAll(); }
+    Hub.toast(message, "ok");
+  }
+
+  // ---- transfer --------------------------------------------------------------------------------
+  function setTab(kind) {
+    pick = { kind: kind, value: null };
+    Array.prototype.forEach.call(document.querySelectorAll("#transfer-dialog .tab"), function (t) {
+      t.classList.toggle("active", t.dataset.tab === kind);
+    });
+    $("transfer-agents").hidden = kind !== "agent";
+    $("transfer-groups").hidden = kind !== "group";
+    renderTargets();
+  }
+
+  function renderTargets() {
+    var agents = U.clear($("transfer-agents")), groups = U.clear($("transfer-groups"));
+    var list = S.agents.filter(function (a) { return a.id !== S.me.id; });
+    list.sort(function (a, b) { return (a.status === "online" ? 0 : 1) - (b.status === "online" ? 0 : 1) || a.load - b.load; });
+    list.forEach(function (a) {
+      var full = a.load >= a.cap, ok = a.status === "online" && !full;
+      var why = a.status !== "online" ? L.status[a.status] || a.status : full ? "已满" : "";
+      agents.appendChild(h("li", h("button.pick" + (pick.value === a.id ? ".picked" : ""), {
+        type: "button", disabled: !ok, dataset: { agent: a.id }, title: ok ? "转给 " + a.name : a.name + "：" + why
+      },
+        h("span.avatar.sm", a.name.slice(0, 1)),
+        h("span.pick-main", h("span.pick-name", a.name), h("span.pick-sub", (a.groups || []).join("、") || "无技能组")),
+        h("span.pick-side", h("span.status-dot.s-" + a.status), L.status[a.status] || a.status,
+          h("span.load" + (full ? ".full" : ""), a.load + "/" + a.cap)))));
+    });
+    if (!list.length) agents.appendChild(h("li.pick-none", "暂无其他同事"));
+    var names = S.groups.slice();
+    Object.keys(S.queue).forEach(function (g) { if (names.indexOf(g) < 0) names.push(g); });
+    names.forEach(function (g) {
+      var online = S.agents.filter(function (a) { return a.status === "online" && (a.groups || []).indexOf(g) >= 0; }).length;
+      groups.appendChild(h("li", h("button.pick" + (pick.value === g ? ".picked" : ""), { type: "button", dataset: { group: g } },
+        h("span.avatar.sm.grp", "组"),
+        h("span.pick-main", h("span.pick-name", g), h("span.pick-sub", online + " 人在线")),
+        h("span.pick-side", S.queue[g] ? S.queue[g] + " 人排队" : "无排队"))));
+    });
+    if (!names.length) groups.appendChild(h("li.pick-none", "暂无技能组"));
+    $("transfer-submit").disabled = pick.value === null;
+  }
+
+  function openTransfer() {
+    var e = S.current();
+    if (!e || e.gone) return;
+    pick = { kind: "agent", value: null };
+    $("transfer-note").value = "";
+    showError("transfer-error", "");
+    setTab("agent");
+    openModal("transfer-dialog");
+    Hub.loadAgents().then(function (ack) {
+      if (ack && !ack.ok) showError("transfer-error", "同事列表加载失败：" + U.errorText(ack));
+      renderTargets();
+    });
+  }
+
+  function submitTransfer() {
+    var e = S.current();
+    if (!e || pick.value === null) return;
+    var data = { session_id: e.s.id, note: $("transfer-note").value.trim() };
+    var label;
+    if (pick.kind === "agent") {
+      data.to_agent = pick.value;
+      label = (S.agents.filter(function (a) { return a.id === pick.value; })[0] || {}).name;
+    } else {
+      data.to_group = pick.value;
+      label = "技能组 " + pick.value;
+    }
+    $("transfer-submit").disabled = true;
+    e.closingByMe = true;
+    Hub.call("transfer", data).then(function (ack) {
+      $("transfer-submit").disabled = false;
+      if (!ack.ok) { e.closingByMe = false; showError("transfer-error", "转接失败：" + U.errorText(ack)); Hub.loadAgents().then(renderTargets); return; }
+      closeModal("transfer-dialog");
+      finish(e, "已转接给 " + label);
+    });
+  }
+
+  // ---- close -----------------------------------------------------------------------------------
+  function openClose() {
+    var e = S.current();
+    if (!e || e.gone) return;
+    document.querySelector("input[name=close-reason][value=resolved]").checked = true;
+    $("close-other").hidden = true;
+    $("close-other").value = "";
+    showError("close-error", "");
+    openModal("close-dialog");
+  }
+
+  function submitClose() {
+    var e = S.current();
+    if (!e) return;
+    var reason = document.querySelector("input[name=close-reason]:checked").value;
+    if (reason === "other") {
+      reason = $("close-other").value.trim();
+      if (!reason) { showError("close-error", "请填写结束原因"); $("close-other").focus(); return; }
+    }
+    $("close-submit").disabled = true;
+    e.closingByMe = true;
+    Hub.call("close", { session_id: e.s.id, reason: reason }).then(function (ack) {
+      $("close-submit").disabled = false;
+      if (!ack.ok) { e.closingByMe = false; showError("close-error", "结束失败：" + U.errorText(ack)); return; }
+      closeModal("close-dialog");
+      finish(e, "会话已结束");
+    });
+  }
+
+  // ---- quick replies ---------------------------------------------------------------------------
+  function toggleQuick(show) {
+    var pop = $("quick-pop");
+    show = show === undefined ? pop.hidden : show;
+    if (show && $("reply").disabled) return;
+    pop.hidden = !show;
+    $("quick-btn").classList.toggle("active", show);
+    if (show) { $("quick-filter").value = ""; R.renderQuick(S); $("quick-filter").focus(); }
+  }
+
+  function pickQuick(i) {
+    var r = S.quickReplies[i];
+    toggleQuick(false);
+    if (r) Hub.insertText(r.text);
+  }
+
+  function wire() {
+    $("transfer-btn").addEventListener("click", openTransfer);
+    $("close-btn").addEventListener("click", openClose);
+    $("transfer-submit").addEventListener("click", submitTransfer);
+    $("close-submit").addEventListener("click", submitClose);
+    document.querySelectorAll("[data-close]").forEach(function (b) {
+      b.addEventListener("click", function () { closeModal(b.closest(".modal-backdrop").id); });
+    });
+    document.querySelectorAll(".modal-backdrop").forEach(function (m) {
+      m.addEventListener("mousedown", function (ev) { if (ev.target === m) closeModal(m.id); });
+    });
+    document.querySelectorAll("#transfer-dialog .tab").forEach(function (t) {
+      t.addEventListener("click", function () { setTab(t.dataset.tab); });
+    });
+    $("transfer-dialog").addEventListener("click", function (ev) {
+      var b = ev.target.closest("button.pick");
+      if (!b || b.disabled) return;
+      pick.value = b.dataset.agent ? Number(b.dataset.agent) : b.dataset.group;
+      renderTargets();
+    });
+    $("close-reasons").addEventListener("change", function () {
+      var other = document.querySelector("input[name=close-reason]:checked").value === "other";
+      $("close-other").hidden = !other;
+      if (other) $("close-other").focus();
+    });
+    $("quick-btn").addEventListener("click", function () { toggleQuick(); });
+    $("quick-filter").addEventListener("input", function () { R.renderQuick(S); });
+    $("quick-filter").addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter") {
+        ev.preventDefault();
+        var first = $("quick-list").querySelector("[data-quick]");
+        if (first) pickQuick(Number(first.dataset.quick));
+      }
+    });
+    $("quick-list").addEventListener("click", function (ev) {
+      var b = ev.target.closest("[data-quick]");
+      if (b) pickQuick(Number(b.dataset.quick));
+    });
+    document.addEventListener("mousedown", function (ev) {
+      if (!$("quick-pop").hidden && !ev.target.closest("#quick-pop, #quick-btn")) toggleQuick(false);
+    });
+  }
+
+  Hub.dialogs = { openTransfer: openTransfer, openClose: openClose, closeTop: closeTop, toggleQuick: toggleQuick };
+  document.addEventListener("DOMContentLoaded", wire);
+})();

@@ -1,0 +1,108 @@
+"""JSON API: customer profile, tags, merges (admins), segments with CSV export."""
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from aiohttp import web
+
+from ..auth_views import require_user
+from ..errors import bad_request
+from .tags import all_tags
+
+
+def _hub(request: web.Request):  # noqa: ANN202
+    from ..app import HUB
+    return request.app[HUB]
+
+
+async def _json(request: web.Request) -> Any:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise bad_request("invalid_json", "body must be JSON") from None
+    if not isinstance(body, dict):
+        raise bad_request("invalid_json", "body must be an object")
+    return body
+
+
+def _int(value: Any, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise bad_request("invalid_" + name, f"{name} must be an integer", name) from None
+
+
+async def get_customer(request: web.Request) -> web.Response:
+    await require_user(request)
+    return web.json_response(await _hub(request).customers.get(_int(request.match_info["id"], "id")))
+
+
+async def post_tags(request: web.Request) -> web.Response:
+    """{"add": [...], "remove": [...]}: agents tag from the console; pushed live."""
+    user = await require_user(request)
+    body = await _json(request)
+    tags = await _hub(request).customers.tag(f"user:{user.id}", _int(request.match_info["id"], "id"),
+                                             body.get("add") or [], body.get("remove") or [])
+    return web.json_response({"tags": tags})
+
+
+async def list_tags(request: web.Request) -> web.Response:
+    await require_user(request)
+    async with _hub(request).db.read() as conn:
+        return web.json_response({"tags": await all_tags(conn)})
+
+
+async def post_merge(request: web.Request) -> web.Response:
+    user = await require_user(request, "admin", "supervisor")
+    body = await _json(request)
+    result = await _hub(request).customers.merge(f"user:{user.id}", _int(body.get("source"), "source"),
+                                                 _int(body.get("target"), "target"), body.get("why") or "")
+    return web.json_response(result)
+
+
+async def post_unmerge(request: web.Request) -> web.Response:
+    user = await require_user(request, "admin", "supervisor")
+    return web.json_response(await _hub(request).customers.unmerge(f"user:{user.id}",
+                                                                   _int(request.match_info["id"], "id")))
+
+
+async def get_segment(request: web.Request) -> web.Response:
+    """?tags=VIP,敏感肌&min_spend_fen=&contacted_since=&format=csv"""
+    await require_user(request, "admin", "supervisor")
+    q = request.query
+    tags = [t for t in (q.get("tags") or "").split(",") if t.strip()]
+    kwargs: dict[str, Any] = {"tags": tags}
+    if q.get("min_spend_fen"):
+        kwargs["min_spend_fen"] = _int(q["min_spend_fen"], "min_spend_fen")
+    if q.get("contacted_since"):
+        try:
+            kwargs["contacted_since"] = float(q["contacted_since"])
+        except ValueError:
+            raise bad_request("invalid_contacted_since", "epoch seconds", "contacted_since") from None
+    hub = _hub(request)
+    if q.get("format") != "csv":
+        return web.json_response({"customers": await hub.customers.segment(**kwargs, limit=1000)})
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["customer_id", "name", "vip_level", "paid_total_yuan", "order_count", "last_contact_at", "tags"])
+    after = 0
+    while True:
+        page = await hub.customers.segment(**kwargs, limit=1000, after_id=after)
+        for c in page:
+            writer.writerow([c["customer_id"], c["name"], c["vip_level"], f"{c['paid_total_fen'] / 100:.2f}",
+                             c["order_count"], c["last_contact_at"] or "", "|".join(c["tags"])])
+        if len(page) < 1000:
+            break
+        after = page[-1]["customer_id"]
+    return web.Response(text=buf.getvalue(), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="segment.csv"'})
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/customers/{id}", get_customer), web.post("/api/customers/{id}/tags", post_tags),
+        web.get("/api/tags", list_tags), web.post("/api/customers/merge", post_merge),
+        web.post("/api/merges/{id}/undo", post_unmerge), web.get("/api/segments", get_segment),
+    ]

@@ -1,0 +1,217 @@
+"""Customer actions: identify the customer behind a message, the profile beside a session, manual
+and rule tags (pushed live to the agents who have the customer open), merges, segments."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Awaitable, Callable
+
+from sqlalchemy import and_, func, select, update
+
+from ..clock import Clock
+from ..db import Database, retry_busy
+from ..errors import HubError, bad_request, not_found
+from ..models import Conversation, Customer, CustomerTag, Identity, Merge, ServiceSession, Tag
+from ..pipeline import JobContext
+from ..push import Push
+from ..settings import Settings
+from . import identity as ident
+from .tags import add_tags, keyword_tags, remove_tag, tags_of
+
+log = logging.getLogger(__name__)
+conv_t = Conversation.__table__
+customers = Customer.__table__
+identities = Identity.__table__
+sessions_t = ServiceSession.__table__
+
+# (customer_id, limit) -> recent orders as JSON; the order sync module registers it
+OrdersProvider = Callable[[Any, int, int], Awaitable[list[dict[str, Any]]]]
+# (account, peer_id) -> {"unionid": ..., "name": ...} from the platform, best effort
+ProfileFetcher = Callable[[str, str, str], Awaitable[dict[str, str]]]
+
+
+class CustomerService:
+    def __init__(self, db: Database, clock: Clock, push: Push, settings: Settings):
+        self.db = db
+        self.clock = clock
+        self.push = push
+        self.settings = settings
+        self.orders: OrdersProvider | None = None
+        self.fetch_profile: ProfileFetcher | None = None
+
+    # -- pipeline step --------------------------------------------------------------------------
+    async def identify_step(self, ctx: JobContext) -> None:
+        """Link the conversation to its customer (first contact resolves the identity), keep
+        last contact current, apply keyword tags from the customer's words."""
+        msg = ctx.message
+        if not msg.peer_id or msg.direction != "in":
+            return
+        async with self.db.read() as conn:
+            conv = (await conn.execute(select(conv_t).where(conv_t.c.id == msg.conversation_id))).first()
+        customer_id = conv.customer_id
+        if customer_id is None:
+            extra: list[ident.Key] = []
+            name = ""
+            if self.fetch_profile is not None:
+                try:
+                    info = await self.fetch_profile(msg.account_id, msg.channel, msg.peer_id)
+                except Exception as exc:  # noqa: BLE001 - a profile is a bonus, the message is not
+                    log.info("profile fetch for %s failed: %s", msg.peer_id, exc)
+                    info = {}
+                if info.get("unionid"):
+                    extra.append(ident.Key("unionid", info["unionid"]))
+                name = info.get("name", "")
+            primary = ident.Key(ident.PEER_KIND.get(msg.channel, "custom"), msg.peer_id, msg.account_id)
+
+            async def write() -> int:
+                async with self.db.write() as conn:
+                    cid = await ident.resolve(conn, self.clock.now(), primary, extra, name)
+                    await conn.execute(update(conv_t).where(conv_t.c.id == msg.conversation_id)
+                                       .values(customer_id=cid))
+                    return cid
+
+            customer_id = await retry_busy(write)
+        ctx.state["customer_id"] = customer_id
+        if msg.sender != "customer":
+            return
+        words = keyword_tags(msg.text or "", await self.settings.get("keyword_tags"))
+        now = self.clock.now()
+
+        async def touch() -> list[str]:
+            async with self.db.write() as conn:
+                await conn.execute(update(customers).where(customers.c.id == customer_id).values(last_contact_at=now))
+                return await add_tags(conn, now, customer_id, words, "keyword", "bot") if words else []
+
+        if await retry_busy(touch):
+            await self.tags_changed(customer_id)
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(customers.c.vip_level).where(customers.c.id == customer_id))).first()
+            ctx.state.setdefault("routing", {})
+            ctx.state["routing"]["vip_level"] = row.vip_level if row else 0
+            ctx.state["routing"]["tags"] = frozenset(t["name"] for t in await tags_of(conn, customer_id))
+
+    # -- profile beside a session ---------------------------------------------------------------
+    async def profile(self, conv: Any) -> dict[str, Any]:
+        if conv.customer_id is None:
+            from ..service.views import basic_profile
+            return await basic_profile(conv)
+        return await self.get(conv.customer_id)
+
+    async def get(self, customer_id: int, orders: int = 5) -> dict[str, Any]:
+        async with self.db.read() as conn:
+            customer_id = await ident.live_customer(conn, customer_id)
+            row = (await conn.execute(select(customers).where(customers.c.id == customer_id))).first()
+            if row is None:
+                raise not_found("unknown_customer", f"no customer {customer_id}")
+            ids = (await conn.execute(select(identities).where(identities.c.customer_id == customer_id)
+                                      .order_by(identities.c.id))).all()
+            tags = await tags_of(conn, customer_id)
+        recent = await self.orders(self.db, customer_id, orders) if self.orders else []
+        return {"customer_id": row.id, "name": row.name or (ids[0].value if ids else ""), "vip_level": row.vip_level,
+                "paid_total_fen": row.paid_total_fen, "order_count": row.order_count, "created_at": row.created_at,
+                "last_contact_at": row.last_contact_at,
+                "identities": [{"kind": i.kind, "value": i.value, "account_id": i.account_id, "verified": i.verified}
+                               for i in ids],
+                "tags": tags, "orders": recent}
+
+    # -- tags -----------------------------------------------------------------------------------
+    async def tag(self, by: str, customer_id: int, add: list[str] | None = None, remove: list[str] | None = None,
+                  source: str = "manual") -> list[dict[str, Any]]:
+        add, remove = add or [], remove or []
+        if not isinstance(add, list) or not isinstance(remove, list):
+            raise bad_request("invalid_tags", "add and remove must be lists", "add")
+        async with self.db.write() as conn:
+            if not (await conn.execute(select(customers.c.id).where(customers.c.id == customer_id))).first():
+                raise not_found("unknown_customer", f"no customer {customer_id}")
+            await add_tags(conn, self.clock.now(), customer_id, add, source, by)
+            for name in remove:
+                await remove_tag(conn, customer_id, name)
+            tags = await tags_of(conn, customer_id)
+        await self.tags_changed(customer_id, tags)
+        return tags
+
+    async def tags_changed(self, customer_id: int, tags: list[dict[str, Any]] | None = None) -> None:
+        """Push the customer's tags to every agent holding one of their open sessions."""
+        async with self.db.read() as conn:
+            if tags is None:
+                tags = await tags_of(conn, customer_id)
+            rows = (await conn.execute(select(sessions_t.c.id, sessions_t.c.agent_id).join(
+                conv_t, conv_t.c.id == sessions_t.c.conversation_id).where(
+                (conv_t.c.customer_id == customer_id) & sessions_t.c.state.in_(("assigned", "active"))))).all()
+        for r in rows:
+            if r.agent_id:
+                await self.push.to_user(r.agent_id, "customer.tags",
+                                        {"session_id": r.id, "customer_id": customer_id, "tags": tags})
+
+    async def apply_order_rules(self, customer_id: int, orders: list[dict[str, Any]]) -> None:
+        """Rule tags from purchases: VIP over the spend threshold in 365 days, 复购 on a second
+        order, a category tag per product category. ``orders``: {paid_fen, status, created_at, categories}."""
+        now = self.clock.now()
+        year = [o for o in orders if o["created_at"] >= now - 365 * 86400
+                and o["status"] not in ("pending_payment", "closed", "refunded")]
+        paid = sum(o["paid_fen"] for o in year)
+        counted = [o for o in orders if o["status"] not in ("pending_payment", "closed")]
+        threshold = int(await self.settings.get("vip_threshold_fen") or 0)
+        names: list[str] = []
+        vip = 1 if threshold and paid >= threshold else 0
+        if vip:
+            names.append("VIP")
+        if len(counted) >= 2:
+            names.append("复购")
+        names += sorted({c for o in counted for c in o.get("categories", []) if c})
+        async with self.db.write() as conn:
+            await conn.execute(update(customers).where(customers.c.id == customer_id).values(
+                paid_total_fen=paid, order_count=len(counted), vip_level=vip))
+            added = await add_tags(conn, now, customer_id, names, "rule", "rules") if names else []
+        if added:
+            await self.tags_changed(customer_id)
+
+    # -- merges ---------------------------------------------------------------------------------
+    async def merge(self, by: str, source: int, target: int, why: str) -> dict[str, Any]:
+        if not why or not isinstance(why, str):
+            raise bad_request("invalid_why", "say why these are the same person", "why")
+        if source == target:
+            raise bad_request("same_customer", "cannot merge a customer into itself", "target")
+        async with self.db.write() as conn:
+            for cid in (source, target):
+                row = (await conn.execute(select(customers.c.merged_into).where(customers.c.id == cid))).first()
+                if row is None:
+                    raise not_found("unknown_customer", f"no customer {cid}")
+                if row.merged_into:
+                    raise HubError(409, "already_merged", f"customer {cid} was merged into {row.merged_into}")
+            await ident.merge(conn, self.clock.now(), source=source, target=target, by=by, why=why)
+            merge_id = (await conn.execute(select(func.max(Merge.__table__.c.id)))).scalar()
+        return {"merge_id": merge_id, "customer": await self.get(target)}
+
+    async def unmerge(self, by: str, merge_id: int) -> dict[str, Any]:
+        async with self.db.write() as conn:
+            try:
+                source = await ident.unmerge(conn, self.clock.now(), merge_id, by)
+            except LookupError as exc:
+                raise not_found("unknown_merge", str(exc)) from None
+        return {"customer": await self.get(source)}
+
+    # -- segments -------------------------------------------------------------------------------
+    async def segment(self, tags: list[str] | None = None, min_spend_fen: int | None = None,
+                      contacted_since: float | None = None, limit: int = 1000, after_id: int = 0) -> list[dict[str, Any]]:
+        q = select(customers).where(customers.c.merged_into.is_(None)).where(customers.c.id > after_id)
+        if min_spend_fen is not None:
+            q = q.where(customers.c.paid_total_fen >= min_spend_fen)
+        if contacted_since is not None:
+            q = q.where(customers.c.last_contact_at >= contacted_since)
+        ct, tg = CustomerTag.__table__, Tag.__table__
+        for name in tags or []:
+            q = q.where(customers.c.id.in_(select(ct.c.customer_id).join(tg, tg.c.id == ct.c.tag_id)
+                                           .where(tg.c.name == name)))
+        async with self.db.read() as conn:
+            rows = (await conn.execute(q.order_by(customers.c.id).limit(limit))).all()
+            out = []
+            for r in rows:
+                out.append({"customer_id": r.id, "name": r.name, "vip_level": r.vip_level,
+                            "paid_total_fen": r.paid_total_fen, "order_count": r.order_count,
+                            "last_contact_at": r.last_contact_at,
+                            "tags": [t["name"] for t in await tags_of(conn, r.id)]})
+        return out
+
+
+__all__ = ["CustomerService", "and_", "json"]

@@ -1,0 +1,83 @@
+"""Tags: groups, manual tags from agents, rule tags (VIP by spend, 复购, product category), keyword
+tags from chat, source tags from channel codes. Changes are pushed live to agents with the customer open."""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, Iterable
+
+from sqlalchemy import select
+
+from ..errors import bad_request, not_found
+from ..models import CustomerTag, Tag, TagGroup
+
+tags_t = Tag.__table__
+groups_t = TagGroup.__table__
+ctags = CustomerTag.__table__
+
+SOURCES = ("manual", "rule", "keyword", "channel")
+# (customer_id, [tag json]) -> None: set by the app to push tag changes to agents
+OnTagsChanged = Callable[[int], Awaitable[None]]
+
+
+def valid_name(name: Any, field: str = "name") -> str:
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 64:
+        raise bad_request("invalid_tag", f"{field}: 1 to 64 characters", field)
+    return name.strip()
+
+
+async def ensure_tag(conn: Any, name: str, group: str | None = None) -> int:
+    name = valid_name(name)
+    row = (await conn.execute(select(tags_t.c.id).where(tags_t.c.name == name))).first()
+    if row:
+        return row.id
+    group_id = None
+    if group:
+        g = (await conn.execute(select(groups_t.c.id).where(groups_t.c.name == group))).first()
+        group_id = g.id if g else (await conn.execute(groups_t.insert().values(name=group))).inserted_primary_key[0]
+    return (await conn.execute(tags_t.insert().values(name=name, group_id=group_id, color=""))).inserted_primary_key[0]
+
+
+async def add_tags(conn: Any, now: float, customer_id: int, names: Iterable[str], source: str, by: str,
+                   group: str | None = None) -> list[str]:
+    """Tag a customer (idempotent); returns the names that were new for this customer."""
+    if source not in SOURCES:
+        raise bad_request("invalid_source", f"source must be one of {', '.join(SOURCES)}", "source")
+    added = []
+    for name in names:
+        tag_id = await ensure_tag(conn, name, group)
+        exists = (await conn.execute(select(ctags.c.tag_id).where(
+            (ctags.c.customer_id == customer_id) & (ctags.c.tag_id == tag_id)))).first()
+        if not exists:
+            await conn.execute(ctags.insert().values(customer_id=customer_id, tag_id=tag_id, source=source, by=by,
+                                                     at=now))
+            added.append(name)
+    return added
+
+
+async def remove_tag(conn: Any, customer_id: int, name: str) -> bool:
+    row = (await conn.execute(select(tags_t.c.id).where(tags_t.c.name == name))).first()
+    if row is None:
+        raise not_found("unknown_tag", f"no tag {name}")
+    res = await conn.execute(ctags.delete().where((ctags.c.customer_id == customer_id) & (ctags.c.tag_id == row.id)))
+    return res.rowcount > 0
+
+
+async def tags_of(conn: Any, customer_id: int) -> list[dict[str, Any]]:
+    rows = (await conn.execute(
+        select(tags_t.c.name, tags_t.c.color, groups_t.c.name.label("group"), ctags.c.source, ctags.c.by, ctags.c.at)
+        .join(tags_t, tags_t.c.id == ctags.c.tag_id).join(groups_t, groups_t.c.id == tags_t.c.group_id, isouter=True)
+        .where(ctags.c.customer_id == customer_id).order_by(ctags.c.at))).all()
+    return [{"name": r.name, "group": r.group, "color": r.color, "source": r.source, "by": r.by, "at": r.at}
+            for r in rows]
+
+
+async def all_tags(conn: Any) -> list[dict[str, Any]]:
+    rows = (await conn.execute(select(tags_t.c.id, tags_t.c.name, tags_t.c.color, groups_t.c.name.label("group"))
+                               .join(groups_t, groups_t.c.id == tags_t.c.group_id, isouter=True)
+                               .order_by(groups_t.c.name, tags_t.c.name))).all()
+    return [{"id": r.id, "name": r.name, "group": r.group, "color": r.color} for r in rows]
+
+
+def keyword_tags(text: str, rules: dict[str, str]) -> list[str]:
+    """Tags whose trigger word appears in a customer's message (pure): {"宝宝": "母婴", "敏感": "敏感肌"}."""
+    text = text or ""
+    return sorted({tag for word, tag in (rules or {}).items() if word and word in text})

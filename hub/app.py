@@ -19,7 +19,9 @@ from bots.pipeline import Bots
 from bots.store import KeywordRules
 
 from . import api as http_api
+from .channels import wiring as channels_wiring
 from .customers import api as customers_api
+from .orders import wiring as orders_wiring
 from . import auth_views
 from .accounts import AccountRegistry, upsert_configured
 from .archive.effects import archive_step
@@ -175,5 +177,7 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
     app.router.add_routes(auth_views.routes())
     app.router.add_routes(bots_api.routes())
     app.router.add_routes(customers_api.routes())
+    orders_wiring.install(app)  # after hub_context in cleanup_ctx, so the hub exists when it starts
+    channels_wiring.install(app)
     return app
 

@@ -219,6 +219,7 @@ async def test_console_workflow(client, hub, standin, wecom, oa, browser):
         await page.keyboard.press("Alt+Digit1")
         await expect(page.locator("#reply")).to_have_value("这款面霜通过了敏感肌测试，无酒精无香精，可以放心使用。")
         await page.keyboard.type("您可以先在耳后试用。")
+        print("DEBUG", await page.evaluate("JSON.stringify([Date.now()/1000, Hub.state.current().s.handover_at, Hub.state.current().s.state, document.querySelector('[data-wait]').textContent])"))
         await shot(page, "workspace")
         await page.click("#quick-btn")
         await expect(page.locator("#quick-pop")).to_be_visible()

@@ -1,0 +1,116 @@
+"""Customer 360: identity resolution by strong keys, merge and unmerge, tags pushed live, segments."""
+from __future__ import annotations
+
+import csv
+import io
+
+from sqlalchemy import select
+
+from hub.customers import identity as ident
+from hub.models import Conversation, Identity
+from tests.conftest import OA, WECOM, auth
+from tests.helpers import post
+from tests.rt_helpers import Agent, login, make_user, server_url
+from tests.wechat_client import text_xml
+
+
+async def customer_of(hub, peer: str) -> int:  # noqa: ANN001
+    t = Conversation.__table__
+    async with hub.db.read() as conn:
+        return (await conn.execute(select(t.c.customer_id).where(t.c.peer_id == peer))).scalar()
+
+
+async def test_unionid_links_oa_follower_and_wecom_contact(client, hub, oa, wecom, standin):
+    standin.profiles["oUnion"] = {"unionid": "UNION-1", "name": "王小姐"}
+    standin.profiles["wmUnion"] = {"unionid": "UNION-1", "name": "王小姐"}
+    standin.profiles["oOther"] = {"unionid": "UNION-2", "name": "李先生"}
+    await post(client, oa, text_xml("gh", "oUnion", "你好", 1))
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmUnion", "在吗", 2))
+    await post(client, oa, text_xml("gh", "oOther", "咨询", 3))
+    await hub.pipeline.drain()
+    a, b, c = await customer_of(hub, "oUnion"), await customer_of(hub, "wmUnion"), await customer_of(hub, "oOther")
+    assert a == b != c
+    profile = await (await client.get(f"/api/customers/{a}", headers=auth())).json()
+    kinds = {(i["kind"], i["value"]) for i in profile["identities"]}
+    assert {("openid", "oUnion"), ("external_userid", "wmUnion"), ("unionid", "UNION-1")} <= kinds
+    assert profile["name"] == "王小姐"
+
+
+async def test_resolution_rules_pure_db(hub):
+    async with hub.db.write() as conn:
+        now = 1.0
+        a = await ident.resolve(conn, now, ident.Key("taobao", "tb-buyer-1"),
+                                [ident.Key("phone", "138 0013 8000", verified=True)])
+        b = await ident.resolve(conn, now, ident.Key("jd", "jd-pin-9"),
+                                [ident.Key("phone", "13800138000", verified=True)])
+        c = await ident.resolve(conn, now, ident.Key("youzan", "yz-1"),
+                                [ident.Key("phone", "13800138000", verified=False)])  # unverified: not strong
+        d = await ident.resolve(conn, now, ident.Key("taobao", "tb-buyer-1"))
+    assert a == b == d and c != a
+
+
+async def test_merge_moves_everything_and_unmerge_restores(client, hub, oa):
+    await post(client, oa, text_xml("gh", "oM1", "我是小王", 10))
+    await post(client, oa, text_xml("gh", "oM2", "我也是小王，换了个号", 11))
+    await hub.pipeline.drain()
+    c1, c2 = await customer_of(hub, "oM1"), await customer_of(hub, "oM2")
+    await client.post(f"/api/customers/{c1}/tags", json={"add": ["老客户"]}, headers=auth())
+    await client.post(f"/api/customers/{c2}/tags", json={"add": ["敏感肌", "老客户"]}, headers=auth())
+    bad = await client.post("/api/customers/merge", json={"source": c2, "target": c1}, headers=auth())
+    assert bad.status == 400 and (await bad.json())["field"] == "why"
+    resp = await client.post("/api/customers/merge", json={"source": c2, "target": c1, "why": "客户本人确认"},
+                             headers=auth())
+    assert resp.status == 200
+    merged = await resp.json()
+    assert {t["name"] for t in merged["customer"]["tags"]} == {"老客户", "敏感肌"}
+    assert await customer_of(hub, "oM2") == c1
+    assert {i["value"] for i in merged["customer"]["identities"]} >= {"oM1", "oM2"}
+    # a new message from the merged-away identity lands on the surviving customer
+    await post(client, oa, text_xml("gh", "oM2", "还在吗", 12))
+    await hub.pipeline.drain()
+    assert await customer_of(hub, "oM2") == c1
+    undo = await client.post(f"/api/merges/{merged['merge_id']}/undo", headers=auth())
+    assert undo.status == 200
+    assert await customer_of(hub, "oM2") == c2 and await customer_of(hub, "oM1") == c1
+    t1 = await (await client.get(f"/api/customers/{c1}", headers=auth())).json()
+    t2 = await (await client.get(f"/api/customers/{c2}", headers=auth())).json()
+    assert {t["name"] for t in t1["tags"]} == {"老客户"}
+    assert {t["name"] for t in t2["tags"]} == {"敏感肌", "老客户"}
+    async with hub.db.read() as conn:
+        ids = (await conn.execute(select(Identity.__table__.c.value).where(
+            Identity.__table__.c.customer_id == c2))).scalars().all()
+    assert "oM2" in ids
+    assert (await client.post(f"/api/merges/{merged['merge_id']}/undo", headers=auth())).status == 404
+
+
+async def test_keyword_tags_and_manual_tags_pushed_live(client, hub, wecom):
+    await hub.settings.set("default_group", "presales")
+    await make_user(hub, "alice")
+    alice = await Agent(server_url(client), await login(client, "alice")).connect()
+    try:
+        assert (await alice.call("status", {"status": "online"}))["ok"]
+        await post(client, wecom, text_xml(WECOM["receive_id"], "wmTag", "我是敏感肌，宝宝也能用吗", 20))
+        [bundle] = await alice.wait("session.new")
+        assert {t["name"] for t in bundle["customer"]["tags"]} == {"敏感肌", "母婴"}
+        assert all(t["source"] == "keyword" for t in bundle["customer"]["tags"])
+        ack = await alice.call("tag", {"session_id": bundle["session"]["id"], "add": ["高意向"]})
+        assert ack["ok"] and "高意向" in {t["name"] for t in ack["tags"]}
+        pushed = await alice.wait("customer.tags")
+        assert "高意向" in {t["name"] for t in pushed[-1]["tags"]}
+    finally:
+        await alice.close()
+
+
+async def test_segments_filter_and_csv(client, hub, oa):
+    for i, text in enumerate(["过敏了怎么办", "随便看看", "宝宝能用吗"]):
+        await post(client, oa, text_xml("gh", f"oSeg{i}", text, 30 + i))
+    await hub.pipeline.drain()
+    data = await (await client.get("/api/segments", params={"tags": "过敏"}, headers=auth())).json()
+    assert [c["name"] for c in data["customers"]] == ["oSeg0"] or len(data["customers"]) == 1
+    resp = await client.get("/api/segments", params={"tags": "母婴", "format": "csv"}, headers=auth())
+    rows = list(csv.DictReader(io.StringIO(await resp.text())))
+    assert len(rows) == 1 and "母婴" in rows[0]["tags"]
+    from tests.rt_helpers import make_user as mk
+    await mk(hub, "agent9")
+    token = await login(client, "agent9")
+    assert (await client.get("/api/segments", headers={"Authorization": f"Bearer {token}"})).status == 403

@@ -5,7 +5,9 @@ seconds, without a restart.
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from typing import Any
 
 from sqlalchemy import select
@@ -16,6 +18,7 @@ from .db import Database
 from .models import Setting
 
 settings_table = Setting.__table__
+log = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, Any] = {
     # sessions and routing
@@ -49,6 +52,16 @@ class Settings:
         self._values: dict[tuple[str, str], Any] = {}
         self._loaded_at = float("-inf")
         self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        self._refreshing: asyncio.Future | None = None
+
+    async def _refresh(self) -> None:
+        try:
+            await self.reload()
+        except Exception:  # noqa: BLE001 - keep serving the cached values
+            log.exception("settings refresh failed")
+            self._loaded_at = self.clock.now()
+        finally:
+            self._refreshing = None
 
     async def reload(self) -> None:
         async with self.db.read() as conn:
@@ -57,8 +70,12 @@ class Settings:
         self._loaded_at = self.clock.now()
 
     async def get(self, key: str, scope: str = "") -> Any:
-        if self.clock.now() - self._loaded_at > self.ttl:
+        """The current value. Never waits for the database once loaded (it may be called inside a
+        write transaction): a stale cache is refreshed in the background."""
+        if self._loaded_at == float("-inf"):
             await self.reload()
+        elif self.clock.now() - self._loaded_at > self.ttl and self._refreshing is None:
+            self._refreshing = asyncio.ensure_future(self._refresh())
         if scope and (scope, key) in self._values:
             return self._values[(scope, key)]
         if ("", key) in self._values:

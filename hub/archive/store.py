@@ -19,6 +19,7 @@ from ..clock import Clock
 from ..db import Database, retry_busy
 from ..messages import Inbound, KfSignal, kind_of
 from ..models import Conversation, Job, Message
+from .sqlite_batch import SqliteBatchWriter
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ class ArchiveWriter:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._insert = (postgresql.insert if db.dialect == "postgresql" else sqlite.insert)
+        self._sqlite = SqliteBatchWriter(db.sqlite_path) if db.is_sqlite else None
         self.on_commit: list[Any] = []  # callbacks(list[Saved with job]) run after each commit
         self.batches = 0
         self.rows = 0
@@ -80,6 +82,8 @@ class ArchiveWriter:
         self._task = None
         if self._queue:
             await self._flush()
+        if self._sqlite is not None:
+            await self._sqlite.close()
 
     async def save(self, items: Sequence[ToArchive]) -> list[Saved]:
         """Queue items for the next group commit and wait until they are durable."""
@@ -128,6 +132,30 @@ class ArchiveWriter:
                 log.exception("on_commit hook failed")
 
     async def _write(self, items: list[ToArchive]) -> list[Saved]:
+        if self._sqlite is not None:
+            return await self._write_sqlite(items)
+        return await self._write_sqlalchemy(items)
+
+    async def _write_sqlite(self, items: list[ToArchive]) -> list[Saved]:
+        rows = []
+        for it in items:
+            m = it.msg
+            rows.append({"account_id": it.account_id, "thread": m.thread, "channel": m.channel,
+                         "direction": m.direction, "kind": kind_of(m), "peer_id": m.peer_id, "sender": m.sender,
+                         "dedup_key": m.dedup_key, "text": m.text, "data": m.data_json(), "raw": m.raw,
+                         "sent_at": m.sent_at, "job": it.job})
+        await self.db.gate.acquire(urgent=True)
+        try:
+            written = await self._sqlite.write(rows, self.clock.now())
+        finally:
+            self.db.gate.release()
+        return [Saved(mid, conv) for mid, conv in written]
+
+    def forget_conversations(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.forget_conversations()
+
+    async def _write_sqlalchemy(self, items: list[ToArchive]) -> list[Saved]:
         now = self.clock.now()
         keys = {(it.account_id, it.msg.thread, it.msg.peer_id): it for it in items}
         async with self.db.write() as conn:
@@ -173,4 +201,12 @@ class ArchiveWriter:
                                      "state": "pending", "attempts": 0, "run_after": 0.0})
             if job_rows:
                 await conn.execute(jobs.insert(), job_rows)
+            touched: dict[int, bool] = {}
+            for it, saved in zip(items, results):
+                if saved.message_id is not None:
+                    inbound = it.msg.direction == "in" and it.msg.sender == "customer"
+                    touched[saved.conversation_id] = touched.get(saved.conversation_id, False) or inbound
+            for conv, inbound in touched.items():
+                values = {"last_message_at": now, **({"last_inbound_at": now} if inbound else {})}
+                await conn.execute(conversations.update().where(conversations.c.id == conv).values(**values))
         return results

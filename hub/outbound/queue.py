@@ -103,6 +103,7 @@ class Outbound:
         self._stopping = False
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: set[asyncio.Task] = set()
+        self._inflight_ids: set[int] = set()
         self.on_status: list[Any] = []  # callbacks(message_id, status, info) after a status change
 
     async def enqueue(self, req: OutboundRequest) -> int | None:
@@ -110,7 +111,7 @@ class Outbound:
         or None when ``dedup_key`` was already queued (idempotent retries of the caller)."""
 
         async def write() -> int | None:
-            async with self.db.write() as conn:
+            async with self.db.write(durable=req.sender.startswith("agent:")) as conn:
                 conv = (await conn.execute(select(conversations).where(
                     conversations.c.id == req.conversation_id))).first()
                 if conv is None:
@@ -185,9 +186,13 @@ class Outbound:
                 .where(outbox.c.next_attempt_at > now)
                 .order_by(outbox.c.next_attempt_at).limit(1))).scalar()
         for outbox_id in due:
+            if outbox_id in self._inflight_ids:
+                continue  # already being sent by this process
+            self._inflight_ids.add(outbox_id)
             task = asyncio.create_task(self._send_one(outbox_id))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
+            task.add_done_callback(lambda _t, i=outbox_id: self._inflight_ids.discard(i))
         return 5.0 if nxt is None else max(0.01, min(5.0, nxt - now))
 
     async def drain(self, timeout: float = 10.0) -> None:

@@ -53,7 +53,7 @@ class Bots:
     outbound: Outbound
     kb: KnowledgeBase
     keywords: KeywordRules
-    has_open_session: Callable[[int], Awaitable[bool]]
+    has_open_session: Callable[[dict, int], Awaitable[bool]]  # (job state, conversation) -> bool
     welcome_provider: WelcomeProvider | None = None
 
     def __post_init__(self) -> None:
@@ -75,7 +75,7 @@ class Bots:
             if not open_now:
                 await self._offhours(ctx, hours)
             return  # pictures, voice ... go to a human
-        if await self.has_open_session(msg.conversation_id):
+        if await self.has_open_session(ctx.state, msg.conversation_id):
             return  # a human is on it: the routing step delivers the message
         await self.kb.refresh_if_changed()
         text = msg.text

@@ -127,14 +127,14 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     await kb.load()
     keywords = KeywordRules(db, clock)
 
-    async def has_open_session(conversation_id: int) -> bool:
-        return await sessions._open_session(conversation_id) is not None
+    async def has_open_session(ctx_state: dict, conversation_id: int) -> bool:
+        return await sessions.open_session_for(ctx_state, conversation_id) is not None
 
     bots = Bots(db, clock, settings, outbound, kb, keywords, has_open_session)
     pipeline.add_inbound_step(archive_step(db, clock))
     pipeline.add_inbound_step(customers.identify_step)
     pipeline.add_inbound_step(bots.step)
-    pipeline.add_inbound_step(route_step(sessions))
+    pipeline.add_inbound_step(route_step(sessions, customers.routing_context))
     pipeline.register("kf_pull", kf.handle_job)
     api_token = config.api_token or (secrets.token_urlsafe(24) if config.demo else "")
     return Hub(config, clock, db, accounts, writer, pipeline, platform, outbound, kf, api_token, settings, push,

@@ -63,6 +63,8 @@ class Pipeline:
         self._deleted: set[int] = set()  # deleted, but a read that began earlier may still see them
         self._retry_at: dict[int, float] = {}  # failed jobs' next run, ahead of reads that began earlier
         self._finish_lock = asyncio.Lock()
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self.finish_delay = 0.02
         self.done = 0
         self.handlers["inbound"] = self._run_inbound_steps
 
@@ -91,8 +93,19 @@ class Pipeline:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        if self._running:
-            await asyncio.gather(*self._running, return_exceptions=True)
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        if self._finishing:
+            try:
+                await asyncio.wait_for(self._flush_finished(), 5)
+            except Exception:  # noqa: BLE001 - unfinished ones simply run again after the restart
+                pass
+        if self._running:  # jobs are idempotent: what is cut short runs again after the restart
+            _done, pending = await asyncio.wait(list(self._running), timeout=5)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=2)
 
     async def _loop(self) -> None:
         # the flag, not only the cancel: 3.11's wait_for can swallow a cancel that races its timeout
@@ -148,6 +161,8 @@ class Pipeline:
             started = await self.run_once()
             if self._running:
                 await asyncio.gather(*list(self._running), return_exceptions=True)
+            elif self._finishing:
+                await self._flush_finished()
             elif not started:
                 return
 
@@ -177,13 +192,21 @@ class Pipeline:
         self._retry_at.pop(row.job_id, None)
         self._finished.add(row.job_id)
         self._finishing.append(row.job_id)
-        await self._flush_finished()
+        if self._flush_timer is None:  # coalesce the deletes of jobs finishing close together
+            self._flush_timer = asyncio.get_running_loop().call_later(
+                self.finish_delay, lambda: self._spawn(self._flush_finished()))
         self.done += 1
         return True
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
 
     async def _flush_finished(self) -> None:
         """Delete finished jobs in batches (group commit): handlers are idempotent, so a crash
         before the delete commits only means a job runs once more."""
+        self._flush_timer = None
         async with self._finish_lock:
             ids, self._finishing = self._finishing, []
             if not ids:

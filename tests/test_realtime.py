@@ -212,5 +212,8 @@ async def test_concurrent_sessions_never_over_cap_or_doubled(client, hub, desk, 
     for name, cap in caps.items():
         assert held.get(users[name], 0) == cap  # full, never over
     assert sum(1 for r in rows if r.state == "queued") == 30 - sum(caps.values())
+    for name, a in agents.items():
+        await a.wait("session.new", count=caps[name])
+    await asyncio.sleep(0.2)  # anything extra (a double assignment) would arrive by now
     got = [b["session"]["id"] for a in agents.values() for b in a.by_name["session.new"]]
     assert len(got) == len(set(got)) == sum(caps.values())  # nobody was handed a session twice

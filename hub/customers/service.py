@@ -38,6 +38,8 @@ class CustomerService:
         self.settings = settings
         self.orders: OrdersProvider | None = None
         self.fetch_profile: ProfileFetcher | None = None
+        self._conv_customer: dict[int, int] = {}  # conversation -> customer (cleared on merges)
+        self._touched: dict[int, float] = {}  # customer -> last contact written
 
     # -- pipeline step --------------------------------------------------------------------------
     async def identify_step(self, ctx: JobContext) -> None:
@@ -46,9 +48,11 @@ class CustomerService:
         msg = ctx.message
         if not msg.peer_id or msg.direction != "in":
             return
-        async with self.db.read() as conn:
-            conv = (await conn.execute(select(conv_t).where(conv_t.c.id == msg.conversation_id))).first()
-        customer_id = conv.customer_id
+        customer_id = self._conv_customer.get(msg.conversation_id)
+        if customer_id is None:
+            async with self.db.read() as conn:
+                customer_id = (await conn.execute(select(conv_t.c.customer_id).where(
+                    conv_t.c.id == msg.conversation_id))).scalar()
         if customer_id is None:
             extra: list[ident.Key] = []
             name = ""
@@ -71,24 +75,39 @@ class CustomerService:
                     return cid
 
             customer_id = await retry_busy(write)
+        if len(self._conv_customer) > 100_000:
+            self._conv_customer.clear()
+        self._conv_customer[msg.conversation_id] = customer_id
         ctx.state["customer_id"] = customer_id
         if msg.sender != "customer":
             return
         words = keyword_tags(msg.text or "", await self.settings.get("keyword_tags"))
         now = self.clock.now()
+        stale = now - self._touched.get(customer_id, float("-inf")) > 60  # last contact to the minute
+        if not words and not stale:
+            return
 
         async def touch() -> list[str]:
             async with self.db.write() as conn:
                 await conn.execute(update(customers).where(customers.c.id == customer_id).values(last_contact_at=now))
                 return await add_tags(conn, now, customer_id, words, "keyword", "bot") if words else []
 
+        self._touched[customer_id] = now
         if await retry_busy(touch):
             await self.tags_changed(customer_id)
+
+    async def routing_context(self, customer_id: int | None) -> dict[str, Any]:
+        """What routing rules look at about a customer: VIP level and tags."""
+        if customer_id is None:
+            return {}
         async with self.db.read() as conn:
             row = (await conn.execute(select(customers.c.vip_level).where(customers.c.id == customer_id))).first()
-            ctx.state.setdefault("routing", {})
-            ctx.state["routing"]["vip_level"] = row.vip_level if row else 0
-            ctx.state["routing"]["tags"] = frozenset(t["name"] for t in await tags_of(conn, customer_id))
+            tags = frozenset(t["name"] for t in await tags_of(conn, customer_id))
+        return {"vip_level": row.vip_level if row else 0, "tags": tags}
+
+    def forget_conversations(self) -> None:
+        """After merges (or erasures) move conversations between customers."""
+        self._conv_customer.clear()
 
     # -- profile beside a session ---------------------------------------------------------------
     async def profile(self, conv: Any) -> dict[str, Any]:
@@ -180,6 +199,7 @@ class CustomerService:
                 if row.merged_into:
                     raise HubError(409, "already_merged", f"customer {cid} was merged into {row.merged_into}")
             await ident.merge(conn, self.clock.now(), source=source, target=target, by=by, why=why)
+            self.forget_conversations()
             merge_id = (await conn.execute(select(func.max(Merge.__table__.c.id)))).scalar()
         return {"merge_id": merge_id, "customer": await self.get(target)}
 
@@ -187,6 +207,7 @@ class CustomerService:
         async with self.db.write() as conn:
             try:
                 source = await ident.unmerge(conn, self.clock.now(), merge_id, by)
+                self.forget_conversations()
             except LookupError as exc:
                 raise not_found("unknown_merge", str(exc)) from None
         return {"customer": await self.get(source)}

@@ -70,6 +70,7 @@ class KnowledgeBase:
         self.matcher = FaqMatcher(self.tokenizer, **kwargs)
         self._version: tuple[Any, Any, Any] = (None, None, None)
         self._words: set[str] = set()
+        self._checked_at = float("-inf")
 
     async def load(self) -> None:
         async with self.db.read() as conn:
@@ -85,7 +86,12 @@ class KnowledgeBase:
         words = (await conn.execute(select(func.count()).select_from(words_t))).scalar()
         return (faq[0], faq[1], words)
 
-    async def refresh_if_changed(self) -> None:
+    async def refresh_if_changed(self, every: float = 2.0) -> None:
+        """Reload when another process changed the FAQ (checked at most every ``every`` seconds)."""
+        now = self.clock.now()
+        if now - self._checked_at < every:
+            return
+        self._checked_at = now
         async with self.db.read() as conn:
             version = await self._current_version(conn)
         if version != self._version:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from types import SimpleNamespace
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,9 +174,15 @@ class SessionService:
         return None
 
     # -- inbound customer messages on an open session ------------------------------------------
-    async def customer_message(self, conversation_id: int, message_row: Any) -> bool:
+    async def open_session_for(self, ctx_state: dict[str, Any], conversation_id: int) -> Any:
+        """The conversation's open session, looked up once per pipeline job (cached in its state)."""
+        if "open_session" not in ctx_state:
+            ctx_state["open_session"] = await self._open_session(conversation_id)
+        return ctx_state["open_session"]
+
+    async def customer_message(self, conversation_id: int, message_row: Any, row: Any = None) -> bool:
         """A customer wrote in a conversation: deliver to its session's agent. False if no session."""
-        row = await self._open_session(conversation_id)
+        row = row if row is not None else await self._open_session(conversation_id)
         if row is None:
             return False
         now = self.clock.now()
@@ -189,7 +196,7 @@ class SessionService:
         payload = {"session_id": row.id, "message": message_json(message_row)}
         if row.agent_id:
             await self.push.to_user(row.agent_id, "message.new", payload)
-            self._arm_unanswered_timer(await self._get(row.id))
+            self._arm_unanswered_timer(SimpleNamespace(**{**row._mapping, "last_customer_at": now}))
         return True
 
     # -- agent actions --------------------------------------------------------------------------

@@ -16,17 +16,24 @@ def is_customer_message(msg: Any) -> bool:
     return msg.direction == "in" and msg.sender == "customer" and msg.kind in CUSTOMER_KINDS
 
 
-def route_step(sessions: SessionService):  # noqa: ANN201
+async def _no_context(_customer_id: Any) -> dict[str, Any]:
+    return {}
+
+
+def route_step(sessions: SessionService, routing_context: Any = _no_context):  # noqa: ANN201
+    """``routing_context(customer_id)`` -> {vip_level, tags} for the routing rules."""
+
     async def step(ctx: JobContext) -> None:
         msg = ctx.message
         if not is_customer_message(msg) or ctx.state.get("handled"):
             return
-        if await sessions.customer_message(msg.conversation_id, msg):
+        open_row = await sessions.open_session_for(ctx.state, msg.conversation_id)
+        if open_row is not None and await sessions.customer_message(msg.conversation_id, msg, open_row):
             return
+        routing = {**(await routing_context(ctx.state.get("customer_id"))), **ctx.state.get("routing", {})}
         await sessions.route(Handover(conversation_id=msg.conversation_id, account_id=msg.account_id,
                                       first_message=msg.text or f"[{msg.kind}]",
                                       suggestions=ctx.state.get("suggestions", []),
-                                      in_business_hours=ctx.state.get("in_business_hours", True),
-                                      **ctx.state.get("routing", {})))
+                                      in_business_hours=ctx.state.get("in_business_hours", True), **routing))
 
     return step

@@ -1,0 +1,143 @@
+"""The pipeline step of channel codes (runs after identify, right before the bots).
+
+A scan/add event naming a code (OA subscribe/SCAN scene, WeCom add_external_contact State, 微信客服
+enter_session scene_param): tag the customer (source "channel"), mark the conversation with the code
+(``conversations.channel_code`` = the code id as a string), count the scan or add and the
+conversation's first attribution (exactly once per event message / per code and conversation), and
+leave ``ctx.state["channel_code"]`` / ``["routing"]`` / ``["channel"]`` for the later steps (the bots'
+welcome reads the code's welcome text through ``welcome_provider``).
+A later customer message in a conversation with a channel code gets that code's routing (group,
+advisor) in ``ctx.state["routing"]``, so the routing step opens its session in the channel's group.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import unquote
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+
+from ..customers.service import CustomerService
+from ..customers.tags import add_tags
+from ..db import Database, retry_busy
+from ..models import Conversation
+from ..models.channels import ChannelAttribution, ChannelHit, ChannelStat
+from ..pipeline import JobContext
+from .rules import day_of
+from .service import ChannelService, CodeView
+
+log = logging.getLogger(__name__)
+conv_t = Conversation.__table__
+hits_t = ChannelHit.__table__
+attr_t = ChannelAttribution.__table__
+stats_t = ChannelStat.__table__
+
+
+async def code_for_event(channels: ChannelService, msg: Any, data: dict[str, Any]) -> tuple[CodeView, str] | None:
+    """(code, "scan" | "add") when the event came through an enabled channel code of its account."""
+    kind = msg.kind
+    if kind in ("event.subscribe", "event.scan") and msg.channel == "oa":
+        code = await channels.match(msg.account_id, "scene", data.get("scene", ""))
+        return (code, "scan") if code and code.platform == "oa" else None
+    if kind == "event.external_contact" and data.get("change_type") == "add_external_contact":
+        code = await channels.match(msg.account_id, "state", data.get("state", ""))
+        return (code, "add") if code and code.platform == "wecom" else None
+    if kind == "event.kf.enter_session":
+        param = data.get("scene_param", "")
+        code = await channels.match(msg.account_id, "scene_param", param) or \
+            await channels.match(msg.account_id, "scene_param", unquote(param))
+        return (code, "add") if code and code.platform == "kf" else None
+    return None
+
+
+class ChannelStep:
+    def __init__(self, db: Database, channels: ChannelService, customers: CustomerService):
+        self.db = db
+        self.clock = channels.clock
+        self.channels = channels
+        self.customers = customers
+        self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+
+    async def step(self, ctx: JobContext) -> None:
+        msg = ctx.message
+        if msg.direction != "in":
+            return
+        found = await code_for_event(self.channels, msg, ctx.data) if msg.kind.startswith("event.") else None
+        if found is not None:
+            await self._apply(ctx, *found)
+        elif msg.sender == "customer":
+            await self._route_by_conversation(ctx)
+
+    async def welcome(self, ctx: JobContext) -> str | None:
+        """``Bots.welcome_provider``: the welcome text of the code the event came through, if it has one."""
+        code = ctx.state.get("channel")
+        if code is None:
+            found = await code_for_event(self.channels, ctx.message, ctx.data)
+            code = found[0] if found else None
+        return (code.welcome_text or None) if code is not None else None
+
+    async def _apply(self, ctx: JobContext, code: CodeView, hit: str) -> None:
+        msg = ctx.message
+        customer_id = ctx.state.get("customer_id")
+        at = float(msg.created_at or self.clock.now())
+        day = day_of(at)
+        now = self.clock.now()
+
+        async def write() -> list[str]:
+            async with self.db.write() as conn:
+                added = []
+                if customer_id is not None and code.tags:
+                    added = await add_tags(conn, now, customer_id, code.tags, "channel", f"channel:{code.id}")
+                await conn.execute(update(conv_t).where(conv_t.c.id == msg.conversation_id)
+                                   .values(channel_code=str(code.id)))
+                new_hit = (await conn.execute(
+                    self._insert(hits_t).values(message_id=msg.id, code_id=code.id, kind=hit, day=day, at=at)
+                    .on_conflict_do_nothing(index_elements=["message_id"]).returning(hits_t.c.message_id))).first()
+                new_conv = (await conn.execute(
+                    self._insert(attr_t).values(code_id=code.id, conversation_id=msg.conversation_id, day=day, at=at)
+                    .on_conflict_do_nothing(index_elements=["code_id", "conversation_id"])
+                    .returning(attr_t.c.id))).first()
+                counts = {"scans": int(bool(new_hit) and hit == "scan"), "adds": int(bool(new_hit) and hit == "add"),
+                          "conversations": int(new_conv is not None)}
+                if any(counts.values()):
+                    stmt = self._insert(stats_t).values(code_id=code.id, day=day, **counts)
+                    await conn.execute(stmt.on_conflict_do_update(
+                        index_elements=["code_id", "day"],
+                        set_={k: stats_t.c[k] + v for k, v in counts.items()}))
+                return added
+
+        for attempt in range(3):
+            try:
+                added = await retry_busy(write)
+                break
+            except IntegrityError:  # a concurrent scan created the same new tag first: it exists now
+                if attempt == 2:
+                    raise
+        if added:
+            await self.customers.tags_changed(customer_id)
+        ctx.state["channel"] = code
+        ctx.state["channel_code"] = str(code.id)
+        self._routing(ctx, code)
+
+    async def _route_by_conversation(self, ctx: JobContext) -> None:
+        async with self.db.read() as conn:
+            value = (await conn.execute(select(conv_t.c.channel_code)
+                                        .where(conv_t.c.id == ctx.message.conversation_id))).scalar()
+        if not value:
+            return
+        ctx.state.setdefault("channel_code", value)
+        code = await self.channels.by_id(int(value)) if value.isdigit() else None
+        if code is not None and code.enabled:
+            self._routing(ctx, code)
+
+    @staticmethod
+    def _routing(ctx: JobContext, code: CodeView) -> None:
+        """The code's group and advisor win; the other keys earlier steps set (tags, vip_level) stay."""
+        routing = ctx.state.setdefault("routing", {})
+        routing.setdefault("channel_code", str(code.id))
+        if code.route_group:
+            routing["group"] = code.route_group
+        if code.route_agent_id:
+            routing["advisor_id"] = code.route_agent_id

@@ -1,0 +1,120 @@
+"""A fast, exact CSV line parser for bulk imports, built on ``custom.parse_csv_row``.
+
+``RowParser(header)(fields, line)`` returns an ``Order`` equal to ``custom.parse_csv_row(row, line)``
+(``row`` = the header zipped with the fields) for every line. The common shape — ASCII amounts
+with at most two decimals, times as epoch digits or ``yyyy-MM-dd HH:mm:ss`` (GMT+8), known status
+values — is handled with precomputed column positions and a per-day time cache; any line the fast
+path is not certain about goes through ``parse_csv_row`` itself, so errors (``PayloadError`` with the
+column and line) are exactly the adapter's. One difference, outside ``Order`` equality: ``raw["row"]``
+holds only the columns that are not ``CSV_COLUMNS`` (``unionid``, ``buyer_phone``, …), which is all the
+import needs from it.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from .custom import CSV_COLUMNS, parse_csv_row
+from .model import GMT8, ORDER_STATUSES, PLATFORMS, REFUND_STATUSES, Order, OrderItem
+
+_STATUSES, _REFUNDS, _PLATFORMS = frozenset(ORDER_STATUSES), frozenset(REFUND_STATUSES), frozenset(PLATFORMS)
+
+_UNPACKED = (  # the order _fast unpacks a line in; checked against the adapter's columns at import
+    "platform", "order_id", "shop_id", "buyer_id", "buyer_nick", "status", "refund_status", "total_yuan",
+    "paid_yuan", "postage_yuan", "discount_yuan", "created_at", "paid_at", "shipped_at", "completed_at",
+    "modified_at", "receiver_name", "receiver_phone", "receiver_address", "logistics_company", "tracking_no",
+    "item_title", "sku_id", "product_id", "sub_order_id", "quantity", "price_yuan", "item_paid_yuan", "category",
+)
+if CSV_COLUMNS != _UNPACKED:
+    raise ImportError("hub.orders.custom.CSV_COLUMNS changed: update hub.orders.csv_rows._fast")
+
+
+class _Slow(Exception):
+    """The fast path is not sure: use ``parse_csv_row``."""
+
+
+class RowParser:
+    def __init__(self, header: list[str]):
+        self.header = [h.strip() if isinstance(h, str) else h for h in header]
+        last: dict[str, int] = {}
+        for i, h in enumerate(self.header):
+            if isinstance(h, str):
+                last[h] = i  # a repeated column: the last one wins, as in a dict
+        self.width = len(self.header)
+        self.idx = tuple(last.get(c, -1) for c in CSV_COLUMNS)  # CSV_COLUMNS order, -1 = absent
+        self.extra = [(h, i) for h, i in last.items() if h not in CSV_COLUMNS]
+        self.days: dict[str, float] = {}
+
+    def __call__(self, fields: list[str], line: int) -> Order:
+        try:
+            return self._fast(fields, line)
+        except _Slow:
+            return parse_csv_row(dict(zip(self.header, fields)), line)
+
+    def _money(self, s: str) -> int:
+        whole, dot, frac = s.partition(".")
+        if not (whole.isascii() and whole.isdigit() and len(whole) <= 15) or \
+                (dot and not (frac.isascii() and frac.isdigit() and len(frac) <= 2)):
+            raise _Slow
+        return int(whole) * 100 + (int((frac + "00")[:2]) if dot else 0)
+
+    def _time(self, s: str) -> float | None:
+        if not s:
+            return None
+        if not s.isascii():
+            raise _Slow
+        if s.isdigit() and len(s) <= 12:
+            return float(s)
+        if len(s) != 19 or s[4] != "-" or s[7] != "-" or s[10] != " " or s[13] != ":" or s[16] != ":":
+            raise _Slow
+        day, hh, mm, ss = s[:10], s[11:13], s[14:16], s[17:19]
+        if not (hh.isdigit() and mm.isdigit() and ss.isdigit()):
+            raise _Slow
+        h, m, sec = int(hh), int(mm), int(ss)
+        if h > 23 or m > 59 or sec > 59:
+            raise _Slow
+        base = self.days.get(day)
+        if base is None:
+            y, mo, d = day[:4], day[5:7], day[8:10]
+            if not (y.isdigit() and mo.isdigit() and d.isdigit()):
+                raise _Slow
+            try:
+                base = datetime(int(y), int(mo), int(d), tzinfo=GMT8).timestamp()
+            except ValueError:
+                raise _Slow from None
+            if len(self.days) > 100_000:
+                self.days.clear()
+            self.days[day] = base
+        return base + (h * 3600 + m * 60 + sec)
+
+    def _fast(self, f: list[str], line: int) -> Order:
+        s = [x.strip() for x in f]
+        if len(s) < self.width:
+            s.extend([""] * (self.width - len(s)))
+        s.append("")  # position -1: a column the header does not have
+        (platform, order_id, shop_id, buyer_id, buyer_nick, status, refund, total_text, paid_text, postage,
+         discount, created, paid_at, shipped, completed, modified, receiver_name, receiver_phone, receiver_address,
+         company, tracking, title, sku_id, product_id, sub_order_id, qty, price_text, item_paid, category) = \
+            [s[i] for i in self.idx]
+        refund, platform = refund or "none", platform or "custom"
+        if not (qty.isascii() and qty.isdigit() and len(qty) <= 12 and int(qty) >= 1) or not title or not order_id \
+                or status not in _STATUSES or refund not in _REFUNDS or platform not in _PLATFORMS \
+                or not price_text or not paid_text or not created:
+            raise _Slow
+        quantity, money, when = int(qty), self._money, self._time
+        price = money(price_text)
+        times = (when(created), when(paid_at), when(shipped), when(completed), when(modified))
+        last = times[4] if times[4] is not None else max(t for t in times if t is not None)
+        item = OrderItem(sku_id, product_id, title, quantity, price, money(item_paid) if item_paid else price * quantity,
+                         sub_order_id, status, refund, category)
+        row: dict[str, Any] = {}
+        for h, i in self.extra:
+            if s[i]:
+                row[h] = s[i]
+        return Order(
+            platform, order_id, shop_id, buyer_id, buyer_nick, status, status, refund,
+            money(total_text) if total_text else price * quantity, money(paid_text),
+            money(postage) if postage else 0, money(discount) if discount else 0, (item,), company, tracking,
+            receiver_name, receiver_phone, receiver_address, times[0], times[1], times[2], times[3], last,
+            {"line": line, "row": row, "total_given": bool(total_text)},
+        )

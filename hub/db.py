@@ -142,8 +142,10 @@ class Database:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn):  # noqa: ANN001
-            immediate = conn.get_execution_options().get("hub_write", False)
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            options = conn.get_execution_options()
+            if options.get("hub_read_autocommit"):
+                return  # short reads: each statement is its own snapshot, no BEGIN/COMMIT round trips
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("hub_write") else "BEGIN")
 
     async def create_schema(self) -> None:
         if self.sync_engine is not None:
@@ -191,8 +193,7 @@ class Database:
                     yield conn
             return
         with self.sync_engine.connect() as conn:
-            with conn.begin():
-                yield LoopConnection(conn)
+            yield LoopConnection(conn.execution_options(hub_read_autocommit=True))
 
     @asynccontextmanager
     async def read_heavy(self) -> AsyncIterator[AsyncConnection]:

@@ -43,7 +43,8 @@ class RowParser:
         self.width = len(self.header)
         self.idx = tuple(last.get(c, -1) for c in CSV_COLUMNS)  # CSV_COLUMNS order, -1 = absent
         self.extra = [(h, i) for h, i in last.items() if h not in CSV_COLUMNS]
-        self.days: dict[str, float] = {}
+        self.days: dict[str, float] = {}  # "yyyy-MM-dd" -> epoch of its GMT+8 midnight
+        self.amounts: dict[str, int] = {}  # "99.00" -> 9900 (prices repeat)
 
     def __call__(self, fields: list[str], line: int) -> Order:
         try:
@@ -52,11 +53,18 @@ class RowParser:
             return parse_csv_row(dict(zip(self.header, fields)), line)
 
     def _money(self, s: str) -> int:
+        fen = self.amounts.get(s)
+        if fen is not None:
+            return fen
         whole, dot, frac = s.partition(".")
         if not (whole.isascii() and whole.isdigit() and len(whole) <= 15) or \
                 (dot and not (frac.isascii() and frac.isdigit() and len(frac) <= 2)):
             raise _Slow
-        return int(whole) * 100 + (int((frac + "00")[:2]) if dot else 0)
+        fen = int(whole) * 100 + (int((frac + "00")[:2]) if dot else 0)
+        if len(self.amounts) > 100_000:
+            self.amounts.clear()
+        self.amounts[s] = fen
+        return fen
 
     def _time(self, s: str) -> float | None:
         if not s:
@@ -88,7 +96,7 @@ class RowParser:
         return base + (h * 3600 + m * 60 + sec)
 
     def _fast(self, f: list[str], line: int) -> Order:
-        s = [x.strip() for x in f]
+        s = list(map(str.strip, f))
         if len(s) < self.width:
             s.extend([""] * (self.width - len(s)))
         s.append("")  # position -1: a column the header does not have

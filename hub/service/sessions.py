@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from ..clock import Clock
 from ..db import Database, retry_busy
@@ -38,6 +38,12 @@ users_t = User.__table__
 rules_t = RoutingRule.__table__
 
 OPEN = ("queued", "assigned", "active")
+# hot-path statements built once (construction and cache-key work is most of a short query's cost)
+OPEN_SESSION_Q = select(sessions_t).where(sessions_t.c.conversation_id == bindparam("cid")).where(
+    sessions_t.c.state.in_(OPEN))
+TOUCH_CUSTOMER_Q = update(sessions_t).where(sessions_t.c.id == bindparam("sid")).values(
+    last_customer_at=bindparam("at"))
+GET_SESSION_Q = select(sessions_t).where(sessions_t.c.id == bindparam("sid"))
 KF_STATE = {"bot": 1, "queued": 2, "human": 3, "closed": 4}
 
 
@@ -189,7 +195,7 @@ class SessionService:
 
         async def write() -> None:
             async with self.db.write() as conn:
-                await conn.execute(update(sessions_t).where(sessions_t.c.id == row.id).values(last_customer_at=now))
+                await conn.execute(TOUCH_CUSTOMER_Q, {"sid": row.id, "at": now})
 
         await retry_busy(write)
         from ..archive.history import message_json
@@ -480,12 +486,11 @@ class SessionService:
 
     async def _open_session(self, conversation_id: int) -> Any:
         async with self.db.read() as conn:
-            return (await conn.execute(select(sessions_t).where(sessions_t.c.conversation_id == conversation_id)
-                                       .where(sessions_t.c.state.in_(OPEN)))).first()
+            return (await conn.execute(OPEN_SESSION_Q, {"cid": conversation_id})).first()
 
     async def _get(self, session_id: int) -> Any:
         async with self.db.read() as conn:
-            return (await conn.execute(select(sessions_t).where(sessions_t.c.id == session_id))).first()
+            return (await conn.execute(GET_SESSION_Q, {"sid": session_id})).first()
 
     async def _owned(self, user: UserInfo, session_id: int, read: bool = False) -> Any:
         row = await self._get(session_id)

@@ -155,6 +155,7 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             hub = await build_hub(config, app[CLOCK], session, sio)
             app[HUB] = hub
             deps.accounts, deps.writer = hub.accounts, hub.writer
+            hub.pipeline.pressure = lambda: deps.inflight > 16
             await hub.sessions.load()
             hub.writer.start()
             hub.pipeline.start()

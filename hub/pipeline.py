@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from .clock import Clock
 from .db import Database, retry_busy
@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 jobs = Job.__table__
 messages = Message.__table__
+JOBS_Q = (select(jobs.c.id, jobs.c.kind, jobs.c.message_id, jobs.c.conversation_id, jobs.c.attempts, jobs.c.run_after)
+          .where(jobs.c.state == "pending").order_by(jobs.c.id).limit(bindparam("limit")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,10 @@ class Pipeline:
         self._busy: set[int] = set()  # conversations with a job in flight
         self._running: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(concurrency)
+        # under a burst of callbacks, acknowledging comes first: jobs then trickle (the platform
+        # waits 5 s for an answer; nobody waits that long for a bot reply to be computed)
+        self.pressure: Callable[[], bool] | None = None
+        self._trickle = asyncio.Semaphore(2)
         self._finished: set[int] = set()  # done, deletion not yet committed
         self._finishing: list[int] = []
         self._deleted: set[int] = set()  # deleted, but a read that began earlier may still see them
@@ -123,33 +129,39 @@ class Pipeline:
                 log.exception("pipeline pass failed")
                 await asyncio.sleep(0.5)
 
-    async def run_once(self, limit: int = 500) -> int:
-        """Start every due job whose conversation is free; returns how many were started."""
+    async def run_once(self, limit: int = 200) -> int:
+        """Start due jobs of free conversations (as many conversations as there are free slots);
+        returns how many jobs were started."""
+        room = self.concurrency - len(self._busy)
+        if room <= 0:
+            return 0  # a finishing conversation wakes the loop again
         now = self.clock.now()
         deleted_before_read = set(self._deleted)
         async with self.db.read() as conn:
-            rows = (await conn.execute(
-                select(jobs.c.id.label("job_id"), jobs.c.kind.label("job_kind"), jobs.c.message_id,
-                       jobs.c.conversation_id.label("job_conversation_id"), jobs.c.attempts, jobs.c.run_after,
-                       *[c for c in messages.c])
-                .join_from(jobs, messages, messages.c.id == jobs.c.message_id, isouter=True)
-                .where(jobs.c.state == "pending").order_by(jobs.c.id).limit(limit))).all()
+            rows = (await conn.execute(JOBS_Q, {"limit": limit})).all()
         by_conv: dict[int, list[Any]] = {}
         blocked: set[int] = set()
         self._deleted -= deleted_before_read
         for row in rows:
-            if row.job_id in self._finished or row.job_id in self._deleted:
+            if row.id in self._finished or row.id in self._deleted:
                 continue
-            conv = row.job_conversation_id
+            conv = row.conversation_id
             if conv in blocked or conv in self._busy:
                 continue
-            if max(row.run_after, self._retry_at.get(row.job_id, 0.0)) > now:
+            if max(row.run_after, self._retry_at.get(row.id, 0.0)) > now:
                 blocked.add(conv)  # an earlier job waits for its retry: keep the order
                 continue
+            if conv not in by_conv and len(by_conv) >= room:
+                continue
             by_conv.setdefault(conv, []).append(row)
+        if not by_conv:
+            return 0
+        ids = [j.message_id for conv_jobs in by_conv.values() for j in conv_jobs]
+        async with self.db.read() as conn:
+            found = {m.id: m for m in (await conn.execute(select(messages).where(messages.c.id.in_(ids)))).all()}
         for conv, conv_jobs in by_conv.items():
             self._busy.add(conv)
-            task = asyncio.create_task(self._run_conversation(conv, conv_jobs))
+            task = asyncio.create_task(self._run_conversation(conv, [(j, found.get(j.message_id)) for j in conv_jobs]))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         return sum(len(v) for v in by_conv.values())
@@ -166,32 +178,37 @@ class Pipeline:
             elif not started:
                 return
 
-    async def _run_conversation(self, conv: int, conv_jobs: list[Any]) -> None:
+    async def _run_conversation(self, conv: int, conv_jobs: list[tuple[Any, Any]]) -> None:
         try:
             async with self._slots:
-                for row in conv_jobs:
-                    if not await self._run_job(row):
+                for job, message in conv_jobs:
+                    if self.pressure is not None and self.pressure():
+                        async with self._trickle:
+                            ok = await self._run_job(job, message)
+                    else:
+                        ok = await self._run_job(job, message)
+                    if not ok:
                         break  # keep order: later jobs wait for this one's retry
         finally:
             self._busy.discard(conv)
             self._wakeup.set()
 
-    async def _run_job(self, row: Any) -> bool:
-        handler = self.handlers.get(row.job_kind)
+    async def _run_job(self, job: Any, message: Any) -> bool:
+        handler = self.handlers.get(job.kind)
         try:
-            if row.id is None:
-                raise LookupError(f"message {row.message_id} is gone")
+            if message is None:
+                raise LookupError(f"message {job.message_id} is gone")
             if handler is None:
-                raise LookupError(f"no handler for job kind {row.job_kind!r}")
-            await handler(JobContext(row.job_id, row.job_kind, row.attempts, row))
+                raise LookupError(f"no handler for job kind {job.kind!r}")
+            await handler(JobContext(job.id, job.kind, job.attempts, message))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001
-            await self._failed(row, exc)
+            await self._failed(job, exc)
             return False
-        self._retry_at.pop(row.job_id, None)
-        self._finished.add(row.job_id)
-        self._finishing.append(row.job_id)
+        self._retry_at.pop(job.id, None)
+        self._finished.add(job.id)
+        self._finishing.append(job.id)
         if self._flush_timer is None:  # coalesce the deletes of jobs finishing close together
             self._flush_timer = asyncio.get_running_loop().call_later(
                 self.finish_delay, lambda: self._spawn(self._flush_finished()))
@@ -230,15 +247,15 @@ class Pipeline:
         give_up = attempts >= self.max_attempts
         delay = min(2 ** attempts, 300)
         if attempts >= self.max_attempts:
-            self._retry_at.pop(row.job_id, None)
+            self._retry_at.pop(row.id, None)
         else:
-            self._retry_at[row.job_id] = self.clock.now() + delay
-        log.warning("job %s (%s) failed, attempt %d%s: %s", row.job_id, row.job_kind, attempts,
+            self._retry_at[row.id] = self.clock.now() + delay
+        log.warning("job %s (%s) failed, attempt %d%s: %s", row.id, row.kind, attempts,
                     " - giving up" if give_up else f", retry in {delay}s", exc)
 
         async def write() -> None:
             async with self.db.write() as conn:
-                await conn.execute(update(jobs).where(jobs.c.id == row.job_id).values(
+                await conn.execute(update(jobs).where(jobs.c.id == row.id).values(
                     attempts=attempts, last_error=str(exc)[:2000],
                     state="failed" if give_up else "pending", run_after=self.clock.now() + delay))
 

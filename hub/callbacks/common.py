@@ -33,6 +33,7 @@ class CallbackDeps:
     clock: Clock
     max_skew: int
     max_body: int
+    inflight: int = 0  # callbacks being handled right now: the pipeline backs off while this is high
 
 
 def reject(request: web.Request, status: int, reason: str, account: str = "-") -> web.Response:
@@ -103,10 +104,13 @@ async def accept_plain(deps: CallbackDeps, request: web.Request, account: Accoun
     except xmlcodec.XmlError as exc:
         return reject(request, 400, f"bad message XML: {exc}", account.id)
     msg = from_xml_fields(channel, fields, xml.decode("utf-8", "replace"))
+    deps.inflight += 1
     try:
         await deps.writer.save_one(ToArchive(account.id, msg, job_kind_for(msg)))
     except Exception as exc:  # noqa: BLE001 - not stored, so not acknowledged: the platform retries
         log.error("archive unavailable, not acknowledging %s from %s: %s", msg.dedup_key, account.id, exc)
         return web.Response(status=503, text="archive unavailable, retry", content_type="text/plain")
+    finally:
+        deps.inflight -= 1
     deps.accounts.mark_received(account.id)
     return success()

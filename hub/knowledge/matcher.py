@@ -332,48 +332,37 @@ class FaqMatcher:
         if query is None or top_k <= 0:
             return []
         floor = self.suggest if min_score is None else min_score
-        slots, accs, rest = self._candidates(query)
+        slots, accs = self._candidates(query)
         if not slots:
             return []
-        texts, postings, weights, chars = self._texts, self._postings, query.weights, self._chars
-        cov_w = 100.0 * self.alpha / query.mass
+        texts, chars = self._texts, self._chars
+        cov_w = 100.0 * self.alpha / query.mass  # score = cov_w * acc + sim_w * indel
         sim_w = 100.0 * (1.0 - self.alpha)
-        slack = cov_w * sum(weights[f] for f in rest)  # exact <= cov_w * acc + sim_w * sim + slack
         # Phase 1: the best few candidates by coverage give a lower bound for the k-th score.
-        lows: dict[int, float] = {}
+        firsts: dict[int, float] = {}
         for slot, acc in zip(slots[: 3 * top_k], accs):
-            low = cov_w * acc + sim_w * Indel.normalized_similarity(query.chars, chars[slot])
+            score = cov_w * acc + sim_w * Indel.normalized_similarity(query.chars, chars[slot])
             entry_id = texts[slot].entry_id
-            lows[entry_id] = max(low, lows.get(entry_id, 0.0))
-        kth = max(floor, sorted(lows.values())[-top_k] if len(lows) >= top_k else floor)
+            firsts[entry_id] = max(score, firsts.get(entry_id, 0.0))
+        kth = max(floor, sorted(firsts.values())[-top_k] if len(firsts) >= top_k else floor)
         # Phase 2: only candidates whose coverage and Indel can still reach kth (cut in C).
-        need = (kth - slack - sim_w - 1e-4) / cov_w  # minimum coverage weight still useful
+        need = (kth - sim_w - 1e-4) / cov_w  # least coverage weight that can still make it
         reach = bisect.bisect_right(accs, -need, key=float.__neg__)  # accs are descending
         sims = process.extract(  # [(text, similarity, index)]
             query.chars, [chars[slot] for slot in slots[:reach]],
             scorer=Indel.normalized_similarity, processor=None, limit=None,
-            score_cutoff=max(0.0, (kth - slack - cov_w * accs[0]) / sim_w - 1e-4),
+            score_cutoff=max(0.0, (kth - cov_w * accs[0]) / sim_w - 1e-4),
         )
-        bounds = [cov_w * accs[i] + sim_w * sim for _, sim, i in sims]
-        # Finalists, best lower bound first: add the left-out common features, until no
-        # later text can reach the top k; then exact scores (same floats as brute_force).
-        finals: dict[int, tuple[float, int]] = {}  # entry -> (score, slot)
-        kth = floor
-        for j in sorted(range(len(bounds)), key=bounds.__getitem__, reverse=True):
-            if bounds[j] + slack + 1e-6 < kth:
-                break
-            _, sim, i = sims[j]
-            slot = slots[i]
-            score = cov_w * (accs[i] + sum(weights[f] for f in rest if slot in postings[f]))
-            score = round(score + sim_w * sim, 6)
-            entry_id = texts[slot].entry_id
-            prev = finals.get(entry_id)
+        best: dict[int, tuple[float, int]] = {}  # entry -> (score, slot)
+        for _, sim, i in sims:
+            score = round(cov_w * accs[i] + sim_w * sim, 6)
+            entry_id = texts[slots[i]].entry_id
+            prev = best.get(entry_id)
             if score >= floor - 1e-6 and (prev is None or score > prev[0]):
-                finals[entry_id] = (score, slot)
-                if len(finals) >= top_k:
-                    kth = max(kth, sorted(v[0] for v in finals.values())[-top_k])
+                best[entry_id] = (score, slots[i])
+        # Exact scores for the finalists: the very floats brute_force computes.
         exact: dict[int, tuple[float, _Text]] = {}
-        ranked = heapq.nsmallest(top_k + 2, finals.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        ranked = heapq.nsmallest(top_k + 2, best.items(), key=lambda kv: (-kv[1][0], kv[0]))
         for entry_id, (_, slot) in ranked:
             score = self._score(query, texts[slot])
             if score >= floor:
@@ -428,11 +417,12 @@ class FaqMatcher:
         score += (1.0 - self.alpha) * Indel.normalized_similarity(query.chars, text.chars)
         return round(100.0 * score, 6)  # rounded: float noise must not reorder ties
 
-    def _candidates(self, query: _Query) -> tuple[list[int], list[float], list[str]]:
-        """(slots, weight each shares with the query (descending), features left out).
+    def _candidates(self, query: _Query) -> tuple[list[int], list[float]]:
+        """(slots, the query feature weight each contains, descending).
 
         Postings of the rarest features are summed until ``posting_budget`` is spent;
-        common features beyond it are left out.  Keeps the ``max_candidates`` best slots.
+        the common features beyond it only top up the best ``2 * max_candidates`` slots
+        found so far.  Keeps the ``max_candidates`` best slots.
         """
         postings, weights = self._postings, query.weights
         feats = sorted((f for f in weights if f in postings), key=lambda f: len(postings[f]))
@@ -454,10 +444,22 @@ class FaqMatcher:
             else:
                 rest.append(f)
         if not acc:
-            return [], [], rest
-        ranked = sorted(acc.items(), key=itemgetter(1), reverse=True)[: self.max_candidates]
-        slots, accs = zip(*ranked)
-        return list(slots), list(accs), rest
+            return [], []
+        ranked = sorted(acc.items(), key=itemgetter(1), reverse=True)
+        cap = self.max_candidates
+        if rest and len(ranked) > cap:
+            # Top up, with the common features, the slots that could still make the cut.
+            least = ranked[cap - 1][1] - sum(weights[f] for f in rest) - 1e-9
+            pool = bisect.bisect_right(ranked, -least, key=lambda kv: -kv[1])
+            acc = dict(ranked[: min(pool, 2 * cap)])
+        if rest:
+            for f in rest:
+                w = weights[f]
+                for slot in postings[f].intersection(acc):
+                    acc[slot] += w
+            ranked = sorted(acc.items(), key=itemgetter(1), reverse=True)
+        slots, accs = zip(*ranked[: self.max_candidates])
+        return list(slots), list(accs)
 
     def _top(self, best: dict[int, tuple[float, _Text]], top_k: int) -> list[Match]:
         ranked = heapq.nsmallest(top_k, best.items(), key=lambda kv: (-kv[1][0], kv[0]))

@@ -1,0 +1,228 @@
+"""HTTP ways in for orders (configuration: ``order_sources``, see ``sync.py``).
+
+Platform pushes (signature checked on the RAW body; 401 bad/missing signature, 403 platform not
+configured, 400 ``{"error": "invalid_payload", "field": …}`` for a malformed body — nothing written,
+502 when the order cannot be re-fetched, so the platform retries):
+
+* ``POST /webhooks/orders/youzan`` — Youzan 消息推送. Header ``Event-Sign`` = md5(client_id + body +
+  client_secret), or body ``sign`` = md5(client_id + msg + client_secret). Body: the push JSON
+  (``msg_id``, ``type``, ``id``, ``msg`` …). Answers ``{"code": 0, "msg": "success"}``.
+* ``POST /webhooks/orders/douyin`` — 抖店 消息推送. Headers ``app-id``, ``event-sign`` =
+  md5(app_key + body + app_secret). Body: JSON array of ``{"tag", "msg_id", "data"}``.
+  Answers ``{"code": 0, "msg": "success"}``.
+* ``POST /webhooks/orders/hub`` — generic HMAC webhook for order middleware / custom shops. Headers
+  ``X-Hub-Timestamp`` (Unix s, ±300 s) and ``X-Hub-Signature`` = hex HMAC-SHA256(secret,
+  timestamp + "." + body) with a secret of ``order_sources.webhook_secrets``; optional
+  ``X-Hub-Message-Id`` (dedup). Body: one order in the hub's JSON format (``hub.orders.custom``) or
+  ``{"orders": [...]}``, all written in one transaction. Answers ``{"ok", "changed", "unchanged",
+  "duplicate"}``.
+
+Console / API (``Authorization: Bearer <token>`` or the login cookie; the API token acts as admin):
+
+* ``POST /api/orders/import`` (admin) — CSV body (``text/csv``) or multipart field ``file``;
+  streamed. Answers ``{"imported", "unchanged", "lines", "rejected": [{line, field, message}],
+  "rejected_total", "customers"}``.
+* ``POST /api/orders/poll`` (admin) — run one poll pass now; ``{"sources": [...]}``.
+* ``GET /api/orders?customer_id=&limit=`` (any user) — a customer's recent orders.
+* ``GET /api/orders/{platform}/{order_id}`` (any user) — one order.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from ..auth_views import require_user
+from ..errors import HubError, bad_request, not_found
+from . import custom, parse_order
+from .clients import GatewayError
+from .errors import PayloadError
+from .signatures import (DOUYIN_APP_HEADER, parse_douyin_push, parse_youzan_push, verify_douyin_push,
+                         verify_hub_webhook, verify_youzan_push)
+from .store import get_order, recent_orders
+from .sync import OrderSync, entries
+
+log = logging.getLogger(__name__)
+ORDERS = web.AppKey("orders", OrderSync)
+SUCCESS = {"code": 0, "msg": "success"}
+DOUYIN_ORDER_TAGS = {"100", "101", "102", "103", "105", "106", "110", "113", "200", "206", "207"}
+
+
+def _sync(request: web.Request) -> OrderSync:
+    if ORDERS not in request.app:
+        raise HubError(503, "starting", "order sync is starting")
+    return request.app[ORDERS]
+
+
+def invalid(exc: PayloadError, prefix: str = "") -> HubError:
+    field = f"{prefix}{exc.field}" if prefix and exc.field != "$" else (prefix.rstrip(".") or exc.field)
+    return HubError(400, "invalid_payload", exc.message, field)
+
+
+async def _fetched(fetch: Any) -> Any:
+    """Run a re-fetch; the platform being unreachable or sending junk is a 502 (retry later)."""
+    try:
+        return await fetch()
+    except GatewayError as exc:
+        raise HubError(502, "upstream_unavailable", str(exc)[:300]) from None
+    except PayloadError as exc:
+        raise HubError(502, "upstream_invalid", f"the platform's order does not parse: {exc.message}",
+                       exc.field) from None
+
+
+# ---------------------------------------------------------------- platform pushes
+
+async def youzan_push(request: web.Request) -> web.Response:
+    sync = _sync(request)
+    body = await request.read()
+    apps = entries(await sync.config(), "youzan")
+    if not apps:
+        raise HubError(403, "not_configured", "no Youzan app is configured")
+    app = next((a for a in apps if verify_youzan_push(body, request.headers, str(a.get("client_id", "")),
+                                                      str(a.get("client_secret", "")))), None)
+    if app is None:
+        raise HubError(401, "bad_signature", "Event-Sign / sign does not match")
+    try:
+        msg = parse_youzan_push(body)
+    except PayloadError as exc:
+        raise invalid(exc) from None
+    if msg.test or not msg.event_type.startswith("trade") or not msg.order_id:
+        return web.json_response(SUCCESS)
+    if app.get("api_base") and app.get("access_token"):
+        async def fetch() -> Any:
+            return await sync.client("youzan", app).fetch(msg.order_id)
+    elif isinstance(msg.data.get("full_order_info"), dict):
+        try:  # the push carries the full order: use it (bad data is the sender's fault: 400)
+            pushed = parse_order("youzan", msg.data, shop_id=str(app.get("shop_id") or ""))
+        except PayloadError as exc:
+            raise invalid(exc, "msg.full_order_info.") from None
+
+        async def fetch() -> Any:
+            return pushed
+    else:
+        async def fetch() -> Any:
+            return None
+    await sync.handle_push("youzan", msg.message_id, msg.order_id, lambda: _fetched(fetch))
+    return web.json_response(SUCCESS)
+
+
+async def douyin_push(request: web.Request) -> web.Response:
+    sync = _sync(request)
+    body = await request.read()
+    apps = entries(await sync.config(), "douyin")
+    if not apps:
+        raise HubError(403, "not_configured", "no Douyin app is configured")
+    app_id = request.headers.get(DOUYIN_APP_HEADER)
+    candidates = [a for a in apps if app_id is None or str(a.get("app_key", "")) == app_id.strip()]
+    app = next((a for a in candidates if verify_douyin_push(body, request.headers, str(a.get("app_key", "")),
+                                                            str(a.get("app_secret", "")))), None)
+    if app is None:
+        raise HubError(401, "bad_signature", "event-sign does not match")
+    try:
+        messages = parse_douyin_push(body)
+    except PayloadError as exc:
+        raise invalid(exc) from None
+    for msg in messages:
+        if msg.test or msg.event_type not in DOUYIN_ORDER_TAGS or not msg.order_id:
+            continue
+
+        async def fetch(order_id: str = msg.order_id) -> Any:
+            if not app.get("api_base"):
+                return None  # the push carries ids only: nothing to upsert without the API
+            return await sync.client("douyin", app).fetch(order_id)
+
+        await sync.handle_push("douyin", msg.message_id, msg.order_id, lambda f=fetch: _fetched(f))
+    return web.json_response(SUCCESS)
+
+
+async def hub_webhook(request: web.Request) -> web.Response:
+    sync = _sync(request)
+    body = await request.read()
+    secrets = (await sync.config()).get("webhook_secrets")
+    secrets = [secrets] if isinstance(secrets, str) else [s for s in secrets or [] if isinstance(s, str)]
+    if not secrets:
+        raise HubError(403, "not_configured", "no webhook secret is configured")
+    if not verify_hub_webhook(body, request.headers, secrets, sync.clock.now()):
+        raise HubError(401, "bad_signature", "X-Hub-Signature / X-Hub-Timestamp do not match")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise HubError(400, "invalid_payload", "body is not JSON", "$") from None
+    many = isinstance(payload, dict) and "orders" in payload
+    items = payload.get("orders") if many else [payload]
+    if not isinstance(items, list) or not items:
+        raise HubError(400, "invalid_payload", "orders must be a non-empty array", "orders")
+    orders = []
+    for i, item in enumerate(items):
+        try:
+            orders.append(custom.parse_order(item))
+        except PayloadError as exc:
+            raise invalid(exc, f"orders[{i}]." if many else "") from None
+    message_id = (request.headers.get("X-Hub-Message-Id") or "").strip()[:128]
+    duplicate, changes = await sync.write(orders, ("hub", message_id, orders[0].order_id) if message_id else None)
+    return web.json_response({"ok": True, "duplicate": duplicate, "changed": len(changes),
+                              "unchanged": 0 if duplicate else len(orders) - len(changes)})
+
+
+# ---------------------------------------------------------------- console / API
+
+class _PartReader:
+    def __init__(self, part: Any):
+        self.part = part
+
+    async def read(self, n: int) -> bytes:
+        return await self.part.read_chunk(n)
+
+
+async def post_import(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    sync = _sync(request)
+    source: Any = request.content
+    if request.content_type.startswith("multipart/"):
+        reader = await request.multipart()
+        source = None
+        while (part := await reader.next()) is not None:
+            if getattr(part, "name", None) == "file":
+                source = _PartReader(part)
+                break
+        if source is None:
+            raise bad_request("missing_file", "send the CSV as the multipart field 'file'", "file")
+    try:
+        result = await sync.import_csv(source)
+    except PayloadError as exc:
+        raise HubError(400, "invalid_csv", exc.message, exc.field) from None
+    return web.json_response(result)
+
+
+async def post_poll(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    return web.json_response({"sources": await _sync(request).poll_once()})
+
+
+async def list_orders(request: web.Request) -> web.Response:
+    await require_user(request)
+    try:
+        customer_id = int(request.query.get("customer_id", ""))
+        limit = int(request.query.get("limit") or 20)
+    except ValueError:
+        raise bad_request("invalid_customer_id", "customer_id and limit must be integers", "customer_id") from None
+    return web.json_response({"orders": await recent_orders(_sync(request).db, customer_id, limit)})
+
+
+async def one_order(request: web.Request) -> web.Response:
+    await require_user(request)
+    order = await get_order(_sync(request).db, request.match_info["platform"], request.match_info["order_id"])
+    if order is None:
+        raise not_found("unknown_order", "no such order")
+    return web.json_response(order)
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/webhooks/orders/youzan", youzan_push), web.post("/webhooks/orders/douyin", douyin_push),
+        web.post("/webhooks/orders/hub", hub_webhook), web.post("/api/orders/import", post_import),
+        web.post("/api/orders/poll", post_poll), web.get("/api/orders", list_orders),
+        web.get("/api/orders/{platform}/{order_id}", one_order),
+    ]

@@ -155,7 +155,7 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             hub = await build_hub(config, app[CLOCK], session, sio)
             app[HUB] = hub
             deps.accounts, deps.writer = hub.accounts, hub.writer
-            hub.pipeline.pressure = lambda: deps.inflight > 16
+            hub.pipeline.pressure = deps.under_pressure
             await hub.sessions.load()
             hub.writer.start()
             hub.pipeline.start()

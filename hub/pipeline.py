@@ -63,7 +63,8 @@ class Pipeline:
         # under a burst of callbacks, acknowledging comes first: jobs then trickle (the platform
         # waits 5 s for an answer; nobody waits that long for a bot reply to be computed)
         self.pressure: Callable[[], bool] | None = None
-        self._trickle = asyncio.Semaphore(2)
+        self._trickle = asyncio.Semaphore(1)
+        self.trickle_pause = 0.05  # under pressure: at most ~20 jobs/s, the rest of the CPU acknowledges
         self._finished: set[int] = set()  # done, deletion not yet committed
         self._finishing: list[int] = []
         self._deleted: set[int] = set()  # deleted, but a read that began earlier may still see them
@@ -185,6 +186,7 @@ class Pipeline:
                     if self.pressure is not None and self.pressure():
                         async with self._trickle:
                             ok = await self._run_job(job, message)
+                            await asyncio.sleep(self.trickle_pause)
                     else:
                         ok = await self._run_job(job, message)
                     if not ok:

@@ -5,6 +5,7 @@ job) before the handler answers ``success``.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -33,7 +34,12 @@ class CallbackDeps:
     clock: Clock
     max_skew: int
     max_body: int
-    inflight: int = 0  # callbacks being handled right now: the pipeline backs off while this is high
+    inflight: int = 0  # callbacks being handled right now
+    busy_until: float = 0.0  # loop time until which the pipeline backs off (a burst was seen)
+
+    def under_pressure(self) -> bool:
+        """A burst of callbacks in the last quarter second: acknowledging comes first."""
+        return asyncio.get_running_loop().time() < self.busy_until
 
 
 def reject(request: web.Request, status: int, reason: str, account: str = "-") -> web.Response:
@@ -105,6 +111,8 @@ async def accept_plain(deps: CallbackDeps, request: web.Request, account: Accoun
         return reject(request, 400, f"bad message XML: {exc}", account.id)
     msg = from_xml_fields(channel, fields, xml.decode("utf-8", "replace"))
     deps.inflight += 1
+    if deps.inflight > 8:
+        deps.busy_until = asyncio.get_running_loop().time() + 0.25
     try:
         await deps.writer.save_one(ToArchive(account.id, msg, job_kind_for(msg)))
     except Exception as exc:  # noqa: BLE001 - not stored, so not acknowledged: the platform retries

@@ -12,7 +12,8 @@ IDF (over entries) x a general-language prior (jieba word counts: 能/东西 wea
 发票/包邮 strong); indel: rapidfuzz normalised Indel similarity (= fuzz.ratio / 100)
 of the joined tokens.  An entry scores as its best text (question or similar).
 ``match`` only scores the <= ``max_candidates`` texts picked by an inverted index
-(rarest query features first, bounded by ``posting_budget`` postings).
+(rarest query features first, bounded by ``posting_budget`` postings), pruned by
+score bounds so that most of them never reach Python-level scoring.
 """
 
 from __future__ import annotations
@@ -219,6 +220,8 @@ class FaqMatcher:
     weight; max_candidates / posting_budget: per-query work bounds of the index.
     """
 
+    POOL_FACTOR = 1.5  # slots topped up with the common features, x max_candidates
+
     def __init__(
         self,
         tokenizer: Tokenizer,
@@ -421,8 +424,9 @@ class FaqMatcher:
         """(slots, the query feature weight each contains, descending).
 
         Postings of the rarest features are summed until ``posting_budget`` is spent;
-        the common features beyond it only top up the best ``2 * max_candidates`` slots
-        found so far.  Keeps the ``max_candidates`` best slots.
+        the common features beyond it only top up the slots found so far that could
+        still make the cut (at most ``POOL_FACTOR * max_candidates``).  Keeps the
+        ``max_candidates`` best slots, their shared weight complete.
         """
         postings, weights = self._postings, query.weights
         feats = sorted((f for f in weights if f in postings), key=lambda f: len(postings[f]))
@@ -451,7 +455,7 @@ class FaqMatcher:
             # Top up, with the common features, the slots that could still make the cut.
             least = ranked[cap - 1][1] - sum(weights[f] for f in rest) - 1e-9
             pool = bisect.bisect_right(ranked, -least, key=lambda kv: -kv[1])
-            acc = dict(ranked[: min(pool, 2 * cap)])
+            acc = dict(ranked[: min(pool, int(self.POOL_FACTOR * cap))])
         if rest:
             for f in rest:
                 w = weights[f]

@@ -23,6 +23,7 @@ from itertools import chain
 from typing import Any, Iterable, Sequence
 
 from sqlalchemy import String, Table, any_, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..customers import identity as ident
@@ -64,17 +65,22 @@ def in_list(dialect: Any, column: Any, values: Sequence[Any]) -> Any:
 
 
 def _sql(dialect: Any, kind: str, table: Table, cols: tuple[str, ...]) -> str:
-    """A Core insert (or update by id) compiled once per dialect, positional in ``cols`` order."""
+    """A Core statement compiled once per dialect, positional in ``cols`` order: ``insert``,
+    ``insert_ignore`` (ON CONFLICT DO NOTHING) or ``update`` (by ``id``; ``id`` goes last)."""
     key = (dialect.name, kind, table.name)
     if key not in _SQL:
-        if kind == "insert":
-            compiled = table.insert().compile(dialect=dialect, column_keys=list(cols))
-        else:
+        if kind == "update":
             stmt = table.update().where(table.c.id == bindparam("_id")).values(
                 {c: bindparam(c) for c in cols if c != "id"})
             compiled = stmt.compile(dialect=dialect)
+        else:
+            stmt = table.insert()
+            if kind == "insert_ignore":
+                stmt = (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(table)
+                stmt = stmt.on_conflict_do_nothing()
+            compiled = stmt.compile(dialect=dialect, column_keys=list(cols))
         names = list(compiled.positiontup or [])
-        expected = list(cols) if kind == "insert" else [c for c in cols if c != "id"] + ["_id"]
+        expected = [c for c in cols if c != "id"] + ["_id"] if kind == "update" else list(cols)
         if names != expected:
             raise RuntimeError(f"unexpected parameter order for {kind} {table.name}: {names}")
         _SQL[key] = str(compiled)
@@ -83,27 +89,30 @@ def _sql(dialect: Any, kind: str, table: Table, cols: tuple[str, ...]) -> str:
 
 async def executemany(conn: Any, dialect: Any, kind: str, table: Table, cols: tuple[str, ...],
                       rows: list[tuple]) -> None:
-    """Insert (or update by id) ``rows``. SQLite inserts go as multi-row ``VALUES`` statements of up
-    to ~32k parameters: one call into SQLite per few thousand rows, not one per row."""
+    """Run ``kind`` (see ``_sql``) for every row. SQLite inserts go as multi-row ``VALUES``
+    statements of up to ~32k parameters — one call into SQLite per thousand-odd rows, not one per
+    row — cut in power-of-two sizes, so few distinct statements are ever prepared."""
     if not rows:
         return
-    if kind != "insert" or dialect.name != "sqlite":
+    if kind == "update" or dialect.name != "sqlite":
         await conn.exec_driver_sql(_sql(dialect, kind, table, cols), rows)
         return
-    per = max(1, MAX_SQLITE_PARAMS // len(cols))
-    for i in range(0, len(rows), per):
-        part = rows[i:i + per]
-        await conn.exec_driver_sql(_values_sql(dialect, table, cols, len(part)), tuple(chain.from_iterable(part)))
+    per = 1 << (max(1, MAX_SQLITE_PARAMS // len(cols))).bit_length() - 1
+    i = 0
+    while i < len(rows):
+        n = min(per, 1 << (len(rows) - i).bit_length() - 1)
+        part = rows[i:i + n]
+        await conn.exec_driver_sql(_values_sql(dialect, kind, table, cols, n), tuple(chain.from_iterable(part)))
+        i += n
 
 
-def _values_sql(dialect: Any, table: Table, cols: tuple[str, ...], n: int) -> str:
-    key = ("sqlite-values", table.name, str(n))
+def _values_sql(dialect: Any, kind: str, table: Table, cols: tuple[str, ...], n: int) -> str:
+    key = ("sqlite-values", kind, table.name + str(n))
     if key not in _SQL:
-        if len(_SQL) > 256:
-            _SQL.clear()
         q = dialect.identifier_preparer.quote
         one = "(" + ",".join("?" * len(cols)) + ")"
-        _SQL[key] = f"INSERT INTO {q(table.name)} ({', '.join(q(c) for c in cols)}) VALUES " + ",".join([one] * n)
+        tail = " ON CONFLICT DO NOTHING" if kind == "insert_ignore" else ""
+        _SQL[key] = f"INSERT INTO {q(table.name)} ({', '.join(q(c) for c in cols)}) VALUES " + ",".join([one] * n) + tail
     return _SQL[key]
 
 

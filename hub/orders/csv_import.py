@@ -72,8 +72,13 @@ async def _records(file_obj: Any) -> AsyncIterator[list[tuple[int, list[str]]]]:
     rest, line_no = "", 0
     start, parts, quotes = 0, [], 0
     async for text in _text(file_obj):
-        lines = (rest + text).split("\n")
+        text = rest + text
+        lines = text.split("\n")
         rest = lines.pop()
+        if not parts and '"' not in text:  # no quoting in this chunk: every line is a record
+            yield list(zip(range(line_no + 1, line_no + 1 + len(lines)), csv.reader(lines)))
+            line_no += len(lines)
+            continue
         complete: list[tuple[int, str]] = []
         for line in lines:
             line_no += 1
@@ -130,12 +135,21 @@ def _header(fields: list[str]) -> list[str]:
 def _prepare(lines: list[Order], poisoned: dict[tuple[str, str], int], report: _Report
              ) -> tuple[list[Order], list[str]]:
     """Fold each order's lines into one order; drop orders with a rejected line."""
-    groups: dict[tuple[str, str], list[Order]] = {}
-    for o in lines:
-        groups.setdefault((o.platform, o.order_id), []).append(o)
+    first: dict[tuple[str, str], int] = {}
+    multi: dict[tuple[str, str], list[Order]] = {}
+    for i, o in enumerate(lines):
+        key = (o.platform, o.order_id)
+        j = first.setdefault(key, i)
+        if j != i:
+            multi.setdefault(key, [lines[j]]).append(o)
     orders, raws = [], []
-    for key, group in groups.items():
-        bad = poisoned.get(key)
+    for key, i in first.items():
+        group, bad = multi.get(key), poisoned.get(key)
+        if group is None and bad is None:  # the common case: a one-line order
+            orders.append(lines[i])
+            raws.append(f'{{"source":"csv","lines":[{lines[i].raw.get("line")}]}}')
+            continue
+        group = group or [lines[i]]
         if bad is None and len(group) > 1:
             try:
                 group = merge_csv_orders(group)
@@ -144,13 +158,13 @@ def _prepare(lines: list[Order], poisoned: dict[tuple[str, str], int], report: _
                 bad = poisoned[key] = exc.line or 0
         if bad is not None:
             for o in group:
-                if o.raw.get("line") != bad:
-                    report.reject(o.raw.get("line"), "order_id", f"order {key[1]} not imported: line {bad} is bad")
+                for n in o.raw.get("lines") or [o.raw.get("line")]:
+                    if n != bad:
+                        report.reject(n, "order_id", f"order {key[1]} not imported: line {bad} is bad")
             continue
         order = group[0]
-        lines_of = order.raw.get("lines") or [order.raw.get("line")]
         orders.append(order)
-        raws.append('{"source":"csv","lines":[' + ",".join(str(n) for n in lines_of) + "]}")
+        raws.append('{"source":"csv","lines":[' + ",".join(str(n) for n in order.raw.get("lines") or []) + "]}")
     return orders, raws
 
 

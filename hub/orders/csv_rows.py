@@ -11,12 +11,14 @@ import needs from it.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
 from .custom import CSV_COLUMNS, parse_csv_row
 from .model import GMT8, ORDER_STATUSES, PLATFORMS, REFUND_STATUSES, Order, OrderItem
 
+_GMT8 = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}) ([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])")
 _STATUSES, _REFUNDS, _PLATFORMS = frozenset(ORDER_STATUSES), frozenset(REFUND_STATUSES), frozenset(PLATFORMS)
 
 _UNPACKED = (  # the order _fast unpacks a line in; checked against the adapter's columns at import
@@ -69,31 +71,22 @@ class RowParser:
     def _time(self, s: str) -> float | None:
         if not s:
             return None
-        if not s.isascii():
+        m = _GMT8.fullmatch(s)
+        if m is None:
+            if s.isascii() and s.isdigit() and len(s) <= 12:
+                return float(s)
             raise _Slow
-        if s.isdigit() and len(s) <= 12:
-            return float(s)
-        if len(s) != 19 or s[4] != "-" or s[7] != "-" or s[10] != " " or s[13] != ":" or s[16] != ":":
-            raise _Slow
-        day, hh, mm, ss = s[:10], s[11:13], s[14:16], s[17:19]
-        if not (hh.isdigit() and mm.isdigit() and ss.isdigit()):
-            raise _Slow
-        h, m, sec = int(hh), int(mm), int(ss)
-        if h > 23 or m > 59 or sec > 59:
-            raise _Slow
+        day, hh, mm, ss = m.groups()
         base = self.days.get(day)
         if base is None:
-            y, mo, d = day[:4], day[5:7], day[8:10]
-            if not (y.isdigit() and mo.isdigit() and d.isdigit()):
-                raise _Slow
             try:
-                base = datetime(int(y), int(mo), int(d), tzinfo=GMT8).timestamp()
+                base = datetime(int(day[:4]), int(day[5:7]), int(day[8:]), tzinfo=GMT8).timestamp()
             except ValueError:
                 raise _Slow from None
             if len(self.days) > 100_000:
                 self.days.clear()
             self.days[day] = base
-        return base + (h * 3600 + m * 60 + sec)
+        return base + (int(hh) * 3600 + int(mm) * 60 + int(ss))
 
     def _fast(self, f: list[str], line: int) -> Order:
         s = list(map(str.strip, f))

@@ -12,14 +12,14 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Iterable
 
-from sqlalchemy import bindparam, case, func, select, update
+from sqlalchemy import case, func, select
 
 from ..customers.tags import ensure_tag
 from ..db import Database, retry_busy
 from ..models import Customer, CustomerTag
 from ..models.orders import OrderItemRow, OrderRow
-from .bulk import in_list
-from .store import dialect_insert, dialect_of
+from .bulk import executemany, in_list
+from .store import dialect_of
 
 orders_t, items_t = OrderRow.__table__, OrderItemRow.__table__
 customers_t, ctags = Customer.__table__, CustomerTag.__table__
@@ -27,24 +27,27 @@ NOT_SPEND = ("pending_payment", "closed", "refunded")
 NOT_COUNTED = ("pending_payment", "closed")
 
 
+def usable_tag(name: str) -> bool:
+    """A category that can name a tag (1–64 characters); others are not tags."""
+    return bool(name and name.strip()) and len(name.strip()) <= 64
+
+
 async def apply_rules_bulk(db: Database, now: float, threshold: int, customer_ids: Iterable[int],
-                           chunk: int = 5000) -> int:
-    """Recompute rule tags for ``customer_ids``; returns how many customer-tag links were added."""
+                           chunk: int = 5000) -> None:
+    """Recompute rule stats and tags for ``customer_ids``, a chunk of customers per transaction."""
     ids = sorted(set(customer_ids))
     tag_ids: dict[str, int] = {}
-    added = 0
     for start in range(0, len(ids), chunk):
         part = ids[start:start + chunk]
 
-        async def once() -> int:
+        async def once() -> None:
             async with db.write() as conn:
-                return await _chunk(conn, now, threshold, part, tag_ids)
+                await _chunk(conn, now, threshold, part, tag_ids)
 
-        added += await retry_busy(once)
-    return added
+        await retry_busy(once)
 
 
-async def _chunk(conn: Any, now: float, threshold: int, ids: list[int], tag_ids: dict[str, int]) -> int:
+async def _chunk(conn: Any, now: float, threshold: int, ids: list[int], tag_ids: dict[str, int]) -> None:
     dialect = await dialect_of(conn)
     year = now - 365 * 86400
     spend = func.sum(case(((orders_t.c.created_at >= year) & orders_t.c.status.not_in(NOT_SPEND),
@@ -55,26 +58,22 @@ async def _chunk(conn: Any, now: float, threshold: int, ids: list[int], tag_ids:
                                .group_by(orders_t.c.customer_id))).all()
     cats = (await conn.execute(select(orders_t.c.customer_id, items_t.c.category).distinct().join(
         orders_t, orders_t.c.id == items_t.c.order_row_id).where(
-        in_list(dialect, orders_t.c.customer_id, ids) & orders_t.c.status.not_in(NOT_COUNTED) & (items_t.c.category != "")))).all()
+        in_list(dialect, orders_t.c.customer_id, ids) & orders_t.c.status.not_in(NOT_COUNTED)
+        & (items_t.c.category != "")))).all()
     categories: dict[int, set[str]] = defaultdict(set)
     for r in cats:
-        categories[r.customer_id].add(r.category)
+        if usable_tag(r.category):
+            categories[r.customer_id].add(r.category.strip())
     stats, links = [], []
     for r in rows:
         spent, n = int(r.spend or 0), int(r.n or 0)
         vip = 1 if threshold and spent >= threshold else 0
-        stats.append({"_cid": r.customer_id, "_paid": spent, "_n": n, "_vip": vip})
+        stats.append((spent, n, vip, r.customer_id))
         names = (["VIP"] if vip else []) + (["复购"] if n >= 2 else []) + sorted(categories[r.customer_id])
         for name in names:
             if name not in tag_ids:
                 tag_ids[name] = await ensure_tag(conn, name)
-            links.append({"customer_id": r.customer_id, "tag_id": tag_ids[name], "source": "rule", "by": "rules",
-                          "at": now})
-    if stats:
-        await conn.execute(update(customers_t).where(customers_t.c.id == bindparam("_cid")).values(
-            paid_total_fen=bindparam("_paid"), order_count=bindparam("_n"), vip_level=bindparam("_vip")), stats)
-    if not links:
-        return 0
-    res = await conn.execute(dialect_insert(dialect)(ctags).on_conflict_do_nothing(
-        index_elements=["customer_id", "tag_id"]), links)
-    return max(res.rowcount or 0, 0)
+            links.append((r.customer_id, tag_ids[name], "rule", "rules", now))
+    await executemany(conn, dialect, "update", customers_t, ("id", "paid_total_fen", "order_count", "vip_level"),
+                      stats)
+    await executemany(conn, dialect, "insert_ignore", ctags, ("customer_id", "tag_id", "source", "by", "at"), links)

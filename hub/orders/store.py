@@ -215,7 +215,8 @@ async def rule_inputs(conn: Any, customer_id: int) -> list[dict[str, Any]]:
         (orders_t.c.customer_id == customer_id) & (items_t.c.category != "")))).all()
     by_order: dict[int, set[str]] = {}
     for c in cats:
-        by_order.setdefault(c.order_row_id, set()).add(c.category)
+        if c.category and c.category.strip() and len(c.category.strip()) <= 64:  # 1-64 chars: a tag name
+            by_order.setdefault(c.order_row_id, set()).add(c.category.strip())
     return [{"paid_fen": r.paid_fen, "status": r.status, "created_at": r.created_at,
              "categories": sorted(by_order.get(r.id, ()))} for r in rows]
 

@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from agent_ui import views as agent_ui_views
 from bots import api as bots_api
 from bots.pipeline import Bots
 from bots.store import KeywordRules
@@ -176,6 +177,7 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
     app.router.add_routes(official_account.routes(deps))
     app.router.add_routes(http_api.routes())
     app.router.add_routes(auth_views.routes())
+    agent_ui_views.setup(app)  # login page, agent console, static files
     app.router.add_routes(bots_api.routes())
     app.router.add_routes(customers_api.routes())
     orders_wiring.install(app)  # after hub_context in cleanup_ctx, so the hub exists when it starts

@@ -118,6 +118,10 @@ async def test_agent_answers_a_customer_in_the_console(client, hub, standin, wec
     await expect(page.locator("#me-name")).to_have_text("alice")
     await go_online(page, hub, alice.id)
     await expect(page.locator("#sessions-empty")).to_be_visible()
+    await page.hover(".help")
+    await expect(page.locator(".help-pop")).to_be_visible()
+    await shot(page, "empty")
+    await page.mouse.move(700, 500)
 
     await post(client, wecom, text_xml(WECOM["receive_id"], "wmCust1", "这款面霜敏感肌能用吗", 20001))
     item = page.locator("#session-list li.session").first
@@ -139,6 +143,12 @@ async def test_agent_answers_a_customer_in_the_console(client, hub, standin, wec
     await expect(out).to_contain_text("您好，可以放心使用~")
     await expect(out.locator(".delivery")).to_have_text("已送达", timeout=10000)
     await expect(page.locator("#accept-btn")).to_be_hidden()  # replying accepted it
+
+    # tag the customer from the customer pane
+    await page.click("#tag-add")
+    await page.fill("#tag-input", "敏感肌")
+    await page.press("#tag-input", "Enter")
+    await expect(page.locator("#profile .chip.tag", has_text="敏感肌")).to_be_visible()
     await shot(page, "replied")
     assert not errors, errors
 
@@ -152,7 +162,8 @@ async def test_console_workflow(client, hub, standin, wecom, oa, browser):
     await hub.settings.set("default_group", "presales")
 
     async def rich_profile(conv):  # noqa: ANN001, ANN202 - what the "Customer 360" provider will send
-        return {"customer_id": 7, "name": "林女士" if conv.peer_id == "wmLin" else conv.peer_id, "vip_level": 2,
+        lin = conv.peer_id == "wmLin"
+        return {"customer_id": 7, "name": "林女士" if lin else conv.peer_id, "vip_level": 2 if lin else 0,
                 "identities": [{"kind": "external_userid", "value": conv.peer_id, "account_id": conv.account_id},
                                {"kind": "mobile", "value": "138****6021", "account_id": ""}],
                 "paid_total_fen": 128800, "order_count": 4, "last_contact_at": 1718700000,
@@ -214,12 +225,16 @@ async def test_console_workflow(client, hub, standin, wecom, oa, browser):
         await expect(page.locator("#chat-presence")).to_contain_text("sam 正在查看")
         assert (await sam.call("typing", {"session_id": lin_id}))["ok"]
         await expect(page.locator("#typing")).to_contain_text("sam 正在输入")
+        # an order changes while the session is open (order sync pushes `order.updated`)
+        await hub.push.to_user(alice.id, "order.updated", {"session_id": lin_id, "customer_id": 7, "order": {
+            "platform": "jd", "order_id": "JD30125588", "status": "refunding", "refund_status": "refunding",
+            "paid_fen": 12800, "created_at": 1718000000, "items": [{"title": "保湿喷雾 150ml", "quantity": 1}]}})
+        await expect(page.locator("#profile .order", has_text="JD30125588")).to_contain_text("退款处理中")
         # Alt+1 inserts the first suggestion; the quick-reply picker inserts a canned text
         await page.focus("#reply")
         await page.keyboard.press("Alt+Digit1")
         await expect(page.locator("#reply")).to_have_value("这款面霜通过了敏感肌测试，无酒精无香精，可以放心使用。")
         await page.keyboard.type("您可以先在耳后试用。")
-        print("DEBUG", await page.evaluate("JSON.stringify([Date.now()/1000, Hub.state.current().s.handover_at, Hub.state.current().s.state, document.querySelector('[data-wait]').textContent])"))
         await shot(page, "workspace")
         await page.click("#quick-btn")
         await expect(page.locator("#quick-pop")).to_be_visible()
@@ -270,6 +285,9 @@ async def test_console_workflow(client, hub, standin, wecom, oa, browser):
     await page.locator("#transfer-agents button.pick", has_text="carol").click()
     await page.fill("#transfer-note", "发票问题，麻烦跟进")
     await shot(page, "transfer")
+    await page.click("#transfer-dialog .tab[data-tab=group]")
+    await expect(page.locator("#transfer-groups")).to_contain_text("presales")
+    await shot(page, "transfer-group")
     await page.keyboard.press("Escape")
     await expect(page.locator("#transfer-dialog")).to_be_hidden()
     await page.click("#transfer-btn")
@@ -287,3 +305,53 @@ async def test_console_workflow(client, hub, standin, wecom, oa, browser):
     await expect(page.locator("#session-list li.session")).to_have_count(0)
     await expect(page.locator("#chat-empty")).to_be_visible()
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+async def test_dense_list_and_long_content_do_not_overflow(client, hub, wecom, oa, browser):
+    """A busy agent at 1440x900: many sessions, long names and unbroken text stay inside their boxes."""
+    from playwright.async_api import expect
+    alice = await make_user(hub, "alice", cap=12)
+    await hub.settings.set("default_group", "presales")
+    base = server_url(client)
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, base, "alice")
+    await go_online(page, hub, alice.id)
+    long_word = "https://item.taobao.com/item.htm?id=" + "7" * 90
+    for i in range(10):
+        sim, to = (wecom, WECOM["receive_id"]) if i % 2 else (oa, "gh_1")
+        peer = f"wmVeryLongExternalUserIdentifier{i:02d}xxxxxxxxxxxxxxxxxxxx"
+        text = f"第{i + 1}位客户：我想问一下订单什么时候发货，已经等了三天了，麻烦帮忙查一下物流信息谢谢 {long_word if i == 0 else ''}"
+        await post(client, sim, text_xml(to, peer, text, 40000 + i))
+    await expect(page.locator("#session-list li.session")).to_have_count(10)
+    await page.locator("#session-list li.session", has_text="第1位客户").click()
+    await page.fill("#reply", "好的，我马上帮您查询。" * 6)
+    await shot(page, "dense")
+    overflow = await page.evaluate("""() => {
+        const bad = [];
+        if (document.documentElement.scrollWidth > innerWidth) bad.push('page scrolls sideways');
+        for (const sel of ['.sessions', '.chat', '.profile', '.topbar', '.chat-head', '.composer']) {
+            const el = document.querySelector(sel);
+            if (el && el.scrollWidth > el.clientWidth + 1) bad.push(sel + ' overflows ' + el.scrollWidth + '>' + el.clientWidth);
+        }
+        for (const b of document.querySelectorAll('.bubble')) {
+            const box = document.querySelector('#messages').getBoundingClientRect(), r = b.getBoundingClientRect();
+            if (r.right > box.right + 1 || r.left < box.left - 1) bad.push('bubble outside the chat');
+        }
+        return bad;
+    }""")
+    assert overflow == [], overflow
+
+    # a long conversation: the bundle brings the latest 20, "load older" pages back with `history`
+    first = "wmVeryLongExternalUserIdentifier00" + "x" * 20  # the first customer, on the Official Account
+    for i in range(22):
+        await post(client, oa, text_xml("gh_1", first, f"追问 {i + 1}", 41000 + i))
+    await expect(page.locator("#message-list")).to_contain_text("追问 22")
+    await page.reload()
+    await page.locator("#session-list li.session", has_text=first).click()
+    await expect(page.locator("#message-list")).to_contain_text("追问 22")
+    await expect(page.locator("#message-list")).not_to_contain_text("第1位客户")
+    await page.click("#older-btn")
+    await expect(page.locator("#message-list")).to_contain_text("第1位客户")
+    await expect(page.locator("#older-btn")).to_be_hidden()
+    assert not errors, errors

@@ -2,7 +2,7 @@
  * Protocol: docs/realtime.md. Rendering lives in render.js, dialogs/keys/alerts in dialogs.js and shortcuts.js. */
 (function () {
   "use strict";
-  var U = window.HubUtil, R = window.HubRender, $ = U.$, L = U.LABELS;
+  var U = window.HubUtil, R = window.HubRender, $ = U.$, L = U.LABELS, toast = R.toast, setConn = R.setConn;
   var boot = JSON.parse(document.body.dataset.boot || "{}");
 
   var S = {
@@ -53,35 +53,13 @@
     R.renderChatHead(S);
     R.renderMessages(S);
     R.renderProfile(S);
-    renderQueue();
+    R.renderQueue(S);
   }
 
   function renderCurrent(scroll) {
     R.renderChatHead(S);
     R.renderMessages(S, scroll);
     R.renderProfile(S);
-  }
-
-  function renderQueue() {
-    var box = $("queue"), groups = Object.keys(S.queue).filter(function (g) { return (S.me.groups || []).indexOf(g) >= 0 || S.me.role !== "agent"; });
-    var total = groups.reduce(function (n, g) { return n + (S.queue[g] || 0); }, 0);
-    box.hidden = !groups.length;
-    U.clear(box).appendChild(U.h("span.queue-label", "排队"));
-    box.appendChild(U.h("span.queue-n" + (total ? ".busy" : ""), String(total)));
-    box.title = groups.map(function (g) { return g + "：" + (S.queue[g] || 0) + " 人等待"; }).join("\n") || "无人排队";
-  }
-
-  function toast(msg, kind) {
-    var t = U.h("div.toast" + (kind ? "." + kind : ""), { role: "status" }, msg);
-    $("toasts").appendChild(t);
-    setTimeout(function () { t.classList.add("out"); }, 3600);
-    setTimeout(function () { t.remove(); }, 4000);
-  }
-
-  function setConn(state) {
-    var c = $("conn");
-    c.dataset.state = state;
-    c.querySelector(".conn-label").textContent = { connected: "已连接", reconnecting: "重新连接中…", connecting: "连接中…", offline: "未连接" }[state];
   }
 
   function setStatusUI(status) {
@@ -212,7 +190,7 @@
         S.agents.forEach(function (x) { if (x.id === a.id) Object.assign(x, { status: a.status, load: a.load, cap: a.cap }); });
       });
     }
-    renderQueue();
+    R.renderQueue(S);
   });
 
   socket.on("agent.status", function (p) {
@@ -232,12 +210,27 @@
     if (S.currentId === p.session_id) R.renderProfile(S);
   });
 
+  socket.on("order.updated", function (p) {
+    if (!fresh(p) || !p.order) return;
+    var e = S.sessions.get(p.session_id);
+    if (!e) return;
+    var o = p.order, c = Object.assign({}, e.customer || {});
+    var list = (c.orders || []).filter(function (x) { return !(x.platform === o.platform && x.order_id === o.order_id); });
+    list.push(o);
+    list.sort(function (a, b) { return (b.created_at || 0) - (a.created_at || 0); });
+    c.orders = list.slice(0, 5);
+    e.customer = c;
+    if (S.currentId === p.session_id) R.renderProfile(S);
+  });
+
   socket.on("presence.viewing", function (p) {
     var e = S.sessions.get(p.session_id);
     if (!e) return;
     var names = [];
     (p.viewers || []).forEach(function (v) { if (v.id !== S.me.id && names.indexOf(v.name) < 0) names.push(v.name); });
     e.others = names;
+    var t = S.typing[p.session_id];
+    if (t && names.indexOf(t.name) < 0) delete S.typing[p.session_id]; // they left: no longer typing
     R.renderList(S);
     if (S.currentId === p.session_id) R.renderPresence(S);
   });
@@ -443,7 +436,9 @@
   }
 
   function updateCount() {
-    var n = $("reply").value.length;
+    var ta = $("reply"), n = ta.value.length;
+    ta.style.height = "";                                         // grow with the text, up to max-height
+    if (ta.scrollHeight > ta.clientHeight) ta.style.height = Math.min(ta.scrollHeight + 2, 200) + "px";
     $("char-count").textContent = n > 1500 ? n + " / 2000" : "";
   }
 

@@ -160,7 +160,40 @@
     if (r) Hub.insertText(r.text);
   }
 
+  // ---- customer tags -----------------------------------------------------------------------------
+  function tag(change) {
+    var e = S.current();
+    if (!e) return;
+    Hub.call("tag", Object.assign({ session_id: e.s.id }, change)).then(function (ack) {
+      if (!ack.ok) { Hub.toast("标签保存失败：" + U.errorText(ack), "error"); return; }
+      e.customer = Object.assign({}, e.customer || {}, { tags: ack.tags || [] });
+      if (S.currentId === e.s.id) R.renderProfile(S);
+      if (change.add) { var input = $("tag-input"); if (input) { input.hidden = false; input.focus(); } }
+    });
+  }
+
+  function wireTags() {
+    var pane = $("profile");
+    pane.addEventListener("click", function (ev) {
+      var x = ev.target.closest("[data-untag]");
+      if (x) { tag({ remove: [x.dataset.untag] }); return; }
+      if (ev.target.closest("#tag-add")) { var input = $("tag-input"); input.hidden = false; input.focus(); }
+    });
+    pane.addEventListener("focusout", function (ev) {
+      if (ev.target.id === "tag-input" && !ev.target.value.trim()) ev.target.hidden = true;
+    });
+    pane.addEventListener("keydown", function (ev) {
+      if (ev.target.id !== "tag-input") return;
+      if (ev.key === "Escape") { ev.stopPropagation(); ev.target.value = ""; ev.target.hidden = true; return; }
+      if (ev.key !== "Enter" || ev.isComposing || ev.keyCode === 229) return;
+      ev.preventDefault();
+      var name = ev.target.value.trim();
+      if (name) tag({ add: [name] });
+    });
+  }
+
   function wire() {
+    wireTags();
     $("transfer-btn").addEventListener("click", openTransfer);
     $("close-btn").addEventListener("click", openClose);
     $("transfer-submit").addEventListener("click", submitTransfer);

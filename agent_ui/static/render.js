@@ -285,7 +285,10 @@
     return h("section.card", h("div.card-head", h("h4", title), extra || null), content);
   }
 
-  function kv(k, v) { return v === undefined || v === null || v === "" ? null : h("div.kv", h("span.k", k), h("span.v", String(v))); }
+  function kv(k, v, clamp) {
+    if (v === undefined || v === null || v === "") return null;
+    return h("div.kv", h("span.k", k), h("span.v" + (clamp ? ".clamp" : ""), { title: clamp ? String(v) : null }, String(v)));
+  }
 
   function orderCard(o) {
     var items = o.items || [];
@@ -296,6 +299,7 @@
       h("div.order-head", h("span.order-id", { title: "订单号" }, o.order_id || o.id || ""),
         h("span.badge.plat", L.platform[o.platform] || o.platform || ""),
         h("span.order-status.os-" + (o.status || ""), L.order[o.status] || o.status || "")),
+      L.refund[o.refund_status] ? h("div.refund", "售后：" + L.refund[o.refund_status]) : null,
       h("ul.order-items", items.slice(0, 4).map(function (it) {
         return h("li", h("span.item-title", it.title || it.sku_id || "商品"), h("span.item-qty", "×" + (it.quantity || 1)));
       }), items.length > 4 ? h("li.more", "另有 " + (items.length - 4) + " 件") : null),
@@ -305,13 +309,14 @@
         [company, tracking, lgStatus].filter(Boolean).join(" · ")) : null);
   }
 
-  function tagChip(t) {
-    if (typeof t === "string") return h("span.chip.tag", t);
+  function tagChip(t, removable) {
+    if (typeof t === "string") t = { name: t };
     var dot = h("span.tag-dot");
     if (t.color && /^#[0-9a-f]{3,8}$/i.test(t.color)) dot.style.background = t.color; // CSSOM: allowed by the CSP
     var src = { keyword: "关键词", rule: "规则", manual: "手动" }[t.source] || t.source || "";
     return h("span.chip.tag", { title: [t.group ? "分组：" + t.group : "", src ? "来源：" + src : "", t.by ? "添加人：" + t.by : ""].filter(Boolean).join("\n") },
-      dot, t.name || t.label || "");
+      dot, t.name || t.label || "",
+      removable ? h("button.tag-x", { type: "button", dataset: { untag: t.name }, title: "移除标签", "aria-label": "移除标签 " + t.name }, "×") : null);
   }
 
   function renderProfile(S) {
@@ -332,19 +337,47 @@
         i.account_id ? h("span.acct", i.account_id + (i.verified ? " · 已验证" : "")) : null);
     });
     box.appendChild(section("身份", ids.length ? ids : h("div.muted", "暂无")));
-    var tags = (c.tags || []).map(tagChip);
-    box.appendChild(section("标签", tags.length ? h("div.tag-list", tags) : h("div.muted", "暂无标签")));
+    var canTag = !!c.customer_id && !e.gone;
+    var tags = (c.tags || []).map(function (t) { return tagChip(t, canTag); });
+    box.appendChild(section("标签", [
+      h("div.tag-list", tags.length ? tags : h("span.muted", "暂无标签"),
+        canTag ? h("button.chip.tag-add", { type: "button", id: "tag-add", title: "给客户添加标签" }, "+ 标签") : null),
+      canTag ? h("input.tag-input", { id: "tag-input", type: "text", maxlength: "20", placeholder: "输入标签，回车添加", hidden: true }) : null,
+      c.customer_id ? null : h("div.hint", "客户识别后可添加标签")]));
     var orders = c.orders || [];
     box.appendChild(section("最近订单", orders.length ? orders.slice(0, 5).map(orderCard) : h("div.muted", "暂无订单"),
       orders.length ? h("span.count", orders.length) : null));
     box.appendChild(section("本次会话", [kv("状态", e.gone ? "已结束" : L.state[s.state] || s.state), kv("技能组", s.group),
-      kv("接入账号", s.account_id), kv("首条消息", s.first_message), kv("转人工", U.fullTime(s.handover_at)),
+      kv("接入账号", s.account_id), kv("首条消息", s.first_message, true), kv("转人工", U.fullTime(s.handover_at)),
       kv("接入时间", U.fullTime(s.accepted_at))]));
+  }
+
+  // ---- header bits and toasts ------------------------------------------------------------------
+  function renderQueue(S) {
+    var box = $("queue"), groups = Object.keys(S.queue).filter(function (g) { return (S.me.groups || []).indexOf(g) >= 0 || S.me.role !== "agent"; });
+    var total = groups.reduce(function (n, g) { return n + (S.queue[g] || 0); }, 0);
+    box.hidden = !groups.length;
+    U.clear(box).appendChild(U.h("span.queue-label", "排队"));
+    box.appendChild(U.h("span.queue-n" + (total ? ".busy" : ""), String(total)));
+    box.title = groups.map(function (g) { return g + "：" + (S.queue[g] || 0) + " 人等待"; }).join("\n") || "无人排队";
+  }
+
+  function toast(msg, kind) {
+    var t = U.h("div.toast" + (kind ? "." + kind : ""), { role: "status" }, msg);
+    $("toasts").appendChild(t);
+    setTimeout(function () { t.classList.add("out"); }, 3600);
+    setTimeout(function () { t.remove(); }, 4000);
+  }
+
+  function setConn(state) {
+    var c = $("conn");
+    c.dataset.state = state;
+    c.querySelector(".conn-label").textContent = { connected: "已连接", reconnecting: "重新连接中…", connecting: "连接中…", offline: "未连接" }[state];
   }
 
   window.HubRender = {
     customerName: customerName, renderList: renderList, tickWaits: tickWaits, renderMessages: renderMessages,
     renderChatHead: renderChatHead, renderPresence: renderPresence, renderSuggestions: renderSuggestions,
-    renderQuick: renderQuick, renderProfile: renderProfile, preview: preview, waitingSince: waitingSince
+    renderQuick: renderQuick, renderProfile: renderProfile, renderQueue: renderQueue, toast: toast, setConn: setConn, preview: preview, waitingSince: waitingSince
   };
 })();

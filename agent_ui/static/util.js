@@ -116,6 +116,7 @@
       pending_payment: "待付款", paid: "已付款", shipped: "已发货", completed: "已完成",
       refunding: "退款中", refunded: "已退款", closed: "已关闭"
     },
+    refund: { requested: "买家申请退款", refunding: "退款处理中", rejected: "卖家已拒绝退款", refunded: "已退款" },
     platform: { taobao: "淘宝", jd: "京东", youzan: "有赞", douyin: "抖音", custom: "自营" },
     closeReason: { resolved: "已解决", no_response: "客户无响应", duplicate: "重复会话", spam: "骚扰/无效" },
     error: {

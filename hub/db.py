@@ -106,7 +106,7 @@ class Database:
         kwargs: dict = {}
         url, schema = split_schema(url)
         if schema:  # PostgreSQL: ?schema=NAME puts the hub's tables in that schema
-            kwargs["connect_args"] = {"server_settings": {"search_path": schema}}
+            kwargs["connect_args"] = {"server_settings": {"search_path": schema, "application_name": f"hub:{schema}"}}
         self.schema = schema
         self.gate = WriteGate()
         self.sqlite_path = make_url(url).database if self.is_sqlite else None

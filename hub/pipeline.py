@@ -67,7 +67,8 @@ class Pipeline:
         self.trickle_pause = 0.05  # under pressure: at most ~20 jobs/s, the rest of the CPU acknowledges
         self._finished: set[int] = set()  # done, deletion not yet committed
         self._finishing: list[int] = []
-        self._deleted: set[int] = set()  # deleted, but a read that began earlier may still see them
+        # deleted jobs, kept a while: a read that began before the delete may still return them
+        self._deleted: dict[int, float] = {}
         self._retry_at: dict[int, float] = {}  # failed jobs' next run, ahead of reads that began earlier
         self._finish_lock = asyncio.Lock()
         self._flush_timer: asyncio.TimerHandle | None = None
@@ -137,12 +138,11 @@ class Pipeline:
         if room <= 0:
             return 0  # a finishing conversation wakes the loop again
         now = self.clock.now()
-        deleted_before_read = set(self._deleted)
         async with self.db.read() as conn:
             rows = (await conn.execute(JOBS_Q, {"limit": limit})).all()
         by_conv: dict[int, list[Any]] = {}
         blocked: set[int] = set()
-        self._deleted -= deleted_before_read
+        self._forget_old_deletions()
         for row in rows:
             if row.id in self._finished or row.id in self._deleted:
                 continue
@@ -157,15 +157,25 @@ class Pipeline:
             by_conv.setdefault(conv, []).append(row)
         if not by_conv:
             return 0
+        self._busy.update(by_conv)  # claimed before the next await, so no other pass takes them
         ids = [j.message_id for conv_jobs in by_conv.values() for j in conv_jobs]
-        async with self.db.read() as conn:
-            found = {m.id: m for m in (await conn.execute(select(messages).where(messages.c.id.in_(ids)))).all()}
+        try:
+            async with self.db.read() as conn:
+                found = {m.id: m for m in (await conn.execute(select(messages).where(messages.c.id.in_(ids)))).all()}
+        except BaseException:
+            self._busy.difference_update(by_conv)
+            raise
         for conv, conv_jobs in by_conv.items():
-            self._busy.add(conv)
             task = asyncio.create_task(self._run_conversation(conv, [(j, found.get(j.message_id)) for j in conv_jobs]))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         return sum(len(v) for v in by_conv.values())
+
+    def _forget_old_deletions(self, keep: float = 60.0) -> None:
+        """No read takes a minute: deletions older than that can no longer be seen."""
+        if len(self._deleted) > 1000:
+            cutoff = asyncio.get_running_loop().time() - keep
+            self._deleted = {i: t for i, t in self._deleted.items() if t > cutoff}
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Run until no due job is left (tests and the CLI)."""
@@ -174,6 +184,8 @@ class Pipeline:
             started = await self.run_once()
             if self._running:
                 await asyncio.gather(*list(self._running), return_exceptions=True)
+            elif self._busy:
+                await asyncio.sleep(0.01)  # another pass is starting its claimed conversations
             elif self._finishing:
                 await self._flush_finished()
             elif not started:
@@ -242,7 +254,8 @@ class Pipeline:
                 self._finished.difference_update(ids)
                 return
             self._finished.difference_update(ids)
-            self._deleted.update(ids)
+            at = asyncio.get_running_loop().time()
+            self._deleted.update((i, at) for i in ids)
 
     async def _failed(self, row: Any, exc: Exception) -> None:
         attempts = row.attempts + 1

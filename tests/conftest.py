@@ -2,8 +2,11 @@
 platform simulators that sign and encrypt callbacks like WeCom and the Official Account."""
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import pathlib
+import uuid
 
 import pytest
 
@@ -44,9 +47,33 @@ async def standin(aiohttp_server):
     return state
 
 
+PG_URL = os.environ.get("HUB_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+ON_POSTGRES = os.environ.get("HUB_TEST_DATABASE", "sqlite") == "postgres"
+
+
 @pytest.fixture
 def db_url(tmp_path) -> str:
-    return f"sqlite+aiosqlite:///{tmp_path}/hub.db"
+    """A fresh database per test: a SQLite file, or (HUB_TEST_DATABASE=postgres) a fresh schema in
+    the PostgreSQL database at HUB_TEST_POSTGRES_URL, dropped afterwards."""
+    if not ON_POSTGRES:
+        yield f"sqlite+aiosqlite:///{tmp_path}/hub.db"
+        return
+    schema = "t_" + uuid.uuid4().hex[:12]
+    dsn = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
+    asyncio.run(_pg(dsn, f"CREATE SCHEMA {schema}"))
+    yield f"{PG_URL}?schema={schema}"
+    # the app may still be closing (fixture teardown order): end its connections, then drop
+    asyncio.run(_pg(dsn, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'hub:{schema}'"))
+    asyncio.run(_pg(dsn, f"DROP SCHEMA {schema} CASCADE"))
+
+
+async def _pg(dsn: str, sql: str) -> None:
+    import asyncpg
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
 
 
 @pytest.fixture

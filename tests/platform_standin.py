@@ -29,6 +29,7 @@ class Standin:
     pull_delay: float = 0.0
     profiles: dict[str, dict[str, str]] = field(default_factory=dict)  # openid/external_userid -> unionid, name
     _ids: Any = field(default_factory=lambda: itertools.count(1))
+    contact_ways: list[dict[str, Any]] = field(default_factory=list)  # channel-code calls: {"path", "body"}
 
     def expire_all_tokens(self) -> None:
         """Tokens the hub holds become invalid (the platform answers 42001)."""
@@ -134,4 +135,27 @@ class Standin:
             app.router.add_post(path, send)
         app.router.add_post("/cgi-bin/kf/sync_msg", sync_msg)
         app.router.add_post("/cgi-bin/kf/service_state/trans", service_state)
+
+        async def contact_way(request: web.Request) -> web.Response:
+            """Channel codes: WeCom contact ways, OA permanent QR codes, 微信客服 links (recorded in contact_ways)."""
+            if (r := await self._gate(request)) is not None:
+                return r
+            if (r := self._check_token(request)) is not None:
+                return r
+            body = await request.json()
+            self.contact_ways.append({"path": request.path, "body": body})
+            n = next(self._ids)
+            if request.path == "/cgi-bin/externalcontact/add_contact_way":
+                return web.json_response({"errcode": 0, "errmsg": "ok", "config_id": f"standin-cfg-{n}",
+                                          "qr_code": f"https://wework.qpic.cn/wwpic/standin{n}/0"})
+            if request.path == "/cgi-bin/qrcode/create":
+                return web.json_response({"ticket": f"gQStandinTicket{n}", "url": f"http://weixin.qq.com/q/standin{n}"})
+            if request.path == "/cgi-bin/kf/add_contact_way":
+                return web.json_response({"errcode": 0, "errmsg": "ok",
+                                          "url": f"https://work.weixin.qq.com/kf/kfcstandin{n}?enc_scene=ENC{n}"})
+            return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+        for path in ("/cgi-bin/externalcontact/add_contact_way", "/cgi-bin/externalcontact/update_contact_way",
+                     "/cgi-bin/qrcode/create", "/cgi-bin/kf/add_contact_way"):
+            app.router.add_post(path, contact_way)
         return app

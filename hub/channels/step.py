@@ -4,7 +4,7 @@ A scan/add event naming a code (OA subscribe/SCAN scene, WeCom add_external_cont
 enter_session scene_param): tag the customer (source "channel"), mark the conversation with the code
 (``conversations.channel_code`` = the code id as a string), count the scan or add and the
 conversation's first attribution (exactly once per event message / per code and conversation), and
-leave ``ctx.state["channel_code"]`` / ``["routing"]`` / ``["channel"]`` for the later steps (the bots'
+leave ``ctx.state["channel_code"]`` / ``["routing"]`` / ``["channel_code_view"]`` for the later steps (the bots'
 welcome reads the code's welcome text through ``welcome_provider``).
 A later customer message in a conversation with a channel code gets that code's routing (group,
 advisor) in ``ctx.state["routing"]``, so the routing step opens its session in the channel's group.
@@ -33,6 +33,7 @@ conv_t = Conversation.__table__
 hits_t = ChannelHit.__table__
 attr_t = ChannelAttribution.__table__
 stats_t = ChannelStat.__table__
+CONV_TTL = 10.0  # seconds a conversation's channel code is trusted from memory
 
 
 async def code_for_event(channels: ChannelService, msg: Any, data: dict[str, Any]) -> tuple[CodeView, str] | None:
@@ -59,6 +60,9 @@ class ChannelStep:
         self.channels = channels
         self.customers = customers
         self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        # conversation -> (channel_code, read at): later messages skip the read for a few seconds; another
+        # process's attribution shows up within CONV_TTL
+        self._conv_code: dict[int, tuple[str | None, float]] = {}
 
     async def step(self, ctx: JobContext) -> None:
         msg = ctx.message
@@ -72,7 +76,7 @@ class ChannelStep:
 
     async def welcome(self, ctx: JobContext) -> str | None:
         """``Bots.welcome_provider``: the welcome text of the code the event came through, if it has one."""
-        code = ctx.state.get("channel")
+        code = ctx.state.get("channel_code_view")
         if code is None:
             found = await code_for_event(self.channels, ctx.message, ctx.data)
             code = found[0] if found else None
@@ -117,20 +121,31 @@ class ChannelStep:
                     raise
         if added:
             await self.customers.tags_changed(customer_id)
-        ctx.state["channel"] = code
+        self._remember(msg.conversation_id, str(code.id))
+        ctx.state["channel_code_view"] = code
         ctx.state["channel_code"] = str(code.id)
         self._routing(ctx, code)
 
     async def _route_by_conversation(self, ctx: JobContext) -> None:
-        async with self.db.read() as conn:
-            value = (await conn.execute(select(conv_t.c.channel_code)
-                                        .where(conv_t.c.id == ctx.message.conversation_id))).scalar()
+        conv_id = ctx.message.conversation_id
+        cached = self._conv_code.get(conv_id)
+        if cached is not None and self.clock.now() - cached[1] <= CONV_TTL:
+            value = cached[0]
+        else:
+            async with self.db.read() as conn:
+                value = (await conn.execute(select(conv_t.c.channel_code).where(conv_t.c.id == conv_id))).scalar()
+            self._remember(conv_id, value)
         if not value:
             return
         ctx.state.setdefault("channel_code", value)
         code = await self.channels.by_id(int(value)) if value.isdigit() else None
         if code is not None and code.enabled:
             self._routing(ctx, code)
+
+    def _remember(self, conv_id: int, value: str | None) -> None:
+        if len(self._conv_code) > 100_000:
+            self._conv_code.clear()
+        self._conv_code[conv_id] = (value, self.clock.now())
 
     @staticmethod
     def _routing(ctx: JobContext, code: CodeView) -> None:

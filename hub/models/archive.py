@@ -80,7 +80,8 @@ class Job(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     run_after: Mapped[float] = mapped_column(Float, default=0.0)
     last_error: Mapped[Optional[str]] = mapped_column(Text, nullable=True)
-    __table_args__ = (Index("ix_jobs_state", "state", "id"),)
+    # AUTOINCREMENT: a job id is never reused on SQLite (the pipeline remembers finished ids)
+    __table_args__ = (Index("ix_jobs_state", "state", "id"), {"sqlite_autoincrement": True})
 
 
 class KfCursor(Base):

@@ -70,8 +70,8 @@ def _sql(dialect: Any, kind: str, table: Table, cols: tuple[str, ...]) -> str:
     key = (dialect.name, kind, table.name)
     if key not in _SQL:
         if kind == "update":
-            stmt = table.update().where(table.c.id == bindparam("_id")).values(
-                {c: bindparam(c) for c in cols if c != "id"})
+            stmt = table.update().where(table.c.id == bindparam("_id")).ordered_values(
+                *[(table.c[c], bindparam(c)) for c in cols if c != "id"])
             compiled = stmt.compile(dialect=dialect)
         else:
             stmt = table.insert()
@@ -117,23 +117,28 @@ def _values_sql(dialect: Any, kind: str, table: Table, cols: tuple[str, ...], n:
 
 
 class IdAllocator:
-    """Ids for new rows of ``table`` in this transaction (see module docstring)."""
+    """Ids for new rows of ``table`` in this transaction (see module docstring): ``await
+    reserve(n)`` once, then ``take()`` up to n times."""
 
     def __init__(self, conn: Any, dialect: Any, table: Table):
         self.conn, self.dialect, self.table = conn, dialect, table
         self.pool: list[int] = []
-        self.next_id: int | None = None
+        self.next_id = 0
 
-    async def take(self) -> int:
+    async def reserve(self, n: int) -> None:
+        if n <= 0:
+            return
         if self.dialect.name == "postgresql":
-            if not self.pool:
-                res = await self.conn.exec_driver_sql(
-                    f"SELECT nextval(pg_get_serial_sequence('{self.table.name}', 'id')) FROM generate_series(1, 1000)")
-                self.pool = [r[0] for r in res][::-1]
-            return self.pool.pop()
-        if self.next_id is None:
+            res = await self.conn.exec_driver_sql(
+                f"SELECT nextval(pg_get_serial_sequence('{self.table.name}', 'id')) FROM generate_series(1, {int(n)})")
+            self.pool = [r[0] for r in res][::-1] + self.pool
+        else:  # the write lock is held: nobody else inserts until we commit
             top = (await self.conn.exec_driver_sql(f"SELECT max(id) FROM {self.table.name}")).scalar()
             self.next_id = (top or 0) + 1
+
+    def take(self) -> int:
+        if self.pool or self.dialect.name == "postgresql":
+            return self.pool.pop()
         self.next_id += 1
         return self.next_id - 1
 
@@ -230,8 +235,9 @@ async def _stored(conn: Any, dialect: Any, orders: list[Order]) -> dict[tuple[st
 
 
 async def write_batch(conn: Any, now: float, orders: list[Order], ids: IdentityMap, *,
-                      raws: list[str] | None = None, trust_phone: bool = True) -> BatchResult:
-    """Write ``orders`` (distinct (platform, order_id)) inside the caller's write transaction."""
+                      raws: list[str] | None = None, trust_phone: bool = True, run: Any = None) -> BatchResult:
+    """Write ``orders`` (distinct (platform, order_id)) inside the caller's write transaction.
+    ``run`` (optional, ``rules.RunStats``) is told of customers created and orders inserted."""
     result = BatchResult()
     dialect = await dialect_of(conn)
     stored = await _stored(conn, dialect, orders)
@@ -247,40 +253,61 @@ async def write_batch(conn: Any, now: float, orders: list[Order], ids: IdentityM
     for (keys, _), _o, _r, _old in keyed:
         wanted.extend(k[:3] for k in keys)
     await ids.prefetch(conn, dialect, wanted)
-    new_customers, new_identities, merges = [], [], []
+    known = ids.ids
     customer_ids, order_ids = IdAllocator(conn, dialect, customers_t), IdAllocator(conn, dialect, orders_t)
+    await customer_ids.reserve(sum(  # at most one new customer per order whose deciding keys are unknown
+        1 for (keys, _), *_ in keyed if keys and keys[0][:3] not in known
+        and not any(strong(k) and k[:3] in known for k in keys[1:])))
+    await order_ids.reserve(sum(1 for *_, old in keyed if old is None))
+    new_customers, new_identities, merges = [], [], []
     inserts, updates, items, replaced = [], [], [], []
+    live = ids.live if ids.merged else None
     for (keys, name), o, raw, old in keyed:
         cid = None
         if keys:
-            cid = ids.get(keys[0][:3])
+            k3s = [k[:3] for k in keys]
+            owners = [known.get(k3) for k3 in k3s]
+            if live is not None:
+                owners = [live(c) for c in owners]
+            cid = owners[0]
             if cid is None:
-                cid = next((c for k in keys[1:] if strong(k) and (c := ids.get(k[:3])) is not None), None)
+                cid = next((c for k, c in zip(keys[1:], owners[1:]) if c is not None and strong(k)), None)
             if cid is None:
-                cid = await customer_ids.take()
+                cid = customer_ids.take()
                 new_customers.append((cid, name, 0, 0, 0, now, False))
-            for k in keys:
-                owner = ids.get(k[:3])
+                if run is not None:
+                    run.created(cid)
+            for k, k3, owner in zip(keys, k3s, owners):
                 if owner is None:
-                    ids.add(k[:3], cid)
+                    ids.add(k3, cid)
                     new_identities.append((cid, k[0], k[1], k[2], k[3], now))
                 elif owner != cid and k[0] == "unionid":
                     merges.append((cid, owner, k[2]))
                     ids.merge(cid, owner)
+                    live = ids.live
+                    if run is not None:
+                        run.taint(cid)
+                        run.taint(owner)
                     cid = owner
         elif old is not None:
             cid = old.customer_id
         if old is None:
-            row_id = await order_ids.take()
+            row_id = order_ids.take()
             inserts.append(_order_row(row_id, o, cid, raw, now))
+            if run is not None:
+                run.inserted(cid, o)
         else:
             row_id = old.id
             replaced.append(row_id)
             updates.append(_order_row(row_id, o, cid, raw, now)[1:] + (row_id,))
             if old.customer_id:
                 result.customers.add(old.customer_id)
-        items.extend((row_id, i.sub_order_id, i.sku_id, i.product_id, i.title, i.quantity, i.price_fen, i.paid_fen,
-                      i.status, i.refund_status, i.category) for i in o.items)
+            if run is not None:
+                run.taint(cid)
+                run.taint(old.customer_id)
+        for i in o.items:
+            items.append((row_id, i.sub_order_id, i.sku_id, i.product_id, i.title, i.quantity, i.price_fen,
+                          i.paid_fen, i.status, i.refund_status, i.category))
         result.written.append((row_id, o.platform, o.order_id, cid))
     await executemany(conn, dialect, "insert", customers_t, CUSTOMER_COLS, new_customers)
     await executemany(conn, dialect, "insert", identities_t, IDENTITY_COLS, new_identities)

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from sqlalchemy import select
 
 from agent_ui import views as agent_ui_views
 from bots import api as bots_api
@@ -22,6 +23,7 @@ from bots.store import KeywordRules
 from . import api as http_api
 from .channels import wiring as channels_wiring
 from .customers import api as customers_api
+from .service import admin_api as service_admin_api
 from .orders import wiring as orders_wiring
 from . import auth_views
 from .accounts import AccountRegistry, upsert_configured
@@ -37,6 +39,7 @@ from .outbound.api import PlatformApi
 from .outbound.queue import Outbound
 from .customers.service import CustomerService
 from .knowledge.matcher import Tokenizer
+from .models import Conversation
 from .knowledge.store import KnowledgeBase
 from .pipeline import Pipeline
 from .presence import Presence
@@ -122,7 +125,22 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
         return await platform.customer_profile(account, channel, peer_id) if account else {}
 
     customers.fetch_profile = fetch_profile
-    sessions = SessionService(db, clock, push, outbound, settings, timers, profile=customers.profile)
+    async def kf_state(row: Any, state: int, user: Any) -> None:
+        """The 微信客服 platform's own service state follows the hub's (bot, queued, human, ended)."""
+        async with db.read() as conn:
+            conv = (await conn.execute(select(Conversation.__table__).where(
+                Conversation.__table__.c.id == row.conversation_id))).first()
+        if conv is None or conv.channel != "kf":
+            return
+        account = await accounts.get(conv.account_id)
+        if account is None:
+            return
+        servicer = getattr(user, "username", "") if state == 3 else ""
+        await platform.kf_service_state_trans(account, open_kfid=conv.thread, external_userid=conv.peer_id,
+                                              service_state=state, servicer_userid=servicer)
+
+    sessions = SessionService(db, clock, push, outbound, settings, timers, profile=customers.profile,
+                              kf_state=kf_state)
     presence.on_gone = sessions.agent_gone
     kb = KnowledgeBase(db, clock, tokenizer)
     await kb.load()
@@ -180,6 +198,7 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
     agent_ui_views.setup(app)  # login page, agent console, static files
     app.router.add_routes(bots_api.routes())
     app.router.add_routes(customers_api.routes())
+    app.router.add_routes(service_admin_api.routes())
     orders_wiring.install(app)  # after hub_context in cleanup_ctx, so the hub exists when it starts
     channels_wiring.install(app)
     return app

@@ -1,0 +1,74 @@
+"""Routing rules and users as data over the JSON API (validated when saved), the routing tester,
+role checks, and the 微信客服 service state following the hub's sessions."""
+from __future__ import annotations
+
+from tests.conftest import WECOM, auth
+from tests.helpers import post
+from tests.rt_helpers import Agent, login, make_user, server_url
+from tests.wechat_client import event_xml
+
+
+async def test_routing_rules_crud_order_and_tester(client, hub):
+    bad = await client.post("/api/routing/rules", json={"name": "坏规则", "conditions": [{"kind": "vip_min", "value": "high"}],
+                                                        "actions": {"group": "vip"}}, headers=auth())
+    assert bad.status == 400 and (await bad.json())["field"].startswith("conditions[0]")
+    vip = await client.post("/api/routing/rules", json={"name": "VIP", "conditions": [{"kind": "vip_min", "value": 2}],
+                                                        "actions": {"group": "vip", "priority": 100}}, headers=auth())
+    refund = await client.post("/api/routing/rules", json={
+        "name": "退款", "conditions": [{"kind": "keywords_any", "value": ["退款", "退货"]}],
+        "actions": {"group": "aftersales"}}, headers=auth())
+    assert vip.status == 201 and refund.status == 201
+    vip_id, refund_id = (await vip.json())["id"], (await refund.json())["id"]
+    probe = {"account_id": WECOM["id"], "platform": "wecom", "vip_level": 3, "first_message": "我要退款"}
+    first = await (await client.post("/api/routing/test", json=probe, headers=auth())).json()
+    assert first["group"] == "vip" and first["matched_rule_id"] == vip_id and first["trace"]
+    moved = await client.post("/api/routing/rules/order", json={"order": [refund_id, vip_id]}, headers=auth())
+    assert [r["id"] for r in (await moved.json())["rules"]] == [refund_id, vip_id]
+    second = await (await client.post("/api/routing/test", json=probe, headers=auth())).json()
+    assert second["group"] == "aftersales"  # takes effect at once, no restart
+    upd = await client.put(f"/api/routing/rules/{refund_id}", json={"enabled": False}, headers=auth())
+    assert upd.status == 200 and (await upd.json())["enabled"] is False
+    assert (await client.delete(f"/api/routing/rules/{vip_id}", headers=auth())).status == 200
+    await make_user(hub, "agentx")
+    token = await login(client, "agentx")
+    h = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/api/routing/rules", headers=h)).status == 403
+    assert (await client.post("/api/users", json={}, headers=h)).status == 403
+
+
+async def test_users_admin_api(client, hub):
+    made = await client.post("/api/users", json={"username": "dora", "password": "dora-password", "role": "agent",
+                                                 "groups": ["presales"], "cap": 3}, headers=auth())
+    assert made.status == 201
+    uid = (await made.json())["id"]
+    dup = await client.post("/api/users", json={"username": "dora", "password": "dora-password"}, headers=auth())
+    assert dup.status == 409 and (await dup.json())["field"] == "username"
+    bad = await client.put(f"/api/users/{uid}", json={"role": "boss"}, headers=auth())
+    assert bad.status == 400 and (await bad.json())["field"] == "role"
+    ok = await client.put(f"/api/users/{uid}", json={"cap": 8, "groups": ["presales", "vip"], "password": "new-password-1"},
+                          headers=auth())
+    assert ok.status == 200 and (await ok.json())["cap"] == 8
+    assert (await client.post("/api/login", json={"username": "dora", "password": "new-password-1"})).status == 200
+    await client.put(f"/api/users/{uid}", json={"disabled": True}, headers=auth())
+    assert (await client.post("/api/login", json={"username": "dora", "password": "new-password-1"})).status == 401
+    users = (await (await client.get("/api/users", headers=auth())).json())["users"]
+    assert any(u["username"] == "dora" and u["disabled"] for u in users)
+
+
+async def test_kf_service_state_follows_the_session(client, hub, wecom, standin):
+    await hub.settings.set("default_group", "presales")
+    standin.add_kf_message("wkS", {"msgid": "s1", "open_kfid": "wkS", "external_userid": "wmKfState", "send_time": 1,
+                                   "origin": 3, "msgtype": "text", "text": {"content": "转人工"}})
+    await make_user(hub, "alice")
+    alice = await Agent(server_url(client), await login(client, "alice")).connect()
+    try:
+        assert (await alice.call("status", {"status": "online"}))["ok"]
+        await post(client, wecom, event_xml(WECOM["receive_id"], "sys", "kf_msg_or_event", Token="T", OpenKfId="wkS"))
+        [bundle] = await alice.wait("session.new")
+        sid = bundle["session"]["id"]
+        assert (await alice.call("accept", {"session_id": sid}))["ok"]
+        assert (await alice.call("close", {"session_id": sid}))["ok"]
+        states = [(c["external_userid"], c["service_state"], c.get("servicer_userid", "")) for c in standin.state_changes]
+        assert states == [("wmKfState", 2, ""), ("wmKfState", 3, "alice"), ("wmKfState", 4, "")]
+    finally:
+        await alice.close()

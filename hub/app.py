@@ -6,6 +6,7 @@ callback -> decrypt/parse (hub/callbacks) -> archive + job (hub/archive/store.py
 """
 from __future__ import annotations
 
+import gc
 import logging
 import secrets
 from dataclasses import dataclass
@@ -179,6 +180,10 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             hub.writer.start()
             hub.pipeline.start()
             hub.outbound.start()
+            # start-up objects (jieba's dictionary, models, the FAQ index) are long-lived: keep the
+            # collector from walking them on every full collection (long pauses under load)
+            gc.collect()
+            gc.freeze()
             log.info("scrm-hub ready on %s", hub.db.engine.url.render_as_string(hide_password=True))
             yield
             await hub.pipeline.stop()

@@ -36,7 +36,7 @@ from .store import dialect_of
 orders_t, items_t = OrderRow.__table__, OrderItemRow.__table__
 customers_t, identities_t = Customer.__table__, Identity.__table__
 CHUNK = 20000  # values per IN query (one bound parameter, see in_list)
-MAX_SQLITE_PARAMS = 32000
+MAX_SQLITE_PARAMS = 8000
 
 ORDER_COLS = ("id", "platform", "order_id", "shop_id", "customer_id", "buyer_id", "buyer_nick", "status",
               "platform_status", "refund_status", "total_fen", "paid_fen", "postage_fen", "discount_fen",

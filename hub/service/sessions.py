@@ -7,6 +7,7 @@ so it happens once.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from types import SimpleNamespace
@@ -45,6 +46,8 @@ TOUCH_CUSTOMER_Q = update(sessions_t).where(sessions_t.c.id == bindparam("sid"))
     last_customer_at=bindparam("at"))
 GET_SESSION_Q = select(sessions_t).where(sessions_t.c.id == bindparam("sid"))
 KF_STATE = {"bot": 1, "queued": 2, "human": 3, "closed": 4}
+QUEUE_PUSH_EVERY = 0.3  # seconds
+QUEUE_HEAD = 100  # waiting sessions listed in a supervisor's queue.changed (the total is given too)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class SessionService:
         self.dispatcher = Dispatcher()
         self.rules: list[Any] = []
         self.agents: dict[int, UserInfo] = {}
+        self._queue_push: asyncio.TimerHandle | None = None
 
     # -- start-up: rebuild the in-memory state from the database --------------------------------
     async def load(self) -> None:
@@ -461,15 +465,27 @@ class SessionService:
                                                     dedup_key=f"queue:{row.id}:{row.handover_at}"))
 
     async def _queue_changed(self) -> None:
-        snapshot = [{"session_id": q.session_id, "group": q.group, "priority": q.priority,
-                     "enqueued_at": q.enqueued_at, "advisor_id": q.agent_id} for q in self.dispatcher.queue_snapshot()]
+        """Announce the queue, at most every ``QUEUE_PUSH_EVERY`` seconds (a burst of new sessions
+        makes one announcement, not one per session)."""
+        if self._queue_push is None:
+            self._queue_push = asyncio.get_running_loop().call_later(
+                QUEUE_PUSH_EVERY, lambda: asyncio.ensure_future(self._push_queue()))
+
+    async def _push_queue(self) -> None:
+        self._queue_push = None
+        waiting = self.dispatcher.queue_snapshot()
+        per_group: dict[str, int] = {}
+        for q in waiting:
+            per_group[q.group] = per_group.get(q.group, 0) + 1
+        head = [{"session_id": q.session_id, "group": q.group, "priority": q.priority, "enqueued_at": q.enqueued_at,
+                 "advisor_id": q.agent_id} for q in waiting[:QUEUE_HEAD]]
         agents = [{"id": a.id, "status": a.status, "cap": a.cap, "load": a.load, "groups": sorted(a.groups)}
                   for a in self.dispatcher.agents()]
-        await self.push.to_room(SUPERVISORS, "queue.changed", {"queue": snapshot, "agents": agents})
-        groups = {q["group"] for q in snapshot} | set().union(set(), *(a.groups for a in self.agents.values()))
+        await self.push.to_room(SUPERVISORS, "queue.changed",
+                                {"queue": head, "total": len(waiting), "per_group": per_group, "agents": agents})
+        groups = set(per_group) | set().union(set(), *(a.groups for a in self.agents.values()))
         for group in groups:
-            await self.push.to_room(group_room(group), "queue.changed",
-                                    {"group": group, "waiting": sum(1 for q in snapshot if q["group"] == group)})
+            await self.push.to_room(group_room(group), "queue.changed", {"group": group, "waiting": per_group.get(group, 0)})
 
     async def _kf(self, row: Any, state: str, user: UserInfo | None = None) -> None:
         if self.kf_state is None:

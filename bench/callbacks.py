@@ -8,9 +8,12 @@ body). In the same run, the same generator settings hit a bare aiohttp server (o
 Python) whose handler only answers ``success``: the ceiling of this machine.
 
 Every request sent to the hub is a distinct message (distinct MsgId; senders drawn from a pool of
-customers; Chinese text) and the Lua script drains every outstanding response before a wrk thread
-stops, so after the run the number of 200 responses (``acked``, warm-up included) must equal the
-number of archived rows for the bench account (``archived``).
+customers, --senders; Chinese text) and the Lua script drains every outstanding response before a
+wrk thread stops, so after the run the number of 200 responses (``acked``, warm-up included) must
+equal the number of archived inbound rows for the bench account (``archived``). A run whose
+responses do not all arrive within a grace period is reported as undrained (a stalled hub).
+The platform APIs the hub calls (tokens, sends such as queue-position notices) are served by the
+stand-in of tests/platform_standin.py in a third process, so nothing goes to the internet.
 
 Runs are interleaved (hub, bare, bare, hub, ...); the reported numbers are medians over runs.
 Prints human-readable lines, then one JSON line last.
@@ -268,11 +271,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="wrk threads")
     ap.add_argument("--senders", type=int, default=20000, help="distinct customers the messages come from")
     ap.add_argument("--plan-rate", type=float, default=6000,
-                    help="messages/s to prepare for the warm-up; measured runs prepare 2x the best rate seen "
+                    help="messages/s to prepare for the warm-up; measured runs prepare 2.5x the best rate seen "
                          "(a run that uses them all ends early, still measured exactly)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (DB, logs, data files)")
     ap.add_argument("--profile", metavar="DIR", help="py-spy (if installed) records the hub during its first measured "
-                    "run: DIR/hub-gil.txt (collapsed stacks of the thread holding the GIL); skews the numbers")
+                    "run into DIR/hub-profile.txt (raw collapsed stacks; with --gil only the thread holding the GIL)")
     ap.add_argument("--profile-flags", default="--gil", help="extra py-spy record flags (default --gil)")
     ap.add_argument("--hub-cmd", default="", help="command that runs the hub CLI (default: PYTHON -m hub); "
                     "for A/B experiments, e.g. a script that patches the hub then calls hub.cli.main()")
@@ -431,11 +434,11 @@ def main() -> None:
               f"hub exit={hub_rc}")
         if undrained:
             print(f"STALL   : {undrained} hub run(s) did not get all responses within the grace period "
-                  f"(requests archived but unanswered)")
+                  f"(the hub stalled; unanswered requests are not acked)")
         if hub_errors:
             print(f"hub log : {len(hub_errors)} error lines, first: {hub_errors[0]}")
         meets = {"ratio": ratio >= TARGET_RATIO, "stretch": ratio >= STRETCH_RATIO, "rate": rate >= TARGET_RATE,
-                 "p99": p99 <= TARGET_P99_MS, "durable": durable and exact}
+                 "p99": p99 <= TARGET_P99_MS, "durable": durable}
         print(f"targets : " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in meets.items()))
         print(f"wall    : {wall:.1f} s")
         print(json.dumps({

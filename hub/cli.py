@@ -129,6 +129,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             for a in await __import__("hub.accounts", fromlist=["list_accounts"]).list_accounts(hub.db):
                 print(f"  {a.platform:5} {a.id:12} callback {base}{a.callback_path}", flush=True)
             print(f"  API token (Authorization: Bearer ...): {hub.api_token}", flush=True)
+            print(f"  agent console {base}/console  (demo users and passwords: README.md)", flush=True)
         app.on_startup.append(announce)
     web.run_app(app, host=config.host, port=config.port, access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
                 print=lambda *_: None)

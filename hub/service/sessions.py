@@ -64,6 +64,7 @@ class Handover:
     in_business_hours: bool = True
     advisor_id: int | None = None
     group: str | None = None
+    customer_id: int | None = None
 
 
 class SessionService:
@@ -77,6 +78,7 @@ class SessionService:
         self.timers = timers
         self.profile = profile
         self.kf_state = kf_state  # async (conversation_row, state, servicer) -> None, for 微信客服
+        self.tag_customer: Any = None  # async (customer_id, [tags]) -> None: a routing rule's add_tags
         self.dispatcher = Dispatcher()
         self.rules: list[Any] = []
         self.agents: dict[int, UserInfo] = {}
@@ -166,6 +168,8 @@ class SessionService:
                     return session_json(row)
             raise
         row = await self._get(session_id)
+        if decision.add_tags and h.customer_id and self.tag_customer is not None:
+            await self.tag_customer(h.customer_id, list(decision.add_tags))
         await self._kf(row, "queued")
         assignment = self.dispatcher.enqueue(self._queued(row))
         await self._apply(assignment)

@@ -34,6 +34,7 @@ def route_step(sessions: SessionService, routing_context: Any = _no_context):  #
         await sessions.route(Handover(conversation_id=msg.conversation_id, account_id=msg.account_id,
                                       first_message=msg.text or f"[{msg.kind}]",
                                       suggestions=ctx.state.get("suggestions", []),
-                                      in_business_hours=ctx.state.get("in_business_hours", True), **routing))
+                                      in_business_hours=ctx.state.get("in_business_hours", True),
+                                      customer_id=ctx.state.get("customer_id"), **routing))
 
     return step

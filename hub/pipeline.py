@@ -63,8 +63,8 @@ class Pipeline:
         # under a burst of callbacks, acknowledging comes first: jobs then trickle (the platform
         # waits 5 s for an answer; nobody waits that long for a bot reply to be computed)
         self.pressure: Callable[[], bool] | None = None
-        self._trickle = asyncio.Semaphore(1)
-        self.trickle_pause = 0.05  # under pressure: at most ~20 jobs/s, the rest of the CPU acknowledges
+        self._trickle = asyncio.Semaphore(2)
+        self.trickle_pause = 0.01  # under pressure: a couple of jobs at a time, the rest of the CPU acknowledges
         self._finished: set[int] = set()  # done, deletion not yet committed
         self._finishing: list[int] = []
         # deleted jobs, kept a while: a read that began before the delete may still return them
@@ -172,10 +172,14 @@ class Pipeline:
         return sum(len(v) for v in by_conv.values())
 
     def _forget_old_deletions(self, keep: float = 60.0) -> None:
-        """No read takes a minute: deletions older than that can no longer be seen."""
-        if len(self._deleted) > 1000:
-            cutoff = asyncio.get_running_loop().time() - keep
-            self._deleted = {i: t for i, t in self._deleted.items() if t > cutoff}
+        """No read takes a minute: deletions older than that can no longer be seen. The dict is in
+        deletion order, so the old ones are at its front."""
+        cutoff = asyncio.get_running_loop().time() - keep
+        while self._deleted:
+            oldest = next(iter(self._deleted))
+            if self._deleted[oldest] > cutoff:
+                break
+            del self._deleted[oldest]
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Run until no due job is left (tests and the CLI)."""
@@ -198,7 +202,8 @@ class Pipeline:
                     if self.pressure is not None and self.pressure():
                         async with self._trickle:
                             ok = await self._run_job(job, message)
-                            await asyncio.sleep(self.trickle_pause)
+                            if self.pressure():  # still a burst: leave the loop to the callbacks a moment
+                                await asyncio.sleep(self.trickle_pause)
                     else:
                         ok = await self._run_job(job, message)
                     if not ok:

@@ -20,6 +20,8 @@ MSG_INSERT = ("INSERT INTO messages (account_id, conversation_id, channel, direc
               "ON CONFLICT (account_id, dedup_key) DO NOTHING RETURNING id")
 JOB_INSERT = ("INSERT INTO jobs (kind, message_id, conversation_id, state, attempts, run_after) "
               "VALUES (?, ?, ?, 'pending', 0, 0.0)")
+SESSION_TOUCH = ("UPDATE service_sessions SET last_customer_at = ? "
+                 "WHERE conversation_id = ? AND state != 'closed'")
 CONV_TOUCH = ("UPDATE conversations SET last_message_at = ?, "
               "last_inbound_at = CASE WHEN ? THEN ? ELSE last_inbound_at END WHERE id = ?")
 
@@ -81,6 +83,7 @@ class SqliteBatchWriter:
                 conn.executemany(JOB_INSERT, jobs)
             if touched:
                 conn.executemany(CONV_TOUCH, [(now, inbound, now, conv) for conv, inbound in touched.items()])
+                conn.executemany(SESSION_TOUCH, [(now, conv) for conv, inbound in touched.items() if inbound])
         except BaseException:
             conn.execute("ROLLBACK")
             raise

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..clock import Clock
 from ..db import Database, retry_busy
 from ..messages import Inbound, KfSignal, kind_of
-from ..models import Conversation, Job, Message
+from ..models import Conversation, Job, Message, ServiceSession
 from .sqlite_batch import SqliteBatchWriter
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 conversations = Conversation.__table__
 messages = Message.__table__
 jobs = Job.__table__
+sessions_t = ServiceSession.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,4 +210,7 @@ class ArchiveWriter:
             for conv, inbound in touched.items():
                 values = {"last_message_at": now, **({"last_inbound_at": now} if inbound else {})}
                 await conn.execute(conversations.update().where(conversations.c.id == conv).values(**values))
+                if inbound:  # the open session's "customer waiting since" (no extra write in the pipeline)
+                    await conn.execute(sessions_t.update().where(sessions_t.c.conversation_id == conv)
+                                       .where(sessions_t.c.state != "closed").values(last_customer_at=now))
         return results

@@ -40,6 +40,7 @@ class CustomerService:
         self.fetch_profile: ProfileFetcher | None = None
         self._conv_customer: dict[int, int] = {}  # conversation -> customer (cleared on merges)
         self._touched: dict[int, float] = {}  # customer -> last contact written
+        self._tagged: set[tuple[int, str]] = set()  # (customer, keyword tag) known to be on the customer
 
     # -- pipeline step --------------------------------------------------------------------------
     async def identify_step(self, ctx: JobContext) -> None:
@@ -81,7 +82,8 @@ class CustomerService:
         ctx.state["customer_id"] = customer_id
         if msg.sender != "customer":
             return
-        words = keyword_tags(msg.text or "", await self.settings.get("keyword_tags"))
+        words = [w for w in keyword_tags(msg.text or "", await self.settings.get("keyword_tags"))
+                 if (customer_id, w) not in self._tagged]
         now = self.clock.now()
         stale = now - self._touched.get(customer_id, float("-inf")) > 60  # last contact to the minute
         if not words and not stale:
@@ -93,7 +95,11 @@ class CustomerService:
                 return await add_tags(conn, now, customer_id, words, "keyword", "bot") if words else []
 
         self._touched[customer_id] = now
-        if await retry_busy(touch):
+        added = await retry_busy(touch)
+        if len(self._tagged) > 200_000:
+            self._tagged.clear()
+        self._tagged.update((customer_id, w) for w in words)  # has it now (added, or had it before)
+        if added:
             await self.tags_changed(customer_id)
 
     async def routing_context(self, customer_id: int | None) -> dict[str, Any]:
@@ -108,6 +114,7 @@ class CustomerService:
     def forget_conversations(self) -> None:
         """After merges (or erasures) move conversations between customers."""
         self._conv_customer.clear()
+        self._tagged.clear()
 
     # -- profile beside a session ---------------------------------------------------------------
     async def profile(self, conv: Any) -> dict[str, Any]:

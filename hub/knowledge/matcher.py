@@ -126,12 +126,10 @@ class Tokenizer:
         *,
         synonyms: Iterable[Iterable[str]] = DEFAULT_SYNONYMS,
         stop_words: Iterable[str] | None = None,
-        hmm: bool = False,
     ) -> None:
         self._jieba = jieba.Tokenizer()
         self._jieba.initialize()  # eager: ~0.6 s, once at app start
         self.stop_words = frozenset(STOP_WORDS if stop_words is None else stop_words)
-        self._hmm = hmm
         self._brand: set[str] = set()
         self._canon: dict[str, str] = {}
         self._prior: dict[str, float] = {}
@@ -169,7 +167,7 @@ class Tokenizer:
         if not norm:
             return []
         stop, canon = self.stop_words, self._canon
-        return [canon.get(t, t) for t in self._jieba.lcut(norm, HMM=self._hmm)
+        return [canon.get(t, t) for t in self._jieba.lcut(norm, HMM=False)
                 if t != " " and t not in stop]
 
     def prior(self, feature: str) -> float:
@@ -178,17 +176,16 @@ class Tokenizer:
         if got is None:
             if len(self._prior) > 500_000:  # memo only: keep it bounded
                 self._prior.clear()
-            got = self._prior[feature] = self._compute_prior(feature)
+            freq = self._jieba.FREQ.get(feature)
+            if feature in self._brand:
+                got = 1.0
+            elif freq or len(feature) == 1:  # a word: its rarity in general text
+                info = self._log_total - math.log(freq or 1)
+                got = min(1.0, max(PRIOR_FLOOR, (info - PRIOR_LOW) / PRIOR_SPAN))
+            else:  # a non-word bigram: its rarer character, scaled down
+                got = BIGRAM_SCALE * max(self.prior(c) for c in feature)
+            self._prior[feature] = got
         return got
-
-    def _compute_prior(self, feature: str) -> float:
-        if feature in self._brand:
-            return 1.0
-        freq = self._jieba.FREQ.get(feature)
-        if freq or len(feature) == 1:
-            info = self._log_total - math.log(freq or 1)
-            return min(1.0, max(PRIOR_FLOOR, (info - PRIOR_LOW) / PRIOR_SPAN))
-        return BIGRAM_SCALE * max(self.prior(c) for c in feature)
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,8 +251,6 @@ class FaqMatcher:
         self._df: dict[str, int] = {}  # feature -> indexed entries having it
         self._indexed = 0  # entries with at least one indexed text
         self._next_slot = 0
-
-    # ---- CRUD ---------------------------------------------------------------
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -327,8 +322,6 @@ class FaqMatcher:
         for entry in entries:
             self.add(entry)
 
-    # ---- matching -----------------------------------------------------------
-
     def match(self, text: str, top_k: int = 5, *, min_score: float | None = None) -> list[Match]:
         """Best entries with score >= min_score (default ``suggest``), best first."""
         query = self._query(text)
@@ -391,8 +384,6 @@ class FaqMatcher:
     def is_confident(self, matches: list[Match]) -> bool:
         """True when the best match is good enough to answer automatically."""
         return bool(matches) and matches[0].score >= self.confident
-
-    # ---- internals ----------------------------------------------------------
 
     def _query(self, text: str) -> _Query | None:
         tokens = self.tokenizer.tokens(text)

@@ -68,7 +68,8 @@ KeyTuple = tuple[str, str, str, bool]  # (kind, account_id, value, verified), no
 
 def key_tuples(order: Order, trust_phone: bool = True) -> tuple[list[KeyTuple], str]:
     """(keys, customer name), primary key first; no keys = the order links to no customer."""
-    extras = source_extras(order) if order.raw else {}
+    raw = order.raw
+    extras = {} if not raw or (isinstance(raw, dict) and raw.get("row") == {}) else source_extras(order)
     keys: list[KeyTuple] = []
     buyer = order.buyer_id.strip()
     if buyer:

@@ -42,8 +42,6 @@ OPEN = ("queued", "assigned", "active")
 # hot-path statements built once (construction and cache-key work is most of a short query's cost)
 OPEN_SESSION_Q = select(sessions_t).where(sessions_t.c.conversation_id == bindparam("cid")).where(
     sessions_t.c.state.in_(OPEN))
-TOUCH_CUSTOMER_Q = update(sessions_t).where(sessions_t.c.id == bindparam("sid")).values(
-    last_customer_at=bindparam("at"))
 GET_SESSION_Q = select(sessions_t).where(sessions_t.c.id == bindparam("sid"))
 KF_STATE = {"bot": 1, "queued": 2, "human": 3, "closed": 4}
 QUEUE_PUSH_EVERY = 0.3  # seconds
@@ -199,13 +197,7 @@ class SessionService:
         row = row if row is not None else await self._open_session(conversation_id)
         if row is None:
             return False
-        now = self.clock.now()
-
-        async def write() -> None:
-            async with self.db.write() as conn:
-                await conn.execute(TOUCH_CUSTOMER_Q, {"sid": row.id, "at": now})
-
-        await retry_busy(write)
+        now = message_row.created_at  # the archive writer already set the session's last_customer_at
         from ..archive.history import message_json
         payload = {"session_id": row.id, "message": message_json(message_row)}
         if row.agent_id:

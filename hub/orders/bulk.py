@@ -9,10 +9,12 @@ Per batch, inside ONE write transaction:
      ``IN`` queries, merges followed) — same outcome as ``identity.resolve``: the buyer key decides,
      else a strong key (unionid, verified phone), else a new customer; unknown keys are attached; a
      unionid owned by another customer merges the two (``identity.merge``, recorded and reversible);
-  3. new rows get ids reserved up front (SQLite: ``max(id)+1…`` under the ``BEGIN IMMEDIATE`` write
-     lock; PostgreSQL: ``nextval`` of the table's sequence), so orders and their items go in with
-     ``executemany`` of precompiled Core inserts; replaced orders are updated and their items
-     rewritten.
+  3. new rows get ids reserved up front (SQLite: ``max(id)+1…`` under the write lock; PostgreSQL:
+     ``nextval`` of the table's sequence), in (customer, created) order so the one random-access
+     index of a bulk load (orders by customer) is filled page by page, while row ids stay ascending;
+     orders and their items go in with precompiled Core inserts (SQLite: multi-row ``VALUES`` of up
+     to 8,000 parameters; PostgreSQL: ``executemany``); replaced orders are updated and their items
+     rewritten. Each order's outcome is the one ``store.write_order`` would give it.
 """
 from __future__ import annotations
 
@@ -112,7 +114,8 @@ def _values_sql(dialect: Any, kind: str, table: Table, cols: tuple[str, ...], n:
         q = dialect.identifier_preparer.quote
         one = "(" + ",".join("?" * len(cols)) + ")"
         tail = " ON CONFLICT DO NOTHING" if kind == "insert_ignore" else ""
-        _SQL[key] = f"INSERT INTO {q(table.name)} ({', '.join(q(c) for c in cols)}) VALUES " + ",".join([one] * n) + tail
+        names = ", ".join(q(c) for c in cols)
+        _SQL[key] = f"INSERT INTO {q(table.name)} ({names}) VALUES " + ",".join([one] * n) + tail
     return _SQL[key]
 
 
@@ -154,6 +157,7 @@ class IdentityMap:
     limit: int = 2_000_000
     ids: dict[KeyT, int] = field(default_factory=dict)
     merged: dict[int, int] = field(default_factory=dict)
+    named: set[int] = field(default_factory=set)  # customers given a name (or checked) this run
     _undo: list[tuple[str, Any]] = field(default_factory=list)
 
     def add(self, key: KeyT, cid: int) -> None:
@@ -265,7 +269,7 @@ async def write_batch(conn: Any, now: float, orders: list[Order], ids: IdentityM
         1 for (keys, _), *_ in keyed if keys and keys[0][:3] not in known
         and not any(strong(k) and k[:3] in known for k in keys[1:])))
     await order_ids.reserve(sum(1 for *_, old in keyed if old is None))
-    new_customers, new_identities, merges = [], [], []
+    new_customers, new_identities, merges, names = [], [], [], {}
     fresh, inserts, updates, items, replaced = [], [], [], [], []
     live = ids.live if ids.merged else None
     for (keys, name), o, raw, old in keyed:
@@ -283,6 +287,10 @@ async def write_batch(conn: Any, now: float, orders: list[Order], ids: IdentityM
                 new_customers.append((cid, name, 0, 0, 0, now, False))
                 if run is not None:
                     run.created(cid)
+                if name:
+                    ids.named.add(cid)
+            elif name and cid not in ids.named:
+                names[cid] = name  # as identity.resolve: names a customer that has none yet
             for k, k3, owner in zip(keys, k3s, owners):
                 if owner is None:
                     ids.add(k3, cid)
@@ -327,6 +335,11 @@ async def write_batch(conn: Any, now: float, orders: list[Order], ids: IdentityM
     for chunk in _chunks(replaced):
         await conn.execute(items_t.delete().where(in_list(dialect, items_t.c.order_row_id, chunk)))
     await executemany(conn, dialect, "insert", items_t, ITEM_COLS, items)
+    if names:
+        await conn.execute(customers_t.update().where((customers_t.c.id == bindparam("_id"))
+                                                      & (customers_t.c.name == "")).values(name=bindparam("_name")),
+                           [{"_id": cid, "_name": name} for cid, name in names.items()])
+        ids.named.update(names)
     for source, target, unionid in merges:
         await ident.merge(conn, now, source=source, target=target, by="system", why=f"same unionid {unionid}")
     if merges:  # rows written above with a merged-away customer now follow the merge

@@ -46,6 +46,7 @@ class RowParser:
         self.idx = tuple(last.get(c, -1) for c in CSV_COLUMNS)  # CSV_COLUMNS order, -1 = absent
         self.extra = [(h, i) for h, i in last.items() if h not in CSV_COLUMNS]
         self.days: dict[str, float] = {}  # "yyyy-MM-dd" -> epoch of its GMT+8 midnight
+        self.clock: dict[str, int] = {}  # "HH:mm:ss" -> seconds into the day (86,400 at most)
         self.amounts: dict[str, int] = {}  # "99.00" -> 9900 (prices repeat)
 
     def __call__(self, fields: list[str], line: int) -> Order:
@@ -71,6 +72,10 @@ class RowParser:
     def _time(self, s: str) -> float | None:
         if not s:
             return None
+        if len(s) == 19 and s[10] == " ":  # cached halves were validated when they were cached
+            base, tod = self.days.get(s[:10]), self.clock.get(s[11:])
+            if base is not None and tod is not None:
+                return base + tod
         m = _GMT8.fullmatch(s)
         if m is None:
             if s.isascii() and s.isdigit() and len(s) <= 12:
@@ -86,7 +91,8 @@ class RowParser:
             if len(self.days) > 100_000:
                 self.days.clear()
             self.days[day] = base
-        return base + (int(hh) * 3600 + int(mm) * 60 + int(ss))
+        tod = self.clock[s[11:]] = int(hh) * 3600 + int(mm) * 60 + int(ss)
+        return base + tod
 
     def _fast(self, f: list[str], line: int) -> Order:
         s = list(map(str.strip, f))
@@ -106,8 +112,8 @@ class RowParser:
         price = money(price_text)
         times = (when(created), when(paid_at), when(shipped), when(completed), when(modified))
         last = times[4] if times[4] is not None else max(t for t in times if t is not None)
-        item = OrderItem(sku_id, product_id, title, quantity, price, money(item_paid) if item_paid else price * quantity,
-                         sub_order_id, status, refund, category)
+        line_paid = money(item_paid) if item_paid else price * quantity
+        item = OrderItem(sku_id, product_id, title, quantity, price, line_paid, sub_order_id, status, refund, category)
         row: dict[str, Any] = {}
         for h, i in self.extra:
             if s[i]:

@@ -87,7 +87,8 @@ class OrderSync:
         return await store.upsert(self.db, order, now=self.clock.now(), effects=self.effects,
                                   trust_phone=await self.trust_phone())
 
-    async def write(self, orders: list[Order], message: tuple[str, str, str] | None = None) -> tuple[bool, list[Change]]:
+    async def write(self, orders: list[Order],
+                    message: tuple[str, str, str] | None = None) -> tuple[bool, list[Change]]:
         """Write ``orders`` in ONE transaction, with the push ``message`` (platform, message id,
         order id) recorded in the same one for dedup. Returns (duplicate, changes)."""
         trust = await self.trust_phone()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -63,8 +64,8 @@ class Pipeline:
         # under a burst of callbacks, acknowledging comes first: jobs then trickle (the platform
         # waits 5 s for an answer; nobody waits that long for a bot reply to be computed)
         self.pressure: Callable[[], bool] | None = None
-        self._trickle = asyncio.Semaphore(2)
-        self.trickle_pause = 0.01  # under pressure: a couple of jobs at a time, the rest of the CPU acknowledges
+        self._trickle = asyncio.Semaphore(1)
+        self.trickle_share = 0.25  # under pressure the pipeline takes at most about this share of the loop
         self._finished: set[int] = set()  # done, deletion not yet committed
         self._finishing: list[int] = []
         # deleted jobs, kept a while: a read that began before the delete may still return them
@@ -201,9 +202,11 @@ class Pipeline:
                 for job, message in conv_jobs:
                     if self.pressure is not None and self.pressure():
                         async with self._trickle:
+                            started = time.perf_counter()
                             ok = await self._run_job(job, message)
-                            if self.pressure():  # still a burst: leave the loop to the callbacks a moment
-                                await asyncio.sleep(self.trickle_pause)
+                            if self.pressure():  # still a burst: leave the loop to the callbacks a while
+                                spent = time.perf_counter() - started
+                                await asyncio.sleep(max(0.002, spent * (1 - self.trickle_share) / self.trickle_share))
                     else:
                         ok = await self._run_job(job, message)
                     if not ok:

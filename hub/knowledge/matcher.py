@@ -440,20 +440,18 @@ class FaqMatcher:
                 rest.append(f)
         if not acc:
             return [], []
-        ranked = sorted(acc.items(), key=itemgetter(1), reverse=True)
         cap = self.max_candidates
-        if rest and len(ranked) > cap:
-            # Top up, with the common features, the slots that could still make the cut.
-            least = ranked[cap - 1][1] - sum(weights[f] for f in rest) - 1e-9
-            pool = bisect.bisect_right(ranked, -least, key=lambda kv: -kv[1])
-            acc = dict(ranked[: min(pool, int(self.POOL_FACTOR * cap))])
-        if rest:
+        if rest:  # top up, with the common features, the slots that could still make the cut
+            if len(acc) > cap:
+                ranked = sorted(acc.items(), key=itemgetter(1), reverse=True)
+                least = ranked[cap - 1][1] - sum(weights[f] for f in rest) - 1e-9
+                pool = bisect.bisect_right(ranked, -least, key=lambda kv: -kv[1])
+                acc = dict(ranked[: min(pool, int(self.POOL_FACTOR * cap))])
             for f in rest:
                 w = weights[f]
                 for slot in postings[f].intersection(acc):
                     acc[slot] += w
-            ranked = sorted(acc.items(), key=itemgetter(1), reverse=True)
-        slots, accs = zip(*ranked[: self.max_candidates])
+        slots, accs = zip(*sorted(acc.items(), key=itemgetter(1), reverse=True)[:cap])
         return list(slots), list(accs)
 
     def _top(self, best: dict[int, tuple[float, _Text]], top_k: int) -> list[Match]:

@@ -26,6 +26,7 @@ from ..routing.dispatch import Assignment, Dispatcher, QueuedSession
 from ..routing.rules import Decision, RoutingInput, decide, parse_rule
 from ..settings import Settings
 from ..users import UserInfo, set_status as store_status
+from .reading import OPEN, SessionReading
 from .timers import Timers
 from .views import ProfileProvider, basic_profile, session_bundle, session_json
 
@@ -38,7 +39,6 @@ messages = Message.__table__
 users_t = User.__table__
 rules_t = RoutingRule.__table__
 
-OPEN = ("queued", "assigned", "active")
 # hot-path statements built once (construction and cache-key work is most of a short query's cost)
 OPEN_SESSION_Q = select(sessions_t).where(sessions_t.c.conversation_id == bindparam("cid")).where(
     sessions_t.c.state.in_(OPEN))
@@ -65,7 +65,7 @@ class Handover:
     customer_id: int | None = None
 
 
-class SessionService:
+class SessionService(SessionReading):
     def __init__(self, db: Database, clock: Clock, push: Push, outbound: Outbound, settings: Settings,
                  timers: Timers, profile: ProfileProvider = basic_profile, kf_state: Any = None):
         self.db = db
@@ -327,37 +327,6 @@ class SessionService:
         queued = [self._queued(await self._get(r.id)) for r in rows]
         await self._apply_all(self.dispatcher.requeue_agent_sessions(agent_id, queued))
         await self._queue_changed()
-
-    # -- reading --------------------------------------------------------------------------------
-    async def list_for(self, user: UserInfo) -> list[dict[str, Any]]:
-        async with self.db.read() as conn:
-            q = select(sessions_t, conversations.c.channel, conversations.c.peer_id, conversations.c.thread).join(
-                conversations, conversations.c.id == sessions_t.c.conversation_id).where(sessions_t.c.state.in_(OPEN))
-            if not user.is_supervisor:
-                q = q.where(sessions_t.c.agent_id == user.id)
-            rows = (await conn.execute(q.order_by(sessions_t.c.id))).all()
-        out = []
-        for r in rows:
-            item = session_json(r, r)
-            item["unread"] = await self._unread(r)
-            out.append(item)
-        return out
-
-    async def bundle_for(self, user: UserInfo, session_id: int) -> dict[str, Any]:
-        await self._owned(user, session_id, read=True)
-        return await session_bundle(self.db, self.profile, session_id)
-
-    async def history_for(self, user: UserInfo, session_id: int, before: Any = None) -> dict[str, Any]:
-        row = await self._owned(user, session_id, read=True)
-        from ..archive.history import history
-        return await history(self.db, row.conversation_id, 50, int(before) if before else None)
-
-    async def _unread(self, row: Any) -> int:
-        since = row.last_agent_at or 0
-        async with self.db.read() as conn:
-            return (await conn.execute(select(func.count()).select_from(messages).where(
-                (messages.c.conversation_id == row.conversation_id) & (messages.c.direction == "in")
-                & (messages.c.sender == "customer") & (messages.c.created_at > since)))).scalar() or 0
 
     # -- internals ------------------------------------------------------------------------------
     async def _apply_all(self, assignments: list[Assignment]) -> None:

@@ -106,3 +106,25 @@ def oa(clock) -> PlatformSim:
 
 def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {API_TOKEN}"}
+
+
+# headless Chromium from Debian's package, driven by Playwright (its own browser download cannot work here)
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+ARTIFACTS = ROOT / "artifacts"
+
+
+@pytest.fixture
+async def browser():
+    """A headless Chromium; skipped only when it is not installed and CI is not set."""
+    if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
+        pytest.skip(f"{CHROMIUM} is not installed (set CI=1 to make this a failure)")
+    from playwright.async_api import async_playwright
+    ARTIFACTS.mkdir(exist_ok=True)
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()

@@ -35,20 +35,6 @@ async def client(aiohttp_client, hub_config, clock):
     return await aiohttp_client(app)
 
 
-@pytest.fixture
-async def browser():
-    if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
-        pytest.skip(f"{CHROMIUM} is not installed (set CI=1 to make this a failure)")
-    from playwright.async_api import async_playwright
-    ARTIFACTS.mkdir(exist_ok=True)
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield b
-        finally:
-            await b.close()
-
-
 async def new_page(browser, errors: list[str]):  # noqa: ANN001, ANN201
     ctx = await browser.new_context(viewport=VIEWPORT, locale="zh-CN", timezone_id="Asia/Shanghai")
     page = await ctx.new_page()

@@ -8,29 +8,11 @@ from aiohttp import web
 
 from hub.auth_views import require_user
 from hub.errors import bad_request
+from hub.http_util import hub_of as _hub, json_any as _json, path_int as _id
 from hub.knowledge import io as faq_io
 
 from . import analytics
 from .keywords import first_match, rule_json
-
-
-def _hub(request: web.Request):  # noqa: ANN202
-    from hub.app import HUB
-    return request.app[HUB]
-
-
-async def _json(request: web.Request) -> Any:
-    try:
-        return await request.json()
-    except ValueError:
-        raise bad_request("invalid_json", "body must be JSON") from None
-
-
-def _id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise bad_request("invalid_id", "id must be an integer", "id") from None
 
 
 def _float(request: web.Request, key: str, default: float) -> float:

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from .archive import history
 from .errors import HubError, bad_request
+from .http_util import hub_of as _hub
 from .outbound.queue import OutboundRequest
 
 log = logging.getLogger("hub.api")
@@ -28,11 +29,6 @@ async def error_middleware(request: web.Request, handler: Callable[[web.Request]
     except Exception:  # noqa: BLE001 - never a stack trace to the client
         log.exception("unhandled error on %s %s", request.method, request.path)
         return web.json_response({"error": "internal", "message": "internal error"}, status=500)
-
-
-def _hub(request: web.Request):  # noqa: ANN202
-    from .app import HUB
-    return request.app[HUB]
 
 
 def require_service_token(request: web.Request) -> None:

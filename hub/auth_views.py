@@ -6,13 +6,9 @@ import hmac
 from aiohttp import web
 
 from .errors import HubError, bad_request
+from .http_util import hub_of as _hub
 from .realtime import COOKIE
 from .users import UserInfo, login, logout, user_for_token
-
-
-def _hub(request: web.Request):  # noqa: ANN202
-    from .app import HUB
-    return request.app[HUB]
 
 
 def request_token(request: web.Request) -> str | None:

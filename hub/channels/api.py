@@ -11,6 +11,7 @@ from aiohttp import web
 
 from ..auth_views import require_user
 from ..errors import bad_request
+from ..http_util import json_object as _json
 from . import qr
 from .service import ChannelService
 from .stats import channel_stats
@@ -25,16 +26,6 @@ def _svc(request: web.Request) -> ChannelService:
 
 def _id(request: web.Request) -> int:
     return int(request.match_info["id"])  # the route only matches digits
-
-
-async def _json(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise bad_request("invalid_json", "body must be JSON") from None
-    if not isinstance(body, dict):
-        raise bad_request("invalid_json", "body must be an object")
-    return body
 
 
 def _flag(value: str | None, name: str) -> bool | None:

@@ -9,22 +9,8 @@ from aiohttp import web
 
 from ..auth_views import require_user
 from ..errors import bad_request
+from ..http_util import hub_of as _hub, json_object as _json
 from .tags import all_tags
-
-
-def _hub(request: web.Request):  # noqa: ANN202
-    from ..app import HUB
-    return request.app[HUB]
-
-
-async def _json(request: web.Request) -> Any:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise bad_request("invalid_json", "body must be JSON") from None
-    if not isinstance(body, dict):
-        raise bad_request("invalid_json", "body must be an object")
-    return body
 
 
 def _int(value: Any, name: str) -> int:

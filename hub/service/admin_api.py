@@ -11,6 +11,7 @@ from sqlalchemy import delete, func, select, update
 
 from ..auth_views import require_user
 from ..errors import HubError, bad_request, not_found
+from ..http_util import hub_of as _hub, json_object as _json, path_int as _id
 from ..models import RoutingRule, SkillGroup, User
 from ..routing.rules import RoutingInput, RuleError, decide, parse_rule, rule_to_json
 from ..users import ROLES, add_user, hash_password, list_users, validate_user
@@ -19,28 +20,6 @@ rules_t = RoutingRule.__table__
 users_t = User.__table__
 groups_t = SkillGroup.__table__
 READ = ("admin", "supervisor")
-
-
-def _hub(request: web.Request):  # noqa: ANN202
-    from ..app import HUB
-    return request.app[HUB]
-
-
-async def _json(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise bad_request("invalid_json", "body must be JSON") from None
-    if not isinstance(body, dict):
-        raise bad_request("invalid_json", "body must be an object")
-    return body
-
-
-def _id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise bad_request("invalid_id", "id must be an integer", "id") from None
 
 
 def _checked_rule(data: dict[str, Any], id: int = 0, position: int = 0) -> Any:

@@ -7,6 +7,7 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from sqlalchemy import and_, func, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..clock import Clock
 from ..db import Database, retry_busy
@@ -75,7 +76,15 @@ class CustomerService:
                                        .values(customer_id=cid))
                     return cid
 
-            customer_id = await retry_busy(write)
+            for attempt in range(3):
+                try:
+                    customer_id = await retry_busy(write)
+                    break
+                except IntegrityError:
+                    # another conversation of the same person (same unionid) resolved at the same
+                    # moment (PostgreSQL runs them in parallel): resolve again, it now finds them
+                    if attempt == 2:
+                        raise
         if len(self._conv_customer) > 100_000:
             self._conv_customer.clear()
         self._conv_customer[msg.conversation_id] = customer_id
@@ -95,7 +104,10 @@ class CustomerService:
                 return await add_tags(conn, now, customer_id, words, "keyword", "bot") if words else []
 
         self._touched[customer_id] = now
-        added = await retry_busy(touch)
+        try:
+            added = await retry_busy(touch)
+        except IntegrityError:  # a new tag created by a parallel job at the same moment: it exists now
+            added = await retry_busy(touch)
         if len(self._tagged) > 200_000:
             self._tagged.clear()
         self._tagged.update((customer_id, w) for w in words)  # has it now (added, or had it before)

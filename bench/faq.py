@@ -84,11 +84,25 @@ RANDOM_TEXT = (
     "哈哈哈哈哈", "明天要下雨吗", "推荐一部电影", "我家猫不吃饭", "高铁票怎么改签",
 )
 COMMON_CHARS = (
-    "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属圆包火住调满县局照参红细引听该铁价严"
+    "的一是在不了有和人这中大为上个国我以要他时来用们生到作地于出就分对成会可主发年动"
+    "同工也能下过子说产种面而方后多定行学法所民得经十三之进着等部度家电力里如水化高自"
+    "二理起小物现实加量都两体制机当使点从业本去把性好应开它合还因由其些然前外天政四日"
+    "那社义事平形相全表间样与关各重新线内数正心反你明看原又么利比或但质气第向道命此变"
+    "条只没结解问意建月公无系军很情者最立代想已通并提直题党程展五果料象员革位入常文总"
+    "次品式活设及管特件长求老头基资边流路级少图山统接知较将组见计别她手角期根论运农指"
+    "几九区强放决西被干做必战先回则任取据处队南给色光门即保治北造百规热领七海口东导器"
+    "压志世金增争济阶油思术极交受联什认六共权收证改清己美再采转更单风切打白教速花带安"
+    "场身车例真务具万每目至达走积示议声报斗完类八离华名确才科张信马节话米整空元况今集"
+    "温传土许步群广石记需段研界拉林律叫且究观越织装影算低持音众书布复容儿须际商非验连"
+    "断深难近矿千周委素技备半办青省列习响约支般史感劳便团往酸历市克何除消构府称太准精"
+    "值号率族维划选标写存候毛亲快效斯院查江型眼王按格养易置派层片始却专状育厂京识适属"
+    "圆包火住调满县局照参红细引听该铁价严"
 )
 
 
-def build_entries(n: int, rng: random.Random) -> tuple[list[FaqEntry], dict[int, list[str]], list[str]]:
+def build_entries(
+    n: int, rng: random.Random
+) -> tuple[list[FaqEntry], dict[int, list[str]], list[str]]:
     """n entries (product x topic); returns entries, held-out phrasings per id, product names."""
     products = [s + k for s in SERIES for k in KINDS]
     combos = [(p, t) for p in range(len(products)) for t in range(len(TOPICS))]
@@ -100,7 +114,8 @@ def build_entries(n: int, rng: random.Random) -> tuple[list[FaqEntry], dict[int,
         forms = [f.format(p=products[p]) for f in TOPICS[t]]
         rest = forms[1:]
         rng.shuffle(rest)
-        entries.append(FaqEntry(i, forms[0], tuple(rest[:2]), f"答案{i}：关于{forms[0]}的说明。", f"topic{t}"))
+        answer = f"答案{i}：关于{forms[0]}的说明。"
+        entries.append(FaqEntry(i, forms[0], tuple(rest[:2]), answer, f"topic{t}"))
         held[i] = rest[2:]
     return entries, held, products
 
@@ -188,8 +203,8 @@ def main() -> None:
     p50, p99 = statistics.median(lat), pct(lat, 0.99)
     bp50, bp99 = statistics.median(brute_lat), pct(brute_lat, 0.99)
     hit = sum(bool(r) for r in results) / len(results)
-    print(f"match   : {len(queries)} queries p50={p50:.3f} ms p99={p99:.3f} ms max={max(lat):.3f} ms "
-          f"(with >=1 suggestion: {hit:.1%})")
+    print(f"match   : {len(queries)} queries p50={p50:.3f} ms p99={p99:.3f} ms "
+          f"max={max(lat):.3f} ms (with >=1 suggestion: {hit:.1%})")
     print(f"brute   : {len(brute_lat)} queries p50={bp50:.3f} ms p99={bp99:.3f} ms")
     print(f"speedup : brute_p99 / p99 = {bp99 / p99:.1f}x")
     print(f"top1    : agreement {agree}/{compared} = {agree / max(compared, 1):.4f}")

@@ -118,7 +118,9 @@ def test_brute_force_agrees_with_match(matcher: FaqMatcher, queries: dict) -> No
 
 
 @pytest.mark.parametrize("text", ["", "   ", "？？？", "!!!", "。，、；……", "😀😀", "\n\t"])
-def test_empty_and_punctuation_queries(matcher: FaqMatcher, tokenizer: Tokenizer, text: str) -> None:
+def test_empty_and_punctuation_queries(
+    matcher: FaqMatcher, tokenizer: Tokenizer, text: str
+) -> None:
     assert tokenizer.tokens(text) == []
     assert matcher.match(text) == []
     assert matcher.brute_force(text) == []
@@ -175,7 +177,9 @@ def test_incremental_add_remove_replace(tokenizer: Tokenizer, entries: list[FaqE
 
 def test_disabled_entries_never_match(matcher: FaqMatcher, entries: list[FaqEntry]) -> None:
     entry = by_question(entries, "怎么开发票？")
-    disabled = FaqEntry(entry.id, entry.question, entry.similar, entry.answer, entry.category, False)
+    disabled = FaqEntry(
+        entry.id, entry.question, entry.similar, entry.answer, entry.category, enabled=False
+    )
     matcher.replace(disabled)
     assert matcher.get(entry.id) == disabled
     for text in (entry.question, *entry.similar):

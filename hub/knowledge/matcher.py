@@ -217,7 +217,8 @@ class FaqMatcher:
     weight; max_candidates / posting_budget: per-query work bounds of the index.
     """
 
-    POOL_FACTOR = 1.5  # slots topped up with the common features, x max_candidates
+    HEAVY = 0.3  # common features weighing >= this x the heaviest one: top-up
+    POOL_FACTOR = 1.5  # slots topped up with them, x max_candidates
 
     def __init__(
         self,
@@ -328,37 +329,48 @@ class FaqMatcher:
         if query is None or top_k <= 0:
             return []
         floor = self.suggest if min_score is None else min_score
-        slots, accs = self._candidates(query)
+        slots, accs, rest = self._candidates(query)
         if not slots:
             return []
-        texts, chars = self._texts, self._chars
-        cov_w = 100.0 * self.alpha / query.mass  # score = cov_w * acc + sim_w * indel
+        texts, chars, postings, weights = self._texts, self._chars, self._postings, query.weights
+        cov_w = 100.0 * self.alpha / query.mass  # score = cov_w * shared weight + sim_w * indel
         sim_w = 100.0 * (1.0 - self.alpha)
+        slack = cov_w * sum(weights[f] for f in rest)  # features not in accs add at most this
         # Phase 1: the best few candidates by coverage give a lower bound for the k-th score.
         firsts: dict[int, float] = {}
         for slot, acc in zip(slots[: 3 * top_k], accs):
-            score = cov_w * acc + sim_w * Indel.normalized_similarity(query.chars, chars[slot])
+            low = cov_w * acc + sim_w * Indel.normalized_similarity(query.chars, chars[slot])
             entry_id = texts[slot].entry_id
-            firsts[entry_id] = max(score, firsts.get(entry_id, 0.0))
+            firsts[entry_id] = max(low, firsts.get(entry_id, 0.0))
         kth = max(floor, sorted(firsts.values())[-top_k] if len(firsts) >= top_k else floor)
         # Phase 2: only candidates whose coverage and Indel can still reach kth (cut in C).
-        need = (kth - sim_w - 1e-4) / cov_w  # least coverage weight that can still make it
+        need = (kth - slack - sim_w - 1e-4) / cov_w  # least shared weight that can make it
         reach = bisect.bisect_right(accs, -need, key=float.__neg__)  # accs are descending
         sims = process.extract(  # [(text, similarity, index)]
             query.chars, [chars[slot] for slot in slots[:reach]],
             scorer=Indel.normalized_similarity, processor=None, limit=None,
-            score_cutoff=max(0.0, (kth - cov_w * accs[0]) / sim_w - 1e-4),
+            score_cutoff=max(0.0, (kth - slack - cov_w * accs[0]) / sim_w - 1e-4),
         )
-        best: dict[int, tuple[float, int]] = {}  # entry -> (score, slot)
-        for _, sim, i in sims:
-            score = round(cov_w * accs[i] + sim_w * sim, 6)
-            entry_id = texts[slots[i]].entry_id
-            prev = best.get(entry_id)
+        lows = [cov_w * accs[i] + sim_w * sim for _, sim, i in sims]
+        # Finalists, best lower bound first, completed with the features left out, until
+        # no later text can reach the top k.
+        finals: dict[int, tuple[float, int]] = {}  # entry -> (score, slot)
+        kth = floor
+        for j in sorted(range(len(lows)), key=lows.__getitem__, reverse=True):
+            if lows[j] + slack + 1e-6 < kth:
+                break
+            slot = slots[sims[j][2]]
+            score = lows[j] + cov_w * sum(weights[f] for f in rest if slot in postings[f])
+            score = round(score, 6)
+            entry_id = texts[slot].entry_id
+            prev = finals.get(entry_id)
             if score >= floor - 1e-6 and (prev is None or score > prev[0]):
-                best[entry_id] = (score, slots[i])
+                finals[entry_id] = (score, slot)
+                if len(finals) >= top_k:
+                    kth = max(kth, sorted(v[0] for v in finals.values())[-top_k])
         # Exact scores for the finalists: the very floats brute_force computes.
         exact: dict[int, tuple[float, _Text]] = {}
-        ranked = heapq.nsmallest(top_k + 2, best.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        ranked = heapq.nsmallest(top_k + 2, finals.items(), key=lambda kv: (-kv[1][0], kv[0]))
         for entry_id, (_, slot) in ranked:
             score = self._score(query, texts[slot])
             if score >= floor:
@@ -411,13 +423,13 @@ class FaqMatcher:
         score += (1.0 - self.alpha) * Indel.normalized_similarity(query.chars, text.chars)
         return round(100.0 * score, 6)  # rounded: float noise must not reorder ties
 
-    def _candidates(self, query: _Query) -> tuple[list[int], list[float]]:
-        """(slots, the query feature weight each contains, descending).
+    def _candidates(self, query: _Query) -> tuple[list[int], list[float], list[str]]:
+        """(slots, weight of the query features each contains (descending), left out).
 
-        Postings of the rarest features are summed until ``posting_budget`` is spent;
-        the common features beyond it only top up the slots found so far that could
-        still make the cut (at most ``POOL_FACTOR * max_candidates``).  Keeps the
-        ``max_candidates`` best slots, their shared weight complete.
+        Postings of the rarest features are summed until ``posting_budget`` is spent.  Of
+        the common features beyond it, the heavy ones (weight >= ``HEAVY`` x the heaviest)
+        top up the slots that could still make the cut (at most ``POOL_FACTOR`` x
+        ``max_candidates``); the light ones are left out and returned.
         """
         postings, weights = self._postings, query.weights
         feats = sorted((f for f in weights if f in postings), key=lambda f: len(postings[f]))
@@ -439,20 +451,23 @@ class FaqMatcher:
             else:
                 rest.append(f)
         if not acc:
-            return [], []
+            return [], [], []
         cap = self.max_candidates
-        if rest:  # top up, with the common features, the slots that could still make the cut
+        heavy_w = self.HEAVY * max(weights.values())
+        heavy = [f for f in rest if weights[f] >= heavy_w]
+        if heavy:  # top up the slots that could still make the cut
             if len(acc) > cap:
                 ranked = sorted(acc.items(), key=itemgetter(1), reverse=True)
-                least = ranked[cap - 1][1] - sum(weights[f] for f in rest) - 1e-9
+                least = ranked[cap - 1][1] - sum(weights[f] for f in heavy) - 1e-9
                 pool = bisect.bisect_right(ranked, -least, key=lambda kv: -kv[1])
                 acc = dict(ranked[: min(pool, int(self.POOL_FACTOR * cap))])
-            for f in rest:
+            for f in heavy:
                 w = weights[f]
                 for slot in postings[f].intersection(acc):
                     acc[slot] += w
+            rest = [f for f in rest if weights[f] < heavy_w]
         slots, accs = zip(*sorted(acc.items(), key=itemgetter(1), reverse=True)[:cap])
-        return list(slots), list(accs)
+        return list(slots), list(accs), rest
 
     def _top(self, best: dict[int, tuple[float, _Text]], top_k: int) -> list[Match]:
         ranked = heapq.nsmallest(top_k, best.items(), key=lambda kv: (-kv[1][0], kv[0]))

@@ -12,7 +12,7 @@ import json
 import logging
 from types import SimpleNamespace
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from sqlalchemy import bindparam, func, select, update
 
@@ -49,6 +49,19 @@ QUEUE_HEAD = 100  # waiting sessions listed in a supervisor's queue.changed (the
 
 
 @dataclass(frozen=True)
+class SessionChange:
+    """What happened to a session, told to ``SessionService.observers`` after it committed.
+
+    kind: handover (data: reopened) | assigned | accepted | customer_message | agent_reply | transferred |
+    requeued | closed."""
+
+    kind: str
+    session_id: int
+    at: float
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Handover:
     """Why and with what a conversation goes to a human (from the bots)."""
 
@@ -81,6 +94,8 @@ class SessionService(SessionReading):
         self.rules: list[Any] = []
         self.agents: dict[int, UserInfo] = {}
         self._queue_push: asyncio.TimerHandle | None = None
+        # after-commit listeners: async (SessionChange) -> None (SLA clocks, quality checks, dashboards)
+        self.observers: list[Callable[[SessionChange], Awaitable[None]]] = []
 
     # -- start-up: rebuild the in-memory state from the database --------------------------------
     async def load(self) -> None:
@@ -137,9 +152,13 @@ class SessionService(SessionReading):
         group = h.group or decision.group
         advisor = h.advisor_id or decision.agent_id
 
+        was_reopened = False
+
         async def write() -> int | None:
+            nonlocal was_reopened
             async with self.db.write() as conn:
                 reopened = await self._reopen_candidate(conn, h.conversation_id, now)
+                was_reopened = reopened is not None
                 if reopened is not None:
                     await conn.execute(update(sessions_t).where(sessions_t.c.id == reopened.id).values(
                         state="queued", agent_id=None, closed_at=None, close_reason=None, handover_at=now,
@@ -169,6 +188,7 @@ class SessionService(SessionReading):
         if decision.add_tags and h.customer_id and self.tag_customer is not None:
             await self.tag_customer(h.customer_id, list(decision.add_tags))
         await self._kf(row, "queued")
+        await self._notify("handover", session_id, reopened=was_reopened)
         assignment = self.dispatcher.enqueue(self._queued(row))
         await self._apply(assignment)
         if assignment is None:
@@ -203,6 +223,7 @@ class SessionService(SessionReading):
         if row.agent_id:
             await self.push.to_user(row.agent_id, "message.new", payload)
             self._arm_unanswered_timer(SimpleNamespace(**{**row._mapping, "last_customer_at": now}))
+        await self._notify("customer_message", row.id, message_id=message_row.id, at=now)
         return True
 
     # -- agent actions --------------------------------------------------------------------------
@@ -213,6 +234,7 @@ class SessionService(SessionReading):
             self.timers.cancel(f"accept:{session_id}")
             row = await self._get(session_id)
             await self._kf(row, "human", user)
+            await self._notify("accepted", session_id, agent_id=user.id)
 
     async def reply(self, user: UserInfo, session_id: int, text: Any, client_id: Any = None) -> int | None:
         if not isinstance(text, str) or not text.strip():
@@ -240,6 +262,7 @@ class SessionService(SessionReading):
             from ..archive.history import message_json
             await self.push.to_user(row.agent_id or user.id, "message.new",
                                     {"session_id": session_id, "message": message_json(msg)})
+        await self._notify("agent_reply", session_id, agent_id=user.id, message_id=message_id, at=now)
         return message_id
 
     async def transfer(self, user: UserInfo, session_id: int, *, to_agent: int | None = None,
@@ -275,6 +298,7 @@ class SessionService(SessionReading):
                                                                     None)))
         await self._apply_all(freed)
         await self._queue_changed()
+        await self._notify("transferred", session_id, from_agent=old_agent, to_agent=to_agent, to_group=to_group)
 
     async def close(self, user: UserInfo | None, session_id: int, reason: str = "resolved") -> None:
         row = await self._get(session_id)
@@ -292,6 +316,7 @@ class SessionService(SessionReading):
         if row.agent_id:
             await self.push.to_user(row.agent_id, "session.closed", {"session_id": session_id, "reason": reason})
         await self._kf(row, "closed")
+        await self._notify("closed", session_id, reason=reason)
         await self._apply_all(freed)
         await self._queue_changed()
 
@@ -324,6 +349,7 @@ class SessionService(SessionReading):
                                         "accepted_at": None}, "requeued", None, {"why": why, "from": agent_id})
             self.timers.cancel(f"accept:{row.id}")
             await self.push.to_user(agent_id, "session.removed", {"session_id": row.id, "reason": why})
+            await self._notify("requeued", row.id, why=why, from_agent=agent_id)
         queued = [self._queued(await self._get(r.id)) for r in rows]
         await self._apply_all(self.dispatcher.requeue_agent_sessions(agent_id, queued))
         await self._queue_changed()
@@ -355,6 +381,7 @@ class SessionService(SessionReading):
             self.dispatcher.release(assignment.agent_id, assignment.session_id)
             return
         self._arm_accept_timer(assignment.session_id, now)
+        await self._notify("assigned", assignment.session_id, agent_id=assignment.agent_id)
         bundle = await session_bundle(self.db, self.profile, assignment.session_id)
         await self.push.to_user(assignment.agent_id, "session.new", bundle)
         self._arm_unanswered_timer(await self._get(assignment.session_id))
@@ -373,6 +400,7 @@ class SessionService(SessionReading):
         await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None}, "requeued", None,
                            {"why": "not_accepted", "from": agent})
         await self.push.to_user(agent, "session.removed", {"session_id": session_id, "reason": "not_accepted"})
+        await self._notify("requeued", session_id, why="not_accepted", from_agent=agent)
         await self._apply_all(freed)
         await self._apply_all(await self._enqueue_passing_over(await self._get(session_id), agent))
         await self._queue_changed()
@@ -402,6 +430,7 @@ class SessionService(SessionReading):
             await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None,
                                             "accepted_at": None}, "requeued", None, {"why": "unanswered", "from": agent})
             await self.push.to_user(agent, "session.removed", {"session_id": session_id, "reason": "unanswered"})
+            await self._notify("requeued", session_id, why="unanswered", from_agent=agent)
             await self._apply_all(freed)
             await self._apply_all(await self._enqueue_passing_over(await self._get(session_id), agent))
             await self._queue_changed()
@@ -491,9 +520,20 @@ class SessionService(SessionReading):
 
         await retry_busy(write)
 
+    async def _notify(self, kind: str, session_id: int, **data: Any) -> None:
+        """Tell the observers what just committed; one failing observer never fails the action."""
+        if not self.observers:
+            return
+        change = SessionChange(kind, session_id, self.clock.now(), data)
+        for observer in list(self.observers):
+            try:
+                await observer(change)
+            except Exception:  # noqa: BLE001
+                log.exception("session observer %r failed on %s", observer, kind)
+
     async def _event(self, conn: Any, session_id: int, kind: str, actor: str, data: dict[str, Any]) -> None:
         await conn.execute(events_t.insert().values(session_id=session_id, kind=kind, actor=actor,
                                                     data=json.dumps(data, ensure_ascii=False), at=self.clock.now()))
 
 
-__all__ = ["Decision", "Handover", "SessionService"]
+__all__ = ["Decision", "Handover", "SessionChange", "SessionService"]

@@ -106,8 +106,12 @@ ADMIN_PAGES = [
     ("keywords", "/admin/keywords", "关键词回复", "客户消息命中关键词时自动回复；优先级高的规则先匹配"),
     ("routing", "/admin/routing", "路由规则", "从上到下匹配，第一条命中的规则决定客户分到哪个技能组；拖动调整顺序"),
     ("users", "/admin/users", "用户", "客服账号、角色、技能组与接待上限"),
+    ("accounts", "/admin/accounts", "平台账号", "企业微信 / 公众号的回调地址、Token 与 EncodingAESKey，以及平台是否连得上"),
+    ("channels", "/admin/channels", "渠道活码", "为每个投放位置生成二维码：标签、欢迎语、接待人员，按天看添加与咨询"),
+    ("bot_settings", "/admin/bot-settings", "机器人设置", "欢迎语、营业时间与节假日、非工作时间回复、转人工关键词"),
+    ("audit", "/admin/audit", "操作日志", "谁在什么时候改了什么（修改前 / 修改后）"),
 ]
-ADMIN_ROLES = ("admin", "supervisor")
+ADMIN_ROLES = ("admin",)  # supervisors have their own dashboard; the operator pages are the admin's
 ROLE_LABELS = {"agent": "客服", "supervisor": "主管", "admin": "管理员"}
 PLATFORM_LABELS = {"wecom": "企业微信", "oa": "公众号", "kf": "微信客服"}
 
@@ -144,6 +148,19 @@ def _admin_handler(page: str):  # noqa: ANN202
     return handler
 
 
+async def supervisor_page(request: web.Request) -> web.Response:
+    """The live supervisor dashboard (supervisors and admins; agents get a 403 page)."""
+    user = await _current_user(request)
+    if user is None:
+        raise web.HTTPFound("/login?next=/supervisor")
+    if user.role not in ("supervisor", "admin"):
+        return render("dashboard.html", status=403, user=user, forbidden=True, role_labels=ROLE_LABELS, boot="{}")
+    from hub.app import HUB
+    boot = {"user": user.public(), "epoch": request.app[HUB].push.streams.epoch, "roles": ROLE_LABELS}
+    return render("dashboard.html", user=user, forbidden=False, role_labels=ROLE_LABELS,
+                  boot=json.dumps(boot, ensure_ascii=False))
+
+
 async def admin_index(request: web.Request) -> web.Response:
     raise web.HTTPFound("/admin/faq")
 
@@ -154,6 +171,7 @@ def routes() -> list[web.AbstractRouteDef]:
         web.get("/login", login_page, name="ui_login"),
         web.get("/console", console_page, name="ui_console"),
         web.get("/admin", admin_index, name="ui_admin"),
+        web.get("/supervisor", supervisor_page, name="ui_supervisor"),
         *[web.get(path, _admin_handler(page), name=f"ui_admin_{page}") for page, path, _, _ in ADMIN_PAGES],
         web.static(STATIC_PREFIX, STATIC_DIR, name="ui_static"),
     ]

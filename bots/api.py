@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub import audit, config_bus
 from hub.auth_views import require_user
 from hub.errors import bad_request
 from hub.http_util import hub_of as _hub, json_any as _json, path_int as _id
@@ -25,6 +26,15 @@ def _float(request: web.Request, key: str, default: float) -> float:
 READ = ("admin", "supervisor")
 
 
+async def _changed(request: web.Request, user: Any, topic: str, action: str, target: str, before: Any = None,
+                   after: Any = None, detail: Any = None) -> None:
+    """After an admin change: every process reloads ``topic``; the audit log keeps before/after."""
+    hub = _hub(request)
+    await config_bus.publish(request, topic)
+    await audit.record(hub.db, hub.clock, actor=user, action=action, target=target, before=before, after=after,
+                       request=request, detail=detail)
+
+
 async def faq_list(request: web.Request) -> web.Response:
     await require_user(request, *READ)
     kb = _hub(request).kb
@@ -32,8 +42,10 @@ async def faq_list(request: web.Request) -> web.Response:
 
 
 async def faq_create(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
-    return web.json_response(await _hub(request).kb.create(await _json(request)), status=201)
+    user = await require_user(request, "admin")
+    created = await _hub(request).kb.create(await _json(request))
+    await _changed(request, user, config_bus.FAQ, "faq.create", f"faq:{created['id']}", None, created)
+    return web.json_response(created, status=201)
 
 
 async def faq_get(request: web.Request) -> web.Response:
@@ -42,13 +54,20 @@ async def faq_get(request: web.Request) -> web.Response:
 
 
 async def faq_update(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
-    return web.json_response(await _hub(request).kb.update(_id(request), await _json(request)))
+    user = await require_user(request, "admin")
+    kb, faq_id = _hub(request).kb, _id(request)
+    before = await kb.get(faq_id)
+    after = await kb.update(faq_id, await _json(request))
+    await _changed(request, user, config_bus.FAQ, "faq.update", f"faq:{faq_id}", before, after)
+    return web.json_response(after)
 
 
 async def faq_delete(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
-    await _hub(request).kb.delete(_id(request))
+    user = await require_user(request, "admin")
+    kb, faq_id = _hub(request).kb, _id(request)
+    before = await kb.get(faq_id)
+    await kb.delete(faq_id)
+    await _changed(request, user, config_bus.FAQ, "faq.delete", f"faq:{faq_id}", before, None)
     return web.json_response({"ok": True})
 
 
@@ -67,11 +86,14 @@ async def faq_match(request: web.Request) -> web.Response:
 
 async def faq_import(request: web.Request) -> web.Response:
     """Body: the file's text; ``?format=csv|json`` (default csv). Bad rows are reported, the rest imported."""
-    await require_user(request, "admin")
+    user = await require_user(request, "admin")
     fmt = request.query.get("format", "csv")
     text = await request.text()
     parsed = faq_io.parse_json(text) if fmt == "json" else faq_io.parse_csv(text)
     created = await _hub(request).kb.create_many(parsed.items) if parsed.items else []
+    if created:
+        await _changed(request, user, config_bus.FAQ, "faq.import", "faq", None,
+                       {"ids": [c["id"] for c in created]}, {"format": fmt, "rejected": len(parsed.errors)})
     return web.json_response({"imported": len(created), "rejected": parsed.errors})
 
 
@@ -91,12 +113,17 @@ async def words_get(request: web.Request) -> web.Response:
 
 
 async def words_add(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
+    user = await require_user(request, "admin")
     body = await _json(request)
     words = body.get("words") if isinstance(body, dict) else None
     if not isinstance(words, list):
         raise bad_request("invalid_words", "words: a list", "words")
-    return web.json_response({"added": await _hub(request).kb.add_words(words)})
+    kb = _hub(request).kb
+    before = await kb.words()
+    added = await kb.add_words(words)
+    await _changed(request, user, config_bus.FAQ, "brand_words.add", "brand_words", {"words": before},
+                   {"words": await kb.words()})
+    return web.json_response({"added": added})
 
 
 async def rules_list(request: web.Request) -> web.Response:
@@ -104,19 +131,35 @@ async def rules_list(request: web.Request) -> web.Response:
     return web.json_response({"rules": await _hub(request).keywords.list()})
 
 
+async def _keyword_rule(request: web.Request, rule_id: int) -> dict[str, Any] | None:
+    return next((r for r in await _hub(request).keywords.list() if r["id"] == rule_id), None)
+
+
 async def rules_create(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
-    return web.json_response(await _hub(request).keywords.create(await _json(request)), status=201)
+    user = await require_user(request, "admin")
+    created = await _hub(request).keywords.create(await _json(request))
+    await _changed(request, user, config_bus.KEYWORD_RULES, "keyword_rule.create", f"keyword_rule:{created['id']}",
+                   None, created)
+    return web.json_response(created, status=201)
 
 
 async def rules_update(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
-    return web.json_response(await _hub(request).keywords.update(_id(request), await _json(request)))
+    user = await require_user(request, "admin")
+    rule_id = _id(request)
+    before = await _keyword_rule(request, rule_id)
+    after = await _hub(request).keywords.update(rule_id, await _json(request))
+    await _changed(request, user, config_bus.KEYWORD_RULES, "keyword_rule.update", f"keyword_rule:{rule_id}",
+                   before, after)
+    return web.json_response(after)
 
 
 async def rules_delete(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
-    await _hub(request).keywords.delete(_id(request))
+    user = await require_user(request, "admin")
+    rule_id = _id(request)
+    before = await _keyword_rule(request, rule_id)
+    await _hub(request).keywords.delete(rule_id)
+    await _changed(request, user, config_bus.KEYWORD_RULES, "keyword_rule.delete", f"keyword_rule:{rule_id}",
+                   before, None)
     return web.json_response({"ok": True})
 
 

@@ -7,6 +7,7 @@ without a restart.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 import string
@@ -20,6 +21,9 @@ from .config import AccountConfig
 from .db import Database
 from .errors import bad_request
 from .models import Account
+from .privacy import secrets as sealed
+
+log = logging.getLogger(__name__)
 
 PLATFORMS = {"wecom": "/callbacks/wecom/{id}", "oa": "/callbacks/oa/{id}"}
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
@@ -84,22 +88,38 @@ async def upsert_account(db: Database, clock: Clock, *, id: str, platform: str, 
     encoding_aes_key = encoding_aes_key or generate_encoding_aes_key()
     validate(platform, id, token, encoding_aes_key, receive_id)
     now = clock.now()
+    ring = sealed.ring_for(db)
     async with db.write() as conn:
         existing = (await conn.execute(select(Account.__table__.c.id).where(Account.__table__.c.id == id))).first()
-        values = dict(platform=platform, name=name or id, token=token, encoding_aes_key=encoding_aes_key,
-                      receive_id=receive_id, secret=secret, updated_at=now)
+        # secrets at rest: the row keeps none in clear, account_secrets holds them encrypted (hub/privacy)
+        values = dict(platform=platform, name=name or id, token="", encoding_aes_key="",
+                      receive_id=receive_id, secret="", updated_at=now)
         if existing:
             await conn.execute(Account.__table__.update().where(Account.__table__.c.id == id).values(**values))
         else:
             await conn.execute(Account.__table__.insert().values(id=id, created_at=now, **values))
+        await sealed.store(conn, ring, id, now, token=token, encoding_aes_key=encoding_aes_key, secret=secret)
     return AccountInfo(id, platform, name or id, token, encoding_aes_key, receive_id, secret,
                        MessageCrypto(encoding_aes_key, receive_id))
 
 
 async def list_accounts(db: Database) -> list[AccountInfo]:
+    """Every account with its secrets decrypted; one whose secrets this process cannot decrypt
+    (HUB_SECRET_KEY lacks their key) is left out with an error in the log."""
     async with db.read() as conn:
         rows = (await conn.execute(select(Account).order_by(Account.id))).all()
-    return [_info(Account(**r._mapping)) for r in rows]
+        opened = await sealed.load(conn, sealed.ring_for(db))
+    out = []
+    for r in rows:
+        values = dict(r._mapping)
+        clear = opened.get(values["id"])
+        if isinstance(clear, sealed.SecretKeyError):
+            log.error("account %s is not served: its secrets do not decrypt: %s", values["id"], clear)
+            continue
+        if clear is not None:
+            values["token"], values["encoding_aes_key"], values["secret"] = clear
+        out.append(_info(Account(**values)))
+    return out
 
 
 async def upsert_configured(db: Database, clock: Clock, accounts: tuple[AccountConfig, ...]) -> None:

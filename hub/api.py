@@ -58,25 +58,38 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def get_conversation(request: web.Request) -> web.Response:
-    require_service_token(request)
+async def _readable_conversation(request: web.Request) -> dict[str, Any]:
+    """The conversation of the path (404 unknown) if the user may read it (401/403 otherwise): the API
+    token and supervisors read all, agents those of their sessions and groups."""
+    from .auth_views import require_user
+    from .service.reading import require_conversation
+    user = await require_user(request)
+    hub = _hub(request)
     conv_id = _int(request.match_info["id"], "id")
-    return web.json_response(await history.conversation(_hub(request).db, conv_id))
+    await require_conversation(hub.db, user, conv_id)  # first: an agent learns nothing of others' ids
+    return await history.conversation(hub.db, conv_id)
+
+
+async def get_conversation(request: web.Request) -> web.Response:
+    return web.json_response(await _readable_conversation(request))
 
 
 async def get_messages(request: web.Request) -> web.Response:
-    require_service_token(request)
     hub = _hub(request)
-    conv_id = _int(request.match_info["id"], "id")
-    await history.conversation(hub.db, conv_id)  # 404 for an unknown conversation
+    conv_id = (await _readable_conversation(request))["id"]
     page = await history.history(hub.db, conv_id, limit=_int(request.query.get("limit"), "limit", 50),
                                  before=_int(request.query.get("before"), "before"))
-    return web.json_response(page)
+    from .auth_views import require_user
+    from .privacy.views import audit_if_outside, mask_page
+    user = await require_user(request)
+    await audit_if_outside(request, user, conv_id)
+    return web.json_response(mask_page(user, page))
 
 
 async def post_message(request: web.Request) -> web.Response:
-    """Queue an outbound text into a conversation (sender ``system`` for service callers)."""
-    require_service_token(request)
+    """Queue an outbound text into a conversation (sender ``system``: service callers and admins)."""
+    from .auth_views import require_user
+    await require_user(request, "admin")
     hub = _hub(request)
     conv = await history.conversation(hub.db, _int(request.match_info["id"], "id"))
     try:

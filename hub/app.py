@@ -23,10 +23,18 @@ from bots.store import KeywordRules
 
 from . import api as http_api
 from .channels import wiring as channels_wiring
+from .supervisor import wiring as supervisor_wiring
+from .archive.search import wiring as search_wiring
 from .customers import api as customers_api
 from .service import admin_api as service_admin_api
 from .orders import wiring as orders_wiring
+from .privacy import wiring as privacy_wiring
+from .supervisor import dashboard as dashboard_wiring
+from .tickets import wiring as tickets_wiring
 from . import auth_views
+from . import audit as audit_log
+from . import config_bus
+from . import account_status, accounts_api, settings_api
 from .accounts import AccountRegistry, upsert_configured
 from .archive.effects import archive_step
 from .archive.store import ArchiveWriter
@@ -35,6 +43,7 @@ from .callbacks.common import CallbackDeps
 from .callbacks.kf import KfPuller
 from .clock import Clock
 from .config import HubConfig
+from .csrf import csrf_middleware
 from .db import Database
 from .outbound.api import PlatformApi
 from .outbound.queue import Outbound
@@ -46,6 +55,9 @@ from .pipeline import Pipeline
 from .presence import Presence
 from .push import MemoryStreams, Push
 from .realtime import AgentNamespace, create_sio
+from .scale.redis_manager import HubRedisManager
+from .scale.redis_streams import RedisStreams
+from .scale.claims import TimerClaims, worker_name
 from .service.sessions import SessionService
 from .service.step import route_step
 from .service.timers import Timers
@@ -101,7 +113,7 @@ _TOKENIZER: "Tokenizer | None" = None
 async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSession, sio: Any) -> Hub:
     tokenizer = shared_tokenizer()  # before anything else: the slow part of starting
     db = Database(config.database_url)
-    await db.create_schema()
+    await db.create_schema(config.auto_migrate)
     await upsert_configured(db, clock, config.accounts)
     if config.demo:
         from .demo import seed_demo
@@ -116,9 +128,10 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     kf = KfPuller(db, clock, platform, accounts, writer, config.kf_pull_limit)
     settings = Settings(db, clock)
     await settings.preset(config.settings)
-    push = Push(sio, MemoryStreams())
+    push = Push(sio, RedisStreams.from_url(config.redis_url) if config.redis_url else MemoryStreams())
+    await push.streams.start()
     presence = Presence(push, grace=float(settings.cached("offline_grace")))
-    timers = Timers(clock)
+    timers = Timers(clock, TimerClaims(db, clock, worker_name(config.worker_id)).claim if not db.is_sqlite else None)
     customers = CustomerService(db, clock, push, settings)
 
     async def fetch_profile(account_id: str, channel: str, peer_id: str) -> dict[str, str]:
@@ -167,10 +180,10 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
 
 
 def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application:
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[http_api.error_middleware])
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[http_api.error_middleware, csrf_middleware])
     app[CONFIG] = config
     app[CLOCK] = clock or Clock()
-    sio = create_sio()
+    sio = create_sio(HubRedisManager(config.redis_url) if config.redis_url else None)
     sio.register_namespace(AgentNamespace(lambda: app[HUB]))
     sio.attach(app)
 
@@ -192,9 +205,11 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             log.info("scrm-hub ready on %s", hub.db.engine.url.render_as_string(hide_password=True))
             yield
             await hub.pipeline.stop()
+            await hub.sessions.stop()
             await hub.timers.stop()
             await hub.outbound.stop()
             await hub.writer.stop()
+            await hub.push.streams.stop()
             await hub.db.dispose()
 
     app.cleanup_ctx.append(hub_context)
@@ -211,5 +226,15 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
     app.router.add_routes(service_admin_api.routes())
     orders_wiring.install(app)  # after hub_context in cleanup_ctx, so the hub exists when it starts
     channels_wiring.install(app)
+    supervisor_wiring.install(app)  # SLA alerts and quality checks (session observers)
+    dashboard_wiring.install(app)  # GET /api/supervisor/dashboard, dashboard.update pushes
+    tickets_wiring.install(app)  # /api/tickets, ticket types and rules, overdue timers
+    audit_log.install(app)  # GET /api/audit
+    privacy_wiring.install(app)  # retention purge, holds, erasure, reveal (hub/privacy)
+    config_bus.install(app)  # admin changes reload every process's caches
+    account_status.install(app)  # last callback / verification per account
+    accounts_api.install(app)
+    settings_api.install(app)
+    search_wiring.install(app)  # GET /api/search, exports, keyword watches, the search indexer
     return app
 

@@ -42,8 +42,11 @@ class HubConfig:
     log_level: str = "INFO"
     api_token: str = field(default="", repr=False)  # bearer token for the JSON API (service access)
     demo: bool = False
+    auto_migrate: bool = True  # bring the database schema to head on start (hub/schema.py)
     accounts: tuple[AccountConfig, ...] = ()
     settings: tuple[tuple[str, Any], ...] = ()  # operator settings preset by the config file's [settings]
+    redis_url: str = field(default="", repr=False)  # set: Socket.IO and agent event streams shared via Redis
+    worker_id: str = ""  # names this process in leases and logs (default: host:pid)
 
     def with_overrides(self, **changes: Any) -> "HubConfig":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -62,6 +65,9 @@ _ENV = {
     "api_timeout": "HUB_API_TIMEOUT",
     "log_level": "HUB_LOG_LEVEL",
     "api_token": "HUB_API_TOKEN",
+    "auto_migrate": "HUB_AUTO_MIGRATE",
+    "redis_url": "HUB_REDIS_URL",
+    "worker_id": "HUB_WORKER_ID",
 }
 
 
@@ -71,6 +77,8 @@ def _coerce(name: str, value: Any) -> Any:
         return int(value)
     if kind == "float":
         return float(value)
+    if kind == "bool" and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
     return value
 
 

@@ -147,16 +147,12 @@ class Database:
                 return  # short reads: each statement is its own snapshot, no BEGIN/COMMIT round trips
             conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get("hub_write") else "BEGIN")
 
-    async def create_schema(self) -> None:
-        if self.sync_engine is not None:
-            await self.gate.acquire()
-            try:
-                Base.metadata.create_all(self.sync_engine)
-            finally:
-                self.gate.release()
-            return
-        async with self.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
+    async def create_schema(self, auto_migrate: bool = True) -> str:
+        """Bring the schema to the migrations' head (hub/schema.py): a fresh database is created and
+        stamped, one behind is upgraded (``auto_migrate``; otherwise ``SchemaError``). Returns what
+        was done: created, current, upgraded or adopted (a database from before Alembic)."""
+        from .schema import prepare
+        return await prepare(self, auto_migrate)
 
     @asynccontextmanager
     async def write(self, durable: bool = False) -> AsyncIterator[Any]:

@@ -4,6 +4,12 @@ Jobs run in id order per conversation (a later message of a conversation never o
 earlier one, even across retries); different conversations run concurrently. A job left pending
 when the hub stops runs after it restarts. Handlers are registered per job kind; the ``inbound``
 kind runs a chain of steps (bots, routing, push) that later modules append to.
+
+Several processes (PostgreSQL): a process claims a conversation's due jobs before running them
+(``state`` pending -> claimed, ``run_after`` = lease expiry, under a per-conversation advisory
+lock, and only if no other live claim exists for that conversation), renews its leases while it
+works, and deletes the jobs when done. A process that dies leaves claims whose lease runs out; any
+other process then takes those jobs, still in id order. SQLite (one process) skips all of this.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import bindparam, delete, select, text, update
 
 from .clock import Clock
 from .db import Database, retry_busy
@@ -24,8 +30,22 @@ log = logging.getLogger(__name__)
 
 jobs = Job.__table__
 messages = Message.__table__
-JOBS_Q = (select(jobs.c.id, jobs.c.kind, jobs.c.message_id, jobs.c.conversation_id, jobs.c.attempts, jobs.c.run_after)
-          .where(jobs.c.state == "pending").order_by(jobs.c.id).limit(bindparam("limit")))
+JOB_COLUMNS = (jobs.c.id, jobs.c.kind, jobs.c.message_id, jobs.c.conversation_id, jobs.c.attempts, jobs.c.run_after)
+JOBS_Q = select(*JOB_COLUMNS).where(jobs.c.state == "pending").order_by(jobs.c.id).limit(bindparam("limit"))
+# shared (PostgreSQL): pending jobs, and claimed ones whose lease ran out (their process died)
+SHARED_JOBS_Q = (select(*JOB_COLUMNS, jobs.c.state)
+                 .where((jobs.c.state == "pending") | ((jobs.c.state == "claimed") & (jobs.c.run_after < bindparam("now"))))
+                 .order_by(jobs.c.id).limit(bindparam("limit")))
+LOCK_CLASS = 74110  # pg advisory lock namespace of per-conversation job claims
+CLAIM_LOCKS_SQL = text("SELECT c FROM unnest(CAST(:convs AS bigint[])) AS c "
+                       "WHERE pg_try_advisory_xact_lock(74110, CAST(c % 2147483647 AS integer))")
+CLAIM_SQL = text(
+    "UPDATE jobs SET state = 'claimed', run_after = :lease WHERE id = ANY(CAST(:ids AS bigint[])) "
+    "AND conversation_id = ANY(CAST(:convs AS bigint[])) "
+    "AND (state = 'pending' OR (state = 'claimed' AND run_after < :now)) "
+    "AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.conversation_id = jobs.conversation_id "
+    "AND o.state = 'claimed' AND o.run_after >= :now) RETURNING id")
+LEASE = 30.0  # seconds a claim lives without renewal
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +96,10 @@ class Pipeline:
         self.finish_delay = 0.02
         self.done = 0
         self.handlers["inbound"] = self._run_inbound_steps
+        self.shared = db.dialect == "postgresql"  # other processes may run jobs too: claim before running
+        self._claimed: set[int] = set()  # job ids this process holds a lease on
+        self._renewed_at = 0.0
+        self.lease = LEASE
 
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -115,6 +139,11 @@ class Pipeline:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=2)
+        if self.shared and self._claimed - self._finished:  # another process takes them at once
+            try:
+                await asyncio.wait_for(self._unclaim(self._claimed - self._finished), 5)
+            except Exception:  # noqa: BLE001 - their lease runs out instead
+                pass
 
     async def _loop(self) -> None:
         # the flag, not only the cancel: 3.11's wait_for can swallow a cancel that races its timeout
@@ -125,6 +154,8 @@ class Pipeline:
                 pass
             self._wakeup.clear()
             try:
+                if self.shared:
+                    await self._renew_leases()
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
@@ -140,7 +171,10 @@ class Pipeline:
             return 0  # a finishing conversation wakes the loop again
         now = self.clock.now()
         async with self.db.read() as conn:
-            rows = (await conn.execute(JOBS_Q, {"limit": limit})).all()
+            if self.shared:
+                rows = (await conn.execute(SHARED_JOBS_Q, {"limit": limit, "now": now})).all()
+            else:
+                rows = (await conn.execute(JOBS_Q, {"limit": limit})).all()
         by_conv: dict[int, list[Any]] = {}
         blocked: set[int] = set()
         self._forget_old_deletions()
@@ -150,7 +184,7 @@ class Pipeline:
             conv = row.conversation_id
             if conv in blocked or conv in self._busy:
                 continue
-            if max(row.run_after, self._retry_at.get(row.id, 0.0)) > now:
+            if getattr(row, "state", "pending") == "pending" and max(row.run_after, self._retry_at.get(row.id, 0.0)) > now:
                 blocked.add(conv)  # an earlier job waits for its retry: keep the order
                 continue
             if conv not in by_conv and len(by_conv) >= room:
@@ -159,6 +193,14 @@ class Pipeline:
         if not by_conv:
             return 0
         self._busy.update(by_conv)  # claimed before the next await, so no other pass takes them
+        if self.shared:
+            try:
+                by_conv = await self._claim(by_conv, now)
+            except BaseException:
+                self._busy.difference_update(by_conv)
+                raise
+            if not by_conv:
+                return 0
         ids = [j.message_id for conv_jobs in by_conv.values() for j in conv_jobs]
         try:
             async with self.db.read() as conn:
@@ -171,6 +213,62 @@ class Pipeline:
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         return sum(len(v) for v in by_conv.values())
+
+    async def _claim(self, by_conv: dict[int, list[Any]], now: float) -> dict[int, list[Any]]:
+        """Claim the chosen jobs across processes; returns the conversations whose jobs are ours
+        (the others are released from ``_busy``)."""
+        ids = [j.id for conv_jobs in by_conv.values() for j in conv_jobs]
+
+        async def write() -> set[int]:
+            async with self.db.write() as conn:
+                locked = [r[0] for r in (await conn.execute(CLAIM_LOCKS_SQL, {"convs": sorted(by_conv)})).all()]
+                if not locked:
+                    return set()
+                return {r[0] for r in (await conn.execute(CLAIM_SQL, {
+                    "ids": ids, "convs": locked, "now": now, "lease": now + self.lease})).all()}
+
+        won = await retry_busy(write)
+        self._claimed |= won
+        out: dict[int, list[Any]] = {}
+        for conv, conv_jobs in by_conv.items():
+            mine = []
+            for job in conv_jobs:  # a prefix only: order within the conversation is kept
+                if job.id not in won:
+                    break
+                mine.append(job)
+            if mine:
+                out[conv] = mine
+            else:
+                self._busy.discard(conv)
+        lost = won - {j.id for v in out.values() for j in v}
+        if lost:  # claimed but behind a job we did not get: hand them back
+            await self._unclaim(lost)
+        return out
+
+    async def _unclaim(self, ids: set[int]) -> None:
+        self._claimed -= ids
+
+        async def write() -> None:
+            async with self.db.write() as conn:
+                await conn.execute(update(jobs).where(jobs.c.id.in_(list(ids))).where(jobs.c.state == "claimed")
+                                   .values(state="pending", run_after=0.0))
+
+        await retry_busy(write)
+
+    async def _renew_leases(self) -> None:
+        """Keep this process's claims alive while it works on them (every third of a lease)."""
+        now = self.clock.now()
+        live = self._claimed - self._finished
+        if not live or now - self._renewed_at < self.lease / 3:
+            return
+        self._renewed_at = now
+
+        async def write() -> None:
+            async with self.db.write() as conn:
+                await conn.execute(update(jobs).where(jobs.c.id.in_(list(live))).where(jobs.c.state == "claimed")
+                                   .values(run_after=now + self.lease))
+
+        await retry_busy(write)
 
     def _forget_old_deletions(self, keep: float = 60.0) -> None:
         """No read takes a minute: deletions older than that can no longer be seen. The dict is in
@@ -197,6 +295,7 @@ class Pipeline:
                 return
 
     async def _run_conversation(self, conv: int, conv_jobs: list[tuple[Any, Any]]) -> None:
+        leftover = {job.id for job, _ in conv_jobs}
         try:
             async with self._slots:
                 for job, message in conv_jobs:
@@ -209,9 +308,16 @@ class Pipeline:
                                 await asyncio.sleep(max(0.002, spent * (1 - self.trickle_share) / self.trickle_share))
                     else:
                         ok = await self._run_job(job, message)
+                    leftover.discard(job.id)
                     if not ok:
                         break  # keep order: later jobs wait for this one's retry
         finally:
+            leftover &= self._claimed
+            if leftover:  # behind a failed job (or cut short): back to pending, for whoever comes next
+                try:
+                    await self._unclaim(leftover)
+                except Exception:  # noqa: BLE001 - their lease runs out instead
+                    log.exception("could not release %d claimed jobs", len(leftover))
             self._busy.discard(conv)
             self._wakeup.set()
 
@@ -262,6 +368,7 @@ class Pipeline:
                 self._finished.difference_update(ids)
                 return
             self._finished.difference_update(ids)
+            self._claimed.difference_update(ids)
             at = asyncio.get_running_loop().time()
             self._deleted.update((i, at) for i in ids)
 
@@ -269,6 +376,7 @@ class Pipeline:
         attempts = row.attempts + 1
         give_up = attempts >= self.max_attempts
         delay = min(2 ** attempts, 300)
+        self._claimed.discard(row.id)
         if attempts >= self.max_attempts:
             self._retry_at.pop(row.id, None)
         else:

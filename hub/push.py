@@ -57,17 +57,34 @@ class MemoryStreams:
     async def last_seq(self, user_id: int) -> int:
         return self._seq.get(user_id, 0)
 
+    async def start(self) -> None:
+        """Nothing to connect (RedisStreams, its multi-process twin, connects here)."""
+
+    async def stop(self) -> None:
+        """Nothing to close."""
+
 
 class Push:
-    """Emits events to users (sequenced, resumable) and to rooms (groups, supervisors: live only)."""
+    """Emits events to users (sequenced, resumable) and to rooms (groups, supervisors: live only).
 
-    def __init__(self, sio: Any, streams: MemoryStreams):
+    ``streams`` is ``MemoryStreams`` in a single process, or ``hub.scale.redis_streams.RedisStreams``
+    when several processes share Redis (same interface)."""
+
+    def __init__(self, sio: Any, streams: Any):
         self.sio = sio
         self.streams = streams
         self.sent = 0
+        self.lost = 0  # events not recorded (Redis down): their users are told to resync later
+        if hasattr(streams, "on_recovered"):
+            streams.on_recovered = self.resync_users
 
     async def to_user(self, user_id: int, name: str, payload: dict[str, Any]) -> StreamEvent:
-        event = await self.streams.append(user_id, name, payload)
+        try:
+            event = await self.streams.append(user_id, name, payload)
+        except Exception as exc:  # noqa: BLE001 - the user resyncs when the stream store is back
+            self.lost += 1
+            log.warning("event %s to user %s not recorded: %s", name, user_id, exc)
+            return StreamEvent(0, name, payload)
         try:
             await self.sio.emit(name, event.wire(self.streams.epoch), room=user_room(user_id))
             self.sent += 1
@@ -80,6 +97,12 @@ class Push:
             await self.sio.emit(name, payload, room=room, skip_sid=skip_sid)
         except Exception as exc:  # noqa: BLE001
             log.warning("emit %s to %s failed: %s", name, room, exc)
+
+    async def resync_users(self, user_ids: set[int]) -> None:
+        """Tell these users' consoles to reload their state (they missed events)."""
+        for user_id in user_ids:
+            await self.sio.emit("resync", {"epoch": self.streams.epoch, "seq": await self.streams.last_seq(user_id)},
+                                room=user_room(user_id))
 
     async def replay(self, sid: str, user_id: int, epoch: str | None, last_seq: int) -> int:
         """Send a reconnecting client what it missed; returns how many, or -1 after telling it to resync."""

@@ -182,5 +182,5 @@ def _int(data: dict, key: str) -> int:
 
 
 def create_sio(client_manager: Any = None) -> socketio.AsyncServer:
-    return socketio.AsyncServer(async_mode="aiohttp", client_manager=client_manager, cors_allowed_origins=[],
+    return socketio.AsyncServer(async_mode="aiohttp", client_manager=client_manager, cors_allowed_origins=None,
                                 logger=False, engineio_logger=False, ping_interval=20, ping_timeout=20)

@@ -3,6 +3,27 @@
 (function () {
   "use strict";
 
+  // CSRF (hub/csrf.py): every same-origin state-changing fetch carries the hub_csrf cookie's value
+  function csrfToken() {
+    var m = document.cookie.match(/(?:^|;\s*)hub_csrf=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : "";
+  }
+  if (window.fetch && !window.fetch.hubCsrf) {
+    var plainFetch = window.fetch;
+    window.fetch = function (input, init) {
+      init = init || {};
+      var method = String(init.method || (input && input.method) || "GET").toUpperCase();
+      var url = new URL(typeof input === "string" ? input : input.url, window.location.href);
+      if (method !== "GET" && method !== "HEAD" && url.origin === window.location.origin && csrfToken()) {
+        var headers = new Headers(init.headers || (typeof input === "string" ? undefined : input.headers));
+        headers.set("X-CSRF-Token", csrfToken());
+        init = Object.assign({}, init, { headers: headers });
+      }
+      return plainFetch.call(window, input, init);
+    };
+    window.fetch.hubCsrf = true;
+  }
+
   /** h("div.cls1.cls2", {title: "x", onclick: fn, dataset: {id: 1}}, child, "text", [more]) */
   function h(spec, attrs) {
     var parts = String(spec).split(".");

@@ -9,6 +9,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import audit, config_bus
 from ..auth_views import require_user
 from ..errors import bad_request
 from ..http_util import json_object as _json
@@ -43,9 +44,18 @@ async def list_codes(request: web.Request) -> web.Response:
     return web.json_response({"channels": codes})
 
 
+async def _audit(request: web.Request, user: Any, action: str, target: str, before: Any, after: Any) -> None:
+    svc = _svc(request)
+    await config_bus.publish(request, config_bus.CHANNEL_CODES)
+    await audit.record(svc.db, svc.clock, actor=user, action=action, target=target, before=before, after=after,
+                       request=request)
+
+
 async def create_code(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
-    return web.json_response(await _svc(request).create(await _json(request)), status=201)
+    user = await require_user(request, "admin")
+    created = await _svc(request).create(await _json(request))
+    await _audit(request, user, "channel_code.create", f"channel_code:{created['id']}", None, created)
+    return web.json_response(created, status=201)
 
 
 async def get_code(request: web.Request) -> web.Response:
@@ -54,13 +64,21 @@ async def get_code(request: web.Request) -> web.Response:
 
 
 async def put_code(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
-    return web.json_response(await _svc(request).update(_id(request), await _json(request)))
+    user = await require_user(request, "admin")
+    code_id = _id(request)
+    before = await _svc(request).get(code_id)
+    after = await _svc(request).update(code_id, await _json(request))
+    await _audit(request, user, "channel_code.update", f"channel_code:{code_id}", before, after)
+    return web.json_response(after)
 
 
 async def delete_code(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
-    return web.json_response(await _svc(request).delete(_id(request)))
+    user = await require_user(request, "admin")
+    code_id = _id(request)
+    before = await _svc(request).get(code_id)
+    result = await _svc(request).delete(code_id)
+    await _audit(request, user, "channel_code.delete", f"channel_code:{code_id}", before, None)
+    return web.json_response(result)
 
 
 def _qr(kind: str):  # noqa: ANN202

@@ -10,6 +10,7 @@ from aiohttp import web
 from ..auth_views import require_user
 from ..errors import bad_request
 from ..http_util import hub_of as _hub, json_object as _json
+from ..service.reading import require_customer
 from .tags import all_tags
 
 
@@ -21,13 +22,17 @@ def _int(value: Any, name: str) -> int:
 
 
 async def get_customer(request: web.Request) -> web.Response:
-    await require_user(request)
-    return web.json_response(await _hub(request).customers.get(_int(request.match_info["id"], "id")))
+    user = await require_user(request)
+    customer_id = _int(request.match_info["id"], "id")
+    await require_customer(_hub(request).db, user, customer_id)
+    from ..privacy.views import mask_profile
+    return web.json_response(mask_profile(user, await _hub(request).customers.get(customer_id)))
 
 
 async def post_tags(request: web.Request) -> web.Response:
-    """{"add": [...], "remove": [...]}: agents tag from the console; pushed live."""
+    """{"add": [...], "remove": [...]}: agents tag from the console (customers they serve); pushed live."""
     user = await require_user(request)
+    await require_customer(_hub(request).db, user, _int(request.match_info["id"], "id"))
     body = await _json(request)
     tags = await _hub(request).customers.tag(f"user:{user.id}", _int(request.match_info["id"], "id"),
                                              body.get("add") or [], body.get("remove") or [])
@@ -56,7 +61,7 @@ async def post_unmerge(request: web.Request) -> web.Response:
 
 async def get_segment(request: web.Request) -> web.Response:
     """?tags=VIP,敏感肌&min_spend_fen=&contacted_since=&format=csv"""
-    await require_user(request, "admin", "supervisor")
+    user = await require_user(request, "admin", "supervisor")
     q = request.query
     tags = [t for t in (q.get("tags") or "").split(",") if t.strip()]
     kwargs: dict[str, Any] = {"tags": tags}
@@ -70,6 +75,8 @@ async def get_segment(request: web.Request) -> web.Response:
     hub = _hub(request)
     if q.get("format") != "csv":
         return web.json_response({"customers": await hub.customers.segment(**kwargs, limit=1000)})
+    from ..privacy.views import audit_access
+    await audit_access(request, user, "export.segment", "segment", {k: v for k, v in q.items() if k != "format"})
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(["customer_id", "name", "vip_level", "paid_total_yuan", "order_count", "last_contact_at", "tags"])

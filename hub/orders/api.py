@@ -35,6 +35,7 @@ from typing import Any
 from aiohttp import web
 
 from ..auth_views import require_user
+from ..service.reading import require_customer
 from ..errors import HubError, bad_request, not_found
 from . import custom, parse_order
 from .clients import GatewayError
@@ -202,21 +203,36 @@ async def post_poll(request: web.Request) -> web.Response:
 
 
 async def list_orders(request: web.Request) -> web.Response:
-    await require_user(request)
+    user = await require_user(request)
     try:
         customer_id = int(request.query.get("customer_id", ""))
         limit = int(request.query.get("limit") or 20)
     except ValueError:
         raise bad_request("invalid_customer_id", "customer_id and limit must be integers", "customer_id") from None
-    return web.json_response({"orders": await recent_orders(_sync(request).db, customer_id, limit)})
+    await require_customer(_sync(request).db, user, customer_id)
+    from ..privacy.masking import mask_order
+    return web.json_response({"orders": [mask_order(user, o) for o in
+                                         await recent_orders(_sync(request).db, customer_id, limit)]})
 
 
 async def one_order(request: web.Request) -> web.Response:
-    await require_user(request)
+    user = await require_user(request)
     order = await get_order(_sync(request).db, request.match_info["platform"], request.match_info["order_id"])
+    if not user.is_supervisor:  # agents: orders of customers they serve (403 before 404: no probing)
+        await require_customer(_sync(request).db, user, await _order_customer(_sync(request).db, request))
     if order is None:
         raise not_found("unknown_order", "no such order")
-    return web.json_response(order)
+    from ..privacy.masking import mask_order
+    return web.json_response(mask_order(user, order))
+
+
+async def _order_customer(db: Any, request: web.Request) -> int | None:
+    from sqlalchemy import select
+    from ..models.orders import OrderRow
+    t = OrderRow.__table__
+    async with db.read() as conn:
+        return (await conn.execute(select(t.c.customer_id).where(t.c.platform == request.match_info["platform"])
+                                   .where(t.c.order_id == request.match_info["order_id"]).limit(1))).scalar()
 
 
 def routes() -> list[web.RouteDef]:

@@ -74,7 +74,7 @@ def _key(q: QueuedSession) -> tuple[int, float, int]:
 class Dispatcher:
     """Agents, their held sessions and the waiting queue."""
 
-    def __init__(self, advisor_wait: float | None = None, now: float = 0.0):
+    def __init__(self, advisor_wait: float | None = None, now: float = 0.0, rr: dict[str, int] | None = None):
         if advisor_wait is not None and advisor_wait < 0:
             raise DispatchError("advisor_wait must be >= 0")
         self.advisor_wait = advisor_wait
@@ -83,7 +83,11 @@ class Dispatcher:
         self._held: dict[int, int] = {}  # session_id -> agent_id
         self._queue: dict[int, QueuedSession] = {}
         self._order: list[tuple[int, float, int]] = []  # sorted _key()s of queued sessions
-        self._rr: dict[str, int] = {}  # group -> agent id picked last
+        self._rr: dict[str, int] = dict(rr or {})  # group -> agent id picked last
+
+    def round_robin(self) -> dict[str, int]:
+        """The per-group round-robin pointers (carried into a dispatcher rebuilt from the database)."""
+        return dict(self._rr)
 
     # ---- agents -------------------------------------------------------------------------------------
     def upsert_agent(self, agent_id: int, *, groups: Iterable[str], cap: int, status: str = "online",

@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import delete, func, select, update
 
+from .. import audit, config_bus
 from ..auth_views import require_user
 from ..errors import HubError, bad_request, not_found
 from ..http_util import hub_of as _hub, json_object as _json, path_int as _id
@@ -27,6 +28,13 @@ def _checked_rule(data: dict[str, Any], id: int = 0, position: int = 0) -> Any:
         return parse_rule(data, id, position)
     except RuleError as exc:
         raise bad_request("invalid_rule", exc.message, exc.field) from None
+
+
+async def _audit(request: web.Request, user: Any, action: str, target: str, before: Any = None,
+                 after: Any = None) -> None:
+    hub = _hub(request)
+    await audit.record(hub.db, hub.clock, actor=user, action=action, target=target, before=before, after=after,
+                       request=request)
 
 
 async def _rules(hub: Any) -> list[dict[str, Any]]:
@@ -53,7 +61,7 @@ async def rules_list(request: web.Request) -> web.Response:
 
 
 async def rules_create(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
+    user = await require_user(request, "admin")
     hub = _hub(request)
     rule = _checked_rule(await _json(request))
     name, enabled, data = _storable(rule)
@@ -61,13 +69,15 @@ async def rules_create(request: web.Request) -> web.Response:
         last = (await conn.execute(select(func.max(rules_t.c.position)))).scalar() or 0
         res = await conn.execute(rules_t.insert().values(position=last + 1, enabled=enabled, name=name, data=data,
                                                          updated_at=hub.clock.now()))
-    await hub.sessions.load_rules()
+    await config_bus.publish(request, config_bus.ROUTING_RULES)
     rule_id = res.inserted_primary_key[0]
-    return web.json_response(next(r for r in await _rules(hub) if r["id"] == rule_id), status=201)
+    created = next(r for r in await _rules(hub) if r["id"] == rule_id)
+    await _audit(request, user, "routing_rule.create", f"routing_rule:{rule_id}", None, created)
+    return web.json_response(created, status=201)
 
 
 async def rules_update(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
+    user = await require_user(request, "admin")
     hub = _hub(request)
     rule_id = _id(request)
     current = next((r for r in await _rules(hub) if r["id"] == rule_id), None)
@@ -80,32 +90,39 @@ async def rules_update(request: web.Request) -> web.Response:
     async with hub.db.write() as conn:
         await conn.execute(update(rules_t).where(rules_t.c.id == rule_id).values(
             name=name, enabled=enabled, data=data, updated_at=hub.clock.now()))
-    await hub.sessions.load_rules()
-    return web.json_response(next(r for r in await _rules(hub) if r["id"] == rule_id))
+    await config_bus.publish(request, config_bus.ROUTING_RULES)
+    updated = next(r for r in await _rules(hub) if r["id"] == rule_id)
+    await _audit(request, user, "routing_rule.update", f"routing_rule:{rule_id}", current, updated)
+    return web.json_response(updated)
 
 
 async def rules_delete(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
+    user = await require_user(request, "admin")
     hub = _hub(request)
+    rule_id = _id(request)
+    before = next((r for r in await _rules(hub) if r["id"] == rule_id), None)
     async with hub.db.write() as conn:
-        if (await conn.execute(delete(rules_t).where(rules_t.c.id == _id(request)))).rowcount == 0:
+        if (await conn.execute(delete(rules_t).where(rules_t.c.id == rule_id))).rowcount == 0:
             raise not_found("unknown_rule", "no such routing rule")
-    await hub.sessions.load_rules()
+    await config_bus.publish(request, config_bus.ROUTING_RULES)
+    await _audit(request, user, "routing_rule.delete", f"routing_rule:{rule_id}", before, None)
     return web.json_response({"ok": True})
 
 
 async def rules_order(request: web.Request) -> web.Response:
     """{"order": [rule ids, first first]}: the new order (drag to reorder)."""
-    await require_user(request, "admin")
+    user = await require_user(request, "admin")
     hub = _hub(request)
     order = (await _json(request)).get("order")
-    existing = {r["id"] for r in await _rules(hub)}
+    before = [r["id"] for r in await _rules(hub)]
+    existing = set(before)
     if not isinstance(order, list) or sorted(order) != sorted(existing):
         raise bad_request("invalid_order", "order must list every rule id once", "order")
     async with hub.db.write() as conn:
         for position, rule_id in enumerate(order, start=1):
             await conn.execute(update(rules_t).where(rules_t.c.id == rule_id).values(position=position))
-    await hub.sessions.load_rules()
+    await config_bus.publish(request, config_bus.ROUTING_RULES)
+    await _audit(request, user, "routing_rule.order", "routing_rule", {"order": before}, {"order": order})
     return web.json_response({"rules": await _rules(hub)})
 
 
@@ -141,19 +158,20 @@ async def users_list(request: web.Request) -> web.Response:
 
 
 async def users_create(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
+    actor = await require_user(request, "admin")
     hub = _hub(request)
     b = await _json(request)
     user = await add_user(hub.db, hub.clock, username=str(b.get("username") or ""), password=str(b.get("password") or ""),
                           role=b.get("role") or "agent", display_name=str(b.get("display_name") or ""),
                           groups=b.get("groups") or [], cap=b.get("cap", 5))
-    await hub.sessions.load()
+    await config_bus.publish(request, config_bus.USERS)
+    await _audit(request, actor, "user.create", f"user:{user.id}", None, user.public())
     return web.json_response(user.public(), status=201)
 
 
 async def users_update(request: web.Request) -> web.Response:
     """{role, groups, cap, display_name, disabled, password}: any subset."""
-    await require_user(request, "admin")
+    actor = await require_user(request, "admin")
     hub = _hub(request)
     user_id = _id(request)
     current = next((u for u in await list_users(hub.db) if u.id == user_id), None)
@@ -180,8 +198,11 @@ async def users_update(request: web.Request) -> web.Response:
         await conn.execute(update(users_t).where(users_t.c.id == user_id).values(**values))
     if values.get("disabled"):
         await hub.sessions.requeue_agent(user_id, "agent_disabled")
-    await hub.sessions.load()
-    return web.json_response(next(u for u in await list_users(hub.db) if u.id == user_id).public())
+    await config_bus.publish(request, config_bus.USERS)
+    updated = next(u for u in await list_users(hub.db) if u.id == user_id).public()
+    after = {**updated, "password": "(reset)"} if "password_hash" in values else updated  # never the password
+    await _audit(request, actor, "user.update", f"user:{user_id}", current.public(), after)
+    return web.json_response(updated)
 
 
 async def groups_list(request: web.Request) -> web.Response:
@@ -191,13 +212,111 @@ async def groups_list(request: web.Request) -> web.Response:
     return web.json_response({"groups": [{"name": r.name, "display_name": r.display_name} for r in rows]})
 
 
+GROUP_NAME_MAX = 64
+
+
+async def _group_view(hub: Any, name: str) -> dict[str, Any] | None:
+    async with hub.db.read() as conn:
+        row = (await conn.execute(select(groups_t).where(groups_t.c.name == name))).first()
+    if row is None:
+        return None
+    members = [u for u in await list_users(hub.db) if name in u.groups]
+    return {"name": row.name, "display_name": row.display_name, "members": [u.id for u in members],
+            "member_names": [u.display_name or u.username for u in members]}
+
+
+def _group_body(b: dict[str, Any], user_ids: set[int]) -> tuple[str | None, list[int] | None]:
+    display = b.get("display_name")
+    if display is not None and (not isinstance(display, str) or len(display) > GROUP_NAME_MAX):
+        raise bad_request("invalid_display_name", f"display_name: text, at most {GROUP_NAME_MAX}", "display_name")
+    members = b.get("members")
+    if members is not None:
+        if not isinstance(members, list) or not all(isinstance(m, int) and m in user_ids for m in members):
+            raise bad_request("invalid_members", "members must be a list of existing user ids", "members")
+    return display, members
+
+
+async def _set_members(conn: Any, name: str, members: list[int], users: list[Any]) -> None:
+    """``name`` is in the groups of exactly ``members`` afterwards."""
+    for u in users:
+        has, wants = name in u.groups, u.id in members
+        if has != wants:
+            groups = [g for g in u.groups if g != name] + ([name] if wants else [])
+            await conn.execute(update(users_t).where(users_t.c.id == u.id).values(
+                groups=json.dumps(groups, ensure_ascii=False)))
+
+
+async def groups_create(request: web.Request) -> web.Response:
+    """{name, display_name, members: [user ids]}."""
+    actor = await require_user(request, "admin")
+    hub = _hub(request)
+    b = await _json(request)
+    name = b.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > GROUP_NAME_MAX:
+        raise bad_request("invalid_name", f"name: 1 to {GROUP_NAME_MAX} characters", "name")
+    name = name.strip()
+    users = await list_users(hub.db)
+    display, members = _group_body(b, {u.id for u in users})
+    async with hub.db.write() as conn:
+        if (await conn.execute(select(groups_t.c.name).where(groups_t.c.name == name))).first():
+            raise HubError(409, "group_exists", f"group {name} exists", "name")
+        await conn.execute(groups_t.insert().values(name=name, display_name=(display or name).strip()))
+        await _set_members(conn, name, members or [], users)
+    await config_bus.publish(request, config_bus.USERS)
+    created = await _group_view(hub, name)
+    await _audit(request, actor, "group.create", f"group:{name}", None, created)
+    return web.json_response(created, status=201)
+
+
+async def groups_update(request: web.Request) -> web.Response:
+    """{display_name, members}: any subset."""
+    actor = await require_user(request, "admin")
+    hub = _hub(request)
+    name = request.match_info["name"]
+    before = await _group_view(hub, name)
+    if before is None:
+        raise not_found("unknown_group", f"no group {name}")
+    users = await list_users(hub.db)
+    display, members = _group_body(await _json(request), {u.id for u in users})
+    async with hub.db.write() as conn:
+        if display is not None:
+            await conn.execute(update(groups_t).where(groups_t.c.name == name).values(display_name=display.strip() or name))
+        if members is not None:
+            await _set_members(conn, name, members, users)
+    await config_bus.publish(request, config_bus.USERS)
+    after = await _group_view(hub, name)
+    await _audit(request, actor, "group.update", f"group:{name}", before, after)
+    return web.json_response(after)
+
+
+async def groups_delete(request: web.Request) -> web.Response:
+    """Removes the group and takes it out of its agents' groups; refused while a routing rule sends to it."""
+    actor = await require_user(request, "admin")
+    hub = _hub(request)
+    name = request.match_info["name"]
+    before = await _group_view(hub, name)
+    if before is None:
+        raise not_found("unknown_group", f"no group {name}")
+    used = [r["name"] or f"#{r['id']}" for r in await _rules(hub) if (r.get("actions") or {}).get("group") == name]
+    if used:
+        raise HubError(409, "group_in_use", f"routing rules send to this group: {', '.join(used)}", "name")
+    users = await list_users(hub.db)
+    async with hub.db.write() as conn:
+        await _set_members(conn, name, [], users)
+        await conn.execute(delete(groups_t).where(groups_t.c.name == name))
+    await config_bus.publish(request, config_bus.USERS)
+    await _audit(request, actor, "group.delete", f"group:{name}", before, None)
+    return web.json_response({"ok": True})
+
+
 def routes() -> list[web.RouteDef]:
     return [
         web.get("/api/routing/rules", rules_list), web.post("/api/routing/rules", rules_create),
         web.post("/api/routing/rules/order", rules_order), web.post("/api/routing/test", rules_test),
         web.put("/api/routing/rules/{id}", rules_update), web.delete("/api/routing/rules/{id}", rules_delete),
         web.get("/api/users", users_list), web.post("/api/users", users_create), web.put("/api/users/{id}", users_update),
-        web.get("/api/groups", groups_list),
+        web.get("/api/groups", groups_list), web.post("/api/groups", groups_create),
+        web.put("/api/groups/{name}", groups_update), web.delete("/api/groups/{name}", groups_delete),
     ]
 
 

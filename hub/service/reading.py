@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, or_, select
 
+from ..errors import HubError
 from ..models import Conversation, Message, ServiceSession
+from ..privacy.views import mask_bundle, mask_page, mask_session
 from ..users import UserInfo
 from .views import session_bundle, session_json
 
@@ -13,6 +15,56 @@ sessions_t = ServiceSession.__table__
 conversations = Conversation.__table__
 messages = Message.__table__
 OPEN = ("queued", "assigned", "active")
+
+
+def _readable_conversations(user: UserInfo) -> Any:
+    """Conversation ids an agent may read: a session of it is or was theirs, or in one of their groups,
+    or they replied in it."""
+    mine = or_(sessions_t.c.agent_id == user.id,
+               sessions_t.c.group.in_(user.groups) if user.groups else false())
+    by_session = select(sessions_t.c.conversation_id).where(mine)
+    by_reply = select(messages.c.conversation_id).where(messages.c.sender == f"agent:{user.id}")
+    return by_session.union(by_reply)
+
+
+async def can_read_conversation(db: Any, user: UserInfo, conversation_id: int) -> bool:
+    """Supervisors and admins read every conversation; an agent those of their sessions and groups."""
+    if user.is_supervisor:
+        return True
+    mine = or_(sessions_t.c.agent_id == user.id,
+               sessions_t.c.group.in_(user.groups) if user.groups else false())
+    async with db.read() as conn:
+        if (await conn.execute(select(sessions_t.c.id).where(sessions_t.c.conversation_id == conversation_id)
+                               .where(mine).limit(1))).first():
+            return True
+        return (await conn.execute(select(messages.c.id).where(messages.c.conversation_id == conversation_id)
+                                   .where(messages.c.sender == f"agent:{user.id}").limit(1))).first() is not None
+
+
+async def can_read_customer(db: Any, user: UserInfo, customer_id: int | None) -> bool:
+    """An agent may read a customer with a conversation they may read."""
+    if user.is_supervisor:
+        return True
+    if customer_id is None:
+        return False
+    async with db.read() as conn:
+        ids = (await conn.execute(select(conversations.c.id).where(conversations.c.customer_id == customer_id)
+                                  .where(conversations.c.id.in_(_readable_conversations(user))).limit(1))).first()
+    return ids is not None
+
+
+def forbidden_conversation() -> HubError:
+    return HubError(403, "forbidden", "this conversation is not in your sessions or groups")
+
+
+async def require_conversation(db: Any, user: UserInfo, conversation_id: int) -> None:
+    if not await can_read_conversation(db, user, conversation_id):
+        raise forbidden_conversation()
+
+
+async def require_customer(db: Any, user: UserInfo, customer_id: int | None) -> None:
+    if not await can_read_customer(db, user, customer_id):
+        raise HubError(403, "forbidden", "this customer has no conversation in your sessions or groups")
 
 
 class SessionReading:
@@ -30,19 +82,29 @@ class SessionReading:
             rows = (await conn.execute(q.order_by(sessions_t.c.id))).all()
         out = []
         for r in rows:
-            item = session_json(r, r)
+            item = mask_session(user, session_json(r, r))
             item["unread"] = await self._unread(r)
             out.append(item)
         return out
 
     async def bundle_for(self, user: UserInfo, session_id: int) -> dict[str, Any]:
-        await self._owned(user, session_id, read=True)
-        return await session_bundle(self.db, self.profile, session_id)
+        row = await self._owned(user, session_id, read=True)
+        await self._audit_outside(user, row, "conversation.view")
+        return mask_bundle(user, await session_bundle(self.db, self.profile, session_id))
 
     async def history_for(self, user: UserInfo, session_id: int, before: Any = None) -> dict[str, Any]:
         row = await self._owned(user, session_id, read=True)
+        await self._audit_outside(user, row, "conversation.history")
         from ..archive.history import history
-        return await history(self.db, row.conversation_id, 50, int(before) if before else None)
+        return mask_page(user, await history(self.db, row.conversation_id, 50, int(before) if before else None))
+
+    async def _audit_outside(self, user: UserInfo, row: Any, action: str) -> None:
+        """A read of a session neither the viewer's nor of their groups goes to the access audit."""
+        if row is None or getattr(row, "agent_id", None) == user.id or getattr(row, "group", None) in user.groups:
+            return
+        from ..audit import record
+        await record(self.db, self.clock, kind="access", actor=user, action=action,
+                     target=f"conversation:{row.conversation_id}", detail={"session_id": row.id})
 
     async def _unread(self, row: Any) -> int:
         since = row.last_agent_at or 0

@@ -23,6 +23,7 @@ from ..models import Conversation, Message, RoutingRule, ServiceSession, Session
 from ..outbound.queue import Outbound, OutboundRequest
 from ..push import SUPERVISORS, Push, group_room
 from ..routing.dispatch import Assignment, Dispatcher, QueuedSession
+from ..scale.routing_guard import agent_has_room
 from ..routing.rules import Decision, RoutingInput, decide, parse_rule
 from ..settings import Settings
 from ..users import UserInfo, set_status as store_status
@@ -46,6 +47,7 @@ GET_SESSION_Q = select(sessions_t).where(sessions_t.c.id == bindparam("sid"))
 KF_STATE = {"bot": 1, "queued": 2, "human": 3, "closed": 4}
 QUEUE_PUSH_EVERY = 0.3  # seconds
 QUEUE_HEAD = 100  # waiting sessions listed in a supervisor's queue.changed (the total is given too)
+RESYNC_EVERY = 1.0  # seconds between dispatcher rebuilds when several processes share the database
 
 
 @dataclass(frozen=True)
@@ -94,35 +96,89 @@ class SessionService(SessionReading):
         self.rules: list[Any] = []
         self.agents: dict[int, UserInfo] = {}
         self._queue_push: asyncio.TimerHandle | None = None
+        # several processes (PostgreSQL): assignments are guarded in the database, the dispatcher resyncs
+        self.shared = db.dialect == "postgresql"
+        self._resync_task: asyncio.Task | None = None
+        self._resync_wanted = False
         # after-commit listeners: async (SessionChange) -> None (SLA clocks, quality checks, dashboards)
         self.observers: list[Callable[[SessionChange], Awaitable[None]]] = []
 
     # -- start-up: rebuild the in-memory state from the database --------------------------------
     async def load(self) -> None:
+        await self.load_rules()
+        await self.resync()
+        if self.shared and self._resync_task is None:
+            self._resync_task = asyncio.create_task(self._resync_loop(), name="routing-resync")
+
+    async def stop(self) -> None:
+        if self._resync_task is not None:
+            self._resync_task.cancel()
+            try:
+                await self._resync_task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+            self._resync_task = None
+
+    async def resync(self) -> None:
+        """Rebuild the dispatcher (agents, their load, the queue) from the database, route what waits,
+        and arm the accept and unanswered timers of open sessions. At start; with several processes
+        also every ``RESYNC_EVERY`` seconds and after a lost assignment race, so each process's
+        dispatcher follows what the others did (the database guards every assignment meanwhile)."""
         async with self.db.read() as conn:
             agents = (await conn.execute(select(users_t).where(users_t.c.disabled.is_(False)))).all()
-            held_rows = (await conn.execute(
-                select(sessions_t.c.agent_id, sessions_t.c.id).where(sessions_t.c.state.in_(("assigned", "active"))))).all()
-            queued = (await conn.execute(select(sessions_t).where(sessions_t.c.state == "queued"))).all()
-            assigned = (await conn.execute(select(sessions_t).where(sessions_t.c.state == "assigned"))).all()
-            open_rows = (await conn.execute(select(sessions_t).where(sessions_t.c.state.in_(("assigned", "active"))))).all()
+            open_rows = (await conn.execute(select(sessions_t).where(
+                sessions_t.c.state.in_(("queued", "assigned", "active"))))).all()
         held: dict[int, list[int]] = {}
-        for agent_id, session_id in held_rows:
-            held.setdefault(agent_id, []).append(session_id)
-        self.dispatcher = Dispatcher()
+        queued, assigned = [], []
+        for row in open_rows:
+            if row.state == "queued":
+                queued.append(row)
+            elif row.agent_id is not None:
+                held.setdefault(row.agent_id, []).append(row.id)
+                if row.state == "assigned":
+                    assigned.append(row)
+        open_rows = [r for r in open_rows if r.state != "queued"]
+        self.dispatcher = Dispatcher(rr=self.dispatcher.round_robin())
         for a in agents:
             info = UserInfo(a.id, a.username, a.display_name, a.role, tuple(json.loads(a.groups or "[]")), a.cap,
                             a.status)
             self.agents[a.id] = info
             self.dispatcher.upsert_agent(a.id, groups=info.groups, cap=a.cap, status=a.status,
                                          sessions=held.get(a.id, []))
-        await self.load_rules()
         for row in sorted(queued, key=lambda r: r.handover_at):
             await self._apply(self.dispatcher.enqueue(self._queued(row)))
         for row in assigned:
             self._arm_accept_timer(row.id, (row.assigned_at or self.clock.now()))
         for row in open_rows:
             self._arm_unanswered_timer(row)
+
+    async def _resync_loop(self) -> None:
+        while True:
+            await asyncio.sleep(RESYNC_EVERY)
+            self._resync_wanted = False
+            try:
+                await self.resync()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the next pass tries again; assignments stay guarded
+                log.exception("routing resync failed")
+
+    def _resync_soon(self) -> None:
+        """This process's view was stale (an assignment lost to another process): rebuild it now."""
+        if self._resync_wanted:
+            return
+        self._resync_wanted = True
+
+        async def run() -> None:
+            await asyncio.sleep(0.05)  # let the burst that found it settle
+            if self._resync_wanted:
+                self._resync_wanted = False
+                try:
+                    await self.resync()
+                except Exception:  # noqa: BLE001
+                    log.exception("routing resync failed")
+
+        asyncio.ensure_future(run())
 
     async def load_rules(self) -> None:
         async with self.db.read() as conn:
@@ -367,6 +423,8 @@ class SessionService(SessionReading):
 
         async def write() -> bool:
             async with self.db.write() as conn:
+                if self.shared and not assignment.forced and not await agent_has_room(conn, assignment.agent_id):
+                    return False
                 res = await conn.execute(update(sessions_t).where(sessions_t.c.id == assignment.session_id)
                                          .where(sessions_t.c.state == "queued")
                                          .values(state="assigned", agent_id=assignment.agent_id, assigned_at=now))
@@ -379,6 +437,8 @@ class SessionService(SessionReading):
             log.warning("assignment of session %s to %s lost a race; releasing", assignment.session_id,
                         assignment.agent_id)
             self.dispatcher.release(assignment.agent_id, assignment.session_id)
+            if self.shared:
+                self._resync_soon()  # another process changed that agent or session
             return
         self._arm_accept_timer(assignment.session_id, now)
         await self._notify("assigned", assignment.session_id, agent_id=assignment.agent_id)
@@ -424,16 +484,26 @@ class SessionService(SessionReading):
         await self.push.to_room(SUPERVISORS, "session.escalated", payload)
         async with self.db.write() as conn:
             await self._event(conn, session_id, "unanswered", "system", {"action": action, "agent_id": row.agent_id})
-        if action == "reassign" and row.agent_id:
-            agent = row.agent_id
-            freed = self.dispatcher.release(agent, session_id)
-            await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None,
-                                            "accepted_at": None}, "requeued", None, {"why": "unanswered", "from": agent})
-            await self.push.to_user(agent, "session.removed", {"session_id": session_id, "reason": "unanswered"})
-            await self._notify("requeued", session_id, why="unanswered", from_agent=agent)
-            await self._apply_all(freed)
-            await self._apply_all(await self._enqueue_passing_over(await self._get(session_id), agent))
-            await self._queue_changed()
+        if action == "reassign":
+            await self.reassign(session_id, "unanswered")
+
+    async def reassign(self, session_id: int, why: str) -> bool:
+        """Take an open session from its agent and route it again, passing that agent over (the
+        unanswered timer, SLA escalations). False if it has no agent to take it from."""
+        row = await self._get(session_id)
+        if row is None or row.state not in ("assigned", "active") or not row.agent_id:
+            return False
+        agent = row.agent_id
+        freed = self.dispatcher.release(agent, session_id)
+        self.timers.cancel(f"accept:{session_id}")
+        await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None,
+                                        "accepted_at": None}, "requeued", None, {"why": why, "from": agent})
+        await self.push.to_user(agent, "session.removed", {"session_id": session_id, "reason": why})
+        await self._notify("requeued", session_id, why=why, from_agent=agent)
+        await self._apply_all(freed)
+        await self._apply_all(await self._enqueue_passing_over(await self._get(session_id), agent))
+        await self._queue_changed()
+        return True
 
     async def _enqueue_passing_over(self, row: Any, agent_id: int) -> list[Assignment]:
         """Queue a session so that ``agent_id`` (who let it lapse) is passed over if anyone else can take it."""

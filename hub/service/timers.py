@@ -1,6 +1,9 @@
 """Scheduled timers keyed by name (``call_later``, not a periodic sweep): set, replace, cancel.
 
-The callers rebuild their timers from the database at start, so a restart loses none.
+The callers rebuild their timers from the database at start, so a restart loses none. With several
+hub processes (``claim`` set), every process may arm the same timer (each rebuilds them from the
+database); at its time each asks ``claim(key, when)`` and only the one that wins runs the action,
+so it happens once, and still happens if the process that armed it first has died.
 """
 from __future__ import annotations
 
@@ -8,28 +11,35 @@ import asyncio
 import logging
 from typing import Awaitable, Callable
 
+Claim = Callable[[str, float], Awaitable[bool]]
+
 from ..clock import Clock
 
 log = logging.getLogger(__name__)
 
 
 class Timers:
-    def __init__(self, clock: Clock):
+    def __init__(self, clock: Clock, claim: Claim | None = None):
         self.clock = clock
+        self.claim = claim  # across processes: only the winner of a firing runs it
         self._handles: dict[str, asyncio.TimerHandle] = {}
         self._due: dict[str, tuple[float, Callable[[], Awaitable[None]]]] = {}
         self._tasks: set[asyncio.Task] = set()
         self.fired = 0
+        self._spent: dict[str, float] = {}  # with ``claim``: key -> the time it last fired (or lost the claim)
 
     def set(self, key: str, when: float, fn: Callable[[], Awaitable[None]]) -> None:
         """Run ``fn`` at epoch time ``when`` (replacing any timer with the same key)."""
+        if self.claim is not None and self._spent.get(key) == when:
+            return  # this firing already happened (here or in another process): re-arming is a no-op
         self.cancel(key)
         delay = max(0.0, when - self.clock.now())
         loop = asyncio.get_running_loop()
-        self._handles[key] = loop.call_later(delay, self._fire, key, fn)
+        self._handles[key] = loop.call_later(delay, self._fire, key, fn, when)
         self._due[key] = (when, fn)
 
     def cancel(self, key: str) -> None:
+        self._spent.pop(key, None)
         handle = self._handles.pop(key, None)
         self._due.pop(key, None)
         if handle is not None:
@@ -42,16 +52,20 @@ class Timers:
         entry = self._due.get(key)
         return entry[0] if entry else None
 
-    def _fire(self, key: str, fn: Callable[[], Awaitable[None]]) -> None:
+    def _fire(self, key: str, fn: Callable[[], Awaitable[None]], when: float = 0.0) -> None:
         self._handles.pop(key, None)
         self._due.pop(key, None)
-        task = asyncio.ensure_future(self._run(key, fn))
+        task = asyncio.ensure_future(self._run(key, fn, when))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, key: str, fn: Callable[[], Awaitable[None]]) -> None:
-        self.fired += 1
+    async def _run(self, key: str, fn: Callable[[], Awaitable[None]], when: float = 0.0) -> None:
         try:
+            if self.claim is not None:
+                self._spent[key] = when
+                if not await self.claim(key, when):
+                    return  # another process fired it
+            self.fired += 1
             await fn()
         except Exception:  # noqa: BLE001
             log.exception("timer %s failed", key)
@@ -59,10 +73,10 @@ class Timers:
     async def fire_due(self) -> int:
         """Run, now, every timer whose time has come by the clock (tests move a fake clock)."""
         now = self.clock.now()
-        due = [(k, fn) for k, (when, fn) in list(self._due.items()) if when <= now]
-        for key, fn in due:
+        due = [(k, fn, when) for k, (when, fn) in list(self._due.items()) if when <= now]
+        for key, fn, when in due:
             self.cancel(key)
-            await self._run(key, fn)
+            await self._run(key, fn, when)
         return len(due)
 
     async def stop(self) -> None:

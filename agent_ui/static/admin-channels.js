@@ -1,0 +1,129 @@
+/* 渠道活码 page: create / edit channel codes (the hub creates them on the platform), show the QR code with
+ * PNG / SVG downloads, and draw the per-day figures as an inline SVG bar chart. */
+(function () {
+  "use strict";
+  var U = window.HubUtil, A = window.Admin, h = U.h, $ = U.$;
+  var SVG = "http://www.w3.org/2000/svg";
+  var state = { codes: [], editing: null };
+
+  function split(v) { return v.split(/[,，\s]+/).map(function (s) { return s.trim(); }).filter(Boolean); }
+
+  function parseSchedule(text) {
+    var rows = text.split("\n").map(function (s) { return s.trim(); }).filter(Boolean);
+    if (!rows.length) return null;
+    return rows.map(function (line) {
+      var p = line.split(/\s+/), days = [], d = (p[0] || "").split("-");
+      if (d.length === 2) for (var i = +d[0]; i <= +d[1]; i++) days.push(i - 1);
+      else (p[0] || "").split(",").forEach(function (x) { if (x) days.push(+x - 1); });
+      var t = (p[1] || "").split("-");
+      return { weekdays: days, start: t[0] || "", end: t[1] || "", users: split(p[2] || "") };
+    });
+  }
+
+  function scheduleText(s) {
+    return (s || []).map(function (w) {
+      var d = w.weekdays.map(function (x) { return x + 1; });
+      return d.join(",") + " " + w.start + "-" + w.end + " " + (w.users || []).join(",");
+    }).join("\n");
+  }
+
+  function load() {
+    return A.api("GET", "/api/channels").then(function (res) { state.codes = res.channels; render(); })
+      .catch(function (err) { A.toast(A.errorText(err), "error"); });
+  }
+
+  function render() {
+    var body = U.clear($("ch-rows"));
+    $("ch-empty").hidden = state.codes.length > 0;
+    state.codes.forEach(function (c) {
+      body.appendChild(h("tr", { dataset: { id: String(c.id) } },
+        h("td", h("strong", c.name)), h("td", A.accountName(c.account_id)),
+        h("td", (c.tags || []).map(function (t) { return h("span.pill", t); })),
+        h("td", c.route_group || (c.staff || []).join(", ") || "—"),
+        h("td", c.enabled ? h("span.pill.ok", "启用") : h("span.pill.lo", "停用")),
+        h("td.actions", h("button.btn.btn-sm.ch-show", { type: "button", onclick: function () { show(c); } }, "二维码与数据"), " ",
+          h("button.btn.btn-sm", { type: "button", onclick: function () { edit(c); } }, "编辑"))));
+    });
+  }
+
+  function show(c) {
+    $("ch-detail").hidden = false;
+    $("ch-detail-title").textContent = c.name;
+    var base = "/api/channels/" + c.id;
+    $("ch-qr").src = base + "/qr.png?scale=8&t=" + Date.now();
+    $("ch-png").href = base + "/qr.png"; $("ch-svg").href = base + "/qr.svg";
+    $("ch-qr-url").textContent = c.qr_url || c.link_url || "";
+    A.api("GET", base + "/stats?days=30").then(function (res) { chart(Array.isArray(res) ? res : []); })
+      .catch(function (err) { A.toast(A.errorText(err), "error"); });
+    $("ch-detail").scrollIntoView({ behavior: "smooth" });
+  }
+
+  function el(name, attrs, text) {
+    var e = document.createElementNS(SVG, name);
+    Object.keys(attrs).forEach(function (k) { e.setAttribute(k, String(attrs[k])); });
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+
+  function chart(days) {
+    var W = 900, H = 200, pad = 24, n = Math.max(days.length, 1);
+    var max = Math.max(1, Math.max.apply(null, days.map(function (d) { return Math.max(d.scans || 0, d.adds || 0); })));
+    var svg = el("svg", { viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "每日扫码与新增客户" });
+    var bw = (W - pad * 2) / n;
+    days.forEach(function (d, i) {
+      var x = pad + i * bw, hs = (H - pad * 2) * (d.scans || 0) / max, ha = (H - pad * 2) * (d.adds || 0) / max;
+      var a = el("rect", { x: x + 1, y: H - pad - hs, width: bw / 2 - 1, height: hs, "class": "bar-a" });
+      a.appendChild(el("title", {}, d.day + " 扫码 " + (d.scans || 0)));
+      var b = el("rect", { x: x + bw / 2, y: H - pad - ha, width: bw / 2 - 1, height: ha, "class": "bar-b" });
+      b.appendChild(el("title", {}, d.day + " 新增 " + (d.adds || 0) + "，咨询 " + (d.conversations || 0)));
+      svg.appendChild(a); svg.appendChild(b);
+      if (i % 5 === 0) svg.appendChild(el("text", { x: x, y: H - 6 }, String(d.day).slice(5)));
+    });
+    svg.appendChild(el("text", { x: 2, y: pad - 6 }, String(max)));
+    svg.appendChild(el("line", { x1: pad, x2: W - pad, y1: H - pad, y2: H - pad, stroke: "#d1d5db" }));
+    U.clear($("ch-chart")).appendChild(svg);
+  }
+
+  function edit(c) {
+    var form = $("ch-form");
+    A.clearErrors(form);
+    state.editing = c || null;
+    $("ch-title").textContent = c ? "编辑活码 · " + c.name : "新建活码";
+    A.options($("cf-account"), (A.boot.accounts || []).map(function (a) { return [a.id, a.name + "（" + (A.boot.platforms[a.platform] || a.platform) + "）"]; }), c ? c.account_id : undefined);
+    $("cf-account").disabled = !!c;
+    $("cf-name").value = c ? c.name : "";
+    $("cf-tags").value = c ? (c.tags || []).join(", ") : "";
+    $("cf-welcome").value = c ? c.welcome_text || "" : "";
+    $("cf-group").value = c ? c.route_group || "" : "";
+    $("cf-staff").value = c ? (c.staff || []).join(", ") : "";
+    $("cf-schedule").value = c ? scheduleText(c.schedule) : "";
+    A.open("ch-dialog", $("cf-name"));
+  }
+
+  function save(ev) {
+    ev.preventDefault();
+    var form = $("ch-form");
+    A.clearErrors(form);
+    var account = (A.boot.accounts || []).filter(function (a) { return a.id === $("cf-account").value; })[0] || {};
+    var body = { name: $("cf-name").value, tags: split($("cf-tags").value), welcome_text: $("cf-welcome").value,
+      route_group: $("cf-group").value.trim() || null };
+    if ((state.editing ? state.editing.platform : account.platform) === "wecom") {
+      body.staff = split($("cf-staff").value);
+      body.schedule = parseSchedule($("cf-schedule").value);
+    }
+    var req = state.editing ? A.api("PUT", "/api/channels/" + state.editing.id, body)
+      : A.api("POST", "/api/channels", Object.assign(body, { account_id: account.id, platform: account.platform }));
+    req.then(function (code) { A.close("ch-dialog"); A.toast("已保存", "ok"); load().then(function () { show(code); }); })
+      .catch(function (err) { A.formError(form, err); });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    $("ch-new").addEventListener("click", function () { edit(null); });
+    $("ch-form").addEventListener("submit", save);
+    A.api("GET", "/api/groups").then(function (res) {
+      var dl = U.clear($("ch-groups"));
+      res.groups.forEach(function (g) { dl.appendChild(h("option", { value: g.name }, g.display_name)); });
+    }).catch(function () { /* the field still takes any name */ });
+    load();
+  });
+})();

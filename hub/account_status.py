@@ -1,0 +1,171 @@
+"""Does the platform reach the hub? Per account: the last callback received, the last URL verification
+(success or failure) and the last rejected callback with its reason.
+
+The callback path pays one dict update (a middleware looks at the answer the callback handler gave);
+a background task writes what changed to ``account_status`` at most every ``FLUSH_EVERY`` seconds, so
+the admin console of any process sees the stamps of every process.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, replace
+from typing import Any, Awaitable, Callable
+
+from aiohttp import web
+from sqlalchemy import select
+
+from .clock import Clock
+from .db import Database, retry_busy
+from .models import AccountStatus
+
+log = logging.getLogger("hub.account_status")
+status_t = AccountStatus.__table__
+FLUSH_EVERY = 3.0
+
+
+@dataclass(frozen=True)
+class Stamp:
+    last_callback_at: float | None = None
+    last_verify_at: float | None = None
+    last_verify_ok: bool | None = None
+    last_failure_at: float | None = None
+    last_failure: str = ""
+
+    def merge(self, other: "Stamp") -> "Stamp":
+        """The newer of each pair of facts."""
+        def newer(a: float | None, b: float | None) -> bool:
+            return b is not None and (a is None or b > a)
+        out = self
+        if newer(out.last_callback_at, other.last_callback_at):
+            out = replace(out, last_callback_at=other.last_callback_at)
+        if newer(out.last_verify_at, other.last_verify_at):
+            out = replace(out, last_verify_at=other.last_verify_at, last_verify_ok=other.last_verify_ok)
+        if newer(out.last_failure_at, other.last_failure_at):
+            out = replace(out, last_failure_at=other.last_failure_at, last_failure=other.last_failure)
+        return out
+
+    def as_json(self) -> dict[str, Any]:
+        return {"last_callback_at": self.last_callback_at, "last_verify_at": self.last_verify_at,
+                "last_verify_ok": self.last_verify_ok, "last_failure_at": self.last_failure_at,
+                "last_failure": self.last_failure}
+
+
+def stamp_for(method: str, status: int, reason: str, now: float) -> Stamp:
+    """What one answered callback says: a GET is a URL verification, a POST a message or event."""
+    if method == "GET":
+        ok = status == 200
+        return Stamp(last_verify_at=now, last_verify_ok=ok,
+                     **({} if ok else {"last_failure_at": now, "last_failure": f"验证失败 ({status}): {reason}"[:300]}))
+    if status == 200:
+        return Stamp(last_callback_at=now)
+    return Stamp(last_failure_at=now, last_failure=f"回调被拒 ({status}): {reason}"[:300])
+
+
+class CallbackStatus:
+    def __init__(self, db: Database, clock: Clock, known: Callable[[str], bool]):
+        self.db = db
+        self.clock = clock
+        self.known = known  # only accounts that exist get a row (unknown ids are anyone's guess)
+        self._stamps: dict[str, Stamp] = {}
+        self._dirty: set[str] = set()
+
+    def note(self, account_id: str, method: str, status: int, reason: str) -> None:
+        if not account_id or not self.known(account_id):
+            return
+        stamp = stamp_for(method, status, reason, self.clock.now())
+        self._stamps[account_id] = self._stamps.get(account_id, Stamp()).merge(stamp)
+        self._dirty.add(account_id)
+
+    async def flush(self) -> None:
+        if not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, set()
+
+        async def write() -> None:
+            async with self.db.write() as conn:
+                for account_id in sorted(dirty):
+                    row = (await conn.execute(select(status_t).where(status_t.c.account_id == account_id))).first()
+                    stored = _stamp(row) if row else Stamp()
+                    values = {**stored.merge(self._stamps[account_id]).as_json(), "updated_at": self.clock.now()}
+                    if row:
+                        await conn.execute(status_t.update().where(status_t.c.account_id == account_id).values(**values))
+                    else:
+                        await conn.execute(status_t.insert().values(account_id=account_id, **values))
+        try:
+            await retry_busy(write)
+        except Exception:
+            self._dirty |= dirty  # try again at the next tick
+            raise
+
+    async def all(self) -> dict[str, Stamp]:
+        """Every process's stamps (the table) merged with this process's newest (not yet flushed)."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(status_t))).all()
+        out = {r.account_id: _stamp(r) for r in rows}
+        for account_id, stamp in self._stamps.items():
+            out[account_id] = out.get(account_id, Stamp()).merge(stamp)
+        return out
+
+
+def _stamp(row: Any) -> Stamp:
+    return Stamp(row.last_callback_at, row.last_verify_at, row.last_verify_ok, row.last_failure_at,
+                 row.last_failure or "")
+
+
+CALLBACK_STATUS = web.AppKey("callback_status", dict)  # {"t": the running CallbackStatus}
+
+
+def tracker_of(app: web.Application) -> CallbackStatus | None:
+    return app[CALLBACK_STATUS].get("t") if CALLBACK_STATUS in app else None
+
+
+def middleware(get: Callable[[], CallbackStatus | None]) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def stamp_callbacks(request: web.Request, handler: Any) -> web.StreamResponse:
+        resp = await handler(request)
+        if request.path.startswith("/callbacks/"):
+            tracker = get()
+            if tracker is not None:
+                reason = resp.text if isinstance(resp, web.Response) and resp.status >= 400 and resp.text else ""
+                tracker.note(request.match_info.get("account", ""), request.method, resp.status, reason or "")
+        return resp
+    return stamp_callbacks
+
+
+async def _flush_loop(tracker: CallbackStatus, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await tracker.flush()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001
+            log.exception("flushing account callback status failed")
+
+
+def install(app: web.Application, every: float = FLUSH_EVERY) -> None:
+    """Before the app starts: a middleware stamps callbacks; a task flushes the stamps."""
+    from .app import HUB
+    holder: dict[str, CallbackStatus] = {}
+    app[CALLBACK_STATUS] = holder
+    app.middlewares.append(middleware(lambda: holder.get("t")))
+
+    async def context(app: web.Application):  # noqa: ANN202
+        hub = app[HUB]
+        tracker = CallbackStatus(hub.db, hub.clock,
+                                 lambda account_id: account_id in getattr(hub.accounts, "_accounts", {}))
+        holder["t"] = tracker
+        task = asyncio.create_task(_flush_loop(tracker, every), name="account-status")
+        yield
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+        try:
+            await tracker.flush()
+        except Exception:  # noqa: BLE001 - shutting down: the stamps are status, not data
+            log.warning("last flush of account callback status failed", exc_info=True)
+
+    app.cleanup_ctx.append(context)

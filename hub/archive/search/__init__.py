@@ -1,0 +1,1 @@
+"""Full-text archive search (see wiring.py), keyword watches."""

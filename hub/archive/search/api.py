@@ -1,0 +1,138 @@
+"""HTTP: archive search and conversation export (supervisors and admins; agents 403).
+
+GET /api/search?q=&account=&channel=&channel_code=&agent=&customer=&tag=&since=&until=&direction=&limit=&before=
+GET /api/conversations/{id}/export?format=csv|json
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from ...auth_views import require_user
+from ...errors import bad_request
+from ...http_util import hub_of, path_int
+from ...users import UserInfo
+from ..export import CSV_FIELDS
+from ..history import conversation, message_json, messages
+from .highlight import highlight
+from .query import MAX_LIMIT, SearchFilters, search
+from .tokens import QueryError, QueryTerm
+
+READERS = ("supervisor", "admin")
+CHANNELS = ("wecom", "oa", "kf")
+DIRECTIONS = ("in", "out")
+
+
+def render_hit(row: Any, terms: list[QueryTerm], user: UserInfo) -> dict[str, Any]:
+    """One result as the API shows it: the one place to mask or trim what a role may see."""
+    from ...privacy.masking import mask_for
+    body = mask_for(user, row.text)  # phones, ID numbers ... masked for roles without the right (hub/privacy)
+    return {
+        "message_id": row.id, "conversation_id": row.conversation_id, "account_id": row.account_id,
+        "channel": row.channel, "channel_code": row.channel_code, "direction": row.direction,
+        "kind": row.kind, "sender": row.sender, "customer_id": row.customer_id, "peer_id": row.peer_id,
+        "text": body, "highlight": highlight(body, terms), "masked": body != row.text, "sent_at": row.sent_at,
+        "created_at": row.created_at, "recalled": row.recalled_at is not None,
+    }
+
+
+def _time(value: str | None, name: str) -> float | None:
+    """Epoch seconds or ISO 8601 (a date alone means its midnight UTC)."""
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise bad_request("invalid_" + name, f"{name} must be ISO 8601 or epoch seconds", name) from None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _int(value: str | None, name: str) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise bad_request("invalid_" + name, f"{name} must be an integer", name) from None
+
+
+def _choice(value: str | None, name: str, allowed: tuple[str, ...]) -> str | None:
+    if value in (None, ""):
+        return None
+    if value not in allowed:
+        raise bad_request("invalid_" + name, f"{name} must be one of {', '.join(allowed)}", name)
+    return value
+
+
+def parse_filters(q: Any) -> SearchFilters:
+    since, until = _time(q.get("since"), "since"), _time(q.get("until"), "until")
+    if since is not None and until is not None and since >= until:
+        raise bad_request("invalid_until", "until must be after since", "until")
+    return SearchFilters(
+        account=q.get("account") or None, channel=_choice(q.get("channel"), "channel", CHANNELS),
+        channel_code=q.get("channel_code") or None, agent=_int(q.get("agent"), "agent"),
+        customer=_int(q.get("customer"), "customer"), tag=q.get("tag") or None, since=since, until=until,
+        direction=_choice(q.get("direction"), "direction", DIRECTIONS))
+
+
+async def get_search(request: web.Request) -> web.Response:
+    user = await require_user(request, *READERS)
+    q = request.query
+    filters = parse_filters(q)
+    limit = _int(q.get("limit"), "limit")
+    limit = 50 if limit is None else limit
+    if not 1 <= limit <= MAX_LIMIT:
+        raise bad_request("invalid_limit", f"limit must be 1 to {MAX_LIMIT}", "limit")
+    try:
+        page = await search(hub_of(request).db, q.get("q", ""), filters, limit, _int(q.get("before"), "before"))
+    except QueryError as exc:
+        raise bad_request("invalid_query", str(exc), "q") from None
+    from ...privacy.masking import mask_text
+    from ...privacy.views import audit_access
+    await audit_access(request, user, "search", "archive", {"q": mask_text(q.get("q", "")), "results": len(page.rows),
+                                                             **{k: v for k, v in q.items() if k not in ("q",)}})
+    return web.json_response({"query": q.get("q", ""), "terms": [t.text for t in page.terms],
+                              "results": [render_hit(r, page.terms, user) for r in page.rows],
+                              "next_before": page.next_before})
+
+
+async def get_export(request: web.Request) -> web.Response:
+    user = await require_user(request, *READERS)
+    fmt = request.query.get("format", "json")
+    if fmt not in ("csv", "json"):
+        raise bad_request("invalid_format", "format must be csv or json", "format")
+    conv_id = path_int(request)
+    db = hub_of(request).db
+    conv = await conversation(db, conv_id)  # 404 when unknown
+    async with db.read_heavy() as conn:
+        rows = (await conn.execute(select(messages).where(messages.c.conversation_id == conv_id)
+                                   .order_by(messages.c.id))).all()
+    from ...privacy.views import audit_access, mask_messages
+    items = mask_messages(user, [message_json(r) for r in rows])
+    await audit_access(request, user, "export.conversation", f"conversation:{conv_id}",
+                       {"format": fmt, "messages": len(items)})
+    name = f"conversation-{conv_id}.{fmt}"
+    headers = {"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"}
+    if fmt == "json":
+        body = json.dumps({"conversation": conv, "messages": items}, ensure_ascii=False)
+        return web.Response(text=body, content_type="application/json", headers=headers)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(items)
+    # a BOM so that Excel, which most supervisors open exports with, reads the Chinese as UTF-8
+    return web.Response(text="\ufeff" + out.getvalue(), content_type="text/csv", charset="utf-8", headers=headers)
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/api/search", get_search), web.get("/api/conversations/{id}/export", get_export)]

@@ -1,0 +1,143 @@
+"""The search indexer: tails ``messages`` by id from a stored cursor and indexes new text in
+small batches, at low priority.
+
+It never holds up acknowledging callbacks: on SQLite its writes queue behind the archive writer at
+the write gate, and while ``pressure()`` says callbacks are piling up it waits (the index lags a
+few seconds during a burst and catches up after it). The cursor and the batch commit together, so
+a restart resumes where the last commit ended. On PostgreSQL, where concurrent writers may commit
+ids out of order, each pass also looks back over the last ``LOOKBACK`` ids for text rows the index
+lacks. Recalled messages stay indexed: the archive keeps them (marked), and so do results.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+from sqlalchemy import select, text, update
+
+from ...clock import Clock
+from ...db import Database, retry_busy
+from ...models import Message, SearchCursor
+from . import postgres_index, sqlite_index
+
+log = logging.getLogger(__name__)
+
+messages = Message.__table__
+cursors = SearchCursor.__table__
+CURSOR = "messages"
+LOOKBACK = 2000  # PostgreSQL: ids behind the cursor re-checked for late commits
+
+
+def backend(db: Database) -> Any:
+    """The index module for the database's dialect."""
+    return sqlite_index if db.is_sqlite else postgres_index
+
+
+async def ensure_index(db: Database) -> None:
+    """Create the index table (idempotent) and the cursor row."""
+    async def write() -> None:
+        async with db.write() as conn:
+            await backend(db).ensure(conn)
+    await retry_busy(write)
+
+
+class SearchIndexer:
+    def __init__(self, db: Database, clock: Clock, batch: int = 200, idle: float = 1.0):
+        self.db = db
+        self.clock = clock
+        self.batch = batch
+        self.idle = idle  # seconds between polls when nothing woke it (agents' replies, other processes)
+        self.pressure: Callable[[], bool] | None = None
+        self.backoff = 0.25  # seconds waited at a time while under pressure
+        self.indexed = 0
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._index = backend(db)
+
+    def notify(self, *_args: Any) -> None:
+        self._wakeup.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="search-indexer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self.idle)
+            except asyncio.TimeoutError:
+                pass
+            self._wakeup.clear()
+            try:
+                while True:
+                    while self.pressure is not None and self.pressure():
+                        await asyncio.sleep(self.backoff)
+                    if await self.run_once() < self.batch:
+                        break
+                    await asyncio.sleep(0)  # a long catch-up leaves the loop to others between batches
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the cursor did not move: the next pass retries
+                log.exception("search indexing pass failed")
+                await asyncio.sleep(1.0)
+
+    async def cursor(self) -> int:
+        async with self.db.read() as conn:
+            value = (await conn.execute(select(cursors.c.last_id).where(cursors.c.name == CURSOR))).scalar()
+        return int(value or 0)
+
+    async def run_once(self) -> int:
+        """Index the next batch; returns how many message rows it read (0: caught up)."""
+        last = await self.cursor()
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(messages.c.id, messages.c.text).where(messages.c.id > last)
+                                       .order_by(messages.c.id).limit(self.batch))).all()
+            late = await self._late_rows(conn, last) if not self.db.is_sqlite else []
+        if not rows and not late:
+            return 0
+        new_last = rows[-1].id if rows else last
+        pairs = [(r.id, r.text) for r in late] + [(r.id, r.text) for r in rows]
+        count = await retry_busy(lambda: self._commit(last, new_last, pairs))
+        self.indexed += count
+        return len(rows)
+
+    async def _late_rows(self, conn: Any, last: int) -> list[Any]:
+        return (await conn.execute(text(
+            "SELECT m.id, m.text FROM messages m WHERE m.id > :lo AND m.id <= :last "
+            "AND m.text IS NOT NULL AND m.text <> '' "
+            f"AND NOT EXISTS (SELECT 1 FROM {postgres_index.TABLE} s WHERE s.message_id = m.id) "
+            "ORDER BY m.id LIMIT 500"), {"lo": max(0, last - LOOKBACK), "last": last})).all()
+
+    async def _commit(self, last: int, new_last: int, pairs: list[tuple[int, str | None]]) -> int:
+        """Index and move the cursor in one transaction, only if nobody moved it meanwhile (another
+        process, or the CLI's catch-up on the same database)."""
+        async with self.db.write() as conn:
+            now = self.clock.now()
+            if last == 0:
+                await conn.execute(self._insert_cursor(), {"name": CURSOR, "last_id": 0, "updated_at": now})
+            moved = await conn.execute(update(cursors).where(cursors.c.name == CURSOR)
+                                       .where(cursors.c.last_id == last).values(last_id=new_last, updated_at=now))
+            if moved.rowcount != 1:
+                return 0  # someone else indexed this batch; the next pass reads the new cursor
+            return await self._index.add(conn, pairs)
+
+    def _insert_cursor(self) -> Any:
+        from sqlalchemy.dialects import postgresql, sqlite
+        insert = sqlite.insert if self.db.is_sqlite else postgresql.insert
+        return insert(cursors).on_conflict_do_nothing(index_elements=["name"])
+
+    async def catch_up(self) -> int:
+        """Index everything not yet indexed (the CLI, tests); returns how many texts were indexed."""
+        before = self.indexed
+        while await self.run_once() >= self.batch:
+            pass
+        return self.indexed - before

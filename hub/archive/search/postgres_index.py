@@ -1,0 +1,47 @@
+"""PostgreSQL: a side table of tsvectors built from the same terms as SQLite's FTS5 table
+(tokens.py: characters and neighbouring pairs at their positions), with a GIN index; a query is a
+tsquery of the same plan (bigrams joined by ``<->``, the phrase operator). No text search
+configuration touches the terms (the tsvector is given as a literal), so segmentation, stemming
+and stop words cannot lose a match."""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from sqlalchemy import text
+
+from .tokens import QueryTerm, index_terms, tsquery, tsvector
+
+TABLE = "message_search"
+DDL = (f"CREATE TABLE IF NOT EXISTS {TABLE} (message_id BIGINT PRIMARY KEY, terms TSVECTOR NOT NULL)",
+       f"CREATE INDEX IF NOT EXISTS ix_{TABLE}_terms ON {TABLE} USING GIN (terms)")
+INSERT = (f"INSERT INTO {TABLE} (message_id, terms) VALUES (:id, CAST(:terms AS tsvector)) "
+          "ON CONFLICT (message_id) DO NOTHING")
+
+
+async def ensure(conn: Any) -> None:
+    for statement in DDL:
+        await conn.execute(text(statement))
+
+
+async def add(conn: Any, rows: Iterable[tuple[int, str | None]]) -> int:
+    params = [{"id": mid, "terms": tsvector(index_terms(body))} for mid, body in rows if body]
+    if params:
+        await conn.execute(text(INSERT), params)
+    return len(params)
+
+
+async def remove(conn: Any, rows: Iterable[tuple[int, str | None]]) -> None:
+    ids = [mid for mid, _ in rows]
+    if ids:
+        await conn.execute(text(f"DELETE FROM {TABLE} WHERE message_id = ANY(:ids)"), {"ids": ids})
+
+
+def match_sql(terms: list[QueryTerm]) -> tuple[str, str, dict[str, Any]]:
+    from_clause = (f"{TABLE} s JOIN messages m ON m.id = s.message_id "
+                   "JOIN conversations c ON c.id = m.conversation_id")
+    return from_clause + " WHERE s.terms @@ CAST(:match AS tsquery)", "s.message_id", {"match": tsquery(terms)}
+
+
+async def clear(conn: Any) -> None:
+    """Empty the index (a rebuild then starts from cursor 0)."""
+    await conn.execute(text(f"DELETE FROM {TABLE}"))

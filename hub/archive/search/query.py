@@ -1,0 +1,135 @@
+"""Archive search: the terms through the index, the filters on the message and its conversation,
+newest first, keyset-paged by message id, each candidate confirmed by a substring check.
+
+No cut-off by age: the index covers the whole archive, and a page reads the index newest first
+and stops once it has ``limit`` hits."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from ...db import Database
+from .indexer import backend
+from .tokens import QueryTerm, contains_all, parse_query
+
+MAX_LIMIT = 200
+SCAN_FACTOR = 2  # candidates fetched per wanted hit (most candidates are hits)
+
+COLUMNS = ("m.id, m.conversation_id, m.account_id, m.channel, m.direction, m.kind, m.sender, m.text, "
+           "m.sent_at, m.created_at, m.recalled_at, c.customer_id, c.channel_code, c.peer_id")
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Every filter is optional; all given ones must hold."""
+
+    account: str | None = None
+    channel: str | None = None  # the platform channel: wecom | oa | kf
+    channel_code: str | None = None  # the QR-code channel a conversation came from
+    agent: int | None = None  # a user id: conversations that agent served, or messages they sent
+    customer: int | None = None
+    tag: str | None = None  # customers carrying this tag (by name)
+    since: float | None = None  # archived at or after (epoch seconds)
+    until: float | None = None  # archived before
+    direction: str | None = None  # in | out
+
+    def where(self) -> tuple[list[str], dict[str, Any]]:
+        clauses: list[str] = []
+        params: dict[str, Any] = {}
+        if self.account is not None:
+            clauses.append("m.account_id = :account")
+            params["account"] = self.account
+        if self.channel is not None:
+            clauses.append("m.channel = :channel")
+            params["channel"] = self.channel
+        if self.channel_code is not None:
+            clauses.append("c.channel_code = :channel_code")
+            params["channel_code"] = self.channel_code
+        if self.direction is not None:
+            clauses.append("m.direction = :direction")
+            params["direction"] = self.direction
+        if self.customer is not None:
+            clauses.append("c.customer_id = :customer")
+            params["customer"] = self.customer
+        if self.agent is not None:
+            clauses.append("(m.sender = :agent_sender OR m.conversation_id IN "
+                           "(SELECT conversation_id FROM service_sessions WHERE agent_id = :agent))")
+            params.update(agent=self.agent, agent_sender=f"agent:{self.agent}")
+        if self.tag is not None:
+            clauses.append("c.customer_id IN (SELECT ct.customer_id FROM customer_tags ct "
+                           "JOIN tags t ON t.id = ct.tag_id WHERE t.name = :tag)")
+            params["tag"] = self.tag
+        if self.since is not None:
+            clauses.append("m.created_at >= :since")
+            params["since"] = self.since
+        if self.until is not None:
+            clauses.append("m.created_at < :until")
+            params["until"] = self.until
+        return clauses, params
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    terms: list[QueryTerm]
+    rows: list[Any]  # message rows (COLUMNS), newest first
+    next_before: int | None  # pass as ``before`` for the next page; None on the last one
+
+
+async def search(db: Database, query: str, filters: SearchFilters = SearchFilters(), limit: int = 50,
+                 before: int | None = None) -> SearchPage:
+    """One page of messages whose text contains every term of ``query``; raises tokens.QueryError."""
+    terms = parse_query(query)
+    limit = max(1, min(limit, MAX_LIMIT))
+    from_where, id_col, params = backend(db).match_sql(terms)
+    clauses, filter_params = filters.where()
+    params.update(filter_params)
+    sql = from_where + "".join(f" AND {c}" for c in clauses) + f" AND {id_col} < :before"
+    statement = text(f"SELECT {COLUMNS} FROM {sql} ORDER BY {id_col} DESC LIMIT :n")
+    hits: list[Any] = []
+    cursor = before if before is not None else 2 ** 62
+    want = limit + 1  # one more tells whether there is a next page
+    while len(hits) < want:
+        n = (want - len(hits)) * SCAN_FACTOR
+        rows = await _fetch(db, statement, {**params, "before": cursor, "n": n})
+        hits.extend(r for r in rows if contains_all(r.text, terms))
+        if len(rows) < n:
+            break
+        cursor = rows[-1].id
+    page = hits[:limit]
+    return SearchPage(terms, page, page[-1].id if len(hits) > limit else None)
+
+
+async def _fetch(db: Database, statement: Any, params: dict[str, Any]) -> list[Any]:
+    """SQLite: in the loop's thread while the statement stays within ``IN_LOOP_BUDGET`` (a page from
+    the index takes well under a millisecond; a thread hop costs more than that under load), else
+    again off the loop (a common term under a very selective filter can read a long posting list)."""
+    if db.sync_engine is not None:
+        rows = _fetch_in_loop(db, statement, params, IN_LOOP_BUDGET)
+        if rows is not None:
+            return rows
+    reader = db.read() if db.sync_engine is None else db.read_heavy()
+    async with reader as conn:
+        return (await conn.execute(statement, params)).all()
+
+
+IN_LOOP_BUDGET = 0.005  # seconds a search statement may hold the event loop
+
+
+def _fetch_in_loop(db: Database, statement: Any, params: dict[str, Any], budget: float) -> list[Any] | None:
+    """The rows, or None when SQLite was interrupted at the budget (nothing was changed: a read)."""
+    deadline = time.perf_counter() + budget
+    with db.sync_engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        raw.set_progress_handler(lambda: time.perf_counter() > deadline, 2000)
+        try:
+            return conn.execution_options(hub_read_autocommit=True).execute(statement, params).all()
+        except OperationalError as exc:
+            if "interrupted" in str(exc).lower():
+                return None
+            raise
+        finally:
+            raw.set_progress_handler(None, 0)

@@ -1,0 +1,218 @@
+"""Privacy JSON API (admins unless noted; see docs/privacy.md):
+
+* ``GET /api/privacy/retention`` — policies and each account's effective limits;
+  ``PUT /api/privacy/retention`` ``{account_id ("*" = default), messages_days, media_days, orders_days}``
+  (days, or null = forever); ``DELETE /api/privacy/retention/{account_id}``.
+* ``GET /api/privacy/purges`` — purge runs; ``POST /api/privacy/purges`` ``{"dry_run": bool}`` — run now.
+* ``GET /api/holds[?all=1]``, ``POST /api/holds`` ``{kind: customer|conversation, target_id, reason}``,
+  ``DELETE /api/holds/{id}`` (lift).
+* ``POST /api/customers/{id}/erase`` ``{requester, reason}``; ``GET /api/erasures[?identity=kind:value&account_id=]``.
+* ``POST /api/reveal`` (any user who may read the conversation / customer)
+  ``{"message_id": n}`` or ``{"platform", "order_id", "field": receiver_name|receiver_phone|receiver_address}``
+  -> ``{"value": ...}``; every reveal is written to the access audit.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import delete, select
+
+from .. import audit
+from ..auth_views import require_user
+from ..errors import HubError, bad_request, not_found
+from ..http_util import hub_of, json_object, path_int
+from ..models import Account, Message, RetentionPolicy
+from ..models.orders import OrderRow
+from . import erasure, holds
+from .masking import ORDER_FIELDS
+from .purge import Purger, load_policies, run_json
+from .retention import DEFAULT_ACCOUNT, effective, parse_days
+
+PURGER = web.AppKey("privacy_purger", Purger)
+policies_t = RetentionPolicy.__table__
+
+
+def _purger(request: web.Request) -> Purger:
+    if PURGER not in request.app:
+        raise HubError(503, "starting", "the hub is starting")
+    return request.app[PURGER]
+
+
+def actor(user: Any) -> str:
+    return user.username
+
+
+async def get_retention(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    hub = hub_of(request)
+    policies = await load_policies(hub.db)
+    by_id = {p.account_id: p for p in policies}
+    async with hub.db.read() as conn:
+        accounts = list((await conn.execute(select(Account.__table__.c.id).order_by(Account.__table__.c.id))).scalars())
+    return web.json_response({"policies": [p.public() for p in policies],
+                              "effective": [effective(by_id, a).public() for a in accounts],
+                              "default": effective(by_id, DEFAULT_ACCOUNT).public()})
+
+
+async def put_retention(request: web.Request) -> web.Response:
+    user = await require_user(request, "admin")
+    hub = hub_of(request)
+    body = await json_object(request)
+    account_id = str(body.get("account_id") or DEFAULT_ACCOUNT)
+    values = {f: parse_days(body.get(f), f) for f in ("messages_days", "media_days", "orders_days")}
+    if account_id != DEFAULT_ACCOUNT and values["orders_days"] is not None:
+        raise bad_request("invalid_orders_days", "orders follow the default policy (account_id \"*\")", "orders_days")
+    async with hub.db.write() as conn:
+        if account_id != DEFAULT_ACCOUNT and (await conn.execute(select(Account.__table__.c.id).where(
+                Account.__table__.c.id == account_id))).first() is None:
+            raise not_found("unknown_account", f"no account {account_id}")
+        before = (await conn.execute(select(policies_t).where(policies_t.c.account_id == account_id))).first()
+        row = dict(values, updated_at=hub.clock.now(), updated_by=actor(user))
+        if before is None:
+            await conn.execute(policies_t.insert().values(account_id=account_id, **row))
+        else:
+            await conn.execute(policies_t.update().where(policies_t.c.account_id == account_id).values(**row))
+    await audit.record(hub.db, hub.clock, actor=user, action="retention.set", target=f"account:{account_id}",
+                       before=dict(before._mapping) if before else None, after=values, request=request)
+    return web.json_response({"account_id": account_id, **values})
+
+
+async def delete_retention(request: web.Request) -> web.Response:
+    user = await require_user(request, "admin")
+    hub = hub_of(request)
+    account_id = request.match_info["account_id"]
+    async with hub.db.write() as conn:
+        res = await conn.execute(delete(policies_t).where(policies_t.c.account_id == account_id))
+    if not res.rowcount:
+        raise not_found("unknown_policy", f"no retention policy for {account_id}")
+    await audit.record(hub.db, hub.clock, actor=user, action="retention.delete", target=f"account:{account_id}",
+                       request=request)
+    return web.json_response({"ok": True})
+
+
+async def list_purges(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    from ..models import PurgeRun
+    t = PurgeRun.__table__
+    async with hub_of(request).db.read() as conn:
+        rows = (await conn.execute(select(t).order_by(t.c.id.desc()).limit(200))).all()
+    return web.json_response({"runs": [run_json(r) for r in rows]})
+
+
+async def post_purge(request: web.Request) -> web.Response:
+    user = await require_user(request, "admin")
+    body = await json_object(request) if request.can_read_body else {}
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise bad_request("invalid_dry_run", "dry_run must be true or false", "dry_run")
+    run = await _purger(request).run_once(dry_run=dry_run, by=actor(user))
+    hub = hub_of(request)
+    await audit.record(hub.db, hub.clock, actor=user, action="retention.purge", target=f"purge:{run['id']}",
+                       after={"dry_run": dry_run, "counts": run["counts"]}, request=request)
+    return web.json_response(run)
+
+
+async def get_holds(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    active_only = request.query.get("all") not in ("1", "true")
+    return web.json_response({"holds": await holds.list_holds(hub_of(request).db, active_only)})
+
+
+def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise bad_request("invalid_" + name, f"{name} must be an integer", name)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise bad_request("invalid_" + name, f"{name} must be an integer", name) from None
+
+
+async def post_hold(request: web.Request) -> web.Response:
+    user = await require_user(request, "admin")
+    hub = hub_of(request)
+    body = await json_object(request)
+    hold = await holds.place(hub.db, hub.clock, str(body.get("kind") or ""), _int(body.get("target_id"), "target_id"),
+                             str(body.get("reason") or ""), actor(user))
+    await audit.record(hub.db, hub.clock, actor=user, action="hold.place", target=f"{hold['kind']}:{hold['target_id']}",
+                       after=hold, request=request)
+    return web.json_response(hold, status=201)
+
+
+async def delete_hold(request: web.Request) -> web.Response:
+    user = await require_user(request, "admin")
+    hub = hub_of(request)
+    hold = await holds.lift(hub.db, hub.clock, path_int(request), actor(user))
+    await audit.record(hub.db, hub.clock, actor=user, action="hold.lift", target=f"{hold['kind']}:{hold['target_id']}",
+                       after=hold, request=request)
+    return web.json_response(hold)
+
+
+async def post_erase(request: web.Request) -> web.Response:
+    user = await require_user(request, "admin")
+    hub = hub_of(request)
+    body = await json_object(request)
+    req = erasure.ErasureRequest(path_int(request), str(body.get("requester") or ""), actor(user),
+                                 str(body.get("reason") or ""))
+    record = await erasure.erase_customer(hub.db, hub.clock, req)
+    hub.writer.forget_conversations()  # the archive writer's cached conversation ids
+    await audit.record(hub.db, hub.clock, actor=user, action="customer.erase", target=f"customer:{req.customer_id}",
+                       after={"erasure": record["id"], "counts": record["counts"]}, request=request)
+    return web.json_response(record)
+
+
+async def get_erasures(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    identity = request.query.get("identity", "")
+    wanted = None
+    if identity:
+        kind, sep, value = identity.partition(":")
+        if not sep or not kind or not value:
+            raise bad_request("invalid_identity", "identity is kind:value (e.g. phone:13812345678)", "identity")
+        wanted = (kind, value, request.query.get("account_id", ""))
+    return web.json_response({"erasures": await erasure.list_records(hub_of(request).db, wanted)})
+
+
+async def post_reveal(request: web.Request) -> web.Response:
+    """The unmasked value of one message or order field, for a user allowed to read it; audited."""
+    from ..service.reading import require_conversation, require_customer
+    user = await require_user(request)
+    hub = hub_of(request)
+    body = await json_object(request)
+    if body.get("message_id") is not None:
+        message_id = _int(body.get("message_id"), "message_id")
+        t = Message.__table__
+        async with hub.db.read() as conn:
+            row = (await conn.execute(select(t.c.id, t.c.conversation_id, t.c.text).where(t.c.id == message_id))).first()
+        if row is None:
+            raise not_found("unknown_message", f"no message {message_id}")
+        await require_conversation(hub.db, user, row.conversation_id)
+        value, target, field = row.text or "", f"message:{message_id}", "text"
+    else:
+        field = str(body.get("field") or "")
+        if field not in ORDER_FIELDS:
+            raise bad_request("invalid_field", f"field must be one of {', '.join(ORDER_FIELDS)} or give message_id",
+                              "field")
+        t = OrderRow.__table__
+        platform, order_id = str(body.get("platform") or ""), str(body.get("order_id") or "")
+        async with hub.db.read() as conn:
+            row = (await conn.execute(select(t).where((t.c.platform == platform) & (t.c.order_id == order_id)))).first()
+        if row is None:
+            raise not_found("unknown_order", "no such order")
+        await require_customer(hub.db, user, row.customer_id)
+        value, target = getattr(row, field) or "", f"order:{platform}:{order_id}"
+    # the audit says who saw which field of what, from where: never the value itself
+    await audit.record(hub.db, hub.clock, kind="access", actor=user, action="pii.reveal", target=target,
+                       detail={"field": field}, request=request)
+    return web.json_response({"value": value, "field": field, "target": target})
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/privacy/retention", get_retention), web.put("/api/privacy/retention", put_retention),
+        web.delete("/api/privacy/retention/{account_id}", delete_retention),
+        web.get("/api/privacy/purges", list_purges), web.post("/api/privacy/purges", post_purge),
+        web.get("/api/holds", get_holds), web.post("/api/holds", post_hold), web.delete("/api/holds/{id}", delete_hold),
+        web.post("/api/customers/{id}/erase", post_erase), web.get("/api/erasures", get_erasures),
+        web.post("/api/reveal", post_reveal),
+    ]

@@ -1,0 +1,85 @@
+"""Pure retention policy: how long each account's messages, media and orders are kept, and what a
+purge at ``now`` must remove. No I/O, no clock reads.
+
+A policy row per account (``"*"``: the hub-wide default, which also governs orders: an order is not
+tied to one account). ``None`` days = kept forever. Media messages (image, voice, video, file) follow
+``media_days``; every other message ``messages_days``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Optional
+
+from ..errors import bad_request
+
+DEFAULT_ACCOUNT = "*"
+DAY = 86400.0
+MAX_DAYS = 36500  # 100 years: "forever" is None, not a large number
+MEDIA_KINDS = ("image", "voice", "video", "file")
+
+
+@dataclass(frozen=True)
+class Policy:
+    account_id: str = DEFAULT_ACCOUNT
+    messages_days: Optional[int] = None
+    media_days: Optional[int] = None
+    orders_days: Optional[int] = None
+
+    def public(self) -> dict:
+        return {"account_id": self.account_id, "messages_days": self.messages_days,
+                "media_days": self.media_days, "orders_days": self.orders_days}
+
+
+@dataclass(frozen=True)
+class PurgeTarget:
+    """Remove ``what`` ("messages" | "media" | "orders") of ``account_id`` created before ``before``."""
+
+    what: str
+    account_id: str
+    before: float
+
+
+def parse_days(value: object, field: str) -> Optional[int]:
+    """Days from an API body: a positive integer, or null / "forever" for no limit."""
+    if value is None or value == "" or value == "forever":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise bad_request("invalid_" + field, f"{field}: a number of days (1-{MAX_DAYS}) or null", field)
+    try:
+        days = int(value)
+    except ValueError:
+        raise bad_request("invalid_" + field, f"{field}: a number of days (1-{MAX_DAYS}) or null", field) from None
+    if not 1 <= days <= MAX_DAYS:
+        raise bad_request("invalid_" + field, f"{field}: a number of days (1-{MAX_DAYS}) or null", field)
+    return days
+
+
+def effective(policies: dict[str, Policy], account_id: str) -> Policy:
+    """The account's policy, each unset duration falling back to the default row."""
+    default = policies.get(DEFAULT_ACCOUNT, Policy())
+    own = policies.get(account_id)
+    if own is None:
+        return Policy(account_id, default.messages_days, default.media_days, default.orders_days)
+    return Policy(account_id, own.messages_days if own.messages_days is not None else default.messages_days,
+                  own.media_days if own.media_days is not None else default.media_days, default.orders_days)
+
+
+def cutoff(days: Optional[int], now: float) -> Optional[float]:
+    return None if days is None else now - days * DAY
+
+
+def purge_plan(policies: Iterable[Policy], account_ids: Iterable[str], now: float) -> list[PurgeTarget]:
+    """What a purge at ``now`` removes: per account, messages and media older than their limits;
+    orders older than the default policy's limit."""
+    by_id = {p.account_id: p for p in policies}
+    plan: list[PurgeTarget] = []
+    for account_id in sorted(set(account_ids)):
+        p = effective(by_id, account_id)
+        for what, days in (("messages", p.messages_days), ("media", p.media_days)):
+            before = cutoff(days, now)
+            if before is not None:
+                plan.append(PurgeTarget(what, account_id, before))
+    orders_before = cutoff(by_id.get(DEFAULT_ACCOUNT, Policy()).orders_days, now)
+    if orders_before is not None:
+        plan.append(PurgeTarget("orders", DEFAULT_ACCOUNT, orders_before))
+    return plan

@@ -1,0 +1,46 @@
+"""Wiring of the privacy module into the app: its routes, the retention purge worker, and sealing of
+account secrets written in clear by an older version (see hub/privacy/secrets.py)."""
+from __future__ import annotations
+
+import logging
+import os
+
+from aiohttp import web
+
+from . import secrets as sealed
+from .api import PURGER, routes
+from .purge import Purger
+
+log = logging.getLogger(__name__)
+DEFAULT_INTERVAL = 3600.0  # seconds between purges; HUB_PURGE_INTERVAL (0 = off)
+
+
+def purge_interval(env: dict[str, str] | None = None) -> float:
+    value = (env if env is not None else os.environ).get("HUB_PURGE_INTERVAL", "")
+    try:
+        return float(value) if value.strip() else DEFAULT_INTERVAL
+    except ValueError:
+        log.warning("HUB_PURGE_INTERVAL=%r is not a number of seconds; using %s", value, DEFAULT_INTERVAL)
+        return DEFAULT_INTERVAL
+
+
+def install(app: web.Application) -> None:
+    """Called by hub.app.create_app after the hub's own cleanup context (app[HUB] exists when ours runs)."""
+    app.router.add_routes(routes())
+
+    async def privacy_context(app: web.Application):  # noqa: ANN202
+        from ..app import HUB
+        hub = app[HUB]
+        ring = sealed.ring_for(hub.db)
+        async with hub.db.write() as conn:
+            n = await sealed.seal_plaintext(conn, ring, hub.clock.now())
+        if n:
+            log.warning("encrypted the secrets of %d account(s) stored in clear", n)
+            await hub.accounts.reload()
+        purger = Purger(hub.db, hub.clock, interval=purge_interval())
+        app[PURGER] = purger
+        purger.start()
+        yield
+        await purger.stop()
+
+    app.cleanup_ctx.append(privacy_context)

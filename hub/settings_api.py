@@ -1,0 +1,148 @@
+"""Operator settings over JSON: ``GET /api/settings`` (admins) and ``PUT /api/settings`` with
+``{key: value, ...}``; each key has its own validator, a bad value is rejected with the key as the
+error's ``field`` and nothing is written. Every change is audited and reloads every process."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from aiohttp import web
+
+from . import audit, business_hours, config_bus
+from .auth_views import require_user
+from .errors import bad_request
+from .http_util import hub_of, json_object
+
+
+class Invalid(ValueError):
+    def __init__(self, message: str, field: str = ""):
+        super().__init__(message)
+        self.field = field
+
+
+def _text(max_len: int, allow_empty: bool = True) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        if not isinstance(v, str) or len(v) > max_len or (not allow_empty and not v.strip()):
+            raise Invalid(f"text of at most {max_len} characters" + ("" if allow_empty else ", not empty"))
+        return v.strip()
+    return check
+
+
+def _int(lo: int, hi: int) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise Invalid(f"an integer from {lo} to {hi}")
+        return v
+    return check
+
+
+def _bool(v: Any) -> Any:
+    if not isinstance(v, bool):
+        raise Invalid("true or false")
+    return v
+
+
+def _words(max_items: int, max_len: int) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        if not isinstance(v, list) or len(v) > max_items:
+            raise Invalid(f"a list of at most {max_items} entries")
+        out = []
+        for i, w in enumerate(v):
+            if not isinstance(w, str) or not w.strip() or len(w) > max_len:
+                raise Invalid(f"entry {i + 1}: 1 to {max_len} characters", f"[{i}]")
+            if w.strip() not in out:
+                out.append(w.strip())
+        return out
+    return check
+
+
+def _choice(*options: str) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        if v not in options:
+            raise Invalid("one of " + ", ".join(options))
+        return v
+    return check
+
+
+def _queue_text(v: Any) -> Any:
+    v = _text(300, allow_empty=False)(v)
+    if "{n}" not in v:
+        raise Invalid("must contain {n} (the customer's place in the queue)")
+    return v
+
+
+def _business_hours(v: Any) -> Any:
+    if v is None:
+        return None  # always open
+    try:
+        return business_hours.to_json(business_hours.from_json(v))
+    except business_hours.BusinessHoursError as exc:
+        raise Invalid(str(exc), "." + exc.field if getattr(exc, "field", "") else "") from None
+    except ValueError as exc:
+        raise Invalid(str(exc)) from None
+
+
+def _group(v: Any) -> Any:
+    v = _text(64, allow_empty=False)(v)
+    return v
+
+
+VALIDATORS: dict[str, Callable[[Any], Any]] = {
+    "welcome_text": _text(600),
+    "offhours_text": _text(600),
+    "queue_text": _queue_text,
+    "queue_notify": _bool,
+    "handover_words": _words(50, 20),
+    "quick_replies": _words(100, 300),
+    "business_hours": _business_hours,
+    "default_group": _group,
+    "reopen_window": _int(0, 7 * 86400),
+    "accept_timeout": _int(10, 3600),
+    "unanswered_minutes": _int(1, 24 * 60),
+    "unanswered_action": _choice("reassign", "escalate"),
+    "offline_grace": _int(0, 3600),
+}
+
+
+def validate(changes: dict[str, Any]) -> dict[str, Any]:
+    """The cleaned values, or a 400 naming the first bad key (``field``: the key, or key.sub-field)."""
+    if not changes:
+        raise bad_request("empty_change", "nothing to change")
+    clean = {}
+    for key, value in changes.items():
+        check = VALIDATORS.get(key)
+        if check is None:
+            raise bad_request("unknown_setting", f"{key} is not a setting that can be changed here", key)
+        try:
+            clean[key] = check(value)
+        except Invalid as exc:
+            sub = exc.field if exc.field.startswith(("[", ".")) or not exc.field else "." + exc.field
+            raise bad_request("invalid_setting", f"{key}: {exc}", key + sub) from None
+    return clean
+
+
+async def get_settings(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    values = await hub_of(request).settings.all()
+    return web.json_response({"settings": {k: values.get(k) for k in VALIDATORS}, "keys": list(VALIDATORS)})
+
+
+async def put_settings(request: web.Request) -> web.Response:
+    user = await require_user(request, "admin")
+    hub = hub_of(request)
+    clean = validate(await json_object(request))
+    current = await hub.settings.all()
+    before = {k: current.get(k) for k in clean}
+    for key, value in clean.items():
+        await hub.settings.set(key, value)
+    await config_bus.publish(request, config_bus.SETTINGS)
+    changed = {k: v for k, v in clean.items() if before.get(k) != v}
+    if changed:
+        await audit.record(hub.db, hub.clock, actor=user, action="settings.update",
+                           target="settings:" + ",".join(sorted(changed)), before={k: before[k] for k in changed},
+                           after=changed, request=request)
+    values = await hub.settings.all()
+    return web.json_response({"settings": {k: values.get(k) for k in VALIDATORS}, "changed": sorted(changed)})
+
+
+def install(app: web.Application) -> None:
+    app.router.add_routes([web.get("/api/settings", get_settings), web.put("/api/settings", put_settings)])

@@ -1,0 +1,1 @@
+"""Supervision: SLA alerts, quality checks, the supervisor dashboard."""

@@ -1,0 +1,114 @@
+"""Alerts in the database: raise (at most one open per key), add a timeline entry, clear, list."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..db import Database, retry_busy
+from ..models import Alert, AlertEvent
+
+alerts_t = Alert.__table__
+events_t = AlertEvent.__table__
+
+
+def alert_json(row: Any) -> dict[str, Any]:
+    """The alert object the API, ``alert.raised`` and ``alert.cleared`` carry."""
+    return {"id": row.id, "kind": row.kind, "rule_id": row.rule_id, "rule_name": row.rule_name,
+            "session_id": row.session_id, "conversation_id": row.conversation_id, "agent_id": row.agent_id,
+            "group": row.group, "account_id": row.account_id, "state": row.state, "raised_at": row.raised_at,
+            "deadline": row.deadline, "cleared_at": row.cleared_at, "clear_reason": row.clear_reason,
+            "detail": json.loads(row.detail or "{}")}
+
+
+class AlertStore:
+    def __init__(self, db: Database):
+        self.db = db
+
+    async def raise_alert(self, values: dict[str, Any], at: float) -> tuple[dict[str, Any], bool]:
+        """Insert an open alert with its ``raised`` entry; (alert, False) if one is already open for the key."""
+        async def write() -> int:
+            async with self.db.write() as conn:
+                res = await conn.execute(alerts_t.insert().values(
+                    **{**values, "detail": json.dumps(values.get("detail") or {}, ensure_ascii=False)},
+                    state="open", raised_at=at))
+                alert_id = res.inserted_primary_key[0]
+                await conn.execute(events_t.insert().values(alert_id=alert_id, kind="raised", at=at,
+                                                            data=json.dumps({"deadline": values.get("deadline")})))
+                return alert_id
+
+        try:
+            alert_id = await retry_busy(write)
+        except IntegrityError:
+            existing = await self.open_for_key(values["key"])
+            if existing is None:
+                raise
+            return existing, False
+        return await self.get(alert_id), True
+
+    async def add_event(self, alert_id: int, kind: str, at: float, data: dict[str, Any]) -> None:
+        async def write() -> None:
+            async with self.db.write() as conn:
+                await conn.execute(events_t.insert().values(alert_id=alert_id, kind=kind, at=at,
+                                                            data=json.dumps(data, ensure_ascii=False)))
+        await retry_busy(write)
+
+    async def clear(self, alert_id: int, at: float, reason: str, data: dict[str, Any] | None = None) -> dict | None:
+        """Close an open alert (None if it was not open any more)."""
+        async def write() -> bool:
+            async with self.db.write() as conn:
+                res = await conn.execute(update(alerts_t).where(alerts_t.c.id == alert_id)
+                                         .where(alerts_t.c.state == "open")
+                                         .values(state="cleared", cleared_at=at, clear_reason=reason[:32]))
+                if res.rowcount != 1:
+                    return False
+                await conn.execute(events_t.insert().values(alert_id=alert_id, kind="cleared", at=at, data=json.dumps(
+                    {"reason": reason, **(data or {})}, ensure_ascii=False)))
+                return True
+
+        return await self.get(alert_id) if await retry_busy(write) else None
+
+    async def get(self, alert_id: int) -> dict[str, Any] | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(alerts_t).where(alerts_t.c.id == alert_id))).first()
+        return alert_json(row) if row is not None else None
+
+    async def open_for_key(self, key: str) -> dict[str, Any] | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(alerts_t).where(alerts_t.c.key == key)
+                                      .where(alerts_t.c.state == "open"))).first()
+        return alert_json(row) if row is not None else None
+
+    async def open_alerts(self) -> list[tuple[str, dict[str, Any]]]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(alerts_t).where(alerts_t.c.state == "open"))).all()
+        return [(r.key, alert_json(r)) for r in rows]
+
+    async def search(self, *, state: str = "open", agent_id: int | None = None, session_id: int | None = None,
+                     kind: str | None = None, limit: int = 200, with_timeline: bool = True) -> list[dict[str, Any]]:
+        q = select(alerts_t)
+        if state != "all":
+            q = q.where(alerts_t.c.state == state)
+        if agent_id is not None:
+            q = q.where(alerts_t.c.agent_id == agent_id)
+        if session_id is not None:
+            q = q.where(alerts_t.c.session_id == session_id)
+        if kind:
+            q = q.where(alerts_t.c.kind == kind)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(q.order_by(alerts_t.c.raised_at.desc(), alerts_t.c.id.desc())
+                                       .limit(limit))).all()
+            out = [alert_json(r) for r in rows]
+            if with_timeline and out:
+                ids = [a["id"] for a in out]
+                events = (await conn.execute(select(events_t).where(events_t.c.alert_id.in_(ids))
+                                             .order_by(events_t.c.at, events_t.c.id))).all()
+                by_alert: dict[int, list[dict[str, Any]]] = {}
+                for e in events:
+                    by_alert.setdefault(e.alert_id, []).append({"kind": e.kind, "at": e.at,
+                                                                "data": json.loads(e.data or "{}")})
+                for a in out:
+                    a["timeline"] = by_alert.get(a["id"], [])
+        return out

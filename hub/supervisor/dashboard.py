@@ -1,0 +1,201 @@
+"""The live supervisor dashboard: one snapshot (``GET /api/supervisor/dashboard``) and the same snapshot
+pushed as ``dashboard.update`` to the ``supervisors`` room whenever a session changes.
+
+Queue and agents come live from the dispatcher; sessions waiting for a first reply from the database;
+today's figures and the brand's health (hub/supervisor/stats.py) are recomputed at most every
+``FIGURES_EVERY`` seconds (and at least every ``FIGURES_MAX_AGE``), so a burst of session changes costs
+one push per ``PUSH_EVERY`` and one recomputation per few seconds.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+
+from ..auth_views import require_user
+from ..errors import bad_request
+from ..models import ServiceSession
+from ..push import SUPERVISORS
+from .metrics import waiting_seconds
+from .stats import HealthWindow, Stats
+
+log = logging.getLogger(__name__)
+sessions_t = ServiceSession.__table__
+
+PUSH_EVERY = 1.0  # seconds: at most one dashboard.update per second
+FIGURES_EVERY = 5.0  # seconds: today's figures recomputed at most this often
+FIGURES_MAX_AGE = 60.0  # ... and at least this often (the day rolls over, the 48 h window moves)
+HEARTBEAT = 30.0  # seconds between pushes when nothing changes (agent statuses, waiting times)
+DEFAULT_FIRST_REPLY_SLA = 120.0  # seconds; setting ``dashboard_first_reply_sla`` overrides
+QUEUE_LISTED = 50
+
+
+class Dashboard:
+    def __init__(self, hub: Any, push_every: float = PUSH_EVERY, figures_every: float = FIGURES_EVERY):
+        self.hub = hub
+        self.stats = Stats(hub.db, hub.clock, hub.settings)
+        self.push_every = push_every
+        self.figures_every = figures_every
+        self._figures: dict[str, Any] | None = None
+        self._figures_at = float("-inf")
+        self._dirty = True
+        self._pending: asyncio.TimerHandle | None = None
+        self._last_push = float("-inf")
+        self._lock = asyncio.Lock()
+        self.pushes = 0
+
+    # -- the snapshot ---------------------------------------------------------------------------
+    async def snapshot(self, fresh: bool = False) -> dict[str, Any]:
+        now = self.hub.clock.now()
+        sla = await self._first_reply_sla()
+        figures = await self._current_figures(now, fresh)
+        return {"now": now, "sla": {"first_reply": sla}, "queue": self._queue(now), "agents": self._agents(),
+                "awaiting_first_reply": await self._awaiting(now, sla), **figures}
+
+    async def _first_reply_sla(self) -> float:
+        value = await self.hub.settings.get("dashboard_first_reply_sla")
+        try:
+            return float(value) if value is not None and float(value) > 0 else DEFAULT_FIRST_REPLY_SLA
+        except (TypeError, ValueError):
+            return DEFAULT_FIRST_REPLY_SLA
+
+    async def _current_figures(self, now: float, fresh: bool) -> dict[str, Any]:
+        async with self._lock:  # one recomputation at a time; the others reuse it
+            age = now - self._figures_at
+            if (self._figures is None or fresh or age >= FIGURES_MAX_AGE or age < 0
+                    or (self._dirty and age >= self.figures_every)):
+                self._dirty = False
+                self._figures = {"today": await self.stats.today(now),
+                                 "health": await self.stats.health(now, HealthWindow()), "figures_at": now}
+                self._figures_at = now
+            return self._figures
+
+    def _queue(self, now: float) -> dict[str, Any]:
+        waiting = self.hub.sessions.dispatcher.queue_snapshot()
+        per_group: dict[str, int] = {}
+        for q in waiting:
+            per_group[q.group] = per_group.get(q.group, 0) + 1
+        oldest = min((q.enqueued_at for q in waiting), default=None)
+        return {"total": len(waiting), "per_group": per_group, "oldest_enqueued_at": oldest,
+                "longest_wait": waiting_seconds(oldest, now),
+                "waiting": [{"session_id": q.session_id, "group": q.group, "priority": q.priority,
+                             "enqueued_at": q.enqueued_at, "advisor_id": q.agent_id} for q in waiting[:QUEUE_LISTED]]}
+
+    def _agents(self) -> list[dict[str, Any]]:
+        known = self.hub.sessions.agents
+        out = []
+        for a in self.hub.sessions.dispatcher.agents():
+            info = known.get(a.id)
+            if info is not None and info.role != "agent" and a.cap == 0:
+                continue  # supervisors and admins who take no sessions are not on the floor
+            out.append({"id": a.id, "username": info.username if info else str(a.id),
+                        "display_name": (info.display_name or info.username) if info else str(a.id),
+                        "status": a.status, "load": a.load, "cap": a.cap, "groups": sorted(a.groups)})
+        return sorted(out, key=lambda a: (a["status"] == "offline", a["display_name"]))
+
+    async def _awaiting(self, now: float, sla: float) -> list[dict[str, Any]]:
+        async with self.hub.db.read() as conn:
+            rows = (await conn.execute(select(
+                sessions_t.c.id, sessions_t.c.conversation_id, sessions_t.c.agent_id, sessions_t.c.group,
+                sessions_t.c.state, sessions_t.c.handover_at, sessions_t.c.first_message)
+                .where(sessions_t.c.state.in_(("assigned", "active"))).where(sessions_t.c.first_reply_at.is_(None))
+                .order_by(sessions_t.c.handover_at).limit(200))).all()
+        out = []
+        for r in rows:
+            waited = waiting_seconds(r.handover_at, now) or 0.0
+            out.append({"session_id": r.id, "conversation_id": r.conversation_id, "agent_id": r.agent_id,
+                        "group": r.group, "state": r.state, "handover_at": r.handover_at, "waiting": waited,
+                        "over_sla": waited > sla, "first_message": (r.first_message or "")[:80]})
+        return out
+
+    # -- live -----------------------------------------------------------------------------------
+    async def on_session_change(self, change: Any) -> None:
+        """A SessionService observer: something committed; push soon (coalesced)."""
+        self._dirty = True
+        self.changed()
+
+    def changed(self) -> None:
+        if self._pending is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self.push_every - (loop.time() - self._last_push))
+        self._pending = loop.call_later(delay, lambda: asyncio.ensure_future(self.push_now()))
+
+    async def push_now(self) -> None:
+        self._pending = None
+        self._last_push = asyncio.get_running_loop().time()
+        try:
+            snap = await self.snapshot()
+        except Exception:  # noqa: BLE001 - the next change tries again
+            log.exception("dashboard snapshot failed")
+            return
+        await self.hub.push.to_room(SUPERVISORS, "dashboard.update", snap)
+        self.pushes += 1
+        if self._dirty:  # figures were too fresh to recompute: once more when they may be
+            self.changed()
+
+    async def heartbeat(self, every: float = HEARTBEAT) -> None:
+        while True:
+            await asyncio.sleep(every)
+            self.changed()
+
+
+DASHBOARD = web.AppKey("dashboard", Dashboard)
+
+
+async def get_dashboard(request: web.Request) -> web.Response:
+    """?fresh=1 recomputes today's figures now (otherwise they may be a few seconds old)."""
+    await require_user(request, "supervisor", "admin")
+    fresh = request.query.get("fresh", "0")
+    if fresh not in ("0", "1"):
+        raise bad_request("invalid_fresh", "fresh must be 0 or 1", "fresh")
+    return web.json_response(await request.app[DASHBOARD].snapshot(fresh=fresh == "1"))
+
+
+async def get_health(request: web.Request) -> web.Response:
+    """?days=7 (1..90): the brand's health figures over another window."""
+    await require_user(request, "supervisor", "admin")
+    try:
+        days = float(request.query.get("days", "7"))
+    except ValueError:
+        raise bad_request("invalid_days", "days must be a number", "days") from None
+    if not 1 <= days <= 90:
+        raise bad_request("invalid_days", "days must be within 1..90", "days")
+    return web.json_response(await request.app[DASHBOARD].stats.health(window=HealthWindow(days=days)))
+
+
+def routes() -> list[web.RouteDef]:
+    return [web.get("/api/supervisor/dashboard", get_dashboard), web.get("/api/supervisor/health", get_health)]
+
+
+def install(app: web.Application) -> None:
+    """After the hub's cleanup context in create_app (app[HUB] exists when ours runs)."""
+    app.router.add_routes(routes())
+
+    async def dashboard_context(app: web.Application):  # noqa: ANN202
+        hub = hub_of_app(app)
+        dash = Dashboard(hub)
+        app[DASHBOARD] = dash
+        hub.sessions.observers.append(dash.on_session_change)
+        task = asyncio.create_task(dash.heartbeat(), name="dashboard-heartbeat")
+        yield
+        task.cancel()
+        if dash._pending is not None:
+            dash._pending.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    app.cleanup_ctx.append(dashboard_context)
+
+
+def hub_of_app(app: web.Application) -> Any:
+    from ..app import HUB
+    return app[HUB]
+
+
+__all__ = ["Dashboard", "DASHBOARD", "install"]

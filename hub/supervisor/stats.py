@@ -1,0 +1,128 @@
+"""The dashboard's figures from the archive: today's (in the brand's timezone) per agent and per group,
+and the brand's health (customer messages answered within 48 h, orders linked to a known customer).
+
+Heavy scans are aggregate SQL (the 48 h share over days of messages; linked orders); today's figures read
+the day's sessions and the day's customer/agent message times (bounded by one day, by the
+``ix_messages_created`` index) and compute percentiles in Python (hub/supervisor/metrics.py), the same on
+SQLite and PostgreSQL.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import and_, case, exists, func, or_, select
+
+from ..clock import Clock
+from ..db import Database
+from ..models import Message, ServiceSession
+from ..models.orders import OrderRow
+from .metrics import (Msg, SessionTimes, answered_share, breakdown, day_start, days_ago, in_human_sessions,
+                      rate, reply_gaps)
+
+log = logging.getLogger(__name__)
+sessions_t = ServiceSession.__table__
+messages = Message.__table__
+orders_t = OrderRow.__table__
+
+DEFAULT_TZ = "Asia/Shanghai"
+ANSWER_WINDOW = 48 * 3600
+ANSWERING_SENDERS = ("bot", "agent:%", "staff:%")  # a brand reply; queue notices ("system") are not answers
+
+
+@dataclass(frozen=True)
+class HealthWindow:
+    days: float = 7.0
+    answer_window: float = ANSWER_WINDOW
+
+
+def _customer_message(t: Any) -> Any:
+    return and_(t.c.direction == "in", t.c.sender == "customer", ~t.c.kind.like("event.%"))
+
+
+def _brand_reply(t: Any) -> Any:
+    return and_(t.c.direction == "out",
+                or_(*[t.c.sender.like(p) if "%" in p else t.c.sender == p for p in ANSWERING_SENDERS]))
+
+
+class Stats:
+    def __init__(self, db: Database, clock: Clock, settings: Any):
+        self.db = db
+        self.clock = clock
+        self.settings = settings
+
+    async def timezone(self) -> str:
+        """``timezone`` setting, else the business hours' timezone, else Asia/Shanghai."""
+        candidates = [await self.settings.get("timezone")]
+        hours = await self.settings.get("business_hours")
+        if isinstance(hours, dict):
+            candidates.append(hours.get("timezone"))
+        for tz in candidates:
+            if isinstance(tz, str) and tz:
+                try:
+                    ZoneInfo(tz)
+                    return tz
+                except (ZoneInfoNotFoundError, ValueError):
+                    log.warning("unknown timezone %r in settings; using %s", tz, DEFAULT_TZ)
+        return DEFAULT_TZ
+
+    # -- today ----------------------------------------------------------------------------------
+    async def today(self, now: float | None = None) -> dict[str, Any]:
+        now = self.clock.now() if now is None else now
+        tz = await self.timezone()
+        start = day_start(now, tz)
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(
+                sessions_t.c.id, sessions_t.c.conversation_id, sessions_t.c.agent_id, sessions_t.c.group,
+                sessions_t.c.created_at, sessions_t.c.handover_at, sessions_t.c.first_reply_at,
+                sessions_t.c.closed_at, sessions_t.c.state).where(
+                or_(sessions_t.c.handover_at >= start, sessions_t.c.state != "closed",
+                    sessions_t.c.closed_at >= start)))).all()
+            msg_rows = (await conn.execute(
+                select(messages.c.conversation_id, messages.c.created_at, messages.c.sender)
+                .where(messages.c.created_at >= start).where(messages.c.created_at <= now)
+                .where(or_(_customer_message(messages),
+                           and_(messages.c.direction == "out", messages.c.sender.like("agent:%"))))
+                .order_by(messages.c.conversation_id, messages.c.id))).all()
+        windows: dict[int, list[tuple[float, float | None]]] = {}
+        today_sessions = []
+        for r in rows:
+            windows.setdefault(r.conversation_id, []).append((r.handover_at, r.closed_at))
+            if r.handover_at >= start:
+                today_sessions.append(SessionTimes(r.id, r.conversation_id, r.agent_id, r.group or "", r.created_at,
+                                                   r.handover_at, r.first_reply_at, r.closed_at, r.state))
+        msgs = in_human_sessions((Msg(m.conversation_id, m.created_at, m.sender) for m in msg_rows), windows)
+        figures = breakdown(today_sessions, reply_gaps(msgs))
+        return {"since": start, "until": now, "timezone": tz, **figures.as_json(),
+                "bots": await self._bots(start, now), "satisfaction": None}
+
+    async def _bots(self, since: float, until: float) -> dict[str, Any]:
+        from bots.analytics import summary  # late: bots imports hub modules
+        s = await summary(self.db, since, until)
+        return {"conversations": s["conversations"], "resolved_by_bot": s["resolved_by_bot"],
+                "handed_over": s["handed_over"], "bot_resolution_rate": s["bot_resolution_rate"],
+                "handover_rate": s["handover_rate"]}
+
+    # -- brand health ---------------------------------------------------------------------------
+    async def health(self, now: float | None = None, window: HealthWindow = HealthWindow()) -> dict[str, Any]:
+        now = self.clock.now() if now is None else now
+        since = days_ago(now, window.days)
+        m, r = messages.alias("m"), messages.alias("r")
+        answered = exists(select(r.c.id).where(r.c.conversation_id == m.c.conversation_id).where(r.c.id > m.c.id)
+                          .where(_brand_reply(r)).where(r.c.created_at <= m.c.created_at + window.answer_window))
+        per_message = (select(m.c.created_at.label("at"), case((answered, 1), else_=0).label("ok"))
+                       .where(_customer_message(m)).where(m.c.created_at >= since).where(m.c.created_at <= now)
+                       .subquery())
+        recent = per_message.c.at > now - window.answer_window
+        async with self.db.read() as conn:
+            total, ok, pending = (await conn.execute(select(
+                func.count(), func.coalesce(func.sum(per_message.c.ok), 0),
+                func.coalesce(func.sum(case((and_(per_message.c.ok == 0, recent), 1), else_=0)), 0)))).one()
+            orders, linked = (await conn.execute(select(func.count(), func.count(orders_t.c.customer_id))
+                                                 .where(orders_t.c.created_at >= since))).one()
+        share = answered_share(int(total), int(ok), int(pending))
+        return {"since": since, "until": now, "days": window.days,
+                "answered_48h": share.as_json(),
+                "linked_orders": {"orders": int(orders), "linked": int(linked), "share": rate(int(linked), int(orders))}}

@@ -1,0 +1,32 @@
+"""Wires supervision into the app: the routes, the SLA alert engine and quality checker as session
+observers, started (all clocks derived from the archive) once the hub exists."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..models import supervisor as _models  # noqa: F401 - the tables exist before the schema is created
+from .alerts import AlertEngine
+from .api import SUPERVISION, Supervision, routes
+from .quality import QualityChecker
+
+
+def install(app: web.Application) -> None:
+    """Called by hub.app.create_app after the hub's own cleanup context (so app[HUB] exists when ours runs)."""
+    app.router.add_routes(routes())
+
+    async def supervision_context(app: web.Application):  # noqa: ANN202
+        from ..app import HUB
+        hub = app[HUB]
+        engine = AlertEngine(hub.db, hub.clock, hub.push, hub.settings, hub.timers, hub.sessions)
+        checker = QualityChecker(hub.db, hub.clock, engine.raise_quality)
+        await checker.load_rules()
+        await engine.start()
+        hub.sessions.observers.append(engine.on_session_change)
+        hub.sessions.observers.append(checker.on_session_change)
+        app[SUPERVISION] = Supervision(engine, checker)
+        yield
+        for observer in (engine.on_session_change, checker.on_session_change):
+            if observer in hub.sessions.observers:
+                hub.sessions.observers.remove(observer)
+
+    app.cleanup_ctx.append(supervision_context)

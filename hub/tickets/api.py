@@ -1,0 +1,144 @@
+"""JSON API of work orders (工单).
+
+Tickets (any logged-in user; agents see and work on the tickets of their groups, their own and those
+assigned to them; supervisors and admins all):
+  GET  /api/tickets?status=open,in_progress&group=&assignee=me|<id>&type=&overdue=1&conversation_id=&limit=&before=
+  POST /api/tickets {conversation_id | session_id, type, title, description?, priority?, group?, assignee_id?, due_at?}
+  GET  /api/tickets/{id}                       the ticket and its history
+  PATCH /api/tickets/{id} {title?, description?, priority?, group?, assignee_id?, due_at?}
+  POST /api/tickets/{id}/transition {status, note?}
+  POST /api/tickets/{id}/comments {text}
+Types (read: everyone; write: admins): GET/POST /api/ticket-types, PUT /api/ticket-types/{name}
+Routing rules (read: supervisors, admins; write: admins): GET/POST /api/ticket-rules, PUT/DELETE /api/ticket-rules/{id}
+"""
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from aiohttp import web
+
+from ..auth_views import require_user
+from ..errors import bad_request
+from ..http_util import json_object, path_int
+from .rules import STATUSES, parse_type
+from .service import TicketService
+
+TICKETS = web.AppKey("tickets", TicketService)
+READ = ("supervisor", "admin")
+MAX_LIMIT = 200
+
+
+def _svc(request: web.Request) -> TicketService:
+    return request.app[TICKETS]
+
+
+def _query_int(request: web.Request, key: str) -> int | None:
+    value = request.query.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise bad_request("invalid_" + key, f"{key} must be an integer", key) from None
+
+
+async def list_tickets(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    q = request.query
+    status = [s for s in (q.get("status") or "").split(",") if s]
+    if any(s not in STATUSES for s in status):
+        raise bad_request("invalid_status", f"status must be among {', '.join(STATUSES)}", "status")
+    assignee = q.get("assignee")
+    assignee_id = user.id if assignee == "me" else _query_int(request, "assignee")
+    limit = _query_int(request, "limit")
+    limit = 50 if limit is None else limit
+    if not 1 <= limit <= MAX_LIMIT:
+        raise bad_request("invalid_limit", f"limit must be within 1..{MAX_LIMIT}", "limit")
+    if q.get("overdue", "0") not in ("0", "1"):
+        raise bad_request("invalid_overdue", "overdue must be 0 or 1", "overdue")
+    tickets = await _svc(request).list(
+        user, status=status or None, group=q.get("group") or None, assignee_id=assignee_id,
+        ticket_type=q.get("type") or None, overdue=q.get("overdue") == "1",
+        conversation_id=_query_int(request, "conversation_id"), limit=limit, before_id=_query_int(request, "before"))
+    return web.json_response({"tickets": tickets})
+
+
+async def create_ticket(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    return web.json_response(await _svc(request).create(user, await json_object(request)), status=201)
+
+
+async def get_ticket(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    return web.json_response(await _svc(request).get(user, path_int(request)))
+
+
+async def patch_ticket(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    return web.json_response(await _svc(request).update(user, path_int(request), await json_object(request)))
+
+
+async def post_transition(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    body = await json_object(request)
+    return web.json_response(await _svc(request).transition(user, path_int(request), body.get("status"),
+                                                            body.get("note")))
+
+
+async def post_comment(request: web.Request) -> web.Response:
+    user = await require_user(request)
+    body = await json_object(request)
+    return web.json_response(await _svc(request).comment(user, path_int(request), body.get("text")), status=201)
+
+
+async def list_types(request: web.Request) -> web.Response:
+    await require_user(request)
+    return web.json_response({"types": [asdict(t) for t in await _svc(request).types()]})
+
+
+async def create_type(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    spec = parse_type(await json_object(request))
+    await _svc(request).save_type(spec, create=True)
+    return web.json_response(asdict(spec), status=201)
+
+
+async def update_type(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    spec = parse_type(await json_object(request), name=request.match_info["name"])
+    await _svc(request).save_type(spec, create=False)
+    return web.json_response(asdict(spec))
+
+
+async def list_rules(request: web.Request) -> web.Response:
+    await require_user(request, *READ)
+    return web.json_response({"rules": [r.as_json() for r in _svc(request).rules]})
+
+
+async def create_rule(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    return web.json_response(await _svc(request).save_rule(await json_object(request)), status=201)
+
+
+async def update_rule(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    return web.json_response(await _svc(request).save_rule(await json_object(request), path_int(request)))
+
+
+async def delete_rule(request: web.Request) -> web.Response:
+    await require_user(request, "admin")
+    await _svc(request).delete_rule(path_int(request))
+    return web.json_response({"ok": True})
+
+
+def routes() -> list[Any]:
+    return [
+        web.get("/api/tickets", list_tickets), web.post("/api/tickets", create_ticket),
+        web.get("/api/tickets/{id}", get_ticket), web.patch("/api/tickets/{id}", patch_ticket),
+        web.post("/api/tickets/{id}/transition", post_transition), web.post("/api/tickets/{id}/comments", post_comment),
+        web.get("/api/ticket-types", list_types), web.post("/api/ticket-types", create_type),
+        web.put("/api/ticket-types/{name}", update_type),
+        web.get("/api/ticket-rules", list_rules), web.post("/api/ticket-rules", create_rule),
+        web.put("/api/ticket-rules/{id}", update_rule), web.delete("/api/ticket-rules/{id}", delete_rule),
+    ]

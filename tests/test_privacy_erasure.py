@@ -1,0 +1,175 @@
+"""Erasure on request: nothing of the customer is left in any table or index but the erasure record;
+a later message from the same identity starts a new customer; legal holds block erasure."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from sqlalchemy import inspect, select, text
+
+from hub.customers import identity as ident
+from hub.models import Conversation, CustomerTag, Identity
+from hub.models.orders import OrderItemRow, OrderRow
+from hub.archive.search.wiring import INDEXER
+from hub.privacy import forget
+from tests.conftest import ROOT, auth
+from tests.helpers import post
+from tests.wechat_client import text_xml
+
+SECRET_TEXT = "我的手机13812345678，地址浙江省杭州市西湖区文三路90号"
+OTHER_TEXT = "别人的消息 unrelated-customer-text"
+
+
+async def customer_of(hub, peer: str) -> int | None:  # noqa: ANN001
+    t = Conversation.__table__
+    async with hub.db.read() as conn:
+        return (await conn.execute(select(t.c.customer_id).where(t.c.peer_id == peer))).scalar()
+
+
+def _all_rows(sync_conn) -> dict[str, list[str]]:  # noqa: ANN001
+    out = {}
+    names = inspect(sync_conn).get_table_names()
+    if sync_conn.dialect.name == "sqlite":  # virtual (FTS) tables and their shadows too
+        names = [r[0] for r in sync_conn.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    for name in names:
+        try:
+            rows = sync_conn.exec_driver_sql(f'SELECT * FROM "{name}"').fetchall()
+        except Exception:  # noqa: BLE001 - a contentless FTS5 table cannot be scanned: searched below
+            continue
+        out[name] = [" ".join(str(v) for v in r) for r in rows]
+    return out
+
+
+async def scan(hub, needles: list[str]) -> dict[str, list[str]]:  # noqa: ANN001
+    """Every table (ORM or not) and every row: which needles occur where."""
+    async with hub.db.read_heavy() as conn:
+        rows = await conn.run_sync(_all_rows)
+    found: dict[str, list[str]] = {}
+    for name, lines in rows.items():
+        for line in lines:
+            for n in needles:
+                if n in line:
+                    found.setdefault(name, []).append(n)
+    return found
+
+
+async def searched(client, q: str) -> list[int]:  # noqa: ANN001
+    """Message ids the archive search (its real index) finds for ``q``."""
+    resp = await client.get("/api/search", params={"q": q}, headers=auth())
+    assert resp.status == 200, await resp.text()
+    return [r["message_id"] for r in (await resp.json())["results"]]
+
+
+async def seed_customer(client, hub, oa, standin):  # noqa: ANN001
+    standin.profiles["oErase1"] = {"unionid": "UNION-ERASE-1", "name": "被删除的客户"}
+    await post(client, oa, text_xml("gh", "oErase1", SECRET_TEXT, 501))
+    await post(client, oa, text_xml("gh", "oErase1", "转人工", 502))
+    await post(client, oa, text_xml("gh", "oKeep1", OTHER_TEXT, 503))
+    await hub.pipeline.drain()
+    cid = await customer_of(hub, "oErase1")
+    assert cid is not None
+    now = hub.clock.now()
+    async with hub.db.write() as conn:  # an order and a verified phone, as order sync would attach them
+        await ident.resolve(conn, now, ident.Key("openid", "oErase1", account_id="acme-oa"),
+                            [ident.Key("phone", "13812345678", verified=True)])
+        res = await conn.execute(OrderRow.__table__.insert().values(
+            platform="taobao", order_id="TB-ERASE-1", customer_id=cid, buyer_id="tb-erase-buyer", status="paid",
+            receiver_name="赵六", receiver_phone="13812345678", receiver_address="浙江省杭州市西湖区文三路90号",
+            created_at=now, modified_at=now, synced_at=now, raw=json.dumps({"buyer": "tb-erase-buyer"})))
+        await conn.execute(OrderItemRow.__table__.insert().values(order_row_id=res.inserted_primary_key[0],
+                                                                  title="面霜", status="paid"))
+    resp = await client.post(f"/api/customers/{cid}/tags", json={"add": ["敏感肌"]}, headers=auth())
+    assert resp.status == 200
+    return cid
+
+
+async def test_erasure_leaves_no_trace_but_the_record(client, hub, oa, standin):
+    forgotten: list[list[int]] = []
+
+    async def index_forget(conn, rows):  # noqa: ANN001 - a further index registered through the hook
+        forgotten.append([mid for mid, _ in rows])
+
+    forget.register(index_forget)
+    try:
+        cid = await seed_customer(client, hub, oa, standin)
+        needles = ["oErase1", "UNION-ERASE-1", "13812345678", SECRET_TEXT, "TB-ERASE-1", "tb-erase-buyer",
+                   "被删除的客户"]
+        await client.server.app[INDEXER].catch_up()
+        assert await searched(client, "文三路90号") and await searched(client, "13812345678")
+        before = await scan(hub, needles)
+        assert {"messages", "conversations", "identities", "orders"} <= set(before)
+        async with hub.db.read() as conn:
+            msg_ids = list((await conn.execute(text(
+                "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+                "WHERE c.peer_id = 'oErase1'"))).scalars())
+        resp = await client.post(f"/api/customers/{cid}/erase", headers=auth(),
+                                 json={"requester": "客户本人来电 工单#88", "reason": "PIPL 删除请求"})
+        assert resp.status == 200, await resp.text()
+        record = await resp.json()
+    finally:
+        forget._FORGETTERS.remove(index_forget)
+    assert record["erased_customer"] == cid and record["finished_at"] is not None
+    assert len(record["identity_hashes"]) >= 3 and record["counts"]["messages"] >= 2
+    assert sorted(i for chunk in forgotten for i in chunk) == sorted(msg_ids)
+    assert not await searched(client, "文三路90号") and not await searched(client, "13812345678")
+    left = await scan(hub, needles)
+    assert set(left) <= {"erasure_records"}, left  # requester text only; no identity in clear
+    assert "erasure_records" not in left or set(left["erasure_records"]) == set()
+    async with hub.db.read() as conn:
+        assert (await conn.execute(select(CustomerTag.__table__).where(
+            CustomerTag.__table__.c.customer_id == cid))).first() is None
+    assert OTHER_TEXT in str(await scan(hub, [OTHER_TEXT]))  # other customers untouched
+    # provable: the record matches the identity's salted hash
+    proof = await (await client.get("/api/erasures", params={"identity": "openid:oErase1", "account_id": "acme-oa"},
+                                    headers=auth())).json()
+    assert [r["id"] for r in proof["erasures"]] == [record["id"]]
+    none = await (await client.get("/api/erasures", params={"identity": "openid:oNobody"}, headers=auth())).json()
+    assert none["erasures"] == []
+    # a message arriving later from the same identity starts a new customer
+    await post(client, oa, text_xml("gh", "oErase1", "我又来了", 504))
+    await hub.pipeline.drain()
+    again = await customer_of(hub, "oErase1")
+    assert again is not None and again != cid
+    audit = await (await client.get("/api/audit", params={"action": "customer.erase"}, headers=auth())).json()
+    assert any(e["target"] == f"customer:{cid}" for e in audit.get("entries", audit.get("items", [])))
+
+
+async def test_legal_hold_blocks_erasure_until_lifted(client, hub, oa, standin):
+    cid = await seed_customer(client, hub, oa, standin)
+    hold = await client.post("/api/holds", json={"kind": "customer", "target_id": cid, "reason": "诉讼 (2024)沪01"},
+                             headers=auth())
+    assert hold.status == 201
+    hold_id = (await hold.json())["id"]
+    resp = await client.post(f"/api/customers/{cid}/erase", json={"requester": "客户"}, headers=auth())
+    assert resp.status == 409 and (await resp.json())["error"] == "legal_hold"
+    assert (await client.delete(f"/api/holds/{hold_id}", headers=auth())).status == 200
+    resp = await client.post(f"/api/customers/{cid}/erase", json={"requester": "客户"}, headers=auth())
+    assert resp.status == 200
+
+
+async def test_erase_input_errors(client, hub, oa, standin):
+    cid = await seed_customer(client, hub, oa, standin)
+    r = await client.post(f"/api/customers/{cid}/erase", json={}, headers=auth())
+    assert r.status == 400 and (await r.json())["field"] == "requester"
+    r = await client.post("/api/customers/999999/erase", json={"requester": "x"}, headers=auth())
+    assert r.status == 404
+    r = await client.post("/api/customers/abc/erase", json={"requester": "x"}, headers=auth())
+    assert r.status == 400
+    r = await client.get("/api/erasures", params={"identity": "nocolon"}, headers=auth())
+    assert r.status == 400 and (await r.json())["field"] == "identity"
+
+
+async def test_cli_erase_by_identity(client, hub, oa, standin, db_url):
+    cid = await seed_customer(client, hub, oa, standin)
+    out = subprocess.run([sys.executable, "-m", "hub", "customers", "erase", "--db", db_url, "--identity",
+                          "phone:13812345678", "--requester", "客户邮件 2024-05-01", "--by", "dpo"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "HUB_SECRET_KEY_FILE": str(ROOT / "artifacts" / "t.key")})
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["erased_customer"] == cid and result["done_by"] == "cli:dpo"
+    hub.writer.forget_conversations()
+    async with hub.db.read() as conn:
+        assert (await conn.execute(select(Identity.__table__).where(
+            Identity.__table__.c.value == "13812345678"))).first() is None

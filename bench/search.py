@@ -203,7 +203,7 @@ async def build_index(db_url: str) -> tuple[int, float]:
 
 def callbacks_run(indexer: str, quick: bool) -> dict:
     env = {**os.environ, "HUB_SEARCH_INDEXER": indexer}
-    args = ["--runs", "1", "--duration", "2.5", "--warmup", "0.5"] if quick else ["--runs", "1", "--duration", "8"]
+    args = ["--runs", "1", "--duration", "2", "--warmup", "0.5"] if quick else ["--runs", "1", "--duration", "8"]
     run = subprocess.run([sys.executable, str(ROOT / "bench" / "callbacks.py"), *args], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=600)
     lines = [ln for ln in run.stdout.splitlines() if ln.startswith("{")]

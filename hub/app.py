@@ -58,6 +58,7 @@ from .realtime import AgentNamespace, create_sio
 from .scale.redis_manager import HubRedisManager
 from .scale.redis_streams import RedisStreams
 from .scale.claims import TimerClaims, worker_name
+from .scale.redis_presence import RedisPresence
 from .service.sessions import SessionService
 from .service.step import route_step
 from .service.timers import Timers
@@ -121,7 +122,7 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     accounts = AccountRegistry(db, clock)
     await accounts.reload()
     writer = ArchiveWriter(db, clock, config.writer_max_batch)
-    pipeline = Pipeline(db, clock)
+    pipeline = Pipeline(db, clock, lease=config.job_lease)
     writer.on_commit.append(pipeline.notify)
     platform = PlatformApi(session, clock, config.wecom_api_base, config.oa_api_base)
     outbound = Outbound(db, clock, platform, accounts, config.outbound_max_attempts)
@@ -131,6 +132,9 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     push = Push(sio, RedisStreams.from_url(config.redis_url) if config.redis_url else MemoryStreams())
     await push.streams.start()
     presence = Presence(push, grace=float(settings.cached("offline_grace")))
+    if config.redis_url:  # several processes: an agent connected to any of them is present
+        presence.shared = RedisPresence(push.streams.redis, worker_name(config.worker_id))
+        presence.shared.start()
     timers = Timers(clock, TimerClaims(db, clock, worker_name(config.worker_id)).claim if not db.is_sqlite else None)
     customers = CustomerService(db, clock, push, settings)
 
@@ -209,6 +213,8 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             await hub.timers.stop()
             await hub.outbound.stop()
             await hub.writer.stop()
+            if hub.presence.shared is not None:
+                await hub.presence.shared.stop()
             await hub.push.streams.stop()
             await hub.db.dispose()
 

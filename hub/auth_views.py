@@ -54,7 +54,8 @@ async def post_login(request: web.Request) -> web.Response:
         raise bad_request("missing_credentials", "username and password are required", "username")
     token, user = await login(hub.db, hub.clock, hub.limiter, username, password, request.remote or "")
     resp = web.json_response({"user": user.public(), "token": token})
-    resp.set_cookie(COOKIE, token, httponly=True, samesite="Lax", secure=request.secure, path="/",
+    from .privacy.transport import is_https  # Secure behind a TLS-terminating trusted proxy too
+    resp.set_cookie(COOKIE, token, httponly=True, samesite="Lax", secure=is_https(request), path="/",
                     max_age=12 * 3600)
     return resp
 

@@ -47,6 +47,7 @@ class HubConfig:
     settings: tuple[tuple[str, Any], ...] = ()  # operator settings preset by the config file's [settings]
     redis_url: str = field(default="", repr=False)  # set: Socket.IO and agent event streams shared via Redis
     worker_id: str = ""  # names this process in leases and logs (default: host:pid)
+    job_lease: float = 30.0  # seconds a process's claim on pipeline jobs lives unrenewed (PostgreSQL)
 
     def with_overrides(self, **changes: Any) -> "HubConfig":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -68,6 +69,7 @@ _ENV = {
     "auto_migrate": "HUB_AUTO_MIGRATE",
     "redis_url": "HUB_REDIS_URL",
     "worker_id": "HUB_WORKER_ID",
+    "job_lease": "HUB_JOB_LEASE",
 }
 
 

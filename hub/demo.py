@@ -43,3 +43,5 @@ async def seed_demo(db: Database, clock: Clock) -> None:
             await add_user(db, clock, **spec)
     from .demo_bots import seed_demo_bots
     await seed_demo_bots(db, clock)
+    from .supervisor.seed import seed_default_rules
+    await seed_default_rules(db, clock)  # SLA: first reply 60 s, unanswered 120 s, average 120 s; quality checks

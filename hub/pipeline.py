@@ -68,7 +68,8 @@ Handler = Callable[[JobContext], Awaitable[None]]
 
 
 class Pipeline:
-    def __init__(self, db: Database, clock: Clock, concurrency: int = 32, max_attempts: int = 10):
+    def __init__(self, db: Database, clock: Clock, concurrency: int = 32, max_attempts: int = 10,
+                 lease: float = LEASE):
         self.db = db
         self.clock = clock
         self.handlers: dict[str, Handler] = {}
@@ -99,7 +100,7 @@ class Pipeline:
         self.shared = db.dialect == "postgresql"  # other processes may run jobs too: claim before running
         self._claimed: set[int] = set()  # job ids this process holds a lease on
         self._renewed_at = 0.0
-        self.lease = LEASE
+        self.lease = lease
 
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler

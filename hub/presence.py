@@ -3,6 +3,9 @@
 An agent whose last socket drops is given a grace period (a laptop waking up, a flaky network)
 before being treated as offline, which requeues their sessions. Two people on the same session
 see each other: ``presence.viewing`` lists the viewers, ``presence.typing`` says who is typing.
+With several hub processes (``shared``: hub/scale/redis_presence.py) an agent still connected to
+another process is not gone; if Redis cannot say, the check is made again after another grace period.
+Viewers and typing are per process (two people on one session see each other when on one process).
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ class Presence:
         self.viewers: dict[int, dict[str, UserInfo]] = {}  # session -> sid -> user
         self._offline_timers: dict[int, asyncio.TimerHandle] = {}
         self.on_gone: Callable[[UserInfo], Awaitable[None]] | None = None  # set by the session service
+        self.shared: Any = None  # RedisPresence when several processes serve agents
 
     def online_user_ids(self) -> set[int]:
         return {uid for uid, sids in self.sockets.items() if sids}
@@ -33,22 +37,36 @@ class Presence:
     async def connected(self, user: UserInfo, sid: str) -> None:
         self.sockets.setdefault(user.id, set()).add(sid)
         self.users[user.id] = user
+        if self.shared is not None:
+            await self.shared.changed(user.id, +1)
         timer = self._offline_timers.pop(user.id, None)
         if timer:
             timer.cancel()
 
     async def disconnected(self, user: UserInfo, sid: str) -> None:
+        had = sid in self.sockets.get(user.id, set())
         self.sockets.get(user.id, set()).discard(sid)
+        if had and self.shared is not None:
+            await self.shared.changed(user.id, -1)
         await self.viewing(user, sid, None)
         if not self.sockets.get(user.id):
-            loop = asyncio.get_running_loop()
-            self._offline_timers[user.id] = loop.call_later(
-                self.grace, lambda: asyncio.ensure_future(self._gone(user)))
+            self._arm_offline(user)
+
+    def _arm_offline(self, user: UserInfo) -> None:
+        loop = asyncio.get_running_loop()
+        self._offline_timers[user.id] = loop.call_later(self.grace, lambda: asyncio.ensure_future(self._gone(user)))
 
     async def _gone(self, user: UserInfo) -> None:
         self._offline_timers.pop(user.id, None)
         if self.sockets.get(user.id):
             return
+        if self.shared is not None:
+            elsewhere = await self.shared.connected_elsewhere(user.id)
+            if elsewhere:
+                return  # their socket is on another process, which watches it from now on
+            if elsewhere is None:
+                self._arm_offline(user)  # Redis cannot say: look again later rather than requeue wrongly
+                return
         if self.on_gone is not None:
             try:
                 await self.on_gone(user)

@@ -210,3 +210,19 @@ async def test_http_mutated_ciphertext_envelopes_and_signatures(client, clock, c
         assert r.status in (400, 401)
     await assert_archive_whole(client)
 
+
+
+async def test_utf16_body_is_archived_on_every_database(client, clock):
+    """Found by the fuzzer on PostgreSQL: a UTF-16 body parses, but its raw text held NULs, which
+    PostgreSQL refuses, so the callback got 503 forever (a message the platform retries and never lands)."""
+    sim = wecom_sim(clock)
+    body = text_xml(WECOM["receive_id"], "wmUtf16", "你好", 7301, 1732261000).encode("utf-16")
+    query, data = sim.encrypted(body)
+    r = await client.post(sim.path, params=query, data=data)
+    assert r.status == 200, await r.text()
+    hub = client.server.app[HUB]
+    m = Message.__table__
+    async with hub.db.read() as conn:
+        row = (await conn.execute(select(m.c.text, m.c.raw).where(m.c.peer_id == "wmUtf16"))).one()
+    assert row.text == "你好" and "\x00" not in row.raw
+    await assert_archive_whole(client)

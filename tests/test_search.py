@@ -11,6 +11,7 @@ import sys
 import pytest
 from sqlalchemy import select, text, update
 
+from hub.archive.search import query
 from hub.archive.search.highlight import highlight
 from hub.archive.search.indexer import SearchIndexer, backend
 from hub.archive.search.tokens import contains_all, index_terms, normalize, parse_query
@@ -137,7 +138,7 @@ async def test_page_is_newest_first_keyset_paged_and_highlighted(client, hub):
     assert hit["recalled"] is False and hit["text"] == "第0单 <i>退款</i> 到了吗"
 
 
-async def test_filters(client, hub):
+async def test_filters(client, hub, monkeypatch):
     a = await archive(hub, ["过敏了怎么办", "过敏还能退吗"], peer="p1")
     b = await archive(hub, ["我也过敏"], account=OA["id"], peer="p2", channel="oa")
     agent = await make_user(hub, "zoe", "agent")
@@ -162,6 +163,12 @@ async def test_filters(client, hub):
     assert await all_ids(client, "过敏", tag="没有这个标签") == []
     assert await all_ids(client, "过敏", channel_code="spring-qr") == [*c, *a[::-1]]
     assert await all_ids(client, "过敏", agent=agent.id) == c
+    # the same answers when the conversation filters leave too many messages to drive the query (SQLite)
+    monkeypatch.setattr(query, "SCOPED_MAX", 0)
+    assert await all_ids(client, "过敏", customer=customer) == [*c, *a[::-1]]
+    assert await all_ids(client, "过敏", tag="敏感肌", direction="in") == a[::-1]
+    assert await all_ids(client, "过敏", agent=agent.id) == c
+    assert await all_ids(client, "过敏", channel_code="spring-qr", account=OA["id"]) == []
     async with hub.db.write() as conn:  # archive times: a[0] early, the rest later
         await conn.execute(update(Message.__table__).values(created_at=2000.0))
         await conn.execute(update(Message.__table__).where(Message.__table__.c.id == a[0]).values(created_at=1000.0))

@@ -144,7 +144,11 @@ class Purger:
                     rows = (await conn.execute(select(messages_t.c.id, messages_t.c.created_at).where(
                         where & (messages_t.c.id > last)).order_by(messages_t.c.id).limit(self.batch))).all()
                     ids = [r.id for r in rows]
-                    await tables.delete_messages(conn, refs, ids, counts)
+                    part: dict[str, int] = {}
+                    await tables.delete_messages(conn, refs, ids, part)
+                    part.pop("messages", None)  # counted per kind (messages / media) by the span
+                    for k, v in part.items():
+                        counts[k] = counts.get(k, 0) + v
                 span.add(ids, [r.created_at for r in rows])
                 if ids:
                     last = ids[-1]

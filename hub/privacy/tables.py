@@ -3,7 +3,7 @@
 Discovered from the live database at the time of use (so tables added later by other modules, or
 made outside the ORM such as a search side table, are covered) by column-name convention:
 
-* ``customer_id`` -> customers, ``conversation_id`` -> conversations, ``message_id`` -> messages,
+* an integer column ``customer_id`` -> customers, ``conversation_id`` -> conversations, ``message_id`` -> messages,
   ``session_id`` -> service sessions, ``order_row_id`` -> orders;
 * plus the few references that do not follow it (``customer_merges.source_id/target_id``,
   ``customers.merged_into``).
@@ -69,6 +69,8 @@ async def discover(conn: Any) -> References:
             if name in KEEP:
                 continue
             subject = EXTRA.get((name, col)) or BY_COLUMN.get(col)
+            if "INT" not in kind:  # e.g. order_push_messages.message_id is a platform's push id, not ours
+                subject = None
             if subject is not None and (ROOTS.get(name) != subject or (name, col) in EXTRA):
                 refs.children[subject].append((name, col))
     return refs

@@ -229,6 +229,10 @@ class Dispatcher:
         agent = self._agents.get(agent_id)
         return len(agent.sessions) if agent else 0
 
+    def knows(self, session_id: int) -> bool:
+        """Queued or held here."""
+        return session_id in self._queue or session_id in self._held
+
     def agent_of(self, session_id: int) -> int | None:
         return self._held.get(session_id)
 

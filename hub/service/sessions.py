@@ -245,7 +245,7 @@ class SessionService(SessionReading):
             await self.tag_customer(h.customer_id, list(decision.add_tags))
         await self._kf(row, "queued")
         await self._notify("handover", session_id, reopened=was_reopened)
-        assignment = self.dispatcher.enqueue(self._queued(row))
+        assignment = self._enqueue(self._queued(row))
         await self._apply(assignment)
         if assignment is None:
             await self._tell_queue_position(row)
@@ -350,7 +350,7 @@ class SessionService(SessionReading):
         if to_agent is not None:
             await self._apply_all(self.dispatcher.assign_direct(session_id, to_agent))
         else:
-            await self._apply(self.dispatcher.enqueue(QueuedSession(session_id, group, row.priority, row.handover_at,
+            await self._apply(self._enqueue(QueuedSession(session_id, group, row.priority, row.handover_at,
                                                                     None)))
         await self._apply_all(freed)
         await self._queue_changed()
@@ -407,10 +407,20 @@ class SessionService(SessionReading):
             await self.push.to_user(agent_id, "session.removed", {"session_id": row.id, "reason": why})
             await self._notify("requeued", row.id, why=why, from_agent=agent_id)
         queued = [self._queued(await self._get(r.id)) for r in rows]
+        if self.shared:  # a resync may already have queued some of them (or another process taken them)
+            queued = [q for q in queued if self.dispatcher.agent_of(q.session_id) in (None, agent_id)
+                      and q.session_id not in {s.session_id for s in self.dispatcher.queue_snapshot()}]
         await self._apply_all(self.dispatcher.requeue_agent_sessions(agent_id, queued))
         await self._queue_changed()
 
     # -- internals ------------------------------------------------------------------------------
+    def _enqueue(self, q: QueuedSession) -> Assignment | None:
+        """Queue (or assign at once); with several processes a resync that ran meanwhile may already
+        know the session from the database: then it is left as the resync placed it."""
+        if self.shared and self.dispatcher.knows(q.session_id):
+            return None
+        return self.dispatcher.enqueue(q)
+
     async def _apply_all(self, assignments: list[Assignment]) -> None:
         for a in assignments:
             await self._apply(a)
@@ -511,7 +521,7 @@ class SessionService(SessionReading):
         out: list[Assignment] = []
         if state is not None and state.status == "online":
             out += self.dispatcher.set_status(agent_id, "away")
-        first = self.dispatcher.enqueue(self._queued(row))
+        first = self._enqueue(self._queued(row))
         if first is not None:
             out.append(first)
         if state is not None and state.status == "online":

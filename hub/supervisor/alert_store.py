@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import select, update
@@ -12,6 +13,10 @@ from ..models import Alert, AlertEvent
 
 alerts_t = Alert.__table__
 events_t = AlertEvent.__table__
+
+
+ALERT_FIELDS = ("id", "key", "kind", "rule_id", "rule_name", "session_id", "conversation_id", "agent_id", "group",
+                "account_id", "state", "raised_at", "deadline", "cleared_at", "clear_reason", "detail")
 
 
 def alert_json(row: Any) -> dict[str, Any]:
@@ -46,7 +51,9 @@ class AlertStore:
             if existing is None:
                 raise
             return existing, False
-        return await self.get(alert_id), True
+        row = {**dict.fromkeys(ALERT_FIELDS), **values, "id": alert_id, "state": "open", "raised_at": at,
+               "detail": json.dumps(values.get("detail") or {}, ensure_ascii=False)}
+        return alert_json(SimpleNamespace(**row)), True  # what was just written: no read back
 
     async def add_event(self, alert_id: int, kind: str, at: float, data: dict[str, Any]) -> None:
         async def write() -> None:

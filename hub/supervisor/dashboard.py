@@ -49,11 +49,12 @@ class Dashboard:
 
     # -- the snapshot ---------------------------------------------------------------------------
     async def snapshot(self, fresh: bool = False) -> dict[str, Any]:
-        now = self.hub.clock.now()
         sla = await self._first_reply_sla()
-        figures = await self._current_figures(now, fresh)
+        figures = await self._current_figures(self.hub.clock.now(), fresh)
+        awaiting = await self._awaiting_rows()
+        now = self.hub.clock.now()  # after the awaits: queue, agents and waits are read together, at ``now``
         return {"now": now, "sla": {"first_reply": sla}, "queue": self._queue(now), "agents": self._agents(),
-                "awaiting_first_reply": await self._awaiting(now, sla), **figures}
+                "awaiting_first_reply": _awaiting(awaiting, now, sla), **figures}
 
     async def _first_reply_sla(self) -> float:
         value = await self.hub.settings.get("dashboard_first_reply_sla")
@@ -96,20 +97,13 @@ class Dashboard:
                         "status": a.status, "load": a.load, "cap": a.cap, "groups": sorted(a.groups)})
         return sorted(out, key=lambda a: (a["status"] == "offline", a["display_name"]))
 
-    async def _awaiting(self, now: float, sla: float) -> list[dict[str, Any]]:
+    async def _awaiting_rows(self) -> list[Any]:
         async with self.hub.db.read() as conn:
-            rows = (await conn.execute(select(
+            return (await conn.execute(select(
                 sessions_t.c.id, sessions_t.c.conversation_id, sessions_t.c.agent_id, sessions_t.c.group,
                 sessions_t.c.state, sessions_t.c.handover_at, sessions_t.c.first_message)
                 .where(sessions_t.c.state.in_(("assigned", "active"))).where(sessions_t.c.first_reply_at.is_(None))
                 .order_by(sessions_t.c.handover_at).limit(200))).all()
-        out = []
-        for r in rows:
-            waited = waiting_seconds(r.handover_at, now) or 0.0
-            out.append({"session_id": r.id, "conversation_id": r.conversation_id, "agent_id": r.agent_id,
-                        "group": r.group, "state": r.state, "handover_at": r.handover_at, "waiting": waited,
-                        "over_sla": waited > sla, "first_message": (r.first_message or "")[:80]})
-        return out
 
     # -- live -----------------------------------------------------------------------------------
     async def on_session_change(self, change: Any) -> None:
@@ -141,6 +135,16 @@ class Dashboard:
         while True:
             await asyncio.sleep(every)
             self.changed()
+
+
+def _awaiting(rows: list[Any], now: float, sla: float) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        waited = waiting_seconds(r.handover_at, now) or 0.0
+        out.append({"session_id": r.id, "conversation_id": r.conversation_id, "agent_id": r.agent_id,
+                    "group": r.group, "state": r.state, "handover_at": r.handover_at, "waiting": waited,
+                    "over_sla": waited > sla, "first_message": (r.first_message or "")[:80]})
+    return out
 
 
 DASHBOARD = web.AppKey("dashboard", Dashboard)

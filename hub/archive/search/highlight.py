@@ -11,6 +11,10 @@ MAX_SNIPPET = 160  # characters shown around the first match of a long message
 
 def _char_map(text: str) -> tuple[str, list[int]]:
     """The text normalised one character at a time, and for each normalised char its source index."""
+    if unicodedata.is_normalized("NFKC", text):
+        lowered = text.lower()
+        if len(lowered) == len(text):  # lower() never shortens: same length means char for char
+            return lowered, list(range(len(text)))
     out: list[str] = []
     where: list[int] = []
     for i, ch in enumerate(text):

@@ -17,7 +17,8 @@ from .indexer import backend
 from .tokens import QueryTerm, contains_all, parse_query
 
 MAX_LIMIT = 200
-SCAN_FACTOR = 2  # candidates fetched per wanted hit (most candidates are hits)
+SCOPED_MAX = 20_000  # messages left by conversation filters below which they drive the query (SQLite)
+SCAN_MARGIN = 8  # candidates fetched beyond the hits still wanted (nearly every candidate is a hit)
 
 COLUMNS = ("m.id, m.conversation_id, m.account_id, m.channel, m.direction, m.kind, m.sender, m.text, "
            "m.sent_at, m.created_at, m.recalled_at, c.customer_id, c.channel_code, c.peer_id")
@@ -36,6 +37,11 @@ class SearchFilters:
     since: float | None = None  # archived at or after (epoch seconds)
     until: float | None = None  # archived before
     direction: str | None = None  # in | out
+
+    @property
+    def conversation_scoped(self) -> bool:
+        """A filter on the conversation side, which may leave few messages to look at."""
+        return any(v is not None for v in (self.customer, self.agent, self.tag, self.channel_code))
 
     def where(self) -> tuple[list[str], dict[str, Any]]:
         clauses: list[str] = []
@@ -84,8 +90,10 @@ async def search(db: Database, query: str, filters: SearchFilters = SearchFilter
     """One page of messages whose text contains every term of ``query``; raises tokens.QueryError."""
     terms = parse_query(query)
     limit = max(1, min(limit, MAX_LIMIT))
-    from_where, id_col, params = backend(db).match_sql(terms)
     clauses, filter_params = filters.where()
+    index = backend(db)
+    scoped = db.is_sqlite and filters.conversation_scoped and await _few_messages(db, clauses, filter_params)
+    from_where, id_col, params = (index.scoped_match_sql if scoped else index.match_sql)(terms)
     params.update(filter_params)
     sql = from_where + "".join(f" AND {c}" for c in clauses) + f" AND {id_col} < :before"
     statement = text(f"SELECT {COLUMNS} FROM {sql} ORDER BY {id_col} DESC LIMIT :n")
@@ -93,14 +101,25 @@ async def search(db: Database, query: str, filters: SearchFilters = SearchFilter
     cursor = before if before is not None else 2 ** 62
     want = limit + 1  # one more tells whether there is a next page
     while len(hits) < want:
-        n = (want - len(hits)) * SCAN_FACTOR
+        n = (want - len(hits)) + SCAN_MARGIN
         rows = await _fetch(db, statement, {**params, "before": cursor, "n": n})
-        hits.extend(r for r in rows if contains_all(r.text, terms))
+        for row in rows:
+            if contains_all(row.text, terms):
+                hits.append(row)
+                if len(hits) == want:
+                    break
         if len(rows) < n:
             break
         cursor = rows[-1].id
     page = hits[:limit]
     return SearchPage(terms, page, page[-1].id if len(hits) > limit else None)
+
+
+async def _few_messages(db: Database, clauses: list[str], params: dict[str, Any]) -> bool:
+    """Whether the filters leave at most ``SCOPED_MAX`` messages (then they drive the query)."""
+    statement = text("SELECT count(*) FROM (SELECT 1 FROM conversations c JOIN messages m ON m.conversation_id = c.id"
+                     " WHERE " + " AND ".join(clauses) + f" LIMIT {SCOPED_MAX + 1}) AS scoped")
+    return (await _fetch(db, statement, params))[0][0] <= SCOPED_MAX
 
 
 async def _fetch(db: Database, statement: Any, params: dict[str, Any]) -> list[Any]:

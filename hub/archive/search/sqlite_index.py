@@ -53,3 +53,12 @@ def match_sql(terms: list[QueryTerm]) -> tuple[str, str, dict[str, Any]]:
 async def clear(conn: Any) -> None:
     """Empty the index (a rebuild then starts from cursor 0)."""
     await conn.execute(text(f"INSERT INTO {TABLE} ({TABLE}) VALUES ('delete-all')"))
+
+
+def scoped_match_sql(terms: list[QueryTerm]) -> tuple[str, str, dict[str, Any]]:
+    """The plan for filters that leave few messages (one customer's conversations): read those
+    messages newest first and ask the index about each (MATCH with a rowid is a seek), instead of
+    walking a common term's whole posting list."""
+    from_clause = "conversations c JOIN messages m ON m.conversation_id = c.id"
+    exists = f"EXISTS (SELECT 1 FROM {TABLE} WHERE {TABLE}.rowid = m.id AND {TABLE} MATCH :match)"
+    return from_clause + f" WHERE {exists}", "m.id", {"match": fts5_expression(terms)}

@@ -1,0 +1,92 @@
+/* SLA and quality alerts on the agent console: a session with an open alert turns red in the list and
+   in the chat header at once (alert.raised), and back when it is met (alert.cleared). Open alerts are
+   loaded at start and after every reconnect (GET /api/alerts?mine=1). */
+(function () {
+  "use strict";
+  var KIND = { first_reply: "首次响应超时", unanswered: "消息未回复超时", avg_reply: "平均响应超时", quality: "质检预警" };
+  var open = new Map();  // alert id -> alert
+
+  function bySession() {
+    var out = new Map();
+    open.forEach(function (a) {
+      if (a.session_id == null) return;
+      if (!out.has(a.session_id)) out.set(a.session_id, []);
+      out.get(a.session_id).push(a);
+    });
+    return out;
+  }
+
+  function label(a) { return (KIND[a.kind] || a.kind) + (a.rule_name ? "：" + a.rule_name : ""); }
+
+  function paint() {
+    var hub = window.Hub, map = bySession();
+    Array.prototype.forEach.call(document.querySelectorAll("#session-list li.session"), function (li) {
+      var alerts = map.get(Number(li.dataset.id)) || [];
+      li.classList.toggle("sla-alert", alerts.length > 0);
+      if (alerts.length) li.title = alerts.map(label).join("\n");
+    });
+    var head = document.querySelector("#chat-main .chat-head");
+    if (!head || !hub) return;
+    var mine = map.get(hub.state.currentId) || [];
+    head.classList.toggle("sla-alert", mine.length > 0);
+    var badge = document.getElementById("chat-alert");
+    if (!badge) {
+      badge = document.createElement("span");
+      badge.id = "chat-alert";
+      badge.className = "alert-badge";
+      badge.setAttribute("role", "status");
+      var title = head.querySelector(".chat-title");
+      (title || head).appendChild(badge);
+    }
+    badge.hidden = !mine.length;
+    badge.textContent = mine.length ? mine.map(label).join("；") : "";
+    var avg = Array.from(open.values()).filter(function (a) { return a.kind === "avg_reply"; });
+    document.body.classList.toggle("sla-avg-alert", avg.length > 0);
+  }
+
+  function advanceSeq(p) {  // keep the console's resume point moving past these stream events
+    var S = window.Hub && window.Hub.state;
+    if (S && p && typeof p.seq === "number" && p.epoch === S.epoch && p.seq > S.lastSeq) S.lastSeq = p.seq;
+  }
+
+  function load() {
+    return fetch("/api/alerts?mine=1", { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { return r.ok ? r.json() : { alerts: [] }; })
+      .then(function (body) {
+        open.clear();
+        (body.alerts || []).forEach(function (a) { if (a.state === "open") open.set(a.id, a); });
+        paint();
+      })
+      .catch(function () { /* offline: the next connect loads again */ });
+  }
+
+  function wire() {
+    var hub = window.Hub;
+    if (!hub || !hub.socket) return;
+    hub.socket.on("alert.raised", function (a) {
+      advanceSeq(a);
+      if (a && a.state === "open") {
+        open.set(a.id, a);
+        paint();
+        if (a.session_id != null && hub.toast) hub.toast(label(a), "error");
+      }
+    });
+    hub.socket.on("alert.cleared", function (a) {
+      advanceSeq(a);
+      if (a) { open.delete(a.id); paint(); }
+    });
+    hub.socket.on("connect", load);
+    // the list and the chat header are re-rendered often: paint again after each render
+    var observer = new MutationObserver(function () { observer.disconnect(); paint(); observe(); });
+    function observe() {
+      var list = document.getElementById("session-list"), head = document.getElementById("chat-main");
+      if (list) observer.observe(list, { childList: true });
+      if (head) observer.observe(head, { attributes: true, subtree: true, childList: true, characterData: true });
+    }
+    observe();
+    load();
+  }
+
+  document.addEventListener("DOMContentLoaded", wire);
+  window.HubAlerts = { open: open, paint: paint, load: load };
+})();

@@ -1,0 +1,71 @@
+"""Which agents have a socket on *any* hub process (Redis), so a socket closing on one process does
+not take an agent offline who is still connected to another (a reconnect that landed elsewhere, a
+second browser tab).
+
+Per agent a hash ``worker -> open sockets``; per process a heartbeat key with a TTL, so the counts
+of a process that died stop counting once its heartbeat expires.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_TTL = 15  # seconds a process counts as alive after its last heartbeat
+HEARTBEAT_EVERY = 5.0
+
+
+class RedisPresence:
+    def __init__(self, redis: Any, worker: str):
+        self.redis = redis
+        self.worker = worker
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._heartbeat(), name="presence-heartbeat")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        try:
+            await self.redis.delete(f"hub:worker:{self.worker}")
+        except Exception:  # noqa: BLE001
+            pass
+
+    async def _heartbeat(self) -> None:
+        while True:
+            try:
+                await self.redis.set(f"hub:worker:{self.worker}", "1", ex=HEARTBEAT_TTL)
+            except Exception as exc:  # noqa: BLE001
+                log.warning("presence heartbeat failed: %s", exc)
+            await asyncio.sleep(HEARTBEAT_EVERY)
+
+    async def changed(self, user_id: int, delta: int) -> None:
+        """This process gained (+1) or lost (-1) a socket of the user. Best effort."""
+        try:
+            key = f"hub:presence:{user_id}"
+            left = await self.redis.hincrby(key, self.worker, delta)
+            if left <= 0:
+                await self.redis.hdel(key, self.worker)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("presence update for user %s failed: %s", user_id, exc)
+
+    async def connected_elsewhere(self, user_id: int) -> bool | None:
+        """True if another live process holds a socket of the user; None when Redis cannot say."""
+        try:
+            counts = await self.redis.hgetall(f"hub:presence:{user_id}")
+            others = [w.decode() if isinstance(w, bytes) else w for w, n in counts.items() if int(n) > 0]
+            others = [w for w in others if w != self.worker]
+            if not others:
+                return False
+            alive = await self.redis.exists(*[f"hub:worker:{w}" for w in others])
+            return alive > 0
+        except Exception as exc:  # noqa: BLE001
+            log.warning("presence lookup for user %s failed: %s", user_id, exc)
+            return None

@@ -1,0 +1,110 @@
+"""Live push across hub processes (Redis): an agent connected to one process gets events another
+process emits, resumes on another process without loss, and Redis going away costs no callback:
+they are archived and acknowledged, and push resumes (with a resync) when Redis is back."""
+from __future__ import annotations
+
+import asyncio
+
+from hub.app import HUB
+from hub.models import User
+from tests.conftest import WECOM
+from tests.helpers import count_messages, post, wait_for
+from tests.rt_helpers import Agent, login, make_user, server_url
+from tests.scale_helpers import private_redis, two_hubs  # noqa: F401 - fixtures
+from tests.wechat_client import text_xml
+
+
+async def status_of(hub, user_id: int) -> str:  # noqa: ANN001
+    users = User.__table__
+    async with hub.db.read() as conn:
+        return (await conn.execute(users.select().where(users.c.id == user_id))).first().status
+
+
+async def agent_on(client, username: str, **auth) -> Agent:  # noqa: ANN001, ANN003
+    return await Agent(server_url(client), await login(client, username)).connect(**auth)
+
+
+async def test_event_from_one_process_reaches_agent_on_the_other(two_hubs):
+    a, b = two_hubs
+    hub_a, hub_b = a.server.app[HUB], b.server.app[HUB]
+    alice = await make_user(hub_a, "alice")
+    await hub_b.sessions.load()
+    agent = await agent_on(a, "alice")
+    try:
+        assert hub_a.push.streams.epoch == hub_b.push.streams.epoch  # one stream store
+        for i in range(5):
+            await (hub_a if i % 2 else hub_b).push.to_user(alice.id, "note.test", {"i": i})
+        got = await agent.wait("note.test", count=5)
+        assert [d["i"] for d in got] == [0, 1, 2, 3, 4]
+        assert [d["seq"] for d in got] == [1, 2, 3, 4, 5]  # one sequence whichever process emitted
+        epoch = got[-1]["epoch"]
+        await agent.close()
+
+        # missed while away, emitted by process A; the agent comes back on process B and resumes
+        for i in range(5, 8):
+            await hub_a.push.to_user(alice.id, "note.test", {"i": i})
+        back = await agent_on(b, "alice", epoch=epoch, last_seq=5)
+        try:
+            got = await back.wait("note.test", count=3)
+            assert [d["seq"] for d in got] == [6, 7, 8] and [d["i"] for d in got] == [5, 6, 7]
+            assert not back.by_name["resync"]
+        finally:
+            await back.close()
+    finally:
+        await agent.close()
+
+
+async def test_redis_down_callbacks_still_archived_then_push_resumes(two_hubs, private_redis, wecom):
+    a, b = two_hubs
+    hub_a = a.server.app[HUB]
+    alice = await make_user(hub_a, "alice")
+    agent = await agent_on(a, "alice")
+    try:
+        await hub_a.push.to_user(alice.id, "note.test", {"i": 0})
+        await agent.wait("note.test")
+
+        private_redis.kill()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        for i in range(10):  # callbacks through both processes: archived and acknowledged
+            resp = await post(a if i % 2 else b, wecom, text_xml(WECOM["receive_id"], f"wmRedisDown{i}", f"在吗{i}", 61000 + i))
+            assert resp.status == 200 and await resp.text() == "success"
+        assert await count_messages(hub_a, direction="in") == 10
+        await hub_a.push.to_user(alice.id, "note.test", {"i": 1})  # not recorded: Redis is down
+        assert loop.time() - started < 8, "callbacks waited on Redis"
+        assert hub_a.push.lost >= 1 and alice.id in hub_a.push.streams.broken
+
+        private_redis.start()  # same port, empty: a new epoch
+        [resync] = await agent.wait("resync", timeout=15)
+        assert resync["epoch"] != agent.by_name["note.test"][0]["epoch"]
+        await wait_for(lambda: not hub_a.push.streams.broken, timeout=5)
+
+        await hub_a.push.to_user(alice.id, "note.test", {"i": 2})
+        got = await agent.wait("note.test", count=2, where=lambda d: d["i"] in (0, 2))
+        assert got[-1]["epoch"] == resync["epoch"]
+    finally:
+        await agent.close()
+
+
+async def test_agent_reconnected_to_another_process_stays_online(two_hubs):
+    a, b = two_hubs
+    hub_a, hub_b = a.server.app[HUB], b.server.app[HUB]
+    alice = await make_user(hub_a, "alice")
+    for hub in (hub_a, hub_b):
+        hub.presence.grace = 0.3
+    first = await agent_on(a, "alice")
+    assert (await first.call("status", {"status": "online"}))["ok"]
+    second = await agent_on(b, "alice")  # the reconnect landed on process B
+    try:
+        await first.close()  # ... and process A saw the old socket go
+        await asyncio.sleep(1.0)  # A's grace period is over
+        assert await status_of(hub_a, alice.id) == "online"
+        await second.close()  # now the agent is really gone: process B takes them offline
+
+        async def offline() -> bool:
+            return await status_of(hub_b, alice.id) == "offline"
+
+        await wait_for(offline, timeout=5)
+    finally:
+        await first.close()
+        await second.close()

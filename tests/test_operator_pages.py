@@ -362,7 +362,7 @@ async def test_operator_pages_access(client, hub, browser):  # noqa: ANN001
 
     # the operator pages are the admin's (issue #9): a supervisor gets the 403 page too
     page2 = await new_page(browser, errors)
-    await log_in(page2, base, "sue", "/console")
+    await log_in(page2, base, "sue", "/admin/keywords")
     for path in ("/admin/keywords", "/admin/users"):
         answer = await page2.goto(base + path)
         assert answer.status == 403

@@ -8,6 +8,7 @@ import pytest
 from hub.supervisor.quality_rules import QMessage, check_session, parse_rule
 from hub.supervisor.sla_rules import RuleError
 from tests.conftest import auth
+from tests.helpers import wait_for
 from tests.rt_helpers import login, make_user
 from tests.test_sla import T0, Desk, desk, start_session  # noqa: F401 - the fixture
 
@@ -15,6 +16,10 @@ M = QMessage
 CHAT = [M(1, 0, "customer", "在吗"), M(2, 1, "bot", "您好，我是小助手"), M(3, 5, "customer", "我要投诉！转人工"),
         M(4, 30, "agent", "您好，很高兴为您服务", 7), M(5, 40, "customer", "快点，很急"),
         M(6, 100, "agent", "亲，这个不归我们管，你自己去问快递", 7), M(7, 110, "agent", "还有其他问题吗", 7)]
+
+
+async def _eq(value, want) -> bool:  # noqa: ANN001
+    return await value == want
 
 
 def rule(kind: str, **params) -> object:  # noqa: ANN003
@@ -104,9 +109,13 @@ async def test_real_time_checks_and_the_anxiety_alert(desk):  # noqa: F811
     # a second anxious message joins the open alert's timeline instead of a second alert
     await desk.customer_says("wmSla1", "我要差评")
     await alice.wait("message.new", where=lambda d: d["message"]["text"] == "我要差评")
-    resp = await desk.client.get(f"/api/alerts?session={session['id']}", headers=auth())
-    [open_alert] = (await resp.json())["alerts"]
-    assert [e["kind"] for e in open_alert["timeline"]] == ["raised", "matched"]
+
+    async def timeline() -> list[str]:  # the observers run just after message.new was pushed
+        resp = await desk.client.get(f"/api/alerts?session={session['id']}", headers=auth())
+        [open_alert] = (await resp.json())["alerts"]
+        return [e["kind"] for e in open_alert["timeline"]]
+
+    await wait_for(lambda: _eq(timeline(), ["raised", "matched"]))
     # closing the session clears it
     await alice.call("close", {"session_id": session["id"]})
     [cleared] = await sam.wait("alert.cleared")

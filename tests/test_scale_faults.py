@@ -175,7 +175,8 @@ async def settled(schema: str, timeout: float = 40) -> None:
             if jobs == 0 and unrouted == 0:
                 return
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{jobs} jobs left, {unrouted} conversations not routed")
+                states = await conn.fetch(f"SELECT state, attempts, run_after, last_error FROM {schema}.jobs LIMIT 5")
+                raise AssertionError(f"{jobs} jobs left, {unrouted} conversations not routed: {states}")
             await asyncio.sleep(0.2)
     finally:
         await conn.close()

@@ -178,9 +178,15 @@ class AlertEngine:
 
     async def _fire(self, rule_id: int, session_id: int) -> None:
         rule = next((r for r in self.rules if r.id == rule_id), None)
-        clock = self.clocks.get(session_id)
-        if rule is None or clock is None:
+        if rule is None or session_id not in self.clocks:
             return
+        # judged on the stored state, not only this process's memory (another hub process may have
+        # seen the reply, a transfer or the close)
+        clock = await session_clock(self.db, session_id)
+        if clock is None:
+            self.clocks.pop(session_id, None)
+            return
+        self.clocks[session_id] = clock
         due = self.deadline_of(rule, clock)
         if due is None or math.isinf(due):
             return

@@ -48,6 +48,8 @@ class HubConfig:
     redis_url: str = field(default="", repr=False)  # set: Socket.IO and agent event streams shared via Redis
     worker_id: str = ""  # names this process in leases and logs (default: host:pid)
     job_lease: float = 30.0  # seconds a process's claim on pipeline jobs lives unrenewed (PostgreSQL)
+    # reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDR networks)
+    trusted_proxies: tuple[str, ...] = ()
 
     def with_overrides(self, **changes: Any) -> "HubConfig":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
@@ -70,6 +72,7 @@ _ENV = {
     "redis_url": "HUB_REDIS_URL",
     "worker_id": "HUB_WORKER_ID",
     "job_lease": "HUB_JOB_LEASE",
+    "trusted_proxies": "HUB_TRUSTED_PROXIES",
 }
 
 
@@ -79,6 +82,9 @@ def _coerce(name: str, value: Any) -> Any:
         return int(value)
     if kind == "float":
         return float(value)
+    if kind == "tuple[str, ...]":
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(str(v).strip() for v in items if str(v).strip())
     if kind == "bool" and isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return value

@@ -367,6 +367,7 @@ class Pipeline:
             except Exception:  # noqa: BLE001 - they stay pending and run again, harmlessly
                 log.exception("could not delete %d finished jobs", len(ids))
                 self._finished.difference_update(ids)
+                self._claimed.difference_update(ids)  # their leases run out; whoever comes next reruns them
                 return
             self._finished.difference_update(ids)
             self._claimed.difference_update(ids)

@@ -55,7 +55,7 @@ class Cluster:
         path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
         return [int(p) for p in path.read_text().split()] if path.exists() else []
 
-    async def wait_healthy(self, session: aiohttp.ClientSession, workers: int = 2, timeout: float = 40) -> None:
+    async def wait_healthy(self, session: aiohttp.ClientSession, workers: int = 2, timeout: float = 150) -> None:
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             ready = 0
@@ -162,7 +162,7 @@ async def archived(schema: str) -> dict[str, int]:
         await conn.close()
 
 
-async def settled(schema: str, timeout: float = 40) -> None:
+async def settled(schema: str, timeout: float = 90) -> None:
     """Every job ran (deleted) and every customer who wrote has a session."""
     conn = await asyncpg.connect(pg_dsn())
     try:

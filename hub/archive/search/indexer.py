@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Callable
 
 from sqlalchemy import select, text, update
@@ -50,6 +51,7 @@ class SearchIndexer:
         self.idle = idle  # seconds between polls when nothing woke it (agents' replies, other processes)
         self.pressure: Callable[[], bool] | None = None
         self.backoff = 0.25  # seconds waited at a time while under pressure
+        self.share = 0.5  # of the event loop's time a catch-up may take
         self.indexed = 0
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -81,9 +83,12 @@ class SearchIndexer:
                 while True:
                     while self.pressure is not None and self.pressure():
                         await asyncio.sleep(self.backoff)
+                    started = time.perf_counter()
                     if await self.run_once() < self.batch:
                         break
-                    await asyncio.sleep(0)  # a long catch-up leaves the loop to others between batches
+                    # a long catch-up takes at most about ``share`` of the loop
+                    spent = time.perf_counter() - started
+                    await asyncio.sleep(spent * (1 - self.share) / self.share)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the cursor did not move: the next pass retries

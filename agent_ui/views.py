@@ -102,13 +102,15 @@ async def console_page(request: web.Request) -> web.Response:
 
 # -- operator pages ----------------------------------------------------------------------------------
 ADMIN_PAGES = [
-    ("faq", "/admin/faq", "知识库", "FAQ 问答、导入导出、品牌词典，以及机器人答不上来的问题"),
-    ("keywords", "/admin/keywords", "关键词回复", "客户消息命中关键词时自动回复；优先级高的规则先匹配"),
-    ("routing", "/admin/routing", "路由规则", "从上到下匹配，第一条命中的规则决定客户分到哪个技能组；拖动调整顺序"),
-    ("users", "/admin/users", "用户", "客服账号、角色、技能组与接待上限"),
     ("accounts", "/admin/accounts", "平台账号", "企业微信 / 公众号的回调地址、Token 与 EncodingAESKey，以及平台是否连得上"),
     ("channels", "/admin/channels", "渠道活码", "为每个投放位置生成二维码：标签、欢迎语、接待人员，按天看添加与咨询"),
+    ("faq", "/admin/faq", "知识库", "FAQ 问答、导入导出、品牌词典，以及机器人答不上来的问题"),
+    ("keywords", "/admin/keywords", "关键词回复", "客户消息命中关键词时自动回复；优先级高的规则先匹配"),
     ("bot_settings", "/admin/bot-settings", "机器人设置", "欢迎语、营业时间与节假日、非工作时间回复、转人工关键词"),
+    ("routing", "/admin/routing", "路由与技能组", "从上到下匹配，第一条命中的规则决定客户分到哪个技能组；拖动调整顺序。技能组的成员与接待上限"),
+    ("sla", "/admin/sla", "SLA 与质检", "响应时限（超时提醒主管、转给他人），以及会话质检规则：禁用语、必说话术、客户情绪、回复过慢"),
+    ("tickets", "/admin/tickets", "工单设置", "工单类型（处理时限、默认优先级与技能组）和工单分派规则"),
+    ("users", "/admin/users", "用户", "客服账号、角色、技能组与接待上限"),
     ("audit", "/admin/audit", "操作日志", "谁在什么时候改了什么（修改前 / 修改后）"),
 ]
 ADMIN_ROLES = ("admin",)  # supervisors have their own dashboard; the operator pages are the admin's

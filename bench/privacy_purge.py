@@ -8,8 +8,8 @@ and a 180-day retention policy. Encrypted WeCom text callbacks from new customer
 p50/p99 in both phases side by side, their ratio, the purge's duration and rows per second, and
 that every old message went while every new one stayed.
 
-    python bench/privacy_purge.py            # 200,000 old messages
-    python bench/privacy_purge.py --quick    # 20,000 old messages (< 45 s)
+    python bench/privacy_purge.py            # 50,000 old messages
+    python bench/privacy_purge.py --quick    # 2,000 old messages (< 45 s)
 
 Prints human-readable lines, then one JSON line last.
 """
@@ -129,6 +129,7 @@ async def main_async(old: int, rate: float, idle_count: int) -> dict:
         sender = Sender(session, str(server.make_url("")).rstrip("/"))
         await sender.paced(rate, None, 20)  # warm-up
         idle = await sender.paced(rate, None, idle_count)
+        print(f"idle phase: {len(idle)} callbacks", flush=True)
         purger = Purger(hub.db, hub.clock, interval=0)
         t1 = time.perf_counter()
         purge_task = asyncio.ensure_future(purger.run_once(by="bench"))
@@ -158,10 +159,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--old", type=int)
-    ap.add_argument("--rate", type=float, default=100.0, help="callbacks per second")
+    ap.add_argument("--rate", type=float, default=30.0, help="callbacks per second")
     args = ap.parse_args()
-    old = args.old or (20_000 if args.quick else 200_000)
-    res = asyncio.run(main_async(old, args.rate, 300 if args.quick else 1000))
+    old = args.old or (2_000 if args.quick else 50_000)
+    res = asyncio.run(main_async(old, args.rate, 150 if args.quick else 600))
     print(f"callbacks idle:    p50 {res['idle_p50_ms']} ms  p99 {res['idle_p99_ms']} ms  ({res['idle_callbacks']})")
     print(f"callbacks purging: p50 {res['purging_p50_ms']} ms  p99 {res['purging_p99_ms']} ms  "
           f"({res['purging_callbacks']})  p99 ratio {res['p99_ratio']}")

@@ -283,6 +283,8 @@ def cmd_archive(args: argparse.Namespace) -> int:
     async def run(db):  # noqa: ANN001, ANN202
         count = await export(db, sys.stdout, args.format, since)
         print(f"exported {count} messages", file=sys.stderr)
+        from .privacy.views import audit_cli_export  # every export is in the access audit
+        await audit_cli_export(db, "export.archive", {"format": args.format, "since": since, "messages": count})
         return 0
 
     return asyncio.run(_with_db(config, run))

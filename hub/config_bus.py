@@ -30,6 +30,7 @@ USERS = "users"
 CHANNEL_CODES = "channel_codes"
 SLA_RULES = "sla_rules"
 QUALITY_RULES = "quality_rules"
+TICKET_RULES = "ticket_rules"
 
 
 class ConfigBus:
@@ -142,11 +143,13 @@ def _subscribe_caches(bus: ConfigBus, hub: Any, app: web.Application) -> None:
         await hub.keywords.rules()
 
     bus.subscribe(KEYWORD_RULES, keyword_rules)
-    for topic, attr in ((SLA_RULES, "sla"), (QUALITY_RULES, "quality")):
-        part = getattr(hub, attr, None)  # the supervisor module's rule caches, when present
-        reload = getattr(part, "reload_rules", None) or getattr(part, "reload", None)
-        if reload is not None:
-            bus.subscribe(topic, reload)
+    from .supervisor.api import SUPERVISION
+    from .tickets.api import TICKETS
+    if SUPERVISION in app:  # the SLA alert engine's and the quality checker's rule caches
+        bus.subscribe(SLA_RULES, app[SUPERVISION].alerts.rules_changed)
+        bus.subscribe(QUALITY_RULES, app[SUPERVISION].quality.load_rules)
+    if TICKETS in app:  # work-order routing rules (ticket types are read from the database each time)
+        bus.subscribe(TICKET_RULES, app[TICKETS].load_rules)
 
 
 def install(app: web.Application) -> None:

@@ -98,9 +98,18 @@ ADMIN_WRITES = [("POST", "/api/faq"), ("PUT", "/api/faq/1"), ("DELETE", "/api/fa
                 ("PUT", "/api/users/1"), ("POST", "/api/groups"), ("PUT", "/api/groups/x"), ("DELETE", "/api/groups/x"),
                 ("POST", "/api/channels"), ("PUT", "/api/channels/1"), ("DELETE", "/api/channels/1"),
                 ("GET", "/api/settings"), ("PUT", "/api/settings"), ("GET", "/api/accounts"), ("POST", "/api/accounts"),
-                ("PUT", f"/api/accounts/{WECOM['id']}"), ("POST", "/api/accounts/generate"), ("GET", "/api/audit")]
+                ("PUT", f"/api/accounts/{WECOM['id']}"), ("POST", "/api/accounts/generate"), ("GET", "/api/audit"),
+                ("POST", "/api/sla/rules"), ("PUT", "/api/sla/rules/1"), ("DELETE", "/api/sla/rules/1"),
+                ("POST", "/api/quality/rules"), ("PUT", "/api/quality/rules/1"), ("DELETE", "/api/quality/rules/1"),
+                ("POST", "/api/ticket-types"), ("PUT", "/api/ticket-types/other"), ("POST", "/api/ticket-rules"),
+                ("PUT", "/api/ticket-rules/1"), ("DELETE", "/api/ticket-rules/1")]
 ADMIN_PAGES = ["/admin/faq", "/admin/keywords", "/admin/routing", "/admin/users", "/admin/accounts",
-               "/admin/channels", "/admin/bot-settings", "/admin/audit"]
+               "/admin/channels", "/admin/bot-settings", "/admin/audit", "/admin/sla", "/admin/tickets"]
+
+
+def test_the_role_walk_covers_every_admin_page():
+    from agent_ui.views import ADMIN_PAGES as PAGES
+    assert sorted(path for _, path, _, _ in PAGES) == sorted(ADMIN_PAGES)
 
 
 async def test_agents_and_supervisors_get_403_on_admin_apis_and_pages(client, hub):

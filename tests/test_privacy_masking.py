@@ -134,3 +134,20 @@ async def test_agent_cannot_reveal_outside_their_conversations(client, hub, oa):
     assert r.status == 404
     client.session.cookie_jar.clear()  # the login above set the console cookie
     assert (await client.post("/api/reveal", json={"message_id": mid})).status == 401
+
+
+async def test_cli_archive_export_is_audited(client, hub, oa, db_url):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    await post(client, oa, text_xml("gh", "oCli", "导出测试", 903))
+    await hub.pipeline.drain()
+    out = subprocess.run([sys.executable, "-m", "hub", "archive", "export", "--db", db_url], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120,
+                         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HUB_SECRET_KEY_FILE": str(ROOT / "artifacts" / "t.key")})
+    assert out.returncode == 0, out.stderr
+    audit = await (await client.get("/api/audit", params={"action": "export.archive"}, headers=auth())).json()
+    [entry] = audit["entries"]
+    assert entry["kind"] == "access" and entry["actor_name"].startswith("cli:") and entry["detail"]["messages"] == 1

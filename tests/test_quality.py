@@ -166,3 +166,21 @@ async def test_quality_api_roles_and_validation(desk):  # noqa: F811
     assert (await desk.client.get("/api/quality/results?agent=abc", headers=auth())).status == 400
     assert (await desk.client.delete(f"/api/quality/rules/{r['id']}", headers=auth())).status == 200
     assert (await desk.client.delete(f"/api/quality/rules/{r['id']}", headers=auth())).status == 404
+
+
+async def test_anxiety_in_the_message_that_asked_for_a_human(desk):  # noqa: F811
+    """The customer complained to the bot and asked for a human: the supervisor hears of it at the handover."""
+    await add_rule(desk, kind="anxiety_words", params={"words": ["投诉", "退款"]})
+    alice, sam = await desk.connect("alice"), await desk.connect("sam")
+    await alice.call("status", {"status": "online"})
+    session = await start_session_with(desk, alice, "我要退款，转人工")
+    [alert] = await sam.wait("alert.raised")
+    assert alert["session_id"] == session["id"] and alert["detail"]["words"] == ["退款"]
+    [hit] = await results(desk, f"session={session['id']}")
+    assert hit["agent_id"] is None or hit["agent_id"] == session["agent_id"]
+
+
+async def start_session_with(desk: Desk, alice, text: str) -> dict:  # noqa: ANN001
+    await desk.customer_says("wmAnx", text)
+    [bundle] = await alice.wait("session.new")
+    return bundle["session"]

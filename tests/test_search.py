@@ -14,7 +14,7 @@ from sqlalchemy import select, text, update
 from hub.archive.search import query
 from hub.archive.search.highlight import highlight
 from hub.archive.search.indexer import SearchIndexer, backend
-from hub.archive.search.tokens import contains_all, index_terms, normalize, parse_query
+from hub.archive.search.tokens import contains_all, fts5_expression, index_terms, lookup_terms, normalize, parse_query
 from hub.archive.search.wiring import INDEXER
 from hub.archive.store import ToArchive
 from hub.messages import Text
@@ -79,7 +79,10 @@ def test_terms_are_characters_and_neighbour_pairs_within_runs():
 
 def test_query_terms_normalised_deduplicated_and_bounded():
     assert [t.text for t in parse_query("  ＳＫＵ  sku 款到 ")] == ["sku", "款到"]
-    assert [t.text for t in parse_query("退款 退款到账")] == ["退款到账"]  # a term inside another adds nothing
+    both = parse_query("退款 退款到账")
+    assert [t.text for t in lookup_terms(both)] == ["退款到账"]  # a term inside another adds nothing to the lookup
+    assert fts5_expression(both) == 'bi : "退款 款到 到账"'
+    assert highlight("退款到账了，另一单也要退款", both) == "<mark>退款到账</mark>了，另一单也要<mark>退款</mark>"
     for bad in ("", "   ", " ".join(str(i) * 2 for i in range(9)), "长" * 65):
         with pytest.raises(ValueError):
             parse_query(bad)

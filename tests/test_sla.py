@@ -326,3 +326,22 @@ async def test_supervisor_acknowledges_an_alert(desk):
     assert resp.status == 200 and (await resp.json())["clear_reason"] == "acknowledged"
     assert (await desk.client.post(f"/api/alerts/{alert['id']}/clear", headers=sup)).status == 409
     assert (await desk.client.post("/api/alerts/99999/clear", headers=sup)).status == 404
+
+
+async def test_a_breach_in_the_queue_shows_red_to_whoever_gets_the_session(desk):
+    await desk.rule(kind="first_reply", seconds=60)
+    alice, sam = await desk.connect("alice"), await desk.connect("sam")
+    await desk.customer_says("wmQueue", "有人吗")  # nobody online: the session waits in the queue
+    await wait_for(lambda: desk.hub.sessions.dispatcher.queue_snapshot())
+    await desk.advance(61)
+    [raised] = await sam.wait("alert.raised")
+    assert raised["agent_id"] is None
+    await alice.call("status", {"status": "online"})
+    [bundle] = await alice.wait("session.new")
+    [mine] = await alice.wait("alert.raised")
+    assert mine["id"] == raised["id"] and bundle["session"]["id"] == raised["session_id"]
+    resp = await desk.client.get("/api/alerts?mine=1", headers={"Authorization": f"Bearer {alice.token}"})
+    assert [a["id"] for a in (await resp.json())["alerts"]] == [raised["id"]]
+    await alice.call("reply", {"session_id": raised["session_id"], "text": "您好，让您久等了"})
+    [cleared] = await alice.wait("alert.cleared")
+    assert cleared["clear_reason"] == "replied"

@@ -51,7 +51,12 @@
     invalid_cap: "接待上限为 0–100 的整数", invalid_groups: "技能组名称不能为空", weak_password: "密码至少 8 位",
     username_taken: "该账号已存在", unknown_faq: "这条 FAQ 已被删除", unknown_rule: "这条规则已被删除",
     unknown_user: "该用户不存在", invalid_order: "规则列表已被他人修改，请刷新后重试",
-    invalid_text: "请输入要测试的消息", invalid_vip_level: "VIP 等级须为整数", invalid_tags: "标签格式不正确"
+    invalid_text: "请输入要测试的消息", invalid_vip_level: "VIP 等级须为整数", invalid_tags: "标签格式不正确",
+    group_exists: "已有同名的技能组", invalid_members: "成员须是已有的用户", unknown_group: "这个技能组已被删除",
+    invalid_display_name: "显示名称最多 64 个字", group_in_use: "还有路由规则把客户分到这个组，请先修改这些规则",
+    type_exists: "已有同名的工单类型", unknown_type: "这个工单类型不存在", invalid_label: "请填写显示名称（最多 64 字）",
+    invalid_due_hours: "处理时限为 0–8760 之间的小时数", invalid_priority: "请选择优先级", invalid_group: "请填写技能组（1–64 字）",
+    invalid_keywords: "关键词最多 50 个，每个 1–64 字", invalid_types: "请选择工单类型"
   };
   var MESSAGES = [
     [/^1 to 500 characters$/, "请填写 1–500 个字符"],
@@ -68,7 +73,15 @@
     [/^at least one action/, "至少设置一个动作：技能组、优先级、专属客服或标签"],
     [/^longer than (\d+) characters$/, "不能超过 $1 个字"],
     [/^must be one of/, "取值无效"],
-    [/^must be true or false$/, "请选择是或否"]
+    [/^must be true or false$/, "请选择是或否"],
+    [/^must be a number of seconds, 0 < seconds <= (\d+)$/, "请输入大于 0、不超过 $1 的秒数"],
+    [/^must be an integer (\d+)\.\.(\d+)$/, "请输入 $1–$2 的整数"],
+    [/^must be an integer 0\.\.100 \(0 = anywhere in the session\)$/, "请输入 0–100 的整数（0 = 整个会话）"],
+    [/^must be a non-empty list of at most 500 strings$/, "至少填写一个词（最多 500 个）"],
+    [/^must be a non-empty string of at most 100 characters$/, "每个词 1–100 个字"],
+    [/^must be a string of at most (\d+) characters$/, "最多 $1 个字"],
+    [/^notify needs the id of the user to tell$/, "请选择要通知的人"],
+    [/^an average over an agent's replies has no one session to reassign$/, "平均响应时长针对客服而不是单个会话，不能“转给他人”"]
   ];
 
   // Python's re errors, in words an operator can act on ({n}: the 1-based character it points at)

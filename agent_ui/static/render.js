@@ -178,6 +178,8 @@
     if (m.kind && m.kind.indexOf("event") === 0) {
       return h("div.event-line", { dataset: { mid: m.id } }, h("span", eventText(m) + " · " + U.clock(m.created_at)));
     }
+    var shown = window.HubReveal && m.masked ? window.HubReveal.text(m.id) : null;  // revealed earlier (console-reveal.js)
+    if (shown !== null && shown !== undefined) m = Object.assign({}, m, { text: shown, masked: false });
     var out = m.direction === "out", role = out ? (m.sender === "bot" ? "bot" : m.sender === "system" ? "system" : "agent") : "customer";
     var status = null;
     if (pending) {
@@ -190,7 +192,9 @@
     return h("div.msg." + (out ? "out" : "in") + ".r-" + role + (m.recalled ? ".recalled" : ""),
       { dataset: { mid: m.id || "" } },
       h("div.meta", h("span.who", senderLabel(S, m)), h("span.at", { title: U.fullTime(m.created_at) }, U.clock(m.created_at)),
-        m.recalled ? h("span.tag-recalled", "已撤回") : null, status),
+        m.recalled ? h("span.tag-recalled", "已撤回") : null, status,
+        m.masked && m.id && !pending ? h("button.btn-link.reveal", { type: "button", dataset: { revealMid: m.id },
+          title: "显示被隐藏的手机号、证件号等（会记录到审计日志）" }, "显示") : null),
       h("div.bubble", body(m)));
   }
 

@@ -40,7 +40,8 @@ state_t = PrivacyState.__table__
 PEER_KINDS = ("openid", "external_userid")
 REDACTED = "[erased]"
 DELETE_ON_MENTION = {"agent_events": "payload"}  # a replay buffer: rows naming the person go whole
-MIN_REDACT_LEN = 5  # shorter values are too likely to occur by chance in unrelated text
+MIN_MENTION_LEN = 5  # an event-buffer row naming a value this long is the person's
+MIN_REDACT_LEN = 8  # shorter values occur by chance in unrelated text (and "[erased]" must not lengthen a column)
 
 
 @dataclass(frozen=True)
@@ -207,17 +208,18 @@ async def _redact(db: Database, refs: tables.References, values: list[str]) -> d
     One table per transaction; the archive itself (``messages``) was handled by conversation."""
     from sqlalchemy import column, delete, or_, table
     counts: dict[str, int] = {}
+    mentioned = [v for v in values if len(v) >= MIN_MENTION_LEN]
     values = [v for v in values if len(v) >= MIN_REDACT_LEN]
-    if not values:
+    if not mentioned:
         return counts
     for name, cols in sorted(refs.text_columns.items()):
-        if name in ("messages", "erasure_records") or name.startswith(("sqlite_", "search_fts")):
+        if name in ("messages", "erasure_records") or name.startswith("sqlite_"):
             continue
         t = table(name, *[column(c) for c in cols])
         async with db.write() as conn:
             if name in DELETE_ON_MENTION:
                 col = t.c[DELETE_ON_MENTION[name]]
-                res = await conn.execute(delete(t).where(or_(*[col.like(_like(v), escape="\\") for v in values])))
+                res = await conn.execute(delete(t).where(or_(*[col.like(_like(v), escape="\\") for v in mentioned])))
                 n = max(res.rowcount or 0, 0)
             else:
                 n = 0

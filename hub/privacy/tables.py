@@ -42,9 +42,20 @@ class References:
 
     children: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     text_columns: dict[str, list[str]] = field(default_factory=dict)  # every string column, per table
+    index_tables: set[str] = field(default_factory=set)  # SQLite virtual tables (FTS) and their shadows
+
+    def is_index(self, name: str) -> bool:
+        return name in self.index_tables or any(name.startswith(v + "_") for v in self.index_tables)
 
     def of(self, subject: str) -> list[tuple[str, str]]:
         return self.children.get(subject, [])
+
+
+def _virtual(sync_conn: Any) -> set[str]:
+    if sync_conn.dialect.name != "sqlite":
+        return set()
+    return {r[0] for r in sync_conn.exec_driver_sql(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE VIRTUAL TABLE%'")}
 
 
 def _reflect(sync_conn: Any) -> dict[str, list[tuple[str, str]]]:
@@ -61,8 +72,10 @@ def _reflect(sync_conn: Any) -> dict[str, list[tuple[str, str]]]:
 
 async def discover(conn: Any) -> References:
     tables = await conn.run_sync(_reflect)
-    refs = References(children={s: [] for s in SUBJECTS})
+    refs = References(children={s: [] for s in SUBJECTS}, index_tables=await conn.run_sync(_virtual))
     for name, cols in tables.items():
+        if refs.is_index(name):
+            continue  # the search index is handled through forget.search_forget
         for col, kind in cols:
             if any(t in kind for t in ("CHAR", "TEXT", "CLOB", "STRING")):
                 refs.text_columns.setdefault(name, []).append(col)

@@ -98,3 +98,18 @@ async def audit_if_outside(request: Any, user: Any, conversation_id: int, action
                                   .where(or_(*mine)).limit(1))).first()
     if own is None:
         await audit_access(request, user, action, f"conversation:{conversation_id}")
+
+
+async def audit_cli_export(db: Any, action: str, detail: Any) -> None:
+    """An export made on the server with the command line: the access audit names the OS user."""
+    import getpass
+    from types import SimpleNamespace
+
+    from .. import audit
+    from ..clock import Clock
+    try:
+        who = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in this environment
+        who = "unknown"
+    actor = SimpleNamespace(id=None, username=f"cli:{who}"[:64], role="operator")
+    await audit.record(db, Clock(), kind="access", actor=actor, action=action, target="archive", detail=detail)

@@ -44,10 +44,17 @@ rules_t = RoutingRule.__table__
 OPEN_SESSION_Q = select(sessions_t).where(sessions_t.c.conversation_id == bindparam("cid")).where(
     sessions_t.c.state.in_(OPEN))
 GET_SESSION_Q = select(sessions_t).where(sessions_t.c.id == bindparam("sid"))
+# what a dispatcher rebuild reads: held sessions (with their timer fields) and the queue
+HELD_Q = select(sessions_t.c.id, sessions_t.c.agent_id, sessions_t.c.state, sessions_t.c.assigned_at,
+                sessions_t.c.last_customer_at, sessions_t.c.last_agent_at).where(
+    sessions_t.c.state.in_(("assigned", "active"))).where(sessions_t.c.agent_id.is_not(None))
+QUEUED_Q = select(sessions_t.c.id, sessions_t.c.group, sessions_t.c.priority, sessions_t.c.handover_at,
+                  sessions_t.c.advisor_id).where(sessions_t.c.state == "queued")
 KF_STATE = {"bot": 1, "queued": 2, "human": 3, "closed": 4}
 QUEUE_PUSH_EVERY = 0.3  # seconds
 QUEUE_HEAD = 100  # waiting sessions listed in a supervisor's queue.changed (the total is given too)
 RESYNC_EVERY = 1.0  # seconds between dispatcher rebuilds when several processes share the database
+FULL_RESYNC_EVERY = 5  # every fifth rebuild re-reads the whole queue (what supervisors see stays current)
 
 
 @dataclass(frozen=True)
@@ -119,25 +126,26 @@ class SessionService(SessionReading):
                 pass
             self._resync_task = None
 
-    async def resync(self) -> None:
+    async def resync(self, full: bool = True) -> None:
         """Rebuild the dispatcher (agents, their load, the queue) from the database, route what waits,
         and arm the accept and unanswered timers of open sessions. At start; with several processes
         also every ``RESYNC_EVERY`` seconds and after a lost assignment race, so each process's
-        dispatcher follows what the others did (the database guards every assignment meanwhile)."""
+        dispatcher follows what the others did (the database guards every assignment meanwhile).
+        Not ``full``: the queue is read only when some agent has room (a long queue in a busy hour
+        is not re-read every second); otherwise the local queue is kept, minus what is now held."""
         async with self.db.read() as conn:
             agents = (await conn.execute(select(users_t).where(users_t.c.disabled.is_(False)))).all()
-            open_rows = (await conn.execute(select(sessions_t).where(
-                sessions_t.c.state.in_(("queued", "assigned", "active"))))).all()
-        held: dict[int, list[int]] = {}
-        queued, assigned = [], []
-        for row in open_rows:
-            if row.state == "queued":
-                queued.append(row)
-            elif row.agent_id is not None:
+            held_rows = (await conn.execute(HELD_Q)).all()
+            held: dict[int, list[int]] = {}
+            for row in held_rows:
                 held.setdefault(row.agent_id, []).append(row.id)
-                if row.state == "assigned":
-                    assigned.append(row)
-        open_rows = [r for r in open_rows if r.state != "queued"]
+            room = any(a.status == "online" and len(held.get(a.id, ())) < a.cap for a in agents)
+            queued: list[QueuedSession] | None = None
+            if full or room:
+                queued = [self._queued(r) for r in (await conn.execute(QUEUED_Q)).all()]
+        if queued is None:
+            taken = {r.id for r in held_rows}
+            queued = [q for q in self.dispatcher.queue_snapshot() if q.session_id not in taken]
         self.dispatcher = Dispatcher(rr=self.dispatcher.round_robin())
         for a in agents:
             info = UserInfo(a.id, a.username, a.display_name, a.role, tuple(json.loads(a.groups or "[]")), a.cap,
@@ -145,19 +153,21 @@ class SessionService(SessionReading):
             self.agents[a.id] = info
             self.dispatcher.upsert_agent(a.id, groups=info.groups, cap=a.cap, status=a.status,
                                          sessions=held.get(a.id, []))
-        for row in sorted(queued, key=lambda r: r.handover_at):
-            await self._apply(self.dispatcher.enqueue(self._queued(row)))
-        for row in assigned:
-            self._arm_accept_timer(row.id, (row.assigned_at or self.clock.now()))
-        for row in open_rows:
+        for q in sorted(queued, key=lambda q: (q.enqueued_at, q.session_id)):
+            await self._apply(self._enqueue(q))
+        for row in held_rows:
+            if row.state == "assigned":
+                self._arm_accept_timer(row.id, (row.assigned_at or self.clock.now()))
             self._arm_unanswered_timer(row)
 
     async def _resync_loop(self) -> None:
+        passes = 0
         while True:
             await asyncio.sleep(RESYNC_EVERY)
             self._resync_wanted = False
+            passes += 1
             try:
-                await self.resync()
+                await self.resync(full=passes % FULL_RESYNC_EVERY == 0)
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - the next pass tries again; assignments stay guarded

@@ -1,18 +1,21 @@
 """Alerts in the database: raise (at most one open per key), add a timeline entry, clear, list."""
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..db import Database, retry_busy
-from ..models import Alert, AlertEvent
+from ..models import Alert, AlertEvent, ServiceSession
 
 alerts_t = Alert.__table__
 events_t = AlertEvent.__table__
+sessions_t = ServiceSession.__table__
 
 
 ALERT_FIELDS = ("id", "key", "kind", "rule_id", "rule_name", "session_id", "conversation_id", "agent_id", "group",
@@ -28,32 +31,78 @@ def alert_json(row: Any) -> dict[str, Any]:
             "detail": json.loads(row.detail or "{}")}
 
 
+@dataclass
+class _Pending:
+    values: dict[str, Any]
+    at: float
+    done: asyncio.Future
+
+
 class AlertStore:
+    """Raises ride together: alerts whose timers fire while a write is waiting for the database share
+    one transaction (a burst of deadlines is one write, not hundreds queued behind other writers)."""
+
     def __init__(self, db: Database):
         self.db = db
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task | None = None
 
     async def raise_alert(self, values: dict[str, Any], at: float) -> tuple[dict[str, Any], bool]:
         """Insert an open alert with its ``raised`` entry; (alert, False) if one is already open for the key."""
-        async def write() -> int:
-            async with self.db.write() as conn:
-                res = await conn.execute(alerts_t.insert().values(
-                    **{**values, "detail": json.dumps(values.get("detail") or {}, ensure_ascii=False)},
-                    state="open", raised_at=at))
-                alert_id = res.inserted_primary_key[0]
-                await conn.execute(events_t.insert().values(alert_id=alert_id, kind="raised", at=at,
-                                                            data=json.dumps({"deadline": values.get("deadline")})))
-                return alert_id
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(values, at, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+        return await done
 
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                results = await retry_busy(lambda: self._write(batch))
+            except IntegrityError:  # another hub process raised one of them meanwhile: one by one
+                results = [await self._write_one(p) for p in batch]
+            except Exception as exc:  # noqa: BLE001
+                results = [exc] * len(batch)
+            for p, result in zip(batch, results):
+                if p.done.done():
+                    continue
+                if isinstance(result, BaseException):
+                    p.done.set_exception(result)
+                else:
+                    p.done.set_result(result)
+
+    async def _write_one(self, p: _Pending) -> tuple[dict[str, Any], bool] | BaseException:
         try:
-            alert_id = await retry_busy(write)
-        except IntegrityError:
-            existing = await self.open_for_key(values["key"])
-            if existing is None:
-                raise
-            return existing, False
-        row = {**dict.fromkeys(ALERT_FIELDS), **values, "id": alert_id, "state": "open", "raised_at": at,
-               "detail": json.dumps(values.get("detail") or {}, ensure_ascii=False)}
-        return alert_json(SimpleNamespace(**row)), True  # what was just written: no read back
+            return (await retry_busy(lambda: self._write([p])))[0]
+        except IntegrityError as exc:
+            existing = await self.open_for_key(p.values["key"])
+            return (existing, False) if existing is not None else exc
+        except Exception as exc:  # noqa: BLE001
+            return exc
+
+    async def _write(self, batch: list[_Pending]) -> list[tuple[dict[str, Any], bool]]:
+        async with self.db.write() as conn:
+            keys = list({p.values["key"] for p in batch})
+            existing = {r.key: alert_json(r) for r in (await conn.execute(
+                select(alerts_t).where(alerts_t.c.key.in_(keys)).where(alerts_t.c.state == "open"))).all()}
+            out: list[tuple[dict[str, Any], bool]] = []
+            for p in batch:
+                key = p.values["key"]
+                if key in existing:
+                    out.append((existing[key], False))
+                    continue
+                detail = json.dumps(p.values.get("detail") or {}, ensure_ascii=False)
+                res = await conn.execute(alerts_t.insert().values(**{**p.values, "detail": detail}, state="open",
+                                                                  raised_at=p.at))
+                alert_id = res.inserted_primary_key[0]
+                await conn.execute(events_t.insert().values(alert_id=alert_id, kind="raised", at=p.at,
+                                                            data=json.dumps({"deadline": p.values.get("deadline")})))
+                row = {**dict.fromkeys(ALERT_FIELDS), **p.values, "id": alert_id, "state": "open", "raised_at": p.at,
+                       "detail": detail}
+                existing[key] = alert_json(SimpleNamespace(**row))  # what was just written: no read back
+                out.append((existing[key], True))
+            return out
 
     async def add_event(self, alert_id: int, kind: str, at: float, data: dict[str, Any]) -> None:
         async def write() -> None:
@@ -94,8 +143,12 @@ class AlertStore:
         return [(r.key, alert_json(r)) for r in rows]
 
     async def search(self, *, state: str = "open", agent_id: int | None = None, session_id: int | None = None,
-                     kind: str | None = None, limit: int = 200, with_timeline: bool = True) -> list[dict[str, Any]]:
+                     kind: str | None = None, limit: int = 200, with_timeline: bool = True,
+                     holder_id: int | None = None) -> list[dict[str, Any]]:
         q = select(alerts_t)
+        if holder_id is not None:  # theirs, or about a session they hold now
+            held = select(sessions_t.c.id).where(sessions_t.c.agent_id == holder_id).where(sessions_t.c.state != "closed")
+            q = q.where(or_(alerts_t.c.agent_id == holder_id, alerts_t.c.session_id.in_(held)))
         if state != "all":
             q = q.where(alerts_t.c.state == state)
         if agent_id is not None:

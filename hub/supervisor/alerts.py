@@ -70,8 +70,14 @@ class AlertEngine:
             elif alert["kind"] == "quality" and alert["session_id"] not in self.clocks:
                 await self._clear(key, "closed")
         await self.rearm_all()
-        for agent_id in list(self.samples):
-            await self._judge_average(agent_id)
+        await self._judge_all_averages()
+
+    async def _judge_all_averages(self) -> None:
+        """Every agent with recent replies or an open average alert (which clears once they age out)."""
+        agents = set(self.samples) | {a["agent_id"] for a in self.open.values() if a["kind"] == "avg_reply"}
+        for agent_id in agents:
+            if agent_id:
+                await self._judge_average(agent_id)
 
     async def load_rules(self) -> None:
         async with self.db.read() as conn:
@@ -93,8 +99,7 @@ class AlertEngine:
             if alert["kind"] != "quality" and alert["rule_id"] not in live:
                 await self._clear(key, "rule_changed")
         await self.rearm_all()
-        for agent_id in list(self.samples):
-            await self._judge_average(agent_id)
+        await self._judge_all_averages()
 
     async def rearm_all(self) -> None:
         for key in self.timers.pending("sla:"):
@@ -120,6 +125,9 @@ class AlertEngine:
             self.clocks[sid] = clock
         elif kind in ("assigned", "accepted"):
             clock.agent_id = change.data.get("agent_id", clock.agent_id)
+            if kind == "assigned" and clock.agent_id:  # a breach from the queue: the new holder sees it red too
+                for alert in [a for a in self.open.values() if a["session_id"] == sid]:
+                    await self.push.to_user(clock.agent_id, "alert.raised", alert)
         elif kind == "customer_message":
             said = float(change.data.get("at") or at)
             if clock.waiting_since is None and said >= (clock.last_agent_at or 0):  # not one answered already

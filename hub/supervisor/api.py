@@ -10,6 +10,7 @@ from typing import Any, Callable
 from aiohttp import web
 from sqlalchemy import delete, func, select, update
 
+from .. import audit, config_bus
 from ..auth_views import require_user
 from ..errors import HubError, bad_request, not_found
 from ..http_util import hub_of, json_object, path_int
@@ -60,6 +61,19 @@ def _body_num(body: dict[str, Any], key: str) -> float | None:
     return float(value)
 
 
+async def _changed(request: web.Request, user: Any, topic: str, reload: Callable[[], Any], action: str,
+                   target: str, before: Any, after: Any) -> None:
+    """After an admin change: every process reloads ``topic`` (this one at once, through its config-bus
+    subscription; a bare app without the bus calls ``reload``); the audit log keeps before/after."""
+    if config_bus.CONFIG_BUS in request.app:
+        await config_bus.publish(request, topic)
+    else:
+        await reload()
+    hub = hub_of(request)
+    await audit.record(hub.db, hub.clock, actor=user, action=action, target=target, before=before, after=after,
+                       request=request)
+
+
 # -- SLA rules --------------------------------------------------------------------------------------
 def _sla(data: Any, rule_id: int = 0) -> sla_rules.SlaRule:
     try:
@@ -74,19 +88,20 @@ async def sla_list(request: web.Request) -> web.Response:
 
 
 async def sla_create(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
+    user = await require_user(request, "admin")
     hub, sup = hub_of(request), _sup(request)
     rule = _sla(await json_object(request))
     async with hub.db.write() as conn:
         res = await conn.execute(sla_t.insert().values(name=rule.name, enabled=rule.enabled, updated_at=hub.clock.now(),
                                                        data=json.dumps(sla_rules.storable(rule), ensure_ascii=False)))
-    await sup.alerts.rules_changed()
-    return web.json_response(sla_rules.rule_to_json(_sla(sla_rules.storable(rule), res.inserted_primary_key[0])),
-                             status=201)
+    created = sla_rules.rule_to_json(_sla(sla_rules.storable(rule), res.inserted_primary_key[0]))
+    await _changed(request, user, config_bus.SLA_RULES, sup.alerts.rules_changed, "sla_rule.create",
+                   f"sla_rule:{created['id']}", None, created)
+    return web.json_response(created, status=201)
 
 
 async def sla_update(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
+    user = await require_user(request, "admin")
     hub, sup, rule_id = hub_of(request), _sup(request), path_int(request)
     current = next((r for r in sup.alerts.rules if r.id == rule_id), None)
     if current is None:
@@ -97,24 +112,28 @@ async def sla_update(request: web.Request) -> web.Response:
         await conn.execute(update(sla_t).where(sla_t.c.id == rule_id).values(
             name=rule.name, enabled=rule.enabled, updated_at=hub.clock.now(),
             data=json.dumps(sla_rules.storable(rule), ensure_ascii=False)))
-    await sup.alerts.rules_changed()
+    await _changed(request, user, config_bus.SLA_RULES, sup.alerts.rules_changed, "sla_rule.update",
+                   f"sla_rule:{rule_id}", sla_rules.rule_to_json(current), sla_rules.rule_to_json(rule))
     return web.json_response(sla_rules.rule_to_json(rule))
 
 
 async def sla_delete(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
-    hub, rule_id = hub_of(request), path_int(request)
+    user = await require_user(request, "admin")
+    hub, sup, rule_id = hub_of(request), _sup(request), path_int(request)
+    before = next((sla_rules.rule_to_json(r) for r in sup.alerts.rules if r.id == rule_id), None)
     async with hub.db.write() as conn:
         res = await conn.execute(delete(sla_t).where(sla_t.c.id == rule_id))
     if res.rowcount != 1:
         raise not_found("unknown_rule", f"no SLA rule {rule_id}")
-    await _sup(request).alerts.rules_changed()
+    await _changed(request, user, config_bus.SLA_RULES, sup.alerts.rules_changed, "sla_rule.delete",
+                   f"sla_rule:{rule_id}", before, None)
     return web.json_response({"ok": True})
 
 
 # -- alerts -----------------------------------------------------------------------------------------
 async def alerts_list(request: web.Request) -> web.Response:
-    """?state=open|cleared|all &agent= &session= &kind= &limit= ; ``mine=1``: the caller's own (any role)."""
+    """?state=open|cleared|all &agent= &session= &kind= &limit= ; ``mine=1`` (any role): the caller's own and
+    those about the sessions they hold now."""
     mine = request.query.get("mine") in ("1", "true")
     user = await require_user(request) if mine else await require_user(request, *READ)
     state = request.query.get("state", "open")
@@ -126,9 +145,9 @@ async def alerts_list(request: web.Request) -> web.Response:
     limit = _query_num(request, "limit") or 200
     if not 1 <= limit <= 1000:
         raise bad_request("invalid_limit", "limit must be 1..1000", "limit")
-    agent = user.id if mine else _query_num(request, "agent")
+    agent = None if mine else _query_num(request, "agent")
     alerts = await _sup(request).alerts.store.search(state=state, agent_id=agent, session_id=_query_num(
-        request, "session"), kind=kind, limit=limit)
+        request, "session"), kind=kind, limit=limit, holder_id=user.id if mine else None)
     return web.json_response({"alerts": alerts})
 
 
@@ -163,18 +182,19 @@ async def quality_rules_list(request: web.Request) -> web.Response:
 
 
 async def quality_rule_create(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
+    user = await require_user(request, "admin")
     hub, sup = hub_of(request), _sup(request)
     rule = _qrule(await json_object(request))
     async with hub.db.write() as conn:
         res = await conn.execute(qrules_t.insert().values(**_qvalues(rule, hub.clock.now())))
-    await sup.quality.load_rules()
-    body = quality_rules.rule_to_json(rule)
-    return web.json_response({**body, "id": res.inserted_primary_key[0]}, status=201)
+    body = {**quality_rules.rule_to_json(rule), "id": res.inserted_primary_key[0]}
+    await _changed(request, user, config_bus.QUALITY_RULES, sup.quality.load_rules, "quality_rule.create",
+                   f"quality_rule:{body['id']}", None, body)
+    return web.json_response(body, status=201)
 
 
 async def quality_rule_update(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
+    user = await require_user(request, "admin")
     hub, sup, rule_id = hub_of(request), _sup(request), path_int(request)
     current = next((r for r in sup.quality.rules if r.id == rule_id), None)
     if current is None:
@@ -184,18 +204,21 @@ async def quality_rule_update(request: web.Request) -> web.Response:
     rule = _qrule(merged, rule_id)
     async with hub.db.write() as conn:
         await conn.execute(update(qrules_t).where(qrules_t.c.id == rule_id).values(**_qvalues(rule, hub.clock.now())))
-    await sup.quality.load_rules()
+    await _changed(request, user, config_bus.QUALITY_RULES, sup.quality.load_rules, "quality_rule.update",
+                   f"quality_rule:{rule_id}", quality_rules.rule_to_json(current), quality_rules.rule_to_json(rule))
     return web.json_response(quality_rules.rule_to_json(rule))
 
 
 async def quality_rule_delete(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
-    hub, rule_id = hub_of(request), path_int(request)
+    user = await require_user(request, "admin")
+    hub, sup, rule_id = hub_of(request), _sup(request), path_int(request)
+    before = next((quality_rules.rule_to_json(r) for r in sup.quality.rules if r.id == rule_id), None)
     async with hub.db.write() as conn:
         res = await conn.execute(delete(qrules_t).where(qrules_t.c.id == rule_id))
     if res.rowcount != 1:
         raise not_found("unknown_rule", f"no quality rule {rule_id}")
-    await _sup(request).quality.load_rules()
+    await _changed(request, user, config_bus.QUALITY_RULES, sup.quality.load_rules, "quality_rule.delete",
+                   f"quality_rule:{rule_id}", before, None)
     return web.json_response({"ok": True})
 
 

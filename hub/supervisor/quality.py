@@ -25,7 +25,7 @@ hits_t = QualityHit.__table__
 sessions_t = ServiceSession.__table__
 messages_t = Message.__table__
 BATCH_LIMIT = 5000  # sessions per batch run
-CHECKED = ("customer_message", "agent_reply", "closed")
+CHECKED = ("handover", "customer_message", "agent_reply", "closed")  # handover: what the customer told the bot
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import audit, config_bus
 from ..auth_views import require_user
 from ..errors import bad_request
 from ..http_util import json_object, path_int
@@ -92,22 +93,40 @@ async def post_comment(request: web.Request) -> web.Response:
     return web.json_response(await _svc(request).comment(user, path_int(request), body.get("text")), status=201)
 
 
+async def _changed(request: web.Request, user: Any, action: str, target: str, before: Any, after: Any,
+                   topic: str | None = None) -> None:
+    """After an admin change: other processes reload ``topic`` (the service has already reloaded its own
+    cache); the audit log keeps before/after."""
+    if topic is not None:
+        await config_bus.publish(request, topic)
+    svc = _svc(request)
+    await audit.record(svc.db, svc.clock, actor=user, action=action, target=target, before=before, after=after,
+                       request=request)
+
+
+async def _type_json(request: web.Request, name: str) -> dict[str, Any] | None:
+    return next((asdict(t) for t in await _svc(request).types() if t.name == name), None)
+
+
 async def list_types(request: web.Request) -> web.Response:
     await require_user(request)
     return web.json_response({"types": [asdict(t) for t in await _svc(request).types()]})
 
 
 async def create_type(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
+    user = await require_user(request, "admin")
     spec = parse_type(await json_object(request))
     await _svc(request).save_type(spec, create=True)
+    await _changed(request, user, "ticket_type.create", f"ticket_type:{spec.name}", None, asdict(spec))
     return web.json_response(asdict(spec), status=201)
 
 
 async def update_type(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
+    user = await require_user(request, "admin")
     spec = parse_type(await json_object(request), name=request.match_info["name"])
+    before = await _type_json(request, spec.name)
     await _svc(request).save_type(spec, create=False)
+    await _changed(request, user, "ticket_type.update", f"ticket_type:{spec.name}", before, asdict(spec))
     return web.json_response(asdict(spec))
 
 
@@ -116,19 +135,35 @@ async def list_rules(request: web.Request) -> web.Response:
     return web.json_response({"rules": [r.as_json() for r in _svc(request).rules]})
 
 
+def _rule_json(request: web.Request, rule_id: int) -> dict[str, Any] | None:
+    return next((r.as_json() for r in _svc(request).rules if r.id == rule_id), None)
+
+
 async def create_rule(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
-    return web.json_response(await _svc(request).save_rule(await json_object(request)), status=201)
+    user = await require_user(request, "admin")
+    created = await _svc(request).save_rule(await json_object(request))
+    await _changed(request, user, "ticket_rule.create", f"ticket_rule:{created['id']}", None, created,
+                   config_bus.TICKET_RULES)
+    return web.json_response(created, status=201)
 
 
 async def update_rule(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
-    return web.json_response(await _svc(request).save_rule(await json_object(request), path_int(request)))
+    user = await require_user(request, "admin")
+    rule_id = path_int(request)
+    before = _rule_json(request, rule_id)
+    updated = await _svc(request).save_rule(await json_object(request), rule_id)
+    await _changed(request, user, "ticket_rule.update", f"ticket_rule:{rule_id}", before, updated,
+                   config_bus.TICKET_RULES)
+    return web.json_response(updated)
 
 
 async def delete_rule(request: web.Request) -> web.Response:
-    await require_user(request, "admin")
-    await _svc(request).delete_rule(path_int(request))
+    user = await require_user(request, "admin")
+    rule_id = path_int(request)
+    before = _rule_json(request, rule_id)
+    await _svc(request).delete_rule(rule_id)
+    await _changed(request, user, "ticket_rule.delete", f"ticket_rule:{rule_id}", before, None,
+                   config_bus.TICKET_RULES)
     return web.json_response({"ok": True})
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from operator import add
 from dataclasses import dataclass
 
 MAX_TERMS = 8  # query terms (whitespace separated) at most
@@ -39,9 +40,20 @@ def _token_char(ch: str) -> str:
     return chr(_PRIVATE_BASE + ord(ch) % 0xFFFE)
 
 
+class _TokenChars(dict):
+    """``str.translate`` table: code point -> token character, filled in as characters are met."""
+
+    def __missing__(self, code: int) -> str:
+        self[code] = _token_char(chr(code))
+        return self[code]
+
+
+_TABLE = _TokenChars()
+
+
 def runs(text: str) -> list[str]:
     """The whitespace-separated runs of the normalised text, each char a token character."""
-    return ["".join(_token_char(c) for c in run) for run in _SPACE.split(normalize(text)) if run]
+    return [run.translate(_TABLE) for run in _SPACE.split(normalize(text)) if run]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +70,7 @@ def index_terms(text: str | None) -> IndexTerms:
     bi: list[str] = []
     for run in runs(text or ""):
         uni.extend(run)
-        bi.extend(run[i:i + 2] for i in range(len(run) - 1))
+        bi.extend(map(add, run, run[1:]))  # each char with the next
     return IndexTerms(uni, bi)
 
 
@@ -94,17 +106,21 @@ def parse_query(query: str) -> list[QueryTerm]:
         if word in seen:
             continue
         seen.add(word)
-        tok = "".join(_token_char(c) for c in word)
+        tok = word.translate(_TABLE)
         tokens = (tok,) if len(tok) == 1 else tuple(tok[i:i + 2] for i in range(len(tok) - 1))
         terms.append(QueryTerm(word, tokens))
-    # a term inside another adds nothing to the lookup (退款 in 退款到账): keep the longer ones
+    return terms
+
+
+def lookup_terms(terms: list[QueryTerm]) -> list[QueryTerm]:
+    """The terms the index is asked for: one inside another adds nothing (退款 in 退款到账)."""
     return [t for t in terms if not any(t.text != o.text and t.text in o.text for o in terms)]
 
 
 def fts5_expression(terms: list[QueryTerm]) -> str:
     """SQLite FTS5 MATCH expression: per term a unigram lookup or a bigram phrase, all ANDed."""
     parts = []
-    for term in terms:
+    for term in lookup_terms(terms):
         column = "uni" if term.single else "bi"
         parts.append(f'{column} : "' + " ".join(term.tokens) + '"')  # tokens hold no quote (mapped)
     return " AND ".join(parts)
@@ -112,7 +128,7 @@ def fts5_expression(terms: list[QueryTerm]) -> str:
 
 def tsquery(terms: list[QueryTerm]) -> str:
     """PostgreSQL tsquery text of the same plan (bigrams followed by ``<->``), terms ANDed."""
-    return " & ".join("(" + " <-> ".join(f"'{tok}'" for tok in t.tokens) + ")" for t in terms)
+    return " & ".join("(" + " <-> ".join(f"'{tok}'" for tok in t.tokens) + ")" for t in lookup_terms(terms))
 
 
 def tsvector(terms: IndexTerms) -> str:

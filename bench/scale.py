@@ -1,0 +1,319 @@
+"""Benchmark scale-out: callbacks/s, push latency and hub CPU for 1 and 2 hub workers on
+PostgreSQL + Redis, next to one process on SQLite, in one run.
+
+Each configuration gets a fresh database (a SQLite file, or a new schema in the PostgreSQL at
+--pg), a fresh private ``redis-server`` (no persistence), the stand-in platform API of
+tests/platform_standin.py, and the same load: ``wrk`` (2 threads x 64 connections, the Lua script
+of bench/callbacks.py replaying distinct, signed and AES-encrypted WeCom text callbacks from a pool
+of customers). The workers run as ``python -m hub serve --workers N`` (one port, SO_REUSEPORT).
+
+Alongside wrk a *probe* process (python-socketio) is an agent: it logs in, goes online, opens a
+session as a customer of its own, then sends one callback every 50 ms carrying its send time and
+records when each arrives as ``message.new`` on its socket: end-to-end push latency under load
+(callback -> archive -> pipeline -> routing -> Redis -> the worker holding the socket). A probe
+message not delivered by the end of the drain wait counts as lost.
+
+CPU: utime + stime from /proc/<pid>/stat of every hub process (supervisor and workers), before
+and after the measured run, per 1,000 acknowledged callbacks. ``acked`` (200 success answers,
+warm-up, probe and run) must equal ``archived`` (inbound rows of the bench account) in every run.
+Runs are interleaved (sqlite, one, two, two, one, sqlite ...); medians are reported.
+
+    python bench/scale.py            # 3 runs x 10 s per configuration
+    python bench/scale.py --quick    # 1 run x 4 s per configuration, < 45 s wall on an idle box
+
+Last line: one JSON object (one_worker_per_s, two_workers_per_s, sqlite_per_s, scaling,
+cpu_ms_per_1k_one, cpu_ms_per_1k_two, cpu_ms_per_1k_sqlite, acked, archived, p99_ms, ...).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.callbacks import (ACCOUNT, AES_KEY, CORP_ID, TOKEN, MessageFactory, free_port, kill_group,  # noqa: E402
+                             run_wrk, start, stop, wait_healthy)
+
+PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+PROBE_USER, PROBE_PASSWORD = "probe", "probe-password"
+TARGET_SCALING, TARGET_CPU_DRIFT = 1.3, 0.15
+
+
+# ---------------------------------------------------------------------------------------------
+# the probe (python bench/scale.py --probe PORT --seconds S): an agent and a customer of its own
+
+async def probe_main(port: int, seconds: float, drain: float) -> None:
+    import aiohttp
+    import socketio
+
+    from tests.wechat_client import PlatformSim, text_xml
+    base = f"http://127.0.0.1:{port}"
+    sim = PlatformSim("wecom", ACCOUNT, TOKEN, AES_KEY, CORP_ID)
+    sent: dict[str, float] = {}
+    got: dict[str, float] = {}
+    acked = 0
+    opened = asyncio.Event()
+    sio = socketio.AsyncClient(reconnection=True)
+
+    @sio.on("message.new")
+    async def on_message(data: dict) -> None:
+        text = data["message"]["text"]
+        if text in sent and text not in got:
+            got[text] = time.time()
+
+    @sio.on("session.new")
+    async def on_session(data: dict) -> None:
+        opened.set()
+
+    async with aiohttp.ClientSession() as http:
+        async with http.post(base + "/api/login", json={"username": PROBE_USER, "password": PROBE_PASSWORD}) as r:
+            token = (await r.json())["token"]
+        await sio.connect(base, auth={"token": token}, transports=["websocket"], wait_timeout=10)
+        await sio.call("status", {"status": "online"}, timeout=10)
+
+        async def send(i: int, text: str) -> None:
+            nonlocal acked
+            query, body = sim.encrypted(text_xml(CORP_ID, "wmProbeCustomer", text, 9_100_000_000 + i))
+            async with http.post(base + sim.path, params=query, data=body) as r:
+                acked += r.status == 200 and await r.text() == "success"
+
+        await send(0, "你好，我想咨询一下订单")  # opens the probe's session (the probe agent takes it)
+        await asyncio.wait_for(opened.wait(), 30)
+        print(json.dumps({"ready": True}), flush=True)
+        sys.stdin.readline()  # go
+        loop = asyncio.get_running_loop()
+        t0, i, tasks = loop.time(), 0, []
+        while loop.time() - t0 < seconds:
+            i += 1
+            text = f"[p{i}] 还在吗"
+            sent[text] = time.time()
+            tasks.append(asyncio.create_task(send(i, text)))
+            await asyncio.sleep(0.05)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        deadline = loop.time() + drain
+        while len(got) < len(sent) and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+    await sio.disconnect()
+    lat = sorted((got[t] - sent[t]) * 1000 for t in got)
+    print(json.dumps({"sent": len(sent), "delivered": len(got), "acked": acked,
+                      "p50_ms": pct(lat, 0.5), "p99_ms": pct(lat, 0.99) if len(got) == len(sent) else None}), flush=True)
+
+
+def pct(vals: list[float], q: float) -> float | None:
+    if not vals:
+        return None
+    return round(vals[min(len(vals) - 1, int(q * len(vals)))], 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# measuring
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def hub_pids(proc: subprocess.Popen) -> list[int]:
+    path = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    children = [int(p) for p in path.read_text().split()] if path.exists() else []
+    return [proc.pid, *children]
+
+
+def archived_count(db_url: str) -> int:
+    if db_url.startswith("sqlite"):
+        con = sqlite3.connect(f"file:{db_url.split(':///', 1)[1]}?mode=ro", uri=True)
+        try:
+            return con.execute("SELECT count(*) FROM messages WHERE account_id = ? AND direction = 'in'",
+                               (ACCOUNT,)).fetchone()[0]
+        finally:
+            con.close()
+    return asyncio.run(pg(db_url, "SELECT count(*) FROM messages WHERE account_id = $1 AND direction = 'in'", ACCOUNT))
+
+
+async def pg(db_url: str, sql: str, *args: object) -> object:
+    import asyncpg
+    dsn, _, schema = db_url.partition("?schema=")
+    conn = await asyncpg.connect(dsn.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        if schema:
+            await conn.execute(f"SET search_path TO {schema}")
+        return await conn.fetchval(sql, *args)
+    finally:
+        await conn.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# one configuration, one run
+
+def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args: argparse.Namespace,
+               api_base: str, env: dict[str, str], warmup: float, duration: float, run: int) -> dict:
+    py = sys.executable
+    port = free_port()
+    schema = None
+    redis = None
+    if name == "sqlite":
+        db_url = f"sqlite+aiosqlite:///{tmp}/{name}-{run}.db"
+        serve = ["serve", "--db", db_url, "--port", str(port)]
+    else:
+        schema = "bench_" + uuid.uuid4().hex[:10]
+        asyncio.run(pg(args.pg, f"CREATE SCHEMA {schema}"))
+        db_url = f"{args.pg}?schema={schema}"
+        rport = free_port()
+        redis = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(rport), "--save", "",
+                                  "--appendonly", "no", "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL)
+        serve = ["serve", "--workers", str(workers), "--db", db_url, "--port", str(port),
+                 "--redis", f"redis://127.0.0.1:{rport}/0"]
+    log = tmp / f"{name}-{run}.log"
+    hub = None
+    try:
+        common = dict(cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([py, "-m", "hub", "accounts", "add", "--db", db_url, "--id", ACCOUNT, "--platform", "wecom",
+                        "--name", "Bench Corp", "--receive-id", CORP_ID, "--token", TOKEN, "--aes-key", AES_KEY,
+                        "--secret", "bench-corp-secret"], **common)
+        subprocess.run([py, "-m", "hub", "users", "add", "--db", db_url, "--username", PROBE_USER, "--password",
+                        PROBE_PASSWORD, "--groups", "default", "--cap", "1"], **common)
+        hub = start([py, "-m", "hub", *serve, "--wecom-api-base", api_base, "--oa-api-base", api_base], log, env)
+        wait_healthy(port, hub, log, timeout=120)
+        deadline = time.monotonic() + 120
+        while len(hub_pids(hub)) < workers + (workers > 0 and name != "sqlite") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for _ in range(3 * workers):  # every worker answers (SO_REUSEPORT spreads new connections)
+            wait_healthy(port, hub, log, timeout=120)
+        wrk = dict(threads=args.threads, connections=args.connections, procs=[], grace=5 if args.quick else 15)
+        acked = 0
+        if warmup > 0:
+            warm = tmp / f"warm-{name}-{run}.txt"
+            factory.write(warm, int(4000 * warmup))
+            acked += run_wrk(port, warm, "once", warmup, **wrk)["acked"]
+        probe = subprocess.Popen([py, str(Path(__file__).resolve()), "--probe", str(port), "--seconds", str(duration),
+                                  "--drain", str(args.drain)], cwd=ROOT, env=env, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+        ready = json.loads(probe.stdout.readline() or "{}")
+        if not ready.get("ready"):
+            raise SystemExit(f"probe did not start:\n{log.read_text()[-2000:]}")
+        data = tmp / f"run-{name}-{run}.txt"
+        factory.write(data, int(args.plan_rate * duration))
+        pids = hub_pids(hub)
+        cpu0 = cpu_seconds(pids)
+        probe.stdin.write("go\n")
+        probe.stdin.flush()
+        res = run_wrk(port, data, "once", duration, **wrk)
+        cpu = cpu_seconds(pids) - cpu0
+        probe_res = json.loads(probe.stdout.readline() or "{}")
+        probe.wait(30)
+        acked += res["acked"] + probe_res.get("acked", 0)  # the probe counts its opening message too
+        archived = archived_count(db_url)
+        out = {"config": name, "workers": workers, "per_s": res["rate"], "acked": acked, "archived": archived,
+               "cpu_s": round(cpu, 3), "cpu_ms_per_1k": round(1000 * cpu / max(1, res["acked"]) * 1000, 1),
+               "ack_p99_ms": round(res["p99_us"] / 1000, 2), "push_p50_ms": probe_res.get("p50_ms"),
+               "push_p99_ms": probe_res.get("p99_ms"), "probe_sent": probe_res.get("sent"),
+               "probe_delivered": probe_res.get("delivered"), "drained": res["drained"]}
+        print(f"{name:6} run {run + 1}: {out['per_s']:7.0f}/s  cpu {out['cpu_ms_per_1k']:7.1f} ms/1k  "
+              f"ack p99 {out['ack_p99_ms']:6.1f} ms  push p50 {out['push_p50_ms']} p99 {out['push_p99_ms']} ms "
+              f"(probe {out['probe_delivered']}/{out['probe_sent']})  acked {acked} archived {archived}", flush=True)
+        return out
+    finally:
+        stop(hub)
+        if redis is not None:
+            redis.kill()
+            redis.wait(5)
+        if schema:
+            asyncio.run(pg(args.pg, f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                    f"WHERE application_name = 'hub:{schema}'"))
+            asyncio.run(pg(args.pg, f"DROP SCHEMA {schema} CASCADE"))
+
+
+def median(vals: list) -> float | None:
+    vals = [v for v in vals if v is not None]
+    return round(statistics.median(vals), 1) if vals else None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="1 run x 4 s per configuration")
+    ap.add_argument("--runs", type=int)
+    ap.add_argument("--duration", type=float)
+    ap.add_argument("--pg", default=os.environ.get("HUB_BENCH_PG", PG), help="PostgreSQL URL (a schema per run)")
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--plan-rate", type=float, default=5000, help="messages prepared per second of run")
+    ap.add_argument("--drain", type=float, help="seconds the probe waits for its last messages")
+    ap.add_argument("--probe", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.probe:
+        asyncio.run(probe_main(args.probe, args.seconds, args.drain))
+        return
+    runs = args.runs or (1 if args.quick else 3)
+    duration = args.duration or (4.0 if args.quick else 10.0)
+    warmup = 0.0 if args.quick else 2.0
+    args.drain = args.drain if args.drain is not None else (3.0 if args.quick else 30.0)
+    wall0 = time.perf_counter()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    py = sys.executable
+    env = dict(os.environ, HUB_CALLBACK_MAX_SKEW="86400", HUB_LOG_LEVEL="WARNING")
+    for var in ("HUB_CONFIG", "HUB_DATABASE_URL", "HUB_REDIS_URL", "HUB_WORKER_ID"):
+        env.pop(var, None)
+    standin_port = free_port()
+    standin = start([py, str(ROOT / "bench" / "callbacks.py"), "--standin-server", str(standin_port)],
+                    tmp / "standin.log", env)
+    results: dict[str, list[dict]] = {"sqlite": [], "one": [], "two": []}
+    try:
+        wait_healthy(standin_port, standin, tmp / "standin.log", "/cgi-bin/gettoken")
+        api_base = f"http://127.0.0.1:{standin_port}"
+        factory = MessageFactory(20000)
+        print(f"wrk -t{args.threads} -c{args.connections}, {runs} x {duration:g} s per configuration; "
+              f"PostgreSQL {args.pg}; {os.cpu_count()} cores shared by hub, PostgreSQL, Redis and wrk", flush=True)
+        for r in range(runs):
+            order = [("sqlite", 0), ("one", 1), ("two", 2)]
+            for name, workers in (order if r % 2 == 0 else order[::-1]):
+                results[name].append(run_config(name, workers, tmp, factory, args, api_base, env, warmup, duration, r))
+    finally:
+        stop(standin)
+        kill_group(standin)
+    fig = {k: {"per_s": median([x["per_s"] for x in v]), "cpu": median([x["cpu_ms_per_1k"] for x in v]),
+               "p99": median([x["push_p99_ms"] for x in v])} for k, v in results.items()}
+    acked = sum(x["acked"] for v in results.values() for x in v)
+    archived = sum(x["archived"] for v in results.values() for x in v)
+    lost_push = sum((x["probe_sent"] or 0) - (x["probe_delivered"] or 0) for v in results.values() for x in v)
+    scaling = round(fig["two"]["per_s"] / fig["one"]["per_s"], 3) if fig["one"]["per_s"] else None
+    drift = round(fig["two"]["cpu"] / fig["one"]["cpu"] - 1, 3) if fig["one"]["cpu"] else None
+    meets = {"scaling": scaling is not None and scaling >= TARGET_SCALING,
+             "cpu": drift is not None and drift <= TARGET_CPU_DRIFT, "nothing_lost": acked == archived}
+    print(f"1 worker  : {fig['one']['per_s']}/s, {fig['one']['cpu']} ms CPU per 1k, push p99 {fig['one']['p99']} ms")
+    print(f"2 workers : {fig['two']['per_s']}/s, {fig['two']['cpu']} ms CPU per 1k, push p99 {fig['two']['p99']} ms")
+    print(f"SQLite x1 : {fig['sqlite']['per_s']}/s, {fig['sqlite']['cpu']} ms CPU per 1k, push p99 {fig['sqlite']['p99']} ms")
+    print(f"scaling {scaling} (target >= {TARGET_SCALING}), CPU per callback 2 vs 1: {drift:+.1%} "
+          f"(target <= {TARGET_CPU_DRIFT:.0%}), acked {acked} archived {archived}" if drift is not None else "")
+    print(json.dumps({
+        "one_worker_per_s": fig["one"]["per_s"], "two_workers_per_s": fig["two"]["per_s"],
+        "sqlite_per_s": fig["sqlite"]["per_s"], "scaling": scaling,
+        "cpu_ms_per_1k_one": fig["one"]["cpu"], "cpu_ms_per_1k_two": fig["two"]["cpu"],
+        "cpu_ms_per_1k_sqlite": fig["sqlite"]["cpu"], "cpu_drift_two_vs_one": drift,
+        "acked": acked, "archived": archived, "p99_ms": fig["two"]["p99"],
+        "p99_ms_one": fig["one"]["p99"], "p99_ms_two": fig["two"]["p99"], "p99_ms_sqlite": fig["sqlite"]["p99"],
+        "push_probe_lost": lost_push, "runs": runs, "duration_s": duration, "quick": args.quick,
+        "meets": meets, "cores": os.cpu_count(), "wall_s": round(time.perf_counter() - wall0, 1),
+        "per_run": results}, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""The outbound queue with two hub processes on one database: the platform API failing, then slow;
+every message is sent once it recovers, none twice (rows are claimed with a lease)."""
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+from sqlalchemy import select
+
+from hub.app import HUB
+from hub.models import Conversation, Outbox
+from hub.outbound.queue import OutboundRequest
+from tests.conftest import WECOM
+from tests.helpers import wait_for
+from tests.scale_helpers import private_redis, two_hubs  # noqa: F401 - fixtures
+
+
+async def conversation(hub) -> int:  # noqa: ANN001
+    t = Conversation.__table__
+    async with hub.db.write() as conn:
+        res = await conn.execute(t.insert().values(account_id=WECOM["id"], channel="wecom", thread="",
+                                                   peer_id="wmOutbound", created_at=hub.clock.now()))
+        return res.inserted_primary_key[0]
+
+
+async def statuses(hub) -> Counter:  # noqa: ANN001
+    t = Outbox.__table__
+    async with hub.db.read() as conn:
+        return Counter(r[0] for r in (await conn.execute(select(t.c.status))).all())
+
+
+def sent_texts(standin) -> Counter:  # noqa: ANN001
+    return Counter(s["body"]["text"]["content"] for s in standin.sent if "text" in s["body"])
+
+
+async def test_platform_failing_then_slow_sends_each_message_once(two_hubs, standin):
+    a, b = two_hubs
+    hub_a, hub_b = a.server.app[HUB], b.server.app[HUB]
+    conv = await conversation(hub_a)
+    standin.fail_next = ["http500"] * 12 + [45009] * 4  # down, then rate-limited (transient errcode)
+    texts = [f"您好，第{i}条" for i in range(20)]
+    for i, text in enumerate(texts):  # enqueued on either process; both senders compete for every row
+        hub = hub_a if i % 2 else hub_b
+        await hub.outbound.enqueue(OutboundRequest(WECOM["id"], conv, text, "agent:1", dedup_key=f"out:{i}"))
+    await wait_for(lambda: not standin.fail_next, timeout=20)  # the failures were met, and retried
+
+    async def all_sent() -> bool:
+        return (await statuses(hub_a)) == Counter({"sent": 20})
+
+    await wait_for(all_sent, timeout=40, interval=0.2)
+    assert sent_texts(standin) == Counter({t: 1 for t in texts})
+
+    standin.delay = 0.3  # slow, within the API timeout: still once each
+    more = [f"稍等，第{i}条" for i in range(10)]
+    for i, text in enumerate(more):
+        hub = hub_b if i % 2 else hub_a
+        await hub.outbound.enqueue(OutboundRequest(WECOM["id"], conv, text, "agent:1", dedup_key=f"slow:{i}"))
+    await wait_for(lambda: all(sent_texts(standin)[t] for t in more), timeout=30, interval=0.2)
+    await asyncio.sleep(1.0)  # a second sender would have had time to double up
+    assert sent_texts(standin) == Counter({t: 1 for t in texts + more})
+    assert (await statuses(hub_b)) == Counter({"sent": 30})

@@ -1,6 +1,6 @@
 """The agent console's pages: ``/login``, ``/console`` and ``/`` plus its static files (``/ui/static/``),
-and the operator pages ``/admin/faq``, ``/admin/keywords``, ``/admin/routing``, ``/admin/users``
-(supervisors view, admins edit; agents get a 403 page; they all build on the JSON APIs).
+and the operator pages ``/admin/<page>`` listed in ``ADMIN_PAGES`` (the admin's; agents and supervisors
+get a 403 page; they all build on the JSON APIs).
 
 Plain aiohttp handlers rendering jinja2 templates (autoescaped). The pages carry no inline script:
 the console reads its start-up data from ``data-boot`` on ``<body>``, so a strict

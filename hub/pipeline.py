@@ -38,7 +38,7 @@ SHARED_JOBS_Q = (select(*JOB_COLUMNS, jobs.c.state)
                  .order_by(jobs.c.id).limit(bindparam("limit")))
 LOCK_CLASS = 74110  # pg advisory lock namespace of per-conversation job claims
 CLAIM_LOCKS_SQL = text("SELECT c FROM unnest(CAST(:convs AS bigint[])) AS c "
-                       "WHERE pg_try_advisory_xact_lock(74110, CAST(c % 2147483647 AS integer))")
+                       f"WHERE pg_try_advisory_xact_lock({LOCK_CLASS}, CAST(c % 2147483647 AS integer))")
 CLAIM_SQL = text(
     "UPDATE jobs SET state = 'claimed', run_after = :lease WHERE id = ANY(CAST(:ids AS bigint[])) "
     "AND conversation_id = ANY(CAST(:convs AS bigint[])) "

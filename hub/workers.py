@@ -43,7 +43,7 @@ def check_workers(workers: int, database_url: str, redis_url: str) -> None:
 class Worker:
     index: int
     proc: subprocess.Popen | None = None
-    started: float = 0.0
+    started: float = 0.0  # when it was started (or, while it is down, when to start it again)
     restarts: int = 0
     backoff: float = 0.5
 

@@ -55,6 +55,9 @@ async def test_dashboard_and_console_turn_red_when_a_deadline_passes(client, hub
     resp = await client.post("/api/sla/rules", json={"kind": "first_reply", "seconds": 2, "name": "首响 2 秒"},
                              headers=auth())
     assert resp.status == 201
+    resp = await client.post("/api/sla/rules", json={"kind": "avg_reply", "seconds": 1, "window": 1, "min_samples": 1,
+                                                     "name": "均响 1 秒"}, headers=auth())
+    assert resp.status == 201
     base, errors = server_url(client), []
     console = await page_for(browser, base, "alice", "/console", errors)
     await expect(console.locator("#conn")).to_have_attribute("data-state", "connected")
@@ -69,7 +72,7 @@ async def test_dashboard_and_console_turn_red_when_a_deadline_passes(client, hub
     await expect(row).not_to_have_class("sla-alert")
     await row.click()
     # the deadline passes: both turn red within a second of it
-    item = board.locator("#alerts li.alert-open")
+    item = board.locator("#alerts li.alert-open", has_text="首响 2 秒")
     await expect(item).to_have_count(1, timeout=6000)
     await expect(item.locator(".alert-title")).to_contain_text("首响 2 秒")
     assert await item.evaluate("e => getComputedStyle(e).borderLeftColor") == RED
@@ -85,10 +88,16 @@ async def test_dashboard_and_console_turn_red_when_a_deadline_passes(client, hub
     await console.fill("#reply", "您好，我马上帮您查一下物流")
     await console.keyboard.press("Enter")
     await expect(item).to_have_count(0)
-    await expect(board.locator("#alerts-empty")).to_be_visible()
     await expect(row).not_to_have_class("sla-alert")
     await expect(console.locator("#chat-alert")).to_be_hidden()
-    [alert] = (await (await client.get("/api/alerts?state=all", headers=auth())).json())["alerts"]
+    # ... and that reply took over 2 s: her rolling average (1 reply) is over 1 s, an agent-wide alert
+    await expect(console.locator("#avg-alert")).to_be_visible()
+    await expect(console.locator("#avg-alert")).to_contain_text("超过 1 秒")
+    await expect(board.locator("#alerts li.alert-open", has_text="均响 1 秒")).to_have_count(1)
+    await expect(board.locator("#alerts-count")).to_have_text("1")
+    await shot(console, "console-avg")
+    alerts = (await (await client.get("/api/alerts?state=all&kind=first_reply", headers=auth())).json())["alerts"]
+    [alert] = alerts
     assert alert["clear_reason"] == "replied"
     assert [e["kind"] for e in alert["timeline"]] == ["raised", "cleared"]
     assert alert["raised_at"] - alert["deadline"] < 1.0  # fired by its timer, not a sweep

@@ -11,7 +11,7 @@ from hub.archive.search.wiring import INDEXER
 from hub.clock import FakeClock
 from hub.models import Conversation, Message
 from hub.models.orders import OrderRow
-from hub.privacy.retention import DAY, Policy, purge_plan
+from hub.privacy.retention import DAY, FOREVER, Policy, purge_plan
 from tests.conftest import auth
 from tests.helpers import post
 from hub.callbacks import xmlcodec
@@ -43,11 +43,12 @@ async def searched(client, q: str) -> int:  # noqa: ANN001
 
 def test_purge_plan_is_pure_policy():
     now = 1000 * DAY
-    plan = purge_plan([Policy("*", 180, 30, 365), Policy("acme-oa", 90, None, None)], ["acme-oa", "acme-wecom"], now)
+    plan = purge_plan([Policy("*", 180, 30, 365), Policy("acme-oa", 90, None, None), Policy("vip", FOREVER, 7)],
+                      ["acme-oa", "acme-wecom", "vip"], now)
     got = {(p.what, p.account_id): p.before for p in plan}
     assert got == {("messages", "acme-oa"): now - 90 * DAY, ("media", "acme-oa"): now - 30 * DAY,
                    ("messages", "acme-wecom"): now - 180 * DAY, ("media", "acme-wecom"): now - 30 * DAY,
-                   ("orders", "*"): now - 365 * DAY}
+                   ("media", "vip"): now - 7 * DAY, ("orders", "*"): now - 365 * DAY}  # vip messages: forever
     assert purge_plan([], ["acme-oa"], now) == []  # no policy: kept forever
 
 
@@ -122,6 +123,7 @@ async def test_retention_api_validation_and_roles(client, hub):
                          headers=auth())
     assert r.status == 200
     got = await (await client.get("/api/privacy/retention", headers=auth())).json()
+    assert {"account_id": "acme-oa", "messages_days": "forever", "media_days": None, "orders_days": None} in got["policies"]
     assert {"account_id": "acme-oa", "messages_days": None, "media_days": None, "orders_days": None} in got["effective"]
     assert (await client.get("/api/privacy/retention")).status == 401
     r = await client.post("/api/holds", json={"kind": "planet", "target_id": 1, "reason": "x"}, headers=auth())

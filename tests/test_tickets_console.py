@@ -48,8 +48,12 @@ async def test_agent_turns_a_session_into_a_ticket_and_works_it(client, hub, bro
     await item.locator("button[data-move=in_progress]").click()
     await expect(item).to_contain_text("处理中")
 
-    hub.clock.advance(24 * 3600 + 1)  # the return's default due time passes
-    await hub.timers.fire_due()
+    # due in 30 s (the type's default is 24 h; only the ticket's timer is due when the clock moves 31 s)
+    r = await client.patch(f"/api/tickets/{tickets[0]['id']}", headers={"Authorization": "Bearer test-api-token"},
+                           json={"due_at": T0 + 30})
+    assert r.status == 200
+    hub.clock.advance(31)
+    assert await hub.timers.fire_due() == 1
     await expect(page.locator("#tickets-btn")).to_have_text("工单（1 超时）")
     await expect(item).to_contain_text("已超时")
     os.makedirs("/tmp/shots", exist_ok=True)

@@ -5,7 +5,8 @@
   var U = window.HubUtil, A = window.Admin, h = U.h, $ = U.$;
   var ACTIONS = { create: "新建", update: "修改", "delete": "删除", order: "调整顺序", add: "添加", "import": "导入" };
   var SUBJECTS = { faq: "FAQ", keyword_rule: "关键词规则", brand_words: "品牌词", routing_rule: "路由规则", user: "用户",
-    group: "技能组", channel_code: "渠道活码", settings: "设置", account: "平台账号", sla_rule: "SLA 规则", quality_rule: "质检规则" };
+    group: "技能组", channel_code: "渠道活码", settings: "设置", account: "平台账号", sla_rule: "SLA 规则", quality_rule: "质检规则",
+    ticket_type: "工单类型", ticket_rule: "工单分派规则" };
   var state = { page: 1, total: 0, size: 50, entries: [] };
 
   function label(action) {

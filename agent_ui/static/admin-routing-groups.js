@@ -60,18 +60,26 @@
     shown.forEach(function (u) {
       var check = h("input", { type: "checkbox", "aria-label": "加入 " + name(u) });
       check.checked = !!state.picked[u.id];
-      check.addEventListener("change", function () { state.picked[u.id] = check.checked; row.classList.toggle("on", check.checked); });
+      check.addEventListener("change", function () {
+        state.picked[u.id] = check.checked;
+        row.classList.toggle("on", check.checked);
+        pickedCount();
+      });
       var cap = h("input.cap-input", { type: "number", min: 0, max: 100, step: 1, "aria-label": name(u) + " 的接待上限",
         dataset: { field: "members." + u.id + ".cap" } });
       cap.value = String(state.caps[u.id]);
       cap.addEventListener("input", function () { state.caps[u.id] = cap.value; });
       var row = h("div.member-row" + (check.checked ? ".on" : ""), { dataset: { user: u.id } },
-        h("label.member-pick", check, h("span.member-name", name(u)), h("span.cell-sub", u.username),
+        h("label.member-pick", check, h("span.member-name", name(u)), name(u) !== u.username ? h("span.cell-sub", u.username) : null,
           A.roleBadge(u.role), u.disabled ? h("span.badge.b-gray", "已停用") : null),
         h("label.member-cap-field", h("span", "上限"), cap,
           h("span.field-error", { dataset: { for: "members." + u.id + ".cap" }, hidden: true })));
       box.appendChild(row);
     });
+    pickedCount();
+  }
+
+  function pickedCount() {
     var n = Object.keys(state.picked).filter(function (k) { return state.picked[k]; }).length;
     $("grp-member-total").textContent = "已选 " + n + " 人";
   }
@@ -123,7 +131,7 @@
       return load();
     }).catch(function (err) {
       A.formError(form, err);
-      if (capChanges.length) load().then(function () { if (!$("grp-drawer").hidden) renderMembers(); });
+      if (capChanges.length) load();  // caps saved before the refusal are now the users' own (the form keeps its values)
     }).then(function () { btn.disabled = false; });
   }
 
@@ -142,10 +150,10 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    $("grp-new").addEventListener("click", function () { openEditor(null); });
+    var loaded = load();  // the editor lists the users: open it once they are here
+    $("grp-new").addEventListener("click", function () { loaded.then(function () { openEditor(null); }); });
     $("grp-form").addEventListener("submit", save);
     $("grp-member-q").addEventListener("input", renderMembers);
-    load();
   });
   window.AdminGroups = { reload: load };
 })();

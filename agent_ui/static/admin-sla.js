@@ -210,13 +210,15 @@
     $("sf-kind").addEventListener("change", syncSlaForm);
     $("sf-escalation").addEventListener("change", syncSlaForm);
     $("qf-kind").addEventListener("change", syncQualityForm);
-    $("sla-new").addEventListener("click", function () { openSla(null); });
+    // the SLA form's people and groups lists come first, so a form opened at once is complete
+    var ready = Promise.all([
+      A.api("GET", "/api/users").then(function (res) { state.users = res.users; }).catch(function () { return null; }),
+      A.api("GET", "/api/groups").then(function (res) { state.groups = res.groups; }).catch(function () { return null; })
+    ]);
+    $("sla-new").addEventListener("click", function () { ready.then(function () { openSla(null); }); });
     $("qr-new").addEventListener("click", function () { openQuality(null); });
     $("sla-form").addEventListener("submit", saveSla);
     $("qr-form").addEventListener("submit", saveQuality);
-    Promise.all([
-      A.api("GET", "/api/users").then(function (res) { state.users = res.users; }).catch(function () { return null; }),
-      A.api("GET", "/api/groups").then(function (res) { state.groups = res.groups; }).catch(function () { return null; })
-    ]).then(function () { return Promise.all([loadSla(), loadQuality()]); });
+    ready.then(function () { return Promise.all([loadSla(), loadQuality()]); });
   });
 })();

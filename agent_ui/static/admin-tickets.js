@@ -166,15 +166,17 @@
   document.addEventListener("DOMContentLoaded", function () {
     keywords = A.tokenInput({ field: "keywords", placeholder: "如：投诉、315，回车添加", label: "关键词" });
     $("rf-keywords").appendChild(keywords.el);
-    $("tt-new").addEventListener("click", function () { openType(null); });
-    $("tr-new").addEventListener("click", function () { openRule(null); });
     $("tt-form").addEventListener("submit", saveType);
     $("tr-form").addEventListener("submit", saveRule);
-    A.api("GET", "/api/groups").then(function (res) {
+    var ready = A.api("GET", "/api/groups").then(function (res) {
       state.groups = res.groups;
       var dl = U.clear($("group-list"));
       res.groups.forEach(function (g) { dl.appendChild(h("option", { value: g.name }, g.display_name)); });
     }).catch(function () { return null; })
-      .then(function () { return loadTypes(); }).then(loadRules);
+      .then(function () { return loadTypes(); });
+    ready.then(loadRules);
+    // a rule's form lists the ticket types: open the forms once they are here
+    $("tt-new").addEventListener("click", function () { ready.then(function () { openType(null); }); });
+    $("tr-new").addEventListener("click", function () { ready.then(function () { openRule(null); }); });
   });
 })();

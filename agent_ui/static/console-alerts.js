@@ -40,8 +40,21 @@
     }
     badge.hidden = !mine.length;
     badge.textContent = mine.length ? mine.map(label).join("；") : "";
+    // an agent-wide alert (rolling average reply time): a red badge in the top bar
     var avg = Array.from(open.values()).filter(function (a) { return a.kind === "avg_reply"; });
-    document.body.classList.toggle("sla-avg-alert", avg.length > 0);
+    var top = document.getElementById("avg-alert"), me = document.querySelector(".topbar .me");
+    if (!top && me) {
+      top = document.createElement("span");
+      top.id = "avg-alert";
+      top.className = "alert-badge avg-alert";
+      top.setAttribute("role", "status");
+      me.parentNode.insertBefore(top, me);
+    }
+    if (top) {
+      top.hidden = !avg.length;
+      var d = avg.length && avg[0].detail || {};
+      top.textContent = avg.length ? "平均响应 " + Math.round(d.average || 0) + " 秒，超过 " + Math.round(d.seconds || 0) + " 秒" : "";
+    }
   }
 
   function advanceSeq(p) {  // keep the console's resume point moving past these stream events

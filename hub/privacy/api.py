@@ -2,7 +2,7 @@
 
 * ``GET /api/privacy/retention`` — policies and each account's effective limits;
   ``PUT /api/privacy/retention`` ``{account_id ("*" = default), messages_days, media_days, orders_days}``
-  (days, or null = forever); ``DELETE /api/privacy/retention/{account_id}``.
+  (days; "forever"; null = as the default); ``DELETE /api/privacy/retention/{account_id}``.
 * ``GET /api/privacy/purges`` — purge runs; ``POST /api/privacy/purges`` ``{"dry_run": bool}`` — run now.
 * ``GET /api/holds[?all=1]``, ``POST /api/holds`` ``{kind: customer|conversation, target_id, reason}``,
   ``DELETE /api/holds/{id}`` (lift).
@@ -27,7 +27,7 @@ from ..models.orders import OrderRow
 from . import erasure, holds
 from .masking import ORDER_FIELDS
 from .purge import Purger, load_policies, run_json
-from .retention import DEFAULT_ACCOUNT, effective, parse_days
+from .retention import DEFAULT_ACCOUNT, Policy, effective, parse_days
 
 PURGER = web.AppKey("privacy_purger", Purger)
 policies_t = RetentionPolicy.__table__
@@ -75,7 +75,7 @@ async def put_retention(request: web.Request) -> web.Response:
             await conn.execute(policies_t.update().where(policies_t.c.account_id == account_id).values(**row))
     await audit.record(hub.db, hub.clock, actor=user, action="retention.set", target=f"account:{account_id}",
                        before=dict(before._mapping) if before else None, after=values, request=request)
-    return web.json_response({"account_id": account_id, **values})
+    return web.json_response(Policy(account_id, **values).public())
 
 
 async def delete_retention(request: web.Request) -> web.Response:

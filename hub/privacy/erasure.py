@@ -78,7 +78,15 @@ def identity_hash(salt: str, kind: str, value: str, account_id: str = "") -> str
     return hashlib.sha256(f"{salt}|{kind}|{account_id}|{value}".encode()).hexdigest()
 
 
+def normalized(kind: str, value: str, account_id: str = "") -> tuple[str, str, str]:
+    """(kind, value, account) as identities are stored (phone digits only; brand-wide kinds no account)."""
+    from ..customers.identity import Key
+    key = Key(kind, value, account_id).norm()
+    return key.kind, key.value, key.account_id
+
+
 async def customer_for_identity(db: Database, kind: str, value: str, account_id: str | None = None) -> int:
+    kind, value, _ = normalized(kind, value, account_id or "")
     q = select(identities_t.c.customer_id).where((identities_t.c.kind == kind) & (identities_t.c.value == value))
     if account_id is not None:
         q = q.where(identities_t.c.account_id == account_id)
@@ -245,6 +253,7 @@ async def list_records(db: Database, identity: tuple[str, str, str] | None = Non
         rows = (await conn.execute(select(records_t).order_by(records_t.c.id.desc()).limit(1000))).all()
     out = [record_json(r) for r in rows]
     if identity is not None:
-        h = identity_hash(await hub_salt(db), identity[0], identity[1], identity[2])
+        kind, value, account = normalized(*identity)
+        h = identity_hash(await hub_salt(db), kind, value, account)
         out = [r for r in out if h in r["identity_hashes"]]
     return out

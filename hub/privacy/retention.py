@@ -2,8 +2,9 @@
 purge at ``now`` must remove. No I/O, no clock reads.
 
 A policy row per account (``"*"``: the hub-wide default, which also governs orders: an order is not
-tied to one account). ``None`` days = kept forever. Media messages (image, voice, video, file) follow
-``media_days``; every other message ``messages_days``.
+tied to one account). In an account's row ``None`` = as the default, ``FOREVER`` (-1; "forever" in
+the API) = kept forever even when the default has a limit; in the default row both mean forever.
+Media messages (image, voice, video, file) follow ``media_days``; every other message ``messages_days``.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from ..errors import bad_request
 
 DEFAULT_ACCOUNT = "*"
 DAY = 86400.0
-MAX_DAYS = 36500  # 100 years: "forever" is None, not a large number
+MAX_DAYS = 36500  # 100 years: "forever" is FOREVER, not a large number
+FOREVER = -1
 MEDIA_KINDS = ("image", "voice", "video", "file")
 
 
@@ -26,8 +28,10 @@ class Policy:
     orders_days: Optional[int] = None
 
     def public(self) -> dict:
-        return {"account_id": self.account_id, "messages_days": self.messages_days,
-                "media_days": self.media_days, "orders_days": self.orders_days}
+        def show(days: Optional[int]) -> object:
+            return "forever" if days == FOREVER else days
+        return {"account_id": self.account_id, "messages_days": show(self.messages_days),
+                "media_days": show(self.media_days), "orders_days": show(self.orders_days)}
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,11 @@ class PurgeTarget:
 
 
 def parse_days(value: object, field: str) -> Optional[int]:
-    """Days from an API body: a positive integer, or null / "forever" for no limit."""
-    if value is None or value == "" or value == "forever":
+    """Days from an API body: a positive integer, "forever", or null (as the default policy)."""
+    if value is None or value == "":
         return None
+    if value == "forever":
+        return FOREVER
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise bad_request("invalid_" + field, f"{field}: a number of days (1-{MAX_DAYS}) or null", field)
     try:
@@ -57,15 +63,18 @@ def parse_days(value: object, field: str) -> Optional[int]:
 def effective(policies: dict[str, Policy], account_id: str) -> Policy:
     """The account's policy, each unset duration falling back to the default row."""
     default = policies.get(DEFAULT_ACCOUNT, Policy())
-    own = policies.get(account_id)
-    if own is None:
-        return Policy(account_id, default.messages_days, default.media_days, default.orders_days)
-    return Policy(account_id, own.messages_days if own.messages_days is not None else default.messages_days,
-                  own.media_days if own.media_days is not None else default.media_days, default.orders_days)
+    own = policies.get(account_id) or Policy(account_id)
+
+    def pick(mine: Optional[int], base: Optional[int]) -> Optional[int]:
+        days = base if mine is None else mine
+        return None if days == FOREVER else days
+
+    return Policy(account_id, pick(own.messages_days, default.messages_days),
+                  pick(own.media_days, default.media_days), pick(None, default.orders_days))
 
 
 def cutoff(days: Optional[int], now: float) -> Optional[float]:
-    return None if days is None else now - days * DAY
+    return None if days is None or days == FOREVER else now - days * DAY
 
 
 def purge_plan(policies: Iterable[Policy], account_ids: Iterable[str], now: float) -> list[PurgeTarget]:

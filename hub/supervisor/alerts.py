@@ -111,9 +111,9 @@ class AlertEngine:
     async def on_session_change(self, change: SessionChange) -> None:
         sid, at, kind = change.session_id, change.at, change.kind
         if kind == "closed":
-            self.clocks.pop(sid, None)
             self._cancel(sid)
             await self._clear_session(sid, "closed", kinds=None)
+            self.clocks.pop(sid, None)
             return
         clock = self.clocks.get(sid)
         if kind == "handover" or clock is None:
@@ -300,8 +300,9 @@ class AlertEngine:
         if cleared is None:
             return None
         await self.push.to_room(SUPERVISORS, "alert.cleared", cleared)
-        if cleared["agent_id"]:
-            await self.push.to_user(cleared["agent_id"], "alert.cleared", cleared)
+        holder = self.clocks.get(cleared["session_id"]) if cleared["session_id"] else None
+        for user_id in {cleared["agent_id"], holder.agent_id if holder else None} - {None, 0}:
+            await self.push.to_user(user_id, "alert.cleared", cleared)
         return cleared
 
     def _business_hours(self, rule: SlaRule, account_id: str) -> BusinessHours | None:

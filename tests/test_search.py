@@ -3,6 +3,7 @@ LIKE and Python's ``in``), filters, highlighting, paging, export, roles, bad inp
 background indexer and its cursor, and the command line."""
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import subprocess
@@ -271,3 +272,20 @@ async def test_command_line_search_indexes_first_and_prints_json_lines(client, h
 def test_contains_all_is_the_exact_check():
     assert contains_all("全额退款到账", parse_query("款到 全额"))
     assert not contains_all("退款 到账", parse_query("款到"))  # whitespace: not one substring, as LIKE
+
+
+async def test_indexer_waits_while_callbacks_pile_up(client, hub):
+    indexer = hub.app_indexer
+    await indexer.catch_up()
+    busy = {"on": True}
+    indexer.pressure = lambda: busy["on"]
+    indexer.backoff = 0.02
+    before = await indexer.cursor()
+    saved = await hub.writer.save([ToArchive(WECOM["id"], Text(channel="wecom", peer_id="burst", sent_at=1, msg_id="b1",
+                                                             content="压力下也不丢"), job=None)])
+    indexer.notify()
+    await asyncio.sleep(0.3)
+    assert await indexer.cursor() == before  # nothing indexed during the burst
+    busy["on"] = False
+    await wait_for(lambda: _ids(client, "不丢"), timeout=5)
+    assert await indexer.cursor() >= saved[0].message_id

@@ -31,7 +31,7 @@ async def test_supervisor_dashboard_renders_and_updates_live(client, hub, browse
     errors: list[str] = []
     page = await new_page(browser, errors)
     await log_in(page, base, "alice", "/supervisor")
-    assert "没有权限访问主管看板" in await page.text_content("h1")
+    await expect(page.locator("h1")).to_have_text("没有权限访问主管看板")  # (the login page's URL ends alike)
     await page.context.close()
 
     page = await new_page(browser, errors)

@@ -22,10 +22,11 @@ class Seed:
     def __init__(self, hub):  # noqa: ANN001
         self.hub = hub
 
-    async def conversation(self, cid: int) -> None:
+    async def conversation(self, n: int) -> int:
         async with self.hub.db.write() as conn:
-            await conn.execute(Conversation.__table__.insert().values(
-                id=cid, account_id=ACCOUNT, channel="wecom", thread="", peer_id=f"peer{cid}", created_at=T0 - 30 * DAY))
+            return (await conn.execute(Conversation.__table__.insert().values(
+                account_id=ACCOUNT, channel="wecom", thread="", peer_id=f"peer{n}", created_at=T0 - 30 * DAY))
+            ).inserted_primary_key[0]
 
     async def msg(self, cid: int, at: float, sender: str, kind: str = "text") -> None:
         direction = "in" if sender == "customer" else "out"
@@ -53,35 +54,34 @@ class Seed:
 
 async def seed_archive(hub, agent_a: int = 7, agent_b: int = 8) -> None:  # noqa: ANN001
     s = Seed(hub)
-    for cid in (1, 2, 3, 4, 5):
-        await s.conversation(cid)
+    c = {n: await s.conversation(n) for n in (1, 2, 3, 4, 5)}  # generated ids (PostgreSQL sequences stay right)
     # conv 1: 100 s with the bot, first response 30 s after the handover, then two questions answered at once
-    await s.session(1, state="active", group="presales", agent_id=agent_a, created_at=T0 - 3000,
+    await s.session(c[1], state="active", group="presales", agent_id=agent_a, created_at=T0 - 3000,
                     handover_at=T0 - 2900, first_reply_at=T0 - 2870)
     for at, who in [(T0 - 3000, "customer"), (T0 - 2990, "bot"), (T0 - 2900, "customer"), (T0 - 2870, f"agent:{agent_a}"),
                     (T0 - 2000, "customer"), (T0 - 1990, "customer"), (T0 - 1900, f"agent:{agent_a}")]:
-        await s.msg(1, at, who)
+        await s.msg(c[1], at, who)
     # conv 2: handed over at once, answered in 100 s, closed
-    await s.session(2, state="closed", group="aftersales", agent_id=agent_b, created_at=T0 - 1000,
+    await s.session(c[2], state="closed", group="aftersales", agent_id=agent_b, created_at=T0 - 1000,
                     handover_at=T0 - 1000, first_reply_at=T0 - 900, closed_at=T0 - 500, close_reason="resolved")
-    await s.msg(2, T0 - 1000, "customer")
-    await s.msg(2, T0 - 900, f"agent:{agent_b}")
+    await s.msg(c[2], T0 - 1000, "customer")
+    await s.msg(c[2], T0 - 900, f"agent:{agent_b}")
     # conv 3: three days ago (not today): one question answered by the bot, the next one never answered
-    await s.session(3, state="closed", group="presales", agent_id=agent_a, created_at=T0 - 3 * DAY,
+    await s.session(c[3], state="closed", group="presales", agent_id=agent_a, created_at=T0 - 3 * DAY,
                     handover_at=T0 - 3 * DAY, first_reply_at=None, closed_at=T0 - 3 * DAY + 60)
-    await s.msg(3, T0 - 3 * DAY, "customer")
-    await s.msg(3, T0 - 3 * DAY + 10, "bot")
-    await s.msg(3, T0 - 3 * DAY + 20, "customer")
-    await s.msg(3, T0 - 3 * DAY + 25, "system")  # a queue notice is no answer
-    await s.msg(3, T0 - 3 * DAY + 30, "customer", kind="event.subscribe")  # an event, not a message
-    await s.msg(3, T0 - 10 * DAY, "customer")  # outside the 7-day window
+    await s.msg(c[3], T0 - 3 * DAY, "customer")
+    await s.msg(c[3], T0 - 3 * DAY + 10, "bot")
+    await s.msg(c[3], T0 - 3 * DAY + 20, "customer")
+    await s.msg(c[3], T0 - 3 * DAY + 25, "system")  # a queue notice is no answer
+    await s.msg(c[3], T0 - 3 * DAY + 30, "customer", kind="event.subscribe")  # an event, not a message
+    await s.msg(c[3], T0 - 10 * DAY, "customer")  # outside the 7-day window
     # conv 4: assigned to agent a 100 s ago, not answered yet (inside its 48 h: pending)
-    await s.session(4, state="assigned", group="presales", agent_id=agent_a, created_at=T0 - 100,
+    await s.session(c[4], state="assigned", group="presales", agent_id=agent_a, created_at=T0 - 100,
                     handover_at=T0 - 100)
-    await s.msg(4, T0 - 100, "customer")
+    await s.msg(c[4], T0 - 100, "customer")
     # bots: conv 1 handed over, conv 5 resolved by an FAQ answer
-    await s.outcome(1, 1, "handover", T0 - 3000)
-    await s.outcome(5, 999, "faq", T0 - 500)
+    await s.outcome(c[1], 1, "handover", T0 - 3000)
+    await s.outcome(c[5], 999, "faq", T0 - 500)
     for n, (at, cust) in enumerate([(T0 - DAY, 1), (T0 - 2 * DAY, 2), (T0 - 3 * DAY, None), (T0, 3),
                                     (T0 - 8 * DAY, None)]):
         await s.order(n, at, cust)

@@ -110,7 +110,7 @@ class Sender:
         return out
 
 
-async def main_async(old: int, rate: float, idle_count: int) -> dict:
+async def main_async(old: int, rate: float, idle_count: int, batch: int) -> dict:
     logging.basicConfig(level=logging.ERROR)
     tmp = tempfile.mkdtemp(prefix="bench-purge-")
     os.environ.setdefault("HUB_SECRET_KEY", "bench-secret-key-0123456789")
@@ -130,7 +130,7 @@ async def main_async(old: int, rate: float, idle_count: int) -> dict:
         await sender.paced(rate, None, 20)  # warm-up
         idle = await sender.paced(rate, None, idle_count)
         print(f"idle phase: {len(idle)} callbacks", flush=True)
-        purger = Purger(hub.db, hub.clock, interval=0)
+        purger = Purger(hub.db, hub.clock, interval=0, batch=batch)
         t1 = time.perf_counter()
         purge_task = asyncio.ensure_future(purger.run_once(by="bench"))
         during = await sender.paced(rate, purge_task, 0)
@@ -144,7 +144,7 @@ async def main_async(old: int, rate: float, idle_count: int) -> dict:
             Message.__table__.c.peer_id.like("new-%") & (Message.__table__.c.direction == "in")))).scalar()
     await server.close()
     res = {
-        "old_messages": old, "purged": run["counts"].get("messages", 0), "old_left": left_old,
+        "old_messages": old, "batch": batch, "purged": run["counts"].get("messages", 0), "old_left": left_old,
         "new_kept": new, "new_sent": sender.n, "rate_per_s": rate,
         "idle_callbacks": len(idle), "purging_callbacks": len(during),
         "idle_p50_ms": round(pct(idle, 50) * 1000, 2), "idle_p99_ms": round(pct(idle, 99) * 1000, 2),
@@ -160,9 +160,10 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--old", type=int)
     ap.add_argument("--rate", type=float, default=30.0, help="callbacks per second")
+    ap.add_argument("--batch", type=int, default=500, help="rows per purge transaction (the hub's default: 500)")
     args = ap.parse_args()
     old = args.old or (2_000 if args.quick else 50_000)
-    res = asyncio.run(main_async(old, args.rate, 150 if args.quick else 600))
+    res = asyncio.run(main_async(old, args.rate, 150 if args.quick else 600, args.batch))
     print(f"callbacks idle:    p50 {res['idle_p50_ms']} ms  p99 {res['idle_p99_ms']} ms  ({res['idle_callbacks']})")
     print(f"callbacks purging: p50 {res['purging_p50_ms']} ms  p99 {res['purging_p99_ms']} ms  "
           f"({res['purging_callbacks']})  p99 ratio {res['p99_ratio']}")

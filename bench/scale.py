@@ -137,6 +137,26 @@ def hub_pids(proc: subprocess.Popen) -> list[int]:
     return [proc.pid, *children]
 
 
+def settle(proc: subprocess.Popen, workers: int, timeout: float = 120.0) -> list[int]:
+    """Wait until every worker is up and idle (start-up, and any restart, is not measured); returns
+    the hub's pids."""
+    want = 1 + workers if workers else 1
+    deadline = time.monotonic() + timeout
+    quiet = 0
+    while time.monotonic() < deadline:
+        pids = hub_pids(proc)
+        before = cpu_seconds(pids)
+        time.sleep(0.5)
+        if hub_pids(proc) == pids and len(pids) == want and cpu_seconds(pids) - before < 0.05:
+            quiet += 1
+            if quiet >= 3:
+                return pids
+        else:
+            quiet = 0
+    print(f"warning: hub processes did not settle in {timeout:.0f} s (a busy machine); measuring anyway", flush=True)
+    return hub_pids(proc)
+
+
 def archived_count(db_url: str) -> int:
     if db_url.startswith("sqlite"):
         con = sqlite3.connect(f"file:{db_url.split(':///', 1)[1]}?mode=ro", uri=True)
@@ -203,6 +223,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
             warm = tmp / f"warm-{name}-{run}.txt"
             factory.write(warm, int(4000 * warmup))
             acked += run_wrk(port, warm, "once", warmup, **wrk)["acked"]
+        settle(hub, workers)
         probe = subprocess.Popen([py, str(Path(__file__).resolve()), "--probe", str(port), "--seconds", str(duration),
                                   "--drain", str(args.drain)], cwd=ROOT, env=env, stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True)
@@ -211,7 +232,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
             raise SystemExit(f"probe did not start:\n{log.read_text()[-2000:]}")
         data = tmp / f"run-{name}-{run}.txt"
         factory.write(data, int(args.plan_rate * duration))
-        pids = hub_pids(hub)
+        pids = settle(hub, workers)
         cpu0 = cpu_seconds(pids)
         probe.stdin.write("go\n")
         probe.stdin.flush()

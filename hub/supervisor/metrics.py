@@ -234,5 +234,14 @@ def answered_share(total: int, answered: int, pending: int) -> AnsweredShare:
     return AnsweredShare(answered, total - pending, pending)
 
 
+def bot_rates(first_seen: dict[int, float], handovers: dict[int, list[float]]) -> dict[str, float | int | None]:
+    """Conversations the bot saw (``first_seen``: conversation -> its first bot decision in the period) and
+    how many went to a human after it (a handover at or after that time): the rest the bot resolved."""
+    handed = sum(1 for cid, first in first_seen.items() if any(h >= first for h in handovers.get(cid, ())))
+    seen = len(first_seen)
+    return {"conversations": seen, "resolved_by_bot": seen - handed, "handed_over": handed,
+            "bot_resolution_rate": rate(seen - handed, seen), "handover_rate": rate(handed, seen)}
+
+
 def waiting_seconds(since: float | None, now: float) -> float | None:
     return None if since is None else max(0.0, now - since)

@@ -17,15 +17,16 @@ from sqlalchemy import and_, case, exists, func, or_, select
 
 from ..clock import Clock
 from ..db import Database
-from ..models import Message, ServiceSession
+from ..models import BotOutcome, Message, ServiceSession
 from ..models.orders import OrderRow
-from .metrics import (Msg, SessionTimes, answered_share, breakdown, day_start, days_ago, in_human_sessions,
-                      rate, reply_gaps)
+from .metrics import (Msg, SessionTimes, answered_share, bot_rates, breakdown, day_start, days_ago,
+                      in_human_sessions, rate, reply_gaps)
 
 log = logging.getLogger(__name__)
 sessions_t = ServiceSession.__table__
 messages = Message.__table__
 orders_t = OrderRow.__table__
+outcomes_t = BotOutcome.__table__
 
 DEFAULT_TZ = "Asia/Shanghai"
 ANSWER_WINDOW = 48 * 3600
@@ -73,7 +74,7 @@ class Stats:
         now = self.clock.now() if now is None else now
         tz = await self.timezone()
         start = day_start(now, tz)
-        async with self.db.read() as conn:
+        async with self.db.read_heavy() as conn:  # off the loop thread on SQLite
             rows = (await conn.execute(select(
                 sessions_t.c.id, sessions_t.c.conversation_id, sessions_t.c.agent_id, sessions_t.c.group,
                 sessions_t.c.created_at, sessions_t.c.handover_at, sessions_t.c.first_reply_at,
@@ -95,15 +96,21 @@ class Stats:
                                                    r.handover_at, r.first_reply_at, r.closed_at, r.state))
         msgs = in_human_sessions((Msg(m.conversation_id, m.created_at, m.sender) for m in msg_rows), windows)
         figures = breakdown(today_sessions, reply_gaps(msgs))
+        handovers: dict[int, list[float]] = {}
+        for s in today_sessions:
+            handovers.setdefault(s.conversation_id, []).append(s.handover_at)
         return {"since": start, "until": now, "timezone": tz, **figures.as_json(),
-                "bots": await self._bots(start, now), "satisfaction": None}
+                "bots": bot_rates(await self._bot_first_seen(start, now), handovers), "satisfaction": None}
 
-    async def _bots(self, since: float, until: float) -> dict[str, Any]:
-        from bots.analytics import summary  # late: bots imports hub modules
-        s = await summary(self.db, since, until)
-        return {"conversations": s["conversations"], "resolved_by_bot": s["resolved_by_bot"],
-                "handed_over": s["handed_over"], "bot_resolution_rate": s["bot_resolution_rate"],
-                "handover_rate": s["handover_rate"]}
+    async def _bot_first_seen(self, since: float, until: float) -> dict[int, float]:
+        """Conversation -> the bot's first decision in [since, until) (welcomes aside), as bots/analytics.py
+        counts them; the handovers after it are today's sessions (no join over the session archive)."""
+        async with self.db.read_heavy() as conn:  # off the loop thread on SQLite
+            rows = (await conn.execute(
+                select(outcomes_t.c.conversation_id, func.min(outcomes_t.c.at))
+                .where(outcomes_t.c.at >= since).where(outcomes_t.c.at < until)
+                .where(outcomes_t.c.outcome != "welcome").group_by(outcomes_t.c.conversation_id))).all()
+        return {cid: first for cid, first in rows}
 
     # -- brand health ---------------------------------------------------------------------------
     async def health(self, now: float | None = None, window: HealthWindow = HealthWindow()) -> dict[str, Any]:
@@ -116,7 +123,7 @@ class Stats:
                        .where(_customer_message(m)).where(m.c.created_at >= since).where(m.c.created_at <= now)
                        .subquery())
         recent = per_message.c.at > now - window.answer_window
-        async with self.db.read() as conn:
+        async with self.db.read_heavy() as conn:  # off the loop thread on SQLite
             total, ok, pending = (await conn.execute(select(
                 func.count(), func.coalesce(func.sum(per_message.c.ok), 0),
                 func.coalesce(func.sum(case((and_(per_message.c.ok == 0, recent), 1), else_=0)), 0)))).one()

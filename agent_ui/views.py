@@ -163,6 +163,20 @@ async def supervisor_page(request: web.Request) -> web.Response:
                   boot=json.dumps(boot, ensure_ascii=False))
 
 
+async def search_page(request: web.Request) -> web.Response:
+    """Archive search and keyword watches (supervisors and admins; agents get a 403 page)."""
+    user = await _current_user(request)
+    if user is None:
+        raise web.HTTPFound("/login?next=" + quote(request.path, safe="/"))
+    if user.role not in ("supervisor", "admin"):
+        return render("search.html", status=403, user=user, forbidden=True, role_labels=ROLE_LABELS, boot="{}")
+    from hub.app import HUB
+    boot = await _admin_boot(request, user, "search")
+    boot.update(can_write=True, epoch=request.app[HUB].push.streams.epoch, channels=CHANNELS)  # watches are theirs to edit
+    return render("search.html", user=user, forbidden=False, role_labels=ROLE_LABELS,
+                  boot=json.dumps(boot, ensure_ascii=False))
+
+
 async def admin_index(request: web.Request) -> web.Response:
     raise web.HTTPFound("/admin/faq")
 
@@ -174,6 +188,7 @@ def routes() -> list[web.AbstractRouteDef]:
         web.get("/console", console_page, name="ui_console"),
         web.get("/admin", admin_index, name="ui_admin"),
         web.get("/supervisor", supervisor_page, name="ui_supervisor"),
+        web.get("/supervisor/search", search_page, name="ui_supervisor_search"),
         *[web.get(path, _admin_handler(page), name=f"ui_admin_{page}") for page, path, _, _ in ADMIN_PAGES],
         web.static(STATIC_PREFIX, STATIC_DIR, name="ui_static"),
     ]

@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-from hub.app import HUB, create_app
+from hub.app import create_app
 from tests.conftest import ARTIFACTS, WECOM, auth
 from tests.helpers import post, wait_for
 from tests.rt_helpers import make_user, server_url

@@ -37,7 +37,7 @@ from hub.callbacks import xmlcodec  # noqa: E402
 from hub.callbacks.crypto import MessageCrypto, sign  # noqa: E402
 from hub.config import AccountConfig, HubConfig  # noqa: E402
 from hub.models import Conversation, Message, RetentionPolicy  # noqa: E402
-from hub.privacy.purge import Purger  # noqa: E402
+from hub.privacy.purge import PURGE_BATCH, Purger  # noqa: E402
 
 ACCOUNT, CORP_ID, TOKEN = "bench", "wwbench0123456789", "scrmBenchToken2024"
 AES_KEY = "k3Xq9vB2mN7pR4tY8wZ1cF6hJ0lD5sG3aE2uI9oP7yT"
@@ -160,7 +160,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--old", type=int)
     ap.add_argument("--rate", type=float, default=30.0, help="callbacks per second")
-    ap.add_argument("--batch", type=int, default=500, help="rows per purge transaction (the hub's default: 500)")
+    ap.add_argument("--batch", type=int, default=PURGE_BATCH, help=f"rows per purge transaction (default {PURGE_BATCH})")
     args = ap.parse_args()
     old = args.old or (2_000 if args.quick else 50_000)
     res = asyncio.run(main_async(old, args.rate, 150 if args.quick else 600, args.batch))

@@ -31,7 +31,7 @@ DECISIONS: dict[str, str] = {
     "POST /api/login": PUBLIC, "POST /api/logout": PUBLIC, "GET /login": PUBLIC, "GET /": PUBLIC,
     "GET /admin": PUBLIC,  # a redirect to the first operator page, which checks
     # pages
-    "GET /console": PAGE_USER, "GET /supervisor": PAGE_SUPERVISOR,
+    "GET /console": PAGE_USER, "GET /supervisor": PAGE_SUPERVISOR, "GET /supervisor/search": PAGE_SUPERVISOR,
     **{f"GET /admin/{p}": PAGE_ADMIN for p in ("faq", "keywords", "routing", "users", "accounts", "audit",
                                                      "bot-settings", "channels", "sla", "quality", "privacy",
                                                      "search", "settings", "tickets")},

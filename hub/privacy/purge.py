@@ -28,6 +28,9 @@ orders_t = OrderRow.__table__
 runs_t = PurgeRun.__table__
 policies_t = RetentionPolicy.__table__
 events_t = AgentEvent.__table__
+# rows per transaction: on SQLite a batch runs in the event loop's thread, so it is kept short
+# (bench/privacy_purge.py, 20,000 rows at 30 callbacks/s: callback p99 x1.4 at 200 rows, x2.6 at 500)
+PURGE_BATCH = 200
 
 
 @dataclass
@@ -71,7 +74,7 @@ async def load_policies(db: Database) -> list[Policy]:
 class Purger:
     """Runs the purge now (``run_once``) or every ``interval`` seconds in the background."""
 
-    def __init__(self, db: Database, clock: Clock, *, batch: int = tables.BATCH, pause: float = 0.05,
+    def __init__(self, db: Database, clock: Clock, *, batch: int = PURGE_BATCH, pause: float = 0.05,
                  interval: float = 3600.0):
         self.db, self.clock = db, clock
         self.batch, self.pause, self.interval = batch, pause, interval

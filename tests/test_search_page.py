@@ -146,6 +146,22 @@ async def test_search_filter_page_open_and_export_in_a_browser(client, hub, brow
     await page.press("#q", "Enter")
     await expect(page.locator('.field-error[data-for="customer"]')).to_have_text("客户 ID 须为整数")
     await expect(page.locator("#f-customer")).to_have_class("invalid")
+
+    # a date range is local calendar days, both ends included; an empty range says so
+    await page.fill("#f-customer", "")
+    today = await page.evaluate("(() => { const d = new Date(); return d.getFullYear() + '-' + "
+                                "String(d.getMonth() + 1).padStart(2, '0') + '-' + String(d.getDate()).padStart(2, '0'); })()")
+    await page.fill("#f-since", today)
+    await page.fill("#f-until", today)
+    await page.press("#q", "Enter")
+    await expect(page.locator("#results-note")).to_have_text("已显示 30 条，还有更多 · 从新到旧")
+    assert parse_qs(urlparse(page.url).query)["until"] == [today]
+    await page.fill("#f-since", "2020-01-01")
+    await page.fill("#f-until", "2020-01-31")
+    await page.press("#q", "Enter")
+    await expect(page.locator("#results-empty .empty-title")).to_have_text("没有找到相关消息")
+    await expect(hits).to_have_count(0)
+    await shot(page, "search-empty")
     assert not errors, errors
 
 

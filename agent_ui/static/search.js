@@ -174,10 +174,10 @@
           dataset: { customer: r.customer_id } }, "客户 #" + r.customer_id) : h("span.muted", r.peer_id || ""),
         r.recalled ? h("span.tag-recalled", "已撤回") : null,
         r.masked ? h("span.tag-masked", { title: "手机号、证件号等已按你的角色隐藏" }, "已脱敏") : null,
+        r.kind !== "text" ? h("span.muted", KINDS[r.kind] || r.kind) : null,
         h("span.spacer"),
-        h("time.hit-time", { title: U.fullTime(r.created_at) }, U.fullTime(r.created_at))),
-      snippet,
-      h("div.hit-foot", r.kind !== "text" ? h("span.muted", KINDS[r.kind] || r.kind) : null, link));
+        h("time.hit-time", { title: U.fullTime(r.created_at) }, U.fullTime(r.created_at)), link),
+      snippet);
   }
 
   // ---- conversation panel ------------------------------------------------------------------------
@@ -228,7 +228,7 @@
     var text = m.kind === "text" ? m.text : (KINDS[m.kind] || "[" + m.kind + "]") + (m.text ? " " + m.text : "");
     return h("li.msg." + (out ? "out" : "in") + ".r-" + role + (m.recalled ? ".recalled" : "") + (isHit ? ".msg-hit" : ""),
       { dataset: { mid: m.id } },
-      h("div.meta", h("span.who", senderLabel(m)), h("span.at", U.fullTime(m.created_at)),
+      h("div.meta", h("span.who", senderLabel(m)), h("span.at", { title: U.fullTime(m.created_at) }, U.clock(m.created_at)),
         m.recalled ? h("span.tag-recalled", "已撤回") : null, isHit ? h("span.hit-flag", "搜索命中") : null),
       h("div.bubble", h("div.text", isHit ? marked(text, S.terms) : text)));
   }
@@ -442,6 +442,7 @@
     $("conv-older").addEventListener("click", function () { if (S.conv) loadMessages(S.conv, false); });
     $("conv-drawer").addEventListener("admin:closed", closeConversation);
     $("watch-form").addEventListener("submit", addWatch);
+    $("watch-word").addEventListener("input", function () { A.clearErrors($("watches-panel")); });
     $("watch-hits-more").addEventListener("click", function () { loadHits(true); });
     document.addEventListener("click", onClick);
     window.addEventListener("popstate", fromUrl);

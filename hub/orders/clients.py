@@ -30,6 +30,7 @@ from typing import Any, Callable
 
 import aiohttp
 
+from ..privacy.redact import redact_error, redact_text
 from . import parse_order
 from .model import GMT8, Order
 
@@ -83,13 +84,13 @@ class _Client:
             async with self.http.post(url, **kw) as resp:
                 text = await resp.text()
                 if resp.status != 200:
-                    raise GatewayError(f"{self.platform} HTTP {resp.status}: {text[:200]}")
-        except aiohttp.ClientError as exc:
-            raise GatewayError(f"{self.platform} unreachable: {exc}") from None
+                    raise GatewayError(redact_text(f"{self.platform} HTTP {resp.status}: {text[:200]}"))
+        except aiohttp.ClientError as exc:  # its text names the URL, whose query may carry access_token
+            raise GatewayError(f"{self.platform} unreachable: {redact_error(exc)}") from None
         try:
             data = json.loads(text)
         except ValueError:
-            raise GatewayError(f"{self.platform} answered non-JSON: {text[:200]}") from None
+            raise GatewayError(redact_text(f"{self.platform} answered non-JSON: {text[:200]}")) from None
         if not isinstance(data, dict):
             raise GatewayError(f"{self.platform} answered {type(data).__name__}, not an object")
         return data

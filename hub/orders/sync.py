@@ -30,6 +30,8 @@ from sqlalchemy import select
 from ..clock import Clock
 from ..db import Database, retry_busy
 from ..models.orders import OrderPushMessage, OrderWatermark
+from ..privacy import order_secrets
+from ..privacy.redact import redact_error
 from . import csv_import, store
 from .clients import CLIENTS
 from .model import Order
@@ -67,8 +69,9 @@ class OrderSync:
 
     # -- configuration --------------------------------------------------------------------------
     async def config(self) -> dict[str, Any]:
+        """``order_sources`` with its secrets opened (they are stored sealed: hub/privacy/order_secrets.py)."""
         value = await self.settings.get("order_sources") if self.settings is not None else None
-        return value if isinstance(value, dict) else {}
+        return order_secrets.opened(self.db, self.clock, value) if isinstance(value, dict) else {}
 
     async def trust_phone(self) -> bool:
         return bool((await self.config()).get("trust_order_phone", True))
@@ -168,8 +171,8 @@ class OrderSync:
                 try:
                     out.append(await poller.run_once())
                 except Exception as exc:  # noqa: BLE001 - the next pass resumes from the last page
-                    log.warning("order poll %s failed: %s", poller.source, exc)
-                    out.append({"source": poller.source, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                    log.warning("order poll %s failed: %s", poller.source, redact_error(exc, 300))
+                    out.append({"source": poller.source, "error": redact_error(exc, 300)})
         return out
 
     def start(self) -> None:

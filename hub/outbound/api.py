@@ -15,6 +15,7 @@ import aiohttp
 
 from ..accounts import AccountInfo
 from ..clock import Clock
+from ..privacy.redact import redact_error
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,9 @@ class PlatformError(Exception):
 
 
 def network_error(exc: BaseException) -> PlatformError:
-    return PlatformError(1_000_000, f"{type(exc).__name__}: {exc}"[:500])
+    """The failure, its text redacted: an HTTP client error names the URL, whose query carries
+    ``corpsecret`` / ``access_token`` (hub/privacy/redact.py)."""
+    return PlatformError(1_000_000, redact_error(exc))
 
 
 @dataclass
@@ -105,7 +108,7 @@ class PlatformApi:
         except PlatformError:
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-            raise network_error(exc) from exc
+            raise network_error(exc) from None  # the cause's text names the URL and its secrets
         if not isinstance(data, dict):
             raise PlatformError(1_000_001, "answer is not a JSON object")
         return data

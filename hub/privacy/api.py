@@ -6,7 +6,9 @@
 * ``GET /api/privacy/purges`` — purge runs; ``POST /api/privacy/purges`` ``{"dry_run": bool}`` — run now.
 * ``GET /api/holds[?all=1]``, ``POST /api/holds`` ``{kind: customer|conversation, target_id, reason}``,
   ``DELETE /api/holds/{id}`` (lift).
-* ``POST /api/customers/{id}/erase`` ``{requester, reason}``; ``GET /api/erasures[?identity=kind:value&account_id=]``.
+* ``POST /api/customers/{id}/erase`` ``{requester, reason}`` (``?dry_run=1``: what would go, nothing written);
+  ``POST /api/erasures`` ``{customer_id | identity: "kind:value" [, account_id], requester, reason, dry_run}``;
+  ``GET /api/erasures[?identity=kind:value&account_id=]``.
 * ``POST /api/reveal`` (any user who may read the conversation / customer)
   ``{"message_id": n}`` or ``{"platform", "order_id", "field": receiver_name|receiver_phone|receiver_address}``
   -> ``{"value": ...}``; every reveal is written to the access audit.
@@ -148,17 +150,58 @@ async def delete_hold(request: web.Request) -> web.Response:
     return web.json_response(hold)
 
 
-async def post_erase(request: web.Request) -> web.Response:
-    user = await require_user(request, "admin")
+def _flag(value: Any, name: str) -> bool:
+    if value is None or value is False or value in ("", "0", "false"):
+        return False
+    if value is True or value in ("1", "true"):
+        return True
+    raise bad_request("invalid_" + name, f"{name} must be true or false", name)
+
+
+async def _erase(request: web.Request, user: Any, customer_id: int, body: dict[str, Any], dry_run: bool) -> web.Response:
+    """The confirm step (``dry_run``: what would go, nothing written) or the erasure itself."""
     hub = hub_of(request)
-    body = await json_object(request)
-    req = erasure.ErasureRequest(path_int(request), str(body.get("requester") or ""), actor(user),
-                                 str(body.get("reason") or ""))
+    if dry_run:
+        plan = await erasure.preview(hub.db, customer_id)
+        # the preview shows the identities in clear: an access to personal data
+        await audit.record(hub.db, hub.clock, kind="access", actor=user, action="customer.erase_preview",
+                           target=f"customer:{customer_id}", detail={"counts": plan["counts"]}, request=request)
+        return web.json_response(plan)
+    req = erasure.ErasureRequest(customer_id, str(body.get("requester") or ""), actor(user), str(body.get("reason") or ""))
     record = await erasure.erase_customer(hub.db, hub.clock, req)
     hub.writer.forget_conversations()  # the archive writer's cached conversation ids
     await audit.record(hub.db, hub.clock, actor=user, action="customer.erase", target=f"customer:{req.customer_id}",
                        after={"erasure": record["id"], "counts": record["counts"]}, request=request)
     return web.json_response(record)
+
+
+async def post_erase(request: web.Request) -> web.Response:
+    """``POST /api/customers/{id}/erase`` ``{requester, reason}``; ``?dry_run=1``: what would go."""
+    user = await require_user(request, "admin")
+    dry_run = _flag(request.query.get("dry_run"), "dry_run")
+    body = await json_object(request) if request.can_read_body else {}
+    return await _erase(request, user, path_int(request), body, dry_run or _flag(body.get("dry_run"), "dry_run"))
+
+
+async def post_erasure(request: web.Request) -> web.Response:
+    """``POST /api/erasures`` ``{customer_id | identity: "kind:value" [, account_id], requester, reason, dry_run}``."""
+    user = await require_user(request, "admin")
+    body = await json_object(request)
+    dry_run = _flag(body.get("dry_run"), "dry_run") or _flag(request.query.get("dry_run"), "dry_run")
+    identity = str(body.get("identity") or "").strip()
+    if body.get("customer_id") not in (None, ""):
+        if identity:
+            raise bad_request("ambiguous_subject", "give customer_id or identity, not both", "identity")
+        customer_id = _int(body.get("customer_id"), "customer_id")
+    elif identity:
+        kind, sep, value = identity.partition(":")
+        if not sep or not kind.strip() or not value.strip():
+            raise bad_request("invalid_identity", "identity is kind:value (e.g. phone:13812345678)", "identity")
+        account = str(body.get("account_id") or "").strip() or None
+        customer_id = await erasure.customer_for_identity(hub_of(request).db, kind.strip(), value.strip(), account)
+    else:
+        raise bad_request("missing_customer", "give the customer id or one of their identities", "customer_id")
+    return await _erase(request, user, customer_id, body, dry_run)
 
 
 async def get_erasures(request: web.Request) -> web.Response:
@@ -214,5 +257,6 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/privacy/purges", list_purges), web.post("/api/privacy/purges", post_purge),
         web.get("/api/holds", get_holds), web.post("/api/holds", post_hold), web.delete("/api/holds/{id}", delete_hold),
         web.post("/api/customers/{id}/erase", post_erase), web.get("/api/erasures", get_erasures),
+        web.post("/api/erasures", post_erasure),
         web.post("/api/reveal", post_reveal),
     ]

@@ -80,9 +80,10 @@ def run(args: argparse.Namespace, with_db: Callable[[Callable[[Any], Awaitable[i
                   file=sys.stderr)
             return 2
         ring_new = KeyRing.of(new)
-        n = await rotate(db, KeyRing.of(*old.split(",")), ring_new, clock.now())
-        print(f"re-encrypted the secrets of {n} account(s) under key {ring_new.current_id}; "
-              f"restart the hub with HUB_SECRET_KEY set to the new key")
+        counts: dict[str, int] = {}
+        n = await rotate(db, KeyRing.of(*old.split(",")), ring_new, clock.now(), counts)
+        print(f"re-encrypted the secrets of {n} account(s) and {counts.get('order_secrets', 0)} order-source "
+              f"secret(s) under key {ring_new.current_id}; restart the hub with HUB_SECRET_KEY set to the new key")
         return 0
 
     async def status(db: Any) -> int:

@@ -29,6 +29,7 @@ from ..errors import HubError, bad_request, not_found
 from ..models import Conversation, Customer, ErasureRecord, Identity, Message, PrivacyState, ServiceSession
 from . import tables
 from .holds import holds_on
+from .retention import MEDIA_KINDS
 
 customers_t = Customer.__table__
 identities_t = Identity.__table__
@@ -122,20 +123,55 @@ async def _subject(conn: Any, customer_id: int) -> Subject:
     return Subject(sorted(ids), list(idents), sorted(convs), orders)
 
 
+async def _load(conn: Any, customer_id: int) -> tuple[Any, Subject, list[Any]]:
+    """(customer row, subject, active holds); 404 unknown, 409 merged into another customer."""
+    row = (await conn.execute(select(customers_t).where(customers_t.c.id == customer_id))).first()
+    if row is None:
+        raise not_found("unknown_customer", f"no customer {customer_id}")
+    if row.merged_into is not None:
+        raise HubError(409, "merged_customer", f"customer {customer_id} was merged into "
+                       f"{row.merged_into}: erase that one", "customer_id")
+    subject = await _subject(conn, customer_id)
+    return row, subject, await holds_on(conn, subject.customer_ids, subject.conversation_ids)
+
+
+async def _count(conn: Any, t: Any, clause: Any) -> int:
+    return int((await conn.execute(select(func.count()).select_from(t).where(clause))).scalar() or 0)
+
+
+async def preview(db: Database, customer_id: int) -> dict[str, Any]:
+    """What erasing ``customer_id`` would remove (a dry run: nothing is written), for the confirm step:
+    the customer, their identities (the admin sees them in clear), row counts, and active holds."""
+    from ..models.orders import OrderRow
+    async with db.read() as conn:
+        row, subject, held = await _load(conn, customer_id)
+        convs = subject.conversation_ids or [-1]
+        counts = {
+            "customers": len(subject.customer_ids), "identities": len(subject.identities),
+            "conversations": len(subject.conversation_ids),
+            "messages": await _count(conn, messages_t, messages_t.c.conversation_id.in_(convs)),
+            "media_messages": await _count(conn, messages_t, messages_t.c.conversation_id.in_(convs)
+                                           & messages_t.c.kind.in_(MEDIA_KINDS)),
+            "service_sessions": await _count(conn, sessions_t, sessions_t.c.conversation_id.in_(convs)),
+            "orders": len(subject.order_ids),
+        }
+        if subject.order_ids:
+            orders_t = OrderRow.__table__
+            counts["orders"] = await _count(conn, orders_t, orders_t.c.id.in_(subject.order_ids))
+    return {"customer_id": customer_id, "name": getattr(row, "name", "") or "", "dry_run": True,
+            "merged_customers": [c for c in subject.customer_ids if c != customer_id],
+            "identities": [{"kind": i.kind, "value": i.value, "account_id": i.account_id} for i in subject.identities],
+            "counts": counts,
+            "holds": [{"id": h.id, "kind": h.target_kind, "target_id": h.target_id, "reason": h.reason} for h in held]}
+
+
 async def erase_customer(db: Database, clock: Clock, req: ErasureRequest, *, pause: float = 0.005,
                          batch: int = tables.BATCH) -> dict[str, Any]:
     """Erase ``req.customer_id`` (409 under a legal hold); returns the erasure record."""
     if not req.requester.strip():
         raise bad_request("missing_requester", "say who asked for the erasure", "requester")
     async with db.read() as conn:
-        row = (await conn.execute(select(customers_t).where(customers_t.c.id == req.customer_id))).first()
-        if row is None:
-            raise not_found("unknown_customer", f"no customer {req.customer_id}")
-        if row.merged_into is not None:
-            raise HubError(409, "merged_customer", f"customer {req.customer_id} was merged into "
-                           f"{row.merged_into}: erase that one", "customer_id")
-        subject = await _subject(conn, req.customer_id)
-        held = await holds_on(conn, subject.customer_ids, subject.conversation_ids)
+        _, subject, held = await _load(conn, req.customer_id)
         refs = await tables.discover(conn)
     if held:
         raise HubError(409, "legal_hold", f"under legal hold (hold {held[0].id}: {held[0].reason}); "

@@ -161,9 +161,11 @@ async def seal_plaintext(conn: Any, ring: KeyRing, now: float) -> int:
     return len(rows)
 
 
-async def rotate(db: Any, old: KeyRing, new: KeyRing, now: float) -> int:
-    """Re-encrypt every account's secrets from ``old`` (any of its keys) to ``new``'s current key, in
-    one transaction (all or nothing). Returns the number of accounts."""
+async def rotate(db: Any, old: KeyRing, new: KeyRing, now: float, counts: dict[str, int] | None = None) -> int:
+    """Re-encrypt every account's secrets, and the order sources' (``order_secrets``), from ``old``
+    (any of its keys) to ``new``'s current key, in one transaction (all or nothing). Returns the
+    number of accounts; ``counts`` (if given) gets ``accounts`` and ``order_secrets``."""
+    from . import order_secrets
     async with db.write(durable=True) as conn:
         rows = (await conn.execute(select(sealed_t))).all()
         opened = []
@@ -177,4 +179,10 @@ async def rotate(db: Any, old: KeyRing, new: KeyRing, now: float) -> int:
         for account_id, token, aes, secret in opened:
             await store(conn, new, account_id, now, token=token, encoding_aes_key=aes, secret=secret)
         plain = await seal_plaintext(conn, new, now)
+        try:
+            n_orders = await order_secrets.rotate_stored(conn, old, new, now)
+        except SecretKeyError as exc:
+            raise SecretKeyError(f"order sources: {exc}") from None
+    if counts is not None:
+        counts.update(accounts=len(opened) + plain, order_secrets=n_orders)
     return len(opened) + plain

@@ -1,5 +1,5 @@
 """Wiring of the privacy module into the app: its routes, the retention purge worker, and sealing of
-account secrets written in clear by an older version (see hub/privacy/secrets.py)."""
+account and order-source secrets written in clear (see hub/privacy/secrets.py, order_secrets.py)."""
 from __future__ import annotations
 
 import logging
@@ -7,6 +7,7 @@ import os
 
 from aiohttp import web
 
+from . import order_secrets
 from . import secrets as sealed
 from .api import PURGER, routes
 from .purge import Purger
@@ -34,6 +35,10 @@ def install(app: web.Application) -> None:
         ring = sealed.ring_for(hub.db)
         async with hub.db.write() as conn:
             n = await sealed.seal_plaintext(conn, ring, hub.clock.now())
+            n_orders = await order_secrets.seal_stored(conn, ring, hub.clock.now())
+        if n_orders:
+            log.warning("encrypted %d order-source secret(s) stored in clear", n_orders)
+            await hub.settings.reload()
         if n:
             log.warning("encrypted the secrets of %d account(s) stored in clear", n)
             await hub.accounts.reload()

@@ -126,6 +126,20 @@ async def words_add(request: web.Request) -> web.Response:
     return web.json_response({"added": added})
 
 
+async def words_remove(request: web.Request) -> web.Response:
+    user = await require_user(request, "admin")
+    body = await _json(request)
+    words = body.get("words") if isinstance(body, dict) else None
+    if not isinstance(words, list):
+        raise bad_request("invalid_words", "words: a list", "words")
+    kb = _hub(request).kb
+    before = await kb.words()
+    removed = await kb.remove_words(words)
+    await _changed(request, user, config_bus.FAQ, "brand_words.remove", "brand_words", {"words": before},
+                   {"words": await kb.words()})
+    return web.json_response({"removed": removed})
+
+
 async def rules_list(request: web.Request) -> web.Response:
     await require_user(request, *READ)
     return web.json_response({"rules": await _hub(request).keywords.list()})
@@ -198,6 +212,7 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/faq/{id}", faq_get), web.put("/api/faq/{id}", faq_update),
         web.delete("/api/faq/{id}", faq_delete),
         web.get("/api/brand-words", words_get), web.post("/api/brand-words", words_add),
+        web.post("/api/brand-words/remove", words_remove),
         web.get("/api/keyword-rules", rules_list), web.post("/api/keyword-rules", rules_create),
         web.post("/api/keyword-rules/test", rules_test),
         web.put("/api/keyword-rules/{id}", rules_update), web.delete("/api/keyword-rules/{id}", rules_delete),

@@ -92,7 +92,7 @@ async def test_every_admin_change_is_audited_with_before_and_after(client, hub):
 
 
 ADMIN_WRITES = [("POST", "/api/faq"), ("PUT", "/api/faq/1"), ("DELETE", "/api/faq/1"), ("POST", "/api/faq/import"),
-                ("POST", "/api/brand-words"), ("POST", "/api/keyword-rules"), ("PUT", "/api/keyword-rules/1"),
+                ("POST", "/api/brand-words"), ("POST", "/api/brand-words/remove"), ("POST", "/api/keyword-rules"), ("PUT", "/api/keyword-rules/1"),
                 ("DELETE", "/api/keyword-rules/1"), ("POST", "/api/routing/rules"), ("PUT", "/api/routing/rules/1"),
                 ("DELETE", "/api/routing/rules/1"), ("POST", "/api/routing/rules/order"), ("POST", "/api/users"),
                 ("PUT", "/api/users/1"), ("POST", "/api/groups"), ("PUT", "/api/groups/x"), ("DELETE", "/api/groups/x"),
@@ -105,6 +105,23 @@ ADMIN_WRITES = [("POST", "/api/faq"), ("PUT", "/api/faq/1"), ("DELETE", "/api/fa
                 ("PUT", "/api/ticket-rules/1"), ("DELETE", "/api/ticket-rules/1")]
 ADMIN_PAGES = ["/admin/faq", "/admin/keywords", "/admin/routing", "/admin/users", "/admin/accounts",
                "/admin/channels", "/admin/bot-settings", "/admin/audit", "/admin/sla", "/admin/tickets"]
+
+
+async def test_brand_words_are_removed_from_the_dictionary_and_the_tokenizer(client, hub):
+    kb = hub.kb
+    assert "小棕瓶精华" not in kb.tokenizer.tokens("小棕瓶精华多少钱")
+    added = await client.post("/api/brand-words", json={"words": ["小棕瓶精华"]}, headers=auth())
+    assert added.status == 200
+    assert "小棕瓶精华" in kb.tokenizer.tokens("小棕瓶精华多少钱")
+    bad = await client.post("/api/brand-words/remove", json={"words": "小棕瓶精华"}, headers=auth())
+    assert bad.status == 400 and (await bad.json())["field"] == "words"
+    gone = await client.post("/api/brand-words/remove", json={"words": ["小棕瓶精华", "从未添加"]}, headers=auth())
+    assert (await gone.json()) == {"removed": ["小棕瓶精华"]}
+    assert "小棕瓶精华" not in kb.tokenizer.tokens("小棕瓶精华多少钱")
+    assert "小棕瓶精华" not in (await (await client.get("/api/brand-words", headers=auth())).json())["words"]
+    audit = await (await client.get("/api/audit?action=brand_words.remove", headers=auth())).json()
+    entry = audit["entries"][0]
+    assert "小棕瓶精华" in str(entry["before"]) and "小棕瓶精华" not in str(entry["after"])
 
 
 def test_the_role_walk_covers_every_admin_page():

@@ -95,8 +95,22 @@
       var box = U.clear($("words"));
       $("words-count").textContent = res.words.length;
       if (!res.words.length) box.appendChild(h("span.muted", "还没有词"));
-      res.words.forEach(function (w) { box.appendChild(h("span.word" + (fresh && fresh.indexOf(w) >= 0 ? ".new" : ""), w)); });
+      res.words.forEach(function (w) {
+        var chip = h("span.word" + (fresh && fresh.indexOf(w) >= 0 ? ".new" : ""), w);
+        var x = h("button.word-x", { type: "button", title: "从词典删除 " + w, "aria-label": "删除 " + w }, "×");
+        x.addEventListener("click", function () { removeWord(w); });
+        chip.appendChild(x);
+        box.appendChild(chip);
+      });
       lastWords = res.words;
+    }).catch(function (err) { A.toast(A.errorText(err), "error"); });
+  }
+
+  function removeWord(word) {
+    if (!window.confirm("从品牌词典删除「" + word + "」？")) return;
+    A.api("POST", "/api/brand-words/remove", { words: [word] }).then(function () {
+      A.toast("已删除「" + word + "」", "ok");
+      return loadWords();
     }).catch(function (err) { A.toast(A.errorText(err), "error"); });
   }
 

@@ -150,6 +150,16 @@ class Tokenizer:
                 self._brand.add(word)
         self._prior.clear()
 
+    def remove_words(self, words: Iterable[str]) -> None:
+        """Take words out of the brand dictionary (the built-in domain words stay whole)."""
+        domain = {normalize(w).replace(" ", "") for w in DOMAIN_WORDS}
+        for word in words:
+            word = normalize(word).replace(" ", "")
+            if word and word in self._brand and word not in domain:
+                self._jieba.del_word(word)
+                self._brand.discard(word)
+        self._prior.clear()
+
     def add_synonyms(self, groups: Iterable[Iterable[str]]) -> None:
         """Map every word of each group to the group's first (canonical) word."""
         for group in groups:

@@ -77,6 +77,10 @@ class KnowledgeBase:
             rows = (await conn.execute(select(faq_t))).all()
             words = (await conn.execute(select(words_t.c.word))).scalars().all()
             self._version = await self._current_version(conn)
+        gone = self._words - set(words)  # removed by another process
+        if gone:
+            self.tokenizer.remove_words(gone)
+            self._words -= gone
         self._add_words(words)
         self.matcher = FaqMatcher(self.tokenizer, [entry_from_row(r) for r in rows], confident=self.matcher.confident,
                                   suggest=self.matcher.suggest)
@@ -191,3 +195,17 @@ class KnowledgeBase:
         self._add_words(clean)
         await self.load()  # re-tokenise the entries with the new words
         return clean
+
+    async def remove_words(self, words: list[str]) -> list[str]:
+        """Delete words from the brand dictionary; returns those that were in it."""
+        clean = sorted({w.strip() for w in words if isinstance(w, str) and w.strip()})
+        if not clean:
+            raise HubError(400, "invalid_words", "words: a non-empty list", "words")
+        async with self.db.write() as conn:
+            present = list((await conn.execute(select(words_t.c.word).where(words_t.c.word.in_(clean)))).scalars())
+            if present:
+                await conn.execute(words_t.delete().where(words_t.c.word.in_(present)))
+        self.tokenizer.remove_words(present)
+        self._words.difference_update(present)
+        await self.load()  # re-tokenise the entries without them
+        return sorted(present)

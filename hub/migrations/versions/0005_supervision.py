@@ -1,4 +1,4 @@
-"""supervision: SLA rules, alerts with their timeline, quality rules and hits (hub/models/supervisor.py)
+"""supervision and archive search: SLA rules, alerts with their timeline, quality rules and hits (hub/models/supervisor.py); search cursors and keyword watches (hub/models/search.py)
 
 Revision ID: 0005_supervision
 Revises: 0004_tickets
@@ -126,6 +126,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('sla_rules')
+    op.drop_table('search_watches')
+    with op.batch_alter_table('search_watch_hits', schema=None) as batch_op:
+        batch_op.drop_index('ix_watch_hits_at')
+
+    op.drop_table('search_watch_hits')
+    op.drop_table('search_cursors')
     op.drop_table('quality_rules')
     with op.batch_alter_table('quality_hits', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_quality_hits_conversation_id'))

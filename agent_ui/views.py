@@ -112,6 +112,7 @@ ADMIN_PAGES = [
     ("tickets", "/admin/tickets", "工单设置", "工单类型（处理时限、默认优先级与技能组）和工单分派规则"),
     ("users", "/admin/users", "用户", "客服账号、角色、技能组与接待上限"),
     ("audit", "/admin/audit", "操作日志", "谁在什么时候改了什么（修改前 / 修改后）"),
+    ("privacy", "/admin/privacy", "隐私与数据", "保存期限、法律保全、按客户请求删除个人信息，以及删除与清理的记录"),
 ]
 ADMIN_ROLES = ("admin",)  # supervisors have their own dashboard; the operator pages are the admin's
 ROLE_LABELS = {"agent": "客服", "supervisor": "主管", "admin": "管理员"}

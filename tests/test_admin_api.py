@@ -104,7 +104,8 @@ ADMIN_WRITES = [("POST", "/api/faq"), ("PUT", "/api/faq/1"), ("DELETE", "/api/fa
                 ("POST", "/api/ticket-types"), ("PUT", "/api/ticket-types/other"), ("POST", "/api/ticket-rules"),
                 ("PUT", "/api/ticket-rules/1"), ("DELETE", "/api/ticket-rules/1")]
 ADMIN_PAGES = ["/admin/faq", "/admin/keywords", "/admin/routing", "/admin/users", "/admin/accounts",
-               "/admin/channels", "/admin/bot-settings", "/admin/audit", "/admin/sla", "/admin/tickets"]
+               "/admin/channels", "/admin/bot-settings", "/admin/audit", "/admin/sla", "/admin/tickets",
+               "/admin/privacy"]
 
 
 async def test_brand_words_are_removed_from_the_dictionary_and_the_tokenizer(client, hub):

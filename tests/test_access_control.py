@@ -31,7 +31,7 @@ DECISIONS: dict[str, str] = {
     "POST /api/login": PUBLIC, "POST /api/logout": PUBLIC, "GET /login": PUBLIC, "GET /": PUBLIC,
     "GET /admin": PUBLIC,  # a redirect to the first operator page, which checks
     # pages
-    "GET /console": PAGE_USER, "GET /supervisor": PAGE_SUPERVISOR, "GET /supervisor/search": PAGE_SUPERVISOR,
+    "GET /console": PAGE_USER, "GET /supervisor": PAGE_SUPERVISOR, "GET /supervisor/search": PAGE_SUPERVISOR, "GET /supervisor/search": PAGE_SUPERVISOR,
     **{f"GET /admin/{p}": PAGE_ADMIN for p in ("faq", "keywords", "routing", "users", "accounts", "audit",
                                                      "bot-settings", "channels", "sla", "quality", "privacy",
                                                      "search", "settings", "tickets")},
@@ -50,7 +50,7 @@ DECISIONS: dict[str, str] = {
     "DELETE /api/ticket-rules/{id}": ADMIN, "POST /api/ticket-types": ADMIN, "PUT /api/ticket-types/{name}": ADMIN,
     "GET /api/faq": SUPERVISOR, "POST /api/faq": ADMIN, "GET /api/faq/{id}": SUPERVISOR, "PUT /api/faq/{id}": ADMIN,
     "DELETE /api/faq/{id}": ADMIN, "POST /api/faq/import": ADMIN, "GET /api/faq/export": SUPERVISOR,
-    "GET /api/brand-words": SUPERVISOR, "POST /api/brand-words": ADMIN,
+    "GET /api/brand-words": SUPERVISOR, "POST /api/brand-words": ADMIN, "POST /api/brand-words/remove": ADMIN,
     "GET /api/keyword-rules": SUPERVISOR, "POST /api/keyword-rules": ADMIN, "POST /api/keyword-rules/test": SUPERVISOR,
     "PUT /api/keyword-rules/{id}": ADMIN, "DELETE /api/keyword-rules/{id}": ADMIN,
     "GET /api/bots/analytics": SUPERVISOR, "GET /api/bots/unanswered": SUPERVISOR,
@@ -75,7 +75,7 @@ DECISIONS: dict[str, str] = {
     "GET /api/quality/rules": SUPERVISOR, "POST /api/quality/rules": ADMIN, "PUT /api/quality/rules/{id}": ADMIN,
     "DELETE /api/quality/rules/{id}": ADMIN, "GET /api/quality/results": SUPERVISOR,
     "GET /api/quality/summary": SUPERVISOR, "POST /api/quality/run": SUPERVISOR,
-    "GET /api/holds": ADMIN, "POST /api/holds": ADMIN, "DELETE /api/holds/{id}": ADMIN, "GET /api/erasures": ADMIN,
+    "GET /api/holds": ADMIN, "POST /api/holds": ADMIN, "DELETE /api/holds/{id}": ADMIN, "GET /api/erasures": ADMIN, "POST /api/erasures": ADMIN,
     "POST /api/customers/{id}/erase": ADMIN, "GET /api/privacy/purges": ADMIN, "POST /api/privacy/purges": ADMIN,
     "GET /api/privacy/retention": ADMIN, "PUT /api/privacy/retention": ADMIN,
     "DELETE /api/privacy/retention/{account_id}": ADMIN,

@@ -152,6 +152,7 @@ async def test_admin_page_end_to_end(client, hub, oa, standin, browser):
     row = page.locator("#pv-hold-rows tr").first
     await expect(row).to_contain_text(f"#{other}")
     await expect(row).to_contain_text("保全中")
+    await page.evaluate("document.getElementById('toasts').replaceChildren()")
     await page.screenshot(path=str(SHOTS / "admin-privacy.png"), full_page=True)
     await row.locator("button", has_text="解除").click()
     await page.click("#confirm-ok")
@@ -170,7 +171,8 @@ async def test_admin_page_end_to_end(client, hub, oa, standin, browser):
     await expect(dialog.locator('dd[data-count="messages"]')).to_have_text("2")
     await expect(dialog.locator('dd[data-count="orders"]')).to_have_text("1")
     await expect(dialog).to_contain_text("phone:13812345678")
-    await page.screenshot(path=str(SHOTS / "admin-privacy-confirm.png"), full_page=True)
+    await page.evaluate("document.getElementById('toasts').replaceChildren()")
+    await page.screenshot(path=str(SHOTS / "admin-privacy-confirm.png"))
     await dialog.locator("button", has_text="取消").click()
     assert await customer_of(hub, "oErase1") == cid
     await page.click("#pv-erase-preview")

@@ -77,7 +77,7 @@
     rows.forEach(function (r) {
       var id = r[0], isDefault = id === DEFAULT, own = policies[id] || {}, eff = isDefault ? res["default"] : effective[id];
       var pickers = {};
-      var form = h("form.pv-ret-row", { novalidate: true, dataset: { account: id } },
+      var form = h("form.stat-card.pv-ret-row", { novalidate: true, dataset: { account: id } },
         h("div.pv-ret-name", h("strong", r[1]), own.account_id ? null : h("span.muted", isDefault ? "　未设置：全部永久保留" : "　沿用默认")),
         h("div.field-row.three", FIELDS.map(function (f) {
           if (f[0] === "orders_days" && !isDefault) {

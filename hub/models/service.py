@@ -37,6 +37,9 @@ class ServiceSession(Base):
         Index("uq_open_session", "conversation_id", unique=True,
               sqlite_where=text("state != 'closed'"), postgresql_where=text("state != 'closed'")),
         Index("ix_sessions_state", "state", "agent_id"),
+        Index("ix_sessions_conversation", "conversation_id"),  # a conversation's sessions (bot analytics, history)
+        Index("ix_sessions_handover_at", "handover_at"),  # today's figures on the dashboard
+        Index("ix_sessions_closed_at", "closed_at"),
     )
 
 

@@ -7,6 +7,7 @@ callback -> decrypt/parse (hub/callbacks) -> archive + job (hub/archive/store.py
 from __future__ import annotations
 
 import gc
+import os
 import logging
 import secrets
 from dataclasses import dataclass
@@ -116,7 +117,7 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     db = Database(config.database_url)
     await db.create_schema(config.auto_migrate)
     await upsert_configured(db, clock, config.accounts)
-    if config.demo:
+    if config.demo and not os.environ.get("HUB_DEMO_SEEDED"):  # serve --workers seeds once, before the workers
         from .demo import seed_demo
         await seed_demo(db, clock)
     accounts = AccountRegistry(db, clock)

@@ -121,18 +121,27 @@ def worker_argv(argv: list[str]) -> list[str]:
     return out
 
 
-async def prepare_schema(database_url: str) -> None:
-    """Create the schema once, before the workers start."""
+async def prepare_schema(database_url: str, demo: bool = False) -> None:
+    """Create the schema (and with ``--demo`` seed the demo brand) once, before the workers start:
+    workers starting together would race each other's seeding."""
+    from .clock import Clock
     from .db import Database
     db = Database(database_url)
     try:
         await db.create_schema()
+        if demo:
+            from .demo import seed_demo
+            await seed_demo(db, Clock())
+            os.environ[DEMO_SEEDED_ENV] = "1"  # inherited by the workers: they skip seeding
     finally:
         await db.dispose()
+
+
+DEMO_SEEDED_ENV = "HUB_DEMO_SEEDED"
 
 
 def supervise(argv: list[str], count: int, database_url: str) -> int:
     logging.basicConfig(level=os.environ.get("HUB_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(prepare_schema(database_url))
+    asyncio.run(prepare_schema(database_url, demo="--demo" in argv))
     return Supervisor(worker_argv(argv), count).run()

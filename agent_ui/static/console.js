@@ -73,6 +73,9 @@
   // ---- socket ----------------------------------------------------------------------------------
   var socket = window.io({
     autoConnect: false, reconnectionDelay: 800, reconnectionDelayMax: 5000,
+    // WebSocket only: with several hub processes behind one address a polling session would need
+    // sticky routing (docs/deploy.md)
+    transports: ["websocket"],
     // on a reconnect the hub replays what we missed after last_seq (or tells us to resync)
     auth: function (cb) { cb(S.synced && S.epoch ? { epoch: S.epoch, last_seq: S.lastSeq } : {}); }
   });

@@ -211,7 +211,7 @@
   }
 
   function connect() {
-    var socket = window.io({ reconnectionDelay: 800, reconnectionDelayMax: 5000 });
+    var socket = window.io({ reconnectionDelay: 800, reconnectionDelayMax: 5000, transports: ["websocket"] });
     socket.on("connect", function () { setConn("connected"); load(); loadAlerts(); });
     socket.on("disconnect", function () { setConn("offline"); });
     socket.on("connect_error", function (err) {

@@ -355,7 +355,7 @@
 
   function connect() {
     if (!window.io) { setConn("offline"); return; }
-    var socket = window.io({ reconnectionDelay: 800, reconnectionDelayMax: 5000 });
+    var socket = window.io({ reconnectionDelay: 800, reconnectionDelayMax: 5000, transports: ["websocket"] });
     socket.on("connect", function () { setConn("connected"); loadHits(false); });  // hits missed while away
     socket.on("disconnect", function () { setConn("offline"); });
     socket.on("connect_error", function (err) {

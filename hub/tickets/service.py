@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 
 from ..clock import Clock
 from ..db import Database, retry_busy
@@ -57,12 +58,15 @@ class TicketService:
     # -- start-up -------------------------------------------------------------------------------
     async def load(self) -> None:
         """Seed the default types once, load the rules, arm a timer for every active ticket's due time."""
-        async with self.db.write() as conn:
-            if (await conn.execute(select(types_t.c.name).limit(1))).first() is None:
-                for pos, t in enumerate(DEFAULT_TYPES):
-                    await conn.execute(types_t.insert().values(name=t.name, label=t.label, due_hours=t.due_hours,
-                                                               priority=t.priority, group=t.group, enabled=True,
-                                                               position=pos))
+        try:
+            async with self.db.write() as conn:
+                if (await conn.execute(select(types_t.c.name).limit(1))).first() is None:
+                    for pos, t in enumerate(DEFAULT_TYPES):
+                        await conn.execute(types_t.insert().values(name=t.name, label=t.label, due_hours=t.due_hours,
+                                                                   priority=t.priority, group=t.group, enabled=True,
+                                                                   position=pos))
+        except IntegrityError:  # another hub process starting at the same moment seeded them first
+            log.info("default ticket types were seeded by another process")
         await self.load_rules()
         async with self.db.read() as conn:
             due = (await conn.execute(select(tickets_t.c.id, tickets_t.c.due_at).where(tickets_t.c.status.in_(ACTIVE))

@@ -217,3 +217,25 @@ async def test_concurrent_sessions_never_over_cap_or_doubled(client, hub, desk, 
     await asyncio.sleep(0.2)  # anything extra (a double assignment) would arrive by now
     got = [b["session"]["id"] for a in agents.values() for b in a.by_name["session.new"]]
     assert len(got) == len(set(got)) == sum(caps.values())  # nobody was handed a session twice
+
+
+async def test_live_pushes_to_an_agent_mask_personal_data(client, hub, desk, wecom, standin):
+    """session.new and message.new carry phone numbers masked for an agent; the archive and the
+    platform keep the real text (the agent reveals it with an audited action)."""
+    await make_user(hub, "alice")
+    alice = await desk("alice")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmPii", "我的电话 13812345678 人工", 20101))
+    [bundle] = await alice.wait("session.new")
+    assert "13812345678" not in str(bundle) and "138****5678" in bundle["history"][-1]["text"]
+    sid = bundle["session"]["id"]
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmPii", "地址改成 13900001111 收", 20102))
+    [msg] = await alice.wait("message.new", where=lambda d: d["message"]["direction"] == "in")
+    assert msg["message"]["text"] == "地址改成 139****1111 收" and msg["message"]["masked"] is True
+    assert (await alice.call("reply", {"session_id": sid, "text": "好的，已记下 13900001111"}))["ok"]
+    [mine] = await alice.wait("message.new", where=lambda d: d["message"]["direction"] == "out")
+    assert mine["message"]["text"] == "好的，已记下 139****1111"
+    await hub.outbound.drain()
+    assert standin.sent[-1]["body"]["text"]["content"] == "好的，已记下 13900001111"
+    stored = await messages(hub, direction="in")
+    assert any(m.text == "地址改成 13900001111 收" for m in stored)

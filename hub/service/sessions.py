@@ -21,6 +21,7 @@ from ..db import Database, retry_busy
 from ..errors import HubError, bad_request, not_found
 from ..models import Conversation, Message, RoutingRule, ServiceSession, SessionEvent, User
 from ..outbound.queue import Outbound, OutboundRequest
+from ..privacy.views import mask_bundle, mask_message
 from ..push import SUPERVISORS, Push, group_room
 from ..routing.dispatch import Assignment, Dispatcher, QueuedSession
 from ..scale.routing_guard import agent_has_room
@@ -285,8 +286,9 @@ class SessionService(SessionReading):
             return False
         now = message_row.created_at  # the archive writer already set the session's last_customer_at
         from ..archive.history import message_json
-        payload = {"session_id": row.id, "message": message_json(message_row)}
         if row.agent_id:
+            payload = {"session_id": row.id,
+                       "message": mask_message(self.agents.get(row.agent_id), message_json(message_row))}
             await self.push.to_user(row.agent_id, "message.new", payload)
             self._arm_unanswered_timer(SimpleNamespace(**{**row._mapping, "last_customer_at": now}))
         await self._notify("customer_message", row.id, message_id=message_row.id, at=now)
@@ -326,8 +328,9 @@ class SessionService(SessionReading):
             async with self.db.read() as conn:
                 msg = (await conn.execute(select(messages).where(messages.c.id == message_id))).first()
             from ..archive.history import message_json
-            await self.push.to_user(row.agent_id or user.id, "message.new",
-                                    {"session_id": session_id, "message": message_json(msg)})
+            to = row.agent_id or user.id
+            await self.push.to_user(to, "message.new", {"session_id": session_id,
+                                                        "message": mask_message(self.agents.get(to), message_json(msg))})
         await self._notify("agent_reply", session_id, agent_id=user.id, message_id=message_id, at=now)
         return message_id
 
@@ -462,7 +465,8 @@ class SessionService(SessionReading):
             return
         self._arm_accept_timer(assignment.session_id, now)
         await self._notify("assigned", assignment.session_id, agent_id=assignment.agent_id)
-        bundle = await session_bundle(self.db, self.profile, assignment.session_id)
+        bundle = mask_bundle(self.agents.get(assignment.agent_id),
+                             await session_bundle(self.db, self.profile, assignment.session_id))
         await self.push.to_user(assignment.agent_id, "session.new", bundle)
         self._arm_unanswered_timer(await self._get(assignment.session_id))
 

@@ -489,19 +489,37 @@ class SessionService(SessionReading):
         await self._apply_all(await self._enqueue_passing_over(await self._get(session_id), agent))
         await self._queue_changed()
 
-    def _arm_unanswered_timer(self, row: Any) -> None:
+    def _unanswered_deadline(self, row: Any) -> float | None:
+        """When the session's holder has left the customer unanswered too long; None if nothing waits.
+        Counted from the customer's message, or from when the holder got the session if later: an
+        agent handed a session whose customer already waited (from the queue, or handed back after a
+        reassignment found nobody else) gets the full time, not a deadline already past (which fired
+        at once, reassigned, got the session back and fired again, endlessly)."""
         minutes = float(self.settings.cached("unanswered_minutes") or 0)
         if row is None or minutes <= 0 or row.state not in ("assigned", "active"):
-            return
+            return None
         waiting_since = row.last_customer_at
         if waiting_since is None or (row.last_agent_at or 0) >= waiting_since:
+            return None
+        return max(waiting_since, row.assigned_at or 0) + minutes * 60
+
+    def _arm_unanswered_timer(self, row: Any) -> None:
+        if row is None or float(self.settings.cached("unanswered_minutes") or 0) <= 0 \
+                or row.state not in ("assigned", "active"):
+            return
+        due = self._unanswered_deadline(row)
+        if due is None:
             self.timers.cancel(f"unanswered:{row.id}")
             return
-        self.timers.set(f"unanswered:{row.id}", waiting_since + minutes * 60, lambda: self._unanswered(row.id))
+        self.timers.set(f"unanswered:{row.id}", due, lambda: self._unanswered(row.id))
 
     async def _unanswered(self, session_id: int) -> None:
         row = await self._get(session_id)
-        if row is None or row.state not in ("assigned", "active") or (row.last_agent_at or 0) >= (row.last_customer_at or 0):
+        due = self._unanswered_deadline(row)
+        if due is None:
+            return
+        if due > self.clock.now() + 0.0005:  # the session changed hands since the timer was set
+            self._arm_unanswered_timer(row)
             return
         action = self.settings.cached("unanswered_action")
         payload = {"session_id": session_id, "agent_id": row.agent_id, "waiting_since": row.last_customer_at}

@@ -6,7 +6,8 @@
   var ACTIONS = { create: "新建", update: "修改", "delete": "删除", order: "调整顺序", add: "添加", "import": "导入" };
   var SUBJECTS = { faq: "FAQ", keyword_rule: "关键词规则", brand_words: "品牌词", routing_rule: "路由规则", user: "用户",
     group: "技能组", channel_code: "渠道活码", settings: "设置", account: "平台账号", sla_rule: "SLA 规则", quality_rule: "质检规则",
-    ticket_type: "工单类型", ticket_rule: "工单分派规则" };
+    ticket_type: "工单类型", ticket_rule: "工单分派规则", search: "记录搜索", conversation: "会话", customer: "客户",
+    reveal: "显示明文", retention: "保留期限", hold: "法律保全", erasure: "删除客户数据" };
   var state = { page: 1, total: 0, size: 50, entries: [] };
 
   function label(action) {
@@ -71,6 +72,11 @@
     $("audit-filters").addEventListener("submit", function (ev) { ev.preventDefault(); state.page = 1; load(); });
     $("audit-prev").addEventListener("click", function () { state.page -= 1; load(); });
     $("audit-next").addEventListener("click", function () { state.page += 1; load(); });
+    // links from other pages preselect filters (e.g. /admin/audit?kind=access from the privacy page)
+    var given = new URLSearchParams(location.search);
+    [["kind", "af-kind"], ["actor", "af-actor"], ["action", "af-action"], ["target", "af-target"]].forEach(function (p) {
+      if (given.get(p[0])) $(p[1]).value = given.get(p[0]);
+    });
     load();
   });
 })();

@@ -208,6 +208,9 @@ class Pipeline:
                 found = {m.id: m for m in (await conn.execute(select(messages).where(messages.c.id.in_(ids)))).all()}
         except BaseException:
             self._busy.difference_update(by_conv)
+            # claimed but never started: stop renewing their leases, so they run out and whoever comes
+            # next takes the jobs (renewing them would block these conversations in every process)
+            self._claimed.difference_update(j.id for conv_jobs in by_conv.values() for j in conv_jobs)
             raise
         for conv, conv_jobs in by_conv.items():
             task = asyncio.create_task(self._run_conversation(conv, [(j, found.get(j.message_id)) for j in conv_jobs]))
@@ -243,7 +246,10 @@ class Pipeline:
                 self._busy.discard(conv)
         lost = won - {j.id for v in out.values() for j in v}
         if lost:  # claimed but behind a job we did not get: hand them back
-            await self._unclaim(lost)
+            try:
+                await self._unclaim(lost)
+            except Exception:  # noqa: BLE001 - no longer renewed: their leases run out instead
+                log.exception("could not release %d claimed jobs", len(lost))
         return out
 
     async def _unclaim(self, ids: set[int]) -> None:

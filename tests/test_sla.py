@@ -7,6 +7,7 @@ import pytest
 
 from hub.app import HUB, create_app
 from hub.clock import FakeClock
+from hub.supervisor.api import SUPERVISION
 from tests.conftest import WECOM, auth
 from tests.helpers import post, wait_for
 from tests.rt_helpers import Agent, login, make_user, server_url
@@ -345,3 +346,23 @@ async def test_a_breach_in_the_queue_shows_red_to_whoever_gets_the_session(desk)
     await alice.call("reply", {"session_id": raised["session_id"], "text": "您好，让您久等了"})
     [cleared] = await alice.wait("alert.cleared")
     assert cleared["clear_reason"] == "replied"
+
+
+async def test_resync_rearms_clocks_a_process_did_not_see(desk):
+    """With several processes a session can change in another one: resync re-derives the clocks from
+    the database, and an alert still fires once at its deadline."""
+    rule = await desk.rule(kind="first_reply", seconds=60)
+    alice, sam = await desk.connect("alice"), await desk.connect("sam")
+    await alice.call("status", {"status": "online"})
+    session = await start_session(desk, alice)
+    key = f"sla:{rule['id']}:{session['id']}"
+    engine = desk.client.server.app[SUPERVISION].alerts
+    engine.clocks.clear()  # as if the session had been handed over in another process
+    desk.hub.timers.cancel(key)
+    assert key not in desk.hub.timers.pending("sla:")
+    await engine.resync()
+    assert desk.hub.timers.when(key) == pytest.approx(session["handover_at"] + 60)
+    await engine.resync()  # idempotent: one timer, one alert
+    await desk.advance(61)
+    [raised] = await sam.wait("alert.raised")
+    assert raised["session_id"] == session["id"] and len(await desk.alerts()) == 1

@@ -72,6 +72,14 @@ class AlertEngine:
         await self.rearm_all()
         await self._judge_all_averages()
 
+    async def resync(self) -> None:
+        """Re-derive the session clocks and open alerts from the database and re-arm (with several hub
+        processes, sessions change in other processes too; firing is claimed once across processes and
+        re-reads the session before raising, so arming the same deadline in every process is safe)."""
+        self.open = dict(await self.store.open_alerts())
+        self.clocks = {c.session_id: c for c in await open_session_clocks(self.db)}
+        await self.rearm_all()
+
     async def _judge_all_averages(self) -> None:
         """Every agent with recent replies or an open average alert (which clears once they age out)."""
         agents = set(self.samples) | {a["agent_id"] for a in self.open.values() if a["kind"] == "avg_reply"}

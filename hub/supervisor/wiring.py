@@ -2,12 +2,31 @@
 observers, started (all clocks derived from the archive) once the hub exists."""
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from aiohttp import web
 
 from ..models import supervisor as _models  # noqa: F401 - the tables exist before the schema is created
 from .alerts import AlertEngine
 from .api import SUPERVISION, Supervision, routes
 from .quality import QualityChecker
+
+log = logging.getLogger(__name__)
+
+
+RESYNC_EVERY = 15.0  # seconds between re-derivations of the SLA clocks on PostgreSQL
+
+
+async def _resync_loop(engine: AlertEngine, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await engine.resync()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - try again at the next tick
+            log.exception("re-deriving the SLA clocks failed")
 
 
 def install(app: web.Application) -> None:
@@ -24,7 +43,17 @@ def install(app: web.Application) -> None:
         hub.sessions.observers.append(engine.on_session_change)
         hub.sessions.observers.append(checker.on_session_change)
         app[SUPERVISION] = Supervision(engine, checker)
+        # several processes share PostgreSQL: each learns of sessions changed elsewhere (and takes over
+        # the clocks of a process that died) by re-deriving them from the database now and then
+        resync = (asyncio.create_task(_resync_loop(engine, RESYNC_EVERY), name="sla-resync")
+                  if hub.db.dialect == "postgresql" else None)
         yield
+        if resync is not None:
+            resync.cancel()
+            try:
+                await resync
+            except asyncio.CancelledError:
+                pass
         for observer in (engine.on_session_change, checker.on_session_change):
             if observer in hub.sessions.observers:
                 hub.sessions.observers.remove(observer)

@@ -66,6 +66,12 @@ def render(name: str, status: int = 200, **context: Any) -> web.Response:
     return resp
 
 
+def forbidden(user: Any, area: str, what: str, who: tuple[str, ...], hint: str = "") -> web.Response:
+    """The 403 page of a page the user's role may not open."""
+    return render("forbidden.html", status=403, user=user, role_labels=ROLE_LABELS, area=area, what=what, who=who,
+                  hint=hint)
+
+
 async def _current_user(request: web.Request) -> Any:
     from hub.auth_views import current_user  # late: hub.app may import this module
     return await current_user(request)
@@ -142,7 +148,8 @@ def _admin_handler(page: str):  # noqa: ANN202
         if user is None:
             raise web.HTTPFound("/login?next=" + quote(request.path, safe="/"))
         if user.role not in ADMIN_ROLES:
-            return render("admin_forbidden.html", status=403, user=user, role_labels=ROLE_LABELS)
+            return forbidden(user, "运营管理", "运营管理（知识库、关键词、路由、用户、平台账号、渠道活码、机器人设置、操作日志）",
+                             ("管理员",), "如需调整，请联系管理员。")
         boot = await _admin_boot(request, user, page)
         return render(f"admin_{page}.html", user=user, page=page, title=title, description=desc,
                       nav=ADMIN_PAGES, can_write=boot["can_write"], role_labels=ROLE_LABELS,
@@ -157,10 +164,10 @@ async def supervisor_page(request: web.Request) -> web.Response:
     if user is None:
         raise web.HTTPFound("/login?next=/supervisor")
     if user.role not in ("supervisor", "admin"):
-        return render("dashboard.html", status=403, user=user, forbidden=True, role_labels=ROLE_LABELS, boot="{}")
+        return forbidden(user, "主管看板", "主管看板", ("主管", "管理员"))
     from hub.app import HUB
     boot = {"user": user.public(), "epoch": request.app[HUB].push.streams.epoch, "roles": ROLE_LABELS}
-    return render("dashboard.html", user=user, forbidden=False, role_labels=ROLE_LABELS,
+    return render("dashboard.html", user=user, role_labels=ROLE_LABELS,
                   boot=json.dumps(boot, ensure_ascii=False))
 
 
@@ -170,11 +177,11 @@ async def search_page(request: web.Request) -> web.Response:
     if user is None:
         raise web.HTTPFound("/login?next=" + quote(request.path, safe="/"))
     if user.role not in ("supervisor", "admin"):
-        return render("search.html", status=403, user=user, forbidden=True, role_labels=ROLE_LABELS, boot="{}")
+        return forbidden(user, "记录搜索", "聊天记录搜索、会话导出和关键词监控", ("主管", "管理员"))
     from hub.app import HUB
     boot = await _admin_boot(request, user, "search")
     boot.update(can_write=True, epoch=request.app[HUB].push.streams.epoch, channels=CHANNELS)  # watches are theirs to edit
-    return render("search.html", user=user, forbidden=False, role_labels=ROLE_LABELS,
+    return render("search.html", user=user, role_labels=ROLE_LABELS,
                   boot=json.dumps(boot, ensure_ascii=False))
 
 

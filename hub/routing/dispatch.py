@@ -83,6 +83,10 @@ class Dispatcher:
         self._held: dict[int, int] = {}  # session_id -> agent_id
         self._queue: dict[int, QueuedSession] = {}
         self._order: list[tuple[int, float, int]] = []  # sorted _key()s of queued sessions
+        # for queue_position without a scan of the whole queue: sorted keys of each group's sessions
+        # that have no advisor, and the (few) advisor sessions apart
+        self._group_order: dict[str, list[tuple[int, float, int]]] = {}
+        self._advised: dict[int, QueuedSession] = {}
         self._rr: dict[str, int] = dict(rr or {})  # group -> agent id picked last
 
     def round_robin(self) -> dict[str, int]:
@@ -212,14 +216,12 @@ class Dispatcher:
         q = self._queue.get(session_id)
         if q is None:
             return None
-        lane, pos = self._lane(q), 0
-        for key in self._order:
-            other = self._queue[key[2]]
-            if self._lane(other) == lane:
-                pos += 1
-            if other.session_id == session_id:
-                return pos
-        raise AssertionError("queued session missing from order")  # pragma: no cover
+        lane, key = self._lane(q), _key(q)
+        # advisor sessions competing in the same lane, ahead of this one (there are few of them)
+        ahead = sum(1 for other in self._advised.values() if _key(other) < key and self._lane(other) == lane)
+        if lane[0] == "agent":
+            return ahead + 1
+        return bisect.bisect_left(self._group_order.get(q.group, ()), key) + ahead + 1
 
     def queue_snapshot(self) -> tuple[QueuedSession, ...]:
         """Waiting sessions in queue order."""
@@ -275,11 +277,24 @@ class Dispatcher:
 
     def _push(self, q: QueuedSession) -> None:
         self._queue[q.session_id] = q
-        bisect.insort(self._order, _key(q))
+        key = _key(q)
+        bisect.insort(self._order, key)
+        if q.agent_id is None:
+            bisect.insort(self._group_order.setdefault(q.group, []), key)
+        else:
+            self._advised[q.session_id] = q
 
     def _pop(self, session_id: int) -> QueuedSession:
         q = self._queue.pop(session_id)
-        del self._order[bisect.bisect_left(self._order, _key(q))]
+        key = _key(q)
+        del self._order[bisect.bisect_left(self._order, key)]
+        if q.agent_id is None:
+            group = self._group_order[q.group]
+            del group[bisect.bisect_left(group, key)]
+            if not group:
+                del self._group_order[q.group]
+        else:
+            del self._advised[session_id]
         return q
 
     def _drain(self) -> list[Assignment]:

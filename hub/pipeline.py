@@ -82,6 +82,9 @@ class Pipeline:
         self._busy: set[int] = set()  # conversations with a job in flight
         self._running: set[asyncio.Task] = set()
         self._slots = asyncio.Semaphore(concurrency)
+        self.wake_room = max(1, concurrency // 4)  # free slots that start a new pass at once
+        self.wake_delay = 0.005  # seconds after which fewer free slots start one anyway
+        self._late_wake: asyncio.TimerHandle | None = None
         # under a burst of callbacks, acknowledging comes first: jobs then trickle (the platform
         # waits 5 s for an answer; nobody waits that long for a bot reply to be computed)
         self.pressure: Callable[[], bool] | None = None
@@ -129,6 +132,8 @@ class Pipeline:
                 pass
         if self._flush_timer is not None:
             self._flush_timer.cancel()
+        if self._late_wake is not None:
+            self._late_wake.cancel()
         if self._finishing:
             try:
                 await asyncio.wait_for(self._flush_finished(), 5)
@@ -326,7 +331,19 @@ class Pipeline:
                 except Exception:  # noqa: BLE001 - their lease runs out instead
                     log.exception("could not release %d claimed jobs", len(leftover))
             self._busy.discard(conv)
+            self._slot_freed()
+
+    def _slot_freed(self) -> None:
+        """Wake the loop for the next pass once enough slots are free (each pass reads the head of
+        the job queue: with a backlog, one read per finished conversation would cost more than the
+        jobs), or a few milliseconds later in any case."""
+        if self.concurrency - len(self._busy) >= self.wake_room:
             self._wakeup.set()
+        elif self._late_wake is None:
+            def wake() -> None:
+                self._late_wake = None
+                self._wakeup.set()
+            self._late_wake = asyncio.get_running_loop().call_later(self.wake_delay, wake)
 
     async def _run_job(self, job: Any, message: Any) -> bool:
         handler = self.handlers.get(job.kind)

@@ -20,9 +20,12 @@ from .crypto import CryptoError, check_signature
 
 log = logging.getLogger("hub.callbacks")
 
-# this many callbacks waiting at once means the platform's connections are piling up: the
-# pipeline backs off so acknowledging stays well inside the 5-second window
-PRESSURE_INFLIGHT = 32
+# a callback that waited this long for its durable save means acknowledging is falling behind:
+# the pipeline (and the search indexer) back off for PRESSURE_HOLD seconds, so acknowledging stays
+# well inside the platforms' 5-second window. Below it they run at full speed: a busy but
+# keeping-up hub should push messages to agents at once, not trickle them.
+PRESSURE_ACK_S = 0.1
+PRESSURE_HOLD = 0.25
 
 
 
@@ -42,7 +45,7 @@ class CallbackDeps:
     busy_until: float = 0.0  # loop time until which the pipeline backs off (a burst was seen)
 
     def under_pressure(self) -> bool:
-        """A burst of callbacks in the last quarter second: acknowledging comes first."""
+        """A callback's save was slow in the last quarter second: acknowledging comes first."""
         return asyncio.get_running_loop().time() < self.busy_until
 
 
@@ -116,8 +119,8 @@ async def accept_plain(deps: CallbackDeps, request: web.Request, account: Accoun
     # the raw body as text; NUL (e.g. a UTF-16 body read as UTF-8) cannot be stored in PostgreSQL text
     msg = from_xml_fields(channel, fields, xml.decode("utf-8", "replace").replace("\x00", "\ufffd"))
     deps.inflight += 1
-    if deps.inflight > PRESSURE_INFLIGHT:
-        deps.busy_until = asyncio.get_running_loop().time() + 0.25
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     try:
         await deps.writer.save_one(ToArchive(account.id, msg, job_kind_for(msg)))
     except Exception as exc:  # noqa: BLE001 - not stored, so not acknowledged: the platform retries
@@ -125,5 +128,8 @@ async def accept_plain(deps: CallbackDeps, request: web.Request, account: Accoun
         return web.Response(status=503, text="archive unavailable, retry", content_type="text/plain")
     finally:
         deps.inflight -= 1
+        now = loop.time()
+        if now - started > PRESSURE_ACK_S:
+            deps.busy_until = now + PRESSURE_HOLD
     deps.accounts.mark_received(account.id)
     return success()

@@ -67,6 +67,9 @@ from .settings import Settings
 from .users import LoginLimiter
 
 log = logging.getLogger("hub")
+# jobs written but not yet run, past which the pipeline cannot keep up with the callbacks coming in
+# (a flood, not a busy steady state): it then yields to acknowledging them and catches up after
+PIPELINE_BACKLOG = 1000
 
 
 @dataclass
@@ -198,7 +201,7 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             hub = await build_hub(config, app[CLOCK], session, sio)
             app[HUB] = hub
             deps.accounts, deps.writer = hub.accounts, hub.writer
-            hub.pipeline.pressure = deps.under_pressure
+            hub.pipeline.pressure = lambda: deps.under_pressure() or hub.pipeline.backlog(hub.writer) > PIPELINE_BACKLOG
             await hub.sessions.load()
             hub.writer.start()
             hub.pipeline.start()

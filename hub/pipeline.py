@@ -105,6 +105,10 @@ class Pipeline:
         self._renewed_at = 0.0
         self.lease = lease
 
+    def backlog(self, writer: Any) -> int:
+        """Jobs this process's archive writer committed that this process has not finished yet."""
+        return max(0, writer.jobs_written - self.done)
+
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
 

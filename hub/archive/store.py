@@ -67,6 +67,7 @@ class ArchiveWriter:
         self.on_commit: list[Any] = []  # callbacks(list[Saved with job]) run after each commit
         self.batches = 0
         self.rows = 0
+        self.jobs_written = 0  # new messages committed with a follow-up job
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="archive-writer")
@@ -126,6 +127,7 @@ class ArchiveWriter:
                 fut.set_result(saved)
         self.batches += 1
         self.rows += len(batch)
+        self.jobs_written += sum(1 for (item, _), saved in zip(batch, results) if item.job and saved.message_id)
         for hook in self.on_commit:
             try:
                 hook(results)

@@ -8,8 +8,12 @@ Unknown types become ``Unknown`` and are archived raw, never rejected.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
+
+
+_COMMON = frozenset({"channel", "peer_id", "sent_at", "msg_id", "thread", "direction", "sender", "raw"})
+_DATA_FIELDS: dict[type, tuple[str, ...]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +43,15 @@ class Inbound:
 
     def data(self) -> dict[str, Any]:
         """The type-specific fields (everything but the common ones), for the archive."""
-        common = {"channel", "peer_id", "sent_at", "msg_id", "thread", "direction", "sender", "raw"}
-        return {k: v for k, v in asdict(self).items() if k not in common and v not in ("", None)}
+        names = _DATA_FIELDS.get(type(self))
+        if names is None:  # (every field is a str or an int: no deep copy needed, unlike asdict)
+            names = _DATA_FIELDS[type(self)] = tuple(f.name for f in fields(self) if f.name not in _COMMON)
+        out = {}
+        for name in names:
+            value = getattr(self, name)
+            if value != "" and value is not None:
+                out[name] = value
+        return out
 
     def data_json(self) -> str:
         return json.dumps(self.data(), ensure_ascii=False, separators=(",", ":"))

@@ -32,6 +32,8 @@ jobs = Job.__table__
 messages = Message.__table__
 JOB_COLUMNS = (jobs.c.id, jobs.c.kind, jobs.c.message_id, jobs.c.conversation_id, jobs.c.attempts, jobs.c.run_after)
 JOBS_Q = select(*JOB_COLUMNS).where(jobs.c.state == "pending").order_by(jobs.c.id).limit(bindparam("limit"))
+NEW_JOBS_Q = (select(*JOB_COLUMNS).where(jobs.c.state == "pending").where(jobs.c.id > bindparam("seen"))
+              .order_by(jobs.c.id).limit(bindparam("limit")))
 # shared (PostgreSQL): pending jobs, and claimed ones whose lease ran out (their process died)
 SHARED_JOBS_Q = (select(*JOB_COLUMNS, jobs.c.state)
                  .where((jobs.c.state == "pending") | ((jobs.c.state == "claimed") & (jobs.c.run_after < bindparam("now"))))
@@ -85,6 +87,12 @@ class Pipeline:
         self.wake_room = max(1, concurrency // 4)  # free slots that start a new pass at once
         self.wake_delay = 0.005  # seconds after which fewer free slots start one anyway
         self._late_wake: asyncio.TimerHandle | None = None
+        # one process: pending jobs known in memory, per conversation in id order (see _pick_local)
+        self._known: dict[int, dict[int, Any]] = {}
+        self._seen = 0
+        self._resync = True
+        self._synced_at = 0.0
+        self.resync_every = 10.0
         # under a burst of callbacks, acknowledging comes first: jobs then trickle (the platform
         # waits 5 s for an answer; nobody waits that long for a bot reply to be computed)
         self.pressure: Callable[[], bool] | None = None
@@ -180,14 +188,60 @@ class Pipeline:
         if room <= 0:
             return 0  # a finishing conversation wakes the loop again
         now = self.clock.now()
-        async with self.db.read() as conn:
-            if self.shared:
+        self._forget_old_deletions()
+        if not self.shared:
+            by_conv = await self._pick_local(room, now, limit)
+        else:
+            async with self.db.read() as conn:
                 rows = (await conn.execute(SHARED_JOBS_Q, {"limit": limit, "now": now})).all()
-            else:
+            by_conv = self._pick(rows, room, now)
+        if not by_conv:
+            return 0
+        return await self._start(by_conv, now)
+
+    async def _pick_local(self, room: int, now: float, limit: int) -> dict[int, list[Any]]:
+        """One process (SQLite): job ids grow in commit order, so a pass reads only the jobs above the
+        highest id it has seen and keeps them per conversation in memory; the head of the queue is
+        read whole at start, after a failure and every ``resync_every`` seconds (fresh attempts and
+        retry times, and jobs deleted behind its back). Reading the head on every pass cost more
+        than running the jobs once a backlog formed."""
+        loop_now = asyncio.get_running_loop().time()
+        async with self.db.read() as conn:
+            if self._resync or loop_now - self._synced_at > self.resync_every:
+                self._resync, self._synced_at = False, loop_now
                 rows = (await conn.execute(JOBS_Q, {"limit": limit})).all()
+                self._known = {}
+            else:
+                rows = (await conn.execute(NEW_JOBS_Q, {"seen": self._seen, "limit": 2 * limit})).all()
+        for row in rows:
+            self._seen = max(self._seen, row.id)
+            self._known.setdefault(row.conversation_id, {})[row.id] = row
+        by_conv: dict[int, list[Any]] = {}
+        for conv, conv_jobs in list(self._known.items()):
+            if len(by_conv) >= room:
+                break
+            if conv in self._busy:
+                continue
+            take = []
+            for job_id, row in list(conv_jobs.items()):
+                if job_id in self._finished or job_id in self._deleted:
+                    del conv_jobs[job_id]
+                    continue
+                if max(row.run_after, self._retry_at.get(job_id, 0.0)) > now:
+                    break  # an earlier job waits for its retry: keep the order
+                take.append(row)
+            for row in take:
+                del conv_jobs[row.id]
+            if not conv_jobs:
+                del self._known[conv]
+            if take:
+                by_conv[conv] = take
+        return by_conv
+
+    def _pick(self, rows: list[Any], room: int, now: float) -> dict[int, list[Any]]:
+        """Several processes: the due jobs of free conversations among the head of the queue."""
         by_conv: dict[int, list[Any]] = {}
         blocked: set[int] = set()
-        self._forget_old_deletions()
         for row in rows:
             if row.id in self._finished or row.id in self._deleted:
                 continue
@@ -200,8 +254,9 @@ class Pipeline:
             if conv not in by_conv and len(by_conv) >= room:
                 continue
             by_conv.setdefault(conv, []).append(row)
-        if not by_conv:
-            return 0
+        return by_conv
+
+    async def _start(self, by_conv: dict[int, list[Any]], now: float) -> int:
         self._busy.update(by_conv)  # claimed before the next await, so no other pass takes them
         if self.shared:
             try:
@@ -217,6 +272,7 @@ class Pipeline:
                 found = {m.id: m for m in (await conn.execute(select(messages).where(messages.c.id.in_(ids)))).all()}
         except BaseException:
             self._busy.difference_update(by_conv)
+            self._resync = True  # (one process) they left the in-memory index: read the head again
             # claimed but never started: stop renewing their leases, so they run out and whoever comes
             # next takes the jobs (renewing them would block these conversations in every process)
             self._claimed.difference_update(j.id for conv_jobs in by_conv.values() for j in conv_jobs)
@@ -404,6 +460,7 @@ class Pipeline:
     async def _failed(self, row: Any, exc: Exception) -> None:
         attempts = row.attempts + 1
         give_up = attempts >= self.max_attempts
+        self._resync = True  # (one process) this job and those behind it are read again, with fresh attempts
         delay = min(2 ** attempts, 300)
         self._claimed.discard(row.id)
         if attempts >= self.max_attempts:

@@ -201,7 +201,8 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             hub = await build_hub(config, app[CLOCK], session, sio)
             app[HUB] = hub
             deps.accounts, deps.writer = hub.accounts, hub.writer
-            hub.pipeline.pressure = lambda: deps.under_pressure() or hub.pipeline.backlog(hub.writer) > PIPELINE_BACKLOG
+            hub.pipeline.pressure = lambda: deps.under_pressure() or (
+                hub.pipeline.backlog(hub.writer) > PIPELINE_BACKLOG and deps.receiving())
             await hub.sessions.load()
             hub.writer.start()
             hub.pipeline.start()

@@ -43,6 +43,11 @@ class CallbackDeps:
     max_body: int
     inflight: int = 0  # callbacks being handled right now
     busy_until: float = 0.0  # loop time until which the pipeline backs off (a burst was seen)
+    last_saved: float = 0.0  # loop time of the last callback saved
+
+    def receiving(self) -> bool:
+        """Callbacks are coming in (one was saved in the last quarter second)."""
+        return asyncio.get_running_loop().time() - self.last_saved < PRESSURE_HOLD
 
     def under_pressure(self) -> bool:
         """A callback's save was slow in the last quarter second: acknowledging comes first."""
@@ -128,7 +133,7 @@ async def accept_plain(deps: CallbackDeps, request: web.Request, account: Accoun
         return web.Response(status=503, text="archive unavailable, retry", content_type="text/plain")
     finally:
         deps.inflight -= 1
-        now = loop.time()
+        now = deps.last_saved = loop.time()
         if now - started > PRESSURE_ACK_S:
             deps.busy_until = now + PRESSURE_HOLD
     deps.accounts.mark_received(account.id)

@@ -149,6 +149,8 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     customers.fetch_profile = fetch_profile
     async def kf_state(row: Any, state: int, user: Any) -> None:
         """The 微信客服 platform's own service state follows the hub's (bot, queued, human, ended)."""
+        if await sessions.channel_of(row.conversation_id) != "kf":
+            return
         async with db.read() as conn:
             conv = (await conn.execute(select(Conversation.__table__).where(
                 Conversation.__table__.c.id == row.conversation_id))).first()

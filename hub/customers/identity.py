@@ -78,11 +78,12 @@ async def resolve(conn: Any, now: float, primary: Key, extra: Iterable[Key] = ()
             if key.strong and (found := await find(conn, key)) is not None:
                 customer_id = found
                 break
-    if customer_id is None:
+    created = customer_id is None
+    if created:
         res = await conn.execute(customers.insert().values(name=name[:128], vip_level=0, paid_total_fen=0,
                                                            order_count=0, created_at=now, legal_hold=False))
         customer_id = res.inserted_primary_key[0]
-    if await find(conn, primary) is None:
+    if created or await find(conn, primary) is None:  # (nobody had it when the customer was created)
         await _attach(conn, customer_id, primary, now)
     for key in extra:
         owner = await find(conn, key)

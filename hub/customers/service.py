@@ -55,6 +55,10 @@ class CustomerService:
             async with self.db.read() as conn:
                 customer_id = (await conn.execute(select(conv_t.c.customer_id).where(
                     conv_t.c.id == msg.conversation_id))).scalar()
+        now = self.clock.now()
+        is_customer = msg.sender == "customer"
+        keyword_rules = await self.settings.get("keyword_tags") if is_customer else None
+        added: list[str] = []
         if customer_id is None:
             extra: list[ident.Key] = []
             name = ""
@@ -69,16 +73,25 @@ class CustomerService:
                 name = info.get("name", "")
             primary = ident.Key(ident.PEER_KIND.get(msg.channel, "custom"), msg.peer_id, msg.account_id)
 
-            async def write() -> int:
+            async def write() -> tuple[int, list[str]]:
+                """First contact: the identity, the link, the last contact and the keyword tags in one
+                transaction."""
                 async with self.db.write() as conn:
-                    cid = await ident.resolve(conn, self.clock.now(), primary, extra, name)
+                    cid = await ident.resolve(conn, now, primary, extra, name)
                     await conn.execute(update(conv_t).where(conv_t.c.id == msg.conversation_id)
                                        .values(customer_id=cid))
-                    return cid
+                    if not is_customer:
+                        return cid, []
+                    await conn.execute(update(customers).where(customers.c.id == cid).values(last_contact_at=now))
+                    words = keyword_tags(msg.text or "", keyword_rules)
+                    return cid, (await add_tags(conn, now, cid, words, "keyword", "bot") if words else [])
 
             for attempt in range(3):
                 try:
-                    customer_id = await retry_busy(write)
+                    customer_id, added = await retry_busy(write)
+                    if is_customer:
+                        self._touched[customer_id] = now
+                        self._tagged.update((customer_id, w) for w in keyword_tags(msg.text or "", keyword_rules))
                     break
                 except IntegrityError:
                     # another conversation of the same person (same unionid) resolved at the same
@@ -89,13 +102,13 @@ class CustomerService:
             self._conv_customer.clear()
         self._conv_customer[msg.conversation_id] = customer_id
         ctx.state["customer_id"] = customer_id
-        if msg.sender != "customer":
+        if not is_customer:
             return
-        words = [w for w in keyword_tags(msg.text or "", await self.settings.get("keyword_tags"))
-                 if (customer_id, w) not in self._tagged]
-        now = self.clock.now()
+        words = [w for w in keyword_tags(msg.text or "", keyword_rules) if (customer_id, w) not in self._tagged]
         stale = now - self._touched.get(customer_id, float("-inf")) > 60  # last contact to the minute
         if not words and not stale:
+            if added:
+                await self.tags_changed(customer_id)
             return
 
         async def touch() -> list[str]:

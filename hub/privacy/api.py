@@ -170,6 +170,7 @@ async def _erase(request: web.Request, user: Any, customer_id: int, body: dict[s
     req = erasure.ErasureRequest(customer_id, str(body.get("requester") or ""), actor(user), str(body.get("reason") or ""))
     record = await erasure.erase_customer(hub.db, hub.clock, req)
     hub.writer.forget_conversations()  # the archive writer's cached conversation ids
+    hub.sessions.forget_conversations()  # and the session service's remembered channels
     await audit.record(hub.db, hub.clock, actor=user, action="customer.erase", target=f"customer:{req.customer_id}",
                        after={"erasure": record["id"], "counts": record["counts"]}, request=request)
     return web.json_response(record)

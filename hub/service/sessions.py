@@ -86,6 +86,7 @@ class Handover:
     advisor_id: int | None = None
     group: str | None = None
     customer_id: int | None = None
+    known_closed: bool = False  # the caller just found no open session (no second look needed)
 
 
 class SessionService(SessionReading):
@@ -93,6 +94,7 @@ class SessionService(SessionReading):
                  timers: Timers, profile: ProfileProvider = basic_profile, kf_state: Any = None):
         self.db = db
         self.clock = clock
+        self._channels: dict[int, str] = {}  # conversation -> channel (see channel_of)
         self.push = push
         self.outbound = outbound
         self.settings = settings
@@ -208,7 +210,7 @@ class SessionService(SessionReading):
     # -- handover from the bots -----------------------------------------------------------------
     async def route(self, h: Handover) -> dict[str, Any]:
         """Open (or join) the conversation's session and route it. Returns the session json."""
-        existing = await self._open_session(h.conversation_id)
+        existing = None if h.known_closed else await self._open_session(h.conversation_id)
         if existing is not None:
             return session_json(existing)
         decision = decide(self.rules, RoutingInput(
@@ -261,7 +263,7 @@ class SessionService(SessionReading):
         if assignment is None:
             await self._tell_queue_position(row)
         await self._queue_changed()
-        return session_json(await self._get(session_id))
+        return session_json(await self._get(session_id) if assignment is not None else row)
 
     async def _reopen_candidate(self, conn: Any, conversation_id: int, now: float) -> Any:
         window = float(await self.settings.get("reopen_window") or 0)
@@ -601,10 +603,23 @@ class SessionService(SessionReading):
         except Exception as exc:  # noqa: BLE001 - the platform's view is best effort; the hub's is the truth
             log.warning("kf service_state for session %s -> %s failed: %s", row.id, state, exc)
 
-    async def _channel(self, conversation_id: int) -> str:
-        async with self.db.read() as conn:
-            return (await conn.execute(select(conversations.c.channel).where(
-                conversations.c.id == conversation_id))).scalar() or ""
+    async def channel_of(self, conversation_id: int) -> str:
+        """The conversation's channel (wecom, oa, kf): it never changes, so it is remembered."""
+        channel = self._channels.get(conversation_id)
+        if channel is None:
+            async with self.db.read() as conn:
+                channel = (await conn.execute(select(conversations.c.channel).where(
+                    conversations.c.id == conversation_id))).scalar() or ""
+            if len(self._channels) > 100_000:
+                self._channels.clear()
+            self._channels[conversation_id] = channel
+        return channel
+
+    _channel = channel_of
+
+    def forget_conversations(self) -> None:
+        """After conversations were deleted (erasure): their ids may come back."""
+        self._channels.clear()
 
     async def _open_session(self, conversation_id: int) -> Any:
         async with self.db.read() as conn:

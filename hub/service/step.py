@@ -35,6 +35,7 @@ def route_step(sessions: SessionService, routing_context: Any = _no_context):  #
                                       first_message=msg.text or f"[{msg.kind}]",
                                       suggestions=ctx.state.get("suggestions", []),
                                       in_business_hours=ctx.state.get("in_business_hours", True),
-                                      customer_id=ctx.state.get("customer_id"), **routing))
+                                      customer_id=ctx.state.get("customer_id"), known_closed=open_row is None,
+                                      **routing))
 
     return step

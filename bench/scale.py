@@ -13,13 +13,18 @@ records when each arrives as ``message.new`` on its socket: end-to-end push late
 (callback -> archive -> pipeline -> routing -> Redis -> the worker holding the socket). A probe
 message not delivered by the end of the drain wait counts as lost.
 
-CPU: utime + stime from /proc/<pid>/stat of every hub process (supervisor and workers), before
-and after the measured run, per 1,000 acknowledged callbacks. ``acked`` (200 success answers,
+Load: ``--senders`` customers (default 2,000; quick 500), so a run mixes first messages (a new
+session: identification, bots, routing, a queue notice) with follow-ups to open sessions.
+
+CPU: utime + stime from /proc/<pid>/stat of every hub process (supervisor and workers), from the
+start of the measured run until the pipeline has run every job the run left (``jobs done N s after
+the run``; at most ``--drain-timeout``), per 1,000 acknowledged callbacks: the work a callback causes
+after its answer counts too, so a configuration that defers it does not look cheaper. ``acked`` (200 success answers,
 warm-up, probe and run) must equal ``archived`` (inbound rows of the bench account) in every run.
 Runs are interleaved (sqlite, one, two, two, one, sqlite ...); medians are reported.
 
     python bench/scale.py            # 3 runs x 10 s per configuration
-    python bench/scale.py --quick    # 1 run x 4 s per configuration, < 45 s wall on an idle box
+    python bench/scale.py --quick    # 1 run x 3 s per configuration, < 45 s wall on an idle box
 
 Last line: one JSON object (one_worker_per_s, two_workers_per_s, sqlite_per_s, scaling,
 cpu_ms_per_1k_one, cpu_ms_per_1k_two, cpu_ms_per_1k_sqlite, acked, archived, p99_ms, ...).
@@ -307,8 +312,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--plan-rate", type=float, default=5000, help="messages prepared per second of run")
     ap.add_argument("--drain", type=float, help="seconds the probe waits for its last messages")
-    ap.add_argument("--drain-timeout", type=float, default=120.0,
-                    help="seconds to wait after a run for the pipeline to finish its jobs (CPU is counted until then)")
+    ap.add_argument("--senders", type=int, help="customers the messages come from (default 2000, quick 500): "
+                    "each one's first message opens a session (bots, routing), later ones join it")
+    ap.add_argument("--drain-timeout", type=float,
+                    help="seconds to wait after a run for the pipeline to finish its jobs (CPU is counted until then; "
+                         "default 120, quick 15)")
     ap.add_argument("--probe", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -316,7 +324,9 @@ def main() -> None:
         asyncio.run(probe_main(args.probe, args.seconds, args.drain))
         return
     runs = args.runs or (1 if args.quick else 3)
-    duration = args.duration or (4.0 if args.quick else 10.0)
+    duration = args.duration or (3.0 if args.quick else 10.0)
+    args.senders = args.senders or (500 if args.quick else 2000)
+    args.drain_timeout = args.drain_timeout if args.drain_timeout is not None else (15.0 if args.quick else 120.0)
     warmup = 0.0 if args.quick else 2.0
     args.drain = args.drain if args.drain is not None else (3.0 if args.quick else 30.0)
     wall0 = time.perf_counter()
@@ -332,7 +342,7 @@ def main() -> None:
     try:
         wait_healthy(standin_port, standin, tmp / "standin.log", "/cgi-bin/gettoken")
         api_base = f"http://127.0.0.1:{standin_port}"
-        factory = MessageFactory(20000)
+        factory = MessageFactory(args.senders)
         print(f"wrk -t{args.threads} -c{args.connections}, {runs} x {duration:g} s per configuration; "
               f"PostgreSQL {args.pg}; {os.cpu_count()} cores shared by hub, PostgreSQL, Redis and wrk", flush=True)
         for r in range(runs):

@@ -8,6 +8,8 @@ SQLite and PostgreSQL.
 """
 from __future__ import annotations
 
+import asyncio
+
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -87,18 +89,25 @@ class Stats:
                 .where(or_(_customer_message(messages),
                            and_(messages.c.direction == "out", messages.c.sender.like("agent:%"))))
                 .order_by(messages.c.conversation_id, messages.c.id))).all()
-        windows: dict[int, list[tuple[float, float | None]]] = {}
-        today_sessions = []
-        for r in rows:
-            windows.setdefault(r.conversation_id, []).append((r.handover_at, r.closed_at))
-            if r.handover_at >= start:
-                today_sessions.append(SessionTimes(r.id, r.conversation_id, r.agent_id, r.group or "", r.created_at,
-                                                   r.handover_at, r.first_reply_at, r.closed_at, r.state))
-        msgs = in_human_sessions((Msg(m.conversation_id, m.created_at, m.sender) for m in msg_rows), windows)
-        figures = breakdown(today_sessions, reply_gaps(msgs))
-        handovers: dict[int, list[float]] = {}
-        for s in today_sessions:
-            handovers.setdefault(s.conversation_id, []).append(s.handover_at)
+
+        def compute() -> tuple[Any, dict[int, list[float]]]:
+            windows: dict[int, list[tuple[float, float | None]]] = {}
+            today_sessions = []
+            for r in rows:
+                windows.setdefault(r.conversation_id, []).append((r.handover_at, r.closed_at))
+                if r.handover_at >= start:
+                    today_sessions.append(SessionTimes(r.id, r.conversation_id, r.agent_id, r.group or "",
+                                                       r.created_at, r.handover_at, r.first_reply_at, r.closed_at,
+                                                       r.state))
+            msgs = in_human_sessions((Msg(m.conversation_id, m.created_at, m.sender) for m in msg_rows), windows)
+            handovers: dict[int, list[float]] = {}
+            for s in today_sessions:
+                handovers.setdefault(s.conversation_id, []).append(s.handover_at)
+            return breakdown(today_sessions, reply_gaps(msgs)), handovers
+
+        # a walk over the day's messages (tens of thousands on a busy day): in a thread, so the event
+        # loop keeps answering callbacks and pushing messages between its slices instead of stalling
+        figures, handovers = await asyncio.to_thread(compute)
         return {"since": start, "until": now, "timezone": tz, **figures.as_json(),
                 "bots": bot_rates(await self._bot_first_seen(start, now), handovers), "satisfaction": None}
 

@@ -44,7 +44,7 @@ async def ensure_index(db: Database) -> None:
 
 
 class SearchIndexer:
-    def __init__(self, db: Database, clock: Clock, batch: int = 100, idle: float = 1.0):
+    def __init__(self, db: Database, clock: Clock, batch: int = 32, idle: float = 1.0):
         self.db = db
         self.clock = clock
         self.batch = batch

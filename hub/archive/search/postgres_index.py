@@ -18,7 +18,13 @@ INSERT = (f"INSERT INTO {TABLE} (message_id, terms) VALUES (:id, CAST(:terms AS 
           "ON CONFLICT (message_id) DO NOTHING")
 
 
+DDL_LOCK = 74112  # pg advisory lock: workers starting together on a new schema create the table once
+
+
 async def ensure(conn: Any) -> None:
+    # CREATE ... IF NOT EXISTS is not safe against a concurrent CREATE (a unique violation in the
+    # catalog): processes starting at once take turns, the later ones find the table there
+    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DDL_LOCK})
     for statement in DDL:
         await conn.execute(text(statement))
 

@@ -211,7 +211,8 @@ def is_busy(exc: BaseException) -> bool:
     """A transient 'database is locked/busy' or a dropped connection: retry, do not lose."""
     text = str(exc).lower()
     return isinstance(exc, OperationalError) and ("locked" in text or "busy" in text) or \
-        "connection" in text and ("closed" in text or "terminat" in text or "reset" in text)
+        "connection" in text and ("closed" in text or "terminat" in text or "reset" in text) or \
+        "deadlock detected" in text or "could not serialize access" in text  # PostgreSQL: run it again
 
 
 async def retry_busy(fn, *, attempts: int = 8, delay: float = 0.05):  # noqa: ANN001

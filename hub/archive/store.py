@@ -166,7 +166,7 @@ class ArchiveWriter:
                 self._insert(conversations).on_conflict_do_nothing(
                     index_elements=["account_id", "thread", "peer_id"]),
                 [{"account_id": a, "thread": t, "peer_id": p, "channel": it.msg.channel, "created_at": now}
-                 for (a, t, p), it in keys.items()],
+                 for (a, t, p), it in sorted(keys.items())],  # one lock order in every process (no deadlock)
             )
             rows = await conn.execute(
                 select(conversations.c.id, conversations.c.account_id, conversations.c.thread,
@@ -188,7 +188,7 @@ class ArchiveWriter:
             inserted = await conn.execute(
                 self._insert(messages).on_conflict_do_nothing(index_elements=["account_id", "dedup_key"])
                 .returning(messages.c.id, messages.c.account_id, messages.c.dedup_key),
-                params,
+                sorted(params, key=lambda p: (p["account_id"], p["dedup_key"])),  # the same lock order too
             )
             new_ids = {(r.account_id, r.dedup_key): r.id for r in inserted}
             results: list[Saved] = []
@@ -209,7 +209,10 @@ class ArchiveWriter:
                 if saved.message_id is not None:
                     inbound = it.msg.direction == "in" and it.msg.sender == "customer"
                     touched[saved.conversation_id] = touched.get(saved.conversation_id, False) or inbound
-            for conv, inbound in touched.items():
+            # conversations (and their sessions) in id order: writers of several processes, each with
+            # a batch touching some of the same conversations, lock them in the same order (a batch
+            # in another order deadlocked, and its callbacks went unacknowledged)
+            for conv, inbound in sorted(touched.items()):
                 values = {"last_message_at": now, **({"last_inbound_at": now} if inbound else {})}
                 await conn.execute(conversations.update().where(conversations.c.id == conv).values(**values))
                 if inbound:  # the open session's "customer waiting since" (no extra write in the pipeline)

@@ -56,6 +56,7 @@ class SearchIndexer:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._index = backend(db)
+        self._last: int | None = None  # the cursor as this indexer last committed it
 
     def notify(self, *_args: Any) -> None:
         self._wakeup.set()
@@ -102,7 +103,9 @@ class SearchIndexer:
 
     async def run_once(self) -> int:
         """Index the next batch; returns how many message rows it read (0: caught up)."""
-        last = await self.cursor()
+        # the cursor as this indexer last moved it (one read less per pass); if anyone else moved it
+        # since (another process, the CLI), the conditional update in _commit fails and it is read again
+        last = self._last if self._last is not None else await self.cursor()
         async with self.db.read() as conn:
             rows = (await conn.execute(select(messages.c.id, messages.c.text).where(messages.c.id > last)
                                        .order_by(messages.c.id).limit(self.batch))).all()
@@ -132,8 +135,11 @@ class SearchIndexer:
             moved = await conn.execute(update(cursors).where(cursors.c.name == CURSOR)
                                        .where(cursors.c.last_id == last).values(last_id=new_last, updated_at=now))
             if moved.rowcount != 1:
+                self._last = None
                 return 0  # someone else indexed this batch; the next pass reads the new cursor
-            return await self._index.add(conn, pairs)
+            added = await self._index.add(conn, pairs)
+        self._last = new_last  # committed
+        return added
 
     def _insert_cursor(self) -> Any:
         from sqlalchemy.dialects import postgresql, sqlite

@@ -118,9 +118,19 @@ class Dashboard:
         self._dirty = True
         self.changed()
 
+    def watched(self) -> bool:
+        """Someone may be looking: a supervisor or admin has a socket on this process, or several
+        processes serve sockets (one of the others may hold a supervisor's)."""
+        presence = self.hub.presence
+        if presence.shared is not None:
+            return True
+        return any(presence.users[uid].is_supervisor for uid in presence.online_user_ids() if uid in presence.users)
+
     def changed(self) -> None:
         if self._pending is not None:
             return
+        if not self.watched():
+            return  # nobody to push to: no day walk under load; a supervisor who connects loads a snapshot
         loop = asyncio.get_running_loop()
         delay = max(0.0, self.push_every - (loop.time() - self._last_push))
         self._pending = loop.call_later(delay, lambda: asyncio.ensure_future(self.push_now()))

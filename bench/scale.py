@@ -13,7 +13,7 @@ records when each arrives as ``message.new`` on its socket: end-to-end push late
 (callback -> archive -> pipeline -> routing -> Redis -> the worker holding the socket). A probe
 message not delivered by the end of the drain wait counts as lost.
 
-Load: ``--senders`` customers (default 2,000; quick 500), so a run mixes first messages (a new
+Load: ``--senders`` customers (default 2,000; quick 300), so a run mixes first messages (a new
 session: identification, bots, routing, a queue notice) with follow-ups to open sessions.
 
 CPU: utime + stime from /proc/<pid>/stat of every hub process (supervisor and workers), from the
@@ -24,7 +24,7 @@ warm-up, probe and run) must equal ``archived`` (inbound rows of the bench accou
 Runs are interleaved (sqlite, one, two, two, one, sqlite ...); medians are reported.
 
     python bench/scale.py            # 3 runs x 10 s per configuration
-    python bench/scale.py --quick    # 1 run x 3 s per configuration, < 45 s wall on an idle box
+    python bench/scale.py --quick    # 1 run x 2 s per configuration (300 senders), < 45 s wall on an idle box
 
 Last line: one JSON object (one_worker_per_s, two_workers_per_s, sqlite_per_s, scaling,
 cpu_ms_per_1k_one, cpu_ms_per_1k_two, cpu_ms_per_1k_sqlite, acked, archived, p99_ms, ...).
@@ -142,7 +142,7 @@ def hub_pids(proc: subprocess.Popen) -> list[int]:
     return [proc.pid, *children]
 
 
-def settle(proc: subprocess.Popen, workers: int, timeout: float = 120.0) -> list[int]:
+def settle(proc: subprocess.Popen, workers: int, timeout: float = 120.0, quiet_for: int = 3) -> list[int]:
     """Wait until every worker is up and idle (start-up, and any restart, is not measured); returns
     the hub's pids."""
     want = 1 + workers if workers else 1
@@ -154,7 +154,7 @@ def settle(proc: subprocess.Popen, workers: int, timeout: float = 120.0) -> list
         time.sleep(0.5)
         if hub_pids(proc) == pids and len(pids) == want and cpu_seconds(pids) - before < 0.05:
             quiet += 1
-            if quiet >= 3:
+            if quiet >= quiet_for:
                 return pids
         else:
             quiet = 0
@@ -231,11 +231,13 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
     hub = None
     try:
         common = dict(cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-        subprocess.run([py, "-m", "hub", "accounts", "add", "--db", db_url, "--id", ACCOUNT, "--platform", "wecom",
-                        "--name", "Bench Corp", "--receive-id", CORP_ID, "--token", TOKEN, "--aes-key", AES_KEY,
-                        "--secret", "bench-corp-secret"], **common)
-        subprocess.run([py, "-m", "hub", "users", "add", "--db", db_url, "--username", PROBE_USER, "--password",
-                        PROBE_PASSWORD, "--groups", "default", "--cap", "1"], **common)
+        # the bench account and the probe's agent, through the CLI (one interpreter for both)
+        subprocess.run([py, "-c", "import sys; from hub.cli import main; a = sys.argv[1:]; i = a.index('users'); "
+                        "sys.exit(main(a[:i]) or main(a[i:]))",
+                        "accounts", "add", "--db", db_url, "--id", ACCOUNT, "--platform", "wecom", "--name", "Bench Corp",
+                        "--receive-id", CORP_ID, "--token", TOKEN, "--aes-key", AES_KEY, "--secret", "bench-corp-secret",
+                        "users", "add", "--db", db_url, "--username", PROBE_USER, "--password", PROBE_PASSWORD,
+                        "--groups", "default", "--cap", "1"], **common)
         hub = start([py, "-m", "hub", *serve, "--wecom-api-base", api_base, "--oa-api-base", api_base], log, env)
         wait_healthy(port, hub, log, timeout=120)
         deadline = time.monotonic() + 120
@@ -249,7 +251,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
             warm = tmp / f"warm-{name}-{run}.txt"
             factory.write(warm, int(4000 * warmup))
             acked += run_wrk(port, warm, "once", warmup, **wrk)["acked"]
-        settle(hub, workers)
+        settle(hub, workers, quiet_for=1 if args.quick else 3)
         probe = subprocess.Popen([py, str(Path(__file__).resolve()), "--probe", str(port), "--seconds", str(duration),
                                   "--drain", str(args.drain)], cwd=ROOT, env=env, stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True)
@@ -258,7 +260,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
             raise SystemExit(f"probe did not start:\n{log.read_text()[-2000:]}")
         data = tmp / f"run-{name}-{run}.txt"
         factory.write(data, int(args.plan_rate * duration))
-        pids = settle(hub, workers)
+        pids = settle(hub, workers, quiet_for=1 if args.quick else 3)
         cpu0 = cpu_seconds(pids)
         probe.stdin.write("go\n")
         probe.stdin.flush()
@@ -312,11 +314,11 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--plan-rate", type=float, default=5000, help="messages prepared per second of run")
     ap.add_argument("--drain", type=float, help="seconds the probe waits for its last messages")
-    ap.add_argument("--senders", type=int, help="customers the messages come from (default 2000, quick 500): "
+    ap.add_argument("--senders", type=int, help="customers the messages come from (default 2000, quick 300): "
                     "each one's first message opens a session (bots, routing), later ones join it")
     ap.add_argument("--drain-timeout", type=float,
                     help="seconds to wait after a run for the pipeline to finish its jobs (CPU is counted until then; "
-                         "default 120, quick 15)")
+                         "default 120, quick 5)")
     ap.add_argument("--probe", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -324,11 +326,11 @@ def main() -> None:
         asyncio.run(probe_main(args.probe, args.seconds, args.drain))
         return
     runs = args.runs or (1 if args.quick else 3)
-    duration = args.duration or (3.0 if args.quick else 10.0)
-    args.senders = args.senders or (500 if args.quick else 2000)
-    args.drain_timeout = args.drain_timeout if args.drain_timeout is not None else (15.0 if args.quick else 120.0)
+    duration = args.duration or (2.0 if args.quick else 10.0)
+    args.senders = args.senders or (300 if args.quick else 2000)
+    args.drain_timeout = args.drain_timeout if args.drain_timeout is not None else (5.0 if args.quick else 120.0)
     warmup = 0.0 if args.quick else 2.0
-    args.drain = args.drain if args.drain is not None else (3.0 if args.quick else 30.0)
+    args.drain = args.drain if args.drain is not None else (1.0 if args.quick else 30.0)
     wall0 = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-"))
     py = sys.executable

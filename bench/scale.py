@@ -44,6 +44,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -53,6 +54,8 @@ from bench.callbacks import (ACCOUNT, AES_KEY, CORP_ID, TOKEN, MessageFactory, f
 
 PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 PROBE_USER, PROBE_PASSWORD = "probe", "probe-password"
+ADMIN_USER, ADMIN_PASSWORD = "bench-admin", "bench-admin-password"
+PROBE_WORD = "探针"  # in the probe customer's first message: the routing rule sends it to the probe's group
 TARGET_SCALING, TARGET_CPU_DRIFT = 1.3, 0.15
 
 
@@ -72,14 +75,24 @@ async def probe_main(port: int, seconds: float, drain: float) -> None:
     opened = asyncio.Event()
     sio = socketio.AsyncClient(reconnection=True)
 
+    background: set[asyncio.Task] = set()
+
+    def later(coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        background.add(task)
+        task.add_done_callback(background.discard)
+
     @sio.on("message.new")
     async def on_message(data: dict) -> None:
         text = data["message"]["text"]
         if text in sent and text not in got:
             got[text] = time.time()
+            # answer like an agent, so the session is not reassigned as unanswered during the run
+            later(sio.call("reply", {"session_id": data["session_id"], "text": "收到"}, timeout=30))
 
     @sio.on("session.new")
     async def on_session(data: dict) -> None:
+        later(sio.call("accept", {"session_id": data["session"]["id"]}, timeout=30))  # not requeued as unaccepted
         opened.set()
 
     async with aiohttp.ClientSession() as http:
@@ -94,7 +107,7 @@ async def probe_main(port: int, seconds: float, drain: float) -> None:
             async with http.post(base + sim.path, params=query, data=body) as r:
                 acked += r.status == 200 and await r.text() == "success"
 
-        await send(0, "你好，我想咨询一下订单")  # opens the probe's session (the probe agent takes it)
+        await send(0, f"你好，我想咨询一下订单（{PROBE_WORD}）")  # opens the probe's session (its own group)
         await asyncio.wait_for(opened.wait(), 30)
         print(json.dumps({"ready": True}), flush=True)
         sys.stdin.readline()  # go
@@ -160,6 +173,24 @@ def settle(proc: subprocess.Popen, workers: int, timeout: float = 120.0, quiet_f
             quiet = 0
     print(f"warning: hub processes did not settle in {timeout:.0f} s (a busy machine); measuring anyway", flush=True)
     return hub_pids(proc)
+
+
+def probe_route(port: int) -> None:
+    """A routing rule (through the admin API) that sends the probe's customer to the probe agent's own
+    group: its session must not queue behind the thousands the load opens in the default group."""
+    import urllib.request
+    base = f"http://127.0.0.1:{port}"
+
+    def call(path: str, body: dict, token: str | None = None) -> dict:
+        req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {token}"} if token else {})})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read() or b"{}")
+
+    token = call("/api/login", {"username": ADMIN_USER, "password": ADMIN_PASSWORD})["token"]
+    call("/api/routing/rules", {"name": "bench probe", "conditions": [{"kind": "keywords_any", "value": [PROBE_WORD]}],
+                                "actions": {"group": "probe"}}, token)
 
 
 def pending_jobs(db_url: str) -> int:
@@ -237,7 +268,9 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
                         "accounts", "add", "--db", db_url, "--id", ACCOUNT, "--platform", "wecom", "--name", "Bench Corp",
                         "--receive-id", CORP_ID, "--token", TOKEN, "--aes-key", AES_KEY, "--secret", "bench-corp-secret",
                         "users", "add", "--db", db_url, "--username", PROBE_USER, "--password", PROBE_PASSWORD,
-                        "--groups", "default", "--cap", "1"], **common)
+                        "--groups", "probe", "--cap", "1"], **common)
+        subprocess.run([py, "-m", "hub", "users", "add", "--db", db_url, "--username", ADMIN_USER, "--password",
+                        ADMIN_PASSWORD, "--role", "admin", "--cap", "0"], **common)
         hub = start([py, "-m", "hub", *serve, "--wecom-api-base", api_base, "--oa-api-base", api_base], log, env)
         wait_healthy(port, hub, log, timeout=120)
         deadline = time.monotonic() + 120
@@ -245,6 +278,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
             time.sleep(0.2)
         for _ in range(3 * workers):  # every worker answers (SO_REUSEPORT spreads new connections)
             wait_healthy(port, hub, log, timeout=120)
+        probe_route(port)
         wrk = dict(threads=args.threads, connections=args.connections, procs=[], grace=5 if args.quick else 15)
         acked = 0
         if warmup > 0:

@@ -214,7 +214,7 @@ class SessionService(SessionReading):
         if existing is not None:
             return session_json(existing)
         decision = decide(self.rules, RoutingInput(
-            account_id=h.account_id, platform=await self._channel(h.conversation_id), channel=h.channel_code,
+            account_id=h.account_id, platform=await self.channel_of(h.conversation_id), channel=h.channel_code,
             tags=h.tags, vip_level=h.vip_level, first_message=h.first_message,
             in_business_hours=h.in_business_hours), await self.settings.get("default_group"))
         now = self.clock.now()
@@ -614,8 +614,6 @@ class SessionService(SessionReading):
                 self._channels.clear()
             self._channels[conversation_id] = channel
         return channel
-
-    _channel = channel_of
 
     def forget_conversations(self) -> None:
         """After conversations were deleted (erasure): their ids may come back."""

@@ -30,13 +30,20 @@ class Presence:
         self._offline_timers: dict[int, asyncio.TimerHandle] = {}
         self.on_gone: Callable[[UserInfo], Awaitable[None]] | None = None  # set by the session service
         self.shared: Any = None  # RedisPresence when several processes serve agents
+        self._supervisors: set[int] = set()  # supervisors and admins who have connected to this process
 
-    def online_user_ids(self) -> set[int]:
-        return {uid for uid, sids in self.sockets.items() if sids}
+    def supervisor_online(self) -> bool:
+        """A supervisor or admin has a socket on this process (asked on every session change: a
+        walk over every connected agent cost more than the rest of delivering a message)."""
+        return any(self.sockets.get(uid) for uid in self._supervisors)
 
     async def connected(self, user: UserInfo, sid: str) -> None:
         self.sockets.setdefault(user.id, set()).add(sid)
         self.users[user.id] = user
+        if user.is_supervisor:
+            self._supervisors.add(user.id)
+        else:
+            self._supervisors.discard(user.id)  # a role changed since their last connection
         if self.shared is not None:
             await self.shared.changed(user.id, +1)
         timer = self._offline_timers.pop(user.id, None)

@@ -103,3 +103,27 @@ async def test_live_updates_follow_session_changes(client, hub):  # noqa: ANN001
     finally:
         await sup.close()
         await alice.close()
+
+
+async def test_supervisor_online_follows_connections_and_roles():
+    """The dashboard computes and pushes only while a supervisor or admin has a socket here."""
+    from hub.presence import Presence
+    from hub.push import MemoryStreams, Push
+    from hub.users import UserInfo
+
+    presence = Presence(Push(None, MemoryStreams()), grace=60)
+    agent = UserInfo(1, "alice", "Alice", "agent", ("售前",), 5)
+    boss = UserInfo(2, "sam", "Sam", "supervisor", (), 0)
+    await presence.connected(agent, "a1")
+    assert not presence.supervisor_online()
+    await presence.connected(boss, "s1")
+    await presence.connected(boss, "s2")
+    assert presence.supervisor_online()
+    await presence.disconnected(boss, "s1")
+    assert presence.supervisor_online()  # still one tab open
+    await presence.disconnected(boss, "s2")
+    assert not presence.supervisor_online()
+    await presence.connected(UserInfo(2, "sam", "Sam", "agent", (), 5), "s3")  # demoted since
+    assert not presence.supervisor_online()
+    for timer in presence._offline_timers.values():
+        timer.cancel()

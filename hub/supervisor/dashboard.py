@@ -124,7 +124,7 @@ class Dashboard:
         presence = self.hub.presence
         if presence.shared is not None:
             return True
-        return any(presence.users[uid].is_supervisor for uid in presence.online_user_ids() if uid in presence.users)
+        return presence.supervisor_online()
 
     def changed(self) -> None:
         if self._pending is not None:

@@ -50,7 +50,6 @@ from .outbound.api import PlatformApi
 from .outbound.queue import Outbound
 from .customers.service import CustomerService
 from .knowledge.matcher import Tokenizer
-from .loop_load import LoopLoad
 from .models import Conversation
 from .knowledge.store import KnowledgeBase
 from .pipeline import Pipeline
@@ -68,12 +67,9 @@ from .settings import Settings
 from .users import LoginLimiter
 
 log = logging.getLogger("hub")
-# jobs written but not yet run, past which, with the loop busy, the pipeline cannot keep up with the
-# callbacks coming in (a flood, not a busy steady state): it then yields to acknowledging them and
-# catches up after. With time to spare on the loop it runs at full speed whatever its backlog: held
-# back then, it left a third of the loop idle at 1,000 messages/s while pushes waited seconds.
+# jobs written but not yet run, past which the pipeline cannot keep up with the callbacks coming in
+# (a flood, not a busy steady state): it then yields to acknowledging them and catches up after
 PIPELINE_BACKLOG = 1000
-LOOP_BUSY = 0.95
 GC_THRESHOLDS = (20_000, 50, 50)  # measured with bench/push.py against the default (700, 10, 10)
 
 
@@ -208,9 +204,8 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             hub = await build_hub(config, app[CLOCK], session, sio)
             app[HUB] = hub
             deps.accounts, deps.writer = hub.accounts, hub.writer
-            load = LoopLoad()
             hub.pipeline.pressure = lambda: deps.under_pressure() or (
-                hub.pipeline.backlog(hub.writer) > PIPELINE_BACKLOG and deps.receiving() and load.busy() > LOOP_BUSY)
+                hub.pipeline.backlog(hub.writer) > PIPELINE_BACKLOG and deps.receiving())
             await hub.sessions.load()
             hub.writer.start()
             hub.pipeline.start()

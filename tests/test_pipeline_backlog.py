@@ -37,21 +37,3 @@ async def test_a_backlog_beyond_one_read_all_runs_after_the_head_is_read_again(c
         await settle()
     assert await pending_jobs(hub) == []
     assert pipe.done == 2 * senders
-
-
-def test_loop_load_tells_a_busy_loop_from_one_with_time_to_spare():
-    """The pipeline yields to a backlog only when the loop is busy (hub/app.py); LoopLoad says which."""
-    import time as _time
-    from hub.loop_load import LoopLoad
-
-    load = LoopLoad(window=0.2)
-    load.busy()
-    deadline = _time.monotonic() + 0.3
-    while _time.monotonic() < deadline:  # a loop with no time to spare
-        sum(range(1000))
-        load.busy()
-    assert load.busy() > 0.8
-    for _ in range(6):  # a loop that mostly waits
-        _time.sleep(0.05)
-        load.busy()
-    assert load.busy() < 0.3

@@ -137,7 +137,9 @@ async def test_admin_page_end_to_end(client, hub, oa, standin, browser):
     await expect(acct).to_contain_text("生效：180 天")
     await acct.locator('select[data-field="messages_days"]').select_option("forever")
     await acct.locator('button[type="submit"]').click()
-    await expect(page.locator('form.pv-ret-row[data-account="acme-oa"]')).to_contain_text("生效：永久保留")
+    # the messages field's own hint (another field of the row may read 永久保留 before the save lands)
+    hint = page.locator('form.pv-ret-row[data-account="acme-oa"] label.field:has(select[data-field="messages_days"]) .field-hint')
+    await expect(hint).to_have_text("生效：永久保留")
     ret = await (await client.get("/api/privacy/retention", headers=auth())).json()
     policies = {p["account_id"]: p for p in ret["policies"]}
     assert policies["*"]["messages_days"] == 180 and policies["*"]["orders_days"] == 1095

@@ -211,8 +211,8 @@ class Pipeline:
                 self._resync, self._synced_at = False, loop_now
                 rows = (await conn.execute(JOBS_Q, {"limit": limit})).all()
                 self._known = {}
-                # a full head: more may wait above it, so reading goes on from its end
-                self._seen = rows[-1].id if len(rows) >= limit else max([self._seen, *(r.id for r in rows[-1:])])
+                if len(rows) >= limit:  # a full head: more may wait above it, so reading goes on from its end
+                    self._seen = rows[-1].id
             else:
                 rows = (await conn.execute(NEW_JOBS_Q, {"seen": self._seen, "limit": 2 * limit})).all()
         for row in rows:

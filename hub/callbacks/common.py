@@ -42,7 +42,6 @@ class CallbackDeps:
     clock: Clock
     max_skew: int
     max_body: int
-    inflight: int = 0  # callbacks being handled right now
     busy_until: float = 0.0  # loop time until which the pipeline backs off (a burst was seen)
     last_saved: float = 0.0  # loop time of the last callback saved
     save_avg: float = 0.0  # moving average of the seconds a save took
@@ -125,7 +124,6 @@ async def accept_plain(deps: CallbackDeps, request: web.Request, account: Accoun
         return reject(request, 400, f"bad message XML: {exc}", account.id)
     # the raw body as text; NUL (e.g. a UTF-16 body read as UTF-8) cannot be stored in PostgreSQL text
     msg = from_xml_fields(channel, fields, xml.decode("utf-8", "replace").replace("\x00", "\ufffd"))
-    deps.inflight += 1
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:
@@ -134,7 +132,6 @@ async def accept_plain(deps: CallbackDeps, request: web.Request, account: Accoun
         log.error("archive unavailable, not acknowledging %s from %s: %s", msg.dedup_key, account.id, exc)
         return web.Response(status=503, text="archive unavailable, retry", content_type="text/plain")
     finally:
-        deps.inflight -= 1
         now = deps.last_saved = loop.time()
         deps.save_avg += PRESSURE_WEIGHT * (now - started - deps.save_avg)
         if deps.save_avg > PRESSURE_ACK_S:

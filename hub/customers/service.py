@@ -57,7 +57,8 @@ class CustomerService:
                     conv_t.c.id == msg.conversation_id))).scalar()
         now = self.clock.now()
         is_customer = msg.sender == "customer"
-        keyword_rules = await self.settings.get("keyword_tags") if is_customer else None
+        # the customer's words matched against the keyword-tag rules once per message
+        matched = keyword_tags(msg.text or "", await self.settings.get("keyword_tags")) if is_customer else []
         added: list[str] = []
         if customer_id is None:
             extra: list[ident.Key] = []
@@ -83,15 +84,14 @@ class CustomerService:
                     if not is_customer:
                         return cid, []
                     await conn.execute(update(customers).where(customers.c.id == cid).values(last_contact_at=now))
-                    words = keyword_tags(msg.text or "", keyword_rules)
-                    return cid, (await add_tags(conn, now, cid, words, "keyword", "bot") if words else [])
+                    return cid, (await add_tags(conn, now, cid, matched, "keyword", "bot") if matched else [])
 
             for attempt in range(3):
                 try:
                     customer_id, added = await retry_busy(write)
                     if is_customer:
                         self._touched[customer_id] = now
-                        self._tagged.update((customer_id, w) for w in keyword_tags(msg.text or "", keyword_rules))
+                        self._tagged.update((customer_id, w) for w in matched)
                     break
                 except IntegrityError:
                     # another conversation of the same person (same unionid) resolved at the same
@@ -104,7 +104,7 @@ class CustomerService:
         ctx.state["customer_id"] = customer_id
         if not is_customer:
             return
-        words = [w for w in keyword_tags(msg.text or "", keyword_rules) if (customer_id, w) not in self._tagged]
+        words = [w for w in matched if (customer_id, w) not in self._tagged]
         stale = now - self._touched.get(customer_id, float("-inf")) > 60  # last contact to the minute
         if not words and not stale:
             if added:

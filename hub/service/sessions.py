@@ -28,7 +28,7 @@ from ..scale.routing_guard import agent_has_room
 from ..routing.rules import Decision, RoutingInput, decide, parse_rule
 from ..settings import Settings
 from ..users import UserInfo, set_status as store_status
-from .reading import OPEN, SessionReading
+from .reading import SessionReading
 from .timers import Timers
 from .views import ProfileProvider, basic_profile, session_bundle, session_json
 

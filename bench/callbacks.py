@@ -244,6 +244,13 @@ def count_rows(db_path: Path) -> tuple[int, int, str]:
     return archived, jobs, mode
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its threads so far (/proc)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def finite(ms: float) -> float | None:
     """Milliseconds for the JSON line (None for a run that got no answer at all)."""
     return round(ms, 3) if math.isfinite(ms) else None
@@ -383,7 +390,10 @@ def main() -> None:
                             env={**os.environ, "PATH": f"{Path(py).parent}:{os.environ.get('PATH', '')}"})
                         procs.append(spy)
                         time.sleep(0.5)
+                    cpu0 = cpu_seconds(hub.pid)
                     res = run_wrk(hub_port, data, "once", duration, **wrk)
+                    res["cpu_us_per_callback"] = (cpu_seconds(hub.pid) - cpu0) / max(res["acked"], 1) * 1e6
+                    res["cpu_share"] = (cpu_seconds(hub.pid) - cpu0) / max(res["elapsed_s"], 1e-9)
                     if spy is not None:
                         spy.send_signal(signal.SIGINT)  # py-spy writes its output on Ctrl-C
                         spy.wait(30)
@@ -392,7 +402,8 @@ def main() -> None:
                     account(res)
                     hub_results.append(res)
                     best = max(best, res["rate"])
-                    print(f"  hub  : {fmt(res)}")
+                    print(f"  hub  : {fmt(res)}  cpu {res['cpu_us_per_callback']:.0f} us/callback "
+                          f"({res['cpu_share']:.0%} of a core)")
                 else:
                     res = run_wrk(bare_port, bare_file, "cycle", duration, **wrk)
                     bare_results.append(res)
@@ -448,7 +459,9 @@ def main() -> None:
             "ceiling_per_s": round(ceiling, 1),
             "ceiling_p50_ms": round(med(r["p50_us"] for r in bare_results) / 1000, 3),
             "ceiling_p99_ms": round(med(r["p99_us"] for r in bare_results) / 1000, 3),
-            "ratio": round(ratio, 4), "acked": total_acked, "archived": archived, "durable": durable,
+            "ratio": round(ratio, 4),
+            "hub_cpu_us_per_callback": round(med(r["cpu_us_per_callback"] for r in hub_results), 1),
+            "acked": total_acked, "archived": archived, "durable": durable,
             "archived_equals_acked": exact, "undrained_runs": undrained, "hub_exit": hub_rc,
             "non200": total_non200, "errors": total_errors, "messages": factory.made, "messages_sent": total_sent,
             "senders": args.senders, "connections": args.connections, "threads": args.threads,

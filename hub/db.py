@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .models import Base
+from .turns import Turns
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class Database:
             kwargs["connect_args"] = {"server_settings": {"search_path": schema, "application_name": f"hub:{schema}"}}
         self.schema = schema
         self.gate = WriteGate()
+        self.turns = Turns()  # SQLite: background work takes the loop a turn at a time (hub/turns.py)
         self.sqlite_path = make_url(url).database if self.is_sqlite else None
         self.sync_engine = None
         if self.is_sqlite:
@@ -167,6 +169,7 @@ class Database:
                 async with conn.begin():
                     yield conn
             return
+        await self.turns.take()
         await self.gate.acquire()
         try:
             with self.sync_engine.connect() as conn:
@@ -191,6 +194,7 @@ class Database:
                 async with conn.begin():
                     yield conn
             return
+        await self.turns.take()
         with self.sync_engine.connect() as conn:
             yield LoopConnection(conn.execution_options(hub_read_autocommit=True))
 

@@ -218,26 +218,34 @@ class Pipeline:
         for row in rows:
             self._seen = max(self._seen, row.id)
             self._known.setdefault(row.conversation_id, {})[row.id] = row
+        # a walk from the front that stops once the free slots are filled (no copy of the whole
+        # index per pass: with a backlog of thousands, the copies cost more than the jobs)
         by_conv: dict[int, list[Any]] = {}
-        for conv, conv_jobs in list(self._known.items()):
+        emptied: list[int] = []
+        for conv, conv_jobs in self._known.items():
             if len(by_conv) >= room:
                 break
             if conv in self._busy:
                 continue
-            take = []
-            for job_id, row in list(conv_jobs.items()):
+            gone: list[int] = []
+            take: list[Any] = []
+            for job_id, row in conv_jobs.items():
                 if job_id in self._finished or job_id in self._deleted:
-                    del conv_jobs[job_id]
+                    gone.append(job_id)
                     continue
                 if max(row.run_after, self._retry_at.get(job_id, 0.0)) > now:
                     break  # an earlier job waits for its retry: keep the order
                 take.append(row)
+            for job_id in gone:
+                del conv_jobs[job_id]
             for row in take:
                 del conv_jobs[row.id]
             if not conv_jobs:
-                del self._known[conv]
+                emptied.append(conv)
             if take:
                 by_conv[conv] = take
+        for conv in emptied:
+            del self._known[conv]
         return by_conv
 
     def _pick(self, rows: list[Any], room: int, now: float) -> dict[int, list[Any]]:

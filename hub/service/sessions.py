@@ -110,6 +110,7 @@ class SessionService(SessionReading):
         self.shared = db.dialect == "postgresql"
         self._resync_task: asyncio.Task | None = None
         self._resync_wanted = False
+        self._lapsing: set[int] = set()  # sessions whose unanswered timer is being handled right now
         # after-commit listeners: async (SessionChange) -> None (SLA clocks, quality checks, dashboards)
         self.observers: list[Callable[[SessionChange], Awaitable[None]]] = []
 
@@ -516,6 +517,15 @@ class SessionService(SessionReading):
         self.timers.set(f"unanswered:{row.id}", due, lambda: self._unanswered(row.id))
 
     async def _unanswered(self, session_id: int) -> None:
+        if session_id in self._lapsing:
+            return  # re-armed and fired again while the first firing still runs: that one handles it
+        self._lapsing.add(session_id)
+        try:
+            await self._handle_unanswered(session_id)
+        finally:
+            self._lapsing.discard(session_id)
+
+    async def _handle_unanswered(self, session_id: int) -> None:
         row = await self._get(session_id)
         due = self._unanswered_deadline(row)
         if due is None:

@@ -68,10 +68,20 @@ class CallbackStatus:
         self.clock = clock
         self.known = known  # only accounts that exist get a row (unknown ids are anyone's guess)
         self._stamps: dict[str, Stamp] = {}
+        self._received: dict[str, float] = {}  # last accepted callback, folded into _stamps when read
         self._dirty: set[str] = set()
+
+    def _fold(self) -> None:
+        received, self._received = self._received, {}
+        for account_id, at in received.items():
+            self._stamps[account_id] = self._stamps.get(account_id, Stamp()).merge(Stamp(last_callback_at=at))
 
     def note(self, account_id: str, method: str, status: int, reason: str) -> None:
         if not account_id or not self.known(account_id):
+            return
+        if method == "POST" and status == 200:  # the hot path: one float per accepted callback
+            self._received[account_id] = self.clock.now()
+            self._dirty.add(account_id)
             return
         stamp = stamp_for(method, status, reason, self.clock.now())
         self._stamps[account_id] = self._stamps.get(account_id, Stamp()).merge(stamp)
@@ -80,6 +90,7 @@ class CallbackStatus:
     async def flush(self) -> None:
         if not self._dirty:
             return
+        self._fold()
         dirty, self._dirty = self._dirty, set()
 
         async def write() -> None:
@@ -103,6 +114,7 @@ class CallbackStatus:
         async with self.db.read() as conn:
             rows = (await conn.execute(select(status_t))).all()
         out = {r.account_id: _stamp(r) for r in rows}
+        self._fold()
         for account_id, stamp in self._stamps.items():
             out[account_id] = out.get(account_id, Stamp()).merge(stamp)
         return out

@@ -138,14 +138,6 @@ class AccountRegistry:
         self._accounts: dict[str, AccountInfo] = {}
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
-        self.last_callback: dict[str, float] = {}  # in-process "is the platform reaching us" status
-        self.last_verify: dict[str, float] = {}
-
-    def mark_received(self, account_id: str) -> None:
-        self.last_callback[account_id] = self.clock.now()
-
-    def mark_verified(self, account_id: str) -> None:
-        self.last_verify[account_id] = self.clock.now()
 
     async def reload(self) -> None:
         async with self._lock:

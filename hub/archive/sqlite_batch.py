@@ -12,8 +12,10 @@ import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
 
-CONV_INSERT = ("INSERT INTO conversations (account_id, channel, thread, peer_id, created_at) VALUES (?, ?, ?, ?, ?) "
-               "ON CONFLICT (account_id, thread, peer_id) DO NOTHING")
+# a new conversation is created already touched (last message, last inbound): no session can hold it yet
+CONV_INSERT = ("INSERT INTO conversations (account_id, channel, thread, peer_id, created_at, last_message_at, "
+               "last_inbound_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+               "ON CONFLICT (account_id, thread, peer_id) DO NOTHING RETURNING id")
 CONV_SELECT = "SELECT id FROM conversations WHERE account_id = ? AND thread = ? AND peer_id = ?"
 MSG_INSERT = ("INSERT INTO messages (account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key, "
               "text, data, raw, sent_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
@@ -64,7 +66,7 @@ class SqliteBatchWriter:
         """Everything but the commit; rolls back and re-raises on an error."""
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conv_ids = self._conversations(conn, rows, now)
+            conv_ids, fresh = self._conversations(conn, rows, now)
             results: list[tuple[int | None, int]] = []
             jobs, touched = [], {}
             for r in rows:
@@ -77,8 +79,9 @@ class SqliteBatchWriter:
                 if mid is not None:
                     if r["job"]:
                         jobs.append((r["job"], mid, conv))
-                    inbound = r["direction"] == "in" and r["sender"] == "customer"
-                    touched[conv] = touched.get(conv, False) or inbound
+                    if conv not in fresh:
+                        inbound = r["direction"] == "in" and r["sender"] == "customer"
+                        touched[conv] = touched.get(conv, False) or inbound
             if jobs:
                 conn.executemany(JOB_INSERT, jobs)
             if touched:
@@ -89,23 +92,36 @@ class SqliteBatchWriter:
             raise
         return results
 
-    def _conversations(self, conn: sqlite3.Connection, rows: list[dict[str, Any]], now: float) -> dict:
+    def _conversations(self, conn: sqlite3.Connection, rows: list[dict[str, Any]],
+                       now: float) -> tuple[dict[tuple[str, str, str], int], set[int]]:
+        """Conversation ids by key, and the ids created by this batch (created touched)."""
         out: dict[tuple[str, str, str], int] = {}
-        missing: dict[tuple[str, str, str], str] = {}
+        missing: dict[tuple[str, str, str], list[Any]] = {}  # key -> [channel, a customer wrote]
         for r in rows:
             key = (r["account_id"], r["thread"], r["peer_id"])
             cached = self._conv.get(key)
             if cached is not None:
                 out[key] = cached
-            else:
-                missing[key] = r["channel"]
+                continue
+            inbound = r["direction"] == "in" and r["sender"] == "customer"
+            seen = missing.get(key)
+            if seen is None:
+                missing[key] = [r["channel"], inbound]
+            elif inbound:
+                seen[1] = True
+        fresh: set[int] = set()
         if missing:
-            conn.executemany(CONV_INSERT, [(a, ch, t, p, now) for (a, t, p), ch in missing.items()])
             if len(self._conv) + len(missing) > self.cache_size:
                 self._conv.clear()
-            for key in missing:
-                out[key] = self._conv[key] = conn.execute(CONV_SELECT, key).fetchone()[0]
-        return out
+            for key, (channel, inbound) in missing.items():
+                a, t, p = key
+                got = conn.execute(CONV_INSERT, (a, channel, t, p, now, now, now if inbound else None)).fetchone()
+                if got is not None:
+                    fresh.add(got[0])
+                else:  # known before, but not to this cache (a restart, an evicted entry)
+                    got = conn.execute(CONV_SELECT, key).fetchone()
+                out[key] = self._conv[key] = got[0]
+        return out, fresh
 
     def forget_conversations(self) -> None:
         """Drop the cached ids (after deleting conversations)."""

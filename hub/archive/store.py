@@ -101,7 +101,13 @@ class ArchiveWriter:
         return list(await asyncio.gather(*futures))
 
     async def save_one(self, item: ToArchive) -> Saved:
-        return (await self.save([item]))[0]
+        """``save`` of one item (a callback's message), without gathering a list of one."""
+        fut: asyncio.Future[Saved] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, fut))
+        self._wakeup.set()
+        if self._task is None:
+            await self._flush()
+        return await fut
 
     async def _run(self) -> None:
         while True:

@@ -32,7 +32,7 @@ PRESSURE_WEIGHT = 0.1  # of the newest save in the moving average
 
 def success() -> web.Response:
     """The platforms' "received, no passive reply" answer."""
-    return web.Response(text="success", content_type="text/plain")
+    return web.Response(body=b"success", content_type="text/plain")
 
 
 @dataclass
@@ -136,5 +136,4 @@ async def accept_plain(deps: CallbackDeps, request: web.Request, account: Accoun
         deps.save_avg += PRESSURE_WEIGHT * (now - started - deps.save_avg)
         if deps.save_avg > PRESSURE_ACK_S:
             deps.busy_until = now + PRESSURE_HOLD
-    deps.accounts.mark_received(account.id)
     return success()

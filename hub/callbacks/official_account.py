@@ -36,7 +36,6 @@ def routes(deps: CallbackDeps) -> list[web.RouteDef]:
             if not check_signature(q.get("signature"), account.token, timestamp, nonce):
                 return reject(request, 401, "bad signature", account.id)
             answer = echostr.encode()
-        deps.accounts.mark_verified(account.id)
         return web.Response(body=answer, content_type="text/plain")
 
     async def receive(request: web.Request) -> web.Response:

@@ -31,7 +31,6 @@ def routes(deps: CallbackDeps) -> list[web.RouteDef]:
             plain = account.crypto.decrypt(echostr)
         except CryptoError as exc:
             return reject(request, 400, f"cannot decrypt echostr: {exc}", account.id)
-        deps.accounts.mark_verified(account.id)
         return web.Response(body=plain, content_type="text/plain")
 
     async def receive(request: web.Request) -> web.Response:

@@ -10,6 +10,7 @@ completion was lost with them rebuilds. Writers in one process take turns throug
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from contextlib import asynccontextmanager
@@ -24,6 +25,10 @@ from .models import Base
 from .turns import Turns
 
 log = logging.getLogger(__name__)
+
+# set while the running task holds the SQLite write gate: it never waits for a turn then (others
+# would wait for the gate behind it, the archive writer first)
+_WRITING: contextvars.ContextVar[bool] = contextvars.ContextVar("hub_db_writing", default=False)
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -110,6 +115,7 @@ class Database:
             kwargs["connect_args"] = {"server_settings": {"search_path": schema, "application_name": f"hub:{schema}"}}
         self.schema = schema
         self.gate = WriteGate()
+        self._reader: LoopConnection | None = None  # SQLite: the loop thread's read connection
         self.turns = Turns()  # SQLite: background work takes the loop a turn at a time (hub/turns.py)
         self.sqlite_path = make_url(url).database if self.is_sqlite else None
         self.sync_engine = None
@@ -169,8 +175,10 @@ class Database:
                 async with conn.begin():
                     yield conn
             return
-        await self.turns.take()
+        if not _WRITING.get():
+            await self.turns.take()
         await self.gate.acquire()
+        writing = _WRITING.set(True)
         try:
             with self.sync_engine.connect() as conn:
                 raw = conn.connection.driver_connection
@@ -184,6 +192,7 @@ class Database:
                     if durable:
                         raw.execute("PRAGMA synchronous=NORMAL")
         finally:
+            _WRITING.reset(writing)
             self.gate.release()
 
     @asynccontextmanager
@@ -194,9 +203,20 @@ class Database:
                 async with conn.begin():
                     yield conn
             return
-        await self.turns.take()
-        with self.sync_engine.connect() as conn:
-            yield LoopConnection(conn.execution_options(hub_read_autocommit=True))
+        if not _WRITING.get():
+            await self.turns.take()
+        reader = self._reader
+        if reader is None:
+            # one connection for every short read in the loop's thread, kept open: checking one out
+            # of the pool and back per read cost more than the read (each statement is its own
+            # snapshot, autocommit: no transaction is ever left open on it)
+            conn = self.sync_engine.connect().execution_options(hub_read_autocommit=True)
+            reader = self._reader = LoopConnection(conn)
+        try:
+            yield reader
+        except BaseException:
+            self._drop_reader()  # whatever state a failed statement left it in goes with it
+            raise
 
     @asynccontextmanager
     async def read_heavy(self) -> AsyncIterator[AsyncConnection]:
@@ -205,7 +225,16 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    def _drop_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            try:
+                reader._c.close()
+            except Exception:  # noqa: BLE001 - a broken connection is dropped all the same
+                log.debug("closing the read connection failed", exc_info=True)
+
     async def dispose(self) -> None:
+        self._drop_reader()
         await self.engine.dispose()
         if self.sync_engine is not None:
             self.sync_engine.dispose()

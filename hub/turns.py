@@ -1,53 +1,46 @@
 """Turns on the event loop for work that runs in its thread (SQLite statements).
 
 On SQLite every statement runs in the loop's thread, so background work (the pipeline's bots and
-routing, outbound bookkeeping, the search indexer) holds the loop for as long as it runs. With
-many such tasks ready at once, one loop iteration ran them all, one after the other, and a callback
-waiting to be acknowledged (or a push to an agent) waited 30-50 ms behind them. ``Turns`` hands
-the loop to that work a turn at a time: a task that finds the current turn older than
-``slice_s`` waits for the next one, and a new turn starts once per loop iteration, so between two
-turns the loop always gets to its sockets. Called at transaction boundaries only (nothing held).
+routing, outbound bookkeeping, the search indexer) holds the loop for as long as it runs: a
+new-session job is about 10 ms of statements with no real await in between. With 32 of them
+ready, one loop iteration ran them all, 300 ms during which no callback was acknowledged and no
+event reached an agent. ``Turns`` bounds that: the tasks share a turn of ``slice_s`` per loop
+iteration. A task that finds the turn spent waits; the next turn starts on the loop's next
+iteration (after it has polled its sockets) and wakes every waiter, in the order they came, each
+going on only while the new turn lasts. Called at transaction boundaries only, never by a task
+inside a write transaction (hub/db.py), so nothing is held while waiting.
 """
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 
 
 class Turns:
-    def __init__(self, slice_s: float = 0.001):
+    def __init__(self, slice_s: float = 0.003):
         self.slice_s = slice_s
         self._started = 0.0  # perf_counter() when the current turn began
-        self._waiters: deque[asyncio.Future[None]] = deque()
-        self.waited = 0  # turns waited for (observability, tests)
+        self._waiters: list[asyncio.Future[None]] = []
+        self._scheduled = False
+        self.waited = 0  # times a task waited for a turn (observability, tests)
 
     async def take(self) -> None:
-        """Return at once within the current turn; otherwise wait for a turn of one's own."""
-        if not self._waiters and time.perf_counter() - self._started <= self.slice_s:
-            return
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(fut)
-        if len(self._waiters) == 1:
-            loop.call_soon(self._next)
-        self.waited += 1
-        try:
-            await fut
-        except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled():
-                self._started = 0.0  # handed over as we were cancelled: let the next one go
-            elif fut in self._waiters:
-                self._waiters.remove(fut)
-            raise
+        """Return at once while the current turn lasts; otherwise wait for one that does."""
+        while time.perf_counter() - self._started > self.slice_s:
+            loop = asyncio.get_running_loop()
+            fut: asyncio.Future[None] = loop.create_future()
+            self._waiters.append(fut)
+            if not self._scheduled:
+                self._scheduled = True
+                loop.call_soon(self._next)
+            self.waited += 1
+            await fut  # cancelled: the future goes with it, no turn is lost
 
     def _next(self) -> None:
-        """Start the next turn (one per loop iteration while tasks wait)."""
-        while self._waiters:
-            fut = self._waiters.popleft()
+        """A new turn (once per loop iteration while tasks wait): wake them all, first come first."""
+        self._scheduled = False
+        waiters, self._waiters = self._waiters, []
+        self._started = time.perf_counter()
+        for fut in waiters:
             if not fut.done():
-                self._started = time.perf_counter()
                 fut.set_result(None)
-                break
-        if self._waiters:
-            asyncio.get_running_loop().call_soon(self._next)

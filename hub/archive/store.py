@@ -19,6 +19,7 @@ from ..clock import Clock
 from ..db import Database, retry_busy
 from ..messages import Inbound, KfSignal, kind_of
 from ..models import Conversation, Job, Message, ServiceSession
+from ..models.base import fixed
 from .sqlite_batch import SqliteBatchWriter
 
 log = logging.getLogger(__name__)
@@ -223,5 +224,5 @@ class ArchiveWriter:
                 await conn.execute(conversations.update().where(conversations.c.id == conv).values(**values))
                 if inbound:  # the open session's "customer waiting since" (no extra write in the pipeline)
                     await conn.execute(sessions_t.update().where(sessions_t.c.conversation_id == conv)
-                                       .where(sessions_t.c.state != "closed").values(last_customer_at=now))
+                                       .where(sessions_t.c.state != fixed("closed")).values(last_customer_at=now))
         return results

@@ -13,6 +13,7 @@ from ..clock import Clock
 from ..db import Database, retry_busy
 from ..errors import HubError, bad_request, not_found
 from ..models import Conversation, Customer, CustomerTag, Identity, Merge, ServiceSession, Tag
+from ..models.base import fixed
 from ..pipeline import JobContext
 from ..push import Push
 from ..settings import Settings
@@ -188,7 +189,7 @@ class CustomerService:
                 tags = await tags_of(conn, customer_id)
             rows = (await conn.execute(select(sessions_t.c.id, sessions_t.c.agent_id).join(
                 conv_t, conv_t.c.id == sessions_t.c.conversation_id).where(
-                (conv_t.c.customer_id == customer_id) & sessions_t.c.state.in_(("assigned", "active"))))).all()
+                (conv_t.c.customer_id == customer_id) & sessions_t.c.state.in_(fixed("assigned", "active"))))).all()
         for r in rows:
             if r.agent_id:
                 await self.push.to_user(r.agent_id, "customer.tags",

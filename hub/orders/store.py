@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db import Database, retry_busy
 from ..models import Conversation, ServiceSession
+from ..models.base import fixed
 from ..models.orders import OrderItemRow, OrderRow
 from .linking import link_customer
 from .model import Order, OrderItem, is_newer
@@ -227,7 +228,7 @@ async def open_sessions(conn: Any, customer_ids: list[int]) -> list[Any]:
         return []
     return (await conn.execute(select(sessions_t.c.id, sessions_t.c.agent_id, conv_t.c.customer_id).join(
         conv_t, conv_t.c.id == sessions_t.c.conversation_id).where(
-        conv_t.c.customer_id.in_(customer_ids) & sessions_t.c.state.in_(OPEN_STATES)))).all()
+        conv_t.c.customer_id.in_(customer_ids) & sessions_t.c.state.in_(fixed(*OPEN_STATES))))).all()
 
 
 class Effects:

@@ -7,6 +7,7 @@ from sqlalchemy import false, func, or_, select
 
 from ..errors import HubError
 from ..models import Conversation, Message, ServiceSession
+from ..models.base import fixed
 from ..privacy.views import mask_bundle, mask_page, mask_session
 from ..users import UserInfo
 from .views import session_bundle, session_json
@@ -76,7 +77,7 @@ class SessionReading:
     async def list_for(self, user: UserInfo) -> list[dict[str, Any]]:
         async with self.db.read() as conn:
             q = select(sessions_t, conversations.c.channel, conversations.c.peer_id, conversations.c.thread).join(
-                conversations, conversations.c.id == sessions_t.c.conversation_id).where(sessions_t.c.state.in_(OPEN))
+                conversations, conversations.c.id == sessions_t.c.conversation_id).where(sessions_t.c.state.in_(fixed(*OPEN)))
             if not user.is_supervisor:
                 q = q.where(sessions_t.c.agent_id == user.id)
             rows = (await conn.execute(q.order_by(sessions_t.c.id))).all()

@@ -20,6 +20,7 @@ from ..clock import Clock
 from ..db import Database, retry_busy
 from ..errors import HubError, bad_request, not_found
 from ..models import Conversation, Message, RoutingRule, ServiceSession, SessionEvent, User
+from ..models.base import fixed
 from ..outbound.queue import Outbound, OutboundRequest
 from ..privacy.views import mask_bundle, mask_message
 from ..push import SUPERVISORS, Push, group_room
@@ -43,14 +44,14 @@ rules_t = RoutingRule.__table__
 
 # hot-path statements built once (construction and cache-key work is most of a short query's cost)
 OPEN_SESSION_Q = select(sessions_t).where(sessions_t.c.conversation_id == bindparam("cid")).where(
-    sessions_t.c.state != "closed")  # open (not IN: its expanding bind cost more than the query)
+    sessions_t.c.state != fixed("closed"))  # open (not IN: its expanding bind cost more than the query)
 GET_SESSION_Q = select(sessions_t).where(sessions_t.c.id == bindparam("sid"))
 # what a dispatcher rebuild reads: held sessions (with their timer fields) and the queue
 HELD_Q = select(sessions_t.c.id, sessions_t.c.agent_id, sessions_t.c.state, sessions_t.c.assigned_at,
                 sessions_t.c.last_customer_at, sessions_t.c.last_agent_at).where(
-    sessions_t.c.state.in_(("assigned", "active"))).where(sessions_t.c.agent_id.is_not(None))
+    sessions_t.c.state.in_(fixed("assigned", "active"))).where(sessions_t.c.agent_id.is_not(None))
 QUEUED_Q = select(sessions_t.c.id, sessions_t.c.group, sessions_t.c.priority, sessions_t.c.handover_at,
-                  sessions_t.c.advisor_id).where(sessions_t.c.state == "queued")
+                  sessions_t.c.advisor_id).where(sessions_t.c.state == fixed("queued"))
 KF_STATE = {"bot": 1, "queued": 2, "human": 3, "closed": 4}
 QUEUE_PUSH_EVERY = 0.3  # seconds
 QUEUE_HEAD = 100  # waiting sessions listed in a supervisor's queue.changed (the total is given too)
@@ -269,7 +270,7 @@ class SessionService(SessionReading):
     async def _reopen_candidate(self, conn: Any, conversation_id: int, now: float) -> Any:
         window = float(await self.settings.get("reopen_window") or 0)
         row = (await conn.execute(select(sessions_t).where(sessions_t.c.conversation_id == conversation_id)
-                                  .where(sessions_t.c.state == "closed").order_by(sessions_t.c.id.desc())
+                                  .where(sessions_t.c.state == fixed("closed")).order_by(sessions_t.c.id.desc())
                                   .limit(1))).first()
         if row is not None and row.closed_at and now - row.closed_at <= window:
             return row
@@ -415,7 +416,7 @@ class SessionService(SessionReading):
     async def requeue_agent(self, agent_id: int, why: str) -> None:
         async with self.db.read() as conn:
             rows = (await conn.execute(select(sessions_t).where(sessions_t.c.agent_id == agent_id)
-                                       .where(sessions_t.c.state.in_(("assigned", "active"))))).all()
+                                       .where(sessions_t.c.state.in_(fixed("assigned", "active"))))).all()
         for row in rows:
             await self._update(row.id, {"state": "queued", "agent_id": None, "assigned_at": None,
                                         "accepted_at": None}, "requeued", None, {"why": why, "from": agent_id})
@@ -452,7 +453,7 @@ class SessionService(SessionReading):
                 if self.shared and not assignment.forced and not await agent_has_room(conn, assignment.agent_id):
                     return False
                 res = await conn.execute(update(sessions_t).where(sessions_t.c.id == assignment.session_id)
-                                         .where(sessions_t.c.state == "queued")
+                                         .where(sessions_t.c.state == fixed("queued"))
                                          .values(state="assigned", agent_id=assignment.agent_id, assigned_at=now))
                 if res.rowcount != 1:
                     return False

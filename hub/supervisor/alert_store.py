@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..db import Database, retry_busy
 from ..models import Alert, AlertEvent, ServiceSession
+from ..models.base import fixed
 
 alerts_t = Alert.__table__
 events_t = AlertEvent.__table__
@@ -85,7 +86,7 @@ class AlertStore:
         async with self.db.write() as conn:
             keys = list({p.values["key"] for p in batch})
             existing = {r.key: alert_json(r) for r in (await conn.execute(
-                select(alerts_t).where(alerts_t.c.key.in_(keys)).where(alerts_t.c.state == "open"))).all()}
+                select(alerts_t).where(alerts_t.c.key.in_(keys)).where(alerts_t.c.state == fixed("open")))).all()}
             out: list[tuple[dict[str, Any], bool]] = []
             for p in batch:
                 key = p.values["key"]
@@ -116,7 +117,7 @@ class AlertStore:
         async def write() -> bool:
             async with self.db.write() as conn:
                 res = await conn.execute(update(alerts_t).where(alerts_t.c.id == alert_id)
-                                         .where(alerts_t.c.state == "open")
+                                         .where(alerts_t.c.state == fixed("open"))
                                          .values(state="cleared", cleared_at=at, clear_reason=reason[:32]))
                 if res.rowcount != 1:
                     return False
@@ -134,12 +135,12 @@ class AlertStore:
     async def open_for_key(self, key: str) -> dict[str, Any] | None:
         async with self.db.read() as conn:
             row = (await conn.execute(select(alerts_t).where(alerts_t.c.key == key)
-                                      .where(alerts_t.c.state == "open"))).first()
+                                      .where(alerts_t.c.state == fixed("open")))).first()
         return alert_json(row) if row is not None else None
 
     async def open_alerts(self) -> list[tuple[str, dict[str, Any]]]:
         async with self.db.read() as conn:
-            rows = (await conn.execute(select(alerts_t).where(alerts_t.c.state == "open"))).all()
+            rows = (await conn.execute(select(alerts_t).where(alerts_t.c.state == fixed("open")))).all()
         return [(r.key, alert_json(r)) for r in rows]
 
     async def search(self, *, state: str = "open", agent_id: int | None = None, session_id: int | None = None,
@@ -147,7 +148,7 @@ class AlertStore:
                      holder_id: int | None = None) -> list[dict[str, Any]]:
         q = select(alerts_t)
         if holder_id is not None:  # theirs, or about a session they hold now
-            held = select(sessions_t.c.id).where(sessions_t.c.agent_id == holder_id).where(sessions_t.c.state != "closed")
+            held = select(sessions_t.c.id).where(sessions_t.c.agent_id == holder_id).where(sessions_t.c.state != fixed("closed"))
             q = q.where(or_(alerts_t.c.agent_id == holder_id, alerts_t.c.session_id.in_(held)))
         if state != "all":
             q = q.where(alerts_t.c.state == state)

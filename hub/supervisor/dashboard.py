@@ -18,6 +18,7 @@ from sqlalchemy import select
 from ..auth_views import require_user
 from ..errors import bad_request
 from ..models import ServiceSession
+from ..models.base import fixed
 from ..push import SUPERVISORS
 from .metrics import waiting_seconds
 from .stats import HealthWindow, Stats
@@ -109,7 +110,7 @@ class Dashboard:
             return (await conn.execute(select(
                 sessions_t.c.id, sessions_t.c.conversation_id, sessions_t.c.agent_id, sessions_t.c.group,
                 sessions_t.c.state, sessions_t.c.handover_at, sessions_t.c.first_message)
-                .where(sessions_t.c.state.in_(("assigned", "active"))).where(sessions_t.c.first_reply_at.is_(None))
+                .where(sessions_t.c.state.in_(fixed("assigned", "active"))).where(sessions_t.c.first_reply_at.is_(None))
                 .order_by(sessions_t.c.handover_at).limit(200))).all()
 
     # -- live -----------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from sqlalchemy import and_, case, exists, func, or_, select
 from ..clock import Clock
 from ..db import Database
 from ..models import BotOutcome, Message, ServiceSession
+from ..models.base import fixed
 from ..models.orders import OrderRow
 from .metrics import (Msg, SessionTimes, answered_share, bot_rates, breakdown, day_start, days_ago,
                       in_human_sessions, rate, reply_gaps)
@@ -81,7 +82,7 @@ class Stats:
                 sessions_t.c.id, sessions_t.c.conversation_id, sessions_t.c.agent_id, sessions_t.c.group,
                 sessions_t.c.created_at, sessions_t.c.handover_at, sessions_t.c.first_reply_at,
                 sessions_t.c.closed_at, sessions_t.c.state).where(
-                or_(sessions_t.c.handover_at >= start, sessions_t.c.state != "closed",
+                or_(sessions_t.c.handover_at >= start, sessions_t.c.state != fixed("closed"),
                     sessions_t.c.closed_at >= start)))).all()
             msg_rows = (await conn.execute(
                 select(messages.c.conversation_id, messages.c.created_at, messages.c.sender)

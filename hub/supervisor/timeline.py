@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from ..db import Database
 from ..models import Message, ServiceSession, SessionEvent
+from ..models.base import fixed
 from .deadlines import ReplySample, TimelineEvent, reply_samples, with_handovers
 
 sessions_t = ServiceSession.__table__
@@ -51,7 +52,7 @@ def agent_of(sender: str) -> int | None:
 async def open_session_clocks(db: Database) -> list[SessionClock]:
     """Every open session with its waiting time and last restart, from the stored rows and messages."""
     async with db.read() as conn:
-        rows = (await conn.execute(select(sessions_t).where(sessions_t.c.state != "closed"))).all()
+        rows = (await conn.execute(select(sessions_t).where(sessions_t.c.state != fixed("closed")))).all()
         if not rows:
             return []
         ids = [r.id for r in rows]

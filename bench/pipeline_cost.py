@@ -14,7 +14,8 @@ the same work in every run, so comparisons hold) and by wall time until every ev
 2. existing sessions: ``--messages`` follow-ups round robin over those customers, handed over in
    chunks of ``--chunk`` (each chunk waits for its pushes: a steady load, not a flood).
 
-``--profile FILE`` writes a cProfile of phase 2 (call counts are exact; times are inflated).
+``--profile PREFIX`` writes a cProfile of each phase to PREFIX-new.prof and PREFIX-followup.prof
+(call counts are exact; times are inflated).
 Prints human-readable lines, then one JSON line last.
 
     python bench/pipeline_cost.py            # 20 agents, 100 customers, 3,000 follow-ups
@@ -138,6 +139,9 @@ async def run(args: argparse.Namespace, db_url: str) -> dict:
         seq = 0
 
         # phase 1: new sessions
+        profiler = cProfile.Profile() if args.profile else None
+        if profiler:
+            profiler.enable()
         t_cpu, t_wall = time.process_time(), time.perf_counter()
         for start in range(0, len(customers), args.chunk):
             batch = []
@@ -147,6 +151,9 @@ async def run(args: argparse.Namespace, db_url: str) -> dict:
             await asyncio.gather(*(hub.writer.save_one(m) for m in batch))
             await agents.until("sessions", start + len(batch))
         new_cpu, new_wall = time.process_time() - t_cpu, time.perf_counter() - t_wall
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(f"{args.profile}-new.prof")
 
         # phase 2: follow-ups in open sessions
         await asyncio.sleep(1.0)  # let the first phase's stragglers (job deletes, indexer) settle
@@ -165,7 +172,7 @@ async def run(args: argparse.Namespace, db_url: str) -> dict:
             await agents.until("messages", sent)
         if profiler:
             profiler.disable()
-            profiler.dump_stats(args.profile)
+            profiler.dump_stats(f"{args.profile}-followup.prof")
         old_cpu, old_wall = time.process_time() - t_cpu, time.perf_counter() - t_wall
         return {"new_sessions": args.customers, "new_cpu_ms_per_session": round(new_cpu / args.customers * 1000, 3),
                 "new_wall_per_s": round(args.customers / new_wall, 1),
@@ -186,7 +193,8 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=50, help="messages handed over at once")
     ap.add_argument("--runs", type=int, help="repetitions (fresh database each; medians reported)")
     ap.add_argument("--db", help="database URL (default: a fresh SQLite file per run)")
-    ap.add_argument("--profile", metavar="FILE", help="cProfile of the follow-up phase (last run)")
+    ap.add_argument("--profile", metavar="PREFIX", help="cProfile of each phase (last run): PREFIX-new.prof, "
+                    "PREFIX-followup.prof")
     args = ap.parse_args()
     args.agents = args.agents or (10 if args.quick else 20)
     args.customers = args.customers or (50 if args.quick else 100)

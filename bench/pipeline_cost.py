@@ -5,7 +5,8 @@ stand-in (tests/platform_standin.py) and the agents (python-socketio clients ove
 logged in over HTTP, online). Messages are handed to the archive writer directly (the callback's
 HTTP, signature and decryption are bench/callbacks.py's subject), so what is measured is what
 follows a callback's 200: the pipeline pass, identification, bots, routing or the open session,
-the push to the agent's socket, the search indexer and the job's deletion.
+the push to the agent's socket, the search indexer and the job's deletion. Between the phases it
+measures the CPU the process spends idle (nothing coming in) with the agents connected.
 
 Two phases, each timed by the process's CPU time (all threads: the agents' clients are in it too,
 the same work in every run, so comparisons hold) and by wall time until every event arrived:
@@ -130,7 +131,7 @@ async def run(args: argparse.Namespace, db_url: str) -> dict:
             for i in range(args.agents):
                 name = f"agent{i:03d}"
                 await add_user(hub.db, hub.clock, username=name, password=f"{name}-pw", role="agent", groups=["g1"],
-                               cap=args.customers)
+                               cap=min(100, args.customers))
                 async with http.post(f"{url}/api/login", json={"username": name, "password": f"{name}-pw"}) as r:
                     tokens.append((await r.json())["token"])
         await hub.sessions.load()
@@ -155,8 +156,13 @@ async def run(args: argparse.Namespace, db_url: str) -> dict:
             profiler.disable()
             profiler.dump_stats(f"{args.profile}-new.prof")
 
-        # phase 2: follow-ups in open sessions
+        # idle: what the hub spends with nothing coming in (timers, pings, background loops)
         await asyncio.sleep(1.0)  # let the first phase's stragglers (job deletes, indexer) settle
+        t_cpu, t_wall = time.process_time(), time.perf_counter()
+        await asyncio.sleep(args.idle)
+        idle_share = (time.process_time() - t_cpu) / (time.perf_counter() - t_wall)
+
+        # phase 2: follow-ups in open sessions
         profiler = cProfile.Profile() if args.profile else None
         t_cpu, t_wall = time.process_time(), time.perf_counter()
         if profiler:
@@ -177,7 +183,7 @@ async def run(args: argparse.Namespace, db_url: str) -> dict:
         return {"new_sessions": args.customers, "new_cpu_ms_per_session": round(new_cpu / args.customers * 1000, 3),
                 "new_wall_per_s": round(args.customers / new_wall, 1),
                 "messages": args.messages, "cpu_us_per_message": round(old_cpu / args.messages * 1e6, 1),
-                "wall_messages_per_s": round(args.messages / old_wall, 1)}
+                "wall_messages_per_s": round(args.messages / old_wall, 1), "idle_cpu_share": round(idle_share, 4)}
     finally:
         await agents.close()
         await runner.cleanup()
@@ -192,6 +198,7 @@ def main() -> None:
     ap.add_argument("--messages", type=int)
     ap.add_argument("--chunk", type=int, default=50, help="messages handed over at once")
     ap.add_argument("--runs", type=int, help="repetitions (fresh database each; medians reported)")
+    ap.add_argument("--idle", type=float, default=3.0, help="seconds of idle measured between the phases")
     ap.add_argument("--db", help="database URL (default: a fresh SQLite file per run)")
     ap.add_argument("--profile", metavar="PREFIX", help="cProfile of each phase (last run): PREFIX-new.prof, "
                     "PREFIX-followup.prof")
@@ -209,10 +216,10 @@ def main() -> None:
         results.append(res)
         print(f"run {r + 1}/{runs}: new session {res['new_cpu_ms_per_session']:.2f} ms CPU "
               f"({res['new_wall_per_s']:.0f}/s); follow-up {res['cpu_us_per_message']:.0f} us CPU "
-              f"({res['wall_messages_per_s']:.0f}/s)")
+              f"({res['wall_messages_per_s']:.0f}/s); idle {res['idle_cpu_share']:.1%} of a core")
     med = lambda k: sorted(r[k] for r in results)[len(results) // 2]  # noqa: E731
     out = {k: med(k) for k in ("new_cpu_ms_per_session", "new_wall_per_s", "cpu_us_per_message",
-                               "wall_messages_per_s")}
+                               "wall_messages_per_s", "idle_cpu_share")}
     out.update(runs=runs, agents=args.agents, customers=args.customers, messages=args.messages,
                quick=args.quick, runs_cpu_us_per_message=[r["cpu_us_per_message"] for r in results])
     print(json.dumps(out))

@@ -207,6 +207,7 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             hub.pipeline.pressure = lambda: deps.under_pressure() or (
                 hub.pipeline.backlog(hub.writer) > PIPELINE_BACKLOG and deps.receiving())
             await hub.sessions.load()
+            hub.db.start_checkpoints()
             hub.writer.start()
             hub.pipeline.start()
             hub.outbound.start()

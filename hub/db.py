@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from .models import Base
 from .turns import Turns
+from .wal_checkpoint import WalCheckpointer
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class Database:
         self._reader: LoopConnection | None = None  # SQLite: the loop thread's read connection
         self.turns = Turns()  # SQLite: background work takes the loop a turn at a time (hub/turns.py)
         self.sqlite_path = make_url(url).database if self.is_sqlite else None
+        self.checkpointer = WalCheckpointer(self.sqlite_path) if self.is_sqlite else None
         self.sync_engine = None
         if self.is_sqlite:
             if not self.sqlite_path or self.sqlite_path == ":memory:":
@@ -140,13 +142,15 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    @staticmethod
-    def _install_sqlite_hooks(engine: Any) -> None:
+    def _install_sqlite_hooks(self, engine: Any) -> None:
+        checkpointer = self.checkpointer
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn, _record):  # noqa: ANN001
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
+            if checkpointer is not None and checkpointer.running:  # then it checkpoints (hub/wal_checkpoint.py)
+                cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
@@ -233,7 +237,18 @@ class Database:
             except Exception:  # noqa: BLE001 - a broken connection is dropped all the same
                 log.debug("closing the read connection failed", exc_info=True)
 
+    def start_checkpoints(self) -> None:
+        """SQLite: checkpoint the write-ahead log in a thread of its own while the hub runs (the
+        connections opened from now on leave it to that thread; those open before are closed)."""
+        if self.checkpointer is None:
+            return
+        self.checkpointer.start()
+        self._drop_reader()
+        self.sync_engine.dispose()  # (the aiosqlite engine only reads: reads never checkpoint)
+
     async def dispose(self) -> None:
+        if self.checkpointer is not None:
+            await asyncio.to_thread(self.checkpointer.stop)
         self._drop_reader()
         await self.engine.dispose()
         if self.sync_engine is not None:

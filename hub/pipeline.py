@@ -89,6 +89,10 @@ class Pipeline:
         self._late_wake: asyncio.TimerHandle | None = None
         # one process: pending jobs known in memory, per conversation in id order (see _pick_local)
         self._known: dict[int, dict[int, Any]] = {}
+        self._known_jobs = 0  # rows in _known
+        # a backlog past this stays in the database until the jobs before it ran: its rows held in
+        # memory made every full garbage collection walk them (100-200 ms stalls under a flood)
+        self.max_known = 5000
         self._seen = 0
         self._resync = True
         self._synced_at = 0.0
@@ -201,23 +205,27 @@ class Pipeline:
 
     async def _pick_local(self, room: int, now: float, limit: int) -> dict[int, list[Any]]:
         """One process (SQLite): job ids grow in commit order, so a pass reads only the jobs above the
-        highest id it has seen and keeps them per conversation in memory; the head of the queue is
-        read whole at start, after a failure and every ``resync_every`` seconds (fresh attempts and
-        retry times, and jobs deleted behind its back). Reading the head on every pass cost more
-        than running the jobs once a backlog formed."""
+        highest id it has seen and keeps them per conversation in memory, up to ``max_known``; the
+        head of the queue is read whole at start, after a failure and every ``resync_every`` seconds
+        (fresh attempts and retry times, and jobs deleted behind its back). Reading the head on every
+        pass cost more than running the jobs once a backlog formed."""
         loop_now = asyncio.get_running_loop().time()
         async with self.db.read() as conn:
             if self._resync or loop_now - self._synced_at > self.resync_every:
                 self._resync, self._synced_at = False, loop_now
                 rows = (await conn.execute(JOBS_Q, {"limit": limit})).all()
-                self._known = {}
+                self._known, self._known_jobs = {}, 0
                 if len(rows) >= limit:  # a full head: more may wait above it, so reading goes on from its end
                     self._seen = rows[-1].id
-            else:
+            elif self._known_jobs < self.max_known:
                 rows = (await conn.execute(NEW_JOBS_Q, {"seen": self._seen, "limit": 2 * limit})).all()
+            else:
+                rows = []
         for row in rows:
             self._seen = max(self._seen, row.id)
-            self._known.setdefault(row.conversation_id, {})[row.id] = row
+            conv_jobs = self._known.setdefault(row.conversation_id, {})
+            self._known_jobs += row.id not in conv_jobs
+            conv_jobs[row.id] = row
         # a walk from the front that stops once the free slots are filled (no copy of the whole
         # index per pass: with a backlog of thousands, the copies cost more than the jobs)
         by_conv: dict[int, list[Any]] = {}
@@ -240,6 +248,7 @@ class Pipeline:
                 del conv_jobs[job_id]
             for row in take:
                 del conv_jobs[row.id]
+            self._known_jobs -= len(gone) + len(take)
             if not conv_jobs:
                 emptied.append(conv)
             if take:

@@ -1,14 +1,15 @@
-"""SQLite WAL checkpoints in a thread of their own, off the paths that wait on them.
+"""SQLite WAL checkpoints off the event loop's thread.
 
 By default the connection whose commit pushes the write-ahead log past 1,000 pages runs the
-checkpoint inside that commit: copying the pages back into the database file and syncing it. In the
-hub that was either the archive writer (every callback of that batch waited for the copy) or a
-pipeline transaction in the event loop's thread (the whole loop waited). While it runs, the hub's
-connections set ``wal_autocheckpoint=0`` (hub/db.py, hub/archive/sqlite_batch.py) and this thread checkpoints every
-``interval`` seconds instead (PASSIVE: it never blocks a writer or a reader; the log restarts from its
-beginning once a checkpoint has caught up). Should readers keep the log from ever restarting, a
-TRUNCATE checkpoint past ``max_frames`` bounds its size. A command-line run that has no checkpointer
-loses nothing by it: closing the last connection checkpoints the log.
+checkpoint inside that commit: copying the pages back into the database file and syncing it. For a
+commit in the event loop's thread (pipeline, outbound, agents' replies) the whole loop waited. While
+this checkpointer runs, those connections set ``wal_autocheckpoint=0`` (hub/db.py) and their log is
+checkpointed here, PASSIVE (never blocking a writer or a reader), every ``interval`` seconds. The
+archive writer's own connection keeps its automatic checkpoints: they run in its commit thread, off
+the loop, and a writer checkpointing right after its own commit is what lets the log start over from
+its beginning under a steady stream of writes (a checkpoint racing the writers from outside never
+catches up with them, and the log grew without end). A command-line run has no checkpointer and
+needs none: closing the last connection checkpoints the log.
 """
 from __future__ import annotations
 
@@ -20,10 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class WalCheckpointer:
-    def __init__(self, path: str, interval: float = 0.25, max_frames: int = 100_000):
+    def __init__(self, path: str, interval: float = 0.25):
         self.path = path
         self.interval = interval
-        self.max_frames = max_frames  # 4 KiB pages: about 400 MB of log
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.checkpoints = 0
@@ -60,8 +60,6 @@ class WalCheckpointer:
     def run_once(self, conn: sqlite3.Connection) -> tuple[int, int, int]:
         """One checkpoint; returns SQLite's (busy, frames in the log, frames checkpointed)."""
         busy, logged, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        if logged > self.max_frames and done >= logged:
-            busy, logged, done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         self.checkpoints += 1
         self.frames += max(done, 0)
         return busy, logged, done

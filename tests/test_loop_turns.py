@@ -132,6 +132,30 @@ def test_checkpointer_copies_the_log_back_off_the_writers(tmp_path):
     assert sqlite3.connect(path).execute("SELECT count(*) FROM t").fetchone()[0] == 200
 
 
+def test_log_starts_over_under_a_steady_stream_of_writes(tmp_path):
+    """The archive writer's connection keeps its own checkpoints, the loop's connections leave theirs to
+    the checkpointer: the log is reused from its beginning instead of growing with every write (a
+    checkpointer alone, racing steady writers, never caught up and the log grew without end)."""
+    path = str(tmp_path / "w.db")
+    archive = sqlite3.connect(path, isolation_level=None)  # as hub/archive/sqlite_batch.py
+    archive.execute("PRAGMA journal_mode=WAL")
+    archive.execute("CREATE TABLE t (x TEXT)")
+    loop_conn = sqlite3.connect(path, isolation_level=None)  # as hub/db.py while the checkpointer runs
+    loop_conn.execute("PRAGMA wal_autocheckpoint=0")
+    checkpointer = WalCheckpointer(path, interval=0.01)
+    checkpointer.start()
+    try:
+        row = "消息" * 1000  # ~6 KB: two pages a row
+        for i in range(3000):  # ~18 MB written in all
+            (archive if i % 2 else loop_conn).execute("INSERT INTO t VALUES (?)", (row,))
+    finally:
+        checkpointer.stop()
+    wal = tmp_path / "w.db-wal"
+    assert wal.stat().st_size < 8 * 1024 * 1024, wal.stat().st_size
+    archive.close()
+    loop_conn.close()
+
+
 @pytest.mark.skipif(ON_POSTGRES, reason="SQLite only")
 async def test_running_hub_checkpoints_in_its_thread(hub, wecom, client):
     from tests.helpers import post

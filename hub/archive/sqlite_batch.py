@@ -29,9 +29,8 @@ CONV_TOUCH = ("UPDATE conversations SET last_message_at = ?, "
 
 
 class SqliteBatchWriter:
-    def __init__(self, path: str, cache_size: int = 200_000, checkpointer: Any = None):
+    def __init__(self, path: str, cache_size: int = 200_000):
         self.path = path
-        self.checkpointer = checkpointer  # a running WalCheckpointer takes the checkpoints off our commits
         self.cache_size = cache_size
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="archive-sqlite")
         self._conn: sqlite3.Connection | None = None
@@ -40,10 +39,11 @@ class SqliteBatchWriter:
     def _connect(self) -> sqlite3.Connection:
         if self._conn is None:
             conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            # this connection keeps SQLite's automatic checkpoints: they run inside its COMMIT, in the
+            # helper thread, and a writer's own checkpoint is what lets the log start over under a
+            # steady stream of writes (hub/wal_checkpoint.py)
             for pragma in ("journal_mode=WAL", "synchronous=FULL", "busy_timeout=30000", "foreign_keys=ON"):
                 conn.execute(f"PRAGMA {pragma}")
-            if self.checkpointer is not None and self.checkpointer.running:
-                conn.execute("PRAGMA wal_autocheckpoint=0")  # not in our commits: hub/wal_checkpoint.py
             self._conn = conn
         return self._conn
 

@@ -64,7 +64,7 @@ class ArchiveWriter:
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._insert = (postgresql.insert if db.dialect == "postgresql" else sqlite.insert)
-        self._sqlite = SqliteBatchWriter(db.sqlite_path, checkpointer=db.checkpointer) if db.is_sqlite else None
+        self._sqlite = SqliteBatchWriter(db.sqlite_path) if db.is_sqlite else None
         self.on_commit: list[Any] = []  # callbacks(list[Saved with job]) run after each commit
         self.batches = 0
         self.rows = 0

@@ -77,10 +77,23 @@ async def probe_main(port: int, seconds: float, drain: float) -> None:
 
     background: set[asyncio.Task] = set()
 
+    disconnects = 0
+
+    def done(task: asyncio.Task) -> None:
+        background.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # e.g. a reply while reconnecting
+            print(f"probe: {type(task.exception()).__name__}: {task.exception()}", file=sys.stderr)
+
     def later(coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         background.add(task)
-        task.add_done_callback(background.discard)
+        task.add_done_callback(done)
+
+    @sio.event
+    async def disconnect(*_args: Any) -> None:
+        nonlocal disconnects
+        disconnects += 1
+        print(f"probe: the agent's socket dropped (reconnecting), {disconnects} so far", file=sys.stderr)
 
     @sio.on("message.new")
     async def on_message(data: dict) -> None:

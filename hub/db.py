@@ -219,7 +219,8 @@ class Database:
         try:
             yield reader
         except BaseException:
-            self._drop_reader()  # whatever state a failed statement left it in goes with it
+            if reader._c.invalidated:  # a lost connection: the next read opens a new one
+                self._drop_reader()
             raise
 
     @asynccontextmanager

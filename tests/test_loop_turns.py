@@ -175,3 +175,21 @@ def test_fixed_states_are_written_into_the_sql():
     assert [str(c) for c in fixed("assigned", "active")] == ["'assigned'", "'active'"]
     with pytest.raises(ValueError):
         fixed("closed' OR '1'='1")
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite only: the loop thread's kept-open read connection")
+async def test_a_failed_read_leaves_the_shared_read_connection_usable(tmp_path):
+    db = Database(f"sqlite+aiosqlite:///{tmp_path}/r.db")
+    try:
+        await db.create_schema()
+        with pytest.raises(Exception):
+            async with db.read() as conn:
+                await conn.exec_driver_sql("SELECT nope FROM nowhere")
+        async with db.read() as conn:
+            assert (await conn.exec_driver_sql("SELECT 1")).scalar() == 1
+        first = db._reader
+        async with db.read() as conn:  # the same connection, not one per read
+            await conn.exec_driver_sql("SELECT 1")
+        assert db._reader is first
+    finally:
+        await db.dispose()

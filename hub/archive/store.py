@@ -90,6 +90,14 @@ class ArchiveWriter:
 
     async def save(self, items: Sequence[ToArchive]) -> list[Saved]:
         """Queue items for the next group commit and wait until they are durable."""
+        return list(await asyncio.gather(*await self._queued(items)))
+
+    async def save_one(self, item: ToArchive) -> Saved:
+        """``save`` of one item (a callback's message), without gathering a list of one."""
+        return await (await self._queued((item,)))[0]
+
+    async def _queued(self, items: Sequence[ToArchive]) -> list[asyncio.Future[Saved]]:
+        """Queue items for the writer task (or write them now when it is not running: CLI, tests)."""
         loop = asyncio.get_running_loop()
         futures = []
         for item in items:
@@ -97,18 +105,9 @@ class ArchiveWriter:
             self._queue.append((item, fut))
             futures.append(fut)
         self._wakeup.set()
-        if self._task is None:  # not started (CLI, tests): write inline
-            await self._flush()
-        return list(await asyncio.gather(*futures))
-
-    async def save_one(self, item: ToArchive) -> Saved:
-        """``save`` of one item (a callback's message), without gathering a list of one."""
-        fut: asyncio.Future[Saved] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, fut))
-        self._wakeup.set()
         if self._task is None:
             await self._flush()
-        return await fut
+        return futures
 
     async def _run(self) -> None:
         while True:

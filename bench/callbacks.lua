@@ -1,11 +1,14 @@
 -- wrk script for bench/callbacks.py: replays pre-encrypted WeCom callbacks.
 --
---   wrk -t T -c C -d <safety> --timeout 30s --latency -s bench/callbacks.lua URL -- DATA MODE SECONDS T
+--   wrk -t T -c C -d <safety> --timeout 30s --latency -s bench/callbacks.lua URL -- DATA MODE SECONDS T [RATE]
 --
 -- DATA     file of "PATH?QUERY<TAB>BODY" lines (one signed, encrypted callback each)
 -- MODE     "once":  every line is sent exactly once (thread t sends lines t, t+T, t+2T, ...), so
 --                   every request is a distinct message and the archive can be compared with acks;
 --          "cycle": lines are reused (for the bare ceiling server, which stores nothing)
+-- RATE     (optional) requests per second over all threads, on a fixed schedule (wrk's delay()
+--          hook: a thread's k-th request is due at its start + k * T / RATE, however long the answers
+--          take, given enough connections); without it every connection sends as fast as answers come
 -- SECONDS  how long to send; afterwards (or when a "once" slice runs out) the thread stops sending,
 --          waits for every outstanding response, then stops itself. No request is abandoned in
 --          flight, so the number of 200s counted here is exactly what the server acknowledged.
@@ -48,6 +51,8 @@ local i = 1
 local mode = "once"
 local duration = 10
 local verified = false
+local interval = 0  -- seconds between this thread's requests when paced
+local next_due = 0
 sent, received, acked, non200 = 0, 0, 0, 0
 t_start, t_end = 0, 0
 draining, finished = false, false
@@ -58,6 +63,12 @@ function init(args)
   mode = args[2] or "once"
   duration = tonumber(args[3] or "10")
   local nthreads = tonumber(args[4] or "1")
+  local rate = tonumber(args[5] or "0")
+  if rate > 0 then
+    interval = nthreads / rate
+  else
+    delay = nil  -- unpaced: wrk then never asks for a delay (it looks after init)
+  end
   local me = tid or 0
   local headers = { ["Content-Type"] = "text/xml" }
   local line_no = 0
@@ -88,6 +99,15 @@ local function idle()
   draining = true
   if received == sent then finish() end
   return ""
+end
+
+function delay()
+  local t = now()
+  if next_due == 0 then next_due = t end
+  local wait = next_due - t
+  next_due = next_due + interval
+  if wait <= 0 then return 0 end
+  return math.floor(wait * 1000 + 0.5)
 end
 
 function request()

@@ -184,15 +184,16 @@ def wait_healthy(port: int, proc: subprocess.Popen, log: Path, path: str = "/hea
 
 
 def run_wrk(port: int, data: Path, mode: str, seconds: float, threads: int, connections: int,
-            procs: list, grace: int = 15) -> dict:
+            procs: list, grace: int = 15, rate: float = 0) -> dict:
     """One wrk run; returns the BENCH_JSON dict of callbacks.lua (plus wrk's text output).
+    ``rate`` > 0 paces the requests (that many per second over all threads) instead of flooding.
 
     ``-d`` is only a safety limit (seconds + grace): the Lua threads stop sending after ``seconds``,
     wait for their outstanding responses and stop themselves. A server that does not answer within
     the grace leaves the run undrained ("drained": false): its unanswered requests are not acked."""
     safety = int(math.ceil(seconds)) + grace
     cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{safety}s", "--timeout", "30s", "--latency",
-           "-s", str(LUA), f"http://127.0.0.1:{port}", "--", str(data), mode, f"{seconds}", str(threads)]
+           "-s", str(LUA), f"http://127.0.0.1:{port}", "--", str(data), mode, f"{seconds}", str(threads)] + ([f"{rate:g}"] if rate > 0 else [])
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     procs.append(proc)

@@ -87,6 +87,7 @@ async def probe_main(port: int, seconds: float, drain: float) -> None:
     background: set[asyncio.Task] = set()
 
     disconnects = 0
+    closing = False
 
     def done(task: asyncio.Task) -> None:
         background.discard(task)
@@ -101,6 +102,8 @@ async def probe_main(port: int, seconds: float, drain: float) -> None:
     @sio.event
     async def disconnect(*why: Any) -> None:
         nonlocal disconnects
+        if closing:
+            return
         disconnects += 1
         print(f"probe: the agent's socket dropped ({', '.join(map(str, why)) or 'no reason given'}; reconnecting), "
               f"{disconnects} so far, at {time.time():.3f}", file=sys.stderr)
@@ -155,6 +158,7 @@ async def probe_main(port: int, seconds: float, drain: float) -> None:
             lat = sorted((got[t] - sent[t]) * 1000 for t in got)
             print(json.dumps({"sent": len(sent), "delivered": len(got), "acked": acked, "p50_ms": pct(lat, 0.5),
                               "p99_ms": pct(lat, 0.99) if len(got) == len(sent) else None}), flush=True)
+    closing = True
     await sio.disconnect()
 
 

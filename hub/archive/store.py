@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Float, bindparam, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..clock import Clock
@@ -28,6 +28,12 @@ conversations = Conversation.__table__
 messages = Message.__table__
 jobs = Job.__table__
 sessions_t = ServiceSession.__table__
+# after a batch (several processes' writers): each conversation it wrote to, and its open session
+TOUCH_CONVERSATION = (conversations.update().where(conversations.c.id == bindparam("cid"))
+                      .values(last_message_at=bindparam("now"), last_inbound_at=func.coalesce(
+                          bindparam("inbound_at", type_=Float), conversations.c.last_inbound_at)))
+TOUCH_SESSION = (sessions_t.update().where(sessions_t.c.conversation_id == bindparam("cid"))
+                 .where(sessions_t.c.state != fixed("closed")).values(last_customer_at=bindparam("now")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,10 +224,12 @@ class ArchiveWriter:
             # conversations (and their sessions) in id order: writers of several processes, each with
             # a batch touching some of the same conversations, lock them in the same order (a batch
             # in another order deadlocked, and its callbacks went unacknowledged)
-            for conv, inbound in sorted(touched.items()):
-                values = {"last_message_at": now, **({"last_inbound_at": now} if inbound else {})}
-                await conn.execute(conversations.update().where(conversations.c.id == conv).values(**values))
-                if inbound:  # the open session's "customer waiting since" (no extra write in the pipeline)
-                    await conn.execute(sessions_t.update().where(sessions_t.c.conversation_id == conv)
-                                       .where(sessions_t.c.state != fixed("closed")).values(last_customer_at=now))
+            # one executemany per table (asyncpg pipelines it: one round trip, not two per conversation)
+            if touched:
+                await conn.execute(TOUCH_CONVERSATION, [
+                    {"cid": conv, "now": now, "inbound_at": now if inbound else None}
+                    for conv, inbound in sorted(touched.items())])
+            waiting = [{"cid": conv, "now": now} for conv, inbound in sorted(touched.items()) if inbound]
+            if waiting:  # the open session's "customer waiting since" (no extra write in the pipeline)
+                await conn.execute(TOUCH_SESSION, waiting)
         return results

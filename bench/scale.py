@@ -406,12 +406,15 @@ def main() -> None:
     ap.add_argument("--steady-rate", type=float, default=100,
                     help="callbacks/s of the steady phase after each flood, where push latency is measured (default 100)")
     ap.add_argument("--steady-seconds", type=float, help="length of the steady phase (default 10, quick 1.5)")
+    ap.add_argument("--configs", default="sqlite,one,two",
+                    help="which configurations to run (comma-separated; the ratios need one and two)")
     ap.add_argument("--probe", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.probe:
         asyncio.run(probe_main(args.probe, args.seconds, args.drain))
         return
+    args.configs = set(args.configs.split(","))
     runs = args.runs or (1 if args.quick else 3)
     duration = args.duration or (2.0 if args.quick else 10.0)
     args.senders = args.senders or (150 if args.quick else 2000)
@@ -436,7 +439,7 @@ def main() -> None:
         print(f"wrk -t{args.threads} -c{args.connections}, {runs} x {duration:g} s per configuration; "
               f"PostgreSQL {args.pg}; {os.cpu_count()} cores shared by hub, PostgreSQL, Redis and wrk", flush=True)
         for r in range(runs):
-            order = [("sqlite", 0), ("one", 1), ("two", 2)]
+            order = [(n, w) for n, w in (("sqlite", 0), ("one", 1), ("two", 2)) if n in args.configs]
             for name, workers in (order if r % 2 == 0 else order[::-1]):
                 results[name].append(run_config(name, workers, tmp, factory, args, api_base, env, warmup, duration, r))
     finally:

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import bindparam, delete, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 
 from .clock import Clock
 from .db import Database, retry_busy
@@ -38,6 +38,7 @@ NEW_JOBS_Q = (select(*JOB_COLUMNS).where(jobs.c.state == "pending").where(jobs.c
 SHARED_JOBS_Q = (select(*JOB_COLUMNS, jobs.c.state)
                  .where((jobs.c.state == "pending") | ((jobs.c.state == "claimed") & (jobs.c.run_after < bindparam("now"))))
                  .order_by(jobs.c.id).limit(bindparam("limit")))
+PENDING_COUNT_Q = select(func.count()).select_from(jobs).where(jobs.c.state == "pending")
 LOCK_CLASS = 74110  # pg advisory lock namespace of per-conversation job claims
 CLAIM_LOCKS_SQL = text("SELECT c FROM unnest(CAST(:convs AS bigint[])) AS c "
                        f"WHERE pg_try_advisory_xact_lock({LOCK_CLASS}, CAST(c % 2147483647 AS integer))")
@@ -115,10 +116,17 @@ class Pipeline:
         self.shared = db.dialect == "postgresql"  # other processes may run jobs too: claim before running
         self._claimed: set[int] = set()  # job ids this process holds a lease on
         self._renewed_at = 0.0
+        # several processes: the jobs waiting in the database, from the last read (each process's
+        # own written-minus-done count means nothing when the others run its jobs)
+        self._shared_backlog = 0
+        self._counted_at = 0.0
         self.lease = lease
 
     def backlog(self, writer: Any) -> int:
-        """Jobs this process's archive writer committed that this process has not finished yet."""
+        """Jobs waiting to run: one process, those its archive writer committed that it has not
+        finished yet; several processes, the pending jobs in the database (as of the last pass)."""
+        if self.shared:
+            return self._shared_backlog
         return max(0, writer.jobs_written - self.done)
 
     def register(self, kind: str, handler: Handler) -> None:
@@ -198,6 +206,12 @@ class Pipeline:
         else:
             async with self.db.read() as conn:
                 rows = (await conn.execute(SHARED_JOBS_Q, {"limit": limit, "now": now})).all()
+                loop_now = asyncio.get_running_loop().time()
+                if len(rows) < limit:  # the whole queue was read
+                    self._shared_backlog = len(rows)
+                elif loop_now - self._counted_at >= 1.0:  # a long queue: counted at most once a second
+                    self._counted_at = loop_now
+                    self._shared_backlog = (await conn.execute(PENDING_COUNT_Q)).scalar() or 0
             by_conv = self._pick(rows, room, now)
         if not by_conv:
             return 0

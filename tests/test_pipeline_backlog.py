@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.helpers import pending_jobs, post
 from tests.wechat_client import text_xml
 
@@ -37,3 +39,35 @@ async def test_a_backlog_beyond_one_read_all_runs_after_the_head_is_read_again(c
         await settle()
     assert await pending_jobs(hub) == []
     assert pipe.done == 2 * senders
+
+
+async def test_several_processes_backlog_is_the_queue_not_what_this_process_wrote(client, hub, wecom):
+    """With several processes another one may run the jobs this process's writer wrote: the backlog
+    (which makes callbacks go first under a burst) must then follow the queue in the database,
+    not stay at written-minus-done for ever (it kept a worker trickling after a flood)."""
+    from hub.clock import Clock
+    from hub.pipeline import Pipeline
+    if hub.db.dialect != "postgresql":
+        pytest.skip("several processes run on PostgreSQL")
+    await hub.pipeline.stop()
+    for i in range(6):
+        r = await post(client, wecom, text_xml(wecom.receive_id, f"wmOther{i % 3}", f"第{i}条", 8_300_000 + i))
+        assert r.status == 200
+    mine = hub.pipeline
+    await mine.run_once(limit=1)  # a pass that sees a long queue: it counts it (and starts one conversation)
+    assert mine.backlog(hub.writer) == 6
+    while mine._running:
+        await asyncio.gather(*list(mine._running), return_exceptions=True)
+    await mine._flush_finished()
+    other = Pipeline(hub.db, Clock())  # another process: it runs the rest
+    for _ in range(50):
+        if not await pending_jobs(hub):
+            break
+        await other.run_once()
+        while other._running:
+            await asyncio.gather(*list(other._running), return_exceptions=True)
+        await other._flush_finished()
+    assert await pending_jobs(hub) == []
+    assert hub.writer.jobs_written - mine.done >= 4  # what this process alone would believe
+    await mine.run_once()
+    assert mine.backlog(hub.writer) == 0

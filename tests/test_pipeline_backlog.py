@@ -71,3 +71,29 @@ async def test_several_processes_backlog_is_the_queue_not_what_this_process_wrot
     assert hub.writer.jobs_written - mine.done >= 4  # what this process alone would believe
     await mine.run_once()
     assert mine.backlog(hub.writer) == 0
+
+
+async def test_under_pressure_jobs_yield_only_while_the_loop_has_no_time_to_spare(hub):
+    """A burst makes the pipeline leave the loop to callbacks, but only while the loop's thread is
+    saturated: with CPU to spare (steady traffic after a burst) the jobs take it, or the backlog
+    the burst left would drain at a fraction of the speed the machine allows."""
+    import time
+    pipe = hub.pipeline
+    pipe.pressure = lambda: True
+    pipe.saturated_share = 0.5  # far from both cases below, on a busy test machine too
+
+    def window_passes(busy: bool) -> None:
+        end = time.perf_counter() + 0.15
+        while time.perf_counter() < end:
+            if not busy:
+                time.sleep(0.01)
+
+    pipe._yielding()  # starts a window
+    window_passes(busy=True)
+    assert pipe._yielding() is True
+    window_passes(busy=False)
+    assert pipe._yielding() is False
+    window_passes(busy=True)
+    assert pipe._yielding() is True
+    pipe.pressure = lambda: False
+    assert pipe._yielding() is False  # no pressure: never

@@ -102,9 +102,12 @@ class Pipeline:
         # waits 5 s for an answer; nobody waits that long for a bot reply to be computed)
         self.pressure: Callable[[], bool] | None = None
         self._trickle = asyncio.Semaphore(1)
-        self.trickle_share = 0.25  # under pressure the pipeline takes at most about this share of the loop
-        # ... but only while the loop's thread is saturated: with CPU to spare the jobs take it, or a
-        # backlog left by a burst would drain at a quarter speed under steady traffic (and grow)
+        # under pressure jobs take at most about this share of the loop, but only while the loop's
+        # thread is saturated (``saturated_share`` of its CPU): with CPU to spare they take it all, or
+        # a backlog left by a burst would drain at a fraction of the speed under steady traffic (and
+        # grow). During a flood they cannot keep up anyway, and every point given to them is taken
+        # from acknowledging, whose capacity decides whether the platforms time out and retry.
+        self.trickle_share = 0.1
         self.saturated_share = 0.85
         self._cpu_window = (time.perf_counter(), time.thread_time())
         self._saturated = False

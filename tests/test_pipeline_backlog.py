@@ -92,7 +92,9 @@ async def test_under_pressure_jobs_yield_only_while_the_loop_has_no_time_to_spar
     window_passes(busy=True)
     assert pipe._yielding() is True
     window_passes(busy=False)
-    assert pipe._yielding() is False
+    # several processes (PostgreSQL): the jobs' cost is the database's, which this thread's CPU
+    # does not show, so under pressure they always yield
+    assert pipe._yielding() is pipe.shared
     window_passes(busy=True)
     assert pipe._yielding() is True
     pipe.pressure = lambda: False

@@ -33,7 +33,7 @@ warm-up, probe and run) must equal ``archived`` (inbound rows of the bench accou
 Runs are interleaved (sqlite, one, two, two, one, sqlite ...); medians are reported.
 
     python bench/scale.py            # 3 runs x 10 s per configuration
-    python bench/scale.py --quick    # 1 run x 2 s per configuration (150 senders), < 45 s wall on an idle box
+    python bench/scale.py --quick    # 1 run x 1 s per configuration (150 senders), < 45 s wall on an idle box
 
 Last line: one JSON object (one_worker_per_s, two_workers_per_s, sqlite_per_s, scaling,
 cpu_ms_per_1k_one, cpu_ms_per_1k_two, cpu_ms_per_1k_sqlite, acked, archived, p99_ms, ...).
@@ -390,7 +390,7 @@ def median(vals: list) -> float | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="1 run x 4 s per configuration")
+    ap.add_argument("--quick", action="store_true", help="1 run x 1 s per configuration, then 1.5 s steady (< 45 s wall)")
     ap.add_argument("--runs", type=int)
     ap.add_argument("--duration", type=float)
     ap.add_argument("--pg", default=os.environ.get("HUB_BENCH_PG", PG), help="PostgreSQL URL (a schema per run)")
@@ -402,7 +402,7 @@ def main() -> None:
                     "each one's first message opens a session (bots, routing), later ones join it")
     ap.add_argument("--drain-timeout", type=float,
                     help="seconds to wait after a run for the pipeline to finish its jobs (CPU is counted until then; "
-                         "default 120, quick 4)")
+                         "default 120, quick 5)")
     ap.add_argument("--steady-rate", type=float, default=100,
                     help="callbacks/s of the steady phase after each flood, where push latency is measured (default 100)")
     ap.add_argument("--steady-seconds", type=float, help="length of the steady phase (default 10, quick 1.5)")
@@ -416,9 +416,9 @@ def main() -> None:
         return
     args.configs = set(args.configs.split(","))
     runs = args.runs or (1 if args.quick else 3)
-    duration = args.duration or (2.0 if args.quick else 10.0)
+    duration = args.duration or (1.0 if args.quick else 10.0)
     args.senders = args.senders or (150 if args.quick else 2000)
-    args.drain_timeout = args.drain_timeout if args.drain_timeout is not None else (4.0 if args.quick else 120.0)
+    args.drain_timeout = args.drain_timeout if args.drain_timeout is not None else (5.0 if args.quick else 120.0)
     warmup = 0.0 if args.quick else 2.0
     args.steady_seconds = args.steady_seconds or (1.5 if args.quick else 10.0)
     args.drain = args.drain if args.drain is not None else (0.5 if args.quick else 30.0)

@@ -225,11 +225,11 @@ class ArchiveWriter:
             # a batch touching some of the same conversations, lock them in the same order (a batch
             # in another order deadlocked, and its callbacks went unacknowledged)
             # one executemany per table (asyncpg pipelines it: one round trip, not two per conversation)
-            if touched:
+            in_order = sorted(touched.items())
+            if in_order:
                 await conn.execute(TOUCH_CONVERSATION, [
-                    {"cid": conv, "now": now, "inbound_at": now if inbound else None}
-                    for conv, inbound in sorted(touched.items())])
-            waiting = [{"cid": conv, "now": now} for conv, inbound in sorted(touched.items()) if inbound]
+                    {"cid": conv, "now": now, "inbound_at": now if inbound else None} for conv, inbound in in_order])
+            waiting = [{"cid": conv, "now": now} for conv, inbound in in_order if inbound]
             if waiting:  # the open session's "customer waiting since" (no extra write in the pipeline)
                 await conn.execute(TOUCH_SESSION, waiting)
         return results

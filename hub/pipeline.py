@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import bindparam, delete, exists, func, select, text, update
 
 from .clock import Clock
 from .db import Database, retry_busy
@@ -34,20 +34,70 @@ JOB_COLUMNS = (jobs.c.id, jobs.c.kind, jobs.c.message_id, jobs.c.conversation_id
 JOBS_Q = select(*JOB_COLUMNS).where(jobs.c.state == "pending").order_by(jobs.c.id).limit(bindparam("limit"))
 NEW_JOBS_Q = (select(*JOB_COLUMNS).where(jobs.c.state == "pending").where(jobs.c.id > bindparam("seen"))
               .order_by(jobs.c.id).limit(bindparam("limit")))
-# shared (PostgreSQL): pending jobs, and claimed ones whose lease ran out (their process died)
-SHARED_JOBS_Q = (select(*JOB_COLUMNS, jobs.c.state)
-                 .where((jobs.c.state == "pending") | ((jobs.c.state == "claimed") & (jobs.c.run_after < bindparam("now"))))
-                 .order_by(jobs.c.id).limit(bindparam("limit")))
 PENDING_COUNT_Q = select(func.count()).select_from(jobs).where(jobs.c.state == "pending")
 LOCK_CLASS = 74110  # pg advisory lock namespace of per-conversation job claims
-CLAIM_LOCKS_SQL = text("SELECT c FROM unnest(CAST(:convs AS bigint[])) AS c "
-                       f"WHERE pg_try_advisory_xact_lock({LOCK_CLASS}, CAST(c % 2147483647 AS integer))")
-CLAIM_SQL = text(
-    "UPDATE jobs SET state = 'claimed', run_after = :lease WHERE id = ANY(CAST(:ids AS bigint[])) "
-    "AND conversation_id = ANY(CAST(:convs AS bigint[])) "
-    "AND (state = 'pending' OR (state = 'claimed' AND run_after < :now)) "
-    "AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.conversation_id = jobs.conversation_id "
-    "AND o.state = 'claimed' AND o.run_after >= :now) RETURNING id")
+# shared (PostgreSQL), in one transaction. First the head of the queue (pending jobs, and claimed ones
+# whose lease ran out: their process died), each conversation's jobs up to one waiting for its
+# retry and none another process runs now (as far as this snapshot shows), and a lock on up to
+# :room of those conversations, in queue order, skipping any another process holds at that moment
+# (so two processes reading the same head take different conversations instead of racing for the
+# same ones). Then, under those locks and with a fresh snapshot, the claim itself (only where no
+# other live claim exists for the conversation), returning the claimed jobs with their messages.
+# (OFFSET 0 keeps the subquery whole: flattened, the lock was tried on every conversation of the
+# head before the sort and the limit, and held them all until the commit.)
+# This process's own finished jobs (done, their deletion not yet committed: :finished) hold nothing
+# back: it may go on with those conversations at once. The first statement's first row only carries the head's length.
+CLAIM_HEAD_SQL = text(f"""
+WITH head AS (  -- two index range scans (ix_jobs_state), not a scan and sort of the whole queue
+    SELECT * FROM (
+        (SELECT id, conversation_id, state, run_after FROM jobs WHERE state = 'pending' ORDER BY id LIMIT :limit)
+        UNION ALL
+        (SELECT id, conversation_id, state, run_after FROM jobs WHERE state = 'claimed' AND run_after < :now
+         ORDER BY id LIMIT :limit)
+    ) u ORDER BY id LIMIT :limit
+), flagged AS (
+    SELECT id, conversation_id,
+           bool_or(state = 'pending' AND run_after > :now) OVER (PARTITION BY conversation_id ORDER BY id) AS blocked
+    FROM head h WHERE conversation_id <> ALL(CAST(:busy AS bigint[]))
+      AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.conversation_id = h.conversation_id AND o.state = 'claimed'
+                      AND o.run_after >= :now AND o.id <> ALL(CAST(:finished AS bigint[])))
+), convs AS (
+    SELECT conversation_id, min(id) AS first FROM flagged WHERE NOT blocked GROUP BY conversation_id
+), locked AS (
+    SELECT conversation_id FROM (SELECT conversation_id, first FROM convs ORDER BY first OFFSET 0) c
+    WHERE pg_try_advisory_xact_lock({LOCK_CLASS}, CAST(conversation_id % 2147483647 AS integer))
+    LIMIT :room
+)
+SELECT NULL AS id, NULL AS conversation_id, (SELECT count(*) FROM head) AS head_rows
+UNION ALL
+(SELECT f.id, f.conversation_id, NULL FROM flagged f JOIN locked l ON l.conversation_id = f.conversation_id
+ WHERE NOT f.blocked ORDER BY f.id)
+""")
+_other = jobs.alias("o")
+_CLAIMED = (update(jobs).where(jobs.c.id.in_(bindparam("ids", expanding=True)))
+            .where(((jobs.c.state == "pending") & (jobs.c.run_after <= bindparam("now")))
+                   | ((jobs.c.state == "claimed") & (jobs.c.run_after < bindparam("now"))))
+            .where(~exists().where(_other.c.conversation_id == jobs.c.conversation_id, _other.c.state == "claimed",
+                                   _other.c.run_after >= bindparam("now"),
+                                   _other.c.id.not_in(bindparam("finished", expanding=True))))
+            .values(state="claimed", run_after=bindparam("lease"))
+            .returning(*(c.label(f"job_{c.name}") for c in JOB_COLUMNS)).cte("claimed"))
+CLAIM_SQL = (select(_CLAIMED, messages).join_from(_CLAIMED, messages, messages.c.id == _CLAIMED.c.job_message_id,
+                                                   isouter=True).order_by(_CLAIMED.c.job_id))
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job row claimed together with its message (shared mode): the fields handlers read."""
+
+    id: int
+    kind: str
+    message_id: int
+    conversation_id: int
+    attempts: int
+    run_after: float
+
+
 LEASE = 30.0  # seconds a claim lives without renewal
 
 
@@ -128,6 +178,8 @@ class Pipeline:
         # own written-minus-done count means nothing when the others run its jobs)
         self._shared_backlog = 0
         self._counted_at = 0.0
+        self._count_due = False
+        self._head_limit = 200
         self.lease = lease
 
     def backlog(self, writer: Any) -> int:
@@ -209,18 +261,9 @@ class Pipeline:
             return 0  # a finishing conversation wakes the loop again
         now = self.clock.now()
         self._forget_old_deletions()
-        if not self.shared:
-            by_conv = await self._pick_local(room, now, limit)
-        else:
-            async with self.db.read() as conn:
-                rows = (await conn.execute(SHARED_JOBS_Q, {"limit": limit, "now": now})).all()
-                loop_now = asyncio.get_running_loop().time()
-                if len(rows) < limit:  # the whole queue was read
-                    self._shared_backlog = len(rows)
-                elif loop_now - self._counted_at >= 1.0:  # a long queue: counted at most once a second
-                    self._counted_at = loop_now
-                    self._shared_backlog = (await conn.execute(PENDING_COUNT_Q)).scalar() or 0
-            by_conv = self._pick(rows, room, now)
+        if self.shared:
+            return await self._start_shared(room, now, limit)
+        by_conv = await self._pick_local(room, now, limit)
         if not by_conv:
             return 0
         return await self._start(by_conv, now)
@@ -279,84 +322,85 @@ class Pipeline:
             del self._known[conv]
         return by_conv
 
-    def _pick(self, rows: list[Any], room: int, now: float) -> dict[int, list[Any]]:
-        """Several processes: the due jobs of free conversations among the head of the queue."""
-        by_conv: dict[int, list[Any]] = {}
-        blocked: set[int] = set()
-        for row in rows:
-            if row.id in self._finished or row.id in self._deleted:
-                continue
-            conv = row.conversation_id
-            if conv in blocked or conv in self._busy:
-                continue
-            if getattr(row, "state", "pending") == "pending" and max(row.run_after, self._retry_at.get(row.id, 0.0)) > now:
-                blocked.add(conv)  # an earlier job waits for its retry: keep the order
-                continue
-            if conv not in by_conv and len(by_conv) >= room:
-                continue
-            by_conv.setdefault(conv, []).append(row)
-        return by_conv
-
     async def _start(self, by_conv: dict[int, list[Any]], now: float) -> int:
-        self._busy.update(by_conv)  # claimed before the next await, so no other pass takes them
-        if self.shared:
-            try:
-                by_conv = await self._claim(by_conv, now)
-            except BaseException:
-                self._busy.difference_update(by_conv)
-                raise
-            if not by_conv:
-                return 0
+        """One process: start the picked conversations' jobs with their messages."""
+        self._busy.update(by_conv)  # taken before the next await, so no other pass takes them
         ids = [j.message_id for conv_jobs in by_conv.values() for j in conv_jobs]
         try:
             async with self.db.read() as conn:
                 found = {m.id: m for m in (await conn.execute(select(messages).where(messages.c.id.in_(ids)))).all()}
         except BaseException:
             self._busy.difference_update(by_conv)
-            self._resync = True  # (one process) they left the in-memory index: read the head again
-            # claimed but never started: stop renewing their leases, so they run out and whoever comes
-            # next takes the jobs (renewing them would block these conversations in every process)
-            self._claimed.difference_update(j.id for conv_jobs in by_conv.values() for j in conv_jobs)
+            self._resync = True  # they left the in-memory index: read the head again
             raise
+        return self._launch({conv: [(j, found.get(j.message_id)) for j in conv_jobs]
+                             for conv, conv_jobs in by_conv.items()})
+
+    def _launch(self, by_conv: dict[int, list[tuple[Any, Any]]]) -> int:
         for conv, conv_jobs in by_conv.items():
-            task = asyncio.create_task(self._run_conversation(conv, [(j, found.get(j.message_id)) for j in conv_jobs]))
+            task = asyncio.create_task(self._run_conversation(conv, conv_jobs))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         return sum(len(v) for v in by_conv.values())
 
-    async def _claim(self, by_conv: dict[int, list[Any]], now: float) -> dict[int, list[Any]]:
-        """Claim the chosen jobs across processes; returns the conversations whose jobs are ours
-        (the others are released from ``_busy``)."""
-        ids = [j.id for conv_jobs in by_conv.values() for j in conv_jobs]
+    async def _start_shared(self, room: int, now: float, limit: int) -> int:
+        """Several processes: claim up to ``room`` free conversations' due jobs at the head of the
+        queue (CLAIM_HEAD_SQL, then CLAIM_SQL) and start them; counts the backlog at most once a second."""
+        busy = set(self._busy)
+        finished = sorted(self._finished)
+        self._head_limit = limit
 
-        async def write() -> set[int]:
+        async def write() -> tuple[list[Any], list[Any]]:
             async with self.db.write() as conn:
-                locked = [r[0] for r in (await conn.execute(CLAIM_LOCKS_SQL, {"convs": sorted(by_conv)})).all()]
-                if not locked:
-                    return set()
-                return {r[0] for r in (await conn.execute(CLAIM_SQL, {
-                    "ids": ids, "convs": locked, "now": now, "lease": now + self.lease})).all()}
+                got = (await conn.execute(CLAIM_HEAD_SQL, {
+                    "now": now, "limit": limit, "busy": sorted(busy), "finished": finished, "room": room})).all()
+                head = [r for r in got if r.id is not None]
+                self._count_backlog(sum(r.head_rows for r in got if r.id is None))
+                if not head:
+                    return [], []
+                return head, (await conn.execute(CLAIM_SQL, {
+                    "ids": [h.id for h in head], "now": now, "lease": now + self.lease, "finished": finished})).all()
 
-        won = await retry_busy(write)
-        self._claimed |= won
-        out: dict[int, list[Any]] = {}
-        for conv, conv_jobs in by_conv.items():
-            mine = []
-            for job in conv_jobs:  # a prefix only: order within the conversation is kept
-                if job.id not in won:
-                    break
-                mine.append(job)
-            if mine:
-                out[conv] = mine
-            else:
-                self._busy.discard(conv)
-        lost = won - {j.id for v in out.values() for j in v}
-        if lost:  # claimed but behind a job we did not get: hand them back
+        head, rows = await retry_busy(write)
+        if self._count_due:
+            self._count_due = False
+            async with self.db.read() as conn:
+                self._shared_backlog = (await conn.execute(PENDING_COUNT_Q)).scalar() or 0
+        claimed = {r.job_id: r for r in rows}
+        self._claimed.update(claimed)
+        by_conv: dict[int, list[tuple[Any, Any]]] = {}
+        cut: set[int] = set()  # conversations where a job of the head was not claimed
+        lost: set[int] = set()
+        for h in head:  # in id order: each conversation keeps the claimed prefix of its jobs
+            r = claimed.get(h.id)
+            if r is None or h.conversation_id in cut:
+                cut.add(h.conversation_id)
+                if r is not None:
+                    lost.add(h.id)  # behind a job it did not get (its retry waits): back to pending
+                continue
+            job = ClaimedJob(r.job_id, r.job_kind, r.job_message_id, r.job_conversation_id, r.job_attempts,
+                             r.job_run_after)
+            by_conv.setdefault(job.conversation_id, []).append((job, r if r.id is not None else None))
+        # the claim excludes conversations with a live claim, so a concurrent pass (drain) cannot
+        # have taken these; marked busy before the next await
+        self._busy.update(by_conv)
+        if lost:
             try:
                 await self._unclaim(lost)
             except Exception:  # noqa: BLE001 - no longer renewed: their leases run out instead
                 log.exception("could not release %d claimed jobs", len(lost))
-        return out
+        return self._launch(by_conv)
+
+    def _count_backlog(self, head_rows: int) -> None:
+        """The backlog from a pass's head: exact when the head was not full; a full head means a long
+        queue, counted (``_count_due``) at most once a second."""
+        if head_rows < self._head_limit:
+            self._shared_backlog = head_rows
+            return
+        loop_now = asyncio.get_running_loop().time()
+        if loop_now - self._counted_at >= 1.0:
+            self._counted_at = loop_now
+            self._count_due = True
 
     async def _unclaim(self, ids: set[int]) -> None:
         self._claimed -= ids

@@ -1,0 +1,155 @@
+"""Several processes (PostgreSQL) share one job queue: two pipelines on the same database stand in
+for two hub processes. Each conversation's jobs run once, in id order, and never in two processes at
+once; a job waiting for its retry holds back the later jobs of its conversation in every process;
+the jobs of a process that died are taken over once their lease runs out."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hub.clock import Clock
+from hub.pipeline import JobContext, Pipeline
+from tests.helpers import pending_jobs, post
+from tests.wechat_client import text_xml
+
+
+@pytest.fixture
+async def shared(hub):
+    if hub.db.dialect != "postgresql":
+        pytest.skip("several processes run on PostgreSQL")
+    await hub.pipeline.stop()  # the test's own pipelines run the jobs
+    return hub
+
+
+async def queue(client, wecom, customers: int, per_customer: int, base: int) -> None:
+    for i in range(customers * per_customer):
+        r = await post(client, wecom, text_xml(wecom.receive_id, f"wmClaim{i % customers:03d}", f"第{i}条", base + i))
+        assert r.status == 200
+
+
+def process(hub, log: list, name: str, fail_first: set[str] | None = None) -> Pipeline:
+    """A pipeline with one step that records what it ran (and sleeps a little, so runs overlap)."""
+    pipe = Pipeline(hub.db, Clock(), concurrency=4)
+    failed: set[str] = set()
+
+    async def step(ctx: JobContext) -> None:
+        msg = ctx.message
+        log.append(("start", name, msg.conversation_id, msg.id))
+        await asyncio.sleep(0.005)
+        if fail_first is not None and msg.text in fail_first and msg.text not in failed:
+            failed.add(msg.text)
+            raise RuntimeError("platform down")
+        log.append(("end", name, msg.conversation_id, msg.id))
+
+    pipe.add_inbound_step(step)
+    return pipe
+
+
+async def test_two_processes_run_each_conversation_once_in_order_never_at_once(client, shared, wecom):
+    hub = shared
+    await queue(client, wecom, customers=12, per_customer=5, base=8_400_000)
+    log: list = []
+    a, b = process(hub, log, "a"), process(hub, log, "b")
+    a.start(), b.start()  # each process's own loop, as in the hub
+    try:
+        for _ in range(300):
+            if not await pending_jobs(hub):
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        await asyncio.gather(a.stop(), b.stop())
+    assert await pending_jobs(hub) == []
+
+    ends = [e for e in log if e[0] == "end"]
+    assert len(ends) == 60 and len({e[3] for e in ends}) == 60  # every job once
+    assert {e[1] for e in ends} == {"a", "b"}  # both processes took work (they skip each other's locks)
+    by_conv: dict[int, list[int]] = {}
+    running: dict[int, str] = {}  # conversation -> process running one of its jobs now
+    for kind, name, conv, mid in log:
+        if kind == "start":
+            assert running.get(conv) in (None, name), f"conversation {conv} ran in two processes at once"
+            running[conv] = name
+            by_conv.setdefault(conv, []).append(mid)
+        else:
+            running.pop(conv)
+    for conv, mids in by_conv.items():
+        assert mids == sorted(mids), f"conversation {conv} out of order: {mids}"
+
+
+async def test_a_retry_waiting_holds_back_its_conversation_in_every_process(client, shared, wecom):
+    hub = shared
+    await queue(client, wecom, customers=1, per_customer=3, base=8_500_000)
+    log: list = []
+    a = process(hub, log, "a", fail_first={"第0条"})
+    b = process(hub, log, "b")
+    await a.drain(timeout=5)  # the first job fails: retry in 2 s; the two behind it wait
+    assert [e[0] for e in log] == ["start"]
+    assert len(await pending_jobs(hub)) == 3
+    await b.drain(timeout=1)  # the other process must not run the later ones ahead of it
+    assert len(log) == 1
+    # once the retry is due, either process runs all three, in order
+    await asyncio.sleep(2.1)
+    await b.drain(timeout=10)
+    await b._flush_finished()
+    assert [e[0] for e in log[1:]] == ["start", "end"] * 3
+    mids = [e[3] for e in log if e[0] == "end"]
+    assert mids == sorted(mids) and len(mids) == 3
+    assert await pending_jobs(hub) == []
+
+
+async def test_a_dead_process_jobs_are_taken_over_when_its_lease_runs_out(client, shared, wecom):
+    hub = shared
+    await queue(client, wecom, customers=2, per_customer=2, base=8_600_000)
+    log: list = []
+    dead = process(hub, log, "dead")
+    dead.lease = 0.5
+
+    async def never(ctx: JobContext) -> None:  # the process dies while it runs them
+        await asyncio.Event().wait()
+
+    dead.inbound_steps[:] = [never]
+    assert await dead.run_once() == 4  # both conversations claimed
+    alive = process(hub, log, "alive")
+    assert await alive.run_once() == 0  # live claims: nothing for the other process
+    await asyncio.sleep(0.6)
+    await alive.drain(timeout=10)
+    await alive._flush_finished()
+    ran = [e for e in log if e[0] == "end"]
+    assert len(ran) == 4 and {e[1] for e in ran} == {"alive"} and len({e[3] for e in ran}) == 4
+    for conv in {e[2] for e in ran}:
+        mids = [e[3] for e in ran if e[2] == conv]
+        assert mids == sorted(mids)
+    assert await pending_jobs(hub) == []
+    for task in list(dead._running):
+        task.cancel()
+    await asyncio.gather(*dead._running, return_exceptions=True)
+
+
+async def test_a_message_for_a_conversation_running_elsewhere_waits_for_that_process(client, shared, wecom):
+    """A new message of a conversation whose earlier jobs another process is running: the pending
+    job is at the head of the queue, but only that process's claim may run the conversation."""
+    hub = shared
+    await queue(client, wecom, customers=1, per_customer=1, base=8_700_000)
+    log: list = []
+    release = asyncio.Event()
+    a = process(hub, log, "a")
+
+    async def slow(ctx: JobContext) -> None:
+        log.append(("start", "a", ctx.message.conversation_id, ctx.message.id))
+        await release.wait()
+        log.append(("end", "a", ctx.message.conversation_id, ctx.message.id))
+
+    a.inbound_steps[:] = [slow]
+    assert await a.run_once() == 1
+    await queue(client, wecom, customers=1, per_customer=1, base=8_700_100)  # the same customer again
+    b = process(hub, log, "b")
+    assert await b.run_once() == 0  # the conversation is a's until its job is done
+    release.set()
+    await a.drain(timeout=5)
+    await a._flush_finished()
+    await b.drain(timeout=5)
+    await b._flush_finished()
+    assert [e[0] for e in log] == ["start", "end", "start", "end"]  # one after the other
+    assert log[0][3] == log[1][3] < log[2][3] == log[3][3]
+    assert await pending_jobs(hub) == []

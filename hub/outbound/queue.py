@@ -209,14 +209,11 @@ class Outbound:
 
     async def _claim(self, outbox_id: int) -> Any:
         now = self.clock.now()
-        async with self.db.write() as conn:
-            res = await conn.execute(
+        async with self.db.write() as conn:  # None: another worker has it (or it is no longer due)
+            return (await conn.execute(
                 update(outbox).where(outbox.c.id == outbox_id)
                 .where(outbox.c.status.in_(("queued", "sending"))).where(outbox.c.next_attempt_at <= now)
-                .values(status="sending", next_attempt_at=now + LEASE))
-            if res.rowcount != 1:
-                return None
-            return (await conn.execute(select(outbox).where(outbox.c.id == outbox_id))).first()
+                .values(status="sending", next_attempt_at=now + LEASE).returning(*outbox.c))).first()
 
     async def _send_one(self, outbox_id: int) -> None:
         async with self._slots:

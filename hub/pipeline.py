@@ -180,6 +180,7 @@ class Pipeline:
         self._counted_at = 0.0
         self._count_due = False
         self._head_limit = 200
+        self._claiming = 0  # shared passes between their claim and marking its conversations busy
         self.lease = lease
 
     def backlog(self, writer: Any) -> int:
@@ -346,6 +347,13 @@ class Pipeline:
     async def _start_shared(self, room: int, now: float, limit: int) -> int:
         """Several processes: claim up to ``room`` free conversations' due jobs at the head of the
         queue (CLAIM_HEAD_SQL, then CLAIM_SQL) and start them; counts the backlog at most once a second."""
+        self._claiming += 1  # until its conversations are marked busy (drain waits for it)
+        try:
+            return await self._claim_and_start(room, now, limit)
+        finally:
+            self._claiming -= 1
+
+    async def _claim_and_start(self, room: int, now: float, limit: int) -> int:
         busy = set(self._busy)
         finished = sorted(self._finished)
         self._head_limit = limit
@@ -444,8 +452,8 @@ class Pipeline:
             started = await self.run_once()
             if self._running:
                 await asyncio.gather(*list(self._running), return_exceptions=True)
-            elif self._busy:
-                await asyncio.sleep(0.01)  # another pass is starting its claimed conversations
+            elif self._busy or self._claiming:
+                await asyncio.sleep(0.01)  # another pass is claiming or starting conversations
             elif self._finishing:
                 await self._flush_finished()
             elif not started:

@@ -1,0 +1,78 @@
+"""How several hub processes (PostgreSQL) share the pipeline's job queue: the two statements of a
+claim, run in one transaction by ``Pipeline`` (hub/pipeline.py). SQL only, no I/O.
+
+First the head of the queue (pending jobs, and claimed ones whose lease ran out: their process
+died), each conversation's jobs up to one waiting for its retry and none another process runs now
+(as far as this snapshot shows), and a lock on up to :room of those conversations, in queue order,
+skipping any another process holds at that moment: two processes reading the same head take
+different conversations instead of racing for the same ones. (OFFSET 0 keeps the subquery whole:
+flattened, the lock was tried on every conversation of the head before the sort and the limit, and
+held them all until the commit.) Its first row only carries the head's length (the backlog).
+
+Then, under those locks and with a fresh snapshot, the claim itself: ``pending -> claimed`` with
+``run_after`` = the lease's end, only where no other live claim exists for the conversation,
+returning the claimed jobs with their messages. This process's own finished jobs (done, their
+deletion not yet committed: :finished) hold nothing back: it goes on with those conversations at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, exists, select, text, update
+
+from ..models import Job, Message
+
+jobs = Job.__table__
+messages = Message.__table__
+JOB_COLUMNS = (jobs.c.id, jobs.c.kind, jobs.c.message_id, jobs.c.conversation_id, jobs.c.attempts, jobs.c.run_after)
+LOCK_CLASS = 74110  # pg advisory lock namespace of per-conversation job claims
+CLAIM_HEAD_SQL = text(f"""
+WITH head AS (  -- two index range scans (ix_jobs_state), not a scan and sort of the whole queue
+    SELECT * FROM (
+        (SELECT id, conversation_id, state, run_after FROM jobs WHERE state = 'pending' ORDER BY id LIMIT :limit)
+        UNION ALL
+        (SELECT id, conversation_id, state, run_after FROM jobs WHERE state = 'claimed' AND run_after < :now
+         ORDER BY id LIMIT :limit)
+    ) u ORDER BY id LIMIT :limit
+), flagged AS (
+    SELECT id, conversation_id,
+           bool_or(state = 'pending' AND run_after > :now) OVER (PARTITION BY conversation_id ORDER BY id) AS blocked
+    FROM head h WHERE conversation_id <> ALL(CAST(:busy AS bigint[]))
+      AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.conversation_id = h.conversation_id AND o.state = 'claimed'
+                      AND o.run_after >= :now AND o.id <> ALL(CAST(:finished AS bigint[])))
+), convs AS (
+    SELECT conversation_id, min(id) AS first FROM flagged WHERE NOT blocked GROUP BY conversation_id
+), locked AS (
+    SELECT conversation_id FROM (SELECT conversation_id, first FROM convs ORDER BY first OFFSET 0) c
+    WHERE pg_try_advisory_xact_lock({LOCK_CLASS}, CAST(conversation_id % 2147483647 AS integer))
+    LIMIT :room
+)
+SELECT NULL AS id, NULL AS conversation_id, (SELECT count(*) FROM head) AS head_rows
+UNION ALL
+(SELECT f.id, f.conversation_id, NULL FROM flagged f JOIN locked l ON l.conversation_id = f.conversation_id
+ WHERE NOT f.blocked ORDER BY f.id)
+""")
+_other = jobs.alias("o")
+_CLAIMED = (update(jobs).where(jobs.c.id.in_(bindparam("ids", expanding=True)))
+            .where(((jobs.c.state == "pending") & (jobs.c.run_after <= bindparam("now")))
+                   | ((jobs.c.state == "claimed") & (jobs.c.run_after < bindparam("now"))))
+            .where(~exists().where(_other.c.conversation_id == jobs.c.conversation_id, _other.c.state == "claimed",
+                                   _other.c.run_after >= bindparam("now"),
+                                   _other.c.id.not_in(bindparam("finished", expanding=True))))
+            .values(state="claimed", run_after=bindparam("lease"))
+            .returning(*(c.label(f"job_{c.name}") for c in JOB_COLUMNS)).cte("claimed"))
+CLAIM_SQL = (select(_CLAIMED, messages).join_from(_CLAIMED, messages, messages.c.id == _CLAIMED.c.job_message_id,
+                                                   isouter=True).order_by(_CLAIMED.c.job_id))
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    """A job row claimed together with its message (shared mode): the fields handlers read."""
+
+    id: int
+    kind: str
+    message_id: int
+    conversation_id: int
+    attempts: int
+    run_after: float
+

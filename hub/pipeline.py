@@ -37,6 +37,8 @@ NEW_JOBS_Q = (select(*JOB_COLUMNS).where(jobs.c.state == "pending").where(jobs.c
               .order_by(jobs.c.id).limit(bindparam("limit")))
 PENDING_COUNT_Q = select(func.count()).select_from(jobs).where(jobs.c.state == "pending")
 LEASE = 30.0  # seconds a claim (several processes: hub/scale/job_claims.py) lives without renewal
+
+
 @dataclass(frozen=True, slots=True)
 class JobContext:
     """What a handler gets: the job and its archived message row. ``state`` carries what one step
@@ -114,8 +116,6 @@ class Pipeline:
         # own written-minus-done count means nothing when the others run its jobs)
         self._shared_backlog = 0
         self._counted_at = 0.0
-        self._count_due = False
-        self._head_limit = 200
         self._claiming = 0  # shared passes between their claim and marking its conversations busy
         self.lease = lease
 
@@ -292,22 +292,22 @@ class Pipeline:
     async def _claim_and_start(self, room: int, now: float, limit: int) -> int:
         busy = set(self._busy)
         finished = sorted(self._finished)
-        self._head_limit = limit
+        count_due = False
 
         async def write() -> tuple[list[Any], list[Any]]:
+            nonlocal count_due
             async with self.db.write() as conn:
                 got = (await conn.execute(CLAIM_HEAD_SQL, {
                     "now": now, "limit": limit, "busy": sorted(busy), "finished": finished, "room": room})).all()
                 head = [r for r in got if r.id is not None]
-                self._count_backlog(sum(r.head_rows for r in got if r.id is None))
+                count_due = self._count_backlog(sum(r.head_rows for r in got if r.id is None), limit)
                 if not head:
                     return [], []
                 return head, (await conn.execute(CLAIM_SQL, {
                     "ids": [h.id for h in head], "now": now, "lease": now + self.lease, "finished": finished})).all()
 
         head, rows = await retry_busy(write)
-        if self._count_due:
-            self._count_due = False
+        if count_due:
             async with self.db.read() as conn:
                 self._shared_backlog = (await conn.execute(PENDING_COUNT_Q)).scalar() or 0
         claimed = {r.job_id: r for r in rows}
@@ -335,16 +335,17 @@ class Pipeline:
                 log.exception("could not release %d claimed jobs", len(lost))
         return self._launch(by_conv)
 
-    def _count_backlog(self, head_rows: int) -> None:
+    def _count_backlog(self, head_rows: int, limit: int) -> bool:
         """The backlog from a pass's head: exact when the head was not full; a full head means a long
-        queue, counted (``_count_due``) at most once a second."""
-        if head_rows < self._head_limit:
+        queue, to be counted (True) at most once a second."""
+        if head_rows < limit:
             self._shared_backlog = head_rows
-            return
+            return False
         loop_now = asyncio.get_running_loop().time()
-        if loop_now - self._counted_at >= 1.0:
-            self._counted_at = loop_now
-            self._count_due = True
+        if loop_now - self._counted_at < 1.0:
+            return False
+        self._counted_at = loop_now
+        return True
 
     async def _unclaim(self, ids: set[int]) -> None:
         self._claimed -= ids

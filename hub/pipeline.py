@@ -19,7 +19,7 @@ import json
 import time
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, TypeVar
 
 from sqlalchemy import bindparam, delete, func, select, update
 
@@ -27,6 +27,8 @@ from .clock import Clock
 from .db import Database, retry_busy
 from .models import Job, Message
 from .scale.job_claims import CLAIM_HEAD_SQL, CLAIM_SQL, JOB_COLUMNS, ClaimedJob
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -401,15 +403,7 @@ class Pipeline:
         try:
             async with self._slots:
                 for job, message in conv_jobs:
-                    if self._yielding():
-                        async with self._trickle:
-                            started = time.perf_counter()
-                            ok = await self._run_job(job, message)
-                            if self._yielding():  # still a burst: leave the loop to the callbacks a while
-                                spent = time.perf_counter() - started
-                                await asyncio.sleep(max(0.002, spent * (1 - self.trickle_share) / self.trickle_share))
-                    else:
-                        ok = await self._run_job(job, message)
+                    ok = await self.trickled(lambda: self._run_job(job, message))
                     leftover.discard(job.id)
                     if not ok:
                         break  # keep order: later jobs wait for this one's retry
@@ -422,6 +416,20 @@ class Pipeline:
                     log.exception("could not release %d claimed jobs", len(leftover))
             self._busy.discard(conv)
             self._slot_freed()
+
+    async def trickled(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Run background work (a job; an automatic send, hub/outbound) at once, or under a burst of
+        callbacks one piece at a time with a pause of (1 - share) / share times what it took after
+        it, so that all of it together takes about ``trickle_share`` of the loop."""
+        if not self._yielding():
+            return await work()
+        async with self._trickle:
+            started = time.perf_counter()
+            result = await work()
+            if self._yielding():  # still a burst: leave the loop to the callbacks a while
+                spent = time.perf_counter() - started
+                await asyncio.sleep(max(0.002, spent * (1 - self.trickle_share) / self.trickle_share))
+            return result
 
     def _yielding(self) -> bool:
         """Callbacks come first: under pressure, and (one process) while the loop's thread has no

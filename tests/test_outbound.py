@@ -7,7 +7,7 @@ from hub.app import HUB, create_app
 from hub.clock import FakeClock
 from hub.outbound.queue import OutboundRequest
 from tests.conftest import OA, WECOM, auth
-from tests.helpers import messages, post
+from tests.helpers import messages, post, wait_for
 from tests.wechat_client import PlatformSim, text_xml
 
 
@@ -151,3 +151,36 @@ async def test_bad_api_input(client, hub):
     assert resp.status == 404
     resp = await client.post("/api/conversations/1/messages", data=b"not json", headers=auth())
     assert resp.status in (400, 404)
+
+
+async def test_under_a_burst_automatic_sends_trickle_but_an_agents_reply_goes_at_once(aiohttp_client, hub_config,
+                                                                                        standin):
+    """Acknowledging callbacks comes first: under a burst the sends jobs cause (bot answers, queue
+    notices) take their turn in the pipeline's trickle like the jobs; an agent's reply never waits."""
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    await hub.outbound.drain()
+    pipe = hub.pipeline
+    pipe.pressure = lambda: True
+    pipe.saturated_share = 0.0  # the loop counts as having no time to spare
+    await asyncio.sleep(0.15)  # one CPU window has passed: the pipeline yields
+    assert pipe._yielding()
+    release = asyncio.Event()
+    busy_job = asyncio.create_task(pipe.trickled(release.wait))  # a job holds the trickle
+    await asyncio.sleep(0)
+    bot = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "自动回复", sender="bot"))
+    agent = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "人工回复", sender="agent:1"))
+    await hub.outbound.run_once()
+    await wait_for(lambda: _is_sent(hub, agent))
+    await asyncio.sleep(0.2)
+    assert await status_of(hub, bot) == "queued"  # behind the job in the trickle
+    assert "自动回复" not in [s["body"]["text"]["content"] for s in standin.sent]
+    pipe.pressure = lambda: False  # the burst is over
+    release.set()
+    await busy_job
+    await wait_for(lambda: _is_sent(hub, bot))
+    contents = [s["body"]["text"]["content"] for s in standin.sent]
+    assert contents.count("人工回复") == 1 and contents.count("自动回复") == 1
+
+
+async def _is_sent(hub, message_id: int) -> bool:  # noqa: ANN001
+    return await status_of(hub, message_id) == "sent"

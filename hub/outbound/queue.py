@@ -12,7 +12,7 @@ import json
 import logging
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -105,6 +105,9 @@ class Outbound:
         self._inflight: set[asyncio.Task] = set()
         self._inflight_ids: set[int] = set()
         self.on_status: list[Any] = []  # callbacks(message_id, status, info) after a status change
+        # runs an automatic send (bot, system: not an agent's) as background work; the pipeline's
+        # trickle, so under a burst of callbacks the sends its jobs cause yield to acknowledging too
+        self.background: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]] | None = None
 
     async def enqueue(self, req: OutboundRequest) -> int | None:
         """Archive the outbound message and queue it, in one transaction. Returns the message id,
@@ -177,19 +180,21 @@ class Outbound:
         now = self.clock.now()
         async with self.db.read() as conn:
             due = (await conn.execute(
-                select(outbox.c.id).where(
-                    ((outbox.c.status == "queued") | (outbox.c.status == "sending"))
-                    & (outbox.c.next_attempt_at <= now))
-                .order_by(outbox.c.id).limit(limit))).scalars().all()
+                select(outbox.c.id, messages.c.sender).join(messages, messages.c.id == outbox.c.message_id)
+                .where(((outbox.c.status == "queued") | (outbox.c.status == "sending"))
+                       & (outbox.c.next_attempt_at <= now))
+                .order_by(outbox.c.id).limit(limit))).all()
             nxt = (await conn.execute(
                 select(outbox.c.next_attempt_at).where(outbox.c.status.in_(("queued", "sending")))
                 .where(outbox.c.next_attempt_at > now)
                 .order_by(outbox.c.next_attempt_at).limit(1))).scalar()
-        for outbox_id in due:
+        for outbox_id, sender in due:
             if outbox_id in self._inflight_ids:
                 continue  # already being sent by this process
             self._inflight_ids.add(outbox_id)
-            task = asyncio.create_task(self._send_one(outbox_id))
+            by_agent = (sender or "").startswith("agent:")
+            task = asyncio.create_task(self._send_one(outbox_id) if by_agent or self.background is None
+                                       else self.background(lambda i=outbox_id: self._send_one(i)))
             self._inflight.add(task)
             task.add_done_callback(self._inflight.discard)
             task.add_done_callback(lambda _t, i=outbox_id: self._inflight_ids.discard(i))

@@ -295,15 +295,15 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
     hub = None
     try:
         common = dict(cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-        # the bench account and the probe's agent, through the CLI (one interpreter for both)
+        # the bench account, the probe's agent and an admin, through the CLI (one interpreter for all)
         subprocess.run([py, "-c", "import sys; from hub.cli import main; a = sys.argv[1:]; i = a.index('users'); "
-                        "sys.exit(main(a[:i]) or main(a[i:]))",
+                        "j = a.index('users', i + 1); sys.exit(main(a[:i]) or main(a[i:j]) or main(a[j:]))",
                         "accounts", "add", "--db", db_url, "--id", ACCOUNT, "--platform", "wecom", "--name", "Bench Corp",
                         "--receive-id", CORP_ID, "--token", TOKEN, "--aes-key", AES_KEY, "--secret", "bench-corp-secret",
                         "users", "add", "--db", db_url, "--username", PROBE_USER, "--password", PROBE_PASSWORD,
-                        "--groups", "probe", "--cap", "1"], **common)
-        subprocess.run([py, "-m", "hub", "users", "add", "--db", db_url, "--username", ADMIN_USER, "--password",
-                        ADMIN_PASSWORD, "--role", "admin", "--cap", "0"], **common)
+                        "--groups", "probe", "--cap", "1",
+                        "users", "add", "--db", db_url, "--username", ADMIN_USER, "--password", ADMIN_PASSWORD,
+                        "--role", "admin", "--cap", "0"], **common)
         hub = start([py, "-m", "hub", *serve, "--wecom-api-base", api_base, "--oa-api-base", api_base], log, env)
         wait_healthy(port, hub, log, timeout=120)
         deadline = time.monotonic() + 120

@@ -184,3 +184,31 @@ async def test_under_a_burst_automatic_sends_trickle_but_an_agents_reply_goes_at
 
 async def _is_sent(hub, message_id: int) -> bool:  # noqa: ANN001
     return await status_of(hub, message_id) == "sent"
+
+
+async def test_stopping_under_a_burst_leaves_waiting_automatic_sends_queued(aiohttp_client, hub_config, standin):
+    """Stopping does not wait out the trickle: sends still waiting their turn stay queued (and go
+    once the sender runs again); none is lost or sent twice."""
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    await hub.outbound.drain()
+    pipe = hub.pipeline
+    pipe.pressure = lambda: True
+    pipe.saturated_share = 0.0
+    await asyncio.sleep(0.15)
+    release = asyncio.Event()
+    busy_job = asyncio.create_task(pipe.trickled(release.wait))
+    await asyncio.sleep(0)
+    ids = [await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, f"通知{i}", sender="system")) for i in range(3)]
+    await hub.outbound.run_once()
+    hub.outbound.stop_timeout = 0.2
+    started = asyncio.get_running_loop().time()
+    await hub.outbound.stop()
+    assert asyncio.get_running_loop().time() - started < 2
+    assert [await status_of(hub, i) for i in ids] == ["queued"] * 3
+    pipe.pressure = lambda: False
+    release.set()
+    await busy_job
+    await hub.outbound.drain()
+    assert [await status_of(hub, i) for i in ids] == ["sent"] * 3
+    contents = [s["body"]["text"]["content"] for s in standin.sent]
+    assert sorted(c for c in contents if c.startswith("通知")) == ["通知0", "通知1", "通知2"]

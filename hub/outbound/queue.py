@@ -102,8 +102,10 @@ class Outbound:
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._slots = asyncio.Semaphore(concurrency)
-        self._inflight: set[asyncio.Task] = set()
+        self._inflight: dict[asyncio.Task, int] = {}  # send task -> outbox id
         self._inflight_ids: set[int] = set()
+        self._claimed: set[int] = set()  # outbox ids this process has claimed and is sending
+        self.stop_timeout = 5.0  # seconds stop() waits for sends that have not started
         self.on_status: list[Any] = []  # callbacks(message_id, status, info) after a status change
         # runs an automatic send (bot, system: not an agent's) as background work; the pipeline's
         # trickle, so under a burst of callbacks the sends its jobs cause yield to acknowledging too
@@ -157,7 +159,14 @@ class Outbound:
             except asyncio.CancelledError:
                 pass
         if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+            _done, pending = await asyncio.wait(list(self._inflight), timeout=self.stop_timeout)
+            # sends still waiting their turn (the trickle under a burst) stay queued for after the
+            # restart; a send already claimed is waited for (cut short, it could go out twice)
+            waiting = [t for t in pending if self._inflight[t] not in self._claimed]
+            for task in waiting:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
 
     async def _loop(self) -> None:
         # the flag, not only the cancel: 3.11's wait_for can swallow a cancel that races its timeout
@@ -195,8 +204,8 @@ class Outbound:
             by_agent = (sender or "").startswith("agent:")
             task = asyncio.create_task(self._send_one(outbox_id) if by_agent or self.background is None
                                        else self.background(lambda i=outbox_id: self._send_one(i)))
-            self._inflight.add(task)
-            task.add_done_callback(self._inflight.discard)
+            self._inflight[task] = outbox_id
+            task.add_done_callback(lambda t: self._inflight.pop(t, None))
             task.add_done_callback(lambda _t, i=outbox_id: self._inflight_ids.discard(i))
         return 5.0 if nxt is None else max(0.01, min(5.0, nxt - now))
 
@@ -225,18 +234,26 @@ class Outbound:
             row = await retry_busy(lambda: self._claim(outbox_id))
             if row is None:
                 return  # another worker has it
-            account = await self.accounts.get(row.account_id)
+            self._claimed.add(outbox_id)
             try:
-                if account is None:
-                    raise PlatformError(2_000_404, f"account {row.account_id} no longer exists")
-                result = await self.api.send(account, row.api, json.loads(row.payload))
-            except PlatformError as exc:
-                await self._failed(row, exc)
-                return
-            except Exception as exc:  # noqa: BLE001 - anything unexpected is retried, never lost
-                await self._failed(row, network_error(exc))
-                return
-            await self._sent(row, result)
+                await self._deliver(row)
+            finally:
+                self._claimed.discard(outbox_id)
+
+    async def _deliver(self, row: Any) -> None:
+        """Send a claimed row and record the outcome."""
+        account = await self.accounts.get(row.account_id)
+        try:
+            if account is None:
+                raise PlatformError(2_000_404, f"account {row.account_id} no longer exists")
+            result = await self.api.send(account, row.api, json.loads(row.payload))
+        except PlatformError as exc:
+            await self._failed(row, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - anything unexpected is retried, never lost
+            await self._failed(row, network_error(exc))
+            return
+        await self._sent(row, result)
 
     async def _sent(self, row: Any, result: dict[str, Any]) -> None:
         now = self.clock.now()

@@ -175,7 +175,7 @@ def patch() -> list[str]:
                               f"running={len(self._running)} finished={len(self._finished)} "
                               f"finishing={len(self._finishing)} deleted={len(self._deleted)} "
                               f"retry_at={len(self._retry_at)} slots={self._slots._value} "
-                              f"trickle={self._trickle._value} task_done={self._task.done() if self._task else None} "
+                              f"trickle waiting={self.trickle.waiting} task_done={self._task.done() if self._task else None} "
                               f"gate held={gate._held} urgent={len(gate._urgent)} normal={len(gate._normal)} "
                               f"first pending={[tuple(r) for r in pending[:3]]} busy={sorted(self._busy)[:10]}",
                               file=out)

@@ -131,7 +131,7 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     writer.on_commit.append(pipeline.notify)
     platform = PlatformApi(session, clock, config.wecom_api_base, config.oa_api_base)
     outbound = Outbound(db, clock, platform, accounts, config.outbound_max_attempts)
-    outbound.background = pipeline.trickled
+    outbound.background = pipeline.trickle.run
     kf = KfPuller(db, clock, platform, accounts, writer, config.kf_pull_limit)
     settings = Settings(db, clock)
     await settings.preset(config.settings)

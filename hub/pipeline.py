@@ -19,7 +19,7 @@ import json
 import time
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, TypeVar
+from typing import Any, Awaitable, Callable
 
 from sqlalchemy import bindparam, delete, func, select, update
 
@@ -27,8 +27,7 @@ from .clock import Clock
 from .db import Database, retry_busy
 from .models import Job, Message
 from .scale.job_claims import CLAIM_HEAD_SQL, CLAIM_SQL, JOB_COLUMNS, ClaimedJob
-
-T = TypeVar("T")
+from .trickle import Trickle
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +90,12 @@ class Pipeline:
         # under a burst of callbacks, acknowledging comes first: jobs then trickle (the platform
         # waits 5 s for an answer; nobody waits that long for a bot reply to be computed)
         self.pressure: Callable[[], bool] | None = None
-        self._trickle = asyncio.Semaphore(1)
         # under pressure jobs take at most about this share of the loop, but only while the loop's
         # thread is saturated (``saturated_share`` of its CPU): with CPU to spare they take it all, or
         # a backlog left by a burst would drain at a fraction of the speed under steady traffic (and
         # grow). During a flood they cannot keep up anyway, and every point given to them is taken
         # from acknowledging, whose capacity decides whether the platforms time out and retry.
-        self.trickle_share = 0.1
+        self.trickle = Trickle(self._yielding, share=0.1)
         self.saturated_share = 0.85
         self._cpu_window = (time.perf_counter(), time.thread_time())
         self._saturated = False
@@ -403,7 +401,7 @@ class Pipeline:
         try:
             async with self._slots:
                 for job, message in conv_jobs:
-                    ok = await self.trickled(lambda: self._run_job(job, message))
+                    ok = await self.trickle.run(lambda: self._run_job(job, message))
                     leftover.discard(job.id)
                     if not ok:
                         break  # keep order: later jobs wait for this one's retry
@@ -416,20 +414,6 @@ class Pipeline:
                     log.exception("could not release %d claimed jobs", len(leftover))
             self._busy.discard(conv)
             self._slot_freed()
-
-    async def trickled(self, work: Callable[[], Awaitable[T]]) -> T:
-        """Run background work (a job; an automatic send, hub/outbound) at once, or under a burst of
-        callbacks one piece at a time with a pause of (1 - share) / share times what it took after
-        it, so that all of it together takes about ``trickle_share`` of the loop."""
-        if not self._yielding():
-            return await work()
-        async with self._trickle:
-            started = time.perf_counter()
-            result = await work()
-            if self._yielding():  # still a burst: leave the loop to the callbacks a while
-                spent = time.perf_counter() - started
-                await asyncio.sleep(max(0.002, spent * (1 - self.trickle_share) / self.trickle_share))
-            return result
 
     def _yielding(self) -> bool:
         """Callbacks come first: under pressure, and (one process) while the loop's thread has no

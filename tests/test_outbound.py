@@ -165,7 +165,7 @@ async def test_under_a_burst_automatic_sends_trickle_but_an_agents_reply_goes_at
     await asyncio.sleep(0.15)  # one CPU window has passed: the pipeline yields
     assert pipe._yielding()
     release = asyncio.Event()
-    busy_job = asyncio.create_task(pipe.trickled(release.wait))  # a job holds the trickle
+    busy_job = asyncio.create_task(pipe.trickle.run(release.wait))  # a job holds the trickle
     await asyncio.sleep(0)
     bot = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "自动回复", sender="bot"))
     agent = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "人工回复", sender="agent:1"))
@@ -196,7 +196,7 @@ async def test_stopping_under_a_burst_leaves_waiting_automatic_sends_queued(aioh
     pipe.saturated_share = 0.0
     await asyncio.sleep(0.15)
     release = asyncio.Event()
-    busy_job = asyncio.create_task(pipe.trickled(release.wait))
+    busy_job = asyncio.create_task(pipe.trickle.run(release.wait))
     await asyncio.sleep(0)
     ids = [await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, f"通知{i}", sender="system")) for i in range(3)]
     await hub.outbound.run_once()

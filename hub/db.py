@@ -4,7 +4,11 @@ SQLite durability: acknowledged inbound messages (the archive writer's own conne
 ``write(durable=True)`` transactions commit with ``synchronous=FULL``; other writes (derived state:
 sessions, bot outcomes, job bookkeeping) with ``synchronous=NORMAL``, which in WAL mode survives a
 process crash, and after a power loss loses only a tail of commits that the re-run of the jobs whose
-completion was lost with them rebuilds. Writers in one process take turns through ``WriteGate``
+completion was lost with them rebuilds. PostgreSQL makes the same split: its connections commit
+with ``synchronous_commit=off`` (a hub process that dies loses nothing; a crash of the PostgreSQL
+server loses at most its last ~0.6 s of such commits, again a tail), and durable writes and the
+archive writer's batches turn it on for their transaction: a job's commits no longer queue for
+the WAL flush, in which the acknowledged messages' commits waited behind them. Writers in one process take turns through ``WriteGate``
 (the archive writer first), so nobody sleeps in SQLite's busy handler.
 """
 from __future__ import annotations
@@ -112,8 +116,13 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict = {}
         url, schema = split_schema(url)
-        if schema:  # PostgreSQL: ?schema=NAME puts the hub's tables in that schema
-            kwargs["connect_args"] = {"server_settings": {"search_path": schema, "application_name": f"hub:{schema}"}}
+        if not self.is_sqlite:
+            # background writes commit without waiting for the WAL flush; ``write(durable=True)`` and
+            # the archive writer's batches wait for it (see the module's docstring)
+            settings = {"synchronous_commit": "off"}
+            if schema:  # ?schema=NAME puts the hub's tables in that schema
+                settings.update(search_path=schema, application_name=f"hub:{schema}")
+            kwargs["connect_args"] = {"server_settings": settings}
         self.schema = schema
         self.gate = WriteGate()
         self._reader: LoopConnection | None = None  # SQLite: the loop thread's read connection
@@ -181,6 +190,8 @@ class Database:
         if self.sync_engine is None:
             async with self.engine.connect() as conn:
                 async with conn.begin():
+                    if durable:
+                        await conn.exec_driver_sql("SET LOCAL synchronous_commit = on")
                     yield conn
             return
         if not _WRITING.get():

@@ -173,7 +173,7 @@ class ArchiveWriter:
     async def _write_sqlalchemy(self, items: list[ToArchive]) -> list[Saved]:
         now = self.clock.now()
         keys = {(it.account_id, it.msg.thread, it.msg.peer_id): it for it in items}
-        async with self.db.write() as conn:
+        async with self.db.write(durable=True) as conn:  # acknowledged: on disk before the answer
             await conn.execute(
                 self._insert(conversations).on_conflict_do_nothing(
                     index_elements=["account_id", "thread", "peer_id"]),

@@ -1,0 +1,53 @@
+"""Which commits wait for the disk: acknowledged messages and ``write(durable=True)`` do, on both
+databases; background writes (jobs, sessions, bookkeeping) do not (SQLite ``synchronous=NORMAL``,
+PostgreSQL ``synchronous_commit=off``): their commits never queue behind the WAL flush."""
+from __future__ import annotations
+
+from sqlalchemy import event
+
+from tests.helpers import count_messages, post
+from tests.wechat_client import text_xml
+
+
+async def setting(conn, db) -> str:  # noqa: ANN001
+    if db.dialect == "postgresql":
+        return (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar()
+    return {1: "normal", 2: "full"}[(await conn.exec_driver_sql("PRAGMA synchronous")).scalar()]
+
+
+async def test_durable_writes_wait_for_the_disk_and_background_writes_do_not(hub):
+    db = hub.db
+    async with db.write() as conn:
+        background = await setting(conn, db)
+    async with db.write(durable=True) as conn:
+        durable = await setting(conn, db)
+    async with db.write() as conn:  # durable was for that transaction only
+        after = await setting(conn, db)
+    if db.dialect == "postgresql":
+        assert (background, durable, after) == ("off", "on", "off")
+    else:
+        assert (background, durable, after) == ("normal", "full", "normal")
+
+
+async def test_acknowledged_messages_are_committed_durably(client, hub, wecom):
+    if hub.db.dialect != "postgresql":  # SQLite: the writer's own connection is synchronous=FULL
+        conn = hub.writer._sqlite._connect()
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        r = await post(client, wecom, text_xml(wecom.receive_id, "wmDurable", "在吗", 9_100_001))
+        assert r.status == 200
+    else:
+        statements: list[str] = []
+
+        def seen(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
+            statements.append(statement)
+
+        event.listen(hub.db.engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            r = await post(client, wecom, text_xml(wecom.receive_id, "wmDurable", "在吗", 9_100_001))
+        finally:
+            event.remove(hub.db.engine.sync_engine, "before_cursor_execute", seen)
+        assert r.status == 200
+        inserts = [i for i, s in enumerate(statements) if s.startswith("INSERT INTO messages")]
+        durable = [i for i, s in enumerate(statements) if s == "SET LOCAL synchronous_commit = on"]
+        assert inserts and durable and durable[0] < inserts[0]  # in the archive writer's transaction
+    assert await count_messages(hub, peer_id="wmDurable") == 1

@@ -8,8 +8,9 @@ completion was lost with them rebuilds. PostgreSQL makes the same split: its con
 with ``synchronous_commit=off`` (a hub process that dies loses nothing; a crash of the PostgreSQL
 server loses at most its last ~0.6 s of such commits, again a tail), and durable writes and the
 archive writer's batches turn it on for their transaction: a job's commits no longer queue for
-the WAL flush, in which the acknowledged messages' commits waited behind them. Writers in one process take turns through ``WriteGate``
-(the archive writer first), so nobody sleeps in SQLite's busy handler.
+the WAL flush, in which the acknowledged messages' commits waited behind them. Writers in one
+process take turns through ``WriteGate`` (the archive writer first), so nobody sleeps in SQLite's
+busy handler.
 """
 from __future__ import annotations
 

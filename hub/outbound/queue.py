@@ -102,8 +102,7 @@ class Outbound:
         self._task: asyncio.Task | None = None
         self._stopping = False
         self._slots = asyncio.Semaphore(concurrency)
-        self._inflight: dict[asyncio.Task, int] = {}  # send task -> outbox id
-        self._inflight_ids: set[int] = set()
+        self._inflight: dict[int, asyncio.Task] = {}  # outbox id -> the task sending it (this process)
         self._claimed: set[int] = set()  # outbox ids this process has claimed and is sending
         self.stop_timeout = 5.0  # seconds stop() waits for sends that have not started
         self.on_status: list[Any] = []  # callbacks(message_id, status, info) after a status change
@@ -159,10 +158,11 @@ class Outbound:
             except asyncio.CancelledError:
                 pass
         if self._inflight:
-            _done, pending = await asyncio.wait(list(self._inflight), timeout=self.stop_timeout)
+            id_of = {task: outbox_id for outbox_id, task in self._inflight.items()}
+            _done, pending = await asyncio.wait(list(id_of), timeout=self.stop_timeout)
             # sends still waiting their turn (the trickle under a burst) stay queued for after the
             # restart; a send already claimed is waited for (cut short, it could go out twice)
-            waiting = [t for t in pending if self._inflight[t] not in self._claimed]
+            waiting = [t for t in pending if id_of[t] not in self._claimed]
             for task in waiting:
                 task.cancel()
             if pending:
@@ -198,15 +198,13 @@ class Outbound:
                 .where(outbox.c.next_attempt_at > now)
                 .order_by(outbox.c.next_attempt_at).limit(1))).scalar()
         for outbox_id, sender in due:
-            if outbox_id in self._inflight_ids:
+            if outbox_id in self._inflight:
                 continue  # already being sent by this process
-            self._inflight_ids.add(outbox_id)
             by_agent = (sender or "").startswith("agent:")
             task = asyncio.create_task(self._send_one(outbox_id) if by_agent or self.background is None
                                        else self.background(lambda i=outbox_id: self._send_one(i)))
-            self._inflight[task] = outbox_id
-            task.add_done_callback(lambda t: self._inflight.pop(t, None))
-            task.add_done_callback(lambda _t, i=outbox_id: self._inflight_ids.discard(i))
+            self._inflight[outbox_id] = task
+            task.add_done_callback(lambda _t, i=outbox_id: self._inflight.pop(i, None))
         return 5.0 if nxt is None else max(0.01, min(5.0, nxt - now))
 
     async def drain(self, timeout: float = 10.0) -> None:
@@ -218,7 +216,7 @@ class Outbound:
             await self.run_once()
             if not self._inflight and not before:
                 return
-            await asyncio.wait_for(asyncio.gather(*list(self._inflight), return_exceptions=True),
+            await asyncio.wait_for(asyncio.gather(*list(self._inflight.values()), return_exceptions=True),
                                    max(0.01, deadline - loop.time()))
 
     async def _claim(self, outbox_id: int) -> Any:

@@ -208,6 +208,8 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             hub.pipeline.pressure = lambda: deps.under_pressure() or (
                 hub.pipeline.backlog(hub.writer) > PIPELINE_BACKLOG and deps.receiving())
             await hub.sessions.load()
+            if isinstance(sio.manager, HubRedisManager):
+                await sio.manager.start_listening()  # before ready: no event published for us goes unheard
             hub.db.start_checkpoints()
             hub.writer.start()
             hub.pipeline.start()

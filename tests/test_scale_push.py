@@ -24,6 +24,19 @@ async def agent_on(client, username: str, **auth) -> Agent:  # noqa: ANN001, ANN
     return await Agent(server_url(client), await login(client, username)).connect(**auth)
 
 
+async def test_every_process_listens_to_redis_before_it_is_ready(two_hubs, private_redis):
+    """Subscribed at start-up, not at the first socket's connect: an event published for a process's
+    first agent just after its connect (its first session.new) must not fall in between."""
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(private_redis.url)
+    try:
+        [(_, listeners)] = await client.pubsub_numsub("hub-socketio")
+    finally:
+        await client.aclose()
+    assert listeners == 2  # both processes, and no socket has connected to either
+
+
 async def test_event_from_one_process_reaches_agent_on_the_other(two_hubs):
     a, b = two_hubs
     hub_a, hub_b = a.server.app[HUB], b.server.app[HUB]

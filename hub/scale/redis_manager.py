@@ -18,6 +18,23 @@ class HubRedisManager(socketio.AsyncRedisManager):
                          redis_options={"socket_connect_timeout": 1.0, "health_check_interval": 10})
         self._down_until = 0.0
         self.publish_failures = 0
+        self.subscribed = asyncio.Event()
+
+    async def start_listening(self, timeout: float = 3.0) -> bool:
+        """Subscribe at start-up. python-socketio subscribes only when the first socket connects, so an
+        event another process published for that first agent before the subscription was up (its
+        ``session.new``, a few milliseconds after its connect) was lost. Returns whether the
+        subscription is up within ``timeout``; with Redis down the hub starts anyway (callbacks do not
+        need it) and the listener keeps retrying."""
+        if not self.server.manager_initialized:
+            self.server.manager_initialized = True
+            self.initialize()
+        try:
+            await asyncio.wait_for(self.subscribed.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            log.warning("socket.io redis listener not subscribed after %.0f s; starting without it", timeout)
+            return False
 
     async def _publish(self, data):  # noqa: ANN001, ANN202
         """One quick attempt; after a failure, skip Redis for a second (this process's own sockets were
@@ -44,6 +61,7 @@ class HubRedisManager(socketio.AsyncRedisManager):
                     self._redis_connect()
                     await self.pubsub.subscribe(self.channel)
                     subscribed = True
+                    self.subscribed.set()
                     log.info("socket.io redis listener subscribed")
                 async for message in self.pubsub.listen():
                     yield message
@@ -52,4 +70,5 @@ class HubRedisManager(socketio.AsyncRedisManager):
             except Exception as exc:  # noqa: BLE001
                 log.warning("socket.io redis listener: %s; retrying in 1 s", exc)
                 subscribed = False
+                self.subscribed.clear()
                 await asyncio.sleep(1.0)

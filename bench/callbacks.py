@@ -282,8 +282,9 @@ def main() -> None:
                     help="messages/s to prepare for the warm-up; measured runs prepare 2.5x the best rate seen "
                          "(a run that uses them all ends early, still measured exactly)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (DB, logs, data files)")
-    ap.add_argument("--profile", metavar="DIR", help="py-spy (if installed) records the hub during its first measured "
-                    "run into DIR/hub-profile.txt (raw collapsed stacks; with --gil only the thread holding the GIL)")
+    ap.add_argument("--profile", metavar="DIR", help="py-spy (if installed) records the hub during a measured "
+                    "run (--profile-run) into DIR/hub-profile.txt (raw collapsed stacks; with --gil only the thread holding the GIL)")
+    ap.add_argument("--profile-run", type=int, default=1, help="which measured run --profile records (default 1)")
     ap.add_argument("--profile-flags", default="--gil", help="extra py-spy record flags (default --gil)")
     ap.add_argument("--hub-cmd", default="", help="command that runs the hub CLI (default: PYTHON -m hub); "
                     "for A/B experiments, e.g. a script that patches the hub then calls hub.cli.main()")
@@ -381,7 +382,7 @@ def main() -> None:
             for side in order:
                 if side == "hub":
                     spy = None
-                    if args.profile and r == 0:
+                    if args.profile and r == args.profile_run - 1:
                         Path(args.profile).mkdir(parents=True, exist_ok=True)
                         out = Path(args.profile) / "hub-profile.txt"
                         spy = subprocess.Popen(

@@ -45,6 +45,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -180,6 +181,18 @@ def cpu_seconds(pids: list[int]) -> float:
         except (OSError, IndexError, ValueError):
             pass
     return total
+
+
+def profile(pids: list[int], out_dir: str, label: str) -> list[subprocess.Popen]:
+    """py-spy (if installed) records each hub process from the flood until its jobs are done, into
+    OUT_DIR/LABEL-PID.txt (raw collapsed stacks, every thread)."""
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"}
+    spies = [subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--rate", "200", "--format", "raw",
+                               "--nonblocking", "-o", str(Path(out_dir) / f"{label}-{pid}.txt")],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env) for pid in pids]
+    time.sleep(0.5)
+    return spies
 
 
 def hub_pids(proc: subprocess.Popen) -> list[int]:
@@ -328,6 +341,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         data = tmp / f"run-{name}-{run}.txt"
         factory.write(data, int(args.plan_rate * duration))
         pids = settle(hub, workers, quiet_for=1 if args.quick else 3)
+        spies = profile(pids, args.profile, f"{name}-{run}") if args.profile and run == 0 else []
         cpu0 = cpu_seconds(pids)
         probe.stdin.write("go\n")
         probe.stdin.flush()
@@ -340,6 +354,9 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         drained = wait_jobs_done(db_url, timeout=args.drain_timeout)
         drain_s = time.monotonic() - t_end
         cpu = cpu_seconds(pids) - cpu0
+        for spy in spies:  # py-spy writes its output on Ctrl-C
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         # steady load: the same customers at a rate every configuration sustains, and the probe's
         # push latency under it (under the flood above, latency only measures the backlog)
         steady = tmp / f"steady-{name}-{run}.txt"
@@ -397,6 +414,8 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--plan-rate", type=float, default=5000, help="messages prepared per second of run")
+    ap.add_argument("--profile", metavar="DIR", help="py-spy (if installed) records every hub process during the "
+                    "first run of each configuration, from the flood until its jobs are done, into DIR")
     ap.add_argument("--drain", type=float, help="seconds the probe waits for its last messages after the flood (default 30, quick 0.5)")
     ap.add_argument("--senders", type=int, help="customers the messages come from (default 2000, quick 150): "
                     "each one's first message opens a session (bots, routing), later ones join it")

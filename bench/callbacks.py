@@ -112,14 +112,16 @@ class MessageFactory:
         q = rng.choice(QUESTIONS).format(p=rng.choice(PRODUCTS))
         return rng.choice(BEFORE) + q + rng.choice(AFTER).format(n=rng.randrange(10000))
 
-    def write(self, path: Path, count: int) -> int:
-        """Write ``count`` new messages to ``path``; returns how many were written."""
+    def write(self, path: Path, count: int, every_sender: bool = False) -> int:
+        """Write ``count`` new messages to ``path`` (from random senders, or with ``every_sender`` from
+        each sender in turn); returns how many were written."""
         ts = str(int(time.time()))
         now = int(ts)
         with open(path, "w", encoding="utf-8") as fh:
-            for _ in range(count):
+            for i in range(count):
                 self.seq += 1
-                xml = self.text_xml(CORP_ID, self.rng.choice(self.senders), self.text(),
+                sender = self.senders[i % len(self.senders)] if every_sender else self.rng.choice(self.senders)
+                xml = self.text_xml(CORP_ID, sender, self.text(),
                                     7_300_000_000_000_000_000 + self.seq, create_time=now)
                 query, body = self.sim.encrypted(xml, timestamp=ts, nonce=f"{self.seq:08x}{self.rng.randrange(16**6):06x}")
                 fh.write(f"{self.sim.path}?{urlencode(query)}\t{body.decode()}\n")

@@ -22,8 +22,10 @@ in two phases per run:
   ``--steady-seconds``. This is the push latency the JSON reports as ``p99_ms``; a probe message not
   delivered by the end of its wait counts as lost (``push_probe_lost``).
 
-Load: ``--senders`` customers (default 2,000; quick 150), so a run mixes first messages (a new
-session: identification, bots, routing, a queue notice) with follow-ups to open sessions.
+Load: ``--senders`` customers (default 2,000; quick 150). Before the measured flood every customer
+writes ``--warmup-rounds`` times (default 2, quick 1) and the hub finishes all of it, so every
+configuration starts from the same state and measures the same work: follow-ups to known customers,
+and each conversation's first message the bots cannot answer (a new session: routing, a queue notice).
 
 CPU: utime + stime from /proc/<pid>/stat of every hub process (supervisor and workers), from the
 start of the measured run until the pipeline has run every job the run left (``jobs done N s after
@@ -287,7 +289,7 @@ async def pg(db_url: str, sql: str, *args: object) -> object:
 # one configuration, one run
 
 def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args: argparse.Namespace,
-               api_base: str, env: dict[str, str], warmup: float, duration: float, run: int) -> dict:
+               api_base: str, env: dict[str, str], duration: float, run: int) -> dict:
     py = sys.executable
     port = free_port()
     schema = None
@@ -327,10 +329,17 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         probe_route(port)
         wrk = dict(threads=args.threads, connections=args.connections, procs=[], grace=5 if args.quick else 15)
         acked = 0
-        if warmup > 0:
+        if args.warmup_rounds > 0:
+            # every customer writes the same number of times, and all that work is done, before the
+            # measured flood: each configuration then measures the same work (a time-bound warm-up
+            # left the slower configurations more first messages, the costly ones, inside the run)
             warm = tmp / f"warm-{name}-{run}.txt"
-            factory.write(warm, int(4000 * warmup))
-            acked += run_wrk(port, warm, "once", warmup, **wrk)["acked"]
+            count = factory.write(warm, args.warmup_rounds * len(factory.senders), every_sender=True)
+            warm_res = run_wrk(port, warm, "once", 600, **wrk)
+            acked += warm_res["acked"]
+            if warm_res["acked"] != count or not wait_jobs_done(db_url, timeout=max(args.drain_timeout, 60)):
+                raise SystemExit(f"{name}: the warm-up was not acknowledged ({warm_res['acked']}/{count}) or its "
+                                 f"jobs did not finish")
         settle(hub, workers, quiet_for=1 if args.quick else 3)
         probe = subprocess.Popen([py, str(Path(__file__).resolve()), "--probe", str(port), "--seconds", str(duration),
                                   "--drain", str(args.drain)], cwd=ROOT, env=env, stdin=subprocess.PIPE,
@@ -345,14 +354,14 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         cpu0 = cpu_seconds(pids)
         probe.stdin.write("go\n")
         probe.stdin.flush()
-        res = run_wrk(port, data, "once", duration, **wrk)
+        res = run_wrk(port, data, "once", duration, **wrk, rate=args.flood_rate)
         cpu_acked = cpu_seconds(pids) - cpu0
-        probe_res = json.loads(probe.stdout.readline() or "{}")
+        t_end = time.monotonic()
+        probe_res = json.loads(probe.stdout.readline() or "{}")  # the probe waits for its flood messages
         # the work a callback causes (bots, routing, push) runs after its answer, partly after the run:
         # the CPU is counted until every job is done, so deferring work never looks cheaper
-        t_end = time.monotonic()
         drained = wait_jobs_done(db_url, timeout=args.drain_timeout)
-        drain_s = time.monotonic() - t_end
+        drain_s = time.monotonic() - t_end  # from the end of the flood
         cpu = cpu_seconds(pids) - cpu0
         for spy in spies:  # py-spy writes its output on Ctrl-C
             spy.send_signal(signal.SIGINT)
@@ -414,6 +423,11 @@ def main() -> None:
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--plan-rate", type=float, default=5000, help="messages prepared per second of run")
+    ap.add_argument("--warmup-rounds", type=int, help="messages every customer sends (and the hub finishes with) "
+                    "before the measured flood (default 2, quick 1)")
+    ap.add_argument("--flood-rate", type=float, default=0, help="pace the flood at this many callbacks/s (default: "
+                    "as fast as the hub answers); the same offered rate in every configuration separates "
+                    "what saturating the machine costs from what a callback costs")
     ap.add_argument("--profile", metavar="DIR", help="py-spy (if installed) records every hub process during the "
                     "first run of each configuration, from the flood until its jobs are done, into DIR")
     ap.add_argument("--drain", type=float, help="seconds the probe waits for its last messages after the flood (default 30, quick 0.5)")
@@ -438,7 +452,7 @@ def main() -> None:
     duration = args.duration or (1.0 if args.quick else 10.0)
     args.senders = args.senders or (150 if args.quick else 2000)
     args.drain_timeout = args.drain_timeout if args.drain_timeout is not None else (5.0 if args.quick else 120.0)
-    warmup = 0.0 if args.quick else 2.0
+    args.warmup_rounds = args.warmup_rounds if args.warmup_rounds is not None else (1 if args.quick else 2)
     args.steady_seconds = args.steady_seconds or (1.5 if args.quick else 10.0)
     args.drain = args.drain if args.drain is not None else (0.5 if args.quick else 30.0)
     wall0 = time.perf_counter()
@@ -460,7 +474,7 @@ def main() -> None:
         for r in range(runs):
             order = [(n, w) for n, w in (("sqlite", 0), ("one", 1), ("two", 2)) if n in args.configs]
             for name, workers in (order if r % 2 == 0 else order[::-1]):
-                results[name].append(run_config(name, workers, tmp, factory, args, api_base, env, warmup, duration, r))
+                results[name].append(run_config(name, workers, tmp, factory, args, api_base, env, duration, r))
     finally:
         stop(standin)
         kill_group(standin)

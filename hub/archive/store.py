@@ -12,28 +12,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy import Float, bindparam, func, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
-
 from ..clock import Clock
 from ..db import Database, retry_busy
 from ..messages import Inbound, KfSignal, kind_of
-from ..models import Conversation, Job, Message, ServiceSession
-from ..models.base import fixed
+from .postgres_batch import PostgresBatchWriter, is_stale_conversation
 from .sqlite_batch import SqliteBatchWriter
 
 log = logging.getLogger(__name__)
 
-conversations = Conversation.__table__
-messages = Message.__table__
-jobs = Job.__table__
-sessions_t = ServiceSession.__table__
-# after a batch (several processes' writers): each conversation it wrote to, and its open session
-TOUCH_CONVERSATION = (conversations.update().where(conversations.c.id == bindparam("cid"))
-                      .values(last_message_at=bindparam("now"), last_inbound_at=func.coalesce(
-                          bindparam("inbound_at", type_=Float), conversations.c.last_inbound_at)))
-TOUCH_SESSION = (sessions_t.update().where(sessions_t.c.conversation_id == bindparam("cid"))
-                 .where(sessions_t.c.state != fixed("closed")).values(last_customer_at=bindparam("now")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +55,8 @@ class ArchiveWriter:
         self._queue: list[tuple[ToArchive, asyncio.Future[Saved]]] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._insert = (postgresql.insert if db.dialect == "postgresql" else sqlite.insert)
         self._sqlite = SqliteBatchWriter(db.sqlite_path) if db.is_sqlite else None
+        self._postgres = PostgresBatchWriter()
         self.on_commit: list[Any] = []  # callbacks(list[Saved with job]) run after each commit
         self.batches = 0
         self.rows = 0
@@ -149,16 +135,10 @@ class ArchiveWriter:
     async def _write(self, items: list[ToArchive]) -> list[Saved]:
         if self._sqlite is not None:
             return await self._write_sqlite(items)
-        return await self._write_sqlalchemy(items)
+        return await self._write_postgres(items)
 
     async def _write_sqlite(self, items: list[ToArchive]) -> list[Saved]:
-        rows = []
-        for it in items:
-            m = it.msg
-            rows.append({"account_id": it.account_id, "thread": m.thread, "channel": m.channel,
-                         "direction": m.direction, "kind": kind_of(m), "peer_id": m.peer_id, "sender": m.sender,
-                         "dedup_key": m.dedup_key, "text": m.text, "data": m.data_json(), "raw": m.raw,
-                         "sent_at": m.sent_at, "job": it.job})
+        rows = [_row(it) for it in items]
         await self.db.gate.acquire(urgent=True)
         try:
             written = await self._sqlite.write(rows, self.clock.now())
@@ -169,67 +149,25 @@ class ArchiveWriter:
     def forget_conversations(self) -> None:
         if self._sqlite is not None:
             self._sqlite.forget_conversations()
+        self._postgres.forget_conversations()
 
-    async def _write_sqlalchemy(self, items: list[ToArchive]) -> list[Saved]:
-        now = self.clock.now()
-        keys = {(it.account_id, it.msg.thread, it.msg.peer_id): it for it in items}
-        async with self.db.write(durable=True) as conn:  # acknowledged: on disk before the answer
-            await conn.execute(
-                self._insert(conversations).on_conflict_do_nothing(
-                    index_elements=["account_id", "thread", "peer_id"]),
-                [{"account_id": a, "thread": t, "peer_id": p, "channel": it.msg.channel, "created_at": now}
-                 for (a, t, p), it in sorted(keys.items())],  # one lock order in every process (no deadlock)
-            )
-            rows = await conn.execute(
-                select(conversations.c.id, conversations.c.account_id, conversations.c.thread,
-                       conversations.c.peer_id)
-                .where(tuple_(conversations.c.account_id, conversations.c.thread, conversations.c.peer_id)
-                       .in_(list(keys))))
-            conv_ids = {(r.account_id, r.thread, r.peer_id): r.id for r in rows}
-            params = []
-            for it in items:
-                m = it.msg
-                params.append({
-                    "account_id": it.account_id,
-                    "conversation_id": conv_ids[(it.account_id, m.thread, m.peer_id)],
-                    "channel": m.channel, "direction": m.direction, "kind": kind_of(m),
-                    "peer_id": m.peer_id, "sender": m.sender, "dedup_key": m.dedup_key,
-                    "text": m.text, "data": m.data_json(), "raw": m.raw, "sent_at": m.sent_at,
-                    "created_at": now,
-                })
-            inserted = await conn.execute(
-                self._insert(messages).on_conflict_do_nothing(index_elements=["account_id", "dedup_key"])
-                .returning(messages.c.id, messages.c.account_id, messages.c.dedup_key),
-                sorted(params, key=lambda p: (p["account_id"], p["dedup_key"])),  # the same lock order too
-            )
-            new_ids = {(r.account_id, r.dedup_key): r.id for r in inserted}
-            results: list[Saved] = []
-            job_rows = []
-            claimed: set[tuple[str, str]] = set()
-            for it, p in zip(items, params):
-                key = (it.account_id, p["dedup_key"])
-                mid = new_ids.get(key) if key not in claimed else None
-                claimed.add(key)
-                results.append(Saved(mid, p["conversation_id"]))
-                if mid is not None and it.job:
-                    job_rows.append({"kind": it.job, "message_id": mid, "conversation_id": p["conversation_id"],
-                                     "state": "pending", "attempts": 0, "run_after": 0.0})
-            if job_rows:
-                await conn.execute(jobs.insert(), job_rows)
-            touched: dict[int, bool] = {}
-            for it, saved in zip(items, results):
-                if saved.message_id is not None:
-                    inbound = it.msg.direction == "in" and it.msg.sender == "customer"
-                    touched[saved.conversation_id] = touched.get(saved.conversation_id, False) or inbound
-            # conversations (and their sessions) in id order: writers of several processes, each with
-            # a batch touching some of the same conversations, lock them in the same order (a batch
-            # in another order deadlocked, and its callbacks went unacknowledged)
-            # one executemany per table (asyncpg pipelines it: one round trip, not two per conversation)
-            in_order = sorted(touched.items())
-            if in_order:
-                await conn.execute(TOUCH_CONVERSATION, [
-                    {"cid": conv, "now": now, "inbound_at": now if inbound else None} for conv, inbound in in_order])
-            waiting = [{"cid": conv, "now": now} for conv, inbound in in_order if inbound]
-            if waiting:  # the open session's "customer waiting since" (no extra write in the pipeline)
-                await conn.execute(TOUCH_SESSION, waiting)
-        return results
+    async def _write_postgres(self, items: list[ToArchive]) -> list[Saved]:
+        rows = [_row(it) for it in items]
+        for attempt in (1, 2):
+            try:
+                async with self.db.write(durable=True) as conn:  # acknowledged: on disk before the answer
+                    written = await self._postgres.write(conn, rows, self.clock.now())
+                return [Saved(mid, conv) for mid, conv in written]
+            except Exception as exc:  # noqa: BLE001
+                if attempt == 2 or not is_stale_conversation(exc):
+                    raise
+                self._postgres.forget_conversations()  # deleted behind the cache: look them up again
+        raise AssertionError("unreachable")
+
+
+def _row(it: ToArchive) -> dict[str, Any]:
+    """One message as the batch writers take it: its columns plus "thread" and "job"."""
+    m = it.msg
+    return {"account_id": it.account_id, "thread": m.thread, "channel": m.channel, "direction": m.direction,
+            "kind": kind_of(m), "peer_id": m.peer_id, "sender": m.sender, "dedup_key": m.dedup_key, "text": m.text,
+            "data": m.data_json(), "raw": m.raw, "sent_at": m.sent_at, "job": it.job}

@@ -1,0 +1,120 @@
+"""The archive writer's PostgreSQL fast path: a whole batch in one statement, conversation ids cached.
+
+A batch used to be seven statements (conversations, their ids, messages, jobs, two touches), each a
+round trip the writer waited for and a statement PostgreSQL parsed and planned; with several
+processes each writer's batches are smaller, so that fixed cost per batch was paid per few messages.
+Now known conversations come from a cache (only a batch with a new one inserts and reads it), and
+``BATCH_SQL`` does the rest from arrays, one round trip: messages (duplicates skipped), a job for
+each new message, and the touch of its conversation and open session.
+
+Lock order, so writers of several processes never deadlock: messages in (account, dedup_key)
+order, conversations locked in id order before they are touched (sessions only under them).
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from sqlalchemy import select, text, tuple_
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import IntegrityError
+
+from ..models import Conversation
+
+conversations = Conversation.__table__
+
+BATCH_SQL = text("""
+WITH input AS (
+    SELECT * FROM unnest(CAST(:account_id AS text[]), CAST(:conversation_id AS bigint[]), CAST(:channel AS text[]),
+                         CAST(:direction AS text[]), CAST(:kind AS text[]), CAST(:peer_id AS text[]),
+                         CAST(:sender AS text[]), CAST(:dedup_key AS text[]), CAST(:text AS text[]),
+                         CAST(:data AS text[]), CAST(:raw AS text[]), CAST(:sent_at AS bigint[]),
+                         CAST(:job AS text[]), CAST(:inbound AS boolean[]))
+        WITH ORDINALITY AS i(account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key,
+                             text, data, raw, sent_at, job, inbound, ord)
+), ins AS (
+    INSERT INTO messages (account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key,
+                          text, data, raw, sent_at, created_at)
+    SELECT account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key, text, data, raw,
+           sent_at, :now
+    FROM input ORDER BY account_id, dedup_key, ord
+    ON CONFLICT (account_id, dedup_key) DO NOTHING
+    RETURNING id, account_id, dedup_key, conversation_id
+), firsts AS (  -- a key twice in one batch is one message: it belongs to the first of them
+    SELECT DISTINCT ON (ins.id) ins.id, ins.conversation_id, i.job, i.inbound, i.ord
+    FROM ins JOIN input i ON i.account_id = ins.account_id AND i.dedup_key = ins.dedup_key
+    ORDER BY ins.id, i.ord
+), new_jobs AS (
+    INSERT INTO jobs (kind, message_id, conversation_id, state, attempts, run_after)
+    SELECT job, id, conversation_id, 'pending', 0, 0.0 FROM firsts WHERE job IS NOT NULL ORDER BY id
+), touched AS (
+    SELECT conversation_id, bool_or(inbound) AS inbound FROM firsts GROUP BY conversation_id
+), locked AS (
+    SELECT c.id FROM conversations c WHERE c.id IN (SELECT conversation_id FROM touched) ORDER BY c.id FOR UPDATE
+), conversation_touch AS (
+    UPDATE conversations c SET last_message_at = :now,
+           last_inbound_at = CASE WHEN t.inbound THEN :now ELSE c.last_inbound_at END
+    FROM touched t WHERE c.id = t.conversation_id AND c.id IN (SELECT id FROM locked)
+    RETURNING c.id
+), session_touch AS (  -- the open session's "customer waiting since"
+    UPDATE service_sessions s SET last_customer_at = :now
+    FROM touched t WHERE s.conversation_id = t.conversation_id AND t.inbound AND s.state <> 'closed'
+      AND s.conversation_id IN (SELECT id FROM conversation_touch)
+)
+SELECT ord, id FROM firsts
+""")
+
+
+class PostgresBatchWriter:
+    def __init__(self, cache_size: int = 200_000):
+        self.cache_size = cache_size
+        self._conv: dict[tuple[str, str, str], int] = {}
+
+    async def write(self, conn: Any, rows: Sequence[dict[str, Any]], now: float) -> list[tuple[int | None, int]]:
+        """rows: message columns plus "thread" and "job"; returns (message id or None, conversation id)
+        per row. Runs on the caller's transaction (which makes it durable). A conversation deleted
+        behind the cache (erasure, retention, another process) fails the batch: the caller runs it
+        again after ``forget_conversations``."""
+        conv_ids = await self._conversations(conn, rows, now)
+        cols: dict[str, list[Any]] = {k: [] for k in ("account_id", "conversation_id", "channel", "direction", "kind",
+                                                      "peer_id", "sender", "dedup_key", "text", "data", "raw",
+                                                      "sent_at", "job", "inbound")}
+        for r, conv in zip(rows, conv_ids):
+            for k in ("account_id", "channel", "direction", "kind", "peer_id", "sender", "dedup_key", "text", "data",
+                      "raw", "sent_at", "job"):
+                cols[k].append(r[k])
+            cols["conversation_id"].append(conv)
+            cols["inbound"].append(r["direction"] == "in" and r["sender"] == "customer")
+        new = {ord_ - 1: mid for ord_, mid in (await conn.execute(BATCH_SQL, {**cols, "now": now})).all()}
+        return [(new.get(i), conv) for i, conv in enumerate(conv_ids)]
+
+    async def _conversations(self, conn: Any, rows: Sequence[dict[str, Any]], now: float) -> list[int]:
+        """Each row's conversation id: from the cache, else created (touched with the batch) or read."""
+        missing: dict[tuple[str, str, str], dict[str, Any]] = {}
+        for r in rows:
+            key = (r["account_id"], r["thread"], r["peer_id"])
+            if key not in self._conv and key not in missing:
+                missing[key] = r
+        if missing:
+            if len(self._conv) + len(missing) > self.cache_size:
+                self._conv.clear()
+            keys = sorted(missing)  # one lock order in every process (no deadlock)
+            await conn.execute(postgresql.insert(conversations).on_conflict_do_nothing(
+                index_elements=["account_id", "thread", "peer_id"]), [
+                {"account_id": a, "thread": t, "peer_id": p, "channel": missing[(a, t, p)]["channel"], "created_at": now}
+                for a, t, p in keys])
+            found = await conn.execute(select(conversations.c.id, conversations.c.account_id, conversations.c.thread,
+                                              conversations.c.peer_id)
+                                       .where(tuple_(conversations.c.account_id, conversations.c.thread,
+                                                     conversations.c.peer_id).in_(keys)))
+            for row in found:
+                self._conv[(row.account_id, row.thread, row.peer_id)] = row.id
+        return [self._conv[(r["account_id"], r["thread"], r["peer_id"])] for r in rows]
+
+    def forget_conversations(self) -> None:
+        """Drop the cached ids (after deleting conversations)."""
+        self._conv.clear()
+
+
+def is_stale_conversation(exc: BaseException) -> bool:
+    """The batch referenced a conversation that no longer exists (a stale cache entry)."""
+    return isinstance(exc, IntegrityError) and "conversation" in str(exc).lower()

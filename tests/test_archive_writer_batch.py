@@ -1,0 +1,54 @@
+"""The archive writer's batch on both databases: a key twice in one batch is one message with one
+job (the first of them gets the id), a retried key is a duplicate, and a conversation deleted behind
+the writer's cache of conversation ids (another process's erasure) does not cost a message."""
+from __future__ import annotations
+
+from sqlalchemy import delete, func, select
+
+from hub.archive.store import ToArchive
+from hub.messages import Text
+from hub.models import Conversation, Job, Message
+
+conversations = Conversation.__table__
+messages = Message.__table__
+jobs = Job.__table__
+
+
+def text(peer: str, msg_id: str) -> ToArchive:
+    return ToArchive("acme-wecom", Text(channel="wecom", peer_id=peer, sent_at=1, msg_id=msg_id, content="在吗"))
+
+
+async def count(hub, table, *where) -> int:  # noqa: ANN001
+    async with hub.db.read() as conn:
+        return (await conn.execute(select(func.count()).select_from(table).where(*where))).scalar()
+
+
+async def test_duplicates_in_one_batch_and_across_batches(hub):
+    await hub.pipeline.stop()
+    saved = await hub.writer.save([text("wmBatchA", "d1"), text("wmBatchB", "d2"), text("wmBatchA", "d1")])
+    assert [s.duplicate for s in saved] == [False, False, True]
+    assert saved[0].conversation_id == saved[2].conversation_id != saved[1].conversation_id
+    again = await hub.writer.save([text("wmBatchA", "d1"), text("wmBatchA", "d3")])
+    assert [s.duplicate for s in again] == [True, False]
+    ids = [saved[0].message_id, saved[1].message_id, again[1].message_id]
+    assert await count(hub, messages, messages.c.peer_id.in_(["wmBatchA", "wmBatchB"])) == 3
+    async with hub.db.read() as conn:
+        job_rows = (await conn.execute(select(jobs.c.message_id, jobs.c.conversation_id, jobs.c.kind)
+                                       .where(jobs.c.message_id.in_(ids)).order_by(jobs.c.message_id))).all()
+    assert [(r.message_id, r.conversation_id, r.kind) for r in job_rows] == [
+        (saved[0].message_id, saved[0].conversation_id, "inbound"), (saved[1].message_id, saved[1].conversation_id,
+                                                                      "inbound"),
+        (again[1].message_id, again[1].conversation_id, "inbound")]
+
+
+async def test_a_conversation_deleted_behind_the_cache(hub):
+    await hub.pipeline.stop()
+    [first] = await hub.writer.save([text("wmGone", "g1")])
+    async with hub.db.write() as conn:  # as another process's erasure would: the writer is not told
+        await conn.execute(delete(jobs).where(jobs.c.conversation_id == first.conversation_id))
+        await conn.execute(delete(messages).where(messages.c.conversation_id == first.conversation_id))
+        await conn.execute(delete(conversations).where(conversations.c.id == first.conversation_id))
+    [second] = await hub.writer.save([text("wmGone", "g2")])
+    assert not second.duplicate
+    assert await count(hub, messages, messages.c.peer_id == "wmGone", messages.c.conversation_id == second.conversation_id) == 1
+    assert await count(hub, conversations, conversations.c.peer_id == "wmGone", conversations.c.id == second.conversation_id) == 1

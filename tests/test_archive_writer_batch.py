@@ -52,3 +52,24 @@ async def test_a_conversation_deleted_behind_the_cache(hub):
     assert not second.duplicate
     assert await count(hub, messages, messages.c.peer_id == "wmGone", messages.c.conversation_id == second.conversation_id) == 1
     assert await count(hub, conversations, conversations.c.peer_id == "wmGone", conversations.c.id == second.conversation_id) == 1
+
+
+async def test_jobs_keep_the_order_messages_arrived_in(hub):
+    """Two messages of one customer in one batch: the pipeline runs their jobs in arrival order."""
+    await hub.pipeline.stop()
+    events = ToArchive("acme-wecom", Text(channel="wecom", peer_id="wmOrder", sent_at=2, msg_id="", content="x"))
+    saved = await hub.writer.save([text("wmOrder", "z9"), events, text("wmOrder", "a1")])
+    async with hub.db.read() as conn:
+        order = [r.message_id for r in (await conn.execute(
+            select(jobs.c.message_id).where(jobs.c.message_id.in_([s.message_id for s in saved])).order_by(jobs.c.id)))]
+    assert order == [s.message_id for s in saved]
+
+
+async def test_a_full_cache_starts_over_without_losing_a_batch(hub):
+    await hub.pipeline.stop()
+    await hub.writer.save([text("wmCacheA", "c1")])
+    cache = hub.writer._postgres if hub.db.dialect == "postgresql" else hub.writer._sqlite
+    cache.cache_size = 1  # the next new conversation overflows it
+    saved = await hub.writer.save([text("wmCacheA", "c2"), text("wmCacheB", "c3")])
+    assert [s.duplicate for s in saved] == [False, False]
+    assert await count(hub, messages, messages.c.peer_id.in_(["wmCacheA", "wmCacheB"])) == 3

@@ -45,7 +45,7 @@ WITH input AS (
     ORDER BY ins.id, i.ord
 ), new_jobs AS (
     INSERT INTO jobs (kind, message_id, conversation_id, state, attempts, run_after)
-    SELECT job, id, conversation_id, 'pending', 0, 0.0 FROM firsts WHERE job IS NOT NULL ORDER BY id
+    SELECT job, id, conversation_id, 'pending', 0, 0.0 FROM firsts WHERE job IS NOT NULL ORDER BY ord  -- as received
 ), touched AS (
     SELECT conversation_id, bool_or(inbound) AS inbound FROM firsts GROUP BY conversation_id
 ), locked AS (
@@ -89,10 +89,13 @@ class PostgresBatchWriter:
 
     async def _conversations(self, conn: Any, rows: Sequence[dict[str, Any]], now: float) -> list[int]:
         """Each row's conversation id: from the cache, else created (touched with the batch) or read."""
+        known: dict[tuple[str, str, str], int] = {}
         missing: dict[tuple[str, str, str], dict[str, Any]] = {}
         for r in rows:
             key = (r["account_id"], r["thread"], r["peer_id"])
-            if key not in self._conv and key not in missing:
+            if key in self._conv:
+                known[key] = self._conv[key]
+            elif key not in missing:
                 missing[key] = r
         if missing:
             if len(self._conv) + len(missing) > self.cache_size:
@@ -107,8 +110,9 @@ class PostgresBatchWriter:
                                        .where(tuple_(conversations.c.account_id, conversations.c.thread,
                                                      conversations.c.peer_id).in_(keys)))
             for row in found:
-                self._conv[(row.account_id, row.thread, row.peer_id)] = row.id
-        return [self._conv[(r["account_id"], r["thread"], r["peer_id"])] for r in rows]
+                key = (row.account_id, row.thread, row.peer_id)
+                known[key] = self._conv[key] = row.id
+        return [known[(r["account_id"], r["thread"], r["peer_id"])] for r in rows]
 
     def forget_conversations(self) -> None:
         """Drop the cached ids (after deleting conversations)."""

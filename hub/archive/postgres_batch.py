@@ -69,11 +69,23 @@ class PostgresBatchWriter:
         self.cache_size = cache_size
         self._conv: dict[tuple[str, str, str], int] = {}
 
-    async def write(self, conn: Any, rows: Sequence[dict[str, Any]], now: float) -> list[tuple[int | None, int]]:
+    async def write(self, db: Any, rows: Sequence[dict[str, Any]], now: float) -> list[tuple[int | None, int]]:
         """rows: message columns plus "thread" and "job"; returns (message id or None, conversation id)
-        per row. Runs on the caller's transaction (which makes it durable). A conversation deleted
-        behind the cache (erasure, retention, another process) fails the batch: the caller runs it
-        again after ``forget_conversations``."""
+        per row, once committed durably. A conversation deleted behind the cache (erasure, retention,
+        another process) fails the batch on its foreign key: it runs again with the cache emptied."""
+        try:
+            return await self._write(db, rows, now)
+        except IntegrityError as exc:
+            if "conversation" not in str(exc).lower():
+                raise
+            self._conv.clear()
+            return await self._write(db, rows, now)
+
+    async def _write(self, db: Any, rows: Sequence[dict[str, Any]], now: float) -> list[tuple[int | None, int]]:
+        async with db.write(durable=True) as conn:  # acknowledged: on disk before the answer
+            return await self._batch(conn, rows, now)
+
+    async def _batch(self, conn: Any, rows: Sequence[dict[str, Any]], now: float) -> list[tuple[int | None, int]]:
         conv_ids = await self._conversations(conn, rows, now)
         cols: dict[str, list[Any]] = {k: [] for k in ("account_id", "conversation_id", "channel", "direction", "kind",
                                                       "peer_id", "sender", "dedup_key", "text", "data", "raw",
@@ -117,8 +129,3 @@ class PostgresBatchWriter:
     def forget_conversations(self) -> None:
         """Drop the cached ids (after deleting conversations)."""
         self._conv.clear()
-
-
-def is_stale_conversation(exc: BaseException) -> bool:
-    """The batch referenced a conversation that no longer exists (a stale cache entry)."""
-    return isinstance(exc, IntegrityError) and "conversation" in str(exc).lower()

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from ..clock import Clock
 from ..db import Database, retry_busy
 from ..messages import Inbound, KfSignal, kind_of
-from .postgres_batch import PostgresBatchWriter, is_stale_conversation
+from .postgres_batch import PostgresBatchWriter
 from .sqlite_batch import SqliteBatchWriter
 
 log = logging.getLogger(__name__)
@@ -152,17 +152,8 @@ class ArchiveWriter:
         self._postgres.forget_conversations()
 
     async def _write_postgres(self, items: list[ToArchive]) -> list[Saved]:
-        rows = [_row(it) for it in items]
-        for attempt in (1, 2):
-            try:
-                async with self.db.write(durable=True) as conn:  # acknowledged: on disk before the answer
-                    written = await self._postgres.write(conn, rows, self.clock.now())
-                return [Saved(mid, conv) for mid, conv in written]
-            except Exception as exc:  # noqa: BLE001
-                if attempt == 2 or not is_stale_conversation(exc):
-                    raise
-                self._postgres.forget_conversations()  # deleted behind the cache: look them up again
-        raise AssertionError("unreachable")
+        written = await self._postgres.write(self.db, [_row(it) for it in items], self.clock.now())
+        return [Saved(mid, conv) for mid, conv in written]
 
 
 def _row(it: ToArchive) -> dict[str, Any]:

@@ -7,7 +7,7 @@ tests/platform_standin.py, and the same load: ``wrk`` (2 threads x 64 connection
 of bench/callbacks.py replaying distinct, signed and AES-encrypted WeCom text callbacks from a pool
 of customers). The workers run as ``python -m hub serve --workers N`` (one port, SO_REUSEPORT).
 
-Alongside wrk a *probe* process (python-socketio) is an agent: it logs in, goes online, opens a
+Alongside wrk a *probe* process (bench/scale_probe.py, python-socketio) is an agent: it logs in, goes online, opens a
 session as a customer of its own, then sends one callback every 50 ms carrying its send time and
 records when each arrives as ``message.new`` on its socket: end-to-end push latency
 (callback -> archive -> pipeline -> routing -> Redis -> the worker holding the socket). It does so
@@ -56,119 +56,16 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.callbacks import (ACCOUNT, AES_KEY, CORP_ID, TOKEN, MessageFactory, free_port, kill_group,  # noqa: E402
                              run_wrk, start, stop, wait_healthy)
+from bench.scale_probe import ADMIN_PASSWORD, ADMIN_USER, PROBE_PASSWORD, PROBE_USER, probe_route  # noqa: E402
 
 PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-PROBE_USER, PROBE_PASSWORD = "probe", "probe-password"
-ADMIN_USER, ADMIN_PASSWORD = "bench-admin", "bench-admin-password"
-PROBE_WORD = "探针"  # in the probe customer's first message: the routing rule sends it to the probe's group
 TARGET_SCALING, TARGET_CPU_DRIFT = 1.3, 0.15
-
-
-# ---------------------------------------------------------------------------------------------
-# the probe (python bench/scale.py --probe PORT --seconds S): an agent and a customer of its own
-
-async def probe_main(port: int, seconds: float, drain: float) -> None:
-    import aiohttp
-    import socketio
-
-    from tests.wechat_client import PlatformSim, text_xml
-    base = f"http://127.0.0.1:{port}"
-    sim = PlatformSim("wecom", ACCOUNT, TOKEN, AES_KEY, CORP_ID)
-    sent: dict[str, float] = {}
-    got: dict[str, float] = {}
-    acked = 0
-    opened = asyncio.Event()
-    sio = socketio.AsyncClient(reconnection=True)
-
-    background: set[asyncio.Task] = set()
-
-    disconnects = 0
-    closing = False
-
-    def done(task: asyncio.Task) -> None:
-        background.discard(task)
-        if not task.cancelled() and task.exception() is not None:  # e.g. a reply while reconnecting
-            print(f"probe: {type(task.exception()).__name__}: {task.exception()}", file=sys.stderr)
-
-    def later(coro: Any) -> None:
-        task = asyncio.ensure_future(coro)
-        background.add(task)
-        task.add_done_callback(done)
-
-    @sio.event
-    async def disconnect(*why: Any) -> None:
-        nonlocal disconnects
-        if closing:
-            return
-        disconnects += 1
-        print(f"probe: the agent's socket dropped ({', '.join(map(str, why)) or 'no reason given'}; reconnecting), "
-              f"{disconnects} so far, at {time.time():.3f}", file=sys.stderr)
-
-    @sio.on("message.new")
-    async def on_message(data: dict) -> None:
-        text = data["message"]["text"]
-        if text in sent and text not in got:
-            got[text] = time.time()
-            # answer like an agent, so the session is not reassigned as unanswered during the run
-            later(sio.call("reply", {"session_id": data["session_id"], "text": "收到"}, timeout=30))
-
-    @sio.on("session.new")
-    async def on_session(data: dict) -> None:
-        later(sio.call("accept", {"session_id": data["session"]["id"]}, timeout=30))  # not requeued as unaccepted
-        opened.set()
-
-    async with aiohttp.ClientSession() as http:
-        async with http.post(base + "/api/login", json={"username": PROBE_USER, "password": PROBE_PASSWORD}) as r:
-            token = (await r.json())["token"]
-        await sio.connect(base, auth={"token": token}, transports=["websocket"], wait_timeout=10)
-        await sio.call("status", {"status": "online"}, timeout=10)
-
-        async def send(i: int, text: str) -> None:
-            nonlocal acked
-            query, body = sim.encrypted(text_xml(CORP_ID, "wmProbeCustomer", text, 9_100_000_000 + i))
-            async with http.post(base + sim.path, params=query, data=body) as r:
-                acked += r.status == 200 and await r.text() == "success"
-
-        await send(0, f"你好，我想咨询一下订单（{PROBE_WORD}）")  # opens the probe's session (its own group)
-        await asyncio.wait_for(opened.wait(), 30)
-        print(json.dumps({"ready": True}), flush=True)
-        loop = asyncio.get_running_loop()
-        i = 0
-        # one phase per "go" line from the driver (the flood, then the steady load); "end" stops
-        while (command := (await loop.run_in_executor(None, sys.stdin.readline)).split())[:1] == ["go"]:
-            phase_seconds = float(command[1]) if len(command) > 1 else seconds
-            phase_drain = float(command[2]) if len(command) > 2 else drain
-            sent.clear()
-            got.clear()
-            t0, tasks = loop.time(), []
-            while loop.time() - t0 < phase_seconds:
-                i += 1
-                text = f"[p{i}] 还在吗"
-                sent[text] = time.time()
-                tasks.append(asyncio.create_task(send(i, text)))
-                await asyncio.sleep(0.05)
-            await asyncio.gather(*tasks, return_exceptions=True)
-            deadline = loop.time() + phase_drain
-            while len(got) < len(sent) and loop.time() < deadline:
-                await asyncio.sleep(0.1)
-            lat = sorted((got[t] - sent[t]) * 1000 for t in got)
-            print(json.dumps({"sent": len(sent), "delivered": len(got), "acked": acked, "p50_ms": pct(lat, 0.5),
-                              "p99_ms": pct(lat, 0.99) if len(got) == len(sent) else None}), flush=True)
-    closing = True
-    await sio.disconnect()
-
-
-def pct(vals: list[float], q: float) -> float | None:
-    if not vals:
-        return None
-    return round(vals[min(len(vals) - 1, int(q * len(vals)))], 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,24 +118,6 @@ def settle(proc: subprocess.Popen, workers: int, timeout: float = 120.0, quiet_f
             quiet = 0
     print(f"warning: hub processes did not settle in {timeout:.0f} s (a busy machine); measuring anyway", flush=True)
     return hub_pids(proc)
-
-
-def probe_route(port: int) -> None:
-    """A routing rule (through the admin API) that sends the probe's customer to the probe agent's own
-    group: its session must not queue behind the thousands the load opens in the default group."""
-    import urllib.request
-    base = f"http://127.0.0.1:{port}"
-
-    def call(path: str, body: dict, token: str | None = None) -> dict:
-        req = urllib.request.Request(base + path, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json",
-                                              **({"Authorization": f"Bearer {token}"} if token else {})})
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read() or b"{}")
-
-    token = call("/api/login", {"username": ADMIN_USER, "password": ADMIN_PASSWORD})["token"]
-    call("/api/routing/rules", {"name": "bench probe", "conditions": [{"kind": "keywords_any", "value": [PROBE_WORD]}],
-                                "actions": {"group": "probe"}}, token)
 
 
 def pending_jobs(db_url: str) -> int:
@@ -341,8 +220,8 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
                 raise SystemExit(f"{name}: the warm-up was not acknowledged ({warm_res['acked']}/{count}) or its "
                                  f"jobs did not finish")
         settle(hub, workers, quiet_for=1 if args.quick else 3)
-        probe = subprocess.Popen([py, str(Path(__file__).resolve()), "--probe", str(port), "--seconds", str(duration),
-                                  "--drain", str(args.drain)], cwd=ROOT, env=env, stdin=subprocess.PIPE,
+        probe = subprocess.Popen([py, str(ROOT / "bench" / "scale_probe.py"), str(port), str(duration),
+                                  str(args.drain)], cwd=ROOT, env=env, stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True)
         ready = json.loads(probe.stdout.readline() or "{}")
         if not ready.get("ready"):
@@ -441,12 +320,7 @@ def main() -> None:
     ap.add_argument("--steady-seconds", type=float, help="length of the steady phase (default 10, quick 1.5)")
     ap.add_argument("--configs", default="sqlite,one,two",
                     help="which configurations to run (comma-separated; the ratios need one and two)")
-    ap.add_argument("--probe", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.probe:
-        asyncio.run(probe_main(args.probe, args.seconds, args.drain))
-        return
     args.configs = set(args.configs.split(","))
     runs = args.runs or (1 if args.quick else 3)
     duration = args.duration or (1.0 if args.quick else 10.0)

@@ -3,9 +3,16 @@
 WeChat bodies are a flat ``<xml>`` of CDATA elements with the odd nested block
 (``SendPicsInfo``, ``ScanCodeInfo``); ``parse`` turns one into a dict of strings,
 with nested elements as dicts and repeated elements as lists.
+
+Nearly every body is the flat kind, so ``parse`` first tries ``parse_flat``: a strict reading of
+exactly that shape (``<xml>`` holding only ``<Tag>`` elements of one CDATA section or of plain
+text with nothing to unescape). It gives the same dict as expat in about two thirds of the time.
+Anything else (a declaration, a DTD, entities, attributes, nesting, comments, a carriage return, a
+character XML forbids) is not that shape, and expat reads it (or refuses it).
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Union
 from xml.parsers import expat
 
@@ -32,6 +39,48 @@ def parse(data: bytes | str, max_bytes: int = MAX_BODY) -> dict[str, XmlValue]:
         data = data.encode()
     if len(data) > max_bytes:
         raise XmlTooLarge(f"XML body over {max_bytes} bytes")
+    flat = parse_flat(data)
+    return flat if flat is not None else parse_expat(data)
+
+
+# the flat shape: <xml>, then children each holding one CDATA section (no "]]>" inside) or plain
+# text with no markup, no entity and no "]", each after optional whitespace, then </xml>
+_FLAT_CDATA = r"<!\[CDATA\[{}[^\]]*(?:\](?!\]>)[^\]]*)*)\]\]>"  # {} opens the group
+_FLAT_CHILD = r"[ \t\n]*<([A-Za-z_][A-Za-z0-9_]*)>(?:" + _FLAT_CDATA + r"|{}[^<&\]]*))</\1>"
+_FLAT_DOC = re.compile(r"<xml>(?:" + _FLAT_CHILD.format("(?:", "(?:") + r")*[ \t\n]*</xml>[ \t\n]*")
+_FLAT_CHILDREN = re.compile(_FLAT_CHILD.format("(", "("))
+# bytes XML does not pass through unchanged: "\r" (line ends are normalised) and the control
+# characters XML 1.0 forbids; U+FFFE and U+FFFF (also forbidden) are looked for in UTF-8
+_NOT_VERBATIM = bytes(range(0x09)) + bytes(range(0x0B, 0x20))
+
+
+def parse_flat(data: bytes) -> dict[str, XmlValue] | None:
+    """The dict of a flat ``<xml>`` document, or None when the body is not exactly that shape
+    (then ``parse_expat`` decides). Where it answers, it answers what expat would."""
+    if (not data.startswith(b"<xml>") or len(data.translate(None, _NOT_VERBATIM)) != len(data)
+            or b"\xef\xbf\xbe" in data or b"\xef\xbf\xbf" in data):
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if _FLAT_DOC.fullmatch(text) is None:
+        return None
+    out: dict[str, Any] = {}
+    for tag, cdata, plain in _FLAT_CHILDREN.findall(text, 5):
+        value = cdata or plain
+        prev = out.get(tag)
+        if prev is None:
+            out[tag] = value
+        elif isinstance(prev, list):
+            prev.append(value)
+        else:
+            out[tag] = [prev, value]
+    return out
+
+
+def parse_expat(data: bytes) -> dict[str, XmlValue]:
+    """Any WeChat XML document, through expat with DTDs and entities refused."""
     parser = expat.ParserCreate("utf-8")
     parser.buffer_text = True
     parser.StartDoctypeDeclHandler = _refuse

@@ -140,6 +140,9 @@ async def _with_db(config: HubConfig, fn):  # noqa: ANN001, ANN202
         await db.dispose()
 
 
+GIL_SWITCH_S = 0.0005
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
@@ -155,6 +158,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
         return supervise(args.argv, args.workers, config.database_url)
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # the archive's group commit finishes in a helper thread (the fsync), which then needs the GIL to
+    # hand the batch back; while callbacks keep the loop busy it would wait out Python's default
+    # 5 ms switch interval, and every callback in that batch waits with it
+    sys.setswitchinterval(GIL_SWITCH_S)
     app = create_app(config)
     if config.demo:
         async def announce(app: web.Application) -> None:

@@ -73,3 +73,23 @@ async def test_a_full_cache_starts_over_without_losing_a_batch(hub):
     saved = await hub.writer.save([text("wmCacheA", "c2"), text("wmCacheB", "c3")])
     assert [s.duplicate for s in saved] == [False, False]
     assert await count(hub, messages, messages.c.peer_id.in_(["wmCacheA", "wmCacheB"])) == 3
+
+
+async def test_a_batch_longer_than_one_statement(hub):
+    """A batch spread over several insert statements (SQLite's writer takes 256 messages at a time):
+    a key repeated across the statements' boundary is a duplicate, and every message keeps its id.
+    On SQLite the ids follow arrival order; PostgreSQL's batch inserts in key order (its lock order)."""
+    await hub.pipeline.stop()
+    items = [text(f"wmLong{i % 7}", f"long{i}") for i in range(600)]
+    items.insert(400, text("wmLong0", "long3"))  # after the first 256: a retry of a key in the first statement
+    saved = await hub.writer.save(items)
+    assert [s.duplicate for s in saved] == [i == 400 for i in range(601)]
+    ids = [s.message_id for s in saved if not s.duplicate]
+    assert len(set(ids)) == 600
+    if hub.db.dialect == "sqlite":
+        assert ids == sorted(ids)
+    async with hub.db.read() as conn:
+        stored = dict((await conn.execute(select(messages.c.id, messages.c.dedup_key)
+                                          .where(messages.c.id.in_(ids)))).all())
+    assert [stored[s.message_id] for s in saved if not s.duplicate] == [f"m:long{i}" for i in range(600)]
+    assert await count(hub, jobs, jobs.c.message_id.in_(ids)) == 600

@@ -8,6 +8,7 @@ inserts would fight the loop for the GIL on every statement, which costs far mor
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
@@ -18,14 +19,24 @@ CONV_INSERT = ("INSERT INTO conversations (account_id, channel, thread, peer_id,
                "ON CONFLICT (account_id, thread, peer_id) DO NOTHING RETURNING id")
 CONV_SELECT = "SELECT id FROM conversations WHERE account_id = ? AND thread = ? AND peer_id = ?"
 MSG_INSERT = ("INSERT INTO messages (account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key, "
-              "text, data, raw, sent_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-              "ON CONFLICT (account_id, dedup_key) DO NOTHING RETURNING id")
+              "text, data, raw, sent_at, created_at) VALUES {} "
+              "ON CONFLICT (account_id, dedup_key) DO NOTHING RETURNING id, account_id, dedup_key")
+MSG_VALUES = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 JOB_INSERT = ("INSERT INTO jobs (kind, message_id, conversation_id, state, attempts, run_after) "
               "VALUES (?, ?, ?, 'pending', 0, 0.0)")
 SESSION_TOUCH = ("UPDATE service_sessions SET last_customer_at = ? "
                  "WHERE conversation_id = ? AND state != 'closed'")
 CONV_TOUCH = ("UPDATE conversations SET last_message_at = ?, "
               "last_inbound_at = CASE WHEN ? THEN ? ELSE last_inbound_at END WHERE id = ?")
+
+
+# a statement inserts up to this many messages (13 parameters each, well inside SQLite's 32,766)
+MSG_PER_STATEMENT = 256
+
+
+@functools.lru_cache(maxsize=None)
+def _msg_insert(n: int) -> str:
+    return MSG_INSERT.format(", ".join([MSG_VALUES] * n))
 
 
 class SqliteBatchWriter:
@@ -70,14 +81,10 @@ class SqliteBatchWriter:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conv_ids, fresh = self._conversations(conn, rows, now)
+            convs = [conv_ids[(r["account_id"], r["thread"], r["peer_id"])] for r in rows]
             results: list[tuple[int | None, int]] = []
             jobs, touched = [], {}
-            for r in rows:
-                conv = conv_ids[(r["account_id"], r["thread"], r["peer_id"])]
-                got = conn.execute(MSG_INSERT, (
-                    r["account_id"], conv, r["channel"], r["direction"], r["kind"], r["peer_id"], r["sender"],
-                    r["dedup_key"], r["text"], r["data"], r["raw"], r["sent_at"], now)).fetchone()
-                mid = got[0] if got else None
+            for r, conv, mid in zip(rows, convs, self._messages(conn, rows, convs, now)):
                 results.append((mid, conv))
                 if mid is not None:
                     if r["job"]:
@@ -94,6 +101,21 @@ class SqliteBatchWriter:
             conn.execute("ROLLBACK")
             raise
         return results
+
+    def _messages(self, conn: sqlite3.Connection, rows: list[dict[str, Any]], convs: list[int],
+                  now: float) -> list[int | None]:
+        """Insert the messages in arrival order, in statements of up to ``MSG_PER_STATEMENT`` rows; the
+        new id of each row, or None for a duplicate (of an earlier batch, or of an earlier row here)."""
+        new: dict[tuple[str, str], int] = {}
+        for start in range(0, len(rows), MSG_PER_STATEMENT):
+            part = rows[start:start + MSG_PER_STATEMENT]
+            params = [value for r, conv in zip(part, convs[start:start + MSG_PER_STATEMENT]) for value in (
+                r["account_id"], conv, r["channel"], r["direction"], r["kind"], r["peer_id"], r["sender"],
+                r["dedup_key"], r["text"], r["data"], r["raw"], r["sent_at"], now)]
+            for mid, account, key in conn.execute(_msg_insert(len(part)), params):
+                new[(account, key)] = mid
+        # the first row with a key is the one that went in: a later row with the same key is a retry
+        return [new.pop((r["account_id"], r["dedup_key"]), None) for r in rows]
 
     def _conversations(self, conn: sqlite3.Connection, rows: list[dict[str, Any]],
                        now: float) -> tuple[dict[tuple[str, str, str], int], set[int]]:

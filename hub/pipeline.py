@@ -26,7 +26,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from .clock import Clock
 from .db import Database, retry_busy
 from .models import Job, Message
-from .scale.job_claims import CLAIM_HEAD_SQL, CLAIM_SQL, JOB_COLUMNS, ClaimedJob
+from .scale.job_claims import CLAIM_HEAD_SQL, CLAIM_SQL, JOB_COLUMNS, ClaimedJob, ids_in
 from .trickle import Trickle
 
 log = logging.getLogger(__name__)
@@ -352,7 +352,8 @@ class Pipeline:
 
         async def write() -> None:
             async with self.db.write() as conn:
-                await conn.execute(update(jobs).where(jobs.c.id.in_(list(ids))).where(jobs.c.state == "claimed")
+                await conn.execute(update(jobs).where(ids_in(jobs.c.id, ids, self.db.dialect))
+                                   .where(jobs.c.state == "claimed")
                                    .values(state="pending", run_after=0.0))
 
         await retry_busy(write)
@@ -367,7 +368,8 @@ class Pipeline:
 
         async def write() -> None:
             async with self.db.write() as conn:
-                await conn.execute(update(jobs).where(jobs.c.id.in_(list(live))).where(jobs.c.state == "claimed")
+                await conn.execute(update(jobs).where(ids_in(jobs.c.id, live, self.db.dialect))
+                                   .where(jobs.c.state == "claimed")
                                    .values(run_after=now + self.lease))
 
         await retry_busy(write)
@@ -484,7 +486,7 @@ class Pipeline:
 
             async def write() -> None:
                 async with self.db.write() as conn:
-                    await conn.execute(delete(jobs).where(jobs.c.id.in_(ids)))
+                    await conn.execute(delete(jobs).where(ids_in(jobs.c.id, ids, self.db.dialect)))
 
             try:
                 await retry_busy(write)

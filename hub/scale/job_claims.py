@@ -18,7 +18,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, exists, select, text, update
+from typing import Any, Iterable
+
+from sqlalchemy import BigInteger, all_, any_, bindparam, exists, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..models import Job, Message
 
@@ -53,12 +56,23 @@ UNION ALL
  WHERE NOT f.blocked ORDER BY f.id)
 """)
 _other = jobs.alias("o")
-_CLAIMED = (update(jobs).where(jobs.c.id.in_(bindparam("ids", expanding=True)))
+IDS = ARRAY(BigInteger)
+
+
+def ids_in(column: Any, ids: Iterable[int], dialect: str) -> Any:
+    """``column IN ids``; on PostgreSQL ``= ANY(array)``, one statement whatever the count. An IN
+    list is a new statement per length there: each is prepared anew on every connection and pushes
+    the hub's steady statements out of the connection's cache of prepared statements."""
+    ids = list(ids)
+    return column == any_(bindparam(None, ids, type_=IDS)) if dialect == "postgresql" else column.in_(ids)
+
+
+_CLAIMED = (update(jobs).where(jobs.c.id == any_(bindparam("ids", type_=IDS)))
             .where(((jobs.c.state == "pending") & (jobs.c.run_after <= bindparam("now")))
                    | ((jobs.c.state == "claimed") & (jobs.c.run_after < bindparam("now"))))
             .where(~exists().where(_other.c.conversation_id == jobs.c.conversation_id, _other.c.state == "claimed",
                                    _other.c.run_after >= bindparam("now"),
-                                   _other.c.id.not_in(bindparam("finished", expanding=True))))
+                                   _other.c.id != all_(bindparam("finished", type_=IDS))))
             .values(state="claimed", run_after=bindparam("lease"))
             .returning(*(c.label(f"job_{c.name}") for c in JOB_COLUMNS)).cte("claimed"))
 CLAIM_SQL = (select(_CLAIMED, messages).join_from(_CLAIMED, messages, messages.c.id == _CLAIMED.c.job_message_id,

@@ -6,9 +6,10 @@ sessions, bot outcomes, job bookkeeping) with ``synchronous=NORMAL``, which in W
 process crash, and after a power loss loses only a tail of commits that the re-run of the jobs whose
 completion was lost with them rebuilds. PostgreSQL makes the same split: its connections commit
 with ``synchronous_commit=off`` (a hub process that dies loses nothing; a crash of the PostgreSQL
-server loses at most its last ~0.6 s of such commits, again a tail), and durable writes and the
-archive writer's batches turn it on for their transaction: a job's commits no longer queue for
-the WAL flush, in which the acknowledged messages' commits waited behind them. Writers in one
+server loses at most its last ~0.6 s of such commits, again a tail); durable writes turn it on for
+their transaction, and the archive writer's batches run on connections of their own where it is on
+(``durable_statements``): a job's commits no longer queue for the WAL flush, in which the
+acknowledged messages' commits waited behind them. Writers in one
 process take turns through ``WriteGate`` (the archive writer first), so nobody sleeps in SQLite's
 busy handler.
 """
@@ -153,6 +154,13 @@ class Database:
         # PostgreSQL's short reads run in autocommit: a statement is its own snapshot under READ
         # COMMITTED either way, and BEGIN and COMMIT around it were two of its three round trips
         self._read_engine = None if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # PostgreSQL's archive writer: a few connections of their own on which every statement
+        # commits by itself and waits for the WAL flush (``durable_statements``)
+        self.durable_engine: AsyncEngine | None = None
+        if not self.is_sqlite:
+            self.durable_engine = create_async_engine(
+                url, pool_size=2, max_overflow=2, pool_pre_ping=False, isolation_level="AUTOCOMMIT",
+                connect_args={**kwargs["connect_args"], "server_settings": {**settings, "synchronous_commit": "on"}})
         if self.is_sqlite:
             self._install_sqlite_hooks(self.engine.sync_engine)
             self._install_sqlite_hooks(self.sync_engine)
@@ -221,6 +229,16 @@ class Database:
             self.gate.release()
 
     @asynccontextmanager
+    async def durable_statements(self) -> AsyncIterator[AsyncConnection]:
+        """PostgreSQL: a connection on which each statement is its own transaction, committed
+        durably (``synchronous_commit=on``) before it returns. For work that is one statement (the
+        archive writer's batch), BEGIN, SET LOCAL and COMMIT were three of its four round trips."""
+        if self.durable_engine is None:
+            raise RuntimeError("durable_statements is PostgreSQL's; SQLite has its archive writer's own connection")
+        async with self.durable_engine.connect() as conn:
+            yield conn
+
+    @asynccontextmanager
     async def read(self) -> AsyncIterator[Any]:
         """A short read (a few indexed lookups), each statement its own snapshot."""
         if self.sync_engine is None:
@@ -272,6 +290,8 @@ class Database:
             await asyncio.to_thread(self.checkpointer.stop)
         self._drop_reader()
         await self.engine.dispose()
+        if self.durable_engine is not None:
+            await self.durable_engine.dispose()
         if self.sync_engine is not None:
             self.sync_engine.dispose()
 

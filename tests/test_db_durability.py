@@ -35,19 +35,21 @@ async def test_acknowledged_messages_are_committed_durably(client, hub, wecom):
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
         r = await post(client, wecom, text_xml(wecom.receive_id, "wmDurable", "在吗", 9_100_001))
         assert r.status == 200
-    else:
+    else:  # PostgreSQL: the writer's batch is one statement on connections with synchronous_commit on
         statements: list[str] = []
 
         def seen(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
             statements.append(statement)
 
-        event.listen(hub.db.engine.sync_engine, "before_cursor_execute", seen)
+        event.listen(hub.db.durable_engine.sync_engine, "before_cursor_execute", seen)
         try:
             r = await post(client, wecom, text_xml(wecom.receive_id, "wmDurable", "在吗", 9_100_001))
         finally:
-            event.remove(hub.db.engine.sync_engine, "before_cursor_execute", seen)
+            event.remove(hub.db.durable_engine.sync_engine, "before_cursor_execute", seen)
         assert r.status == 200
-        inserts = [i for i, s in enumerate(statements) if "INSERT INTO messages" in s]
-        durable = [i for i, s in enumerate(statements) if s == "SET LOCAL synchronous_commit = on"]
-        assert inserts and durable and durable[0] < inserts[0]  # in the archive writer's transaction
+        assert any("INSERT INTO messages" in s for s in statements)
+        async with hub.db.durable_statements() as conn:
+            assert (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar() == "on"
+            first, second = [(await conn.exec_driver_sql("SELECT txid_current()")).scalar() for _ in range(2)]
+            assert first != second  # each statement its own transaction
     assert await count_messages(hub, peer_id="wmDurable") == 1

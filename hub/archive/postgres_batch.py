@@ -5,7 +5,8 @@ round trip the writer waited for and a statement PostgreSQL parsed and planned; 
 processes each writer's batches are smaller, so that fixed cost per batch was paid per few messages.
 Now known conversations come from a cache (only a batch with a new one inserts and reads it), and
 ``BATCH_SQL`` does the rest from arrays, one round trip: messages (duplicates skipped), a job for
-each new message, and the touch of its conversation and open session.
+each new message, and the touch of its conversation and open session. It runs as a transaction of
+its own (``Database.durable_statements``), so no BEGIN, SET LOCAL or COMMIT waits beside it.
 
 Lock order, so writers of several processes never deadlock: messages in (account, dedup_key)
 order, conversations locked in id order before they are touched (sessions only under them).
@@ -14,13 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from sqlalchemy import select, text, tuple_
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-
-from ..models import Conversation
-
-conversations = Conversation.__table__
 
 BATCH_SQL = text("""
 WITH input AS (
@@ -64,6 +60,26 @@ SELECT ord, id FROM firsts
 """)
 
 
+# new conversations created (in key order) and the ids of all asked for, in one round trip: the
+# SELECT's snapshot does not see what this statement inserts, so the two halves do not overlap; a
+# conversation another process inserted after the snapshot is in neither (asked again)
+CONVERSATIONS_SQL = text("""
+WITH k AS (
+    SELECT * FROM unnest(CAST(:account_id AS text[]), CAST(:thread AS text[]), CAST(:peer_id AS text[]),
+                         CAST(:channel AS text[])) AS k(account_id, thread, peer_id, channel)
+), ins AS (
+    INSERT INTO conversations (account_id, channel, thread, peer_id, created_at)
+    SELECT account_id, channel, thread, peer_id, :now FROM k ORDER BY account_id, thread, peer_id
+    ON CONFLICT (account_id, thread, peer_id) DO NOTHING
+    RETURNING id, account_id, thread, peer_id
+)
+SELECT id, account_id, thread, peer_id FROM ins
+UNION ALL
+SELECT c.id, c.account_id, c.thread, c.peer_id FROM conversations c
+JOIN k ON c.account_id = k.account_id AND c.thread = k.thread AND c.peer_id = k.peer_id
+""")
+
+
 class PostgresBatchWriter:
     def __init__(self, cache_size: int = 200_000):
         self.cache_size = cache_size
@@ -82,7 +98,10 @@ class PostgresBatchWriter:
             return await self._write(db, rows, now)
 
     async def _write(self, db: Any, rows: Sequence[dict[str, Any]], now: float) -> list[tuple[int | None, int]]:
-        async with db.write(durable=True) as conn:  # acknowledged: on disk before the answer
+        # each statement commits by itself, on disk before the answer; BATCH_SQL, the one that
+        # matters, is the whole batch (new conversations committed before it are harmless alone:
+        # the batch's retry finds them)
+        async with db.durable_statements() as conn:
             return await self._batch(conn, rows, now)
 
     async def _batch(self, conn: Any, rows: Sequence[dict[str, Any]], now: float) -> list[tuple[int | None, int]]:
@@ -113,17 +132,18 @@ class PostgresBatchWriter:
             if len(self._conv) + len(missing) > self.cache_size:
                 self._conv.clear()
             keys = sorted(missing)  # one lock order in every process (no deadlock)
-            await conn.execute(postgresql.insert(conversations).on_conflict_do_nothing(
-                index_elements=["account_id", "thread", "peer_id"]), [
-                {"account_id": a, "thread": t, "peer_id": p, "channel": missing[(a, t, p)]["channel"], "created_at": now}
-                for a, t, p in keys])
-            found = await conn.execute(select(conversations.c.id, conversations.c.account_id, conversations.c.thread,
-                                              conversations.c.peer_id)
-                                       .where(tuple_(conversations.c.account_id, conversations.c.thread,
-                                                     conversations.c.peer_id).in_(keys)))
-            for row in found:
-                key = (row.account_id, row.thread, row.peer_id)
-                known[key] = self._conv[key] = row.id
+            for _ in range(2):  # again for any that another process inserted during the first
+                params = {"account_id": [a for a, _t, _p in keys], "thread": [t for _a, t, _p in keys],
+                          "peer_id": [p for _a, _t, p in keys], "channel": [missing[k]["channel"] for k in keys],
+                          "now": now}
+                for row in await conn.execute(CONVERSATIONS_SQL, params):
+                    key = (row.account_id, row.thread, row.peer_id)
+                    known[key] = self._conv[key] = row.id
+                keys = [k for k in keys if k not in known]
+                if not keys:
+                    break
+            else:
+                raise LookupError(f"{len(keys)} conversations neither created nor found")
         return [known[(r["account_id"], r["thread"], r["peer_id"])] for r in rows]
 
     def forget_conversations(self) -> None:

@@ -142,14 +142,16 @@ class Database:
                 f"sqlite:///{self.sqlite_path}", pool_size=20, max_overflow=50, pool_reset_on_return=None,
                 connect_args={"timeout": 5, "isolation_level": None, "check_same_thread": False})
         else:
-            # the pool holds what the pipeline uses at once (32 conversations): connections beyond
-            # pool_size are closed when returned, and a new PostgreSQL connection per job (a backend
-            # fork, TLS probe, settings) cost a third of the pipeline's throughput under load
+            # the pool holds what the hub uses at once (the pipeline's 32 conversations, the search
+            # indexer, sends, timers, requests), and no more is ever opened: an overflow connection
+            # is closed when returned, and under load the hub opened hundreds a minute, each a
+            # backend fork with cold caches on which every statement was prepared anew (a third of
+            # the pipeline's CPU with two workers); past 40 a statement waits for a connection
             # No ping on checkout: asyncpg's costs three round trips (begin, ";", rollback) on every
             # read and write, about a tenth of a worker under load. A connection PostgreSQL dropped
             # fails its next statement instead; SQLAlchemy then invalidates the whole pool (every
             # connection as old is replaced) and retry_busy / the job's retry run the work again.
-            kwargs.update(pool_size=30, max_overflow=10, pool_pre_ping=False)
+            kwargs.update(pool_size=40, max_overflow=0, pool_pre_ping=False)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         # PostgreSQL's short reads run in autocommit: a statement is its own snapshot under READ
         # COMMITTED either way, and BEGIN and COMMIT around it were two of its three round trips

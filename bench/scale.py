@@ -27,6 +27,10 @@ writes ``--warmup-rounds`` times (default 2, quick 1) and the hub finishes all o
 configuration starts from the same state and measures the same work: follow-ups to known customers,
 and each conversation's first message the bots cannot answer (a new session: routing, a queue notice).
 
+Machine: the share of both cores busy during the flood (/proc/stat; everything on the box: the
+hub, PostgreSQL, Redis, wrk), per configuration (``machine_busy_*``). One worker that already keeps
+the machine nearly busy leaves a second nothing to scale into.
+
 CPU: utime + stime from /proc/<pid>/stat of every hub process (supervisor and workers), from the
 start of the measured run until the pipeline has run every job the run left (``jobs done N s after
 the run``; at most ``--drain-timeout``), per 1,000 acknowledged callbacks: the work a callback causes
@@ -70,6 +74,12 @@ TARGET_SCALING, TARGET_CPU_DRIFT = 1.3, 0.15
 
 # ---------------------------------------------------------------------------------------------
 # measuring
+
+def machine_jiffies() -> tuple[int, int]:
+    """(all, idle) jiffies of the whole machine so far (/proc/stat): idle includes iowait."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields), fields[3] + fields[4]
+
 
 def cpu_seconds(pids: list[int]) -> float:
     total = 0.0
@@ -230,11 +240,13 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         factory.write(data, int(args.plan_rate * duration))
         pids = settle(hub, workers, quiet_for=1 if args.quick else 3)
         spies = profile(pids, args.profile, f"{name}-{run}") if args.profile and run == 0 else []
-        cpu0 = cpu_seconds(pids)
+        cpu0, machine0 = cpu_seconds(pids), machine_jiffies()
         probe.stdin.write("go\n")
         probe.stdin.flush()
         res = run_wrk(port, data, "once", duration, **wrk, rate=args.flood_rate)
         cpu_acked = cpu_seconds(pids) - cpu0
+        machine1 = machine_jiffies()
+        busy = 1 - (machine1[1] - machine0[1]) / max(1, machine1[0] - machine0[0])  # of all cores, the flood
         t_end = time.monotonic()
         probe_res = json.loads(probe.stdout.readline() or "{}")  # the probe waits for its flood messages
         # the work a callback causes (bots, routing, push) runs after its answer, partly after the run:
@@ -263,6 +275,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         out = {"config": name, "workers": workers, "per_s": res["rate"], "acked": acked, "archived": archived,
                "cpu_s": round(cpu, 3), "cpu_ms_per_1k": round(1000 * cpu / max(1, res["acked"]) * 1000, 1),
                "cpu_ms_per_1k_during_run": round(1000 * cpu_acked / max(1, res["acked"]) * 1000, 1),
+               "machine_busy": round(busy, 3),
                "jobs_drained": drained, "drain_s": round(drain_s, 2),
                "ack_p99_ms": round(res["p99_us"] / 1000, 2), "flood_push_p50_ms": probe_res.get("p50_ms"),
                "flood_push_p99_ms": probe_res.get("p99_ms"), "flood_probe_sent": probe_res.get("sent"),
@@ -270,7 +283,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
                "steady_rate_per_s": round(sres["rate"], 1), "push_p50_ms": steady_res.get("p50_ms"),
                "push_p99_ms": steady_res.get("p99_ms"), "probe_sent": steady_res.get("sent"),
                "probe_delivered": steady_res.get("delivered")}
-        print(f"{name:6} run {run + 1}: {out['per_s']:7.0f}/s  cpu {out['cpu_ms_per_1k']:7.1f} ms/1k "
+        print(f"{name:6} run {run + 1}: {out['per_s']:7.0f}/s  machine {busy:4.0%} busy  cpu {out['cpu_ms_per_1k']:7.1f} ms/1k "
               f"(jobs done {drain_s:.1f} s after the run{'' if drained else ', NOT drained'})  "
               f"ack p99 {out['ack_p99_ms']:6.1f} ms  flood push p50 {out['flood_push_p50_ms']} "
               f"p99 {out['flood_push_p99_ms']} ms (probe {out['flood_probe_delivered']}/{out['flood_probe_sent']}); "
@@ -288,9 +301,9 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
             asyncio.run(pg(args.pg, f"DROP SCHEMA {schema} CASCADE"))
 
 
-def median(vals: list) -> float | None:
+def median(vals: list, digits: int = 1) -> float | None:
     vals = [v for v in vals if v is not None]
-    return round(statistics.median(vals), 1) if vals else None
+    return round(statistics.median(vals), digits) if vals else None
 
 
 def main() -> None:
@@ -353,14 +366,16 @@ def main() -> None:
         stop(standin)
         kill_group(standin)
     fig = {k: {"per_s": median([x["per_s"] for x in v]), "cpu": median([x["cpu_ms_per_1k"] for x in v]),
-               "p99": median([x["push_p99_ms"] for x in v])} for k, v in results.items()}
+               "p99": median([x["push_p99_ms"] for x in v]),
+               "busy": median([x["machine_busy"] for x in v], 3)} for k, v in results.items()}
     acked = sum(x["acked"] for v in results.values() for x in v)
     archived = sum(x["archived"] for v in results.values() for x in v)
     lost_push = sum((x["probe_sent"] or 0) - (x["probe_delivered"] or 0) for v in results.values() for x in v)
     flood_late = sum((x["flood_probe_sent"] or 0) - (x["flood_probe_delivered"] or 0) for v in results.values() for x in v)
     flood_p99 = {k: median([x["flood_push_p99_ms"] for x in v]) for k, v in results.items()}
-    scaling = round(fig["two"]["per_s"] / fig["one"]["per_s"], 3) if fig["one"]["per_s"] else None
-    drift = round(fig["two"]["cpu"] / fig["one"]["cpu"] - 1, 3) if fig["one"]["cpu"] else None
+    both = fig["one"]["per_s"] and fig["two"]["per_s"]
+    scaling = round(fig["two"]["per_s"] / fig["one"]["per_s"], 3) if both else None
+    drift = round(fig["two"]["cpu"] / fig["one"]["cpu"] - 1, 3) if both and fig["one"]["cpu"] else None
     meets = {"scaling": scaling is not None and scaling >= TARGET_SCALING,
              "cpu": drift is not None and drift <= TARGET_CPU_DRIFT, "nothing_lost": acked == archived,
              "push_delivered": lost_push == 0}
@@ -377,6 +392,8 @@ def main() -> None:
         "sqlite_per_s": fig["sqlite"]["per_s"], "scaling": scaling,
         "cpu_ms_per_1k_one": fig["one"]["cpu"], "cpu_ms_per_1k_two": fig["two"]["cpu"],
         "cpu_ms_per_1k_sqlite": fig["sqlite"]["cpu"], "cpu_drift_two_vs_one": drift,
+        "machine_busy_one": fig["one"]["busy"], "machine_busy_two": fig["two"]["busy"],
+        "machine_busy_sqlite": fig["sqlite"]["busy"],
         "acked": acked, "archived": archived, "p99_ms": fig["two"]["p99"],
         "p99_ms_one": fig["one"]["p99"], "p99_ms_two": fig["two"]["p99"], "p99_ms_sqlite": fig["sqlite"]["p99"],
         "steady_rate_per_s": args.steady_rate, "push_probe_lost": lost_push,

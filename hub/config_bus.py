@@ -69,7 +69,25 @@ class ConfigBus:
         self._redis = aioredis.from_url(self.redis_url)
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(self.channel)
+        # the caches were loaded before this subscription took effect: a change another process
+        # published in between (it was ready first and an admin was quick) would be missed for good,
+        # so once Redis confirms the subscription, every cache reloads from the database
+        await self._confirmed(pubsub)
+        for topic in list(self._subscribers):
+            await self._apply(topic)
         self._listener = asyncio.create_task(self._listen(pubsub), name="config-bus")
+
+    @staticmethod
+    async def _confirmed(pubsub: Any, timeout: float = 3.0) -> bool:
+        """Wait (at most ``timeout``) for Redis to confirm the subscription."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            message = await pubsub.get_message(ignore_subscribe_messages=False, timeout=left)
+            if message and message.get("type") == "subscribe":
+                return True
+        log.warning("config bus: Redis did not confirm the subscription within %.0f s", timeout)
+        return False
 
     async def _listen(self, pubsub: Any) -> None:
         while True:

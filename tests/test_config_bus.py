@@ -58,3 +58,28 @@ async def test_two_processes_share_changes_through_redis(aiohttp_client, hub_con
     assert put.status == 200
     await wait_for(lambda: hub2.settings.cached("welcome_text") == "欢迎光临旗舰店", timeout=5)
     assert bus2.received >= 2
+
+
+@pytest.mark.skipif(not _redis_up(), reason="no Redis on 127.0.0.1:6379")
+async def test_a_change_published_while_a_process_starts_is_not_missed():
+    """A process that loaded its caches but did not listen yet (a second worker still starting while
+    the first, ready, takes an admin's change) reloads them once its subscription holds."""
+    import uuid
+    channel = f"scrm-hub:test-config:{uuid.uuid4().hex}"
+    ready, starting = ConfigBus(REDIS, channel=channel), ConfigBus(REDIS, channel=channel)
+    reloads: list[str] = []
+
+    async def rules() -> None:
+        reloads.append("routing_rules")
+
+    starting.subscribe("routing_rules", rules)
+    await ready.start()
+    try:
+        await ready.publish("routing_rules")  # nobody listens on the other side yet
+        await starting.start()
+        assert reloads == ["routing_rules"]  # caught up at start
+        await ready.publish("routing_rules")
+        await wait_for(lambda: len(reloads) == 2, timeout=5)  # and listening from then on
+    finally:
+        await ready.stop()
+        await starting.stop()

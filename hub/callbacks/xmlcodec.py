@@ -68,15 +68,19 @@ def parse_flat(data: bytes) -> dict[str, XmlValue] | None:
         return None
     out: dict[str, Any] = {}
     for tag, cdata, plain in _FLAT_CHILDREN.findall(text, 5):
-        value = cdata or plain
-        prev = out.get(tag)
-        if prev is None:
-            out[tag] = value
-        elif isinstance(prev, list):
-            prev.append(value)
-        else:
-            out[tag] = [prev, value]
+        _add(out, tag, cdata or plain)
     return out
+
+
+def _add(parent: dict[str, Any], tag: str, value: XmlValue) -> None:
+    """A child element into its parent's dict: a repeated tag becomes a list."""
+    prev = parent.get(tag)
+    if prev is None:
+        parent[tag] = value
+    elif isinstance(prev, list):
+        prev.append(value)
+    else:
+        parent[tag] = [prev, value]
 
 
 def parse_expat(data: bytes) -> dict[str, XmlValue]:
@@ -101,15 +105,7 @@ def parse_expat(data: bytes) -> dict[str, XmlValue]:
         if not stack:
             result.append(children)
             return
-        value: XmlValue = children if children else "".join(parts)
-        parent = stack[-1][0]
-        prev = parent.get(tag)
-        if prev is None:
-            parent[tag] = value
-        elif isinstance(prev, list):
-            prev.append(value)
-        else:
-            parent[tag] = [prev, value]
+        _add(stack[-1][0], tag, children if children else "".join(parts))
 
     def chars(text: str) -> None:
         if stack:

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, select, update
 
 from ..clock import Clock
 from ..db import Database, retry_busy
@@ -29,6 +29,7 @@ from ..scale.routing_guard import agent_has_room
 from ..routing.rules import Decision, RoutingInput, decide, parse_rule
 from ..settings import Settings
 from ..users import UserInfo, set_status as store_status
+from .floor import queued_session, read_floor
 from .reading import SessionReading
 from .timers import Timers
 from .views import ProfileProvider, basic_profile, session_bundle, session_json
@@ -46,12 +47,6 @@ rules_t = RoutingRule.__table__
 OPEN_SESSION_Q = select(sessions_t).where(sessions_t.c.conversation_id == bindparam("cid")).where(
     sessions_t.c.state != fixed("closed"))  # open (not IN: its expanding bind cost more than the query)
 GET_SESSION_Q = select(sessions_t).where(sessions_t.c.id == bindparam("sid"))
-# what a dispatcher rebuild reads: held sessions (with their timer fields) and the queue
-HELD_Q = select(sessions_t.c.id, sessions_t.c.agent_id, sessions_t.c.state, sessions_t.c.assigned_at,
-                sessions_t.c.last_customer_at, sessions_t.c.last_agent_at).where(
-    sessions_t.c.state.in_(fixed("assigned", "active"))).where(sessions_t.c.agent_id.is_not(None))
-QUEUED_Q = select(sessions_t.c.id, sessions_t.c.group, sessions_t.c.priority, sessions_t.c.handover_at,
-                  sessions_t.c.advisor_id).where(sessions_t.c.state == fixed("queued"))
 KF_STATE = {"bot": 1, "queued": 2, "human": 3, "closed": 4}
 QUEUE_PUSH_EVERY = 0.3  # seconds
 QUEUE_HEAD = 100  # waiting sessions listed in a supervisor's queue.changed (the total is given too)
@@ -138,16 +133,8 @@ class SessionService(SessionReading):
         dispatcher follows what the others did (the database guards every assignment meanwhile).
         Not ``full``: the queue is read only when some agent has room (a long queue in a busy hour
         is not re-read every second); otherwise the local queue is kept, minus what is now held."""
-        async with self.db.read() as conn:
-            agents = (await conn.execute(select(users_t).where(users_t.c.disabled.is_(False)))).all()
-            held_rows = (await conn.execute(HELD_Q)).all()
-            held: dict[int, list[int]] = {}
-            for row in held_rows:
-                held.setdefault(row.agent_id, []).append(row.id)
-            room = any(a.status == "online" and len(held.get(a.id, ())) < a.cap for a in agents)
-            queued: list[QueuedSession] | None = None
-            if full or room:
-                queued = [self._queued(r) for r in (await conn.execute(QUEUED_Q)).all()]
+        floor = await read_floor(self.db, queue=True if full else None)
+        agents, held_rows, held, queued = floor.agents, floor.held, floor.held_by(), floor.queued
         if queued is None:
             taken = {r.id for r in held_rows}
             queued = [q for q in self.dispatcher.queue_snapshot() if q.session_id not in taken]
@@ -207,7 +194,7 @@ class SessionService(SessionReading):
         self.rules = parsed
 
     def _queued(self, row: Any) -> QueuedSession:
-        return QueuedSession(row.id, row.group, row.priority, row.handover_at, row.advisor_id)
+        return queued_session(row)
 
     # -- handover from the bots -----------------------------------------------------------------
     async def route(self, h: Handover) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """The live supervisor dashboard: one snapshot (``GET /api/supervisor/dashboard``) and the same snapshot
 pushed as ``dashboard.update`` to the ``supervisors`` room whenever a session changes.
 
-Queue and agents come live from the dispatcher; sessions waiting for a first reply from the database;
+Queue and agents come live from the dispatcher (one process) or from the database (several processes:
+each one's dispatcher may be a resync behind the others, the database is the view they share, and a
+Redis slot lets one of them push per ``PUSH_EVERY``, not each its own copy); sessions waiting for a first reply from the database;
 today's figures and the brand's health (hub/supervisor/stats.py) are recomputed at most every
 ``FIGURES_EVERY`` seconds (and at least every ``FIGURES_MAX_AGE``), so a burst of session changes costs
 one push per ``PUSH_EVERY`` and one recomputation per few seconds.
@@ -20,6 +22,10 @@ from ..errors import bad_request
 from ..models import ServiceSession
 from ..models.base import fixed
 from ..push import SUPERVISORS
+from ..routing.dispatch import AgentState, QueuedSession
+from ..scale.claims import worker_name
+from ..scale.push_slot import PushSlot
+from ..service.floor import read_floor
 from .metrics import waiting_seconds
 from .stats import HealthWindow, Stats
 
@@ -50,15 +56,22 @@ class Dashboard:
         self._last_push = float("-inf")
         self._lock = asyncio.Lock()
         self.pushes = 0
+        self.slot: PushSlot | None = None  # several processes: one push per ``push_every`` among them
 
     # -- the snapshot ---------------------------------------------------------------------------
     async def snapshot(self, fresh: bool = False) -> dict[str, Any]:
         sla = await self._first_reply_sla()
         figures = await self._current_figures(self.hub.clock.now(), fresh)
         awaiting = await self._awaiting_rows()
+        if self.hub.sessions.shared:
+            floor = await read_floor(self.hub.db)
+            waiting, agents, known = floor.queue(), floor.agent_states(), {a.id: a for a in floor.agents}
+        else:
+            dispatcher = self.hub.sessions.dispatcher
+            waiting, agents, known = list(dispatcher.queue_snapshot()), list(dispatcher.agents()), self.hub.sessions.agents
         now = self.hub.clock.now()  # after the awaits: queue, agents and waits are read together, at ``now``
-        return {"now": now, "sla": {"first_reply": sla}, "queue": self._queue(now), "agents": self._agents(),
-                "awaiting_first_reply": _awaiting(awaiting, now, sla), **figures}
+        return {"now": now, "sla": {"first_reply": sla}, "queue": self._queue(waiting, now),
+                "agents": self._agents(agents, known), "awaiting_first_reply": _awaiting(awaiting, now, sla), **figures}
 
     async def _first_reply_sla(self) -> float:
         value = await self.hub.settings.get("dashboard_first_reply_sla")
@@ -82,8 +95,7 @@ class Dashboard:
                 self._figures_at = now
             return self._figures
 
-    def _queue(self, now: float) -> dict[str, Any]:
-        waiting = self.hub.sessions.dispatcher.queue_snapshot()
+    def _queue(self, waiting: list[QueuedSession], now: float) -> dict[str, Any]:
         per_group: dict[str, int] = {}
         for q in waiting:
             per_group[q.group] = per_group.get(q.group, 0) + 1
@@ -93,10 +105,10 @@ class Dashboard:
                 "waiting": [{"session_id": q.session_id, "group": q.group, "priority": q.priority,
                              "enqueued_at": q.enqueued_at, "advisor_id": q.agent_id} for q in waiting[:QUEUE_LISTED]]}
 
-    def _agents(self) -> list[dict[str, Any]]:
-        known = self.hub.sessions.agents
+    def _agents(self, agents: list[AgentState], known: dict[int, Any]) -> list[dict[str, Any]]:
+        """``known``: each agent's user (a UserInfo or a users row: username, display_name, role)."""
         out = []
-        for a in self.hub.sessions.dispatcher.agents():
+        for a in agents:
             info = known.get(a.id)
             if info is not None and info.role != "agent" and a.cap == 0:
                 continue  # supervisors and admins who take no sessions are not on the floor
@@ -138,7 +150,12 @@ class Dashboard:
 
     async def push_now(self) -> None:
         self._pending = None
-        self._last_push = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        if self.slot is not None and (wait := await self.slot.take()) > 0:
+            if self._pending is None:  # another process pushed just now: push ours when its slot frees
+                self._pending = loop.call_later(wait, lambda: asyncio.ensure_future(self.push_now()))
+            return
+        self._last_push = loop.time()
         try:
             snap = await self.snapshot()
         except Exception:  # noqa: BLE001 - the next change tries again
@@ -200,6 +217,9 @@ def install(app: web.Application) -> None:
     async def dashboard_context(app: web.Application):  # noqa: ANN202
         hub = hub_of_app(app)
         dash = Dashboard(hub)
+        redis = getattr(hub.push.streams, "redis", None)
+        if redis is not None:
+            dash.slot = PushSlot(redis, "hub:dashboard:push", dash.push_every, worker_name(hub.config.worker_id))
         app[DASHBOARD] = dash
         hub.sessions.observers.append(dash.on_session_change)
         task = asyncio.create_task(dash.heartbeat(), name="dashboard-heartbeat")

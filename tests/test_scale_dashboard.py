@@ -6,7 +6,8 @@ import asyncio
 
 from hub.app import HUB
 from hub.service.sessions import Handover
-from hub.supervisor.dashboard import DASHBOARD
+from hub.service.floor import summarize
+from hub.supervisor.dashboard import DASHBOARD, QUEUE_LISTED
 from tests.rt_helpers import Agent, login, make_user, server_url
 from tests.scale_helpers import private_redis, two_hubs  # noqa: F401 - fixtures
 from tests.test_dashboard_api import new_conversation
@@ -16,11 +17,16 @@ async def test_a_session_queued_on_one_process_shows_at_once_on_the_other(two_hu
     a, b = two_hubs
     hub_b = b.server.app[HUB]
     await make_user(hub_b, "alice", groups=("presales",), cap=0)  # on the floor, no room: sessions wait
-    cid = await new_conversation(hub_b, "c-queued")
-    await hub_b.sessions.route(Handover(cid, "acme-wecom", "在吗", [], group="presales"))
+    for i, (group, vip) in enumerate([("presales", 0), ("aftersales", 3), ("presales", 5), ("presales", 0)]):
+        cid = await new_conversation(hub_b, f"c-queued-{i}")
+        await hub_b.sessions.route(Handover(cid, "acme-wecom", "在吗", [], group=group, vip_level=vip))
     snap = await a.server.app[DASHBOARD].snapshot()  # before process A's next resync
-    assert snap["queue"]["total"] == 1 and snap["queue"]["per_group"] == {"presales": 1}
+    assert snap["queue"]["total"] == 4 and snap["queue"]["per_group"] == {"presales": 3, "aftersales": 1}
     assert [(x["username"], x["load"], x["cap"]) for x in snap["agents"]] == [("alice", 0, 0)]
+    # the database's queue, summed up there, is the queue of the process that routed them all
+    expected = summarize(hub_b.sessions.dispatcher.queue_snapshot(), QUEUE_LISTED)
+    assert [w["session_id"] for w in snap["queue"]["waiting"]] == [q.session_id for q in expected.head]
+    assert snap["queue"]["oldest_enqueued_at"] == expected.oldest
 
 
 async def test_one_update_per_interval_among_processes(two_hubs):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from ..db import Database
 from ..models import ServiceSession, User
@@ -29,6 +29,11 @@ QUEUED_Q = select(sessions_t.c.id, sessions_t.c.group, sessions_t.c.priority, se
 AGENTS_Q = select(users_t).where(users_t.c.disabled.is_(False))
 
 
+QUEUE_ORDER = (sessions_t.c.priority.desc(), sessions_t.c.handover_at, sessions_t.c.id)  # the dispatcher's
+QUEUE_GROUPS_Q = select(sessions_t.c.group, func.count(), func.min(sessions_t.c.handover_at)).where(
+    sessions_t.c.state == fixed("queued")).group_by(sessions_t.c.group)
+
+
 def queued_session(row: Any) -> QueuedSession:
     return QueuedSession(row.id, row.group, row.priority, row.handover_at, row.advisor_id)
 
@@ -44,10 +49,6 @@ class Floor:
         for row in self.held:
             out.setdefault(row.agent_id, []).append(row.id)
         return out
-
-    def queue(self) -> list[QueuedSession]:
-        """The waiting sessions in the dispatcher's queue order (priority, then longest waiting)."""
-        return sorted(self.queued or (), key=lambda q: (-q.priority, q.enqueued_at, q.session_id))
 
     def agent_states(self) -> list[AgentState]:
         held = self.held_by()
@@ -66,3 +67,31 @@ async def read_floor(db: Database, queue: bool | None = True) -> Floor:
             queue = any(a.status == "online" and len(load.get(a.id, ())) < a.cap for a in agents)
         queued = [queued_session(r) for r in (await conn.execute(QUEUED_Q)).all()] if queue else None
     return Floor(agents, held, queued)
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """What a supervisor sees of the queue: its length per group, the oldest, the first ``head``."""
+    total: int
+    per_group: dict[str, int]
+    oldest: float | None
+    head: list[QueuedSession]
+
+
+def summarize(waiting: Sequence[QueuedSession], listed: int) -> QueueSummary:
+    """A queue in queue order (a dispatcher's) -> its summary."""
+    per_group: dict[str, int] = {}
+    for q in waiting:
+        per_group[q.group] = per_group.get(q.group, 0) + 1
+    oldest = min((q.enqueued_at for q in waiting), default=None)
+    return QueueSummary(len(waiting), per_group, oldest, list(waiting[:listed]))
+
+
+async def read_queue_summary(db: Database, listed: int) -> QueueSummary:
+    """The database's queue, summed up there (a queue of thousands in a busy hour is not fetched)."""
+    async with db.read() as conn:
+        groups = (await conn.execute(QUEUE_GROUPS_Q)).all()
+        head = (await conn.execute(QUEUED_Q.order_by(*QUEUE_ORDER).limit(listed))).all()
+    return QueueSummary(sum(n for _, n, _ in groups), {g: n for g, n, _ in groups},
+                        min((t for _, _, t in groups if t is not None), default=None),
+                        [queued_session(r) for r in head])

@@ -22,10 +22,10 @@ from ..errors import bad_request
 from ..models import ServiceSession
 from ..models.base import fixed
 from ..push import SUPERVISORS
-from ..routing.dispatch import AgentState, QueuedSession
+from ..routing.dispatch import AgentState
 from ..scale.claims import worker_name
 from ..scale.push_slot import PushSlot
-from ..service.floor import read_floor
+from ..service.floor import QueueSummary, read_floor, read_queue_summary, summarize
 from .metrics import waiting_seconds
 from .stats import HealthWindow, Stats
 
@@ -64,13 +64,15 @@ class Dashboard:
         figures = await self._current_figures(self.hub.clock.now(), fresh)
         awaiting = await self._awaiting_rows()
         if self.hub.sessions.shared:
-            floor = await read_floor(self.hub.db)
-            waiting, agents, known = floor.queue(), floor.agent_states(), {a.id: a for a in floor.agents}
+            floor = await read_floor(self.hub.db, queue=False)
+            queue = await read_queue_summary(self.hub.db, QUEUE_LISTED)
+            agents, known = floor.agent_states(), {a.id: a for a in floor.agents}
         else:
             dispatcher = self.hub.sessions.dispatcher
-            waiting, agents, known = list(dispatcher.queue_snapshot()), list(dispatcher.agents()), self.hub.sessions.agents
+            queue = summarize(dispatcher.queue_snapshot(), QUEUE_LISTED)
+            agents, known = list(dispatcher.agents()), self.hub.sessions.agents
         now = self.hub.clock.now()  # after the awaits: queue, agents and waits are read together, at ``now``
-        return {"now": now, "sla": {"first_reply": sla}, "queue": self._queue(waiting, now),
+        return {"now": now, "sla": {"first_reply": sla}, "queue": _queue(queue, now),
                 "agents": self._agents(agents, known), "awaiting_first_reply": _awaiting(awaiting, now, sla), **figures}
 
     async def _first_reply_sla(self) -> float:
@@ -94,16 +96,6 @@ class Dashboard:
                 self._figures = {"today": await self.stats.today(now), "health": self._health, "figures_at": now}
                 self._figures_at = now
             return self._figures
-
-    def _queue(self, waiting: list[QueuedSession], now: float) -> dict[str, Any]:
-        per_group: dict[str, int] = {}
-        for q in waiting:
-            per_group[q.group] = per_group.get(q.group, 0) + 1
-        oldest = min((q.enqueued_at for q in waiting), default=None)
-        return {"total": len(waiting), "per_group": per_group, "oldest_enqueued_at": oldest,
-                "longest_wait": waiting_seconds(oldest, now),
-                "waiting": [{"session_id": q.session_id, "group": q.group, "priority": q.priority,
-                             "enqueued_at": q.enqueued_at, "advisor_id": q.agent_id} for q in waiting[:QUEUE_LISTED]]}
 
     def _agents(self, agents: list[AgentState], known: dict[int, Any]) -> list[dict[str, Any]]:
         """``known``: each agent's user (a UserInfo or a users row: username, display_name, role)."""
@@ -170,6 +162,13 @@ class Dashboard:
         while True:
             await asyncio.sleep(every)
             self.changed()
+
+
+def _queue(queue: QueueSummary, now: float) -> dict[str, Any]:
+    return {"total": queue.total, "per_group": queue.per_group, "oldest_enqueued_at": queue.oldest,
+            "longest_wait": waiting_seconds(queue.oldest, now),
+            "waiting": [{"session_id": q.session_id, "group": q.group, "priority": q.priority,
+                         "enqueued_at": q.enqueued_at, "advisor_id": q.agent_id} for q in queue.head]}
 
 
 def _awaiting(rows: list[Any], now: float, sla: float) -> list[dict[str, Any]]:

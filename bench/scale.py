@@ -164,7 +164,8 @@ def archived_count(db_url: str) -> int:
 
 async def pg(db_url: str, sql: str, *args: object) -> object:
     import asyncpg
-    dsn, _, schema = db_url.partition("?schema=")
+    from hub.db import split_schema
+    dsn, schema = split_schema(db_url)
     conn = await asyncpg.connect(dsn.replace("postgresql+asyncpg://", "postgresql://"))
     try:
         if schema:
@@ -189,7 +190,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
     else:
         schema = "bench_" + uuid.uuid4().hex[:10]
         asyncio.run(pg(args.pg, f"CREATE SCHEMA {schema}"))
-        db_url = f"{args.pg}?schema={schema}"
+        db_url = f"{args.pg}{'&' if '?' in args.pg else '?'}schema={schema}"
         rport = free_port()
         redis = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(rport), "--save", "",
                                   "--appendonly", "no", "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL)

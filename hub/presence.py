@@ -31,6 +31,7 @@ class Presence:
         self.on_gone: Callable[[UserInfo], Awaitable[None]] | None = None  # set by the session service
         self.shared: Any = None  # RedisPresence when several processes serve agents
         self._supervisors: set[int] = set()  # supervisors and admins who have connected to this process
+        self._supervisor_sids: set[str] = set()  # their sockets, as counted in Redis (shared)
 
     def supervisor_online(self) -> bool:
         """A supervisor or admin has a socket on this process (asked on every session change: a
@@ -46,6 +47,9 @@ class Presence:
             self._supervisors.discard(user.id)  # a role changed since their last connection
         if self.shared is not None:
             await self.shared.changed(user.id, +1)
+            if user.is_supervisor:
+                self._supervisor_sids.add(sid)
+                await self.shared.supervisors_changed(+1)
         timer = self._offline_timers.pop(user.id, None)
         if timer:
             timer.cancel()
@@ -55,6 +59,9 @@ class Presence:
         self.sockets.get(user.id, set()).discard(sid)
         if had and self.shared is not None:
             await self.shared.changed(user.id, -1)
+            if sid in self._supervisor_sids:
+                self._supervisor_sids.discard(sid)
+                await self.shared.supervisors_changed(-1)
         await self.viewing(user, sid, None)
         if not self.sockets.get(user.id):
             self._arm_offline(user)

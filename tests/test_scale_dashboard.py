@@ -51,3 +51,31 @@ async def test_one_update_per_interval_among_processes(two_hubs):
         assert sum(d.pushes for d in dashes) >= len(updates) >= 1
     finally:
         await sup.close()
+
+
+async def test_no_dashboard_work_while_no_supervisor_watches_on_any_process(two_hubs):
+    a, b = two_hubs
+    hub_a, hub_b = a.server.app[HUB], b.server.app[HUB]
+    await make_user(hub_a, "sam", role="supervisor", groups=(), cap=0)
+    await hub_b.sessions.load()
+    dashes = (a.server.app[DASHBOARD], b.server.app[DASHBOARD])
+
+    async def queue_one(i: int) -> None:
+        cid = await new_conversation(hub_b, f"w{i}")
+        await hub_b.sessions.route(Handover(cid, "acme-wecom", "在吗", [], group="presales"))
+
+    await queue_one(0)
+    await asyncio.sleep(0.5)
+    assert sum(d.pushes for d in dashes) == 0  # nobody looking anywhere: no snapshot, no push
+
+    sup = await Agent(server_url(a), await login(a, "sam")).connect()  # on process A
+    try:
+        await queue_one(1)  # a change on process B, which learns from Redis that A has a supervisor
+        await sup.wait("dashboard.update", where=lambda d: d["queue"]["total"] == 2)
+    finally:
+        await sup.close()
+    await asyncio.sleep(1.5)  # the disconnect is counted and any push already due has run
+    pushed = sum(d.pushes for d in dashes)
+    await queue_one(2)
+    await asyncio.sleep(1.5)
+    assert sum(d.pushes for d in dashes) == pushed

@@ -13,6 +13,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+SUPERVISOR_SOCKETS = "hub:supervisor-sockets"  # worker -> sockets of supervisors and admins open there
 HEARTBEAT_TTL = 15  # seconds a process counts as alive after its last heartbeat
 HEARTBEAT_EVERY = 5.0
 
@@ -39,6 +40,10 @@ class RedisPresence:
             pass
 
     async def _heartbeat(self) -> None:
+        try:  # counts a previous process of this name left behind (a restart after a crash)
+            await self.redis.hdel(SUPERVISOR_SOCKETS, self.worker)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("presence reset failed: %s", exc)
         while True:
             try:
                 await self.redis.set(f"hub:worker:{self.worker}", "1", ex=HEARTBEAT_TTL)
@@ -55,6 +60,26 @@ class RedisPresence:
                 await self.redis.hdel(key, self.worker)
         except Exception as exc:  # noqa: BLE001
             log.warning("presence update for user %s failed: %s", user_id, exc)
+
+    async def supervisors_changed(self, delta: int) -> None:
+        """This process gained (+1) or lost (-1) a supervisor's or admin's socket. Best effort."""
+        try:
+            if await self.redis.hincrby(SUPERVISOR_SOCKETS, self.worker, delta) <= 0:
+                await self.redis.hdel(SUPERVISOR_SOCKETS, self.worker)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("supervisor presence update failed: %s", exc)
+
+    async def supervisors_online(self) -> bool | None:
+        """A supervisor or admin has a socket on some live process; None when Redis cannot say."""
+        try:
+            counts = await self.redis.hgetall(SUPERVISOR_SOCKETS)
+            workers = [w.decode() if isinstance(w, bytes) else w for w, n in counts.items() if int(n) > 0]
+            if not workers:
+                return False
+            return await self.redis.exists(*[f"hub:worker:{w}" for w in workers]) > 0
+        except Exception as exc:  # noqa: BLE001
+            log.warning("supervisor presence lookup failed: %s", exc)
+            return None
 
     async def connected_elsewhere(self, user_id: int) -> bool | None:
         """True if another live process holds a socket of the user; None when Redis cannot say."""

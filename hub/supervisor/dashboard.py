@@ -125,11 +125,21 @@ class Dashboard:
 
     def watched(self) -> bool:
         """Someone may be looking: a supervisor or admin has a socket on this process, or several
-        processes serve sockets (one of the others may hold a supervisor's)."""
+        processes serve sockets (one of the others may hold a supervisor's: ``watched_anywhere``)."""
         presence = self.hub.presence
         if presence.shared is not None:
             return True
         return presence.supervisor_online()
+
+    async def watched_anywhere(self) -> bool:
+        """A supervisor or admin has a socket on some process (Redis counts them per process); when
+        Redis cannot say, assume so."""
+        presence = self.hub.presence
+        if presence.supervisor_online():
+            return True
+        if presence.shared is None:
+            return False
+        return await presence.shared.supervisors_online() is not False
 
     def changed(self) -> None:
         if self._pending is not None:
@@ -143,6 +153,8 @@ class Dashboard:
     async def push_now(self) -> None:
         self._pending = None
         loop = asyncio.get_running_loop()
+        if not await self.watched_anywhere():
+            return  # nobody to push to (a supervisor who connects loads a snapshot)
         if self.slot is not None and (wait := await self.slot.take()) > 0:
             if self._pending is None:  # another process pushed just now: push ours when its slot frees
                 self._pending = loop.call_later(wait, lambda: asyncio.ensure_future(self.push_now()))

@@ -64,18 +64,28 @@ async def test_no_dashboard_work_while_no_supervisor_watches_on_any_process(two_
         cid = await new_conversation(hub_b, f"w{i}")
         await hub_b.sessions.route(Handover(cid, "acme-wecom", "在吗", [], group="presales"))
 
-    await queue_one(0)
+    looked = []
+    ask = hub_b.presence.shared.supervisors_online
+
+    async def counted() -> bool | None:
+        looked.append(1)
+        return await ask()
+
+    hub_b.presence.shared.supervisors_online = counted
+    for i in range(10):  # a burst of changes: Redis is asked once a push interval, not once a change
+        await queue_one(i)
     await asyncio.sleep(0.5)
     assert sum(d.pushes for d in dashes) == 0  # nobody looking anywhere: no snapshot, no push
+    assert 1 <= len(looked) <= 2
 
     sup = await Agent(server_url(a), await login(a, "sam")).connect()  # on process A
     try:
-        await queue_one(1)  # a change on process B, which learns from Redis that A has a supervisor
-        await sup.wait("dashboard.update", where=lambda d: d["queue"]["total"] == 2)
+        await queue_one(10)  # a change on process B, which learns from Redis that A has a supervisor
+        await sup.wait("dashboard.update", where=lambda d: d["queue"]["total"] == 11)
     finally:
         await sup.close()
     await asyncio.sleep(1.5)  # the disconnect is counted and any push already due has run
     pushed = sum(d.pushes for d in dashes)
-    await queue_one(2)
+    await queue_one(11)
     await asyncio.sleep(1.5)
     assert sum(d.pushes for d in dashes) == pushed

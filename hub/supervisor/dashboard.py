@@ -53,7 +53,8 @@ class Dashboard:
         self._health_at = float("-inf")
         self._dirty = True
         self._pending: asyncio.TimerHandle | None = None
-        self._last_push = float("-inf")
+        self._last_push = float("-inf")  # loop time of the last push (or look for someone to push to)
+        self._running = False  # a push_now is under way
         self._lock = asyncio.Lock()
         self.pushes = 0
         self.slot: PushSlot | None = None  # several processes: one push per ``push_every`` among them
@@ -142,7 +143,7 @@ class Dashboard:
         return await presence.shared.supervisors_online() is not False
 
     def changed(self) -> None:
-        if self._pending is not None:
+        if self._pending is not None or self._running:
             return
         if not self.watched():
             return  # nobody to push to: no day walk under load; a supervisor who connects loads a snapshot
@@ -153,20 +154,23 @@ class Dashboard:
     async def push_now(self) -> None:
         self._pending = None
         loop = asyncio.get_running_loop()
-        if not await self.watched_anywhere():
-            return  # nobody to push to (a supervisor who connects loads a snapshot)
-        if self.slot is not None and (wait := await self.slot.take()) > 0:
-            if self._pending is None:  # another process pushed just now: push ours when its slot frees
-                self._pending = loop.call_later(wait, lambda: asyncio.ensure_future(self.push_now()))
-            return
-        self._last_push = loop.time()
+        self._last_push = loop.time()  # the last attempt: changes meanwhile wait out ``push_every``
+        self._running = True
         try:
+            if not await self.watched_anywhere():
+                return  # nobody to push to (a supervisor who connects loads a snapshot)
+            if self.slot is not None and (wait := await self.slot.take()) > 0:
+                # another process pushed just now: push ours when its slot frees
+                self._pending = loop.call_later(wait, lambda: asyncio.ensure_future(self.push_now()))
+                return
             snap = await self.snapshot()
+            await self.hub.push.to_room(SUPERVISORS, "dashboard.update", snap)
+            self.pushes += 1
         except Exception:  # noqa: BLE001 - the next change tries again
-            log.exception("dashboard snapshot failed")
+            log.exception("dashboard push failed")
             return
-        await self.hub.push.to_room(SUPERVISORS, "dashboard.update", snap)
-        self.pushes += 1
+        finally:
+            self._running = False
         if self._dirty:  # figures were too fresh to recompute: once more when they may be
             self.changed()
 

@@ -38,6 +38,9 @@ after its answer counts too, so a configuration that defers it does not look che
 warm-up, probe and run) must equal ``archived`` (inbound rows of the bench account) in every run.
 Runs are interleaved (sqlite, one, two, two, one, sqlite ...); medians are reported.
 
+PostgreSQL: by default over its Unix socket when this host has one (a one-host deployment's connection;
+``pg_transport`` in the JSON), else 127.0.0.1:5432; ``--pg URL`` picks another (TCP included).
+
     python bench/scale.py            # 3 runs x 10 s per configuration
     python bench/scale.py --quick    # 1 run x 1 s per configuration (150 senders), < 45 s wall on an idle box
 
@@ -68,7 +71,12 @@ from bench.callbacks import (ACCOUNT, AES_KEY, CORP_ID, TOKEN, MessageFactory, f
                              run_wrk, start, stop, wait_healthy)
 from bench.scale_probe import ADMIN_PASSWORD, ADMIN_USER, PROBE_PASSWORD, PROBE_USER, probe_route  # noqa: E402
 
-PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+PG_TCP = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+PG_SOCKET_DIR = "/var/run/postgresql"
+# PostgreSQL on this host: its Unix socket, as a one-host deployment connects (docs/deploy.md); over TCP
+# loopback the kernel's TCP work lands on the hub's CPU (10-22% more CPU per 1k callbacks, one worker)
+PG = (f"postgresql+asyncpg://postgres@/test?host={PG_SOCKET_DIR}"
+      if os.path.exists(f"{PG_SOCKET_DIR}/.s.PGSQL.5432") else PG_TCP)
 TARGET_SCALING, TARGET_CPU_DRIFT = 1.3, 0.15
 
 
@@ -312,7 +320,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1 run x 1 s per configuration, then 1.5 s steady (< 45 s wall)")
     ap.add_argument("--runs", type=int)
     ap.add_argument("--duration", type=float)
-    ap.add_argument("--pg", default=os.environ.get("HUB_BENCH_PG", PG), help="PostgreSQL URL (a schema per run)")
+    ap.add_argument("--pg", default=os.environ.get("HUB_BENCH_PG", PG), help="PostgreSQL URL (a schema per run; default: the Unix socket "
+                    "when there is one, else TCP 127.0.0.1:5432)")
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--plan-rate", type=float, default=5000, help="messages prepared per second of run")
@@ -400,7 +409,8 @@ def main() -> None:
         "steady_rate_per_s": args.steady_rate, "push_probe_lost": lost_push,
         "flood_push_p99_ms_one": flood_p99["one"], "flood_push_p99_ms_two": flood_p99["two"],
         "flood_push_p99_ms_sqlite": flood_p99["sqlite"], "flood_probe_late": flood_late, "runs": runs, "duration_s": duration, "quick": args.quick,
-        "meets": meets, "cores": os.cpu_count(), "wall_s": round(time.perf_counter() - wall0, 1),
+        "meets": meets, "cores": os.cpu_count(), "pg_transport": "tcp" if "@127.0.0.1" in args.pg or "@localhost" in args.pg
+        else "unix" if "host=/" in args.pg else "other", "wall_s": round(time.perf_counter() - wall0, 1),
         "per_run": results}, ensure_ascii=False))
 
 

@@ -11,10 +11,13 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# 0 when this caller took the slot, else the milliseconds until it frees
+# 0 when this caller took the slot, else the milliseconds until it frees (at least 1: under a millisecond
+# left, or just expired, it is still someone else's)
 TAKE_LUA = """
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
-return redis.call('PTTL', KEYS[1])
+local left = redis.call('PTTL', KEYS[1])
+if left < 1 then return 1 end
+return left
 """
 
 
@@ -33,4 +36,4 @@ class PushSlot:
         except Exception as exc:  # noqa: BLE001 - redis down: push from here
             log.debug("push slot %s unavailable (%s): pushing", self.key, exc)
             return 0.0
-        return left / 1000 if left > 0 else 0.0  # -2: it expired in between
+        return left / 1000

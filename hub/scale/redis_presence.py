@@ -72,11 +72,7 @@ class RedisPresence:
     async def supervisors_online(self) -> bool | None:
         """A supervisor or admin has a socket on some live process; None when Redis cannot say."""
         try:
-            counts = await self.redis.hgetall(SUPERVISOR_SOCKETS)
-            workers = [w.decode() if isinstance(w, bytes) else w for w, n in counts.items() if int(n) > 0]
-            if not workers:
-                return False
-            return await self.redis.exists(*[f"hub:worker:{w}" for w in workers]) > 0
+            return await self._alive(await self.redis.hgetall(SUPERVISOR_SOCKETS))
         except Exception as exc:  # noqa: BLE001
             log.warning("supervisor presence lookup failed: %s", exc)
             return None
@@ -84,13 +80,14 @@ class RedisPresence:
     async def connected_elsewhere(self, user_id: int) -> bool | None:
         """True if another live process holds a socket of the user; None when Redis cannot say."""
         try:
-            counts = await self.redis.hgetall(f"hub:presence:{user_id}")
-            others = [w.decode() if isinstance(w, bytes) else w for w, n in counts.items() if int(n) > 0]
-            others = [w for w in others if w != self.worker]
-            if not others:
-                return False
-            alive = await self.redis.exists(*[f"hub:worker:{w}" for w in others])
-            return alive > 0
+            return await self._alive(await self.redis.hgetall(f"hub:presence:{user_id}"), skip=self.worker)
         except Exception as exc:  # noqa: BLE001
             log.warning("presence lookup for user %s failed: %s", user_id, exc)
             return None
+
+    async def _alive(self, counts: dict[Any, Any], skip: str = "") -> bool:
+        """Some process with a positive count in ``counts`` (worker -> sockets), other than ``skip``,
+        is alive (its heartbeat has not expired)."""
+        workers = [w.decode() if isinstance(w, bytes) else w for w, n in counts.items() if int(n) > 0]
+        workers = [w for w in workers if w != skip]
+        return bool(workers) and await self.redis.exists(*[f"hub:worker:{w}" for w in workers]) > 0

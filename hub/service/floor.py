@@ -26,12 +26,10 @@ HELD_Q = select(sessions_t.c.id, sessions_t.c.agent_id, sessions_t.c.state, sess
     sessions_t.c.state.in_(fixed("assigned", "active"))).where(sessions_t.c.agent_id.is_not(None))
 QUEUED_Q = select(sessions_t.c.id, sessions_t.c.group, sessions_t.c.priority, sessions_t.c.handover_at,
                   sessions_t.c.advisor_id).where(sessions_t.c.state == fixed("queued"))
-AGENTS_Q = select(users_t).where(users_t.c.disabled.is_(False))
-
-
 QUEUE_ORDER = (sessions_t.c.priority.desc(), sessions_t.c.handover_at, sessions_t.c.id)  # the dispatcher's
 QUEUE_GROUPS_Q = select(sessions_t.c.group, func.count(), func.min(sessions_t.c.handover_at)).where(
     sessions_t.c.state == fixed("queued")).group_by(sessions_t.c.group)
+AGENTS_Q = select(users_t).where(users_t.c.disabled.is_(False))
 
 
 def queued_session(row: Any) -> QueuedSession:

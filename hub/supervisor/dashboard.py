@@ -3,7 +3,8 @@ pushed as ``dashboard.update`` to the ``supervisors`` room whenever a session ch
 
 Queue and agents come live from the dispatcher (one process) or from the database (several processes:
 each one's dispatcher may be a resync behind the others, the database is the view they share, and a
-Redis slot lets one of them push per ``PUSH_EVERY``, not each its own copy); sessions waiting for a first reply from the database;
+Redis slot lets one of them push per ``PUSH_EVERY``, not each its own copy); sessions waiting for a
+first reply from the database;
 today's figures and the brand's health (hub/supervisor/stats.py) are recomputed at most every
 ``FIGURES_EVERY`` seconds (and at least every ``FIGURES_MAX_AGE``), so a burst of session changes costs
 one push per ``PUSH_EVERY`` and one recomputation per few seconds.

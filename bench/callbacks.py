@@ -5,7 +5,9 @@ synchronous=FULL on every connection) receives signed, AES-encrypted WeCom text 
 ``wrk`` (a separate load-generator process, over loopback, 2 threads x 64 connections, Lua script
 ``bench/callbacks.lua`` replaying pre-encrypted requests, each with its own query string and
 body). In the same run, the same generator settings hit a bare aiohttp server (one process, same
-Python) whose handler only answers ``success``: the ceiling of this machine.
+Python, same event loop as the hub: uvloop by default, --loop) whose handler only answers ``success``:
+the ceiling of this machine. With uvloop, a bare aiohttp on asyncio's own loop is measured too
+(``ceiling_asyncio_per_s``), for reference.
 
 Every request sent to the hub is a distinct message (distinct MsgId; senders drawn from a pool of
 customers, --senders; Chinese text) and the Lua script drains every outstanding response before a
@@ -68,8 +70,11 @@ AFTER = ("", "", "？", "呀", "呢", "，谢谢", "，急", "～", "。订单�
 # ---------------------------------------------------------------------------------------------
 # the bare ceiling server (run as `python bench/callbacks.py --bare-server PORT`)
 
-def bare_server(port: int) -> None:
+def bare_server(port: int, loop_name: str) -> None:
+    """aiohttp answering ``success`` and nothing else, on the event loop ``loop_name``."""
     from aiohttp import web
+
+    from hub.event_loop import new_event_loop
 
     async def receive(request: web.Request) -> web.Response:
         return web.Response(text="success", content_type="text/plain")
@@ -80,7 +85,8 @@ def bare_server(port: int) -> None:
     app = web.Application()
     app.router.add_post("/callbacks/wecom/{account}", receive)
     app.router.add_get("/healthz", health)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=lambda *_: None)
+    loop, _ = new_event_loop(loop_name)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=lambda *_: None, loop=loop)
 
 
 def standin_server(port: int) -> None:
@@ -290,11 +296,15 @@ def main() -> None:
     ap.add_argument("--profile-flags", default="--gil", help="extra py-spy record flags (default --gil)")
     ap.add_argument("--hub-cmd", default="", help="command that runs the hub CLI (default: PYTHON -m hub); "
                     "for A/B experiments, e.g. a script that patches the hub then calls hub.cli.main()")
+    ap.add_argument("--loop", choices=["auto", "uvloop", "asyncio"], default="auto",
+                    help="event loop of the hub and of the bare ceiling (default auto: uvloop if installed, as the "
+                         "hub's own default); with uvloop, a bare aiohttp on asyncio's loop is measured as well")
     ap.add_argument("--bare-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    ap.add_argument("--bare-loop", default="asyncio", help=argparse.SUPPRESS)
     ap.add_argument("--standin-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_server:
-        bare_server(args.bare_server)
+        bare_server(args.bare_server, args.bare_loop)
         return
     if args.standin_server:
         standin_server(args.standin_server)
@@ -308,7 +318,9 @@ def main() -> None:
     db_path = tmp / "hub.db"
     db_url = f"sqlite+aiosqlite:///{db_path}"
     py = sys.executable
-    hub = bare = standin = None
+    hub = bare = bare_asyncio = standin = None
+    from hub.event_loop import resolve
+    loop_name = resolve(args.loop)
     procs: list[subprocess.Popen] = []
     try:
         env = dict(os.environ)
@@ -316,6 +328,7 @@ def main() -> None:
         # is measured), so their timestamps age during the run: widen the hub's replay window.
         env["HUB_CALLBACK_MAX_SKEW"] = "86400"
         env["HUB_LOG_LEVEL"] = "WARNING"
+        env["HUB_EVENT_LOOP"] = loop_name  # the hub and the bare ceiling run on the same loop
         env.pop("HUB_CONFIG", None)
         env.pop("HUB_DATABASE_URL", None)
         subprocess.run([py, "-m", "hub", "accounts", "add", "--db", db_url, "--id", ACCOUNT, "--platform", "wecom",
@@ -323,7 +336,7 @@ def main() -> None:
                         "--secret", "bench-corp-secret"],
                        cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
 
-        hub_port, bare_port, standin_port = free_port(), free_port(), free_port()
+        hub_port, bare_port, standin_port, asyncio_port = free_port(), free_port(), free_port(), free_port()
         hub_log, bare_log, standin_log = tmp / "hub.log", tmp / "bare.log", tmp / "standin.log"
         me = str(Path(__file__).resolve())
         standin = start([py, me, "--standin-server", str(standin_port)], standin_log, env)
@@ -331,7 +344,10 @@ def main() -> None:
         hub_cmd = args.hub_cmd.split() if args.hub_cmd else [py, "-m", "hub"]
         hub = start([*hub_cmd, "serve", "--db", db_url, "--port", str(hub_port), "--wecom-api-base", api_base,
                      "--oa-api-base", api_base], hub_log, env)
-        bare = start([py, me, "--bare-server", str(bare_port)], bare_log, env)
+        bare = start([py, me, "--bare-server", str(bare_port), "--bare-loop", loop_name], bare_log, env)
+        if loop_name != "asyncio":  # also the ceiling on Python's own loop, for reference
+            bare_asyncio = start([py, me, "--bare-server", str(asyncio_port), "--bare-loop", "asyncio"],
+                                 tmp / "bare-asyncio.log", env)
 
         factory = MessageFactory(args.senders)
         t = time.perf_counter()
@@ -340,7 +356,10 @@ def main() -> None:
         prep_s = time.perf_counter() - t
         wait_healthy(hub_port, hub, hub_log)
         wait_healthy(bare_port, bare, bare_log)
+        if bare_asyncio is not None:
+            wait_healthy(asyncio_port, bare_asyncio, tmp / "bare-asyncio.log")
         wait_healthy(standin_port, standin, standin_log, "/cgi-bin/gettoken")
+        print(f"event loop {loop_name} (hub and bare){'; bare on asyncio :' + str(asyncio_port) if bare_asyncio else ''}")
         print(f"hub :{hub_port} (SQLite {db_path}), bare :{bare_port}; wrk -t{args.threads} -c{args.connections}, "
               f"{runs} x {duration:g} s per side after {warmup:g} s warm-up")
         print(f"prepared {factory.made} warm-up messages in {prep_s:.2f} s "
@@ -349,6 +368,7 @@ def main() -> None:
         wrk = dict(threads=args.threads, connections=args.connections, procs=procs, grace=5 if args.quick else 15)
         hub_results: list[dict] = []
         bare_results: list[dict] = []
+        asyncio_results: list[dict] = []
         total_acked = total_non200 = total_sent = 0
         undrained = 0
         total_errors: dict[str, int] = {}
@@ -369,6 +389,9 @@ def main() -> None:
             best = res["rate"]
             res = run_wrk(bare_port, warm_file, "cycle", warmup, **wrk)
             print(f"warm-up bare: {fmt(res)}")
+            if bare_asyncio is not None:
+                res = run_wrk(asyncio_port, warm_file, "cycle", warmup, **wrk)
+                print(f"warm-up bare (asyncio): {fmt(res)}")
         else:
             best = args.plan_rate
         bare_file = warm_file  # the bare server stores nothing: it may see the same bodies again
@@ -380,7 +403,8 @@ def main() -> None:
             t = time.perf_counter()
             factory.write(data, count)
             print(f"run {r + 1}/{runs}: prepared {count} new messages in {time.perf_counter() - t:.2f} s")
-            order = ("hub", "bare") if r % 2 == 0 else ("bare", "hub")
+            sides = ("hub", "bare", "bare-asyncio") if bare_asyncio is not None else ("hub", "bare")
+            order = sides if r % 2 == 0 else sides[::-1]
             for side in order:
                 if side == "hub":
                     spy = None
@@ -408,15 +432,20 @@ def main() -> None:
                     best = max(best, res["rate"])
                     print(f"  hub  : {fmt(res)}  cpu {res['cpu_us_per_callback']:.0f} us/callback "
                           f"({res['cpu_share']:.0%} of a core)")
-                else:
+                elif side == "bare":
                     res = run_wrk(bare_port, bare_file, "cycle", duration, **wrk)
                     bare_results.append(res)
                     print(f"  bare : {fmt(res)}")
+                else:
+                    res = run_wrk(asyncio_port, bare_file, "cycle", duration, **wrk)
+                    asyncio_results.append(res)
+                    print(f"  bare (asyncio loop): {fmt(res)}")
             data.unlink()
 
         live_archived, _, _ = count_rows(db_path)
         hub_rc = stop(hub, 10 if args.quick else 20)
         stop(bare)
+        stop(bare_asyncio)
         stop(standin)
         archived, jobs_left, journal = count_rows(db_path)
         hub_errors = [ln for ln in hub_log.read_text(errors="replace").splitlines()
@@ -432,6 +461,7 @@ def main() -> None:
         p50 = med(lat(r, "p50_us") for r in hub_results)
         p99 = med(lat(r, "p99_us") for r in hub_results)
         ratio = rate / ceiling if ceiling else 0.0
+        ceiling_asyncio = med(r["rate"] for r in asyncio_results) if asyncio_results else ceiling
         # every hub request is a distinct message and every run drains, so if all were acked the archive
         # must hold exactly the acked messages; a stalled (undrained) run leaves requests archived but
         # never answered, so then only archived >= acked can be asked of it
@@ -442,7 +472,10 @@ def main() -> None:
         print(f"ceiling : {ceiling:.0f} /s bare aiohttp 'success' (median of {runs}), "
               f"p50={med(r['p50_us'] for r in bare_results) / 1000:.2f} ms "
               f"p99={med(r['p99_us'] for r in bare_results) / 1000:.2f} ms")
-        print(f"ratio   : {ratio:.1%} of the ceiling (target {TARGET_RATIO:.0%}, stretch {STRETCH_RATIO:.0%})")
+        if asyncio_results:
+            print(f"ceiling : {ceiling_asyncio:.0f} /s bare aiohttp on asyncio's own loop (median of {runs}); the hub "
+                  f"makes {rate / ceiling_asyncio:.1%} of it")
+        print(f"ratio   : {ratio:.1%} of the ceiling on the same loop (target {TARGET_RATIO:.0%}, stretch {STRETCH_RATIO:.0%})")
         print(f"durable : sent={total_sent} acked={total_acked} archived={archived} (live count {live_archived}) "
               f"non200={total_non200} -> {'archived == acked' if exact else 'archived != acked'}"
               f"{'' if durable else ' -- ACKED MESSAGES MISSING'}; journal_mode={journal}, jobs left={jobs_left}, "
@@ -463,7 +496,9 @@ def main() -> None:
             "ceiling_per_s": round(ceiling, 1),
             "ceiling_p50_ms": round(med(r["p50_us"] for r in bare_results) / 1000, 3),
             "ceiling_p99_ms": round(med(r["p99_us"] for r in bare_results) / 1000, 3),
-            "ratio": round(ratio, 4),
+            "ratio": round(ratio, 4), "loop": loop_name,
+            "ceiling_asyncio_per_s": round(ceiling_asyncio, 1),
+            "ratio_to_asyncio_ceiling": round(rate / ceiling_asyncio, 4) if ceiling_asyncio else 0.0,
             "hub_cpu_us_per_callback": round(med(r["cpu_us_per_callback"] for r in hub_results), 1),
             "acked": total_acked, "archived": archived, "durable": durable,
             "archived_equals_acked": exact, "undrained_runs": undrained, "hub_exit": hub_rc,
@@ -472,6 +507,7 @@ def main() -> None:
             "runs": runs, "duration_s": duration, "warmup_s": warmup,
             "hub_runs_per_s": [round(r["rate"], 1) for r in hub_results],
             "ceiling_runs_per_s": [round(r["rate"], 1) for r in bare_results],
+            "ceiling_asyncio_runs_per_s": [round(r["rate"], 1) for r in asyncio_results],
             "jobs_left": jobs_left, "journal_mode": journal, "synchronous": synchronous,
             "meets": meets, "quick": args.quick, "wall_s": round(wall, 1),
         }, ensure_ascii=False))
@@ -482,6 +518,7 @@ def main() -> None:
             kill_group(p)
         stop(hub, 10)
         stop(bare, 10)
+        stop(bare_asyncio, 10)
         stop(standin, 10)
         if not args.keep:
             for f in tmp.glob("*"):

@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--wecom-api-base", help="WeCom API base URL ($HUB_WECOM_API_BASE)")
     serve.add_argument("--oa-api-base", help="Official Account API base URL ($HUB_OA_API_BASE)")
     serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    serve.add_argument("--loop", choices=["auto", "uvloop", "asyncio"],
+                       help="event loop: auto (default: uvloop if installed), uvloop, asyncio ($HUB_EVENT_LOOP)")
     serve.add_argument("--workers", type=int, help="run N hub processes on one port (SO_REUSEPORT); N > 1 needs "
                        "PostgreSQL and Redis (docs/deploy.md)")
     serve.add_argument("--redis", metavar="URL", help="Redis URL shared by the hub processes ($HUB_REDIS_URL)")
@@ -148,7 +150,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
     config = _config(args, host=args.host, port=args.port, wecom_api_base=args.wecom_api_base,
-                     oa_api_base=args.oa_api_base, demo=args.demo or None, redis_url=args.redis)
+                     oa_api_base=args.oa_api_base, demo=args.demo or None, redis_url=args.redis,
+                     event_loop=args.loop)
     if args.workers is not None:
         from .workers import WorkersConfigError, check_workers, supervise
         try:
@@ -157,12 +160,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return supervise(args.argv, args.workers, config.database_url)
+    from .event_loop import EventLoopError, new_event_loop
+    try:
+        loop, loop_name = new_event_loop(config.event_loop)
+    except EventLoopError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # the archive's group commit finishes in a helper thread (the fsync), which then needs the GIL to
     # hand the batch back; while callbacks keep the loop busy it would wait out Python's default
     # 5 ms switch interval, and every callback in that batch waits with it
     sys.setswitchinterval(GIL_SWITCH_S)
     app = create_app(config)
+
+    async def log_loop(app: web.Application) -> None:
+        running = type(asyncio.get_running_loop())
+        logging.getLogger("hub").info("event loop: %s (%s.%s)", loop_name, running.__module__, running.__qualname__)
+    app.on_startup.append(log_loop)
     if config.demo:
         async def announce(app: web.Application) -> None:
             from .app import HUB
@@ -176,7 +190,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         app.on_startup.append(announce)
     web.run_app(app, host=config.host, port=config.port, reuse_port=os.environ.get("HUB_REUSE_PORT") == "1",
                 access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
-                print=lambda *_: None)
+                print=lambda *_: None, loop=loop)
     return 0
 
 

@@ -40,6 +40,7 @@ class HubConfig:
     outbound_max_attempts: int = 8
     api_timeout: float = 10.0
     log_level: str = "INFO"
+    event_loop: str = "auto"  # serve's loop: auto (uvloop if installed), uvloop, asyncio (hub/event_loop.py)
     api_token: str = field(default="", repr=False)  # bearer token for the JSON API (service access)
     demo: bool = False
     auto_migrate: bool = True  # bring the database schema to head on start (hub/schema.py)
@@ -67,6 +68,7 @@ _ENV = {
     "outbound_max_attempts": "HUB_OUTBOUND_MAX_ATTEMPTS",
     "api_timeout": "HUB_API_TIMEOUT",
     "log_level": "HUB_LOG_LEVEL",
+    "event_loop": "HUB_EVENT_LOOP",
     "api_token": "HUB_API_TOKEN",
     "auto_migrate": "HUB_AUTO_MIGRATE",
     "redis_url": "HUB_REDIS_URL",

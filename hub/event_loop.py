@@ -7,6 +7,7 @@ the standard loop, e.g. to rule the loop out while chasing a bug.
 from __future__ import annotations
 
 import asyncio
+import importlib
 
 CHOICES = ("auto", "uvloop", "asyncio")
 
@@ -23,7 +24,7 @@ def resolve(choice: str) -> str:
     if choice == "asyncio":
         return "asyncio"
     try:
-        import uvloop  # noqa: F401
+        importlib.import_module("uvloop")
     except ImportError:
         if choice == "uvloop":
             raise EventLoopError("event loop 'uvloop' asked for but uvloop is not installed") from None

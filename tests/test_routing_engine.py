@@ -438,6 +438,12 @@ def test_random_operations_keep_invariants(seed: int) -> None:
         # the dispatcher agrees with the model built only from returned assignments
         snapshot = d.queue_snapshot()
         assert {q.session_id for q in snapshot} == queued
+        # the kept counts and the head agree with the whole queue
+        per_group: dict[str, int] = {}
+        for q in snapshot:
+            per_group[q.group] = per_group.get(q.group, 0) + 1
+        assert d.queue_counts() == (len(snapshot), per_group), step
+        assert d.queue_head(3) == snapshot[:3]
         assert not queued & set(held)
         assert all(d.agent_of(s) == a for s, a in held.items())
         assert sum(a.load for a in agents.values()) == len(held)

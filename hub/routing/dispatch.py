@@ -87,6 +87,7 @@ class Dispatcher:
         # that have no advisor, and the (few) advisor sessions apart
         self._group_order: dict[str, list[tuple[int, float, int]]] = {}
         self._advised: dict[int, QueuedSession] = {}
+        self._group_counts: dict[str, int] = {}  # waiting sessions per group, advisor sessions included
         self._rr: dict[str, int] = dict(rr or {})  # group -> agent id picked last
 
     def round_robin(self) -> dict[str, int]:
@@ -224,8 +225,16 @@ class Dispatcher:
         return bisect.bisect_left(self._group_order.get(q.group, ()), key) + ahead + 1
 
     def queue_snapshot(self) -> tuple[QueuedSession, ...]:
-        """Waiting sessions in queue order."""
+        """Waiting sessions in queue order (all of them: see ``queue_head`` and ``queue_counts``)."""
         return tuple(self._queue[k[2]] for k in self._order)
+
+    def queue_head(self, n: int) -> tuple[QueuedSession, ...]:
+        """The first ``n`` waiting sessions in queue order, without a walk of the whole queue."""
+        return tuple(self._queue[k[2]] for k in self._order[:n])
+
+    def queue_counts(self) -> tuple[int, dict[str, int]]:
+        """How many sessions wait, in all and per group (kept as the queue changes, not counted)."""
+        return len(self._queue), dict(self._group_counts)
 
     def load_of(self, agent_id: int) -> int:
         agent = self._agents.get(agent_id)
@@ -279,6 +288,7 @@ class Dispatcher:
         self._queue[q.session_id] = q
         key = _key(q)
         bisect.insort(self._order, key)
+        self._group_counts[q.group] = self._group_counts.get(q.group, 0) + 1
         if q.agent_id is None:
             bisect.insort(self._group_order.setdefault(q.group, []), key)
         else:
@@ -288,6 +298,11 @@ class Dispatcher:
         q = self._queue.pop(session_id)
         key = _key(q)
         del self._order[bisect.bisect_left(self._order, key)]
+        left = self._group_counts[q.group] - 1
+        if left:
+            self._group_counts[q.group] = left
+        else:
+            del self._group_counts[q.group]
         if q.agent_id is None:
             group = self._group_order[q.group]
             del group[bisect.bisect_left(group, key)]
@@ -301,6 +316,8 @@ class Dispatcher:
         """Assign waiting sessions in queue order while any agent has room."""
         room = {a.id for a in self._agents.values() if a.has_room()}
         out: list[Assignment] = []
+        if not room or not self._order:  # the usual case in a rush: no walk (nor copy) of a long queue
+            return out
         for key in list(self._order):
             if not room:
                 break

@@ -579,16 +579,14 @@ class SessionService(SessionReading):
 
     async def _push_queue(self) -> None:
         self._queue_push = None
-        waiting = self.dispatcher.queue_snapshot()
-        per_group: dict[str, int] = {}
-        for q in waiting:
-            per_group[q.group] = per_group.get(q.group, 0) + 1
+        # counted as the queue changes: a Double 11 queue of thousands is not walked every 0.3 s
+        total, per_group = self.dispatcher.queue_counts()
         head = [{"session_id": q.session_id, "group": q.group, "priority": q.priority, "enqueued_at": q.enqueued_at,
-                 "advisor_id": q.agent_id} for q in waiting[:QUEUE_HEAD]]
+                 "advisor_id": q.agent_id} for q in self.dispatcher.queue_head(QUEUE_HEAD)]
         agents = [{"id": a.id, "status": a.status, "cap": a.cap, "load": a.load, "groups": sorted(a.groups)}
                   for a in self.dispatcher.agents()]
         await self.push.to_room(SUPERVISORS, "queue.changed",
-                                {"queue": head, "total": len(waiting), "per_group": per_group, "agents": agents})
+                                {"queue": head, "total": total, "per_group": per_group, "agents": agents})
         groups = set(per_group) | set().union(set(), *(a.groups for a in self.agents.values()))
         for group in groups:
             await self.push.to_room(group_room(group), "queue.changed", {"group": group, "waiting": per_group.get(group, 0)})

@@ -7,7 +7,8 @@ synchronous=FULL on every connection) receives signed, AES-encrypted WeCom text 
 body). In the same run, the same generator settings hit a bare aiohttp server (one process, same
 Python, same event loop as the hub: uvloop by default, --loop) whose handler only answers ``success``:
 the ceiling of this machine. With uvloop, a bare aiohttp on asyncio's own loop is measured too
-(``ceiling_asyncio_per_s``), for reference.
+(``ceiling_asyncio_per_s``), for reference. The hub is paused (SIGSTOP) while a bare server is
+measured: it would otherwise work off its floods' job backlog on the same 2 cores meanwhile.
 
 Every request sent to the hub is a distinct message (distinct MsgId; senders drawn from a pool of
 customers, --senders; Chinese text) and the Lua script drains every outstanding response before a
@@ -27,6 +28,7 @@ Prints human-readable lines, then one JSON line last.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -189,6 +191,18 @@ def wait_healthy(port: int, proc: subprocess.Popen, log: Path, path: str = "/hea
             pass
         time.sleep(0.1)
     raise SystemExit(f"server on :{port} not healthy after {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def paused(proc: subprocess.Popen):
+    """SIGSTOP the hub while a bare server is measured: between its own runs it works off the backlog
+    of pipeline jobs its floods left (a core's worth of CPU), which would otherwise be taken from the
+    ceiling measured on the same 2 cores. Its timers see the pause as a jump in time, nothing else."""
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
 
 
 def run_wrk(port: int, data: Path, mode: str, seconds: float, threads: int, connections: int,
@@ -387,10 +401,12 @@ def main() -> None:
             account(res)
             print(f"warm-up hub : {fmt(res)}")
             best = res["rate"]
-            res = run_wrk(bare_port, warm_file, "cycle", warmup, **wrk)
+            with paused(hub):
+                res = run_wrk(bare_port, warm_file, "cycle", warmup, **wrk)
             print(f"warm-up bare: {fmt(res)}")
             if bare_asyncio is not None:
-                res = run_wrk(asyncio_port, warm_file, "cycle", warmup, **wrk)
+                with paused(hub):
+                    res = run_wrk(asyncio_port, warm_file, "cycle", warmup, **wrk)
                 print(f"warm-up bare (asyncio): {fmt(res)}")
         else:
             best = args.plan_rate
@@ -433,11 +449,13 @@ def main() -> None:
                     print(f"  hub  : {fmt(res)}  cpu {res['cpu_us_per_callback']:.0f} us/callback "
                           f"({res['cpu_share']:.0%} of a core)")
                 elif side == "bare":
-                    res = run_wrk(bare_port, bare_file, "cycle", duration, **wrk)
+                    with paused(hub):
+                        res = run_wrk(bare_port, bare_file, "cycle", duration, **wrk)
                     bare_results.append(res)
                     print(f"  bare : {fmt(res)}")
                 else:
-                    res = run_wrk(asyncio_port, bare_file, "cycle", duration, **wrk)
+                    with paused(hub):
+                        res = run_wrk(asyncio_port, bare_file, "cycle", duration, **wrk)
                     asyncio_results.append(res)
                     print(f"  bare (asyncio loop): {fmt(res)}")
             data.unlink()

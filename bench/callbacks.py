@@ -364,6 +364,17 @@ def main() -> None:
                                  tmp / "bare-asyncio.log", env)
 
         factory = MessageFactory(args.senders)
+        wal_max = [0]  # the biggest the SQLite write-ahead log grew, sampled through the runs
+        wal_stop = threading.Event()
+
+        def watch_wal() -> None:
+            wal = Path(f"{db_path}-wal")
+            while not wal_stop.wait(0.2):
+                try:
+                    wal_max[0] = max(wal_max[0], wal.stat().st_size)
+                except FileNotFoundError:
+                    pass
+        threading.Thread(target=watch_wal, daemon=True).start()
         t = time.perf_counter()
         warm_file = tmp / "warmup.txt"
         factory.write(warm_file, max(1000, int(args.plan_rate * max(warmup, 0.5) * 1.6)))
@@ -461,6 +472,7 @@ def main() -> None:
             data.unlink()
 
         live_archived, _, _ = count_rows(db_path)
+        wal_stop.set()
         hub_rc = stop(hub, 10 if args.quick else 20)
         stop(bare)
         stop(bare_asyncio)
@@ -497,7 +509,7 @@ def main() -> None:
         print(f"durable : sent={total_sent} acked={total_acked} archived={archived} (live count {live_archived}) "
               f"non200={total_non200} -> {'archived == acked' if exact else 'archived != acked'}"
               f"{'' if durable else ' -- ACKED MESSAGES MISSING'}; journal_mode={journal}, jobs left={jobs_left}, "
-              f"hub exit={hub_rc}")
+              f"hub exit={hub_rc}; write-ahead log at most {wal_max[0] / 2**20:.1f} MB")
         if undrained:
             print(f"STALL   : {undrained} hub run(s) did not get all responses within the grace period "
                   f"(the hub stalled; unanswered requests are not acked)")
@@ -527,6 +539,7 @@ def main() -> None:
             "ceiling_runs_per_s": [round(r["rate"], 1) for r in bare_results],
             "ceiling_asyncio_runs_per_s": [round(r["rate"], 1) for r in asyncio_results],
             "jobs_left": jobs_left, "journal_mode": journal, "synchronous": synchronous,
+            "wal_max_mb": round(wal_max[0] / 2**20, 1),
             "meets": meets, "quick": args.quick, "wall_s": round(wall, 1),
         }, ensure_ascii=False))
         if args.keep:

@@ -156,6 +156,53 @@ def test_log_starts_over_under_a_steady_stream_of_writes(tmp_path):
     loop_conn.close()
 
 
+def test_checkpointer_empties_a_copied_back_log_while_readers_come_and_go(tmp_path):
+    """A burst leaves a long log behind; once it is copied back the checkpointer empties the file
+    (TRUNCATE), though a reader keeps reading meanwhile (under a callback flood the log never started
+    over by itself and grew past 1 GB)."""
+    import threading
+    path = str(tmp_path / "t.db")
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")  # as the hub's loop connections
+    writer.execute("CREATE TABLE t (x TEXT)")
+    stop = threading.Event()
+    reads = 0
+
+    def reader() -> None:
+        nonlocal reads
+        conn = sqlite3.connect(path, isolation_level=None)
+        while not stop.is_set():
+            conn.execute("SELECT count(*) FROM t").fetchone()
+            reads += 1
+        conn.close()
+
+    wal = tmp_path / "t.db-wal"
+    checkpointer = WalCheckpointer(path, interval=0.01, restart_frames=64)
+    thread = threading.Thread(target=reader)
+    thread.start()
+    checkpointer.start()
+    try:
+        row = "消息" * 1000  # ~6 KB: two pages a row
+        for _ in range(60):
+            writer.execute("BEGIN IMMEDIATE")
+            writer.executemany("INSERT INTO t VALUES (?)", [(row,)] * 20)
+            writer.execute("COMMIT")
+        written = wal.stat().st_size
+        deadline = time.monotonic() + 10
+        while wal.stat().st_size and time.monotonic() < deadline:
+            time.sleep(0.01)
+        emptied = wal.stat().st_size
+    finally:
+        checkpointer.stop()
+        stop.set()
+        thread.join()
+    assert written > 64 * 4096 and reads > 0
+    assert emptied == 0 and checkpointer.restarts > 0
+    assert writer.execute("SELECT count(*) FROM t").fetchone()[0] == 1200
+    writer.close()
+
+
 @pytest.mark.skipif(ON_POSTGRES, reason="SQLite only")
 async def test_running_hub_checkpoints_in_its_thread(hub, wecom, client):
     from tests.helpers import post

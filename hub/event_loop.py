@@ -1,8 +1,8 @@
 """The event loop ``serve`` runs on: uvloop when it is installed (``auto``), else asyncio's own.
 
 uvloop (libuv under the same asyncio API) cut the hub's CPU per callback by about a sixth on
-bench/callbacks.py (190 against 220-230 us, quick runs side by side); ``--loop asyncio`` (or ``HUB_EVENT_LOOP=asyncio``) keeps
-the standard loop, e.g. to rule the loop out while chasing a bug.
+bench/callbacks.py (176-198 against 219-230 us, quick runs side by side); ``--loop asyncio`` (or
+``HUB_EVENT_LOOP=asyncio``) keeps the standard loop, e.g. to rule the loop out while chasing a bug.
 """
 from __future__ import annotations
 

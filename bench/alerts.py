@@ -2,7 +2,7 @@
 
 One hub process (``python -m hub serve``) on a fresh SQLite file with three first-response SLA rules
 (``--offset`` + 1, 2 and 3 s) and no agents online, so every session stays unanswered and each one has
-three staggered deadlines. The platform APIs are the stand-in of bench/callbacks.py in its own process.
+three staggered deadlines. The platform APIs are the stand-in of bench/harness.py in its own process.
 The bench process logs in a supervisor, connects a real python-socketio client, then sends
 ``--sessions`` encrypted WeCom text callbacks from new customers (paced over ``--spread`` seconds,
 each asks for a human). With ``--offset 0`` the deadlines fall while the burst of new sessions is still
@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.callbacks import (  # noqa: E402
+from bench.harness import (  # noqa: E402
     ACCOUNT, AES_KEY, CORP_ID, TOKEN, free_port, standin_server, start, stop, wait_healthy)
 
 RULE_SECONDS = (1, 2, 3)

@@ -74,7 +74,7 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.callbacks import (  # noqa: E402  (shared bench helpers and the bench account)
+from bench.harness import (  # noqa: E402  (shared bench helpers and the bench account)
     ACCOUNT, AES_KEY, AFTER, BEFORE, CORP_ID, PRODUCTS, QUESTIONS, TOKEN, free_port, kill_group, start,
     standin_server, stop, wait_healthy)
 

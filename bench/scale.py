@@ -67,7 +67,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.callbacks import (ACCOUNT, AES_KEY, CORP_ID, TOKEN, MessageFactory, free_port, kill_group,  # noqa: E402
+from bench.harness import (ACCOUNT, AES_KEY, CORP_ID, TOKEN, MessageFactory, free_port, kill_group,  # noqa: E402
                              run_wrk, start, stop, wait_healthy)
 from bench.scale_probe import ADMIN_PASSWORD, ADMIN_USER, PROBE_PASSWORD, PROBE_USER, probe_route  # noqa: E402
 

@@ -19,7 +19,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.callbacks import ACCOUNT, AES_KEY, CORP_ID, TOKEN  # noqa: E402
+from bench.harness import ACCOUNT, AES_KEY, CORP_ID, TOKEN  # noqa: E402
 
 PROBE_USER, PROBE_PASSWORD = "probe", "probe-password"
 ADMIN_USER, ADMIN_PASSWORD = "bench-admin", "bench-admin-password"

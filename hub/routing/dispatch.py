@@ -87,7 +87,6 @@ class Dispatcher:
         # that have no advisor, and the (few) advisor sessions apart
         self._group_order: dict[str, list[tuple[int, float, int]]] = {}
         self._advised: dict[int, QueuedSession] = {}
-        self._group_counts: dict[str, int] = {}  # waiting sessions per group, advisor sessions included
         self._rr: dict[str, int] = dict(rr or {})  # group -> agent id picked last
 
     def round_robin(self) -> dict[str, int]:
@@ -233,8 +232,12 @@ class Dispatcher:
         return tuple(self._queue[k[2]] for k in self._order[:n])
 
     def queue_counts(self) -> tuple[int, dict[str, int]]:
-        """How many sessions wait, in all and per group (kept as the queue changes, not counted)."""
-        return len(self._queue), dict(self._group_counts)
+        """How many sessions wait, in all and per group: from the per-group orders and the (few)
+        advisor sessions, without a walk of the whole queue."""
+        per_group = {group: len(keys) for group, keys in self._group_order.items()}
+        for q in self._advised.values():
+            per_group[q.group] = per_group.get(q.group, 0) + 1
+        return len(self._queue), per_group
 
     def load_of(self, agent_id: int) -> int:
         agent = self._agents.get(agent_id)
@@ -288,7 +291,6 @@ class Dispatcher:
         self._queue[q.session_id] = q
         key = _key(q)
         bisect.insort(self._order, key)
-        self._group_counts[q.group] = self._group_counts.get(q.group, 0) + 1
         if q.agent_id is None:
             bisect.insort(self._group_order.setdefault(q.group, []), key)
         else:
@@ -298,11 +300,6 @@ class Dispatcher:
         q = self._queue.pop(session_id)
         key = _key(q)
         del self._order[bisect.bisect_left(self._order, key)]
-        left = self._group_counts[q.group] - 1
-        if left:
-            self._group_counts[q.group] = left
-        else:
-            del self._group_counts[q.group]
         if q.agent_id is None:
             group = self._group_order[q.group]
             del group[bisect.bisect_left(group, key)]

@@ -29,7 +29,11 @@ and each conversation's first message the bots cannot answer (a new session: rou
 
 Machine: the share of both cores busy during the flood (/proc/stat; everything on the box: the
 hub, PostgreSQL, Redis, wrk), per configuration (``machine_busy_*``). One worker that already keeps
-the machine nearly busy leaves a second nothing to scale into.
+the machine nearly busy leaves a second nothing to scale into. The same share while the flood's jobs
+drain (``machine_busy_drain_*``) says whether that backlog waits for the machine (near 1: a second
+worker cannot drain it sooner) or for something else; and PostgreSQL's own CPU (every ``postgres``
+process on this host, flood and drain, per 1,000 acknowledged callbacks: ``pg_cpu_ms_per_1k_*``)
+shows what the database costs beside the hub.
 
 CPU: utime + stime from /proc/<pid>/stat of every hub process (supervisor and workers), from the
 start of the measured run until the pipeline has run every job the run left (``jobs done N s after
@@ -98,6 +102,25 @@ def cpu_seconds(pids: list[int]) -> float:
         except (OSError, IndexError, ValueError):
             pass
     return total
+
+
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds so far of every PostgreSQL process on this host (the server and its backends),
+    by pid: a backend that starts during a run counts whole, one that ends during it is missed."""
+    out: dict[int, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if head.split("(", 1)[1].startswith("postgres"):
+            fields = tail.split()
+            out[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def postgres_cpu_since(before: dict[int, float]) -> float:
+    return sum(t - before.get(pid, 0.0) for pid, t in postgres_cpu().items())
 
 
 def profile(pids: list[int], out_dir: str, label: str) -> list[subprocess.Popen]:
@@ -249,7 +272,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         factory.write(data, int(args.plan_rate * duration))
         pids = settle(hub, workers, quiet_for=1 if args.quick else 3)
         spies = profile(pids, args.profile, f"{name}-{run}") if args.profile and run == 0 else []
-        cpu0, machine0 = cpu_seconds(pids), machine_jiffies()
+        cpu0, machine0, pg0 = cpu_seconds(pids), machine_jiffies(), postgres_cpu()
         probe.stdin.write("go\n")
         probe.stdin.flush()
         res = run_wrk(port, data, "once", duration, **wrk, rate=args.flood_rate)
@@ -263,6 +286,11 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         drained = wait_jobs_done(db_url, timeout=args.drain_timeout)
         drain_s = time.monotonic() - t_end  # from the end of the flood
         cpu = cpu_seconds(pids) - cpu0
+        machine2 = machine_jiffies()
+        # the share of both cores busy while the flood's jobs drain: near 1, the backlog waits for
+        # the machine (a second worker cannot drain it sooner); well below, for something else
+        busy_drain = 1 - (machine2[1] - machine1[1]) / max(1, machine2[0] - machine1[0])
+        pg_cpu = postgres_cpu_since(pg0) if not db_url.startswith("sqlite") else None
         for spy in spies:  # py-spy writes its output on Ctrl-C
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
@@ -284,7 +312,8 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         out = {"config": name, "workers": workers, "per_s": res["rate"], "acked": acked, "archived": archived,
                "cpu_s": round(cpu, 3), "cpu_ms_per_1k": round(1000 * cpu / max(1, res["acked"]) * 1000, 1),
                "cpu_ms_per_1k_during_run": round(1000 * cpu_acked / max(1, res["acked"]) * 1000, 1),
-               "machine_busy": round(busy, 3),
+               "machine_busy": round(busy, 3), "machine_busy_drain": round(busy_drain, 3),
+               "pg_cpu_ms_per_1k": round(1000 * pg_cpu / max(1, res["acked"]) * 1000, 1) if pg_cpu is not None else None,
                "jobs_drained": drained, "drain_s": round(drain_s, 2),
                "ack_p99_ms": round(res["p99_us"] / 1000, 2), "flood_push_p50_ms": probe_res.get("p50_ms"),
                "flood_push_p99_ms": probe_res.get("p99_ms"), "flood_probe_sent": probe_res.get("sent"),
@@ -293,7 +322,8 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
                "push_p99_ms": steady_res.get("p99_ms"), "probe_sent": steady_res.get("sent"),
                "probe_delivered": steady_res.get("delivered")}
         print(f"{name:6} run {run + 1}: {out['per_s']:7.0f}/s  machine {busy:4.0%} busy  cpu {out['cpu_ms_per_1k']:7.1f} ms/1k "
-              f"(jobs done {drain_s:.1f} s after the run{'' if drained else ', NOT drained'})  "
+              f"(jobs done {drain_s:.1f} s after the run{'' if drained else ', NOT drained'}, machine {busy_drain:4.0%} busy; "
+              f"PostgreSQL {out['pg_cpu_ms_per_1k']} ms/1k)  "
               f"ack p99 {out['ack_p99_ms']:6.1f} ms  flood push p50 {out['flood_push_p50_ms']} "
               f"p99 {out['flood_push_p99_ms']} ms (probe {out['flood_probe_delivered']}/{out['flood_probe_sent']}); "
               f"at {out['steady_rate_per_s']}/s push p50 {out['push_p50_ms']} p99 {out['push_p99_ms']} ms "
@@ -377,7 +407,9 @@ def main() -> None:
         kill_group(standin)
     fig = {k: {"per_s": median([x["per_s"] for x in v]), "cpu": median([x["cpu_ms_per_1k"] for x in v]),
                "p99": median([x["push_p99_ms"] for x in v]),
-               "busy": median([x["machine_busy"] for x in v], 3)} for k, v in results.items()}
+               "busy": median([x["machine_busy"] for x in v], 3),
+               "busy_drain": median([x["machine_busy_drain"] for x in v], 3),
+               "pg_cpu": median([x["pg_cpu_ms_per_1k"] for x in v])} for k, v in results.items()}
     acked = sum(x["acked"] for v in results.values() for x in v)
     archived = sum(x["archived"] for v in results.values() for x in v)
     lost_push = sum((x["probe_sent"] or 0) - (x["probe_delivered"] or 0) for v in results.values() for x in v)
@@ -404,6 +436,9 @@ def main() -> None:
         "cpu_ms_per_1k_sqlite": fig["sqlite"]["cpu"], "cpu_drift_two_vs_one": drift,
         "machine_busy_one": fig["one"]["busy"], "machine_busy_two": fig["two"]["busy"],
         "machine_busy_sqlite": fig["sqlite"]["busy"],
+        "machine_busy_drain_one": fig["one"]["busy_drain"], "machine_busy_drain_two": fig["two"]["busy_drain"],
+        "machine_busy_drain_sqlite": fig["sqlite"]["busy_drain"],
+        "pg_cpu_ms_per_1k_one": fig["one"]["pg_cpu"], "pg_cpu_ms_per_1k_two": fig["two"]["pg_cpu"],
         "acked": acked, "archived": archived, "p99_ms": fig["two"]["p99"],
         "p99_ms_one": fig["one"]["p99"], "p99_ms_two": fig["two"]["p99"], "p99_ms_sqlite": fig["sqlite"]["p99"],
         "steady_rate_per_s": args.steady_rate, "push_probe_lost": lost_push,

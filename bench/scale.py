@@ -33,7 +33,8 @@ the machine nearly busy leaves a second nothing to scale into. The same share wh
 drain (``machine_busy_drain_*``) says whether that backlog waits for the machine (near 1: a second
 worker cannot drain it sooner) or for something else; and PostgreSQL's own CPU (every ``postgres``
 process on this host, flood and drain, per 1,000 acknowledged callbacks: ``pg_cpu_ms_per_1k_*``)
-shows what the database costs beside the hub.
+shows what the database costs beside the hub, with its transactions and rows read per callback
+(pg_stat_database: ``pg_xacts_per_callback_*``, ``pg_rows_read_per_callback_*``).
 
 CPU: utime + stime from /proc/<pid>/stat of every hub process (supervisor and workers), from the
 start of the measured run until the pipeline has run every job the run left (``jobs done N s after
@@ -119,6 +120,17 @@ def postgres_cpu() -> dict[int, float]:
     return out
 
 
+PG_ACTIVITY = ("SELECT xact_commit + xact_rollback AS xacts, tup_returned AS rows_read, "
+               "tup_inserted + tup_updated + tup_deleted AS rows_written FROM pg_stat_database "
+               "WHERE datname = current_database()")
+
+
+def pg_activity(db_url: str) -> dict[str, int]:
+    """PostgreSQL's counters of this database so far (pg_stat_database: every connection's, updated
+    within about a second of each transaction's end)."""
+    return dict(asyncio.run(pg(db_url, PG_ACTIVITY, fetch="row")))
+
+
 def postgres_cpu_since(before: dict[int, float]) -> float:
     return sum(t - before.get(pid, 0.0) for pid, t in postgres_cpu().items())
 
@@ -193,7 +205,7 @@ def archived_count(db_url: str) -> int:
     return asyncio.run(pg(db_url, "SELECT count(*) FROM messages WHERE account_id = $1 AND direction = 'in'", ACCOUNT))
 
 
-async def pg(db_url: str, sql: str, *args: object) -> object:
+async def pg(db_url: str, sql: str, *args: object, fetch: str = "val") -> object:
     import asyncpg
     from hub.db import split_schema
     dsn, schema = split_schema(db_url)
@@ -201,7 +213,7 @@ async def pg(db_url: str, sql: str, *args: object) -> object:
     try:
         if schema:
             await conn.execute(f"SET search_path TO {schema}")
-        return await conn.fetchval(sql, *args)
+        return await (conn.fetchrow if fetch == "row" else conn.fetchval)(sql, *args)
     finally:
         await conn.close()
 
@@ -272,6 +284,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         factory.write(data, int(args.plan_rate * duration))
         pids = settle(hub, workers, quiet_for=1 if args.quick else 3)
         spies = profile(pids, args.profile, f"{name}-{run}") if args.profile and run == 0 else []
+        activity0 = pg_activity(db_url) if not db_url.startswith("sqlite") else None
         cpu0, machine0, pg0 = cpu_seconds(pids), machine_jiffies(), postgres_cpu()
         probe.stdin.write("go\n")
         probe.stdin.flush()
@@ -291,6 +304,9 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         # the machine (a second worker cannot drain it sooner); well below, for something else
         busy_drain = 1 - (machine2[1] - machine1[1]) / max(1, machine2[0] - machine1[0])
         pg_cpu = postgres_cpu_since(pg0) if not db_url.startswith("sqlite") else None
+        if activity0 is not None:  # what PostgreSQL did for the flood's callbacks and their jobs
+            time.sleep(1.5)  # its counters trail the transactions by up to a second
+            activity = {k: v - activity0[k] for k, v in pg_activity(db_url).items()}
         for spy in spies:  # py-spy writes its output on Ctrl-C
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
@@ -314,6 +330,8 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
                "cpu_ms_per_1k_during_run": round(1000 * cpu_acked / max(1, res["acked"]) * 1000, 1),
                "machine_busy": round(busy, 3), "machine_busy_drain": round(busy_drain, 3),
                "pg_cpu_ms_per_1k": round(1000 * pg_cpu / max(1, res["acked"]) * 1000, 1) if pg_cpu is not None else None,
+               **({f"pg_{k}_per_callback": round(v / max(1, res["acked"]), 2) for k, v in activity.items()}
+                  if activity0 is not None else {}),
                "jobs_drained": drained, "drain_s": round(drain_s, 2),
                "ack_p99_ms": round(res["p99_us"] / 1000, 2), "flood_push_p50_ms": probe_res.get("p50_ms"),
                "flood_push_p99_ms": probe_res.get("p99_ms"), "flood_probe_sent": probe_res.get("sent"),
@@ -323,7 +341,8 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
                "probe_delivered": steady_res.get("delivered")}
         print(f"{name:6} run {run + 1}: {out['per_s']:7.0f}/s  machine {busy:4.0%} busy  cpu {out['cpu_ms_per_1k']:7.1f} ms/1k "
               f"(jobs done {drain_s:.1f} s after the run{'' if drained else ', NOT drained'}, machine {busy_drain:4.0%} busy; "
-              f"PostgreSQL {out['pg_cpu_ms_per_1k']} ms/1k)  "
+              f"PostgreSQL {out['pg_cpu_ms_per_1k']} ms/1k, {out.get('pg_xacts_per_callback')} transactions and "
+              f"{out.get('pg_rows_read_per_callback')} rows read per callback)  "
               f"ack p99 {out['ack_p99_ms']:6.1f} ms  flood push p50 {out['flood_push_p50_ms']} "
               f"p99 {out['flood_push_p99_ms']} ms (probe {out['flood_probe_delivered']}/{out['flood_probe_sent']}); "
               f"at {out['steady_rate_per_s']}/s push p50 {out['push_p50_ms']} p99 {out['push_p99_ms']} ms "
@@ -409,7 +428,9 @@ def main() -> None:
                "p99": median([x["push_p99_ms"] for x in v]),
                "busy": median([x["machine_busy"] for x in v], 3),
                "busy_drain": median([x["machine_busy_drain"] for x in v], 3),
-               "pg_cpu": median([x["pg_cpu_ms_per_1k"] for x in v])} for k, v in results.items()}
+               "pg_cpu": median([x["pg_cpu_ms_per_1k"] for x in v]),
+               "pg_xacts": median([x.get("pg_xacts_per_callback") for x in v], 2),
+               "pg_rows_read": median([x.get("pg_rows_read_per_callback") for x in v], 2)} for k, v in results.items()}
     acked = sum(x["acked"] for v in results.values() for x in v)
     archived = sum(x["archived"] for v in results.values() for x in v)
     lost_push = sum((x["probe_sent"] or 0) - (x["probe_delivered"] or 0) for v in results.values() for x in v)
@@ -439,6 +460,9 @@ def main() -> None:
         "machine_busy_drain_one": fig["one"]["busy_drain"], "machine_busy_drain_two": fig["two"]["busy_drain"],
         "machine_busy_drain_sqlite": fig["sqlite"]["busy_drain"],
         "pg_cpu_ms_per_1k_one": fig["one"]["pg_cpu"], "pg_cpu_ms_per_1k_two": fig["two"]["pg_cpu"],
+        "pg_xacts_per_callback_one": fig["one"]["pg_xacts"], "pg_xacts_per_callback_two": fig["two"]["pg_xacts"],
+        "pg_rows_read_per_callback_one": fig["one"]["pg_rows_read"],
+        "pg_rows_read_per_callback_two": fig["two"]["pg_rows_read"],
         "acked": acked, "archived": archived, "p99_ms": fig["two"]["p99"],
         "p99_ms_one": fig["one"]["p99"], "p99_ms_two": fig["two"]["p99"], "p99_ms_sqlite": fig["sqlite"]["p99"],
         "steady_rate_per_s": args.steady_rate, "push_probe_lost": lost_push,

@@ -67,6 +67,7 @@ import sys
 import tempfile
 import time
 import uuid
+from typing import Any
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -125,10 +126,25 @@ PG_ACTIVITY = ("SELECT xact_commit + xact_rollback AS xacts, tup_returned AS row
                "WHERE datname = current_database()")
 
 
-def pg_activity(db_url: str) -> dict[str, int]:
+PG_TABLE_READS = ("SELECT coalesce(json_object_agg(relname, seq_tup_read + coalesce(idx_tup_fetch, 0)), '{}') "
+                  "FROM pg_stat_user_tables WHERE schemaname = current_schema()")
+
+
+def pg_activity(db_url: str) -> dict[str, Any]:
     """PostgreSQL's counters of this database so far (pg_stat_database: every connection's, updated
-    within about a second of each transaction's end)."""
-    return dict(asyncio.run(pg(db_url, PG_ACTIVITY, fetch="row")))
+    within about a second of each transaction's end), and the rows read per table of the run's schema."""
+    out: dict[str, Any] = dict(asyncio.run(pg(db_url, PG_ACTIVITY, fetch="row")))
+    out["by_table"] = json.loads(asyncio.run(pg(db_url, PG_TABLE_READS)))
+    return out
+
+
+def per_callback(after: dict[str, Any], before: dict[str, Any], acked: int) -> dict[str, Any]:
+    """The counters' growth per acknowledged callback; the tables read most, most first."""
+    tables = {t: (n - before["by_table"].get(t, 0)) / max(1, acked) for t, n in after["by_table"].items()}
+    out: dict[str, Any] = {f"pg_{k}_per_callback": round((after[k] - before[k]) / max(1, acked), 2)
+                           for k in ("xacts", "rows_read", "rows_written")}
+    out["pg_rows_read_per_callback_by_table"] = {t: round(n, 1) for t, n in sorted(tables.items(), key=lambda x: -x[1])[:5]}
+    return out
 
 
 def postgres_cpu_since(before: dict[int, float]) -> float:
@@ -306,7 +322,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         pg_cpu = postgres_cpu_since(pg0) if not db_url.startswith("sqlite") else None
         if activity0 is not None:  # what PostgreSQL did for the flood's callbacks and their jobs
             time.sleep(1.5)  # its counters trail the transactions by up to a second
-            activity = {k: v - activity0[k] for k, v in pg_activity(db_url).items()}
+            activity = per_callback(pg_activity(db_url), activity0, res["acked"])
         for spy in spies:  # py-spy writes its output on Ctrl-C
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
@@ -330,8 +346,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
                "cpu_ms_per_1k_during_run": round(1000 * cpu_acked / max(1, res["acked"]) * 1000, 1),
                "machine_busy": round(busy, 3), "machine_busy_drain": round(busy_drain, 3),
                "pg_cpu_ms_per_1k": round(1000 * pg_cpu / max(1, res["acked"]) * 1000, 1) if pg_cpu is not None else None,
-               **({f"pg_{k}_per_callback": round(v / max(1, res["acked"]), 2) for k, v in activity.items()}
-                  if activity0 is not None else {}),
+               **(activity if activity0 is not None else {}),
                "jobs_drained": drained, "drain_s": round(drain_s, 2),
                "ack_p99_ms": round(res["p99_us"] / 1000, 2), "flood_push_p50_ms": probe_res.get("p50_ms"),
                "flood_push_p99_ms": probe_res.get("p99_ms"), "flood_probe_sent": probe_res.get("sent"),

@@ -289,3 +289,36 @@ async def test_indexer_waits_while_callbacks_pile_up(client, hub):
     busy["on"] = False
     await wait_for(lambda: _ids(client, "不丢"), timeout=5)
     assert await indexer.cursor() >= saved[0].message_id
+
+
+async def test_late_commit_behind_the_cursor_is_indexed_even_after_the_cursor_moved_far_on(client, hub):
+    """PostgreSQL: a message whose id was taken before the cursor passed it but that committed only
+    after more than LOOKBACK later ones were indexed is still found by the next look back, which
+    starts before where the previous look ended (not LOOKBACK before the cursor)."""
+    from tests.conftest import ON_POSTGRES
+    from hub.archive.search.indexer import LOOKBACK
+    if not ON_POSTGRES:
+        pytest.skip("one writer on SQLite: ids commit in order")
+    indexer = hub.app_indexer
+    await indexer.stop()  # this test drives it
+    indexer.late_every = 0.0
+    first = await hub.writer.save([ToArchive(WECOM["id"], Text(channel="wecom", peer_id="late", sent_at=1, msg_id="l0",
+                                                             content="第一条"), job=None)])
+    await indexer.catch_up()  # a look back here: the next one starts LOOKBACK before this cursor
+    async with hub.db.write() as conn:  # an id taken now, its row committed later (another process)
+        reserved = (await conn.execute(text("SELECT nextval(pg_get_serial_sequence('messages', 'id'))"))).scalar()
+    await hub.writer.save([ToArchive(WECOM["id"], Text(channel="wecom", peer_id="late", sent_at=2, msg_id=f"l{i}",
+                                                      content="后来的"), job=None) for i in range(1, LOOKBACK + 60)])
+    indexer.late_every = 3600.0  # the cursor moves on past the reserved id without looking back
+    await indexer.catch_up()
+    assert await indexer.cursor() > reserved + LOOKBACK
+    async with hub.db.write() as conn:
+        await conn.execute(text(
+            "INSERT INTO messages (id, account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key, "
+            "text, data, raw, sent_at, created_at) SELECT :id, account_id, conversation_id, channel, direction, kind, "
+            "peer_id, sender, 'late-commit', '迟到的消息', data, raw, sent_at, created_at FROM messages WHERE id = :src"),
+            {"id": reserved, "src": first[0].message_id})
+    assert await _ids(client, "迟到") == []
+    indexer.late_every = 0.0
+    await indexer.run_once()
+    assert await _ids(client, "迟到") == [reserved]

@@ -3,7 +3,10 @@ claim, run in one transaction by ``Pipeline`` (hub/pipeline.py). SQL only, no I/
 
 First the head of the queue (pending jobs, and claimed ones whose lease ran out: their process
 died), each conversation's jobs up to one waiting for its retry and none another process runs now
-(as far as this snapshot shows), and a lock on up to :room of those conversations, in queue order,
+(as far as this snapshot shows: the conversations with a live claim are read once per pass; a
+per-row NOT EXISTS, planned as a scan of every claimed job for each of the head's rows, was the
+largest read PostgreSQL did for the hub, 15 index scans per job), and a lock on up to :room of
+those conversations, in queue order,
 skipping any another process holds at that moment: two processes reading the same head take
 different conversations instead of racing for the same ones. (OFFSET 0 keeps the subquery whole:
 flattened, the lock was tried on every conversation of the head before the sort and the limit, and
@@ -37,12 +40,14 @@ WITH head AS (  -- two index range scans (ix_jobs_state), not a scan and sort of
         (SELECT id, conversation_id, state, run_after FROM jobs WHERE state = 'claimed' AND run_after < :now
          ORDER BY id LIMIT :limit)
     ) u ORDER BY id LIMIT :limit
+), live AS MATERIALIZED (  -- conversations another claim runs now: read once, not once per head row
+    SELECT DISTINCT conversation_id FROM jobs
+    WHERE state = 'claimed' AND run_after >= :now AND id <> ALL(CAST(:finished AS bigint[]))
 ), flagged AS (
     SELECT id, conversation_id,
            bool_or(state = 'pending' AND run_after > :now) OVER (PARTITION BY conversation_id ORDER BY id) AS blocked
     FROM head h WHERE conversation_id <> ALL(CAST(:busy AS bigint[]))
-      AND NOT EXISTS (SELECT 1 FROM jobs o WHERE o.conversation_id = h.conversation_id AND o.state = 'claimed'
-                      AND o.run_after >= :now AND o.id <> ALL(CAST(:finished AS bigint[])))
+      AND conversation_id NOT IN (SELECT conversation_id FROM live)
 ), convs AS (
     SELECT conversation_id, min(id) AS first FROM flagged WHERE NOT blocked GROUP BY conversation_id
 ), locked AS (

@@ -9,8 +9,9 @@ Several processes (PostgreSQL): a process claims a conversation's due jobs befor
 (``state`` pending -> claimed, ``run_after`` = lease expiry, under a per-conversation advisory
 lock, and only if no other live claim exists for that conversation), renews its leases while it
 works, and deletes the jobs when done. A process that dies leaves claims whose lease runs out; any
-other process then takes those jobs, still in id order (the SQL: hub/scale/job_claims.py). SQLite
-(one process) skips all of this.
+other process then takes those jobs, still in id order (hub/scale/pipeline_claims.py, its SQL in
+hub/scale/job_claims.py). SQLite (one process) skips all of this: it picks from an index of the
+pending jobs kept in memory (hub/pipeline_local.py).
 """
 from __future__ import annotations
 
@@ -21,22 +22,19 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import delete, update
 
 from .clock import Clock
 from .db import Database, retry_busy
-from .models import Job, Message
-from .scale.job_claims import CLAIM_HEAD_SQL, CLAIM_SQL, JOB_COLUMNS, ClaimedJob, ids_in
+from .models import Job
+from .pipeline_local import LocalPicking
+from .scale.job_claims import ids_in
+from .scale.pipeline_claims import SharedClaiming
 from .trickle import Trickle
 
 log = logging.getLogger(__name__)
 
 jobs = Job.__table__
-messages = Message.__table__
-JOBS_Q = select(*JOB_COLUMNS).where(jobs.c.state == "pending").order_by(jobs.c.id).limit(bindparam("limit"))
-NEW_JOBS_Q = (select(*JOB_COLUMNS).where(jobs.c.state == "pending").where(jobs.c.id > bindparam("seen"))
-              .order_by(jobs.c.id).limit(bindparam("limit")))
-PENDING_COUNT_Q = select(func.count()).select_from(jobs).where(jobs.c.state == "pending")
 LEASE = 30.0  # seconds a claim (several processes: hub/scale/job_claims.py) lives without renewal
 
 
@@ -59,7 +57,7 @@ class JobContext:
 Handler = Callable[[JobContext], Awaitable[None]]
 
 
-class Pipeline:
+class Pipeline(LocalPicking, SharedClaiming):
     def __init__(self, db: Database, clock: Clock, concurrency: int = 32, max_attempts: int = 10,
                  lease: float = LEASE):
         self.db = db
@@ -205,174 +203,12 @@ class Pipeline:
             return 0
         return await self._start(by_conv, now)
 
-    async def _pick_local(self, room: int, now: float, limit: int) -> dict[int, list[Any]]:
-        """One process (SQLite): job ids grow in commit order, so a pass reads only the jobs above the
-        highest id it has seen and keeps them per conversation in memory, up to ``max_known``; the
-        head of the queue is read whole at start, after a failure and every ``resync_every`` seconds
-        (fresh attempts and retry times, and jobs deleted behind its back). Reading the head on every
-        pass cost more than running the jobs once a backlog formed."""
-        loop_now = asyncio.get_running_loop().time()
-        async with self.db.read() as conn:
-            if self._resync or loop_now - self._synced_at > self.resync_every:
-                self._resync, self._synced_at = False, loop_now
-                rows = (await conn.execute(JOBS_Q, {"limit": limit})).all()
-                self._known, self._known_jobs = {}, 0
-                if len(rows) >= limit:  # a full head: more may wait above it, so reading goes on from its end
-                    self._seen = rows[-1].id
-            elif self._known_jobs < self.max_known:
-                rows = (await conn.execute(NEW_JOBS_Q, {"seen": self._seen, "limit": 2 * limit})).all()
-            else:
-                rows = []
-        for row in rows:
-            self._seen = max(self._seen, row.id)
-            conv_jobs = self._known.setdefault(row.conversation_id, {})
-            self._known_jobs += row.id not in conv_jobs
-            conv_jobs[row.id] = row
-        # a walk from the front that stops once the free slots are filled (no copy of the whole
-        # index per pass: with a backlog of thousands, the copies cost more than the jobs)
-        by_conv: dict[int, list[Any]] = {}
-        emptied: list[int] = []
-        for conv, conv_jobs in self._known.items():
-            if len(by_conv) >= room:
-                break
-            if conv in self._busy:
-                continue
-            gone: list[int] = []
-            take: list[Any] = []
-            for job_id, row in conv_jobs.items():
-                if job_id in self._finished or job_id in self._deleted:
-                    gone.append(job_id)
-                    continue
-                if max(row.run_after, self._retry_at.get(job_id, 0.0)) > now:
-                    break  # an earlier job waits for its retry: keep the order
-                take.append(row)
-            for job_id in gone:
-                del conv_jobs[job_id]
-            for row in take:
-                del conv_jobs[row.id]
-            self._known_jobs -= len(gone) + len(take)
-            if not conv_jobs:
-                emptied.append(conv)
-            if take:
-                by_conv[conv] = take
-        for conv in emptied:
-            del self._known[conv]
-        return by_conv
-
-    async def _start(self, by_conv: dict[int, list[Any]], now: float) -> int:
-        """One process: start the picked conversations' jobs with their messages."""
-        self._busy.update(by_conv)  # taken before the next await, so no other pass takes them
-        ids = [j.message_id for conv_jobs in by_conv.values() for j in conv_jobs]
-        try:
-            async with self.db.read() as conn:
-                found = {m.id: m for m in (await conn.execute(select(messages).where(messages.c.id.in_(ids)))).all()}
-        except BaseException:
-            self._busy.difference_update(by_conv)
-            self._resync = True  # they left the in-memory index: read the head again
-            raise
-        return self._launch({conv: [(j, found.get(j.message_id)) for j in conv_jobs]
-                             for conv, conv_jobs in by_conv.items()})
-
     def _launch(self, by_conv: dict[int, list[tuple[Any, Any]]]) -> int:
         for conv, conv_jobs in by_conv.items():
             task = asyncio.create_task(self._run_conversation(conv, conv_jobs))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
         return sum(len(v) for v in by_conv.values())
-
-    async def _start_shared(self, room: int, now: float, limit: int) -> int:
-        """Several processes: claim up to ``room`` free conversations' due jobs at the head of the
-        queue (CLAIM_HEAD_SQL, then CLAIM_SQL) and start them; counts the backlog at most once a second."""
-        self._claiming += 1  # until its conversations are marked busy (drain waits for it)
-        try:
-            return await self._claim_and_start(room, now, limit)
-        finally:
-            self._claiming -= 1
-
-    async def _claim_and_start(self, room: int, now: float, limit: int) -> int:
-        busy = set(self._busy)
-        finished = sorted(self._finished)
-        count_due = False
-
-        async def write() -> tuple[list[Any], list[Any]]:
-            nonlocal count_due
-            async with self.db.write() as conn:
-                got = (await conn.execute(CLAIM_HEAD_SQL, {
-                    "now": now, "limit": limit, "busy": sorted(busy), "finished": finished, "room": room})).all()
-                head = [r for r in got if r.id is not None]
-                count_due = self._count_backlog(sum(r.head_rows for r in got if r.id is None), limit)
-                if not head:
-                    return [], []
-                return head, (await conn.execute(CLAIM_SQL, {
-                    "ids": [h.id for h in head], "now": now, "lease": now + self.lease, "finished": finished})).all()
-
-        head, rows = await retry_busy(write)
-        if count_due:
-            async with self.db.read() as conn:
-                self._shared_backlog = (await conn.execute(PENDING_COUNT_Q)).scalar() or 0
-        claimed = {r.job_id: r for r in rows}
-        self._claimed.update(claimed)
-        by_conv: dict[int, list[tuple[Any, Any]]] = {}
-        cut: set[int] = set()  # conversations where a job of the head was not claimed
-        lost: set[int] = set()
-        for h in head:  # in id order: each conversation keeps the claimed prefix of its jobs
-            r = claimed.get(h.id)
-            if r is None or h.conversation_id in cut:
-                cut.add(h.conversation_id)
-                if r is not None:
-                    lost.add(h.id)  # behind a job it did not get (its retry waits): back to pending
-                continue
-            job = ClaimedJob(r.job_id, r.job_kind, r.job_message_id, r.job_conversation_id, r.job_attempts,
-                             r.job_run_after)
-            by_conv.setdefault(job.conversation_id, []).append((job, r if r.id is not None else None))
-        # the claim excludes conversations with a live claim, so a concurrent pass (drain) cannot
-        # have taken these; marked busy before the next await
-        self._busy.update(by_conv)
-        if lost:
-            try:
-                await self._unclaim(lost)
-            except Exception:  # noqa: BLE001 - no longer renewed: their leases run out instead
-                log.exception("could not release %d claimed jobs", len(lost))
-        return self._launch(by_conv)
-
-    def _count_backlog(self, head_rows: int, limit: int) -> bool:
-        """The backlog from a pass's head: exact when the head was not full; a full head means a long
-        queue, to be counted (True) at most once a second."""
-        if head_rows < limit:
-            self._shared_backlog = head_rows
-            return False
-        loop_now = asyncio.get_running_loop().time()
-        if loop_now - self._counted_at < 1.0:
-            return False
-        self._counted_at = loop_now
-        return True
-
-    async def _unclaim(self, ids: set[int]) -> None:
-        self._claimed -= ids
-
-        async def write() -> None:
-            async with self.db.write() as conn:
-                await conn.execute(update(jobs).where(ids_in(jobs.c.id, ids, self.db.dialect))
-                                   .where(jobs.c.state == "claimed")
-                                   .values(state="pending", run_after=0.0))
-
-        await retry_busy(write)
-
-    async def _renew_leases(self) -> None:
-        """Keep this process's claims alive while it works on them (every third of a lease)."""
-        now = self.clock.now()
-        live = self._claimed - self._finished
-        if not live or now - self._renewed_at < self.lease / 3:
-            return
-        self._renewed_at = now
-
-        async def write() -> None:
-            async with self.db.write() as conn:
-                await conn.execute(update(jobs).where(ids_in(jobs.c.id, live, self.db.dialect))
-                                   .where(jobs.c.state == "claimed")
-                                   .values(run_after=now + self.lease))
-
-        await retry_busy(write)
 
     def _forget_old_deletions(self, keep: float = 60.0) -> None:
         """No read takes a minute: deletions older than that can no longer be seen. The dict is in

@@ -1,5 +1,5 @@
 """How several hub processes (PostgreSQL) share the pipeline's job queue: the two statements of a
-claim, run in one transaction by ``Pipeline`` (hub/pipeline.py). SQL only, no I/O.
+claim, run in one transaction by ``Pipeline`` (hub/scale/pipeline_claims.py). SQL only, no I/O.
 
 First the head of the queue (pending jobs, and claimed ones whose lease ran out: their process
 died), each conversation's jobs up to one waiting for its retry and none another process runs now

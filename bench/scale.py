@@ -95,12 +95,18 @@ def machine_jiffies() -> tuple[int, int]:
     return sum(fields), fields[3] + fields[4]
 
 
+def process_cpu(stat: Path) -> tuple[str, float]:
+    """(command name, utime + stime in seconds) of one process, from its /proc/<pid>/stat."""
+    head, tail = stat.read_text().rsplit(")", 1)
+    fields = tail.split()
+    return head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def cpu_seconds(pids: list[int]) -> float:
     total = 0.0
     for pid in pids:
         try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            total += process_cpu(Path(f"/proc/{pid}/stat"))[1]
         except (OSError, IndexError, ValueError):
             pass
     return total
@@ -112,12 +118,11 @@ def postgres_cpu() -> dict[int, float]:
     out: dict[int, float] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            head, tail = stat.read_text().rsplit(")", 1)
-        except OSError:
+            name, cpu = process_cpu(stat)
+        except (OSError, IndexError, ValueError):
             continue
-        if head.split("(", 1)[1].startswith("postgres"):
-            fields = tail.split()
-            out[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        if name.startswith("postgres"):
+            out[int(stat.parent.name)] = cpu
     return out
 
 

@@ -7,7 +7,8 @@ few seconds during a burst and catches up after it). The cursor and the batch co
 a restart resumes where the last commit ended. On PostgreSQL, where concurrent writers may commit
 ids out of order, it also looks back for text rows the index lacks: at most every ``late_every``
 seconds, over the ids the cursor passed since the last look plus ``LOOKBACK`` before them (a look
-over the last 2,000 ids on every pass of 32 messages read 60 rows per message indexed). Recalled messages stay indexed: the archive keeps them (marked), and so do results.
+over the last 2,000 ids on every pass of 32 messages read 60 rows per message indexed). Recalled
+messages stay indexed: the archive keeps them (marked), and so do results.
 """
 from __future__ import annotations
 

@@ -129,7 +129,10 @@ def parse_since(value: str | None) -> float | None:
 
 
 def _config(args: argparse.Namespace, **extra) -> HubConfig:  # noqa: ANN003
-    return load_config(getattr(args, "config", None), database_url=getattr(args, "db", None), **extra)
+    try:
+        return load_config(getattr(args, "config", None), database_url=getattr(args, "db", None), **extra)
+    except ValueError as exc:  # an unusable setting (a database URL, a number): one line, no traceback
+        raise SystemExit(f"scrm-hub: {exc}") from None
 
 
 async def _with_db(config: HubConfig, fn):  # noqa: ANN001, ANN202

@@ -10,6 +10,9 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
 DEFAULT_DB = "sqlite+aiosqlite:///scrm-hub.db"
 
 
@@ -92,6 +95,28 @@ def _coerce(name: str, value: Any) -> Any:
     return value
 
 
+# the async driver the hub runs each database on
+ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def async_url(url: str) -> str:
+    """The database URL on the hub's async driver: ``sqlite:///f.db`` and ``postgres[ql]://...``
+    name the database, the hub picks the driver; another driver is refused with a clear error."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise ValueError(f"not a database URL: {url!r}") from exc
+    backend = "postgresql" if parsed.get_backend_name() in ("postgresql", "postgres") else parsed.get_backend_name()
+    wanted = ASYNC_DRIVERS.get(backend)
+    if wanted is None:
+        raise ValueError(f"unsupported database {backend!r}: use sqlite:///FILE or postgresql://USER@HOST/DB")
+    if parsed.drivername == wanted:
+        return url
+    if parsed.drivername not in (backend, "postgres", wanted):
+        raise ValueError(f"database driver {parsed.drivername!r} is not supported: use {wanted}:// (or {backend}://)")
+    return parsed.set(drivername=wanted).render_as_string(hide_password=False)
+
+
 def load_config(path: str | None = None, env: dict[str, str] | None = None, **flags: Any) -> HubConfig:
     """Build the config: file (``[hub]`` table and ``[[accounts]]``), then env, then flags."""
     env = os.environ if env is None else env
@@ -112,4 +137,6 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None, **fl
     for key, value in flags.items():
         if value is not None:
             values[key] = value
+    if "database_url" in values:
+        values["database_url"] = async_url(values["database_url"])
     return HubConfig(accounts=accounts, **values)

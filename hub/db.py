@@ -27,6 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from .config import async_url
 from .models import Base
 from .turns import Turns
 from .wal_checkpoint import WalCheckpointer
@@ -114,6 +115,7 @@ class Database:
     its own thread. PostgreSQL: everything through asyncpg."""
 
     def __init__(self, url: str):
+        url = async_url(url)
         self.url = url
         self.is_sqlite = url.startswith("sqlite")
         kwargs: dict = {}

@@ -41,6 +41,27 @@ def test_accounts_add_and_list_json(tmp_path):
     assert len(a["encoding_aes_key"]) == 43 and 3 <= len(a["token"]) <= 32 and a["secret"] == "s3cret"
 
 
+def test_database_url_names_the_database_and_the_hub_picks_its_driver(tmp_path):
+    r = hub_cli("accounts", "add", "--db", f"sqlite:///{tmp_path}/plain.db", "--id", "oa1", "--platform", "oa",
+                "--receive-id", "wxAPPID2")
+    assert r.returncode == 0, r.stderr
+    r = hub_cli("accounts", "list", "--db", f"sqlite+aiosqlite:///{tmp_path}/plain.db", "--json")
+    assert [a["id"] for a in json.loads(r.stdout)] == ["oa1"]
+    for url, why in (("mysql://root@127.0.0.1/test", "unsupported database 'mysql'"),
+                     ("postgresql+psycopg2://u@h/db", "not supported: use postgresql+asyncpg://"),
+                     ("not a url", "not a database URL")):
+        r = hub_cli("accounts", "list", "--db", url)
+        assert r.returncode == 1 and why in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+def test_async_url_keeps_everything_but_the_driver():
+    from hub.config import async_url
+    assert async_url("postgres://u:p@h:5433/db?schema=s1") == "postgresql+asyncpg://u:p@h:5433/db?schema=s1"
+    assert async_url("postgresql://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert async_url("sqlite:////tmp/x.db") == "sqlite+aiosqlite:////tmp/x.db"
+    assert async_url("sqlite+aiosqlite:///rel.db") == "sqlite+aiosqlite:///rel.db"
+
+
 async def test_archive_export_jsonl_and_csv(aiohttp_client, hub_config, wecom, db_url):
     client = await aiohttp_client(create_app(hub_config))
     for i in range(3):

@@ -171,6 +171,27 @@ class Dispatcher:
         self._hold(agent_id, sid)
         return Assignment(sid, agent_id, session.group)
 
+    def load_queue(self, sessions: Iterable[QueuedSession]) -> list[Assignment]:
+        """Queue many sessions at once (a rebuild from the database), then assign in queue order what
+        agents with room may take. One sort instead of an insertion per session: a rebuild with 20,000
+        waiting, one by one, took 320 ms (every second with several processes)."""
+        sessions = list(sessions)
+        ids = {q.session_id for q in sessions}
+        if len(ids) != len(sessions) or any(sid in self._queue or sid in self._held for sid in ids):
+            raise DispatchError("a session is duplicated, or already queued or assigned")
+        for q in sessions:
+            self._queue[q.session_id] = q
+            key = _key(q)
+            self._order.append(key)
+            if q.agent_id is None:
+                self._group_order.setdefault(q.group, []).append(key)
+            else:
+                self._advised[q.session_id] = q
+        self._order.sort()
+        for keys in self._group_order.values():
+            keys.sort()
+        return self._drain()
+
     def cancel(self, session_id: int) -> bool:
         """Drop a waiting session (the customer left or a bot solved it); False if it was not queued."""
         if session_id not in self._queue:
@@ -310,24 +331,45 @@ class Dispatcher:
         return q
 
     def _drain(self) -> list[Assignment]:
-        """Assign waiting sessions in queue order while any agent has room."""
-        room = {a.id for a in self._agents.values() if a.has_room()}
+        """Assign waiting sessions in queue order while any agent has room.
+
+        Each step takes the first waiting session some agent with room may take: the earliest head of
+        the groups those agents are in, or an advisor session (there are few) whose advisor has room or
+        which fell back to such a group. That is the session a walk of the whole queue in order would
+        assign next (room only shrinks, so what it passed over stays untakeable), without the walk: a
+        queue of 20,000 for one group and an idle agent of another cost 70 ms on every release."""
         out: list[Assignment] = []
-        if not room or not self._order:  # the usual case in a rush: no walk (nor copy) of a long queue
-            return out
-        for key in list(self._order):
-            if not room:
+        room = {a.id for a in self._agents.values() if a.has_room()}
+        while room and self._queue:
+            q = self._first_takeable(room)
+            if q is None:
                 break
-            q = self._queue[key[2]]
             agent_id = self._pick(q, room)
-            if agent_id is None:
-                continue
+            if agent_id is None:  # cannot happen (takeable means an agent with room may take it)
+                break
             self._pop(q.session_id)
             self._hold(agent_id, q.session_id)
             if not self._agents[agent_id].has_room():
                 room.discard(agent_id)
             out.append(Assignment(q.session_id, agent_id, q.group))
         return out
+
+    def _first_takeable(self, room: set[int]) -> QueuedSession | None:
+        """The first waiting session (queue order) that an agent in ``room`` may take."""
+        groups: set[str] = set()
+        for agent_id in room:
+            groups |= self._agents[agent_id].groups
+        best: tuple[int, float, int] | None = None
+        for group in groups:
+            keys = self._group_order.get(group)
+            if keys and (best is None or keys[0] < best):
+                best = keys[0]
+        for q in self._advised.values():
+            if q.agent_id in room or (q.group in groups and self._fallen_back(q)):
+                key = _key(q)
+                if best is None or key < best:
+                    best = key
+        return None if best is None else self._queue[best[2]]
 
 
 def _check_status(status: str) -> None:

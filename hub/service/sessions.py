@@ -3,7 +3,8 @@ requeue (agent offline, not accepted in time), reassign or escalate when a custo
 unanswered. The only place that changes sessions; Socket.IO handlers, the pipeline and the API
 call it. The in-memory ``Dispatcher`` (hub/routing/dispatch.py) holds agent load and the queue,
 rebuilt from the database at start; every assignment is also written with a conditional UPDATE
-so it happens once.
+so it happens once. Mixins of SessionService: reading.py (reads), session_timers.py (accept and
+unanswered timers, reassign), queue_announcements.py (queue position, ``queue.changed``).
 """
 from __future__ import annotations
 
@@ -23,14 +24,16 @@ from ..models import Conversation, Message, RoutingRule, ServiceSession, Session
 from ..models.base import fixed
 from ..outbound.queue import Outbound, OutboundRequest
 from ..privacy.views import mask_bundle, mask_message
-from ..push import SUPERVISORS, Push, group_room
+from ..push import SUPERVISORS, Push
 from ..routing.dispatch import Assignment, Dispatcher, QueuedSession
 from ..scale.routing_guard import agent_has_room
 from ..routing.rules import Decision, RoutingInput, decide, parse_rule
 from ..settings import Settings
 from ..users import UserInfo, set_status as store_status
 from .floor import queued_session, read_floor
+from .queue_announcements import QueueAnnouncements
 from .reading import SessionReading
+from .session_timers import SessionTimers
 from .timers import Timers
 from .views import ProfileProvider, basic_profile, session_bundle, session_json
 
@@ -48,8 +51,6 @@ OPEN_SESSION_Q = select(sessions_t).where(sessions_t.c.conversation_id == bindpa
     sessions_t.c.state != fixed("closed"))  # open (not IN: its expanding bind cost more than the query)
 GET_SESSION_Q = select(sessions_t).where(sessions_t.c.id == bindparam("sid"))
 KF_STATE = {"bot": 1, "queued": 2, "human": 3, "closed": 4}
-QUEUE_PUSH_EVERY = 0.3  # seconds
-QUEUE_HEAD = 100  # waiting sessions listed in a supervisor's queue.changed (the total is given too)
 RESYNC_EVERY = 1.0  # seconds between dispatcher rebuilds when several processes share the database
 FULL_RESYNC_EVERY = 5  # every fifth rebuild re-reads the whole queue (what supervisors see stays current)
 
@@ -85,7 +86,7 @@ class Handover:
     known_closed: bool = False  # the caller just found no open session (no second look needed)
 
 
-class SessionService(SessionReading):
+class SessionService(SessionReading, SessionTimers, QueueAnnouncements):
     def __init__(self, db: Database, clock: Clock, push: Push, outbound: Outbound, settings: Settings,
                  timers: Timers, profile: ProfileProvider = basic_profile, kf_state: Any = None):
         self.db = db
@@ -460,136 +461,6 @@ class SessionService(SessionReading):
                              await session_bundle(self.db, self.profile, assignment.session_id))
         await self.push.to_user(assignment.agent_id, "session.new", bundle)
         self._arm_unanswered_timer(await self._get(assignment.session_id))
-
-    def _arm_accept_timer(self, session_id: int, assigned_at: float) -> None:
-        timeout = float(self.settings.cached("accept_timeout") or 0)
-        if timeout > 0:
-            self.timers.set(f"accept:{session_id}", assigned_at + timeout, lambda: self._accept_timeout(session_id))
-
-    async def _accept_timeout(self, session_id: int) -> None:
-        row = await self._get(session_id)
-        if row is None or row.state != "assigned":
-            return
-        agent = row.agent_id
-        freed = self.dispatcher.release(agent, session_id)
-        await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None}, "requeued", None,
-                           {"why": "not_accepted", "from": agent})
-        await self.push.to_user(agent, "session.removed", {"session_id": session_id, "reason": "not_accepted"})
-        await self._notify("requeued", session_id, why="not_accepted", from_agent=agent)
-        await self._apply_all(freed)
-        await self._apply_all(await self._enqueue_passing_over(await self._get(session_id), agent))
-        await self._queue_changed()
-
-    def _unanswered_deadline(self, row: Any) -> float | None:
-        """When the session's holder has left the customer unanswered too long; None if nothing waits.
-        Counted from the customer's message, or from when the holder got the session if later: an
-        agent handed a session whose customer already waited (from the queue, or handed back after a
-        reassignment found nobody else) gets the full time, not a deadline already past (which fired
-        at once, reassigned, got the session back and fired again, endlessly)."""
-        minutes = float(self.settings.cached("unanswered_minutes") or 0)
-        if row is None or minutes <= 0 or row.state not in ("assigned", "active"):
-            return None
-        waiting_since = row.last_customer_at
-        if waiting_since is None or (row.last_agent_at or 0) >= waiting_since:
-            return None
-        return max(waiting_since, row.assigned_at or 0) + minutes * 60
-
-    def _arm_unanswered_timer(self, row: Any) -> None:
-        if row is None or float(self.settings.cached("unanswered_minutes") or 0) <= 0 \
-                or row.state not in ("assigned", "active"):
-            return
-        due = self._unanswered_deadline(row)
-        if due is None:
-            self.timers.cancel(f"unanswered:{row.id}")
-            return
-        self.timers.set(f"unanswered:{row.id}", due, lambda: self._unanswered(row.id))
-
-    async def _unanswered(self, session_id: int) -> None:
-        if session_id in self._lapsing:
-            return  # re-armed and fired again while the first firing still runs: that one handles it
-        self._lapsing.add(session_id)
-        try:
-            await self._handle_unanswered(session_id)
-        finally:
-            self._lapsing.discard(session_id)
-
-    async def _handle_unanswered(self, session_id: int) -> None:
-        row = await self._get(session_id)
-        due = self._unanswered_deadline(row)
-        if due is None:
-            return
-        if due > self.clock.now() + 0.0005:  # the session changed hands since the timer was set
-            self._arm_unanswered_timer(row)
-            return
-        action = self.settings.cached("unanswered_action")
-        payload = {"session_id": session_id, "agent_id": row.agent_id, "waiting_since": row.last_customer_at}
-        await self.push.to_room(SUPERVISORS, "session.escalated", payload)
-        async with self.db.write() as conn:
-            await self._event(conn, session_id, "unanswered", "system", {"action": action, "agent_id": row.agent_id})
-        if action == "reassign":
-            await self.reassign(session_id, "unanswered")
-
-    async def reassign(self, session_id: int, why: str) -> bool:
-        """Take an open session from its agent and route it again, passing that agent over (the
-        unanswered timer, SLA escalations). False if it has no agent to take it from."""
-        row = await self._get(session_id)
-        if row is None or row.state not in ("assigned", "active") or not row.agent_id:
-            return False
-        agent = row.agent_id
-        freed = self.dispatcher.release(agent, session_id)
-        self.timers.cancel(f"accept:{session_id}")
-        await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None,
-                                        "accepted_at": None}, "requeued", None, {"why": why, "from": agent})
-        await self.push.to_user(agent, "session.removed", {"session_id": session_id, "reason": why})
-        await self._notify("requeued", session_id, why=why, from_agent=agent)
-        await self._apply_all(freed)
-        await self._apply_all(await self._enqueue_passing_over(await self._get(session_id), agent))
-        await self._queue_changed()
-        return True
-
-    async def _enqueue_passing_over(self, row: Any, agent_id: int) -> list[Assignment]:
-        """Queue a session so that ``agent_id`` (who let it lapse) is passed over if anyone else can take it."""
-        state = next((a for a in self.dispatcher.agents() if a.id == agent_id), None)
-        out: list[Assignment] = []
-        if state is not None and state.status == "online":
-            out += self.dispatcher.set_status(agent_id, "away")
-        first = self._enqueue(self._queued(row))
-        if first is not None:
-            out.append(first)
-        if state is not None and state.status == "online":
-            out += self.dispatcher.set_status(agent_id, "online")
-        return out
-
-    async def _tell_queue_position(self, row: Any) -> None:
-        if not await self.settings.get("queue_notify", row.account_id):
-            return
-        position = self.dispatcher.queue_position(row.id)
-        if not position:
-            return
-        text = str(await self.settings.get("queue_text", row.account_id)).format(n=position - 1, position=position)
-        await self.outbound.enqueue(OutboundRequest(row.account_id, row.conversation_id, text, "system",
-                                                    dedup_key=f"queue:{row.id}:{row.handover_at}"))
-
-    async def _queue_changed(self) -> None:
-        """Announce the queue, at most every ``QUEUE_PUSH_EVERY`` seconds (a burst of new sessions
-        makes one announcement, not one per session)."""
-        if self._queue_push is None:
-            self._queue_push = asyncio.get_running_loop().call_later(
-                QUEUE_PUSH_EVERY, lambda: asyncio.ensure_future(self._push_queue()))
-
-    async def _push_queue(self) -> None:
-        self._queue_push = None
-        # counted as the queue changes: a Double 11 queue of thousands is not walked every 0.3 s
-        total, per_group = self.dispatcher.queue_counts()
-        head = [{"session_id": q.session_id, "group": q.group, "priority": q.priority, "enqueued_at": q.enqueued_at,
-                 "advisor_id": q.agent_id} for q in self.dispatcher.queue_head(QUEUE_HEAD)]
-        agents = [{"id": a.id, "status": a.status, "cap": a.cap, "load": a.load, "groups": sorted(a.groups)}
-                  for a in self.dispatcher.agents()]
-        await self.push.to_room(SUPERVISORS, "queue.changed",
-                                {"queue": head, "total": total, "per_group": per_group, "agents": agents})
-        groups = set(per_group) | set().union(set(), *(a.groups for a in self.agents.values()))
-        for group in groups:
-            await self.push.to_room(group_room(group), "queue.changed", {"group": group, "waiting": per_group.get(group, 0)})
 
     async def _kf(self, row: Any, state: str, user: UserInfo | None = None) -> None:
         if self.kf_state is None:

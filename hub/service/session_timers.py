@@ -1,0 +1,123 @@
+"""The session timers: accept (an assigned session not accepted in time is queued again), unanswered
+(a customer left waiting: supervisors are told, the session reassigned) and ``reassign`` (the SLA
+escalations' too). Not ``timers.py``: that is the keyed ``call_later`` store (``Timers``) these are set on.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..push import SUPERVISORS
+from ..routing.dispatch import Assignment
+
+
+class SessionTimers:
+    """Mixed into SessionService (which provides ``db``, ``clock``, ``push``, ``settings``, ``timers``,
+    ``dispatcher``, ``_lapsing``, ``_get``, ``_update``, ``_event``, ``_notify``, ``_queued``, ``_enqueue``,
+    ``_apply_all``; ``_queue_changed`` from QueueAnnouncements)."""
+
+    db: Any
+    clock: Any
+    push: Any
+    settings: Any
+    timers: Any
+    dispatcher: Any
+    _lapsing: Any
+
+    def _arm_accept_timer(self, session_id: int, assigned_at: float) -> None:
+        timeout = float(self.settings.cached("accept_timeout") or 0)
+        if timeout > 0:
+            self.timers.set(f"accept:{session_id}", assigned_at + timeout, lambda: self._accept_timeout(session_id))
+
+    async def _accept_timeout(self, session_id: int) -> None:
+        row = await self._get(session_id)
+        if row is None or row.state != "assigned":
+            return
+        agent = row.agent_id
+        freed = self.dispatcher.release(agent, session_id)
+        await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None}, "requeued", None,
+                           {"why": "not_accepted", "from": agent})
+        await self.push.to_user(agent, "session.removed", {"session_id": session_id, "reason": "not_accepted"})
+        await self._notify("requeued", session_id, why="not_accepted", from_agent=agent)
+        await self._apply_all(freed)
+        await self._apply_all(await self._enqueue_passing_over(await self._get(session_id), agent))
+        await self._queue_changed()
+
+    def _unanswered_deadline(self, row: Any) -> float | None:
+        """When the session's holder has left the customer unanswered too long; None if nothing waits.
+        Counted from the customer's message, or from when the holder got the session if later: an
+        agent handed a session whose customer already waited (from the queue, or handed back after a
+        reassignment found nobody else) gets the full time, not a deadline already past (which fired
+        at once, reassigned, got the session back and fired again, endlessly)."""
+        minutes = float(self.settings.cached("unanswered_minutes") or 0)
+        if row is None or minutes <= 0 or row.state not in ("assigned", "active"):
+            return None
+        waiting_since = row.last_customer_at
+        if waiting_since is None or (row.last_agent_at or 0) >= waiting_since:
+            return None
+        return max(waiting_since, row.assigned_at or 0) + minutes * 60
+
+    def _arm_unanswered_timer(self, row: Any) -> None:
+        if row is None or float(self.settings.cached("unanswered_minutes") or 0) <= 0 \
+                or row.state not in ("assigned", "active"):
+            return
+        due = self._unanswered_deadline(row)
+        if due is None:
+            self.timers.cancel(f"unanswered:{row.id}")
+            return
+        self.timers.set(f"unanswered:{row.id}", due, lambda: self._unanswered(row.id))
+
+    async def _unanswered(self, session_id: int) -> None:
+        if session_id in self._lapsing:
+            return  # re-armed and fired again while the first firing still runs: that one handles it
+        self._lapsing.add(session_id)
+        try:
+            await self._handle_unanswered(session_id)
+        finally:
+            self._lapsing.discard(session_id)
+
+    async def _handle_unanswered(self, session_id: int) -> None:
+        row = await self._get(session_id)
+        due = self._unanswered_deadline(row)
+        if due is None:
+            return
+        if due > self.clock.now() + 0.0005:  # the session changed hands since the timer was set
+            self._arm_unanswered_timer(row)
+            return
+        action = self.settings.cached("unanswered_action")
+        payload = {"session_id": session_id, "agent_id": row.agent_id, "waiting_since": row.last_customer_at}
+        await self.push.to_room(SUPERVISORS, "session.escalated", payload)
+        async with self.db.write() as conn:
+            await self._event(conn, session_id, "unanswered", "system", {"action": action, "agent_id": row.agent_id})
+        if action == "reassign":
+            await self.reassign(session_id, "unanswered")
+
+    async def reassign(self, session_id: int, why: str) -> bool:
+        """Take an open session from its agent and route it again, passing that agent over (the
+        unanswered timer, SLA escalations). False if it has no agent to take it from."""
+        row = await self._get(session_id)
+        if row is None or row.state not in ("assigned", "active") or not row.agent_id:
+            return False
+        agent = row.agent_id
+        freed = self.dispatcher.release(agent, session_id)
+        self.timers.cancel(f"accept:{session_id}")
+        await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None,
+                                        "accepted_at": None}, "requeued", None, {"why": why, "from": agent})
+        await self.push.to_user(agent, "session.removed", {"session_id": session_id, "reason": why})
+        await self._notify("requeued", session_id, why=why, from_agent=agent)
+        await self._apply_all(freed)
+        await self._apply_all(await self._enqueue_passing_over(await self._get(session_id), agent))
+        await self._queue_changed()
+        return True
+
+    async def _enqueue_passing_over(self, row: Any, agent_id: int) -> list[Assignment]:
+        """Queue a session so that ``agent_id`` (who let it lapse) is passed over if anyone else can take it."""
+        state = next((a for a in self.dispatcher.agents() if a.id == agent_id), None)
+        out: list[Assignment] = []
+        if state is not None and state.status == "online":
+            out += self.dispatcher.set_status(agent_id, "away")
+        first = self._enqueue(self._queued(row))
+        if first is not None:
+            out.append(first)
+        if state is not None and state.status == "online":
+            out += self.dispatcher.set_status(agent_id, "online")
+        return out

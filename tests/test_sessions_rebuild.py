@@ -1,0 +1,60 @@
+"""The routing rebuild (``SessionService.resync``: at start, and every second with several processes):
+what waits in the database is queued at once and assigned in queue order, VIP priority first."""
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from hub.clock import FakeClock
+from hub.models import Conversation, ServiceSession
+from hub.service.sessions import Handover
+from hub.users import set_status
+from tests.rt_helpers import make_user
+
+sessions_t = ServiceSession.__table__
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(1_767_000_000.0)
+
+
+async def new_conversation(hub, peer: str) -> int:  # noqa: ANN001
+    async with hub.db.write() as conn:
+        return (await conn.execute(Conversation.__table__.insert().values(
+            account_id="acme-wecom", channel="wecom", thread="", peer_id=peer,
+            created_at=hub.clock.now()))).inserted_primary_key[0]
+
+
+async def states(hub) -> dict[int, tuple[str, int | None]]:  # noqa: ANN001
+    async with hub.db.read() as conn:
+        rows = (await conn.execute(select(sessions_t.c.conversation_id, sessions_t.c.state, sessions_t.c.agent_id))).all()
+    return {r.conversation_id: (r.state, r.agent_id) for r in rows}
+
+
+async def test_rebuild_assigns_what_waits_in_queue_order_vip_first(client, hub):  # noqa: ANN001
+    alice = await make_user(hub, "alice", groups=("presales",), cap=1)
+    bob = await make_user(hub, "bob", groups=("aftersales",), cap=3)
+    for user in (alice, bob):
+        await set_status(hub.db, user.id, "offline")
+    await hub.sessions.resync()
+    plain = [await new_conversation(hub, f"wmPlain{i}") for i in range(3)]
+    vip = await new_conversation(hub, "wmVip")
+    for conv in plain:  # nobody online: all wait, the plain ones first
+        await hub.sessions.route(Handover(conv, "acme-wecom", "在吗", [], group="presales"))
+        hub.clock.advance(5)
+    await hub.sessions.route(Handover(vip, "acme-wecom", "在吗", [], group="presales", vip_level=3))
+    assert {s for s, _ in (await states(hub)).values()} == {"queued"}
+
+    # both come online behind the dispatcher's back (another process, say): the rebuild routes
+    for user in (alice, bob):
+        await set_status(hub.db, user.id, "online")
+    await hub.sessions.resync()
+    got = await states(hub)
+    assert got[vip] == ("assigned", alice.id)  # the VIP, though it came last, takes alice's one slot
+    assert [got[c] for c in plain] == [("queued", None)] * 3  # bob has room, but not their group
+    assert [q.session_id for q in hub.sessions.dispatcher.queue_snapshot()] == sorted(
+        q.session_id for q in hub.sessions.dispatcher.queue_snapshot())  # oldest first behind it
+
+    await hub.sessions.resync()  # a second rebuild changes nothing
+    assert await states(hub) == got

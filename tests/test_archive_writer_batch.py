@@ -3,8 +3,11 @@ job (the first of them gets the id), a retried key is a duplicate, and a convers
 the writer's cache of conversation ids (another process's erasure) does not cost a message."""
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import delete, func, select
+from sqlalchemy import text as sql_text
 
+from hub.archive.postgres_batch import CONVERSATIONS_SQL
 from hub.archive.store import ToArchive
 from hub.messages import Text
 from hub.models import Conversation, Job, Message
@@ -93,3 +96,34 @@ async def test_a_batch_longer_than_one_statement(hub):
                                           .where(messages.c.id.in_(ids)))).all())
     assert [stored[s.message_id] for s in saved if not s.duplicate] == [f"m:long{i}" for i in range(600)]
     assert await count(hub, jobs, jobs.c.message_id.in_(ids)) == 600
+
+
+async def test_postgres_looks_up_known_conversations_by_index(hub):
+    """PostgreSQL: the writer asks for conversations it has not cached (another process created them)
+    with one index probe per key, on a generic plan too. A join of the keys with the table was planned,
+    up to a few thousand conversations (a new brand, bench/scale.py), as a scan of them all per miss."""
+    if hub.db.dialect != "postgresql":
+        pytest.skip("PostgreSQL's plan")
+    await hub.pipeline.stop()
+    async with hub.db.write() as conn:
+        await conn.execute(conversations.insert(), [
+            {"account_id": "acme-wecom", "channel": "wecom", "thread": "", "peer_id": f"wmKnown{i}", "created_at": 1.0}
+            for i in range(1000)])
+    statement = CONVERSATIONS_SQL.text
+    for n, name in enumerate(("account_id", "thread", "peer_id", "channel", "now"), 1):
+        statement = statement.replace(f":{name}", f"${n}")
+    async with hub.db.write() as conn:
+        await conn.execute(sql_text("ANALYZE conversations"))
+        await conn.execute(sql_text("SET LOCAL plan_cache_mode = force_generic_plan"))
+        await conn.execute(sql_text(f"PREPARE conversations_q (text[], text[], text[], text[], float8) AS {statement}"))
+        plan = "\n".join(r[0] for r in await conn.execute(sql_text(
+            "EXPLAIN EXECUTE conversations_q (ARRAY['acme-wecom', 'acme-wecom'], ARRAY['', ''], "
+            "ARRAY['wmKnown5', 'wmNew1'], ARRAY['wecom', 'wecom'], 2.0)")))
+        await conn.execute(sql_text("DEALLOCATE conversations_q"))
+    assert "Seq Scan on conversations" not in plan and "Index Scan using uq_conversation_peer" in plan, plan
+    hub.writer.forget_conversations()  # as a process that never saw them
+    saved = await hub.writer.save([text("wmKnown5", "k1"), text("wmKnown999", "k2"), text("wmNewOne", "k3")])
+    async with hub.db.read() as conn:
+        ids = dict((await conn.execute(select(conversations.c.peer_id, conversations.c.id).where(
+            conversations.c.peer_id.in_(["wmKnown5", "wmKnown999", "wmNewOne"])))).all())
+    assert [s.conversation_id for s in saved] == [ids["wmKnown5"], ids["wmKnown999"], ids["wmNewOne"]]

@@ -62,7 +62,10 @@ SELECT ord, id FROM firsts
 
 # new conversations created (in key order) and the ids of all asked for, in one round trip: the
 # SELECT's snapshot does not see what this statement inserts, so the two halves do not overlap; a
-# conversation another process inserted after the snapshot is in neither (asked again)
+# conversation another process inserted after the snapshot is in neither (asked again). The lookup is
+# an index probe per key (LATERAL, OFFSET 0 keeps it apart): as a join of the keys with conversations
+# it was planned as a hash join over a scan of the whole table, 150 rows read per callback with two
+# processes in bench/scale.py (each process learns every conversation once) against 4 with one
 CONVERSATIONS_SQL = text("""
 WITH k AS (
     SELECT * FROM unnest(CAST(:account_id AS text[]), CAST(:thread AS text[]), CAST(:peer_id AS text[]),
@@ -75,8 +78,9 @@ WITH k AS (
 )
 SELECT id, account_id, thread, peer_id FROM ins
 UNION ALL
-SELECT c.id, c.account_id, c.thread, c.peer_id FROM conversations c
-JOIN k ON c.account_id = k.account_id AND c.thread = k.thread AND c.peer_id = k.peer_id
+SELECT c.id, c.account_id, c.thread, c.peer_id FROM k CROSS JOIN LATERAL (
+    SELECT id, account_id, thread, peer_id FROM conversations
+    WHERE account_id = k.account_id AND thread = k.thread AND peer_id = k.peer_id OFFSET 0) c
 """)
 
 

@@ -14,7 +14,7 @@ from sqlalchemy import select, text, update
 
 from hub.archive.search import query
 from hub.archive.search.highlight import highlight
-from hub.archive.search.indexer import SearchIndexer, backend
+from hub.archive.search.indexer import PASS_LOCK, SearchIndexer, backend
 from hub.archive.search.tokens import contains_all, fts5_expression, index_terms, lookup_terms, normalize, parse_query
 from hub.archive.search.wiring import INDEXER
 from hub.archive.store import ToArchive
@@ -240,7 +240,8 @@ async def test_background_indexer_finds_new_callbacks_and_resumes_from_its_curso
     found = await wait_for(lambda: _ids(client, "面霜过敏"), timeout=10)
     assert len(found) == 1
     async with hub.db.read() as conn:
-        cursor = (await conn.execute(select(SearchCursor.__table__.c.last_id))).scalar()
+        cursor = (await conn.execute(select(SearchCursor.__table__.c.last_id)
+                                     .where(SearchCursor.__table__.c.name == "messages"))).scalar()
     assert cursor >= found[0]
     again = SearchIndexer(hub.db, hub.clock)  # as after a restart: nothing is indexed twice
     assert await again.catch_up() == 0 and await again.cursor() == cursor
@@ -322,3 +323,34 @@ async def test_late_commit_behind_the_cursor_is_indexed_even_after_the_cursor_mo
     indexer.late_every = 0.0
     await indexer.run_once()
     assert await _ids(client, "迟到") == [reserved]
+
+
+async def test_indexers_of_several_processes_take_turns(client, hub):
+    """PostgreSQL: while another process's pass holds the pass lock, a background pass leaves the batch
+    to it at once (no wait on the cursor's row, no second read of the batch), and a catch-up (the CLI)
+    waits for its turn; then the next pass indexes from where the other ended."""
+    from tests.conftest import ON_POSTGRES
+    if not ON_POSTGRES:
+        pytest.skip("one process on SQLite")
+    indexer = hub.app_indexer
+    await indexer.stop()
+    await indexer.catch_up()
+    before = await indexer.cursor()
+    saved = await hub.writer.save([ToArchive(WECOM["id"], Text(channel="wecom", peer_id="turns", sent_at=1,
+                                                               msg_id=f"t{i}", content="轮流建索引"), job=None)
+                                   for i in range(3)])
+    other = SearchIndexer(hub.db, hub.clock)  # another process's indexer
+    async with hub.db.engine.connect() as holder:  # that process, in the middle of a pass
+        await holder.execute(text(f"SELECT pg_advisory_xact_lock({PASS_LOCK}, 0)"))
+        started = asyncio.get_running_loop().time()
+        assert await other.run_once() == 0
+        assert asyncio.get_running_loop().time() - started < 1.0  # told at once, not blocked
+        assert await other.cursor() == before and await _ids(client, "轮流") == []
+        waiting = asyncio.ensure_future(other.catch_up())
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # the CLI's catch-up waits for its turn
+        await holder.rollback()  # the other pass ends
+    assert await asyncio.wait_for(waiting, 10) == 3
+    assert await other.cursor() == saved[-1].message_id
+    assert sorted(await _ids(client, "轮流")) == [s.message_id for s in saved]
+    assert await indexer.run_once() == 0  # the first indexer goes on from the shared cursor: nothing twice

@@ -3,6 +3,7 @@ the message factory (signed, encrypted WeCom text callbacks) and the ``wrk`` run
 (``bench/callbacks.lua``). bench/callbacks.py, scale.py, push.py and alerts.py build on it."""
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -51,6 +52,12 @@ def standin_server(port: int) -> None:
 # ---------------------------------------------------------------------------------------------
 # messages
 
+def question(rng: random.Random) -> str:
+    """A customer's question, in words the bench's FAQs and keyword rules know."""
+    q = rng.choice(QUESTIONS).format(p=rng.choice(PRODUCTS))
+    return rng.choice(BEFORE) + q + rng.choice(AFTER).format(n=rng.randrange(10000))
+
+
 class MessageFactory:
     """Distinct, signed, encrypted WeCom text callbacks (one data-file line each)."""
 
@@ -64,9 +71,7 @@ class MessageFactory:
         self.made = 0
 
     def text(self) -> str:
-        rng = self.rng
-        q = rng.choice(QUESTIONS).format(p=rng.choice(PRODUCTS))
-        return rng.choice(BEFORE) + q + rng.choice(AFTER).format(n=rng.randrange(10000))
+        return question(self.rng)
 
     def write(self, path: Path, count: int, every_sender: bool = False) -> int:
         """Write ``count`` new messages to ``path`` (from random senders, or with ``every_sender`` from
@@ -103,8 +108,9 @@ def start(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> subpr
         fh.close()
 
 
-def kill_group(proc: subprocess.Popen | None, sig: int = signal.SIGKILL) -> None:
-    if proc is None or proc.poll() is not None:
+def kill_group(proc: "subprocess.Popen | asyncio.subprocess.Process | None", sig: int = signal.SIGKILL) -> None:
+    """Signal a process's group, unless it has ended (a Popen or an asyncio subprocess)."""
+    if proc is None or (proc.poll() if isinstance(proc, subprocess.Popen) else proc.returncode) is not None:
         return
     try:
         os.killpg(proc.pid, sig)

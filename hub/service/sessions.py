@@ -3,8 +3,9 @@ requeue (agent offline, not accepted in time), reassign or escalate when a custo
 unanswered. The only place that changes sessions; Socket.IO handlers, the pipeline and the API
 call it. The in-memory ``Dispatcher`` (hub/routing/dispatch.py) holds agent load and the queue,
 rebuilt from the database at start; every assignment is also written with a conditional UPDATE
-so it happens once. Mixins of SessionService: reading.py (reads), session_timers.py (accept and
-unanswered timers, reassign), queue_announcements.py (queue position, ``queue.changed``).
+so it happens once. Mixins of SessionService: reading.py (reads), dispatcher_sync.py (rebuilding the
+dispatcher from the database), session_timers.py (accept and unanswered timers, reassign),
+queue_announcements.py (queue position, ``queue.changed``).
 """
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ from ..scale.routing_guard import agent_has_room
 from ..routing.rules import Decision, RoutingInput, decide, parse_rule
 from ..settings import Settings
 from ..users import UserInfo, set_status as store_status
-from .floor import queued_session, read_floor
+from .floor import queued_session
+from .dispatcher_sync import DispatcherSync
 from .queue_announcements import QueueAnnouncements
 from .reading import SessionReading
 from .session_timers import SessionTimers
@@ -51,8 +53,6 @@ OPEN_SESSION_Q = select(sessions_t).where(sessions_t.c.conversation_id == bindpa
     sessions_t.c.state != fixed("closed"))  # open (not IN: its expanding bind cost more than the query)
 GET_SESSION_Q = select(sessions_t).where(sessions_t.c.id == bindparam("sid"))
 KF_STATE = {"bot": 1, "queued": 2, "human": 3, "closed": 4}
-RESYNC_EVERY = 1.0  # seconds between dispatcher rebuilds when several processes share the database
-FULL_RESYNC_EVERY = 5  # every fifth rebuild re-reads the whole queue (what supervisors see stays current)
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,7 @@ class Handover:
     known_closed: bool = False  # the caller just found no open session (no second look needed)
 
 
-class SessionService(SessionReading, SessionTimers, QueueAnnouncements):
+class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnouncements):
     def __init__(self, db: Database, clock: Clock, push: Push, outbound: Outbound, settings: Settings,
                  timers: Timers, profile: ProfileProvider = basic_profile, kf_state: Any = None):
         self.db = db
@@ -126,64 +126,6 @@ class SessionService(SessionReading, SessionTimers, QueueAnnouncements):
             except (asyncio.CancelledError, Exception):  # noqa: BLE001
                 pass
             self._resync_task = None
-
-    async def resync(self, full: bool = True) -> None:
-        """Rebuild the dispatcher (agents, their load, the queue) from the database, route what waits,
-        and arm the accept and unanswered timers of open sessions. At start; with several processes
-        also every ``RESYNC_EVERY`` seconds and after a lost assignment race, so each process's
-        dispatcher follows what the others did (the database guards every assignment meanwhile).
-        Not ``full``: the queue is read only when some agent has room (a long queue in a busy hour
-        is not re-read every second); otherwise the local queue is kept, minus what is now held."""
-        floor = await read_floor(self.db, queue=True if full else None)
-        agents, held_rows, held, queued = floor.agents, floor.held, floor.held_by(), floor.queued
-        if queued is None:
-            taken = {r.id for r in held_rows}
-            queued = [q for q in self.dispatcher.queue_snapshot() if q.session_id not in taken]
-        self.dispatcher = Dispatcher(rr=self.dispatcher.round_robin())
-        for a in agents:
-            info = UserInfo(a.id, a.username, a.display_name, a.role, tuple(json.loads(a.groups or "[]")), a.cap,
-                            a.status)
-            self.agents[a.id] = info
-            self.dispatcher.upsert_agent(a.id, groups=info.groups, cap=a.cap, status=a.status,
-                                         sessions=held.get(a.id, []))
-        # all at once, then assigned in queue order: one sort, not an insertion per waiting session
-        # (a rebuild with 20,000 waiting took 320 ms one by one, every second with several processes)
-        waiting = {q.session_id: q for q in queued if not self.dispatcher.knows(q.session_id)}
-        await self._apply_all(self.dispatcher.load_queue(waiting.values()))
-        for row in held_rows:
-            if row.state == "assigned":
-                self._arm_accept_timer(row.id, (row.assigned_at or self.clock.now()))
-            self._arm_unanswered_timer(row)
-
-    async def _resync_loop(self) -> None:
-        passes = 0
-        while True:
-            await asyncio.sleep(RESYNC_EVERY)
-            self._resync_wanted = False
-            passes += 1
-            try:
-                await self.resync(full=passes % FULL_RESYNC_EVERY == 0)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the next pass tries again; assignments stay guarded
-                log.exception("routing resync failed")
-
-    def _resync_soon(self) -> None:
-        """This process's view was stale (an assignment lost to another process): rebuild it now."""
-        if self._resync_wanted:
-            return
-        self._resync_wanted = True
-
-        async def run() -> None:
-            await asyncio.sleep(0.05)  # let the burst that found it settle
-            if self._resync_wanted:
-                self._resync_wanted = False
-                try:
-                    await self.resync()
-                except Exception:  # noqa: BLE001
-                    log.exception("routing resync failed")
-
-        asyncio.ensure_future(run())
 
     async def load_rules(self) -> None:
         async with self.db.read() as conn:

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import (  # noqa: E402
-    ACCOUNT, AES_KEY, CORP_ID, TOKEN, free_port, standin_server, start, stop, wait_healthy)
+    ACCOUNT, AES_KEY, CORP_ID, TOKEN, cpu_seconds, free_port, standin_server, start, stop, wait_healthy)
 
 RULE_SECONDS = (1, 2, 3)
 TARGET_MS = 1000.0
@@ -54,13 +54,6 @@ def ms(x: float | None) -> float | None:
     return None if x is None else round(x * 1000, 1)
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds (0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def write_config(path: Path) -> None:

@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import (  # noqa: E402  (after the path set-up above)
-    ACCOUNT, AES_KEY, CORP_ID, TOKEN, MessageFactory, free_port, kill_group, paused, run_wrk, standin_server,
-    start, stop, wait_healthy)
+    ACCOUNT, AES_KEY, CORP_ID, TOKEN, MessageFactory, cpu_seconds, free_port, kill_group, paused, run_wrk,
+    standin_server, start, stop, wait_healthy)
 
 TARGET_RATIO, STRETCH_RATIO, TARGET_RATE, TARGET_P99_MS = 0.25, 0.33, 6000, 20.0
 
@@ -86,11 +86,6 @@ def count_rows(db_path: Path) -> tuple[int, int, str]:
     return archived, jobs, mode
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and all its threads so far (/proc)."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def finite(ms: float) -> float | None:

@@ -93,6 +93,21 @@ class MessageFactory:
 # ---------------------------------------------------------------------------------------------
 # processes
 
+def process_cpu(stat: Path) -> tuple[str, float]:
+    """(command name, utime + stime in seconds) of one process, from its /proc/<pid>/stat."""
+    head, tail = stat.read_text().rsplit(")", 1)
+    fields = tail.split()
+    return head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its threads so far (0 if it is gone)."""
+    try:
+        return process_cpu(Path(f"/proc/{pid}/stat"))[1]
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.harness import ROOT
+from bench.harness import ROOT, cpu_seconds
 
 LINE_LIMIT = 1 << 28  # JSON result lines can be a few MB
 
@@ -82,13 +82,6 @@ class Child:
             await self.proc.wait()
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds (0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def machine_busy_seconds() -> float:

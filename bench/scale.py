@@ -74,7 +74,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import (ACCOUNT, AES_KEY, CORP_ID, TOKEN, MessageFactory, free_port, kill_group,  # noqa: E402
-                             run_wrk, start, stop, wait_healthy)
+                             cpu_seconds, process_cpu, run_wrk, start, stop, wait_healthy)
 from bench.scale_probe import ADMIN_PASSWORD, ADMIN_USER, PROBE_PASSWORD, PROBE_USER, probe_route  # noqa: E402
 
 PG_TCP = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -95,21 +95,11 @@ def machine_jiffies() -> tuple[int, int]:
     return sum(fields), fields[3] + fields[4]
 
 
-def process_cpu(stat: Path) -> tuple[str, float]:
-    """(command name, utime + stime in seconds) of one process, from its /proc/<pid>/stat."""
-    head, tail = stat.read_text().rsplit(")", 1)
-    fields = tail.split()
-    return head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            total += process_cpu(Path(f"/proc/{pid}/stat"))[1]
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
+def total_cpu(pids: list[int]) -> float:
+    """CPU seconds of the hub's processes so far."""
+    return sum(cpu_seconds(pid) for pid in pids)
 
 
 def postgres_cpu() -> dict[int, float]:
@@ -182,9 +172,9 @@ def settle(proc: subprocess.Popen, workers: int, timeout: float = 120.0, quiet_f
     quiet = 0
     while time.monotonic() < deadline:
         pids = hub_pids(proc)
-        before = cpu_seconds(pids)
+        before = total_cpu(pids)
         time.sleep(0.5)
-        if hub_pids(proc) == pids and len(pids) == want and cpu_seconds(pids) - before < 0.05:
+        if hub_pids(proc) == pids and len(pids) == want and total_cpu(pids) - before < 0.05:
             quiet += 1
             if quiet >= quiet_for:
                 return pids
@@ -306,11 +296,11 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         pids = settle(hub, workers, quiet_for=1 if args.quick else 3)
         spies = profile(pids, args.profile, f"{name}-{run}") if args.profile and run == 0 else []
         activity0 = pg_activity(db_url) if not db_url.startswith("sqlite") else None
-        cpu0, machine0, pg0 = cpu_seconds(pids), machine_jiffies(), postgres_cpu()
+        cpu0, machine0, pg0 = total_cpu(pids), machine_jiffies(), postgres_cpu()
         probe.stdin.write("go\n")
         probe.stdin.flush()
         res = run_wrk(port, data, "once", duration, **wrk, rate=args.flood_rate)
-        cpu_acked = cpu_seconds(pids) - cpu0
+        cpu_acked = total_cpu(pids) - cpu0
         machine1 = machine_jiffies()
         busy = 1 - (machine1[1] - machine0[1]) / max(1, machine1[0] - machine0[0])  # of all cores, the flood
         t_end = time.monotonic()
@@ -319,7 +309,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         # the CPU is counted until every job is done, so deferring work never looks cheaper
         drained = wait_jobs_done(db_url, timeout=args.drain_timeout)
         drain_s = time.monotonic() - t_end  # from the end of the flood
-        cpu = cpu_seconds(pids) - cpu0
+        cpu = total_cpu(pids) - cpu0
         machine2 = machine_jiffies()
         # the share of both cores busy while the flood's jobs drain: near 1, the backlog waits for
         # the machine (a second worker cannot drain it sooner); well below, for something else

@@ -20,13 +20,8 @@ class WalkingDispatcher(Dispatcher):
                 break
             q = self._queue[key[2]]
             agent_id = self._pick(q, room)
-            if agent_id is None:
-                continue
-            self._pop(q.session_id)
-            self._hold(agent_id, q.session_id)
-            if not self._agents[agent_id].has_room():
-                room.discard(agent_id)
-            out.append(Assignment(q.session_id, agent_id, q.group))
+            if agent_id is not None:
+                out.append(self._take(q, agent_id, room))
         return out
 
 

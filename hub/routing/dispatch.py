@@ -347,12 +347,16 @@ class Dispatcher:
             agent_id = self._pick(q, room)
             if agent_id is None:  # cannot happen (takeable means an agent with room may take it)
                 break
-            self._pop(q.session_id)
-            self._hold(agent_id, q.session_id)
-            if not self._agents[agent_id].has_room():
-                room.discard(agent_id)
-            out.append(Assignment(q.session_id, agent_id, q.group))
+            out.append(self._take(q, agent_id, room))
         return out
+
+    def _take(self, q: QueuedSession, agent_id: int, room: set[int]) -> Assignment:
+        """A waiting session to an agent in ``room`` (who leaves it when full)."""
+        self._pop(q.session_id)
+        self._hold(agent_id, q.session_id)
+        if not self._agents[agent_id].has_room():
+            room.discard(agent_id)
+        return Assignment(q.session_id, agent_id, q.group)
 
     def _first_takeable(self, room: set[int]) -> QueuedSession | None:
         """The first waiting session (queue order) that an agent in ``room`` may take."""

@@ -31,8 +31,8 @@ from ..scale.routing_guard import agent_has_room
 from ..routing.rules import Decision, RoutingInput, decide, parse_rule
 from ..settings import Settings
 from ..users import UserInfo, set_status as store_status
-from .floor import queued_session
 from .dispatcher_sync import DispatcherSync
+from .floor import queued_session
 from .queue_announcements import QueueAnnouncements
 from .reading import SessionReading
 from .session_timers import SessionTimers

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import (  # noqa: E402
-    ACCOUNT, AES_KEY, CORP_ID, TOKEN, cpu_seconds, free_port, standin_server, start, stop, wait_healthy)
+    ACCOUNT, AES_KEY, CORP_ID, TOKEN, clean_tmp, cpu_seconds, free_port, standin_server, start, stop, wait_healthy)
 
 RULE_SECONDS = (1, 2, 3)
 TARGET_MS = 1000.0
@@ -209,12 +209,7 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         stop(hub, 10)
         stop(standin, 10)
-        if not args.keep:
-            for f in tmp.glob("*"):
-                f.unlink()
-            tmp.rmdir()
-        else:
-            print(f"kept {tmp}", file=sys.stderr)
+        clean_tmp(tmp, args.keep)
 
 
 def main() -> None:

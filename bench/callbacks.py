@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import (  # noqa: E402  (after the path set-up above)
-    ACCOUNT, AES_KEY, CORP_ID, TOKEN, MessageFactory, cpu_seconds, free_port, kill_group, paused, run_wrk,
+    ACCOUNT, AES_KEY, CORP_ID, TOKEN, MessageFactory, clean_tmp, cpu_seconds, free_port, kill_group, paused, run_wrk,
     standin_server, start, stop, wait_healthy)
 
 TARGET_RATIO, STRETCH_RATIO, TARGET_RATE, TARGET_P99_MS = 0.25, 0.33, 6000, 20.0
@@ -355,8 +355,6 @@ def main() -> None:
             "wal_max_mb": round(wal_max[0] / 2**20, 1),
             "meets": meets, "quick": args.quick, "wall_s": round(wall, 1),
         }, ensure_ascii=False))
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
     finally:
         for p in list(procs):
             kill_group(p)
@@ -364,10 +362,7 @@ def main() -> None:
         stop(bare, 10)
         stop(bare_asyncio, 10)
         stop(standin, 10)
-        if not args.keep:
-            for f in tmp.glob("*"):
-                f.unlink()
-            tmp.rmdir()
+        clean_tmp(tmp, args.keep)
 
 
 if __name__ == "__main__":

@@ -93,6 +93,16 @@ class MessageFactory:
 # ---------------------------------------------------------------------------------------------
 # processes
 
+def clean_tmp(tmp: Path, keep: bool) -> None:
+    """Remove a bench's temporary directory (the files in it), or with ``keep`` say where it is."""
+    if keep:
+        print(f"kept {tmp}", file=sys.stderr)
+        return
+    for f in tmp.glob("*"):
+        f.unlink()
+    tmp.rmdir()
+
+
 def process_cpu(stat: Path) -> tuple[str, float]:
     """(command name, utime + stime in seconds) of one process, from its /proc/<pid>/stat."""
     head, tail = stat.read_text().rsplit(")", 1)

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.harness import free_port, kill_group, start, stop, wait_healthy
+from bench.harness import clean_tmp, free_port, kill_group, start, stop, wait_healthy
 from bench.push_procs import Child, CpuMeter, end_profile, profile_hub
 from bench.push_report import code_state, db_counts, ms, pct, report
 from bench.push_scenario import PASSWORD, TARGET_P99_MS, TARGET_RATE, prepare_db, write_config
@@ -261,8 +261,6 @@ async def orchestrate(args: argparse.Namespace) -> None:
                quick=quick, wall0=wall0, code=code, load0=load0, got=got, new_rate=new_rate, new_lat=new_lat,
                new_cpu=new_cpu, burst=burst, ack_span=ack_span, total_sent=total_sent, total_ok=total_ok,
                late=late, dup=dup, db=db, end_counts=end_counts, hub_rc=hub_rc, hub_errors=hub_errors)
-        if args.keep:
-            print(f"kept {tmp}", file=sys.stderr)
     finally:
         for spy in spies:
             kill_group(spy)
@@ -273,7 +271,4 @@ async def orchestrate(args: argparse.Namespace) -> None:
                 kill_group(ch.proc)
         stop(hub, 10)
         stop(standin, 10)
-        if not args.keep:
-            for f in tmp.glob("*"):
-                f.unlink()
-            tmp.rmdir()
+        clean_tmp(tmp, args.keep)

@@ -74,7 +74,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import (ACCOUNT, AES_KEY, CORP_ID, TOKEN, MessageFactory, free_port, kill_group,  # noqa: E402
-                             cpu_seconds, process_cpu, run_wrk, start, stop, wait_healthy)
+                             clean_tmp, cpu_seconds, process_cpu, run_wrk, start, stop, wait_healthy)
 from bench.scale_probe import ADMIN_PASSWORD, ADMIN_USER, PROBE_PASSWORD, PROBE_USER, probe_route  # noqa: E402
 
 PG_TCP = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -377,6 +377,8 @@ def median(vals: list, digits: int = 1) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="1 run x 1 s per configuration, then 1.5 s steady (< 45 s wall)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite files, data files: ~480 MB "
+                    "for a full run)")
     ap.add_argument("--runs", type=int)
     ap.add_argument("--duration", type=float)
     ap.add_argument("--pg", default=os.environ.get("HUB_BENCH_PG", PG), help="PostgreSQL URL (a schema per run; default: the Unix socket "
@@ -434,6 +436,7 @@ def main() -> None:
     finally:
         stop(standin)
         kill_group(standin)
+        clean_tmp(tmp, args.keep)
     fig = {k: {"per_s": median([x["per_s"] for x in v]), "cpu": median([x["cpu_ms_per_1k"] for x in v]),
                "p99": median([x["push_p99_ms"] for x in v]),
                "busy": median([x["machine_busy"] for x in v], 3),

@@ -8,7 +8,7 @@ Content-Security-Policy applies. Everything live goes over Socket.IO (docs/realt
 
 Wiring (in ``hub.app.create_app``, before the app starts)::
 
-    agent_ui.views.setup(app)        # idempotent; or app.router.add_routes(agent_ui.views.routes())
+    agent_ui.views.setup(app)        # idempotent; or add_routes(app, agent_ui.views.routes())
 """
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from typing import Any
 
 import jinja2
 from aiohttp import web
+
+from hub.http_guard import add_routes
 
 HERE = pathlib.Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
@@ -206,5 +208,5 @@ def setup(app: web.Application) -> web.Application:
     """Add the console's routes once (a second call, or routes already added, changes nothing)."""
     if any(getattr(r, "canonical", None) == "/console" for r in app.router.resources()):
         return app
-    app.router.add_routes(routes())
+    add_routes(app, routes())
     return app

@@ -1,7 +1,7 @@
 """Does the platform reach the hub? Per account: the last callback received, the last URL verification
 (success or failure) and the last rejected callback with its reason.
 
-The callback path pays one dict update (a middleware looks at the answer the callback handler gave);
+The callback path pays one dict update (its routes' wrapper looks at the answer the handler gave);
 a background task writes what changed to ``account_status`` at most every ``FLUSH_EVERY`` seconds, so
 the admin console of any process sees the stamps of every process.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, replace
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 from aiohttp import web
 from sqlalchemy import select
@@ -126,23 +126,36 @@ def _stamp(row: Any) -> Stamp:
 
 
 CALLBACK_STATUS = web.AppKey("callback_status", dict)  # {"t": the running CallbackStatus}
+STAMPED = "__hub_stamped__"  # set on the wrapped callback handlers (the route test looks for it)
 
 
 def tracker_of(app: web.Application) -> CallbackStatus | None:
     return app[CALLBACK_STATUS].get("t") if CALLBACK_STATUS in app else None
 
 
-def middleware(get: Callable[[], CallbackStatus | None]) -> Callable[..., Awaitable[web.StreamResponse]]:
-    @web.middleware
-    async def stamp_callbacks(request: web.Request, handler: Any) -> web.StreamResponse:
-        resp = await handler(request)
-        if request.path.startswith("/callbacks/"):
-            tracker = get()
-            if tracker is not None:
-                reason = resp.text if isinstance(resp, web.Response) and resp.status >= 400 and resp.text else ""
-                tracker.note(request.match_info.get("account", ""), request.method, resp.status, reason or "")
+def stamped_routes(defs: Iterable[web.AbstractRouteDef]) -> list[web.AbstractRouteDef]:
+    """The platform callback routes, each answer noted for its account (hub/http_guard.py says why
+    per route). An unexpected error is a logged 500 (never a stack trace), noted as a failure."""
+    return [web.RouteDef(d.method, d.path, _stamped(d.handler), d.kwargs) for d in defs]
+
+
+def _stamped(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> Any:
+    async def stamp(request: web.Request) -> web.StreamResponse:
+        try:
+            resp = await handler(request)
+        except web.HTTPException:
+            raise
+        except Exception:  # noqa: BLE001 - never a stack trace to the platform
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            resp = web.Response(status=500, text="internal error", content_type="text/plain")
+        tracker = tracker_of(request.app)
+        if tracker is not None:
+            reason = resp.text if isinstance(resp, web.Response) and resp.status >= 400 and resp.text else ""
+            tracker.note(request.match_info.get("account", ""), request.method, resp.status, reason or "")
         return resp
-    return stamp_callbacks
+
+    setattr(stamp, STAMPED, True)
+    return stamp
 
 
 async def _flush_loop(tracker: CallbackStatus, every: float) -> None:
@@ -157,11 +170,11 @@ async def _flush_loop(tracker: CallbackStatus, every: float) -> None:
 
 
 def install(app: web.Application, every: float = FLUSH_EVERY) -> None:
-    """Before the app starts: a middleware stamps callbacks; a task flushes the stamps."""
+    """Before the app starts: the callback routes (``stamped_routes``) stamp into the tracker made
+    here; a task flushes the stamps."""
     from .app import HUB
     holder: dict[str, CallbackStatus] = {}
     app[CALLBACK_STATUS] = holder
-    app.middlewares.append(middleware(lambda: holder.get("t")))
 
     async def context(app: web.Application):  # noqa: ANN202
         hub = app[HUB]

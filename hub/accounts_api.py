@@ -18,6 +18,7 @@ from .accounts import PLATFORMS, generate_token, list_accounts, upsert_account
 from .auth_views import require_user
 from .callbacks.crypto import generate_encoding_aes_key
 from .errors import HubError, bad_request, not_found
+from .http_guard import add_routes
 from .http_util import hub_of, json_object
 
 NAME_MAX = 64
@@ -153,7 +154,7 @@ async def generate(request: web.Request) -> web.Response:
 
 
 def install(app: web.Application) -> None:
-    app.router.add_routes([
+    add_routes(app, [
         web.get("/api/accounts", accounts_list), web.post("/api/accounts", accounts_create),
         web.get("/api/accounts/status", accounts_status), web.post("/api/accounts/generate", generate),
         web.put("/api/accounts/{id}", accounts_update),

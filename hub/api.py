@@ -1,12 +1,11 @@
-"""The JSON API edge: error middleware, health, conversations and outbound messages.
+"""The JSON API edge (errors and CSRF: hub/http_guard.py): health, conversations and outbound messages.
 
 Views stay thin: they parse, check access, call the modules that own the data and answer JSON.
 """
 from __future__ import annotations
 
 import hmac
-import logging
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -14,22 +13,6 @@ from .archive import history
 from .errors import HubError, bad_request
 from .http_util import hub_of as _hub
 from .outbound.queue import OutboundRequest
-
-log = logging.getLogger("hub.api")
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
-    try:
-        return await handler(request)
-    except HubError as exc:
-        return web.json_response(exc.as_json(), status=exc.status)
-    except web.HTTPException:
-        raise
-    except Exception:  # noqa: BLE001 - never a stack trace to the client
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return web.json_response({"error": "internal", "message": "internal error"}, status=500)
-
 
 def require_service_token(request: web.Request) -> None:
     """The JSON API needs ``Authorization: Bearer <HUB_API_TOKEN>`` (disabled when none is set)."""

@@ -44,8 +44,8 @@ from .callbacks.common import CallbackDeps
 from .callbacks.kf import KfPuller
 from .clock import Clock
 from .config import HubConfig
-from .csrf import csrf_middleware
 from .db import Database
+from .http_guard import add_routes
 from .outbound.api import PlatformApi
 from .outbound.queue import Outbound
 from .customers.service import CustomerService
@@ -192,7 +192,8 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
 
 
 def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application:
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[http_api.error_middleware, csrf_middleware])
+    # no middlewares: the API's and pages' guard is added per route (hub/http_guard.py), the callbacks' stamp too
+    app = web.Application(client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     app[CLOCK] = clock or Clock()
     sio = create_sio(HubRedisManager(config.redis_url) if config.redis_url else None)
@@ -237,14 +238,14 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
     # the routes exist before the hub starts; its parts are filled in by hub_context
     deps = CallbackDeps(None, None, app[CLOCK], config.callback_max_skew, config.max_body_bytes)  # type: ignore[arg-type]
 
-    app.router.add_routes(wecom.routes(deps))
-    app.router.add_routes(official_account.routes(deps))
-    app.router.add_routes(http_api.routes())
-    app.router.add_routes(auth_views.routes())
+    app.router.add_routes(account_status.stamped_routes(wecom.routes(deps)))
+    app.router.add_routes(account_status.stamped_routes(official_account.routes(deps)))
+    add_routes(app, http_api.routes())
+    add_routes(app, auth_views.routes())
     agent_ui_views.setup(app)  # login page, agent console, static files
-    app.router.add_routes(bots_api.routes())
-    app.router.add_routes(customers_api.routes())
-    app.router.add_routes(service_admin_api.routes())
+    add_routes(app, bots_api.routes())
+    add_routes(app, customers_api.routes())
+    add_routes(app, service_admin_api.routes())
     orders_wiring.install(app)  # after hub_context in cleanup_ctx, so the hub exists when it starts
     channels_wiring.install(app)
     supervisor_wiring.install(app)  # SLA alerts and quality checks (session observers)

@@ -21,6 +21,7 @@ from sqlalchemy import and_, func, or_, select
 from .clock import Clock
 from .db import Database, retry_busy
 from .errors import bad_request
+from .http_guard import add_routes
 from .http_util import hub_of
 from .models import AuditEntry
 
@@ -240,4 +241,4 @@ def routes() -> list[web.RouteDef]:
 
 
 def install(app: web.Application) -> None:
-    app.router.add_routes(routes())
+    add_routes(app, routes())

@@ -72,7 +72,7 @@ def check(request: web.Request) -> None:
         raise HubError(403, "csrf_token", f"missing or wrong {CSRF_HEADER} (reload the page)")
 
 
-def _hand_out(request: web.Request, response: web.StreamResponse) -> None:
+def hand_out(request: web.Request, response: web.StreamResponse) -> None:
     """Keep the readable ``hub_csrf`` cookie in step with the session cookie."""
     if response.prepared or request.path.startswith(EXEMPT_PREFIXES):
         return
@@ -87,11 +87,3 @@ def _hand_out(request: web.Request, response: web.StreamResponse) -> None:
     session = request.cookies.get(SESSION_COOKIE)
     if session and request.cookies.get(CSRF_COOKIE) != csrf_token(session):
         response.set_cookie(CSRF_COOKIE, csrf_token(session), samesite="Strict", secure=request.secure, path="/")
-
-
-@web.middleware
-async def csrf_middleware(request: web.Request, handler):  # noqa: ANN001, ANN201
-    check(request)
-    response = await handler(request)
-    _hand_out(request, response)
-    return response

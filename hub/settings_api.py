@@ -10,6 +10,7 @@ from aiohttp import web
 from . import audit, business_hours, config_bus
 from .auth_views import require_user
 from .errors import bad_request
+from .http_guard import add_routes
 from .http_util import hub_of, json_object
 
 
@@ -145,4 +146,4 @@ async def put_settings(request: web.Request) -> web.Response:
 
 
 def install(app: web.Application) -> None:
-    app.router.add_routes([web.get("/api/settings", get_settings), web.put("/api/settings", put_settings)])
+    add_routes(app, [web.get("/api/settings", get_settings), web.put("/api/settings", put_settings)])

@@ -7,6 +7,7 @@ import logging
 
 from aiohttp import web
 
+from ..http_guard import add_routes
 from ..models import channels as _models  # noqa: F401 - the tables exist before the schema is created
 from .api import CHANNELS, routes
 from .service import ChannelService
@@ -29,7 +30,7 @@ async def _schedule_loop(svc: ChannelService, interval: float) -> None:
 
 def install(app: web.Application) -> None:
     """Called by hub.app.create_app after the hub's own cleanup context (so app[HUB] exists when ours runs)."""
-    app.router.add_routes(routes())
+    add_routes(app, routes())
 
     async def channels_context(app: web.Application):  # noqa: ANN202
         from ..app import HUB

@@ -14,6 +14,7 @@ import aiohttp
 from aiohttp import web
 
 from ..customers import register_movable
+from ..http_guard import add_routes
 from ..models.orders import OrderRow
 from . import api, store
 from .api import ORDERS
@@ -24,7 +25,7 @@ __all__ = ["ORDERS", "install"]
 
 def install(app: web.Application) -> None:
     register_movable("orders", OrderRow.__table__)
-    app.router.add_routes(api.routes())
+    add_routes(app, api.routes())
 
     async def order_sync(app: web.Application) -> AsyncIterator[None]:
         from ..app import HUB  # hub.app imports this module

@@ -7,6 +7,7 @@ import os
 
 from aiohttp import web
 
+from ..http_guard import add_routes
 from . import order_secrets
 from . import secrets as sealed
 from .api import PURGER, routes
@@ -27,7 +28,7 @@ def purge_interval(env: dict[str, str] | None = None) -> float:
 
 def install(app: web.Application) -> None:
     """Called by hub.app.create_app after the hub's own cleanup context (app[HUB] exists when ours runs)."""
-    app.router.add_routes(routes())
+    add_routes(app, routes())
 
     async def privacy_context(app: web.Application):  # noqa: ANN202
         from ..app import HUB

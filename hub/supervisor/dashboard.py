@@ -20,6 +20,7 @@ from sqlalchemy import select
 
 from ..auth_views import require_user
 from ..errors import bad_request
+from ..http_guard import add_routes
 from ..models import ServiceSession
 from ..models.base import fixed
 from ..push import SUPERVISORS
@@ -228,7 +229,7 @@ def routes() -> list[web.RouteDef]:
 
 def install(app: web.Application) -> None:
     """After the hub's cleanup context in create_app (app[HUB] exists when ours runs)."""
-    app.router.add_routes(routes())
+    add_routes(app, routes())
 
     async def dashboard_context(app: web.Application):  # noqa: ANN202
         hub = hub_of_app(app)

@@ -7,6 +7,7 @@ import logging
 
 from aiohttp import web
 
+from ..http_guard import add_routes
 from ..models import supervisor as _models  # noqa: F401 - the tables exist before the schema is created
 from .alerts import AlertEngine
 from .api import SUPERVISION, Supervision, routes
@@ -31,7 +32,7 @@ async def _resync_loop(engine: AlertEngine, every: float) -> None:
 
 def install(app: web.Application) -> None:
     """Called by hub.app.create_app after the hub's own cleanup context (so app[HUB] exists when ours runs)."""
-    app.router.add_routes(routes())
+    add_routes(app, routes())
 
     async def supervision_context(app: web.Application):  # noqa: ANN202
         from ..app import HUB

@@ -9,6 +9,7 @@ import os
 
 from aiohttp import web
 
+from ...http_guard import add_routes
 from ...models import search as _models  # noqa: F401 - the tables exist before the schema is created
 from . import api, watch_api
 from .indexer import SearchIndexer, ensure_index
@@ -23,8 +24,8 @@ def indexer_enabled() -> bool:
 
 def install(app: web.Application) -> None:
     """Called by hub.app.create_app after the hub's own cleanup context (so app[HUB] exists when ours runs)."""
-    app.router.add_routes(api.routes())
-    app.router.add_routes(watch_api.routes())
+    add_routes(app, api.routes())
+    add_routes(app, watch_api.routes())
 
     async def search_context(app: web.Application):  # noqa: ANN202
         from ...app import HUB

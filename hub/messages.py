@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 
+# JSON as the archive stores it (one encoder: json.dumps with options builds a new one per call)
+compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _COMMON = frozenset({"channel", "peer_id", "sent_at", "msg_id", "thread", "direction", "sender", "raw"})
 _DATA_FIELDS: dict[type, tuple[str, ...]] = {}
 
@@ -54,7 +56,7 @@ class Inbound:
         return out
 
     def data_json(self) -> str:
-        return json.dumps(self.data(), ensure_ascii=False, separators=(",", ":"))
+        return compact_json(self.data())
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +318,7 @@ def from_xml_fields(channel: str, f: dict[str, Any], raw: str = "") -> Inbound:
     if msg_type in ("recall", "revoke"):
         return Recall(**base, recalled_msg_id=_s(f, "PreMsgId") or _s(f, "RecallMsgId"))
     return Unknown(**base, msg_type=msg_type,
-                   fields_json=json.dumps(f, ensure_ascii=False, separators=(",", ":")))
+                   fields_json=compact_json(f))
 
 
 _KF_ORIGINS = {3: ("in", "customer"), 4: ("in", "system"), 5: ("out", "staff")}
@@ -339,7 +341,7 @@ def from_kf_item(item: dict[str, Any]) -> Inbound:
         "thread": str(item.get("open_kfid") or body.get("open_kfid") or ""),
         "direction": direction,
         "sender": sender,
-        "raw": json.dumps(item, ensure_ascii=False, separators=(",", ":")),
+        "raw": compact_json(item),
     }
 
     def g(key: str) -> str:
@@ -368,6 +370,6 @@ def from_kf_item(item: dict[str, Any]) -> Inbound:
         return KfEvent(**base, event_type=event_type, welcome_code=g("welcome_code"), scene=g("scene"),
                        scene_param=g("scene_param"), servicer_userid=g("servicer_userid"),
                        fail_msgid=g("fail_msgid"), recall_msgid=g("recall_msgid"),
-                       detail_json=json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+                       detail_json=compact_json(body))
     return Unknown(**base, msg_type=msgtype,
-                   fields_json=json.dumps(body, ensure_ascii=False, separators=(",", ":")))
+                   fields_json=compact_json(body))

@@ -66,9 +66,12 @@ def parse_flat(data: bytes) -> dict[str, XmlValue] | None:
         return None
     if _FLAT_DOC.fullmatch(text) is None:
         return None
-    out: dict[str, Any] = {}
-    for tag, cdata, plain in _FLAT_CHILDREN.findall(text, 5):
-        _add(out, tag, cdata or plain)
+    children = _FLAT_CHILDREN.findall(text, 5)
+    out: dict[str, Any] = {tag: cdata or plain for tag, cdata, plain in children}
+    if len(out) != len(children):  # a repeated tag: its values become a list
+        out = {}
+        for tag, cdata, plain in children:
+            _add(out, tag, cdata or plain)
     return out
 
 

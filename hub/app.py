@@ -59,6 +59,7 @@ from .realtime import AgentNamespace, create_sio
 from .scale.redis_manager import HubRedisManager
 from .scale.redis_streams import RedisStreams
 from .scale.claims import TimerClaims, worker_name
+from .scale.job_shard import Shard, ShardLock
 from .scale.redis_presence import RedisPresence
 from .service.sessions import SessionService
 from .service.step import route_step
@@ -128,6 +129,7 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     await accounts.reload()
     writer = ArchiveWriter(db, clock, config.writer_max_batch)
     pipeline = Pipeline(db, clock, lease=config.job_lease)
+    pipeline.shard_lock = ShardLock(db, Shard.parse(config.job_shard))
     writer.on_commit.append(pipeline.notify)
     platform = PlatformApi(session, clock, config.wecom_api_base, config.oa_api_base)
     outbound = Outbound(db, clock, platform, accounts, config.outbound_max_attempts)
@@ -213,6 +215,7 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
                 await sio.manager.start_listening()  # before ready: no event published for us goes unheard
             hub.db.start_checkpoints()
             hub.writer.start()
+            await hub.pipeline.shard_lock.start()
             hub.pipeline.start()
             hub.outbound.start()
             # start-up objects (jieba's dictionary, models, the FAQ index) are long-lived: keep the
@@ -225,6 +228,7 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             log.info("scrm-hub ready on %s", hub.db.engine.url.render_as_string(hide_password=True))
             yield
             await hub.pipeline.stop()
+            await hub.pipeline.shard_lock.stop()
             await hub.sessions.stop()
             await hub.timers.stop()
             await hub.outbound.stop()

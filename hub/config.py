@@ -13,6 +13,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from .scale.job_shard import Shard
+
 DEFAULT_DB = "sqlite+aiosqlite:///scrm-hub.db"
 
 
@@ -52,6 +54,7 @@ class HubConfig:
     redis_url: str = field(default="", repr=False)  # set: Socket.IO and agent event streams shared via Redis
     worker_id: str = ""  # names this process in leases and logs (default: host:pid)
     job_lease: float = 30.0  # seconds a process's claim on pipeline jobs lives unrenewed (PostgreSQL)
+    job_shard: str = ""  # "INDEX/COUNT": the conversations whose jobs this process prefers (hub/scale/job_shard.py)
     # reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDR networks)
     trusted_proxies: tuple[str, ...] = ()
 
@@ -77,6 +80,7 @@ _ENV = {
     "redis_url": "HUB_REDIS_URL",
     "worker_id": "HUB_WORKER_ID",
     "job_lease": "HUB_JOB_LEASE",
+    "job_shard": "HUB_JOB_SHARD",
     "trusted_proxies": "HUB_TRUSTED_PROXIES",
 }
 
@@ -139,4 +143,6 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None, **fl
             values[key] = value
     if "database_url" in values:
         values["database_url"] = async_url(values["database_url"])
+    if "job_shard" in values:
+        Shard.parse(values["job_shard"])  # a malformed value is an error at start, not a silent no-op
     return HubConfig(accounts=accounts, **values)

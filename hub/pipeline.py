@@ -115,6 +115,7 @@ class Pipeline(LocalPicking, SharedClaiming):
         self._shared_backlog = 0
         self._counted_at = 0.0
         self._claiming = 0  # shared passes between their claim and marking its conversations busy
+        self.shard_lock: Any = None  # several processes: the conversations this one prefers (ShardLock)
         self.lease = lease
 
     def backlog(self, writer: Any) -> int:

@@ -1,6 +1,7 @@
 """``python -m hub serve --workers N``: a small supervisor running N hub processes on one port.
 
-Each worker is ``python -m hub serve`` (same flags) with ``HUB_WORKER_ID=<host>:w<i>`` and
+Each worker is ``python -m hub serve`` (same flags) with ``HUB_WORKER_ID=<host>:w<i>``,
+``HUB_JOB_SHARD=<i>/<N>`` (the conversations whose jobs it prefers: hub/scale/job_shard.py) and
 ``HUB_REUSE_PORT=1``: every worker binds the same address with SO_REUSEPORT and the kernel spreads
 new connections across them. The supervisor creates the schema once before starting them (so N
 workers do not race to create tables), restarts a worker that dies (with a growing pause if it keeps
@@ -58,7 +59,8 @@ class Supervisor:
     stopping: bool = False
 
     def spawn(self, w: Worker) -> None:
-        env = dict(self.env, HUB_WORKER_ID=f"{self.host}:w{w.index}", HUB_REUSE_PORT="1")
+        env = dict(self.env, HUB_WORKER_ID=f"{self.host}:w{w.index}", HUB_REUSE_PORT="1",
+                   HUB_JOB_SHARD=f"{w.index}/{self.count}")
         w.proc = subprocess.Popen([sys.executable, "-m", "hub", *self.argv], env=env)
         w.started = time.monotonic()
         log.info("worker %d started (pid %d)", w.index, w.proc.pid)

@@ -10,6 +10,7 @@ import pytest
 
 from hub.clock import Clock
 from hub.pipeline import JobContext, Pipeline
+from hub.scale.job_shard import Shard, ShardLock
 from tests.helpers import pending_jobs, post
 from tests.wechat_client import text_xml
 
@@ -153,3 +154,74 @@ async def test_a_message_for_a_conversation_running_elsewhere_waits_for_that_pro
     assert [e[0] for e in log] == ["start", "end", "start", "end"]  # one after the other
     assert log[0][3] == log[1][3] < log[2][3] == log[3][3]
     assert await pending_jobs(hub) == []
+
+
+# -- shards (hub/scale/job_shard.py): a conversation's jobs go to one process while it lives ---------
+
+async def sharded(hub, log: list, name: str, index: int, count: int = 2) -> Pipeline:  # noqa: ANN001
+    pipe = process(hub, log, name)
+    pipe.shard_lock = ShardLock(hub.db, Shard(index, count))
+    await pipe.shard_lock.start()
+    return pipe
+
+
+async def test_each_process_runs_its_own_shard_while_the_other_lives(client, shared, wecom):
+    hub = shared
+    await queue(client, wecom, customers=12, per_customer=3, base=8_800_000)
+    log: list = []
+    a, b = await sharded(hub, log, "a", 0), await sharded(hub, log, "b", 1)
+    try:
+        assert a.shard_lock.held and b.shard_lock.held
+        await a.drain(timeout=10)  # a alone first: b's conversations wait for b, alive
+        await a._flush_finished()
+        ran_a = {e[2] for e in log if e[0] == "end"}
+        assert ran_a and all(conv % 2 == 0 for conv in ran_a)
+        waiting = {j.conversation_id for j in await pending_jobs(hub)}
+        assert waiting and all(conv % 2 == 1 for conv in waiting)
+        await b.drain(timeout=10)
+        await b._flush_finished()
+        assert await pending_jobs(hub) == []
+        ends = [e for e in log if e[0] == "end"]
+        assert len(ends) == 36 and all(e[2] % 2 == (0 if e[1] == "a" else 1) for e in ends)
+    finally:
+        await asyncio.gather(a.shard_lock.stop(), b.shard_lock.stop())
+
+
+async def test_a_dead_shards_conversations_go_on_in_the_others_at_once(client, shared, wecom):
+    hub = shared
+    await queue(client, wecom, customers=8, per_customer=2, base=8_900_000)
+    log: list = []
+    a, b = await sharded(hub, log, "a", 0), await sharded(hub, log, "b", 1)
+    try:
+        await b.drain(timeout=10)
+        await b._flush_finished()
+        await b.shard_lock.stop()  # b dies: its session, and the lock with it, end
+        await queue(client, wecom, customers=8, per_customer=1, base=8_900_100)
+        await a.drain(timeout=10)  # no lease to wait for: nobody holds shard 1
+        await a._flush_finished()
+        assert await pending_jobs(hub) == []
+        assert {e[2] % 2 for e in log if e[0] == "end" and e[1] == "a"} == {0, 1}
+    finally:
+        await asyncio.gather(a.shard_lock.stop(), b.shard_lock.stop())
+
+
+async def test_a_shard_held_elsewhere_means_no_preference(client, shared, wecom):
+    hub = shared
+    first, twin = ShardLock(hub.db, Shard(1, 2)), ShardLock(hub.db, Shard(1, 2))
+    await first.start()
+    await twin.start()
+    try:
+        assert first.held and not twin.held
+        assert twin.params()["shard_count"] == 1  # claims everything, as without a shard
+        await first.stop()
+        await twin._take()
+        assert twin.held
+    finally:
+        await asyncio.gather(first.stop(), twin.stop())
+
+
+def test_shard_values():
+    assert Shard.parse("") is None and Shard.parse("1/3") == Shard(1, 3)
+    for bad in ("3/3", "x", "1/0", "-1/2", "1/2/3"):
+        with pytest.raises(ValueError):
+            Shard.parse(bad)

@@ -9,6 +9,11 @@ different conversations instead of racing for the same ones. (OFFSET 0 keeps the
 flattened, the lock was tried on every conversation of the head before the sort and the limit, and
 held them all until the commit.) Its first row only carries the head's length (the backlog).
 
+With shards (hub/scale/job_shard.py) the head is this process's part of the queue: it leaves out
+the conversations of another shard whose process is alive (holds its advisory lock, as
+``pg_locks`` shows), in the index scan itself, so a head full of another's backlog never hides
+this process's own jobs behind it. Its length is then this process's part of the backlog.
+
 Then, under those locks and with a fresh snapshot, the claim itself: ``pending -> claimed`` with
 ``run_after`` = the lease's end, only where no other live claim exists for the conversation,
 returning the claimed jobs with their messages. This process's own finished jobs (done, their
@@ -29,18 +34,27 @@ from sqlalchemy import BigInteger, all_, any_, bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from ..models import Job, Message
+from .job_shard import SHARD_SPAN
 
 jobs = Job.__table__
 messages = Message.__table__
 JOB_COLUMNS = (jobs.c.id, jobs.c.kind, jobs.c.message_id, jobs.c.conversation_id, jobs.c.attempts, jobs.c.run_after)
 LOCK_CLASS = 74110  # pg advisory lock namespace of per-conversation job claims
+# a conversation of this process's shard, or of a shard no live process holds (hub/scale/job_shard.py)
+_OURS = ("(CAST(:shard_count AS bigint) = 1 OR conversation_id % CAST(:shard_count AS bigint) = CAST(:shard_index AS bigint)"
+         " OR conversation_id % CAST(:shard_count AS bigint) NOT IN (SELECT shard FROM alive))")
 CLAIM_HEAD_SQL = text(f"""
-WITH head AS (  -- two index range scans (ix_jobs_state), not a scan and sort of the whole queue
+WITH alive AS MATERIALIZED (  -- the shards whose process holds its lock, from the lock table
+    SELECT objid::bigint - CAST(:shard_count AS bigint) * {SHARD_SPAN} AS shard FROM pg_locks
+    WHERE CAST(:shard_count AS bigint) > 1 AND locktype = 'advisory' AND granted AND objsubid = 2
+      AND classid::bigint = CAST(:shard_class AS bigint) AND objid::bigint / {SHARD_SPAN} = CAST(:shard_count AS bigint)
+), head AS (  -- two index range scans (ix_jobs_state), not a scan and sort of the whole queue
     SELECT * FROM (
-        (SELECT id, conversation_id, state, run_after FROM jobs WHERE state = 'pending' ORDER BY id LIMIT :limit)
+        (SELECT id, conversation_id, state, run_after FROM jobs WHERE state = 'pending' AND {_OURS}
+         ORDER BY id LIMIT :limit)
         UNION ALL
         (SELECT id, conversation_id, state, run_after FROM jobs WHERE state = 'claimed' AND run_after < :now
-         ORDER BY id LIMIT :limit)
+         AND {_OURS} ORDER BY id LIMIT :limit)
     ) u ORDER BY id LIMIT :limit
 ), live AS MATERIALIZED (  -- conversations another claim runs now: read once, not once per head row
     SELECT DISTINCT conversation_id FROM jobs

@@ -1,7 +1,8 @@
 """Several hub processes (PostgreSQL): the pipeline claims its jobs in the database before running them.
 
 Mixed into ``Pipeline`` (hub/pipeline.py), whose state it uses. A process claims a conversation's
-due jobs (the SQL: hub/scale/job_claims.py), renews its leases while it works, and gives back what
+due jobs (the SQL: hub/scale/job_claims.py; of its own shard's conversations and of any shard no
+live process holds: hub/scale/job_shard.py), renews its leases while it works, and gives back what
 it will not run; a process that dies leaves claims whose lease runs out, for any other to take.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .job_claims import CLAIM_HEAD_SQL, CLAIM_SQL, ClaimedJob, ids_in
 
 log = logging.getLogger("hub.pipeline")
 jobs = Job.__table__
+NO_SHARD = {"shard_count": 1, "shard_index": 0, "shard_class": 0}  # every conversation is ours
 PENDING_COUNT_Q = select(func.count()).select_from(jobs).where(jobs.c.state == "pending")
 
 
@@ -33,6 +35,7 @@ class SharedClaiming:
     _counted_at: float
     _renewed_at: float
     _launch: Any
+    shard_lock: Any  # ShardLock or None (hub/scale/job_shard.py)
 
     async def _start_shared(self, room: int, now: float, limit: int) -> int:
         """Several processes: claim up to ``room`` free conversations' due jobs at the head of the
@@ -46,13 +49,15 @@ class SharedClaiming:
     async def _claim_and_start(self, room: int, now: float, limit: int) -> int:
         busy = set(self._busy)
         finished = sorted(self._finished)
+        shard = self.shard_lock.params() if self.shard_lock is not None else NO_SHARD
         count_due = False
 
         async def write() -> tuple[list[Any], list[Any]]:
             nonlocal count_due
             async with self.db.write() as conn:
                 got = (await conn.execute(CLAIM_HEAD_SQL, {
-                    "now": now, "limit": limit, "busy": sorted(busy), "finished": finished, "room": room})).all()
+                    "now": now, "limit": limit, "busy": sorted(busy), "finished": finished, "room": room,
+                    **shard})).all()
                 head = [r for r in got if r.id is not None]
                 count_due = self._count_backlog(sum(r.head_rows for r in got if r.id is None), limit)
                 if not head:

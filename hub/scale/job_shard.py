@@ -1,0 +1,135 @@
+"""Which conversations' jobs a hub process prefers (several processes on PostgreSQL): its shard.
+
+With ``HUB_JOB_SHARD=i/n`` (``serve --workers n`` sets it for worker i) a process claims the jobs
+of conversations with ``id % n == i`` first: a conversation's jobs then run in one process, whose
+caches (the conversation's customer and channel, the last-contact and keyword-tag stamps, the
+archive writer's conversation ids) already know it. Without it each process met every
+conversation: with two workers a callback cost 4.18 statements against one worker's 3.40, and
+3.77 with shards (bench/scale.py, statements counted per process).
+
+Affinity is a preference, never a wait: a process holds a session-level advisory lock per shard
+(``pg_try_advisory_lock``) on a connection of its own, and a claim pass takes the conversations of
+any shard whose lock nobody holds (its process died, was never started, or lost its connection:
+PostgreSQL drops the lock with the session at once). So a killed worker's conversations go on in
+the others at their next pass, as before. No shard set (one process, or a deployment that does not
+number its processes) means no preference. SQL only in hub/scale/job_claims.py; this module keeps
+the lock.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+
+log = logging.getLogger("hub.pipeline")
+SHARD_SPAN = 65536  # a shard lock's key: count * SHARD_SPAN + index (the count too: see job_claims.py)
+KEEPALIVE = 5.0  # seconds between checks that the lock's connection is alive (and re-takes after a loss)
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, value: str) -> "Shard | None":
+        """``"i/n"`` (0 <= i < n); empty means none. A malformed value raises ValueError."""
+        if not value.strip():
+            return None
+        try:
+            index, count = (int(part) for part in value.split("/"))
+        except ValueError:
+            raise ValueError(f"job shard must be INDEX/COUNT, e.g. 0/2 (got {value!r})") from None
+        if count < 1 or count * SHARD_SPAN > 2**31 - 1 or not 0 <= index < count:
+            raise ValueError(f"job shard {value!r}: need 0 <= INDEX < COUNT")
+        return cls(index, count)
+
+
+def lock_class(schema: str) -> int:
+    """The advisory-lock namespace of the shards of the hub on this schema (one database may hold
+    several hubs' schemas: tests and benches do)."""
+    return zlib.crc32(f"scrm-hub job shards {schema}".encode()) & 0x7FFFFFFF
+
+
+class ShardLock:
+    """Holds this process's shard lock; ``params`` are what a claim pass passes to its SQL."""
+
+    def __init__(self, db: Any, shard: Shard | None):
+        self.db = db
+        self.shard = shard
+        self.held = False
+        self._key = 0
+        self._conn: Any = None
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    def params(self) -> dict[str, Any]:
+        """Without a shard held, every conversation is this process's own (count 1)."""
+        if self.shard is None or not self.held:
+            return {"shard_count": 1, "shard_index": 0, "shard_class": self._key}
+        return {"shard_count": self.shard.count, "shard_index": self.shard.index, "shard_class": self._key}
+
+    async def start(self) -> None:
+        if self.shard is None or self.shard.count == 1 or self.db.dialect != "postgresql":
+            return
+        await self._take()
+        self._task = asyncio.create_task(self._keep(), name="job-shard")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self._drop()  # closing the session releases the lock: the others take the shard at once
+
+    async def _take(self) -> None:
+        try:
+            if self._conn is None:
+                self._conn = await self.db.engine.execution_options(isolation_level="AUTOCOMMIT").connect()
+                schema = (await self._conn.execute(text("SELECT current_schema()"))).scalar() or ""
+                self._key = lock_class(schema)
+            key = self.shard.count * SHARD_SPAN + self.shard.index
+            got = (await self._conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"),
+                                            {"c": self._key, "k": key})).scalar()
+        except Exception as exc:  # noqa: BLE001 - no preference until the next try
+            log.warning("job shard %s: cannot take its lock (%s); claiming without a preference",
+                        self.shard, exc)
+            await self._drop()
+            return
+        if got and not self.held:
+            log.info("job shard %d/%d held: this process prefers its conversations", self.shard.index, self.shard.count)
+        elif not got:
+            log.warning("job shard %d/%d is held by another process (two processes with one HUB_JOB_SHARD?); "
+                        "claiming without a preference", self.shard.index, self.shard.count)
+        self.held = bool(got)
+
+    async def _drop(self) -> None:
+        self.held = False
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:  # closed, not returned to the pool: a pooled session would keep holding the lock
+                await conn.invalidate()
+                await conn.close()
+            except Exception:  # noqa: BLE001 - a broken connection: its session (and lock) is gone anyway
+                pass
+
+    async def _keep(self) -> None:
+        while not self._stopping:
+            await asyncio.sleep(KEEPALIVE)
+            try:
+                if self._conn is not None and self.held:
+                    await self._conn.execute(text("SELECT 1"))
+                    continue
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the session is gone, and the lock with it
+                log.warning("job shard %s: lock connection lost (%s); taking it again", self.shard, exc)
+                await self._drop()
+            await self._take()

@@ -130,6 +130,8 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     writer = ArchiveWriter(db, clock, config.writer_max_batch)
     pipeline = Pipeline(db, clock, lease=config.job_lease)
     pipeline.shard_lock = ShardLock(db, Shard.parse(config.job_shard))
+    pipeline.shard_lock.on_wake = pipeline.notify
+    writer.on_commit.append(pipeline.shard_lock.committed)
     writer.on_commit.append(pipeline.notify)
     platform = PlatformApi(session, clock, config.wecom_api_base, config.oa_api_base)
     outbound = Outbound(db, clock, platform, accounts, config.outbound_max_attempts)

@@ -8,10 +8,11 @@ import asyncio
 
 import pytest
 
+from hub.archive.store import Saved
 from hub.clock import Clock
 from hub.pipeline import JobContext, Pipeline
 from hub.scale.job_shard import Shard, ShardLock
-from tests.helpers import pending_jobs, post
+from tests.helpers import pending_jobs, post, wait_for
 from tests.wechat_client import text_xml
 
 
@@ -225,3 +226,29 @@ def test_shard_values():
     for bad in ("3/3", "x", "1/0", "-1/2", "1/2/3"):
         with pytest.raises(ValueError):
             Shard.parse(bad)
+
+
+async def test_a_commit_wakes_the_process_of_its_jobs_shard(client, shared, wecom):
+    """A message of shard 1's conversation arrives at shard 0's process: its commit wakes shard 1's
+    process at once (LISTEN/NOTIFY), not at its next own commit or its once-a-second pass."""
+    hub = shared
+    log: list = []
+    a, b = await sharded(hub, log, "a", 0), await sharded(hub, log, "b", 1)
+    b.shard_lock.on_wake = b.notify
+    b.start()
+    try:
+        await asyncio.sleep(0.3)  # b's first pass found nothing: it now waits for a wake-up (or 1 s)
+        await queue(client, wecom, customers=6, per_customer=1, base=9_000_000)
+        jobs = await pending_jobs(hub)
+        assert {j.conversation_id % 2 for j in jobs} == {0, 1}
+        started = asyncio.get_running_loop().time()
+        a.shard_lock.committed([Saved(j.message_id, j.conversation_id) for j in jobs])  # a's writer hook
+        await wait_for(lambda: {e[2] % 2 for e in log if e[0] == "end"} == {1}
+                       and len([e for e in log if e[0] == "end"]) == len([j for j in jobs if j.conversation_id % 2]),
+                       timeout=3)
+        assert asyncio.get_running_loop().time() - started < 0.6
+        await b._flush_finished()
+        assert {j.conversation_id % 2 for j in await pending_jobs(hub)} == {0}  # a's own wait for a
+    finally:
+        await b.stop()
+        await asyncio.gather(a.shard_lock.stop(), b.shard_lock.stop())

@@ -14,6 +14,13 @@ PostgreSQL drops the lock with the session at once). So a killed worker's conver
 the others at their next pass, as before. No shard set (one process, or a deployment that does not
 number its processes) means no preference. SQL only in hub/scale/job_claims.py; this module keeps
 the lock.
+
+A message can arrive at any process, and that process's pipeline is woken by its own commit; a job
+of another shard's conversation must wake that shard's process. On the lock's connection each
+process LISTENs on its shard's channel, and after a commit the writer's process NOTIFYs the
+channels of the other shards its batch had jobs for: at most one notification per shard every
+``WAKE_GAP`` seconds, the later ones deferred to the end of the gap, never dropped (without them
+such a job waited for the owner's next own commit, or up to a second when traffic was light).
 """
 from __future__ import annotations
 
@@ -28,6 +35,7 @@ from sqlalchemy import text
 log = logging.getLogger("hub.pipeline")
 SHARD_SPAN = 65536  # a shard lock's key: count * SHARD_SPAN + index (the count too: see job_claims.py)
 KEEPALIVE = 5.0  # seconds between checks that the lock's connection is alive (and re-takes after a loss)
+WAKE_GAP = 0.01  # seconds: at most one notification per shard this often (a flood sends ~100/s, not thousands)
 
 
 @dataclass(frozen=True)
@@ -66,6 +74,11 @@ class ShardLock:
         self._conn: Any = None
         self._task: asyncio.Task | None = None
         self._stopping = False
+        self.on_wake: Any = None  # called when another process committed jobs of our shard
+        self._io = asyncio.Lock()  # one statement at a time on the lock's connection
+        self._woken: dict[int, float] = {}  # shard -> loop time of its last notification
+        self._waking: set[int] = set()  # shards with a notification scheduled
+        self._sending: set[asyncio.Task] = set()
 
     def params(self) -> dict[str, Any]:
         """Without a shard held, every conversation is this process's own (count 1)."""
@@ -96,13 +109,20 @@ class ShardLock:
                 schema = (await self._conn.execute(text("SELECT current_schema()"))).scalar() or ""
                 self._key = lock_class(schema)
             key = self.shard.count * SHARD_SPAN + self.shard.index
-            got = (await self._conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"),
-                                            {"c": self._key, "k": key})).scalar()
+            async with self._io:
+                got = (await self._conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"),
+                                                {"c": self._key, "k": key})).scalar()
         except Exception as exc:  # noqa: BLE001 - no preference until the next try
             log.warning("job shard %s: cannot take its lock (%s); claiming without a preference",
                         self.shard, exc)
             await self._drop()
             return
+        if got:
+            try:
+                raw = (await self._conn.get_raw_connection()).driver_connection
+                await raw.add_listener(self._channel(self.shard.index), self._heard)
+            except Exception as exc:  # noqa: BLE001 - the owner's own commits and its 1 s pass still find them
+                log.warning("job shard %s: cannot listen for wake-ups (%s)", self.shard, exc)
         if got and not self.held:
             log.info("job shard %d/%d held: this process prefers its conversations", self.shard.index, self.shard.count)
         elif not got:
@@ -125,7 +145,8 @@ class ShardLock:
             await asyncio.sleep(KEEPALIVE)
             try:
                 if self._conn is not None and self.held:
-                    await self._conn.execute(text("SELECT 1"))
+                    async with self._io:
+                        await self._conn.execute(text("SELECT 1"))
                     continue
             except asyncio.CancelledError:
                 raise
@@ -133,3 +154,41 @@ class ShardLock:
                 log.warning("job shard %s: lock connection lost (%s); taking it again", self.shard, exc)
                 await self._drop()
             await self._take()
+
+    # -- wake-ups across processes ---------------------------------------------------------------
+    def _channel(self, index: int) -> str:
+        return f"hub_jobs_{self._key}_{self.shard.count}_{index}"
+
+    def _heard(self, *_args: Any) -> None:
+        if self.on_wake is not None:
+            self.on_wake()
+
+    def committed(self, saved: Any) -> None:
+        """The archive writer's hook: wake the processes of the other shards this batch had jobs for."""
+        if not self.held:
+            return
+        count, me = self.shard.count, self.shard.index
+        shards = {s.conversation_id % count for s in saved if s.message_id is not None} - {me}
+        loop = asyncio.get_running_loop()
+        for shard in shards - self._waking:
+            self._waking.add(shard)
+            delay = self._woken.get(shard, float("-inf")) + WAKE_GAP - loop.time()
+            if delay > 0:
+                loop.call_later(delay, self._send, shard)
+            else:
+                self._send(shard)
+
+    def _send(self, shard: int) -> None:
+        self._waking.discard(shard)
+        self._woken[shard] = asyncio.get_running_loop().time()
+        task = asyncio.create_task(self._notify(shard))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _notify(self, shard: int) -> None:
+        try:
+            async with self._io:
+                if self._conn is not None:
+                    await self._conn.execute(text("SELECT pg_notify(:ch, '')"), {"ch": self._channel(shard)})
+        except Exception as exc:  # noqa: BLE001 - its owner's next own commit or 1 s pass finds the jobs
+            log.debug("job shard wake-up of %d failed: %s", shard, exc)

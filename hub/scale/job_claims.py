@@ -10,8 +10,9 @@ flattened, the lock was tried on every conversation of the head before the sort 
 held them all until the commit.) Its first row only carries the head's length (the backlog).
 
 With shards (hub/scale/job_shard.py) the head is this process's part of the queue: it leaves out
-the conversations of another shard whose process is alive (holds its advisory lock, as
-``pg_locks`` shows), in the index scan itself, so a head full of another's backlog never hides
+the conversations of another shard whose process is alive (holds its advisory lock: a shared
+try of it fails; one that succeeds holds a dead shard until the commit, which its restarted process
+then takes a few seconds later), in the index scan itself, so a head full of another's backlog never hides
 this process's own jobs behind it. Its length is then this process's part of the backlog.
 
 Then, under those locks and with a fresh snapshot, the claim itself: ``pending -> claimed`` with
@@ -44,10 +45,11 @@ LOCK_CLASS = 74110  # pg advisory lock namespace of per-conversation job claims
 _OURS = ("(CAST(:shard_count AS bigint) = 1 OR conversation_id % CAST(:shard_count AS bigint) = CAST(:shard_index AS bigint)"
          " OR conversation_id % CAST(:shard_count AS bigint) NOT IN (SELECT shard FROM alive))")
 CLAIM_HEAD_SQL = text(f"""
-WITH alive AS MATERIALIZED (  -- the shards whose process holds its lock, from the lock table
-    SELECT objid::bigint - CAST(:shard_count AS bigint) * {SHARD_SPAN} AS shard FROM pg_locks
-    WHERE CAST(:shard_count AS bigint) > 1 AND locktype = 'advisory' AND granted AND objsubid = 2
-      AND classid::bigint = CAST(:shard_class AS bigint) AND objid::bigint / {SHARD_SPAN} = CAST(:shard_count AS bigint)
+WITH alive AS MATERIALIZED (  -- the other shards whose process holds its lock: a shared try fails on them
+    SELECT s AS shard FROM generate_series(0, CAST(:shard_count AS bigint) - 1) s
+    WHERE CAST(:shard_count AS bigint) > 1 AND s <> CAST(:shard_index AS bigint)
+      AND NOT pg_try_advisory_xact_lock_shared(CAST(:shard_class AS integer),
+                                               CAST(CAST(:shard_count AS bigint) * {SHARD_SPAN} + s AS integer))
 ), head AS (  -- two index range scans (ix_jobs_state), not a scan and sort of the whole queue
     SELECT * FROM (
         (SELECT id, conversation_id, state, run_after FROM jobs WHERE state = 'pending' AND {_OURS}

@@ -9,7 +9,8 @@ conversation: with two workers a callback cost 4.18 statements against one worke
 
 Affinity is a preference, never a wait: a process holds a session-level advisory lock per shard
 (``pg_try_advisory_lock``) on a connection of its own, and a claim pass takes the conversations of
-any shard whose lock nobody holds (its process died, was never started, or lost its connection:
+any shard whose lock nobody holds (it tries the lock shared, cheaply, instead of reading the lock
+table) (its process died, was never started, or lost its connection:
 PostgreSQL drops the lock with the session at once). So a killed worker's conversations go on in
 the others at their next pass, as before. No shard set (one process, or a deployment that does not
 number its processes) means no preference. SQL only in hub/scale/job_claims.py; this module keeps
@@ -35,6 +36,7 @@ from sqlalchemy import text
 log = logging.getLogger("hub.pipeline")
 SHARD_SPAN = 65536  # a shard lock's key: count * SHARD_SPAN + index (the count too: see job_claims.py)
 KEEPALIVE = 5.0  # seconds between checks that the lock's connection is alive (and re-takes after a loss)
+TAKE_TRIES = 10  # tries, 20 ms apart, before the shard counts as another process's
 WAKE_GAP = 0.01  # seconds: at most one notification per shard this often (a flood sends ~100/s, not thousands)
 
 
@@ -109,9 +111,13 @@ class ShardLock:
                 schema = (await self._conn.execute(text("SELECT current_schema()"))).scalar() or ""
                 self._key = lock_class(schema)
             key = self.shard.count * SHARD_SPAN + self.shard.index
-            async with self._io:
-                got = (await self._conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"),
-                                                {"c": self._key, "k": key})).scalar()
+            for _ in range(TAKE_TRIES):  # the others' claim passes hold a dead shard's lock shared for a moment
+                async with self._io:
+                    got = (await self._conn.execute(text("SELECT pg_try_advisory_lock(:c, :k)"),
+                                                    {"c": self._key, "k": key})).scalar()
+                if got:
+                    break
+                await asyncio.sleep(0.02)
         except Exception as exc:  # noqa: BLE001 - no preference until the next try
             log.warning("job shard %s: cannot take its lock (%s); claiming without a preference",
                         self.shard, exc)

@@ -116,6 +116,7 @@ class Pipeline(LocalPicking, SharedClaiming):
         self._counted_at = 0.0
         self._claiming = 0  # shared passes between their claim and marking its conversations busy
         self.shard_lock: Any = None  # several processes: the conversations this one prefers (ShardLock)
+        self.shard_from = max(1, concurrency // 4)  # conversations in flight from which it prefers them
         self.lease = lease
 
     def backlog(self, writer: Any) -> int:

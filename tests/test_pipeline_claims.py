@@ -162,6 +162,7 @@ async def test_a_message_for_a_conversation_running_elsewhere_waits_for_that_pro
 async def sharded(hub, log: list, name: str, index: int, count: int = 2) -> Pipeline:  # noqa: ANN001
     pipe = process(hub, log, name)
     pipe.shard_lock = ShardLock(hub.db, Shard(index, count))
+    pipe.shard_from = 0  # prefer its shard even when idle (the hub: from a quarter of its slots busy)
     await pipe.shard_lock.start()
     return pipe
 
@@ -251,4 +252,21 @@ async def test_a_commit_wakes_the_process_of_its_jobs_shard(client, shared, weco
         assert {j.conversation_id % 2 for j in await pending_jobs(hub)} == {0}  # a's own wait for a
     finally:
         await b.stop()
+        await asyncio.gather(a.shard_lock.stop(), b.shard_lock.stop())
+
+
+async def test_an_idle_process_takes_any_shards_jobs_at_once(client, shared, wecom):
+    """Below ``shard_from`` conversations in flight there is no preference: at light load the
+    process that was woken runs the job, with no wake-up hop to the owner."""
+    hub = shared
+    await queue(client, wecom, customers=6, per_customer=1, base=9_100_000)
+    log: list = []
+    a, b = await sharded(hub, log, "a", 0), await sharded(hub, log, "b", 1)
+    a.shard_from = 1  # idle (nothing in flight): no preference
+    try:
+        await a.drain(timeout=10)
+        await a._flush_finished()
+        assert await pending_jobs(hub) == []
+        assert {e[2] % 2 for e in log if e[0] == "end"} == {0, 1} and {e[1] for e in log} == {"a"}
+    finally:
         await asyncio.gather(a.shard_lock.stop(), b.shard_lock.stop())

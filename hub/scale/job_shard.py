@@ -7,6 +7,10 @@ archive writer's conversation ids) already know it. Without it each process met 
 conversation: with two workers a callback cost 4.18 statements against one worker's 3.40, and
 3.77 with shards (bench/scale.py, statements counted per process).
 
+The preference holds under load (from a quarter of the pipeline's slots busy: ``Pipeline.shard_from``),
+where the caches pay; with fewer conversations in flight the process that was woken runs any job
+at once, as the quickest way to the agent.
+
 Affinity is a preference, never a wait: a process holds a session-level advisory lock per shard
 (``pg_try_advisory_lock``) on a connection of its own, and a claim pass takes the conversations of
 any shard whose lock nobody holds (it tries the lock shared, cheaply, instead of reading the lock

@@ -36,6 +36,7 @@ class SharedClaiming:
     _renewed_at: float
     _launch: Any
     shard_lock: Any  # ShardLock or None (hub/scale/job_shard.py)
+    shard_from: int
 
     async def _start_shared(self, room: int, now: float, limit: int) -> int:
         """Several processes: claim up to ``room`` free conversations' due jobs at the head of the
@@ -49,7 +50,10 @@ class SharedClaiming:
     async def _claim_and_start(self, room: int, now: float, limit: int) -> int:
         busy = set(self._busy)
         finished = sorted(self._finished)
-        shard = self.shard_lock.params() if self.shard_lock is not None else NO_SHARD
+        # the shard preference holds under load, where the caches pay; with few conversations in
+        # flight the process that was woken takes any job at once (nobody waits for a wake-up hop)
+        loaded = self.shard_lock is not None and len(busy) >= self.shard_from
+        shard = self.shard_lock.params() if loaded else NO_SHARD
         count_due = False
 
         async def write() -> tuple[list[Any], list[Any]]:

@@ -131,6 +131,7 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     pipeline = Pipeline(db, clock, lease=config.job_lease)
     pipeline.shard_lock = ShardLock(db, Shard.parse(config.job_shard))
     pipeline.shard_lock.on_wake = pipeline.notify
+    pipeline.shard_lock.preferring = pipeline.prefers_shard
     writer.on_commit.append(pipeline.shard_lock.committed)
     writer.on_commit.append(pipeline.notify)
     platform = PlatformApi(session, clock, config.wecom_api_base, config.oa_api_base)

@@ -22,10 +22,12 @@ the lock.
 
 A message can arrive at any process, and that process's pipeline is woken by its own commit; a job
 of another shard's conversation must wake that shard's process. On the lock's connection each
-process LISTENs on its shard's channel, and after a commit the writer's process NOTIFYs the
-channels of the other shards its batch had jobs for: at most one notification per shard every
-``WAKE_GAP`` seconds, the later ones deferred to the end of the gap, never dropped (without them
-such a job waited for the owner's next own commit, or up to a second when traffic was light).
+process LISTENs on its shard's channel, and after a commit a process under load (one that leaves
+other shards' jobs to their owners) NOTIFYs the channels of the other shards its batch had jobs
+for: at most one notification per shard every ``WAKE_GAP`` seconds, the later ones deferred to the
+end of the gap, never dropped. That only has to start an idle owner (one that gets no callbacks of
+its own): once busy, each conversation it finishes starts its next pass. Without it such jobs
+waited up to a second.
 """
 from __future__ import annotations
 
@@ -41,7 +43,7 @@ log = logging.getLogger("hub.pipeline")
 SHARD_SPAN = 65536  # a shard lock's key: count * SHARD_SPAN + index (the count too: see job_claims.py)
 KEEPALIVE = 5.0  # seconds between checks that the lock's connection is alive (and re-takes after a loss)
 TAKE_TRIES = 10  # tries, 20 ms apart, before the shard counts as another process's
-WAKE_GAP = 0.01  # seconds: at most one notification per shard this often (a flood sends ~100/s, not thousands)
+WAKE_GAP = 0.1  # seconds: at most one notification per shard this often (it only has to start an idle owner)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class ShardLock:
         self._task: asyncio.Task | None = None
         self._stopping = False
         self.on_wake: Any = None  # called when another process committed jobs of our shard
+        self.preferring: Any = lambda: True  # does this process prefer its shard now (Pipeline.prefers_shard)
         self._io = asyncio.Lock()  # one statement at a time on the lock's connection
         self._woken: dict[int, float] = {}  # shard -> loop time of its last notification
         self._waking: set[int] = set()  # shards with a notification scheduled
@@ -174,8 +177,9 @@ class ShardLock:
             self.on_wake()
 
     def committed(self, saved: Any) -> None:
-        """The archive writer's hook: wake the processes of the other shards this batch had jobs for."""
-        if not self.held:
+        """The archive writer's hook: wake the processes of the other shards this batch had jobs for,
+        when this one leaves them to their owners (under load; otherwise it runs them itself)."""
+        if not self.held or not self.preferring():
             return
         count, me = self.shard.count, self.shard.index
         shards = {s.conversation_id % count for s in saved if s.message_id is not None} - {me}

@@ -50,10 +50,7 @@ class SharedClaiming:
     async def _claim_and_start(self, room: int, now: float, limit: int) -> int:
         busy = set(self._busy)
         finished = sorted(self._finished)
-        # the shard preference holds under load, where the caches pay; with few conversations in
-        # flight the process that was woken takes any job at once (nobody waits for a wake-up hop)
-        loaded = self.shard_lock is not None and len(busy) >= self.shard_from
-        shard = self.shard_lock.params() if loaded else NO_SHARD
+        shard = self.shard_lock.params() if self.shard_lock is not None and self.prefers_shard() else NO_SHARD
         count_due = False
 
         async def write() -> tuple[list[Any], list[Any]]:
@@ -97,6 +94,11 @@ class SharedClaiming:
             except Exception:  # noqa: BLE001 - no longer renewed: their leases run out instead
                 log.exception("could not release %d claimed jobs", len(lost))
         return self._launch(by_conv)
+
+    def prefers_shard(self) -> bool:
+        """The shard preference holds under load, where the caches pay; with few conversations in
+        flight the process that was woken takes any job at once (nobody waits for a wake-up hop)."""
+        return len(self._busy) >= self.shard_from
 
     def _count_backlog(self, head_rows: int, limit: int) -> bool:
         """The backlog from a pass's head: exact when the head was not full; a full head means a long

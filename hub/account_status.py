@@ -18,6 +18,7 @@ from sqlalchemy import select
 from .clock import Clock
 from .db import Database, retry_busy
 from .models import AccountStatus
+from .tasks import cancel_and_wait
 
 log = logging.getLogger("hub.account_status")
 status_t = AccountStatus.__table__
@@ -183,11 +184,7 @@ def install(app: web.Application, every: float = FLUSH_EVERY) -> None:
         holder["t"] = tracker
         task = asyncio.create_task(_flush_loop(tracker, every), name="account-status")
         yield
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(task)
         try:
             await tracker.flush()
         except Exception:  # noqa: BLE001 - shutting down: the stamps are status, not data

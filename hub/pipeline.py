@@ -30,6 +30,7 @@ from .models import Job
 from .pipeline_local import LocalPicking
 from .scale.job_claims import ids_in
 from .scale.pipeline_claims import SharedClaiming
+from .tasks import cancel_and_wait
 from .trickle import Trickle
 
 log = logging.getLogger(__name__)
@@ -146,11 +147,7 @@ class Pipeline(LocalPicking, SharedClaiming):
     async def stop(self) -> None:
         self._stopping = True
         if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
         if self._flush_timer is not None:
             self._flush_timer.cancel()
         if self._late_wake is not None:

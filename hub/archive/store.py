@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from ..clock import Clock
 from ..db import Database, retry_busy
 from ..messages import Inbound, KfSignal, kind_of
+from ..tasks import cancel_and_wait
 from .postgres_batch import PostgresBatchWriter
 from .sqlite_batch import SqliteBatchWriter
 
@@ -69,11 +70,7 @@ class ArchiveWriter:
         """Commit what is queued, then stop."""
         if self._task is None:
             return
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(self._task)
         self._task = None
         if self._queue:
             await self._flush()

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from ..http_guard import add_routes
 from ..models import channels as _models  # noqa: F401 - the tables exist before the schema is created
+from ..tasks import cancel_and_wait
 from .api import CHANNELS, routes
 from .service import ChannelService
 from .step import ChannelStep
@@ -44,10 +45,6 @@ def install(app: web.Application) -> None:
         hub.bots.welcome_provider = step.welcome
         task = asyncio.create_task(_schedule_loop(svc, SCHEDULE_INTERVAL), name="channel-schedules")
         yield
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(task)
 
     app.cleanup_ctx.append(channels_context)

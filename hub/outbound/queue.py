@@ -22,6 +22,7 @@ from ..clock import Clock
 from ..db import Database, retry_busy
 from ..errors import bad_request
 from ..models import Conversation, Message, Outbox
+from ..tasks import cancel_and_wait
 from .api import PlatformApi, PlatformError, network_error
 
 log = logging.getLogger(__name__)
@@ -152,11 +153,7 @@ class Outbound:
     async def stop(self) -> None:
         self._stopping = True
         if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
         if self._inflight:
             id_of = {task: outbox_id for outbox_id, task in self._inflight.items()}
             _done, pending = await asyncio.wait(list(id_of), timeout=self.stop_timeout)

@@ -18,6 +18,7 @@ from ..clock import Clock
 from ..db import Database, retry_busy
 from ..models import Account, AgentEvent, Message, PurgeRun, RetentionPolicy
 from ..models.orders import OrderRow
+from ..tasks import cancel_and_wait
 from . import tables
 from .holds import held_conversations_clause, held_customers_clause
 from .retention import MEDIA_KINDS, Policy, PurgeTarget, purge_plan
@@ -214,11 +215,7 @@ class Purger:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _loop(self) -> None:

@@ -39,6 +39,8 @@ from typing import Any
 
 from sqlalchemy import text
 
+from ..tasks import cancel_and_wait
+
 log = logging.getLogger("hub.pipeline")
 SHARD_SPAN = 65536  # a shard lock's key: count * SHARD_SPAN + index (the count too: see job_claims.py)
 KEEPALIVE = 5.0  # seconds between checks that the lock's connection is alive (and re-takes after a loss)
@@ -104,11 +106,7 @@ class ShardLock:
     async def stop(self) -> None:
         self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
         await self._drop()  # closing the session releases the lock: the others take the shard at once
 
     async def _take(self) -> None:

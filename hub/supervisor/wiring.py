@@ -9,6 +9,7 @@ from aiohttp import web
 
 from ..http_guard import add_routes
 from ..models import supervisor as _models  # noqa: F401 - the tables exist before the schema is created
+from ..tasks import cancel_and_wait
 from .alerts import AlertEngine
 from .api import SUPERVISION, Supervision, routes
 from .quality import QualityChecker
@@ -50,11 +51,7 @@ def install(app: web.Application) -> None:
                   if hub.db.dialect == "postgresql" else None)
         yield
         if resync is not None:
-            resync.cancel()
-            try:
-                await resync
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(resync)
         for observer in (engine.on_session_change, checker.on_session_change):
             if observer in hub.sessions.observers:
                 hub.sessions.observers.remove(observer)

@@ -28,6 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ...clock import Clock
 from ...db import Database, retry_busy
 from ...models import Message, SearchCursor
+from ...tasks import cancel_and_wait
 from . import postgres_index, sqlite_index
 
 log = logging.getLogger(__name__)
@@ -82,11 +83,7 @@ class SearchIndexer:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _loop(self) -> None:

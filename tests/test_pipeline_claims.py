@@ -5,6 +5,7 @@ the jobs of a process that died are taken over once their lease runs out."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import pytest
 
@@ -207,14 +208,17 @@ async def test_a_dead_shards_conversations_go_on_in_the_others_at_once(client, s
         await asyncio.gather(a.shard_lock.stop(), b.shard_lock.stop())
 
 
-async def test_a_shard_held_elsewhere_means_no_preference(client, shared, wecom):
+async def test_a_shard_held_elsewhere_means_no_preference(client, shared, wecom, caplog):
     hub = shared
     first, twin = ShardLock(hub.db, Shard(1, 2)), ShardLock(hub.db, Shard(1, 2))
     await first.start()
-    await twin.start()
+    with caplog.at_level(logging.WARNING, logger="hub.pipeline"):
+        await twin.start()
+        await twin._take()  # the keep-alive's next try: still held elsewhere
     try:
         assert first.held and not twin.held
         assert twin.params()["shard_count"] == 1  # claims everything, as without a shard
+        assert sum("held by another process" in r.getMessage() for r in caplog.records) == 1  # warned once
         await first.stop()
         await twin._take()
         assert twin.held

@@ -80,6 +80,7 @@ class ShardLock:
         self.db = db
         self.shard = shard
         self.held = False
+        self.contested = False  # another process held the shard at the last try (warned once)
         self._key = 0
         self._conn: Any = None
         self._task: asyncio.Task | None = None
@@ -136,10 +137,10 @@ class ShardLock:
                 log.warning("job shard %s: cannot listen for wake-ups (%s)", self.shard, exc)
         if got and not self.held:
             log.info("job shard %d/%d held: this process prefers its conversations", self.shard.index, self.shard.count)
-        elif not got:
+        elif not got and not self.contested:  # once, not at every keep-alive try
             log.warning("job shard %d/%d is held by another process (two processes with one HUB_JOB_SHARD?); "
-                        "claiming without a preference", self.shard.index, self.shard.count)
-        self.held = bool(got)
+                        "claiming without a preference until it is free", self.shard.index, self.shard.count)
+        self.held, self.contested = bool(got), not got
 
     async def _drop(self) -> None:
         self.held = False

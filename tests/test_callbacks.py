@@ -210,3 +210,36 @@ async def test_pending_jobs_run_after_restart(aiohttp_client, hub_config, wecom)
 
 async def _no_jobs(hub) -> bool:  # noqa: ANN001
     return not await pending_jobs(hub)
+
+
+async def test_a_body_arriving_in_pieces_is_read_whole(client, hub, wecom, oa):
+    """A body split across TCP segments (a slow link, a large body) is read to its end, with a
+    Content-Length or chunked, and the size cap still holds for a chunked one."""
+    import asyncio
+    from urllib.parse import urlencode
+
+    q, body = wecom.encrypted(text_xml(WECOM["receive_id"], "wmSlow", "分两段到达", 7001))
+    half = len(body) // 2
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(f"POST {wecom.path}?{urlencode(q)} HTTP/1.1\r\nHost: hub\r\nContent-Type: text/xml\r\n"
+                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body[:half])
+    await writer.drain()
+    await asyncio.sleep(0.05)  # the handler has started on the first half by now
+    writer.write(body[half:])
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"success"), answer
+
+    async def pieces(data: bytes, size: int):  # noqa: ANN202 - sent chunked, a pause between chunks
+        for i in range(0, len(data), size):
+            yield data[i:i + size]
+            await asyncio.sleep(0.01)
+
+    q, body = oa.plain(text_xml(OA["receive_id"], "oSlow", "chunked 也行", 7002))
+    resp = await client.post(oa.path, params=q, data=pieces(body, 40))
+    assert resp.status == 200 and await resp.text() == "success"
+    q, _ = wecom.encrypted("<xml/>")
+    resp = await client.post(wecom.path, params=q, data=pieces(b"<xml>" + b"a" * 70_000 + b"</xml>", 8192))
+    assert resp.status == 413
+    assert [r.text for r in await messages(hub, direction="in")] == ["分两段到达", "chunked 也行"]

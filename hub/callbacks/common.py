@@ -82,10 +82,24 @@ def check_timestamp(deps: CallbackDeps, timestamp: str) -> str | None:
 
 
 async def read_body(deps: CallbackDeps, request: web.Request) -> bytes | None:
-    """The body, or None when it is over the size cap (checked before and while reading)."""
+    """The whole body, or None when it is over the size cap (checked before and while reading).
+    A body that has arrived whole (nearly every callback: a few hundred bytes) is taken at once;
+    one still arriving is read to its end (``content.read(n)`` answers with what has come so far,
+    and a body split across TCP segments was cut and refused as malformed)."""
     if request.content_length is not None and request.content_length > deps.max_body:
         return None
-    body = await request.content.read(deps.max_body + 1)
+    content = request.content
+    if content.is_eof():
+        body = content.read_nowait()
+    else:
+        parts: list[bytes] = []
+        size = 0
+        while chunk := await content.readany():
+            size += len(chunk)
+            if size > deps.max_body:
+                return None
+            parts.append(chunk)
+        body = b"".join(parts)
     return None if len(body) > deps.max_body else body
 
 

@@ -127,3 +127,24 @@ async def test_postgres_looks_up_known_conversations_by_index(hub):
         ids = dict((await conn.execute(select(conversations.c.peer_id, conversations.c.id).where(
             conversations.c.peer_id.in_(["wmKnown5", "wmKnown999", "wmNewOne"])))).all())
     assert [s.conversation_id for s in saved] == [ids["wmKnown5"], ids["wmKnown999"], ids["wmNewOne"]]
+
+
+async def test_a_failed_batch_leaves_no_conversation_id_behind(hub):
+    """SQLite: a batch the database refuses takes the conversations it created with it, and SQLite
+    gives their ids to the next new conversations: the writer must not remember them, or the
+    customer's next message is filed under (and its bot answer sent to) another customer."""
+    if hub.db.dialect != "sqlite":
+        pytest.skip("PostgreSQL commits new conversations by themselves and never reuses an id")
+    await hub.pipeline.stop()
+    async with hub.db.write() as conn:  # a real refusal by the database (as a full disk would be)
+        await conn.execute(sql_text("CREATE TRIGGER refuse_boom BEFORE INSERT ON messages WHEN NEW.text = 'boom' "
+                                    "BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+    boom = ToArchive("acme-wecom", Text(channel="wecom", peer_id="wmFirstA", sent_at=1, msg_id="f1", content="boom"))
+    with pytest.raises(Exception, match="refused"):
+        await hub.writer.save([boom])
+    [b] = await hub.writer.save([text("wmSecondB", "f2")])
+    [a] = await hub.writer.save([text("wmFirstA", "f3")])
+    async with hub.db.read() as conn:
+        peers = dict((await conn.execute(select(conversations.c.id, conversations.c.peer_id))).all())
+    assert peers[b.conversation_id] == "wmSecondB"
+    assert peers[a.conversation_id] == "wmFirstA"

@@ -64,15 +64,18 @@ class SqliteBatchWriter:
         rows = list(rows)
         conn = self._connect()
         try:
-            results = self._insert(conn, rows, now)
-        except sqlite3.IntegrityError:
-            self._conv.clear()  # a cached conversation was deleted (erasure, retention): look them up again
-            results = self._insert(conn, rows, now)
-        try:
+            try:
+                results = self._insert(conn, rows, now)
+            except sqlite3.IntegrityError:
+                self._conv.clear()  # a cached conversation was deleted (erasure, retention): look them up again
+                results = self._insert(conn, rows, now)
             await asyncio.get_running_loop().run_in_executor(self._pool, conn.execute, "COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            # the conversations this batch created went with it, and SQLite hands their ids out again:
+            # kept in the cache, they filed this customer's next messages under the next new customer
+            self._conv.clear()
             raise
         return results
 

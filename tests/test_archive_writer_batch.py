@@ -148,3 +148,36 @@ async def test_a_failed_batch_leaves_no_conversation_id_behind(hub):
         peers = dict((await conn.execute(select(conversations.c.id, conversations.c.peer_id))).all())
     assert peers[b.conversation_id] == "wmSecondB"
     assert peers[a.conversation_id] == "wmFirstA"
+
+
+async def refuse_text(hub, value: str) -> None:  # noqa: ANN001
+    """A trigger: the database refuses any message whose text is ``value`` (a real refusal)."""
+    async with hub.db.write() as conn:
+        if hub.db.dialect == "sqlite":
+            await conn.execute(sql_text(f"CREATE TRIGGER refuse_{value} BEFORE INSERT ON messages "
+                                        f"WHEN NEW.text = '{value}' BEGIN SELECT RAISE(ABORT, 'refused'); END"))
+        else:
+            await conn.execute(sql_text(f"CREATE FUNCTION refuse_{value}() RETURNS trigger AS $$ BEGIN "
+                                        f"IF NEW.text = '{value}' THEN RAISE EXCEPTION 'refused'; END IF; "
+                                        "RETURN NEW; END $$ LANGUAGE plpgsql"))
+            await conn.execute(sql_text(f"CREATE TRIGGER refuse_{value} BEFORE INSERT ON messages "
+                                        f"FOR EACH ROW EXECUTE FUNCTION refuse_{value}()"))
+
+
+async def test_one_refused_message_does_not_fail_its_batch(hub):
+    """A message the database refuses fails alone (its callback is not acknowledged, so the platform
+    retries it); the messages committed in the same batch are stored and acknowledged."""
+    import asyncio
+
+    await hub.pipeline.stop()
+    await refuse_text(hub, "poison")
+    poison = ToArchive("acme-wecom", Text(channel="wecom", peer_id="wmPoison", sent_at=1, msg_id="p0", content="poison"))
+    # queued together, before the writer task runs again: one batch
+    saves = await hub.writer._queued([text("wmMate1", "p1"), text("wmMate2", "p2"), poison,  # noqa: SLF001
+                                      text("wmMate3", "p3")])
+    results = await asyncio.gather(*saves, return_exceptions=True)
+    assert "refused" in str(results[2])
+    assert all(not isinstance(r, BaseException) and not r.duplicate for i, r in enumerate(results) if i != 2), results
+    assert await count(hub, messages, messages.c.peer_id.in_(["wmMate1", "wmMate2", "wmMate3"])) == 3
+    assert await count(hub, messages, messages.c.peer_id == "wmPoison") == 0
+    assert await count(hub, jobs, jobs.c.message_id.in_([r.message_id for i, r in enumerate(results) if i != 2])) == 3

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from ..clock import Clock
-from ..db import Database, retry_busy
+from ..db import Database, is_busy, retry_busy
 from ..messages import Inbound, KfSignal, kind_of
 from ..tasks import cancel_and_wait
 from .postgres_batch import PostgresBatchWriter
@@ -111,12 +111,16 @@ class ArchiveWriter:
             return
         try:
             results = await retry_busy(lambda: self._write([item for item, _ in batch]), attempts=10)
-        except Exception as exc:  # noqa: BLE001 - every waiter learns of the failure, none is acked
-            log.error("archive write of %d messages failed: %s", len(batch), exc)
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
+        except Exception as exc:  # noqa: BLE001 - a waiter whose message is not stored is not acked
+            if len(batch) == 1 or is_busy(exc):
+                log.error("archive write of %d messages failed: %s", len(batch), exc)
+                _fail(batch, exc)
+                return
+            # one message the database refuses must not take its batch-mates down: each goes alone
+            log.error("archive write of %d messages failed (%s); writing them one at a time", len(batch), exc)
+            batch, results = await self._one_at_a_time(batch)
+            if not batch:
+                return
         for (_, fut), saved in zip(batch, results):
             if not fut.done():
                 fut.set_result(saved)
@@ -128,6 +132,22 @@ class ArchiveWriter:
                 hook(results)
             except Exception:  # noqa: BLE001
                 log.exception("on_commit hook failed")
+
+    async def _one_at_a_time(self, batch: list[tuple[ToArchive, asyncio.Future[Saved]]]
+                             ) -> tuple[list[tuple[ToArchive, asyncio.Future[Saved]]], list[Saved]]:
+        """Write a refused batch's messages one by one: the refused ones fail alone. Returns the
+        stored ones and their results."""
+        stored, results = [], []
+        for item, fut in batch:
+            try:
+                [saved] = await retry_busy(lambda: self._write([item]), attempts=10)
+            except Exception as exc:  # noqa: BLE001
+                log.error("archive refused a message of %s (%s): %s", item.account_id, item.msg.dedup_key, exc)
+                _fail([(item, fut)], exc)
+                continue
+            stored.append((item, fut))
+            results.append(saved)
+        return stored, results
 
     async def _write(self, items: list[ToArchive]) -> list[Saved]:
         if self._sqlite is not None:
@@ -151,6 +171,12 @@ class ArchiveWriter:
     async def _write_postgres(self, items: list[ToArchive]) -> list[Saved]:
         written = await self._postgres.write(self.db, [_row(it) for it in items], self.clock.now())
         return [Saved(mid, conv) for mid, conv in written]
+
+
+def _fail(batch: Sequence[tuple[ToArchive, asyncio.Future[Saved]]], exc: Exception) -> None:
+    for _, fut in batch:
+        if not fut.done():
+            fut.set_exception(exc)
 
 
 def _row(it: ToArchive) -> dict[str, Any]:

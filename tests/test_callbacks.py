@@ -243,3 +243,17 @@ async def test_a_body_arriving_in_pieces_is_read_whole(client, hub, wecom, oa):
     resp = await client.post(wecom.path, params=q, data=pieces(b"<xml>" + b"a" * 70_000 + b"</xml>", 8192))
     assert resp.status == 413
     assert [r.text for r in await messages(hub, direction="in")] == ["分两段到达", "chunked 也行"]
+
+
+async def test_a_menu_view_event_with_a_long_url_is_archived_once(client, hub, oa):
+    """An Official Account menu VIEW event's key is the menu's URL, often past the 160 characters of
+    the dedup key's column: PostgreSQL refused it, on every retry. Its key is cut with a digest of the
+    whole (a retry finds the same one); two URLs that differ only at their end stay two events."""
+    url = "https://open.weixin.qq.com/connect/oauth2/authorize?appid=wx123&redirect_uri=" + "x" * 200
+    view = event_xml(OA["receive_id"], "oViewer", "VIEW", 1732261300, EventKey=url + "#a")
+    other = event_xml(OA["receive_id"], "oViewer", "VIEW", 1732261300, EventKey=url + "#b")
+    for xml in (view, view, other):
+        assert (await post(client, oa, xml, encrypted=False)).status == 200
+    rows = await messages(hub, peer_id="oViewer")
+    assert len(rows) == 2 and rows[0].dedup_key != rows[1].dedup_key
+    assert all(len(r.dedup_key) <= 160 for r in rows)

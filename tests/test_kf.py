@@ -108,3 +108,23 @@ async def test_pulls_of_one_kf_account_never_overlap(aiohttp_client, hub_config,
     await asyncio.gather(*(hub.kf.pull(WECOM["id"], KFID, "T9") for _ in range(3)))
     assert standin.max_pulls_in_flight == 1
     assert await count_pulled(hub) == 6
+
+
+async def test_odd_values_in_a_pulled_item_do_not_jam_the_pull(aiohttp_client, hub_config, standin):
+    """A NUL in a pulled text and a staff id longer than its column are stored (cleaned, cut with a
+    digest): PostgreSQL refused the batch, the cursor never moved, and every later pull of that kf
+    account failed on the same page."""
+    client, hub, sim = await start(aiohttp_client, hub_config, FakeClock())
+    long_id = "s" * 90
+    standin.add_kf_message(KFID, {"msgid": "kfodd-1", "open_kfid": KFID, "external_userid": "wmKfOdd",
+                                  "send_time": 1732261010, "origin": 3, "msgtype": "text",
+                                  "text": {"content": "前\x00后"}})
+    standin.add_kf_message(KFID, {"msgid": "kfodd-2", "open_kfid": KFID, "external_userid": "wmKfOdd",
+                                  "send_time": 1732261011, "origin": 5, "servicer_userid": long_id,
+                                  "msgtype": "text", "text": {"content": "员工"}})
+    assert (await post(client, sim, signal("TOKEN-ODD"))).status == 200
+    await hub.pipeline.drain()
+    rows = {r.dedup_key: r for r in await messages(hub, channel="kf")}
+    assert rows["m:kfodd-1"].text == "前\ufffd后"
+    sender = rows["m:kfodd-2"].sender
+    assert len(sender) <= 64 and sender.startswith("staff:sss") and sender != f"staff:{long_id}"[:64]

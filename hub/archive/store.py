@@ -8,6 +8,7 @@ Duplicates (platform retries) are absorbed by the unique ``(account_id, dedup_ke
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -182,6 +183,21 @@ def _fail(batch: Sequence[tuple[ToArchive, asyncio.Future[Saved]]], exc: Excepti
 def _row(it: ToArchive) -> dict[str, Any]:
     """One message as the batch writers take it: its columns plus "thread" and "job"."""
     m = it.msg
-    return {"account_id": it.account_id, "thread": m.thread, "channel": m.channel, "direction": m.direction,
-            "kind": kind_of(m), "peer_id": m.peer_id, "sender": m.sender, "dedup_key": m.dedup_key, "text": m.text,
-            "data": m.data_json(), "raw": m.raw, "sent_at": m.sent_at, "job": it.job}
+    text = m.text
+    if text is not None and "\x00" in text:  # (a pulled kf item's JSON may carry one)
+        text = text.replace("\x00", "\ufffd")
+    return {"account_id": it.account_id, "thread": fit(m.thread, 64), "channel": m.channel, "direction": m.direction,
+            "kind": fit(kind_of(m), 48), "peer_id": fit(m.peer_id, 128), "sender": fit(m.sender, 64),
+            "dedup_key": fit(m.dedup_key, 160), "text": text, "data": m.data_json(), "raw": m.raw,
+            "sent_at": m.sent_at if -2**63 <= m.sent_at < 2**63 else 0, "job": it.job}
+
+
+def fit(value: str, limit: int) -> str:
+    """A platform's value made to fit its column (models/archive.py): PostgreSQL refuses a longer one
+    (or a NUL), and the message would never be stored (an Official Account menu VIEW event's key is
+    its URL, often past 160 characters). A long value keeps a digest of the whole, so two keys or
+    ids that differ only past the cut stay distinct, and a retry gets the same one."""
+    if len(value) <= limit and "\x00" not in value:
+        return value
+    digest = hashlib.sha1(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return value.replace("\x00", "\ufffd")[:limit - 17] + "#" + digest

@@ -293,6 +293,9 @@ def _xml_event(channel: str, base: dict[str, Any], f: dict[str, Any]) -> Inbound
     if event == "kf_msg_or_event":
         base["peer_id"] = ""
         base["sender"] = "system"
+        # each kf account's signals in a conversation of their own: jobs run in order per
+        # conversation, and one account's failing pull held every other account's behind it
+        base["thread"] = _s(f, "OpenKfId")
         return KfSignal(**base, token=_s(f, "Token"), open_kfid=_s(f, "OpenKfId"))
     if low in ("recall", "msg_recall", "revoke"):
         return Recall(**base, recalled_msg_id=_s(f, "RecallMsgId") or _s(f, "PreMsgId"))

@@ -30,6 +30,7 @@ class Standin:
     profiles: dict[str, dict[str, str]] = field(default_factory=dict)  # openid/external_userid -> unionid, name
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     contact_ways: list[dict[str, Any]] = field(default_factory=list)  # channel-code calls: {"path", "body"}
+    expired_kf_tokens: set[str] = field(default_factory=set)  # kf event tokens past their 10 minutes (95007)
 
     def expire_all_tokens(self) -> None:
         """Tokens the hub holds become invalid (the platform answers 42001)."""
@@ -89,6 +90,8 @@ class Standin:
                 return r
             body = await request.json()
             self.kf_pulls.append(body)
+            if body.get("token") in self.expired_kf_tokens:
+                return web.json_response({"errcode": 95007, "errmsg": "invalid msg token"})
             self.pulls_in_flight += 1
             self.max_pulls_in_flight = max(self.max_pulls_in_flight, self.pulls_in_flight)
             try:

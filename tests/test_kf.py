@@ -4,12 +4,17 @@ from __future__ import annotations
 import asyncio
 import json
 
+from sqlalchemy import select as sql_select
+
 from hub.app import HUB, create_app
 from hub.clock import FakeClock
 from hub.callbacks.kf import KfPuller
+from hub.models import Conversation
 from tests.conftest import WECOM
 from tests.helpers import messages, pending_jobs, post
 from tests.wechat_client import PlatformSim, event_xml
+
+conversations = Conversation.__table__
 
 KFID = "wkAAAA111"
 
@@ -128,3 +133,32 @@ async def test_odd_values_in_a_pulled_item_do_not_jam_the_pull(aiohttp_client, h
     assert rows["m:kfodd-1"].text == "前\ufffd后"
     sender = rows["m:kfodd-2"].sender
     assert len(sender) <= 64 and sender.startswith("staff:sss") and sender != f"staff:{long_id}"[:64]
+
+
+async def test_a_stale_event_token_is_dropped_not_retried(aiohttp_client, hub_config, standin):
+    """The event's token lives 10 minutes. Refused (95007), the pull goes on without it at once; a
+    signal older than that (a hub that was down, a retried job) pulls without it from the start.
+    Sent stale, it failed on every retry for 13 minutes, and the signals queued behind it went
+    stale in turn. Each kf account's signals are a conversation of their own."""
+    clock = FakeClock()
+    client, hub, sim = await start(aiohttp_client, hub_config, clock)
+    for item in kf_items(3):
+        standin.add_kf_message(KFID, item)
+    standin.expired_kf_tokens.add("TOKEN-OLD")
+    assert (await post(client, sim, signal("TOKEN-OLD", int(clock.now())))).status == 200
+    await hub.pipeline.drain()
+    assert [p.get("token") for p in standin.kf_pulls] == ["TOKEN-OLD", None, None]  # refused, then 2 pages
+    assert len([r for r in await messages(hub, channel="kf") if r.dedup_key.startswith("m:")]) == 3
+
+    standin.add_kf_message(KFID, kf_items(1, start=50)[0])
+    sent = int(clock.now())
+    clock.advance(15 * 60)  # the hub was down: the signal's job runs 15 minutes after it came
+    assert (await post(client, sim, signal("TOKEN-LATE", sent), timestamp=str(int(clock.now())))).status == 200
+    await hub.pipeline.drain()
+    assert standin.kf_pulls[3:] == [{"limit": 1000, "open_kfid": KFID, "cursor": "3"}]
+    assert len([r for r in await messages(hub, channel="kf") if r.dedup_key.startswith("m:")]) == 4
+    signals = [r for r in await messages(hub, direction="in") if r.kind == "event.kf_msg_or_event"]
+    async with hub.db.read() as conn:
+        threads = {t for (t,) in (await conn.execute(sql_select(conversations.c.thread).where(
+            conversations.c.id.in_([r.conversation_id for r in signals])))).all()}
+    assert threads == {KFID}

@@ -20,11 +20,16 @@ from ..clock import Clock
 from ..db import Database, retry_busy
 from ..messages import from_kf_item
 from ..models import KfCursor
-from ..outbound.api import PlatformApi
+from ..outbound.api import PlatformApi, PlatformError
 from ..pipeline import JobContext
 
 log = logging.getLogger(__name__)
 cursors = KfCursor.__table__
+# an event's token is good for 10 minutes; past this age (a pull retried, a hub that was down) the
+# pull goes without one, which the platform allows, only at a stricter rate. Sent stale, it was
+# refused on every retry, and the signals queued behind it went stale in turn.
+TOKEN_LIFE = 540.0
+INVALID_TOKEN = 95007
 
 
 class KfPuller:
@@ -42,7 +47,10 @@ class KfPuller:
 
     async def handle_job(self, ctx: JobContext) -> None:
         data = ctx.data
-        await self.pull(ctx.message.account_id, data.get("open_kfid", ""), data.get("token", ""))
+        token = data.get("token", "")
+        if token and ctx.message.sent_at and self.clock.now() - ctx.message.sent_at > TOKEN_LIFE:
+            token = ""
+        await self.pull(ctx.message.account_id, data.get("open_kfid", ""), token)
 
     async def load_cursor(self, account_id: str, open_kfid: str) -> str:
         async with self.db.read() as conn:
@@ -70,8 +78,15 @@ class KfPuller:
         async with lock:
             cursor = await self.load_cursor(account_id, open_kfid)
             while True:
-                page = await self.api.kf_sync_msg(account, cursor=cursor, token=token, open_kfid=open_kfid,
-                                                  limit=self.limit)
+                try:
+                    page = await self.api.kf_sync_msg(account, cursor=cursor, token=token, open_kfid=open_kfid,
+                                                      limit=self.limit)
+                except PlatformError as exc:
+                    if not token or exc.errcode != INVALID_TOKEN:
+                        raise
+                    log.info("kf pull %s/%s: the event's token is refused; pulling without it", account_id, open_kfid)
+                    token = ""
+                    continue
                 self.pages += 1
                 items = [ToArchive(account_id, from_kf_item(i)) for i in page.get("msg_list") or []
                          if isinstance(i, dict)]

@@ -66,6 +66,25 @@ async def test_token_refreshed_early_before_expiry(aiohttp_client, hub_config, s
     assert standin.token_requests == 2
 
 
+async def test_a_failed_early_refresh_keeps_the_valid_token(aiohttp_client, hub_config, standin):
+    """The token endpoint failing in the refresh margin: sends go on with the token still valid,
+    and the refresh is tried again later, not by every send in turn (each failed before)."""
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    await send(client, conv, "a")
+    await hub.outbound.drain()
+    fetched = standin.token_requests
+    clock.advance(7200 - 200)  # inside the refresh margin
+    standin.fail_next = ["http500"]  # the refresh's fetch
+    ids = await asyncio.gather(*(send(client, conv, f"b{i}") for i in range(3)))
+    await hub.outbound.drain()
+    assert [await status_of(hub, i) for i in ids] == ["sent"] * 3
+    assert standin.token_requests == fetched + 1  # one failed try, not one per send
+    clock.advance(31)
+    await send(client, conv, "c")
+    await hub.outbound.drain()
+    assert standin.token_requests == fetched + 2  # tried again, and taken
+
+
 async def test_transient_failures_retry_with_backoff_without_duplicates(aiohttp_client, hub_config, standin):
     client, hub, clock, conv = await setup(aiohttp_client, hub_config)
     await send(client, conv, "warm")

@@ -65,6 +65,8 @@ class PlatformApi:
         self.refresh_margin = refresh_margin
         self._tokens: dict[str, _Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._refresh_after: dict[str, float] = {}  # account -> when to try a failed early refresh again
+        self.refresh_retry = 30.0
         self.token_fetches = 0
 
     # -- tokens ---------------------------------------------------------------------------------
@@ -75,11 +77,27 @@ class PlatformApi:
         lock = self._locks.setdefault(account.id, asyncio.Lock())
         async with lock:  # single flight: whoever waited finds the fresh token
             cached = self._tokens.get(account.id)
-            fresh = cached and cached.expires_at - self.refresh_margin > self.clock.now()
+            now = self.clock.now()
+            fresh = cached and cached.expires_at - self.refresh_margin > now
             if fresh and (not force or cached.value != stale):
                 return cached.value
-            token = await self._fetch_token(account)
+            # an early refresh failed a moment ago: the token still valid serves until the next try
+            usable = cached is not None and not force and cached.expires_at > now
+            if usable and now < self._refresh_after.get(account.id, 0.0):
+                return cached.value
+            try:
+                token = await self._fetch_token(account)
+            except PlatformError as exc:
+                if not usable:
+                    raise
+                # the token endpoint slow or failing in the refresh margin: sends go on with the
+                # current token (every one of them failed, and each waiter fetched again in turn)
+                self._refresh_after[account.id] = now + self.refresh_retry
+                log.warning("early token refresh for %s failed (%s); the current token serves %.0f s more",
+                            account.id, exc, cached.expires_at - now)
+                return cached.value
             self._tokens[account.id] = token
+            self._refresh_after.pop(account.id, None)
             return token.value
 
     async def _fetch_token(self, account: AccountInfo) -> _Token:

@@ -181,3 +181,21 @@ async def test_one_refused_message_does_not_fail_its_batch(hub):
     assert await count(hub, messages, messages.c.peer_id.in_(["wmMate1", "wmMate2", "wmMate3"])) == 3
     assert await count(hub, messages, messages.c.peer_id == "wmPoison") == 0
     assert await count(hub, jobs, jobs.c.message_id.in_([r.message_id for i, r in enumerate(results) if i != 2])) == 3
+
+
+async def test_without_its_task_the_writer_stores_more_than_a_batch(hub):
+    """A writer not started (the command line, tests) writes everything it is given, a batch at a
+    time: past ``max_batch`` the waiters of the rest were never answered (a kf page of 1,000 hung)."""
+    import asyncio
+
+    from hub.archive.store import ArchiveWriter
+
+    await hub.pipeline.stop()
+    writer = ArchiveWriter(hub.db, hub.clock, max_batch=4)
+    try:
+        saved = await asyncio.wait_for(writer.save([text(f"wmMany{i}", f"many{i}") for i in range(10)]), 10)
+    finally:
+        if writer._sqlite is not None:  # noqa: SLF001 - never started, so stop() has nothing to stop
+            await writer._sqlite.close()  # noqa: SLF001
+    assert len(saved) == 10 and not any(s.duplicate for s in saved)
+    assert await count(hub, messages, messages.c.peer_id.like("wmMany%")) == 10

@@ -73,7 +73,7 @@ class ArchiveWriter:
             return
         await cancel_and_wait(self._task)
         self._task = None
-        if self._queue:
+        while self._queue:
             await self._flush()
         if self._sqlite is not None:
             await self._sqlite.close()
@@ -96,7 +96,8 @@ class ArchiveWriter:
             futures.append(fut)
         self._wakeup.set()
         if self._task is None:
-            await self._flush()
+            while self._queue:  # a batch at a time: a kf page of 1,000 is two
+                await self._flush()
         return futures
 
     async def _run(self) -> None:

@@ -7,6 +7,7 @@ Unknown types become ``Unknown`` and are archived raw, never rejected.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -206,9 +207,14 @@ class OtherEvent(Inbound):
     kind: ClassVar[str] = "event.other"
     event: str = ""
     event_key_field: str = ""
+    fields_json: str = ""  # the event's other fields (ChatId, UpdateDetail, MsgID, Status, ...)
 
     def event_key(self) -> str:
-        return f"{self.kind}:{self.event}:{self.peer_id}:{self.sent_at}:{self.event_key_field}"
+        # the other fields are in the key: events from "sys" (a customer group changed, a tag edited)
+        # or two template results for one user in the same second differ only there, and were
+        # collapsed into one; a platform retry repeats them all
+        extra = hashlib.sha1(self.fields_json.encode()).hexdigest()[:16] if self.fields_json else ""
+        return f"{self.kind}:{self.event}:{self.peer_id}:{self.sent_at}:{self.event_key_field}:{extra}"
 
 
 # ---- 微信客服 events pulled from kf/sync_msg -------------------------------------------------------
@@ -299,7 +305,12 @@ def _xml_event(channel: str, base: dict[str, Any], f: dict[str, Any]) -> Inbound
         return KfSignal(**base, token=_s(f, "Token"), open_kfid=_s(f, "OpenKfId"))
     if low in ("recall", "msg_recall", "revoke"):
         return Recall(**base, recalled_msg_id=_s(f, "RecallMsgId") or _s(f, "PreMsgId"))
-    return OtherEvent(**base, event=event, event_key_field=key)
+    rest = {k: v for k, v in f.items() if k not in _EVENT_HEAD}
+    return OtherEvent(**base, event=event, event_key_field=key, fields_json=compact_json(rest) if rest else "")
+
+
+# what every event carries (the rest of an event the hub does not act on is kept in its data)
+_EVENT_HEAD = frozenset({"ToUserName", "FromUserName", "CreateTime", "MsgType", "Event", "EventKey"})
 
 
 def from_xml_fields(channel: str, f: dict[str, Any], raw: str = "") -> Inbound:

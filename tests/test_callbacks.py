@@ -257,3 +257,28 @@ async def test_a_menu_view_event_with_a_long_url_is_archived_once(client, hub, o
     rows = await messages(hub, peer_id="oViewer")
     assert len(rows) == 2 and rows[0].dedup_key != rows[1].dedup_key
     assert all(len(r.dedup_key) <= 160 for r in rows)
+
+
+async def test_events_that_differ_only_in_their_other_fields_are_two(client, hub, wecom, oa):
+    """WeCom's customer-group and tag events come from "sys" with no EventKey; two in one second
+    (two groups changed) differ only in ChatId. Two template results for one user in one second
+    differ only in MsgID. Each is its own event, and a retry of either is still a duplicate."""
+    from hub.callbacks import xmlcodec
+
+    def chat(chat_id: str) -> str:
+        return xmlcodec.render({"ToUserName": WECOM["receive_id"], "FromUserName": "sys", "CreateTime": 1732261400,
+                                "MsgType": "event", "Event": "change_external_chat", "ChatId": chat_id,
+                                "ChangeType": "update", "UpdateDetail": "add_member"})
+
+    def template(msg_id: str) -> str:
+        return xmlcodec.render({"ToUserName": OA["receive_id"], "FromUserName": "oTemplated", "CreateTime": 1732261400,
+                                "MsgType": "event", "Event": "TEMPLATESENDJOBFINISH", "MsgID": msg_id,
+                                "Status": "success"})
+
+    for xml, sim in ((chat("wrGroupA"), wecom), (chat("wrGroupB"), wecom), (chat("wrGroupA"), wecom),
+                     (template("301"), oa), (template("302"), oa), (template("302"), oa)):
+        assert (await post(client, sim, xml)).status == 200
+    await hub.pipeline.drain()
+    groups = [json.loads(r.data) for r in await messages(hub, peer_id="sys", kind="event.other")]
+    assert sorted(json.loads(g["fields_json"])["ChatId"] for g in groups) == ["wrGroupA", "wrGroupB"]
+    assert len(await messages(hub, peer_id="oTemplated", kind="event.other")) == 2

@@ -16,7 +16,7 @@ class Standin:
     token_ttl: int = 7200
     page_size: int = 2  # kf/sync_msg answers at most this many per page, so has_more paging is exercised
     delay: float = 0.0  # seconds before every answer (a slow platform)
-    fail_next: list[Any] = field(default_factory=list)  # errcode ints (HTTP 200) or "http500" / "drop"
+    fail_next: list[Any] = field(default_factory=list)  # errcode ints (HTTP 200) or "http500" / "http404" / "drop"
     tokens: dict[str, str] = field(default_factory=dict)  # access_token -> account key
     token_requests: int = 0
     sent: list[dict[str, Any]] = field(default_factory=list)  # every accepted send: {"path", "body"}
@@ -49,6 +49,8 @@ class Standin:
                 return web.Response(status=500, text="upstream error")
             if failure == "drop":
                 raise web.HTTPServiceUnavailable()
+            if failure == "http404":
+                return web.Response(status=404, text="no such endpoint")
             return web.json_response({"errcode": failure, "errmsg": f"stand-in error {failure}"})
         return None
 

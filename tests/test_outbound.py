@@ -85,6 +85,21 @@ async def test_a_failed_early_refresh_keeps_the_valid_token(aiohttp_client, hub_
     assert standin.token_requests == fetched + 2  # tried again, and taken
 
 
+async def test_a_permanent_http_error_fails_at_once(aiohttp_client, hub_config, standin):
+    """An HTTP 4xx other than 429 (a wrong API base, an endpoint gone) is not retried for minutes:
+    the message is marked failed with the reason at the first answer."""
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    await send(client, conv, "warm")
+    await hub.outbound.drain()
+    standin.fail_next = ["http404"]
+    mid = await send(client, conv, "送不到")
+    await hub.outbound.drain()
+    clock.advance(600)  # any retry would be due by now
+    await hub.outbound.drain()
+    assert await status_of(hub, mid) == "failed"
+    assert standin.requests.count("/cgi-bin/message/custom/send") == 2  # the warm-up and the one refused
+
+
 async def test_transient_failures_retry_with_backoff_without_duplicates(aiohttp_client, hub_config, standin):
     client, hub, clock, conv = await setup(aiohttp_client, hub_config)
     await send(client, conv, "warm")

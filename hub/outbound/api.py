@@ -41,7 +41,9 @@ class PlatformError(Exception):
 
     @property
     def transient(self) -> bool:
-        return self.errcode in TRANSIENT_ERRORS or self.errcode >= 1_000_000  # >=1e6: our own HTTP/network codes
+        # our own codes: 1e6 + status for a network failure, a 5xx or 429 (transient); 2e6 + status
+        # for another 4xx, and 2_000_404 for an account gone (permanent: retrying cannot help)
+        return self.errcode in TRANSIENT_ERRORS or 1_000_000 <= self.errcode < 2_000_000
 
 
 def network_error(exc: BaseException) -> PlatformError:

@@ -30,6 +30,7 @@ class Standin:
     profiles: dict[str, dict[str, str]] = field(default_factory=dict)  # openid/external_userid -> unionid, name
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     contact_ways: list[dict[str, Any]] = field(default_factory=list)  # channel-code calls: {"path", "body"}
+    unreachable: set[str] = field(default_factory=set)  # WeCom customers in add_msg_template's fail_list
     expired_kf_tokens: set[str] = field(default_factory=set)  # kf event tokens past their 10 minutes (95007)
 
     def expire_all_tokens(self) -> None:
@@ -83,7 +84,10 @@ class Standin:
                 return r
             body = await request.json()
             self.sent.append({"path": request.path, "body": body})
-            return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": f"standin-{next(self._ids)}"})
+            answer = {"errcode": 0, "errmsg": "ok", "msgid": f"standin-{next(self._ids)}"}
+            if request.path.endswith("/add_msg_template"):  # accepted, listing who cannot receive it
+                answer["fail_list"] = [u for u in body.get("external_userid", []) if u in self.unreachable]
+            return web.json_response(answer)
 
         async def sync_msg(request: web.Request) -> web.Response:
             if (r := await self._gate(request)) is not None:

@@ -246,3 +246,31 @@ async def test_stopping_under_a_burst_leaves_waiting_automatic_sends_queued(aioh
     assert [await status_of(hub, i) for i in ids] == ["sent"] * 3
     contents = [s["body"]["text"]["content"] for s in standin.sent]
     assert sorted(c for c in contents if c.startswith("通知")) == ["通知0", "通知1", "通知2"]
+
+
+async def test_a_wecom_template_send_listed_as_failed_is_failed(aiohttp_client, hub_config, standin):
+    """WeCom's add_msg_template answers errcode 0 with a fail_list of the customers it cannot reach
+    (not a contact of the sender, over their daily limit): such a message is failed, not sent."""
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(hub_config, clock))
+    hub = client.server.app[HUB]
+    wecom = PlatformSim("wecom", WECOM["id"], WECOM["token"], WECOM["encoding_aes_key"], WECOM["receive_id"], clock)
+    for peer, msg_id in (("wmReach", 8101), ("wmUnreach", 8102)):
+        await post(client, wecom, text_xml(WECOM["receive_id"], peer, "在吗", msg_id))
+    await hub.pipeline.drain()
+    standin.unreachable.add("wmUnreach")
+    convs = {m.peer_id: m.conversation_id for m in await messages(hub, direction="in")}
+    ok, refused = await send(client, convs["wmReach"], "到了"), await send(client, convs["wmUnreach"], "到不了")
+    await hub.outbound.drain()
+    assert await status_of(hub, ok) == "sent"
+    assert await status_of(hub, refused) == "failed"
+
+
+def test_a_wecom_template_send_carries_its_image_or_link():
+    from hub.outbound.queue import compose
+
+    api, payload = compose("wecom", "", "wmPic", OutboundRequest("acme-wecom", 1, "看图", "agent:1", kind="image",
+                                                                 content={"media_id": "MEDIA1"}))
+    assert api == "wecom_msg_template"
+    assert payload["attachments"] == [{"msgtype": "image", "image": {"media_id": "MEDIA1"}}]
+    assert payload["text"] == {"content": "看图"}

@@ -76,16 +76,25 @@ def compose(channel: str, thread: str, peer_id: str, req: OutboundRequest) -> tu
         return "kf_send", {"touser": peer_id, "open_kfid": thread, **body}
     if channel == "wecom":
         text = {"content": req.text}
+        # both APIs carry an image or a link as an attachment beside the text
+        attachments = ([{"msgtype": body["msgtype"], body["msgtype"]: body[body["msgtype"]]}]
+                       if req.kind in ("image", "link") else [])
         if req.welcome_code:
             welcome: dict[str, Any] = {"welcome_code": req.welcome_code, "text": text}
-            if req.kind in ("image", "link"):
-                welcome["attachments"] = [{"msgtype": body["msgtype"], body["msgtype"]: body[body["msgtype"]]}]
+            if attachments:
+                welcome["attachments"] = attachments
             return "wecom_welcome", welcome
         payload: dict[str, Any] = {"chat_type": "single", "external_userid": [peer_id], "text": text}
+        if attachments:
+            payload["attachments"] = attachments
         if req.staff_userid:
             payload["sender"] = req.staff_userid
         return "wecom_msg_template", payload
     raise bad_request("unknown_channel", f"cannot send to channel {channel!r}")
+
+
+# our code for a send the platform accepted but says will not reach the customer (permanent)
+FAIL_LISTED = 2_000_001
 
 
 class Outbound:
@@ -242,6 +251,9 @@ class Outbound:
             if account is None:
                 raise PlatformError(2_000_404, f"account {row.account_id} no longer exists")
             result = await self.api.send(account, row.api, json.loads(row.payload))
+            if result.get("fail_list"):  # WeCom's template send answers 0 and lists who cannot get it
+                raise PlatformError(FAIL_LISTED, "the platform cannot deliver to this customer (fail_list: "
+                                    "not a contact of the sender, or over the customer's daily limit)")
         except PlatformError as exc:
             await self._failed(row, exc)
             return

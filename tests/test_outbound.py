@@ -274,3 +274,22 @@ def test_a_wecom_template_send_carries_its_image_or_link():
     assert api == "wecom_msg_template"
     assert payload["attachments"] == [{"msgtype": "image", "image": {"media_id": "MEDIA1"}}]
     assert payload["text"] == {"content": "看图"}
+
+
+async def test_a_refused_token_fetch_is_not_repeated_by_every_send(aiohttp_client, hub_config, standin):
+    """The token endpoint refusing (a wrong secret answers 40001): one fetch per 30 s, not one per
+    send attempt of every queued message (the Official Account may fetch 2,000 a day)."""
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    await send(client, conv, "warm")
+    await hub.outbound.drain()
+    standin.expire_all_tokens()
+    hub.outbound.api._tokens.clear()  # noqa: SLF001 - as after a restart: no token held
+    fetched = standin.token_requests
+    standin.fail_next = [40001]  # the token fetch
+    ids = await asyncio.gather(*(send(client, conv, f"q{i}") for i in range(5)))
+    await hub.outbound.drain()
+    assert standin.token_requests == fetched + 1
+    clock.advance(400)  # the retries are due, and the refusal is old
+    await hub.outbound.drain()
+    assert [await status_of(hub, i) for i in ids] == ["sent"] * 5
+    assert standin.token_requests == fetched + 2

@@ -68,6 +68,7 @@ class PlatformApi:
         self._tokens: dict[str, _Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._refresh_after: dict[str, float] = {}  # account -> when to try a failed early refresh again
+        self._fetch_failed: dict[str, tuple[float, PlatformError]] = {}  # account -> (until, the refusal)
         self.refresh_retry = 30.0
         self.token_fetches = 0
 
@@ -87,10 +88,17 @@ class PlatformApi:
             usable = cached is not None and not force and cached.expires_at > now
             if usable and now < self._refresh_after.get(account.id, 0.0):
                 return cached.value
+            failed = self._fetch_failed.get(account.id)
+            if not usable and failed is not None and now < failed[0]:
+                # refused a moment ago: not fetched again for every send in the queue
+                raise PlatformError(failed[1].errcode, failed[1].errmsg)
             try:
                 token = await self._fetch_token(account)
             except PlatformError as exc:
                 if not usable:
+                    # a wrong secret (40001) or a token endpoint down: one fetch per refresh_retry,
+                    # not one per send attempt (the Official Account's daily quota is 2,000)
+                    self._fetch_failed[account.id] = (now + self.refresh_retry, exc)
                     raise
                 # the token endpoint slow or failing in the refresh margin: sends go on with the
                 # current token (every one of them failed, and each waiter fetched again in turn)
@@ -100,6 +108,7 @@ class PlatformApi:
                 return cached.value
             self._tokens[account.id] = token
             self._refresh_after.pop(account.id, None)
+            self._fetch_failed.pop(account.id, None)
             return token.value
 
     async def _fetch_token(self, account: AccountInfo) -> _Token:

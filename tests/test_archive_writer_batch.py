@@ -199,3 +199,26 @@ async def test_without_its_task_the_writer_stores_more_than_a_batch(hub):
             await writer._sqlite.close()  # noqa: SLF001
     assert len(saved) == 10 and not any(s.duplicate for s in saved)
     assert await count(hub, messages, messages.c.peer_id.like("wmMany%")) == 10
+
+
+async def test_stopping_mid_write_answers_every_waiter(hub):
+    """The writer stopped while its batch waits for the database: stop() writes that batch, and its
+    waiters are answered (they waited for ever: the batch had left the queue)."""
+    import asyncio
+
+    if hub.db.dialect != "sqlite":
+        pytest.skip("the write gate the batch is held at is SQLite's")
+    await hub.pipeline.stop()
+    await hub.db.gate.acquire()  # the batch below waits for the database
+    try:
+        pending = asyncio.ensure_future(hub.writer.save_one(text("wmStopping", "s1")))
+        while hub.writer._queue or not hub.db.gate._urgent:  # noqa: SLF001 - the writer took it and waits
+            await asyncio.sleep(0.001)
+        stopping = asyncio.ensure_future(hub.writer.stop())
+        await asyncio.sleep(0.05)
+    finally:
+        hub.db.gate.release()
+    await asyncio.wait_for(stopping, 10)
+    saved = await asyncio.wait_for(pending, 10)
+    assert not saved.duplicate
+    assert await count(hub, messages, messages.c.peer_id == "wmStopping") == 1

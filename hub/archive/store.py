@@ -113,6 +113,11 @@ class ArchiveWriter:
             return
         try:
             results = await retry_busy(lambda: self._write([item for item, _ in batch]), attempts=10)
+        except asyncio.CancelledError:
+            # stopped mid-write: the batch goes back for stop() to write (had its commit landed, the
+            # rows are found again, as duplicates), or its waiters would never be answered
+            self._queue[:0] = batch
+            raise
         except Exception as exc:  # noqa: BLE001 - a waiter whose message is not stored is not acked
             if len(batch) == 1 or is_busy(exc):
                 log.error("archive write of %d messages failed: %s", len(batch), exc)

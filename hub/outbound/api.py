@@ -20,6 +20,8 @@ from ..privacy.redact import redact_error
 log = logging.getLogger(__name__)
 
 TOKEN_ERRORS = {40001, 40014, 42001}
+# the token endpoint's answers to a wrong secret or id (invalid credential, appid/corpid, secret)
+CREDENTIAL_ERRORS = {40001, 40013, 40125, 41004, 40091}
 # retrying can help: system busy, rate/frequency limits, network-ish and token trouble
 TRANSIENT_ERRORS = {-1, 45009, 45011, 45033, 95000, 95001} | TOKEN_ERRORS
 
@@ -96,9 +98,11 @@ class PlatformApi:
                 token = await self._fetch_token(account)
             except PlatformError as exc:
                 if not usable:
-                    # a wrong secret (40001) or a token endpoint down: one fetch per refresh_retry,
-                    # not one per send attempt (the Official Account's daily quota is 2,000)
-                    self._fetch_failed[account.id] = (now + self.refresh_retry, exc)
+                    if exc.errcode in CREDENTIAL_ERRORS:
+                        # a wrong secret or id: one fetch per refresh_retry, not one per send attempt
+                        # (the Official Account may fetch 2,000 a day); anything else (the network, a
+                        # 5xx, a rate limit) is tried again at the next send
+                        self._fetch_failed[account.id] = (now + self.refresh_retry, exc)
                     raise
                 # the token endpoint slow or failing in the refresh margin: sends go on with the
                 # current token (every one of them failed, and each waiter fetched again in turn)

@@ -305,6 +305,10 @@ def _xml_event(channel: str, base: dict[str, Any], f: dict[str, Any]) -> Inbound
         return KfSignal(**base, token=_s(f, "Token"), open_kfid=_s(f, "OpenKfId"))
     if low in ("recall", "msg_recall", "revoke"):
         return Recall(**base, recalled_msg_id=_s(f, "RecallMsgId") or _s(f, "PreMsgId"))
+    if channel == "wecom" and base["peer_id"] == "sys":
+        # WeCom's own events (a customer group or tag changed) come "from" sys: no customer's
+        base["peer_id"] = ""
+        base["sender"] = "system"
     rest = {k: v for k, v in f.items() if k not in _EVENT_HEAD}
     return OtherEvent(**base, event=event, event_key_field=key, fields_json=compact_json(rest) if rest else "")
 

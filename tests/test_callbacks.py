@@ -279,6 +279,28 @@ async def test_events_that_differ_only_in_their_other_fields_are_two(client, hub
                      (template("301"), oa), (template("302"), oa), (template("302"), oa)):
         assert (await post(client, sim, xml)).status == 200
     await hub.pipeline.drain()
-    groups = [json.loads(r.data) for r in await messages(hub, peer_id="sys", kind="event.other")]
+    groups = [json.loads(r.data) for r in await messages(hub, account_id=WECOM["id"], kind="event.other")]
     assert sorted(json.loads(g["fields_json"])["ChatId"] for g in groups) == ["wrGroupA", "wrGroupB"]
     assert len(await messages(hub, peer_id="oTemplated", kind="event.other")) == 2
+
+
+async def test_events_from_sys_are_the_platforms_not_a_customers(client, hub, wecom):
+    """WeCom sends its group and tag events "from" sys: they are archived as the system's, with no
+    customer, so no customer called "sys" is created (nor its profile fetched) for them."""
+    from sqlalchemy import func, select
+
+    from hub.callbacks import xmlcodec
+    from hub.models import Identity
+
+    xml = xmlcodec.render({"ToUserName": WECOM["receive_id"], "FromUserName": "sys", "CreateTime": 1732261500,
+                           "MsgType": "event", "Event": "change_external_tag", "Id": "etTag1",
+                           "TagType": "tag", "ChangeType": "create"})
+    assert (await post(client, wecom, xml)).status == 200
+    assert (await post(client, wecom, text_xml(WECOM["receive_id"], "wmRealCustomer", "hi", 99001, 1732261501))).status == 200
+    await hub.pipeline.drain()
+    [event] = await messages(hub, kind="event.other")
+    assert (event.peer_id, event.sender) == ("", "system")
+    async with hub.db.read() as conn:
+        peers = (await conn.execute(select(Identity.__table__.c.value))).scalars().all()
+        assert "sys" not in peers and "wmRealCustomer" in peers
+        assert (await conn.execute(select(func.count()).select_from(Identity.__table__))).scalar() == 1

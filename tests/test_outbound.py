@@ -293,3 +293,27 @@ async def test_a_refused_token_fetch_is_not_repeated_by_every_send(aiohttp_clien
     await hub.outbound.drain()
     assert [await status_of(hub, i) for i in ids] == ["sent"] * 5
     assert standin.token_requests == fetched + 2
+
+
+async def test_a_send_slower_than_its_lease_is_not_claimed_by_another_process(aiohttp_client, hub_config, standin,
+                                                                           monkeypatch):
+    """A send can outlast its 60 s lease (a token endpoint timing out for several queued sends in
+    turn): while it is in flight its lease is renewed, so another process does not take the row as
+    abandoned and send it a second time."""
+    from hub.outbound import queue
+
+    monkeypatch.setattr(queue, "RENEW_EVERY", 0.05, raising=False)
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    await send(client, conv, "warm")
+    await hub.outbound.drain()
+    standin.delay = 1.0
+    mid = await send(client, conv, "slow")
+    first = asyncio.create_task(hub.outbound.drain())
+    await wait_for(lambda: standin.requests.count("/cgi-bin/message/custom/send") == 2)
+    clock.advance(queue.LEASE + 1)  # the send has taken longer than its lease
+    await asyncio.sleep(0.3)
+    other = queue.Outbound(hub.db, clock, hub.outbound.api, hub.outbound.accounts)  # a second process
+    await other.drain()
+    await first
+    assert [s["body"]["text"]["content"] for s in standin.sent] == ["warm", "slow"]
+    assert await status_of(hub, mid) == "sent"

@@ -32,6 +32,9 @@ outbox = Outbox.__table__
 conversations = Conversation.__table__
 
 LEASE = 60.0
+# a send in flight renews its lease this often: one can outlast LEASE (a token endpoint timing out
+# for several queued sends in turn), and another process must not take it as abandoned
+RENEW_EVERY = LEASE / 3
 
 
 @dataclass(frozen=True)
@@ -244,13 +247,31 @@ class Outbound:
             finally:
                 self._claimed.discard(outbox_id)
 
+    async def _keep_lease(self, outbox_id: int) -> None:
+        """Push the lease of a send in flight forward until cancelled (the send has ended)."""
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            try:
+                async with self.db.write() as conn:
+                    await conn.execute(update(outbox).where(outbox.c.id == outbox_id)
+                                       .where(outbox.c.status == "sending")
+                                       .values(next_attempt_at=self.clock.now() + LEASE))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - tried again at the next renewal
+                log.warning("renewing the lease of outbox %s failed: %s", outbox_id, exc)
+
     async def _deliver(self, row: Any) -> None:
         """Send a claimed row and record the outcome."""
         account = await self.accounts.get(row.account_id)
         try:
             if account is None:
                 raise PlatformError(2_000_404, f"account {row.account_id} no longer exists")
-            result = await self.api.send(account, row.api, json.loads(row.payload))
+            lease = asyncio.create_task(self._keep_lease(row.id))
+            try:
+                result = await self.api.send(account, row.api, json.loads(row.payload))
+            finally:
+                await cancel_and_wait(lease)
             if result.get("fail_list"):  # WeCom's template send answers 0 and lists who cannot get it
                 raise PlatformError(FAIL_LISTED, "the platform cannot deliver to this customer (fail_list: "
                                     "not a contact of the sender, or over the customer's daily limit)")

@@ -216,6 +216,32 @@ async def test_under_a_burst_automatic_sends_trickle_but_an_agents_reply_goes_at
     assert contents.count("人工回复") == 1 and contents.count("自动回复") == 1
 
 
+async def test_an_agents_reply_is_not_stuck_behind_many_waiting_automatic_sends(aiohttp_client, hub_config, standin):
+    """A sender pass takes a limited number of due rows: the automatic sends waiting in the trickle
+    (more than a pass takes) must not hide an agent's later reply from every pass."""
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    await hub.outbound.drain()
+    pipe = hub.pipeline
+    pipe.pressure = lambda: True
+    pipe.saturated_share = 0.0
+    await asyncio.sleep(0.15)
+    assert pipe._yielding()
+    release = asyncio.Event()
+    busy_job = asyncio.create_task(pipe.trickle.run(release.wait))
+    await asyncio.sleep(0)
+    bots = [await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, f"自动{i}", sender="bot")) for i in range(120)]
+    await hub.outbound.run_once()
+    agent = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "人工回复", sender="agent:1"))
+    await hub.outbound.run_once()
+    await wait_for(lambda: _is_sent(hub, agent))
+    pipe.pressure = lambda: False
+    release.set()
+    await busy_job
+    await hub.outbound.drain()
+    assert [await status_of(hub, i) for i in bots] == ["sent"] * 120
+    assert [s["body"]["text"]["content"] for s in standin.sent].count("人工回复") == 1
+
+
 async def _is_sent(hub, message_id: int) -> bool:  # noqa: ANN001
     return await status_of(hub, message_id) == "sent"
 

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..accounts import AccountRegistry
@@ -201,7 +201,10 @@ class Outbound:
                 select(outbox.c.id, messages.c.sender).join(messages, messages.c.id == outbox.c.message_id)
                 .where(((outbox.c.status == "queued") | (outbox.c.status == "sending"))
                        & (outbox.c.next_attempt_at <= now))
-                .order_by(outbox.c.id).limit(limit))).all()
+                # agents' replies first: automatic sends waiting their turn in the trickle (this
+                # process has them in flight) filled whole passes and hid a later reply from them
+                .order_by(case((messages.c.sender.like("agent:%"), 0), else_=1), outbox.c.id)
+                .limit(limit))).all()
             nxt = (await conn.execute(
                 select(outbox.c.next_attempt_at).where(outbox.c.status.in_(("queued", "sending")))
                 .where(outbox.c.next_attempt_at > now)

@@ -244,6 +244,7 @@ class Recall(Inbound):
 
     kind: ClassVar[str] = "event.recall"
     recalled_msg_id: str = ""
+    servicer_userid: str = ""  # 微信客服: a staff member recalled their own message (else the customer did)
 
     def event_key(self) -> str:
         return f"{self.kind}:{self.peer_id}:{self.recalled_msg_id}"
@@ -383,8 +384,9 @@ def from_kf_item(item: dict[str, Any]) -> Inbound:
         return Link(**base, title=g("title"), description=g("desc"), url=g("url"))
     if msgtype == "event":
         event_type = g("event_type")
-        if event_type == "recall_msg":
-            return Recall(**{**base, "msg_id": base["msg_id"]}, recalled_msg_id=g("recall_msgid"))
+        if event_type in ("user_recall_msg", "servicer_recall_msg"):  # the customer's, a staff member's
+            return Recall(**base, recalled_msg_id=g("recall_msgid"),
+                          servicer_userid=g("servicer_userid") if event_type == "servicer_recall_msg" else "")
         return KfEvent(**base, event_type=event_type, welcome_code=g("welcome_code"), scene=g("scene"),
                        scene_param=g("scene_param"), servicer_userid=g("servicer_userid"),
                        fail_msgid=g("fail_msgid"), recall_msgid=g("recall_msgid"),

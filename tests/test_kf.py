@@ -162,3 +162,30 @@ async def test_a_stale_event_token_is_dropped_not_retried(aiohttp_client, hub_co
         threads = {t for (t,) in (await conn.execute(sql_select(conversations.c.thread).where(
             conversations.c.id.in_([r.conversation_id for r in signals])))).all()}
     assert threads == {KFID}
+
+
+async def test_a_customers_or_staffs_recall_marks_the_original(aiohttp_client, hub_config, standin):
+    """kf/sync_msg reports recalls as the events user_recall_msg (the customer's) and
+    servicer_recall_msg (a staff member's, from another client), naming the message in recall_msgid:
+    the original is kept and marked recalled, the recall is archived as a recall."""
+    clock = FakeClock()
+    client, hub, sim = await start(aiohttp_client, hub_config, clock)
+    customer, staff = kf_items(2)
+    staff.update(origin=5, servicer_userid="lisi", external_userid=customer["external_userid"])
+    for item in (customer, staff):
+        standin.add_kf_message(KFID, item)
+    for n, (event_type, recalled) in enumerate((("user_recall_msg", customer), ("servicer_recall_msg", staff))):
+        event = {"event_type": event_type, "open_kfid": KFID, "external_userid": customer["external_userid"],
+                 "recall_msgid": recalled["msgid"]}
+        if event_type == "servicer_recall_msg":
+            event["servicer_userid"] = "lisi"
+        standin.add_kf_message(KFID, {"msgid": f"kfrecall-{n}", "open_kfid": KFID, "send_time": 1732261100 + n,
+                                      "origin": 4, "msgtype": "event", "event": event})
+    assert (await post(client, sim, signal("TOKEN-R"))).status == 200
+    await hub.pipeline.drain()
+    rows = {r.dedup_key: r for r in await messages(hub, channel="kf")}
+    assert rows["m:kfmsg-0"].recalled_at is not None and rows["m:kfmsg-0"].text == "客服消息0"
+    assert rows["m:kfmsg-1"].recalled_at is not None
+    assert [rows[f"m:kfrecall-{n}"].kind for n in (0, 1)] == ["event.recall", "event.recall"]
+    assert rows["m:kfrecall-0"].peer_id == customer["external_userid"]
+    assert [json.loads(rows[f"m:kfrecall-{n}"].data).get("servicer_userid") for n in (0, 1)] == [None, "lisi"]

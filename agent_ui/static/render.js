@@ -118,7 +118,7 @@
     if (k === "event.unsubscribe") return "客户取消了关注";
     if (k === "event.scan") return "客户扫描了二维码" + (d.scene ? "（场景 " + d.scene + "）" : "");
     if (k === "event.click") return "客户点击了菜单 " + (d.key || "");
-    if (k === "event.recall") return "客户撤回了一条消息";
+    if (k === "event.recall") return d.servicer_userid ? "接待人员 " + d.servicer_userid + " 撤回了一条消息" : "客户撤回了一条消息";
     if (k === "event.external_contact") return "联系人变更：" + (d.change_type || "");
     if (k.indexOf("event.kf.") === 0) {
       var kf = { enter_session: "客户进入了会话", msg_send_fail: "消息发送失败", servicer_status_change: "接待人员状态变更",

@@ -81,6 +81,16 @@ async def seed_customer(client, hub, oa, standin):  # noqa: ANN001
                                                                   title="面霜", status="paid"))
     resp = await client.post(f"/api/customers/{cid}/tags", json={"add": ["敏感肌"]}, headers=auth())
     assert resp.status == 200
+    # a ticket about it, with an agent's comment that repeats the address (its events hold the text)
+    async with hub.db.read() as conn:
+        conv_id = (await conn.execute(select(Conversation.__table__.c.id).where(
+            Conversation.__table__.c.peer_id == "oErase1"))).scalar()
+    resp = await client.post("/api/tickets", headers=auth(), json={"conversation_id": conv_id, "type": "return", "title": "退货"})
+    assert resp.status in (200, 201), await resp.text()
+    ticket = await resp.json()
+    resp = await client.post(f"/api/tickets/{ticket['id']}/comments", headers=auth(),
+                             json={"text": "寄回地址核对：文三路90号 TICKET-NOTE"})
+    assert resp.status in (200, 201), await resp.text()
     return cid
 
 
@@ -94,11 +104,11 @@ async def test_erasure_leaves_no_trace_but_the_record(client, hub, oa, standin):
     try:
         cid = await seed_customer(client, hub, oa, standin)
         needles = ["oErase1", "UNION-ERASE-1", "13812345678", SECRET_TEXT, "TB-ERASE-1", "tb-erase-buyer",
-                   "被删除的客户"]
+                   "被删除的客户", "TICKET-NOTE"]
         await client.server.app[INDEXER].catch_up()
         assert await searched(client, "文三路90号") and await searched(client, "13812345678")
         before = await scan(hub, needles)
-        assert {"messages", "conversations", "identities", "orders"} <= set(before)
+        assert {"messages", "conversations", "identities", "orders", "ticket_events"} <= set(before)
         async with hub.db.read() as conn:
             msg_ids = list((await conn.execute(text(
                 "SELECT m.id FROM messages m JOIN conversations c ON c.id = m.conversation_id "

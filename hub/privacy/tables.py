@@ -41,6 +41,8 @@ class References:
     """(table, column) pairs per subject; ``children`` excludes the subject's own table."""
 
     children: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+    # rows of a child table referenced in turn by ``<singular>_id`` (a ticket's events, an alert's)
+    dependents: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     text_columns: dict[str, list[str]] = field(default_factory=dict)  # every string column, per table
     index_tables: set[str] = field(default_factory=set)  # SQLite virtual tables (FTS) and their shadows
 
@@ -86,6 +88,13 @@ async def discover(conn: Any) -> References:
                 subject = None
             if subject is not None and (ROOTS.get(name) != subject or (name, col) in EXTRA):
                 refs.children[subject].append((name, col))
+    for name, cols in tables.items():  # e.g. tickets <- ticket_events.ticket_id
+        if name in ROOTS or name in KEEP or refs.is_index(name) or not name.endswith("s") \
+                or not any(col == "id" for col, _ in cols):
+            continue
+        ref = name[:-1] + "_id"
+        refs.dependents[name] = [(other, col) for other, other_cols in tables.items() for col, kind in other_cols
+                                 if col == ref and "INT" in kind and other not in KEEP and not refs.is_index(other)]
     return refs
 
 
@@ -103,6 +112,22 @@ async def delete_where(conn: Any, name: str, col: str, ids: Iterable[int]) -> in
     return total
 
 
+async def delete_children(conn: Any, refs: References, name: str, col: str, ids: list[int],
+                          counts: dict[str, int], depth: int = 0) -> None:
+    """Rows of ``name`` whose ``col`` is in ``ids``, after the rows that reference those in turn."""
+    dependents = refs.dependents.get(name) if depth < 3 else None
+    if dependents:
+        own: list[int] = []
+        for chunk in _in_batches(ids):
+            own += (await conn.execute(select(column("id")).select_from(table(name, column("id"), column(col)))
+                                       .where(column(col).in_(chunk)))).scalars().all()
+        for other, other_col in dependents:
+            await delete_children(conn, refs, other, other_col, own, counts, depth + 1)
+    n = await delete_where(conn, name, col, ids)
+    if n:
+        counts[name] = counts.get(name, 0) + n
+
+
 async def delete_messages(conn: Any, refs: References, ids: list[int], counts: dict[str, int]) -> None:
     """Messages ``ids`` and every row that references them, the search index included."""
     if not ids:
@@ -113,9 +138,7 @@ async def delete_messages(conn: Any, refs: References, ids: list[int], counts: d
             messages_t.c.id.in_(chunk)))).all()]
     await forget.search_forget(conn, rows)  # the index needs the text it was built from
     for name, col in refs.of("messages"):
-        n = await delete_where(conn, name, col, ids)
-        if n:
-            counts[name] = counts.get(name, 0) + n
+        await delete_children(conn, refs, name, col, ids, counts)
     counts["messages"] = counts.get("messages", 0) + await delete_where(conn, "messages", "id", ids)
 
 
@@ -125,9 +148,7 @@ async def delete_subject(conn: Any, refs: References, subject: str, root: str, i
     if not ids:
         return
     for name, col in refs.of(subject):
-        n = await delete_where(conn, name, col, ids)
-        if n:
-            counts[name] = counts.get(name, 0) + n
+        await delete_children(conn, refs, name, col, ids, counts)
     n = await delete_where(conn, root, "id", ids)
     if n:
         counts[root] = counts.get(root, 0) + n

@@ -130,3 +130,33 @@ async def test_retention_api_validation_and_roles(client, hub):
     assert r.status == 400 and (await r.json())["field"] == "kind"
     r = await client.post("/api/holds", json={"kind": "customer", "target_id": 999, "reason": "x"}, headers=auth())
     assert r.status == 404
+
+
+async def test_a_hold_follows_the_customer_into_a_merge(client, hub, oa, clock):
+    """A held customer merged into another: their conversations and orders now belong to the merge
+    target, and the hold still covers them (it named the customer they came from)."""
+    t = int(clock.now())
+    await post(client, oa, text_xml("gh", "oHeldA", "诉讼证据 第一条", 11, t))
+    await post(client, oa, text_xml("gh", "oOtherB", "同一个人的另一个号", 12, t))
+    await hub.pipeline.drain()
+    async with hub.db.read() as conn:
+        conv = Conversation.__table__
+        a, b = [(await conn.execute(select(conv.c.customer_id).where(conv.c.peer_id == p))).scalar()
+                for p in ("oHeldA", "oOtherB")]
+    async with hub.db.write() as conn:
+        await conn.execute(OrderRow.__table__.insert().values(
+            platform="custom", order_id="HELD-A-1", customer_id=a, status="completed", created_at=T0,
+            modified_at=T0, synced_at=T0))
+    r = await client.post("/api/holds", json={"kind": "customer", "target_id": a, "reason": "诉讼"}, headers=auth())
+    assert r.status == 201
+    r = await client.post("/api/customers/merge", json={"source": a, "target": b, "why": "同一人"}, headers=auth())
+    assert r.status == 200, await r.text()
+    clock.advance(400 * DAY)
+    r = await client.put("/api/privacy/retention", headers=auth(),
+                         json={"account_id": "*", "messages_days": 180, "media_days": 30, "orders_days": 90})
+    assert r.status == 200
+    run = await (await client.post("/api/privacy/purges", json={}, headers=auth())).json()
+    assert run["status"] == "done"
+    assert "诉讼证据 第一条" in await texts(hub)
+    async with hub.db.read() as conn:
+        assert "HELD-A-1" in set((await conn.execute(select(OrderRow.__table__.c.order_id))).scalars())

@@ -80,13 +80,18 @@ async def list_holds(db: Database, active_only: bool = True) -> list[dict[str, A
 def held_conversations_clause() -> Any:
     """SQL: conversation ids held directly or through their customer (for ``NOT IN`` in purges)."""
     direct = select(holds_t.c.target_id).where((holds_t.c.target_kind == "conversation") & _active())
-    by_customer = select(conversations_t.c.id).where(conversations_t.c.customer_id.in_(
-        select(holds_t.c.target_id).where((holds_t.c.target_kind == "customer") & _active())))
+    by_customer = select(conversations_t.c.id).where(conversations_t.c.customer_id.in_(held_customers_clause()))
     return direct.union(by_customer)
 
 
 def held_customers_clause() -> Any:
-    return select(holds_t.c.target_id).where((holds_t.c.target_kind == "customer") & _active())
+    """SQL: customer ids held, and the customers held ones were merged into (their conversations
+    and orders moved there; the hold names the customer they came from)."""
+    held = select(holds_t.c.target_id.label("id")).where(
+        (holds_t.c.target_kind == "customer") & _active()).cte("held_customers", recursive=True)
+    held = held.union(select(customers_t.c.merged_into).where(
+        (customers_t.c.id == held.c.id) & customers_t.c.merged_into.is_not(None)))
+    return select(held.c.id)
 
 
 async def holds_on(conn: Any, customer_ids: list[int], conversation_ids: list[int]) -> list[Any]:

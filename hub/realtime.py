@@ -166,11 +166,17 @@ class AgentNamespace(socketio.AsyncNamespace):
         return {}
 
     async def handle_viewing(self, sid: str, user: UserInfo, data: dict) -> dict:
-        await self.hub.presence.viewing(user, sid, _int(data, "session_id") if data.get("session_id") else None)
+        session_id = _int(data, "session_id") if data.get("session_id") else None
+        if session_id is not None:
+            await self.hub.sessions.check_readable(user, session_id)
+        await self.hub.presence.viewing(user, sid, session_id)
         return {}
 
     async def handle_typing(self, sid: str, user: UserInfo, data: dict) -> dict:
-        await self.hub.presence.typing(user, sid, _int(data, "session_id"))
+        session_id = _int(data, "session_id")
+        if self.hub.presence.viewing_by_sid.get(sid) != session_id:  # viewing it was checked
+            raise HubError(403, "forbidden", "typing in a session you are not viewing")
+        await self.hub.presence.typing(user, sid, session_id)
         return {}
 
 

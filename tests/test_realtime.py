@@ -186,6 +186,16 @@ async def test_agent_cannot_touch_others_sessions(client, hub, desk, wecom):
     assert ack == {"ok": False, "error": "forbidden", "message": "this session is not yours"}
     ack = await bob.call("reply", {"session_id": "x", "text": "hi"})
     assert ack["ok"] is False and ack["error"] == "invalid_session_id"
+    # nor watch who views it, nor show alice a "typing" of theirs
+    sid = bundle["session"]["id"]
+    assert (await alice.call("viewing", {"session_id": sid}))["ok"]
+    ack = await bob.call("viewing", {"session_id": sid})
+    assert ack["ok"] is False and ack["error"] == "forbidden"
+    ack = await bob.call("typing", {"session_id": sid})
+    assert ack["ok"] is False and ack["error"] == "forbidden"
+    await asyncio.sleep(0.2)
+    assert not [e for e in alice.events if e[0] == "presence.typing"]
+    assert all(len(d["viewers"]) == 1 for name, d in alice.events if name == "presence.viewing")
 
 
 async def test_concurrent_sessions_never_over_cap_or_doubled(client, hub, desk, wecom):

@@ -25,6 +25,7 @@ from ..models import Conversation, Message, RoutingRule, ServiceSession, Session
 from ..models.base import fixed
 from ..outbound.queue import Outbound, OutboundRequest
 from ..privacy.views import mask_bundle, mask_message
+from .reading import can_read_conversation
 from ..push import SUPERVISORS, Push
 from ..routing.dispatch import Assignment, Dispatcher, QueuedSession
 from ..scale.routing_guard import agent_has_room
@@ -437,6 +438,14 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
     async def _get(self, session_id: int) -> Any:
         async with self.db.read() as conn:
             return (await conn.execute(GET_SESSION_Q, {"sid": session_id})).first()
+
+    async def check_readable(self, user: UserInfo, session_id: int) -> None:
+        """403 unless the user may read the session's conversation (theirs, their groups', or a supervisor)."""
+        row = await self._get(session_id)
+        if row is None:
+            raise not_found("unknown_session", f"no session {session_id}")
+        if not await can_read_conversation(self.db, user, row.conversation_id):
+            raise HubError(403, "forbidden", "this session is not yours")
 
     async def _owned(self, user: UserInfo, session_id: int, read: bool = False) -> Any:
         row = await self._get(session_id)

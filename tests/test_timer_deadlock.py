@@ -19,6 +19,7 @@ from hub.models import SessionEvent
 from hub.supervisor.api import SUPERVISION
 from hub.supervisor.seed import seed_default_rules
 from tests.conftest import auth
+from tests.helpers import wait_for
 from tests.rt_helpers import make_user
 from tests.test_sla import Desk, start_session
 
@@ -140,3 +141,28 @@ async def test_lapsed_session_goes_to_another_online_agent_who_gets_the_full_tim
 
 def alice_id(desk: Desk) -> int:
     return next(a.id for a in desk.hub.sessions.agents.values() if a.username == "alice")
+
+
+async def test_a_customer_writing_again_does_not_push_the_unanswered_deadline_out(desk):
+    """The customer's "在吗?" every few minutes: the wait counts from their first unanswered message,
+    as the SLA clock does, not from the newest (which never let the deadline come)."""
+    alice = await desk.connect("alice")
+    assert (await alice.call("status", {"status": "online"}))["ok"]
+    session = await start_session(desk, alice, peer="wmNag")
+    sid = session["id"]
+    assert (await alice.call("accept", {"session_id": sid}))["ok"]
+    assert (await alice.call("reply", {"session_id": sid, "text": "您好"}))["ok"]
+    await desk.advance(10)
+    await desk.customer_says("wmNag", "订单什么时候发货")
+    await alice.wait("message.new", count=1, where=lambda d: d["message"]["direction"] == "in")
+    await wait_for(lambda: desk.hub.timers.when(f"unanswered:{sid}") is not None)
+    first = desk.hub.timers.when(f"unanswered:{sid}")
+    assert first == pytest.approx(desk.clock.now() + UNANSWERED, abs=1)
+    await desk.advance(UNANSWERED - 60)
+    await desk.customer_says("wmNag", "在吗？")
+    await alice.wait("message.new", count=2, where=lambda d: d["message"]["direction"] == "in")
+    await desk.hub.pipeline.drain()
+    assert desk.hub.timers.when(f"unanswered:{sid}") == pytest.approx(first)
+    await desk.advance(61)
+    await asyncio.sleep(0.3)
+    assert "unanswered" in [k for k, _ in await session_events(desk, sid)]

@@ -58,7 +58,7 @@ class DispatcherSync:
         for row in held_rows:
             if row.state == "assigned":
                 self._arm_accept_timer(row.id, (row.assigned_at or self.clock.now()))
-            self._arm_unanswered_timer(row)
+            await self._arm_unanswered_timer(row)
 
     async def _resync_loop(self) -> None:
         passes = 0

@@ -22,7 +22,7 @@ users_t = User.__table__
 
 # held sessions (with their timer fields) and the queue
 HELD_Q = select(sessions_t.c.id, sessions_t.c.agent_id, sessions_t.c.state, sessions_t.c.assigned_at,
-                sessions_t.c.last_customer_at, sessions_t.c.last_agent_at).where(
+                sessions_t.c.last_customer_at, sessions_t.c.last_agent_at, sessions_t.c.conversation_id).where(
     sessions_t.c.state.in_(fixed("assigned", "active"))).where(sessions_t.c.agent_id.is_not(None))
 QUEUED_Q = select(sessions_t.c.id, sessions_t.c.group, sessions_t.c.priority, sessions_t.c.handover_at,
                   sessions_t.c.advisor_id).where(sessions_t.c.state == fixed("queued"))

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import func, select
+
+from ..models import Message
 from ..push import SUPERVISORS
 from ..routing.dispatch import Assignment
+
+messages = Message.__table__
 
 
 class SessionTimers:
@@ -22,6 +27,7 @@ class SessionTimers:
     timers: Any
     dispatcher: Any
     _lapsing: Any
+    _escalated: dict[int, float]
 
     def _arm_accept_timer(self, session_id: int, assigned_at: float) -> None:
         timeout = float(self.settings.cached("accept_timeout") or 0)
@@ -42,25 +48,41 @@ class SessionTimers:
         await self._apply_all(await self._enqueue_passing_over(await self._get(session_id), agent))
         await self._queue_changed()
 
-    def _unanswered_deadline(self, row: Any) -> float | None:
+    async def _unanswered_deadline(self, row: Any) -> float | None:
         """When the session's holder has left the customer unanswered too long; None if nothing waits.
-        Counted from the customer's message, or from when the holder got the session if later: an
-        agent handed a session whose customer already waited (from the queue, or handed back after a
-        reassignment found nobody else) gets the full time, not a deadline already past (which fired
-        at once, reassigned, got the session back and fired again, endlessly)."""
+        Counted from the customer's first message since the holder's last reply (a customer asking
+        "在吗?" every few minutes does not push it out), or from when the holder got the session if
+        later: an agent handed a session whose customer already waited (from the queue, or handed
+        back after a reassignment found nobody else) gets the full time, not a deadline already past
+        (which fired at once, reassigned, got the session back and fired again, endlessly)."""
         minutes = float(self.settings.cached("unanswered_minutes") or 0)
         if row is None or minutes <= 0 or row.state not in ("assigned", "active"):
             return None
-        waiting_since = row.last_customer_at
-        if waiting_since is None or (row.last_agent_at or 0) >= waiting_since:
+        newest = row.last_customer_at
+        if newest is None or (row.last_agent_at or 0) >= newest:
             return None
-        return max(waiting_since, row.assigned_at or 0) + minutes * 60
+        async with self.db.read() as conn:
+            first = (await conn.execute(select(func.min(messages.c.created_at)).where(
+                (messages.c.conversation_id == row.conversation_id) & (messages.c.direction == "in")
+                & (messages.c.sender == "customer") & (messages.c.created_at > (row.last_agent_at or 0))))).scalar()
+        waiting_since = min(first, newest) if first is not None else newest
+        # once escalated, the same wait is escalated again a full period later, not at every message
+        escalated = self._escalated.get(row.id, 0.0)
+        return max(waiting_since, row.assigned_at or 0, escalated if escalated > waiting_since else 0) + minutes * 60
 
-    def _arm_unanswered_timer(self, row: Any) -> None:
-        if row is None or float(self.settings.cached("unanswered_minutes") or 0) <= 0 \
-                or row.state not in ("assigned", "active"):
+    async def _arm_unanswered_timer(self, row: Any) -> None:
+        minutes = float(self.settings.cached("unanswered_minutes") or 0)
+        if row is None or minutes <= 0 or row.state not in ("assigned", "active"):
             return
-        due = self._unanswered_deadline(row)
+        key = f"unanswered:{row.id}"
+        if row.last_customer_at is None or (row.last_agent_at or 0) >= row.last_customer_at:
+            self._escalated.pop(row.id, None)
+            self.timers.cancel(key)
+            return
+        pending = self.timers.when(key)
+        if pending is not None and pending >= (row.assigned_at or 0) + minutes * 60:
+            return  # counted from the first unanswered message (or a later hand-over): it stands
+        due = await self._unanswered_deadline(row)
         if due is None:
             self.timers.cancel(f"unanswered:{row.id}")
             return
@@ -77,12 +99,13 @@ class SessionTimers:
 
     async def _handle_unanswered(self, session_id: int) -> None:
         row = await self._get(session_id)
-        due = self._unanswered_deadline(row)
+        due = await self._unanswered_deadline(row)
         if due is None:
             return
         if due > self.clock.now() + 0.0005:  # the session changed hands since the timer was set
-            self._arm_unanswered_timer(row)
+            await self._arm_unanswered_timer(row)
             return
+        self._escalated[session_id] = self.clock.now()
         action = self.settings.cached("unanswered_action")
         payload = {"session_id": session_id, "agent_id": row.agent_id, "waiting_since": row.last_customer_at}
         await self.push.to_room(SUPERVISORS, "session.escalated", payload)

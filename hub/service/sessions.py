@@ -109,6 +109,7 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
         self._resync_task: asyncio.Task | None = None
         self._resync_wanted = False
         self._lapsing: set[int] = set()  # sessions whose unanswered timer is being handled right now
+        self._escalated: dict[int, float] = {}  # session -> when its customer's wait was last escalated
         # after-commit listeners: async (SessionChange) -> None (SLA clocks, quality checks, dashboards)
         self.observers: list[Callable[[SessionChange], Awaitable[None]]] = []
 
@@ -227,7 +228,7 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
             payload = {"session_id": row.id,
                        "message": mask_message(self.agents.get(row.agent_id), message_json(message_row))}
             await self.push.to_user(row.agent_id, "message.new", payload)
-            self._arm_unanswered_timer(SimpleNamespace(**{**row._mapping, "last_customer_at": now}))
+            await self._arm_unanswered_timer(SimpleNamespace(**{**row._mapping, "last_customer_at": now}))
         await self._notify("customer_message", row.id, message_id=message_row.id, at=now)
         return True
 
@@ -261,6 +262,7 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
             self.timers.cancel(f"accept:{session_id}")
         await self._update(session_id, values, None, user)
         self.timers.cancel(f"unanswered:{session_id}")
+        self._escalated.pop(session_id, None)
         if message_id is not None:
             async with self.db.read() as conn:
                 msg = (await conn.execute(select(messages).where(messages.c.id == message_id))).first()
@@ -318,6 +320,7 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
                            "closed", user, {"reason": reason})
         self.timers.cancel(f"accept:{session_id}")
         self.timers.cancel(f"unanswered:{session_id}")
+        self._escalated.pop(session_id, None)
         freed = self.dispatcher.release(row.agent_id, session_id) if row.agent_id else []
         if row.agent_id:
             await self.push.to_user(row.agent_id, "session.closed", {"session_id": session_id, "reason": reason})
@@ -405,7 +408,7 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
         bundle = mask_bundle(self.agents.get(assignment.agent_id),
                              await session_bundle(self.db, self.profile, assignment.session_id))
         await self.push.to_user(assignment.agent_id, "session.new", bundle)
-        self._arm_unanswered_timer(await self._get(assignment.session_id))
+        await self._arm_unanswered_timer(await self._get(assignment.session_id))
 
     async def _kf(self, row: Any, state: str, user: UserInfo | None = None) -> None:
         if self.kf_state is None:

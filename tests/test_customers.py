@@ -114,3 +114,33 @@ async def test_segments_filter_and_csv(client, hub, oa):
     await mk(hub, "agent9")
     token = await login(client, "agent9")
     assert (await client.get("/api/segments", headers={"Authorization": f"Bearer {token}"})).status == 403
+
+
+async def test_merge_and_unmerge_recount_purchases(client, hub, oa):
+    """A VIP merged into a profile with no orders: the surviving profile is the VIP (routing's
+    VIP-first and the spend segments read these figures); undoing the merge gives them back."""
+    from hub.models.orders import OrderRow
+
+    await post(client, oa, text_xml("gh", "oVipA", "我是老客户", 20))
+    await post(client, oa, text_xml("gh", "oNewB", "换了个号", 21))
+    await hub.pipeline.drain()
+    a, b = await customer_of(hub, "oVipA"), await customer_of(hub, "oNewB")
+    now = hub.clock.now()
+    async with hub.db.write() as conn:
+        await conn.execute(OrderRow.__table__.insert().values(
+            platform="custom", order_id="VIP-A-1", customer_id=a, status="completed", paid_fen=300000,
+            created_at=now, modified_at=now, synced_at=now))
+    await hub.customers.apply_order_rules(a, [{"paid_fen": 300000, "status": "completed", "created_at": now,
+                                               "categories": []}])
+
+    async def figures(cid: int) -> tuple:
+        c = await (await client.get(f"/api/customers/{cid}", headers=auth())).json()
+        return c["vip_level"], c["paid_total_fen"], c["order_count"]
+
+    assert await figures(a) == (1, 300000, 1) and await figures(b) == (0, 0, 0)
+    resp = await client.post("/api/customers/merge", json={"source": a, "target": b, "why": "同一人"}, headers=auth())
+    assert resp.status == 200
+    assert await figures(b) == (1, 300000, 1)
+    undo = await client.post(f"/api/merges/{(await resp.json())['merge_id']}/undo", headers=auth())
+    assert undo.status == 200
+    assert await figures(a) == (1, 300000, 1) and await figures(b) == (0, 0, 0)

@@ -234,16 +234,30 @@ class CustomerService:
             await ident.merge(conn, self.clock.now(), source=source, target=target, by=by, why=why)
             self.forget_conversations()
             merge_id = (await conn.execute(select(func.max(Merge.__table__.c.id)))).scalar()
+        await self._recount_orders(target)
         return {"merge_id": merge_id, "customer": await self.get(target)}
 
     async def unmerge(self, by: str, merge_id: int) -> dict[str, Any]:
         async with self.db.write() as conn:
             try:
+                target = (await conn.execute(select(Merge.__table__.c.target_id).where(
+                    Merge.__table__.c.id == merge_id))).scalar()
                 source = await ident.unmerge(conn, self.clock.now(), merge_id, by)
                 self.forget_conversations()
             except LookupError as exc:
                 raise not_found("unknown_merge", str(exc)) from None
+        await self._recount_orders(source, target)
         return {"customer": await self.get(source)}
+
+    async def _recount_orders(self, *customer_ids: int) -> None:
+        """Spend, order count and VIP level again from the orders each customer now has (a merge
+        or its undo moved orders between them)."""
+        from ..orders.store import rule_inputs  # orders builds on customers, not the other way
+
+        for customer_id in customer_ids:
+            async with self.db.read() as conn:
+                inputs = await rule_inputs(conn, customer_id)
+            await self.apply_order_rules(customer_id, inputs)
 
     # -- segments -------------------------------------------------------------------------------
     async def segment(self, tags: list[str] | None = None, min_spend_fen: int | None = None,

@@ -341,3 +341,35 @@ async def test_dense_list_and_long_content_do_not_overflow(client, hub, wecom, o
     await expect(page.locator("#message-list")).to_contain_text("第1位客户")
     await expect(page.locator("#older-btn")).to_be_hidden()
     assert not errors, errors
+
+
+async def test_an_event_lost_on_its_way_is_asked_for_again(client, hub, wecom, browser):
+    """An event that does not arrive (an emit lost between hub processes, or overtaken by a later
+    one): the console sees the gap in the sequence and asks for what it missed, without reloading."""
+    from playwright.async_api import expect
+    alice = await make_user(hub, "alice")
+    await hub.settings.set("default_group", "presales")
+    base = str(client.server.make_url("")).rstrip("/")
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, base, "alice")
+    await go_online(page, hub, alice.id)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmGap", "第一条", 40001))
+    await page.locator("#session-list li.session").first.click()
+    await expect(page.locator("#message-list")).to_contain_text("第一条")
+
+    real_emit, dropped = hub.push.sio.emit, []
+
+    async def lossy(name, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if name == "message.new" and not dropped:
+            dropped.append(name)
+            return None
+        return await real_emit(name, *args, **kwargs)
+
+    hub.push.sio.emit = lossy
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmGap", "第二条（路上丢了）", 40002))
+    await wait_for(lambda: dropped)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmGap", "第三条", 40003))
+    await expect(page.locator("#message-list")).to_contain_text("第三条")
+    await expect(page.locator("#message-list")).to_contain_text("第二条（路上丢了）")
+    assert not errors, errors

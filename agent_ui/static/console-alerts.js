@@ -57,9 +57,8 @@
     }
   }
 
-  function advanceSeq(p) {  // keep the console's resume point moving past these stream events
-    var S = window.Hub && window.Hub.state;
-    if (S && p && typeof p.seq === "number" && p.epoch === S.epoch && p.seq > S.lastSeq) S.lastSeq = p.seq;
+  function advanceSeq(p) {  // these are stream events too: the console's resume point counts them
+    if (window.Hub && window.Hub.fresh) window.Hub.fresh(p);
   }
 
   function load() {

@@ -7,6 +7,8 @@
 
   var S = {
     me: boot.user || {}, epoch: null, lastSeq: 0, synced: false,
+    ahead: new Set(), // seqs applied past a gap (lastSeq is the last one with nothing missing before it)
+    gapTimer: null,
     sessions: new Map(), currentId: null, filter: "",
     quickReplies: [], agents: [], groups: [], queue: {}, typing: {},
     removedSeq: {}, // session id -> seq of the event that took it away (guards against a stale list)
@@ -90,13 +92,35 @@
     });
   }
 
-  /** Sequenced events: drop what was already applied (a replay after a resume can overlap). */
+  /** Sequenced events: drop what was already applied (a replay after a resume can overlap). An
+   * event past a gap is applied, and if the missing ones have not come a moment later (another hub
+   * process's event can overtake them; an emit can fail) they are asked for again ("resume"). */
   function fresh(p) {
     if (!p || typeof p.seq !== "number") return true;
-    if (p.epoch && p.epoch !== S.epoch) { S.epoch = p.epoch; S.lastSeq = p.seq; return true; }
-    if (p.seq <= S.lastSeq) return false;
-    S.lastSeq = p.seq;
+    if (p.epoch && p.epoch !== S.epoch) { restartSeq(p.epoch, p.seq); return true; }
+    if (p.seq <= S.lastSeq || S.ahead.has(p.seq)) return false;
+    if (p.seq === S.lastSeq + 1) {
+      S.lastSeq = p.seq;
+      while (S.ahead.delete(S.lastSeq + 1)) S.lastSeq += 1;
+    } else {
+      S.ahead.add(p.seq);
+      if (!S.gapTimer) S.gapTimer = setTimeout(fillGap, 700);
+    }
     return true;
+  }
+
+  function restartSeq(epoch, seq) {
+    S.epoch = epoch;
+    S.lastSeq = seq || 0;
+    S.ahead.clear();
+  }
+
+  function fillGap() {
+    S.gapTimer = null;
+    if (!S.ahead.size) return;
+    call("resume", { epoch: S.epoch, last_seq: S.lastSeq }).then(function (ack) {
+      if (!ack.ok) S.gapTimer = S.gapTimer || setTimeout(fillGap, 3000);  // offline: the reconnect resumes
+    });
   }
 
   socket.on("connect", function () {
@@ -125,8 +149,7 @@
   });
 
   socket.on("resync", function (p) {
-    S.epoch = p.epoch;
-    S.lastSeq = p.seq || 0;
+    restartSeq(p.epoch, p.seq);
     loadSessions();
   });
 
@@ -249,8 +272,12 @@
   function loadSessions() {
     return call("sessions").then(function (ack) {
       if (!ack.ok) { toast("会话列表加载失败：" + U.errorText(ack), "error"); return; }
-      if (S.epoch !== ack.epoch) { S.epoch = ack.epoch; S.lastSeq = ack.seq || 0; }
-      else S.lastSeq = Math.max(S.lastSeq, ack.seq || 0);
+      if (S.epoch !== ack.epoch) restartSeq(ack.epoch, ack.seq);
+      else if ((ack.seq || 0) > S.lastSeq) {  // the list holds everything up to ack.seq
+        S.lastSeq = ack.seq;
+        S.ahead.forEach(function (q) { if (q <= S.lastSeq) S.ahead.delete(q); });
+        while (S.ahead.delete(S.lastSeq + 1)) S.lastSeq += 1;
+      }
       var keep = new Set();
       (ack.sessions || []).forEach(function (s) {
         if ((S.removedSeq[s.id] || 0) > (ack.seq || 0)) return;
@@ -506,7 +533,7 @@
   }
 
   window.Hub = {
-    state: S, socket: socket, call: call, open: open, step: step, send: send, accept: accept, toast: toast,
+    state: S, socket: socket, call: call, fresh: fresh, open: open, step: step, send: send, accept: accept, toast: toast,
     insertText: insertText, insertSuggestion: insertSuggestion, loadAgents: loadAgents, renderAll: renderAll
   };
   document.addEventListener("DOMContentLoaded", wire);

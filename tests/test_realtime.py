@@ -107,6 +107,23 @@ async def test_transfer_to_another_agent(client, hub, desk, wecom):
     await alice.wait("session.removed")
 
 
+async def test_a_supervisor_moves_a_waiting_session_to_another_group(client, hub, desk, wecom):
+    """Nobody of presales is online: the session waits; a supervisor moves it to aftersales, where
+    an agent comes online and gets it (the move failed with 'internal', the queue kept the old group)."""
+    await make_user(hub, "sam", role="supervisor", groups=("presales",))
+    await make_user(hub, "bob", groups=("aftersales",))
+    sam, bob = await desk("sam"), await desk("bob")
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmWait", "有人吗", 22501))
+    await hub.pipeline.drain()
+    [queued] = [q for q in hub.sessions.dispatcher.queue_snapshot()]
+    ack = await sam.call("transfer", {"session_id": queued.session_id, "to_group": "aftersales"})
+    assert ack["ok"], ack
+    assert [q.group for q in hub.sessions.dispatcher.queue_snapshot()] == ["aftersales"]
+    await online(bob)
+    [bundle] = await bob.wait("session.new")
+    assert bundle["session"]["id"] == queued.session_id and bundle["session"]["group"] == "aftersales"
+
+
 async def test_offline_agent_sessions_requeued_to_colleague(client, hub, desk, wecom):
     await make_user(hub, "alice")
     await make_user(hub, "carol")

@@ -166,3 +166,41 @@ async def test_a_customer_writing_again_does_not_push_the_unanswered_deadline_ou
     await desk.advance(61)
     await asyncio.sleep(0.3)
     assert "unanswered" in [k for k, _ in await session_events(desk, sid)]
+
+
+async def test_a_timer_that_read_the_session_before_the_agent_acted_changes_nothing(desk, monkeypatch):
+    """The accept timer (or the unanswered one) reads an assigned session; the agent accepts (or
+    closes it) before the timer writes: the session stays the agent's (or closed), not queued for a
+    colleague. The stale read is made explicit here: the timer is handed the row as it was."""
+    from types import SimpleNamespace
+
+    alice = await desk.connect("alice")
+    assert (await alice.call("status", {"status": "online"}))["ok"]
+    session = await start_session(desk, alice, peer="wmRace")
+    sid = session["id"]
+    stale = SimpleNamespace(**(await desk.hub.sessions._get(sid))._mapping)
+    assert stale.state == "assigned"
+    assert (await alice.call("accept", {"session_id": sid}))["ok"]
+    real_get = desk.hub.sessions._get
+
+    async def get_once_stale(session_id):  # noqa: ANN001, ANN202
+        monkeypatch.setattr(desk.hub.sessions, "_get", real_get)
+        return stale
+
+    monkeypatch.setattr(desk.hub.sessions, "_get", get_once_stale)
+    await desk.hub.sessions._accept_timeout(sid)
+    row = await real_get(sid)
+    assert (row.state, row.agent_id) == ("active", stale.agent_id)
+    assert desk.hub.sessions.dispatcher.agent_of(sid) == stale.agent_id
+    # closed meanwhile: the reassignment (unanswered, SLA) leaves it closed
+    assert (await alice.call("close", {"session_id": sid, "reason": "resolved"}))["ok"]
+    active = SimpleNamespace(**{**stale.__dict__, "state": "active"})
+    monkeypatch.setattr(desk.hub.sessions, "_get", lambda session_id: _value(active))
+    assert await desk.hub.sessions.reassign(sid, "unanswered") is False
+    monkeypatch.setattr(desk.hub.sessions, "_get", real_get)
+    assert (await real_get(sid)).state == "closed"
+    assert "requeued" not in [k for k, _ in await session_events(desk, sid)]
+
+
+async def _value(v):  # noqa: ANN001, ANN202
+    return v

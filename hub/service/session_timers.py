@@ -17,8 +17,8 @@ messages = Message.__table__
 
 class SessionTimers:
     """Mixed into SessionService (which provides ``db``, ``clock``, ``push``, ``settings``, ``timers``,
-    ``dispatcher``, ``_lapsing``, ``_get``, ``_update``, ``_event``, ``_notify``, ``_queued``, ``_enqueue``,
-    ``_apply_all``; ``_queue_changed`` from QueueAnnouncements)."""
+    ``dispatcher``, ``_lapsing``, ``_get``, ``_update``, ``_take_back``, ``_event``, ``_notify``, ``_queued``,
+    ``_enqueue``, ``_apply_all``; ``_queue_changed`` from QueueAnnouncements)."""
 
     db: Any
     clock: Any
@@ -39,9 +39,9 @@ class SessionTimers:
         if row is None or row.state != "assigned":
             return
         agent = row.agent_id
+        if not await self._take_back(row, ("assigned",), "requeued", {"why": "not_accepted", "from": agent}):
+            return  # accepted (or closed, or handed on) since it was read
         freed = self.dispatcher.release(agent, session_id)
-        await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None}, "requeued", None,
-                           {"why": "not_accepted", "from": agent})
         await self.push.to_user(agent, "session.removed", {"session_id": session_id, "reason": "not_accepted"})
         await self._notify("requeued", session_id, why="not_accepted", from_agent=agent)
         await self._apply_all(freed)
@@ -121,10 +121,10 @@ class SessionTimers:
         if row is None or row.state not in ("assigned", "active") or not row.agent_id:
             return False
         agent = row.agent_id
+        if not await self._take_back(row, ("assigned", "active"), "requeued", {"why": why, "from": agent}):
+            return False  # closed or handed on since it was read
         freed = self.dispatcher.release(agent, session_id)
         self.timers.cancel(f"accept:{session_id}")
-        await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None,
-                                        "accepted_at": None}, "requeued", None, {"why": why, "from": agent})
         await self.push.to_user(agent, "session.removed", {"session_id": session_id, "reason": why})
         await self._notify("requeued", session_id, why=why, from_agent=agent)
         await self._apply_all(freed)

@@ -27,7 +27,7 @@ from ..outbound.queue import Outbound, OutboundRequest
 from ..privacy.views import mask_bundle, mask_message
 from .reading import can_read_conversation
 from ..push import SUPERVISORS, Push
-from ..routing.dispatch import Assignment, Dispatcher, QueuedSession
+from ..routing.dispatch import Assignment, DispatchError, Dispatcher, QueuedSession
 from ..scale.routing_guard import agent_has_room
 from ..routing.rules import Decision, RoutingInput, decide, parse_rule
 from ..settings import Settings
@@ -291,6 +291,8 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
         freed: list[Assignment] = []
         if old_agent:
             freed = self.dispatcher.release(old_agent, session_id)
+        elif row.state == "queued":
+            self.dispatcher.cancel(session_id)  # waiting: it queues again below, in its new group
         self.timers.cancel(f"accept:{session_id}")
         group = to_group or row.group
         await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None, "group": group,
@@ -299,11 +301,17 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
                                                  "note": note})
         if old_agent:
             await self.push.to_user(old_agent, "session.removed", {"session_id": session_id, "reason": "transferred"})
-        if to_agent is not None:
-            await self._apply_all(self.dispatcher.assign_direct(session_id, to_agent))
+        queue = QueuedSession(session_id, group, row.priority, row.handover_at, None)
+        try:
+            direct = self.dispatcher.assign_direct(session_id, to_agent) if to_agent is not None else None
+        except DispatchError as exc:  # the agent's last free place was taken meanwhile: their group's queue
+            log.info("transfer of session %s to agent %s: %s; queued in %s", session_id, to_agent, exc, group)
+            direct = None
+            to_agent = None
+        if direct is not None:
+            await self._apply_all(direct)
         else:
-            await self._apply(self._enqueue(QueuedSession(session_id, group, row.priority, row.handover_at,
-                                                                    None)))
+            await self._apply(self._enqueue(queue))
         await self._apply_all(freed)
         await self._queue_changed()
         await self._notify("transferred", session_id, from_agent=old_agent, to_agent=to_agent, to_group=to_group)
@@ -353,12 +361,15 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
         async with self.db.read() as conn:
             rows = (await conn.execute(select(sessions_t).where(sessions_t.c.agent_id == agent_id)
                                        .where(sessions_t.c.state.in_(fixed("assigned", "active"))))).all()
+        taken = []
         for row in rows:
-            await self._update(row.id, {"state": "queued", "agent_id": None, "assigned_at": None,
-                                        "accepted_at": None}, "requeued", None, {"why": why, "from": agent_id})
+            if not await self._take_back(row, ("assigned", "active"), "requeued", {"why": why, "from": agent_id}):
+                continue  # closed or handed on meanwhile
+            taken.append(row)
             self.timers.cancel(f"accept:{row.id}")
             await self.push.to_user(agent_id, "session.removed", {"session_id": row.id, "reason": why})
             await self._notify("requeued", row.id, why=why, from_agent=agent_id)
+        rows = taken
         queued = [self._queued(await self._get(r.id)) for r in rows]
         if self.shared:  # a resync may already have queued some of them (or another process taken them)
             queued = [q for q in queued if self.dispatcher.agent_of(q.session_id) == agent_id
@@ -467,6 +478,23 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
                     await self._event(conn, session_id, event, f"agent:{user.id}" if user else "system", data or {})
 
         await retry_busy(write)
+
+    async def _take_back(self, row: Any, states: tuple[str, ...], event: str, data: dict[str, Any]) -> bool:
+        """Queue the session again, taking it from ``row.agent_id``, only if it is still in one of
+        ``states`` with that agent (a timer read it a moment ago: the agent may have accepted,
+        replied or closed since). False, and nothing written, when it changed meanwhile."""
+        async def write() -> bool:
+            async with self.db.write() as conn:
+                res = await conn.execute(update(sessions_t).where(sessions_t.c.id == row.id)
+                                         .where(sessions_t.c.state.in_(states))
+                                         .where(sessions_t.c.agent_id == row.agent_id)
+                                         .values(state="queued", agent_id=None, assigned_at=None, accepted_at=None))
+                if res.rowcount != 1:
+                    return False
+                await self._event(conn, row.id, event, "system", data)
+                return True
+
+        return await retry_busy(write)
 
     async def _notify(self, kind: str, session_id: int, **data: Any) -> None:
         """Tell the observers what just committed; one failing observer never fails the action."""

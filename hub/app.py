@@ -214,6 +214,7 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             hub.pipeline.pressure = lambda: deps.under_pressure() or (
                 hub.pipeline.backlog(hub.writer) > PIPELINE_BACKLOG and deps.receiving())
             await hub.sessions.load()
+            hub.presence.expect_back([u for u in hub.sessions.agents.values() if u.status != "offline"])
             if isinstance(sio.manager, HubRedisManager):
                 await sio.manager.start_listening()  # before ready: no event published for us goes unheard
             hub.db.start_checkpoints()

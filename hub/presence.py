@@ -66,6 +66,13 @@ class Presence:
         if not self.sockets.get(user.id):
             self._arm_offline(user)
 
+    def expect_back(self, users: list[UserInfo]) -> None:
+        """Agents marked present when the hub started: offline after the grace period unless they
+        connect (their browser reconnects at once; one closed while the hub was down never does)."""
+        for user in users:
+            if not self.sockets.get(user.id) and user.id not in self._offline_timers:
+                self._arm_offline(user)
+
     def _arm_offline(self, user: UserInfo) -> None:
         loop = asyncio.get_running_loop()
         self._offline_timers[user.id] = loop.call_later(self.grace, lambda: asyncio.ensure_future(self._gone(user)))

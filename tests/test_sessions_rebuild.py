@@ -58,3 +58,27 @@ async def test_rebuild_assigns_what_waits_in_queue_order_vip_first(client, hub):
 
     await hub.sessions.resync()  # a second rebuild changes nothing
     assert await states(hub) == got
+
+
+async def test_an_agent_online_when_the_hub_stopped_who_does_not_come_back_goes_offline(aiohttp_client, hub_config):
+    """The hub restarts while alice is online; she closed her browser meanwhile. After the grace
+    period without a connection she is offline, and waiting customers are not assigned to her."""
+    import asyncio
+
+    from hub.app import HUB, create_app
+    from hub.models import User
+
+    first = await aiohttp_client(create_app(hub_config, FakeClock(1_767_000_000.0)))
+    hub = first.server.app[HUB]
+    alice = await make_user(hub, "alice", groups=("presales",))
+    await set_status(hub.db, alice.id, "online")
+    await hub.settings.set("offline_grace", 0.3)
+    await first.close()
+
+    again = await aiohttp_client(create_app(hub_config, FakeClock(1_767_000_100.0)))
+    hub = again.server.app[HUB]
+    await asyncio.sleep(1.0)
+    async with hub.db.read() as conn:
+        status = (await conn.execute(select(User.__table__.c.status).where(User.__table__.c.id == alice.id))).scalar()
+    assert status == "offline"
+    assert all(a.status == "offline" for a in hub.sessions.dispatcher.agents() if a.id == alice.id)

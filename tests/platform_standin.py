@@ -32,6 +32,7 @@ class Standin:
     contact_ways: list[dict[str, Any]] = field(default_factory=list)  # channel-code calls: {"path", "body"}
     unreachable: set[str] = field(default_factory=set)  # WeCom customers in add_msg_template's fail_list
     expired_kf_tokens: set[str] = field(default_factory=set)  # kf event tokens past their 10 minutes (95007)
+    contact_way_types: dict[str, int] = field(default_factory=dict)  # config_id -> 1 (one person) or 2 (several)
 
     def expire_all_tokens(self) -> None:
         """Tokens the hub holds become invalid (the platform answers 42001)."""
@@ -155,8 +156,14 @@ class Standin:
             self.contact_ways.append({"path": request.path, "body": body})
             n = next(self._ids)
             if request.path == "/cgi-bin/externalcontact/add_contact_way":
+                if body.get("type") == 1 and len(body.get("user") or []) != 1:
+                    return web.json_response({"errcode": 40058, "errmsg": "a single-person contact way takes one user"})
+                self.contact_way_types[f"standin-cfg-{n}"] = body.get("type")
                 return web.json_response({"errcode": 0, "errmsg": "ok", "config_id": f"standin-cfg-{n}",
                                           "qr_code": f"https://wework.qpic.cn/wwpic/standin{n}/0"})
+            if request.path == "/cgi-bin/externalcontact/update_contact_way" and len(body.get("user") or []) > 1 \
+                    and self.contact_way_types.get(body.get("config_id")) == 1:
+                return web.json_response({"errcode": 40058, "errmsg": "a single-person contact way takes one user"})
             if request.path == "/cgi-bin/qrcode/create":
                 return web.json_response({"ticket": f"gQStandinTicket{n}", "url": f"http://weixin.qq.com/q/standin{n}"})
             if request.path == "/cgi-bin/kf/add_contact_way":

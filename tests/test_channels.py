@@ -342,7 +342,8 @@ async def test_staff_schedule_switches_contact_way_users(aiohttp_client, hub_con
     svc = client.server.app[CHANNELS]
     day_shift = [{"weekdays": [0, 1, 2, 3, 4], "start": "09:00", "end": "18:00", "users": ["zhangsan"]}]
     code = await create(client, {**WECOM_CODE, "schedule": day_shift})
-    assert standin.contact_ways[-1]["body"]["user"] == ["zhangsan"] and standin.contact_ways[-1]["body"]["type"] == 1
+    # several people over the week: a multi-person way (a single-person one takes no second user later)
+    assert standin.contact_ways[-1]["body"]["user"] == ["zhangsan"] and standin.contact_ways[-1]["body"]["type"] == 2
     assert await svc.apply_schedules() == 0
     clock.advance(10 * 3600)  # 20:00: nobody scheduled, everyone in staff takes adds
     assert await svc.apply_schedules() == 1

@@ -201,8 +201,11 @@ class ChannelService:
         try:
             if platform == "wecom":
                 users = rules.users_at(spec["schedule"], spec["staff"], self.clock.now())
+                # one person only when it can never be more: a single-person way takes no second user
+                # later, and a schedule (or a staff list of several) puts others on it
+                single = len(spec["staff"]) == 1 and not spec["schedule"]
                 data = await self.api.call(account, ADD_CONTACT_WAY, {
-                    "type": 1 if len(users) == 1 else 2, "scene": 2, "state": spec["state"], "user": users,
+                    "type": 1 if single else 2, "scene": 2, "state": spec["state"], "user": users,
                     "skip_verify": True})
                 out = {"config_id": data.get("config_id"), "qr_url": data.get("qr_code"), "platform_users": users}
             elif platform == "oa":

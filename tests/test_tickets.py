@@ -210,3 +210,33 @@ async def test_overdue_ticket_alerts_group_and_supervisors_once(client, hub, peo
     finally:
         await sup.close()
         await alice.close()
+
+
+async def test_two_status_moves_at_once_do_not_both_land(client, hub, people, monkeypatch):  # noqa: ANN001
+    """X closes a resolved ticket while Y reopens it: each checked the move against the status it
+    read, so the second to write is refused (409) instead of a closed ticket coming back in progress."""
+    from types import SimpleNamespace
+
+    h = people["h"]
+    cid, _sid = await conversation_with_session(hub, people["alice"].id)
+    r = await client.post("/api/tickets", headers=h["alice"], json={"conversation_id": cid, "type": "return",
+                                                                    "title": "退货"})
+    t = await r.json()
+    url = f"/api/tickets/{t['id']}/transition"
+    for target in ("in_progress", "resolved"):
+        assert (await client.post(url, headers=h["alice"], json={"status": target})).status == 200
+    svc = client.server.app[TICKETS]
+    stale = SimpleNamespace(**(await svc._row(t["id"]))._mapping)  # what Y's request read: resolved
+    assert (await client.post(url, headers=h["alice"], json={"status": "closed"})).status == 200  # X
+    real = svc._editable
+
+    async def read_before_x(user, ticket_id):  # noqa: ANN001, ANN202
+        await real(user, ticket_id)
+        return stale
+
+    monkeypatch.setattr(svc, "_editable", read_before_x)
+    r = await client.post(url, headers=h["alice"], json={"status": "in_progress"})  # Y, on its stale read
+    assert r.status == 409 and (await r.json())["error"] == "ticket_changed"
+    monkeypatch.setattr(svc, "_editable", real)
+    full = await (await client.get(f"/api/tickets/{t['id']}", headers=h["alice"])).json()
+    assert full["status"] == "closed"

@@ -234,8 +234,10 @@ class TicketService:
             values["closed_at"] = now
         elif row.status == "resolved":  # reopened
             values["resolved_at"] = None
-        await self._write_change(ticket_id, values, user, [("status", {"from": row.status, "to": status,
-                                                                       "note": note_text})])
+        if not await self._write_change(ticket_id, values, user, [("status", {"from": row.status, "to": status,
+                                                                              "note": note_text})],
+                                        expect_status=row.status):
+            raise HubError(409, "ticket_changed", "someone changed this ticket's status meanwhile: reload it")
         self._rearm(ticket_id, status, row.due_at if row.overdue_at is None else None)
         ticket = await self._get(ticket_id)
         await self._announce("ticket.updated", ticket)
@@ -372,16 +374,23 @@ class TicketService:
         return await self._visible(user, ticket_id)  # who may see a ticket may work on it
 
     async def _write_change(self, ticket_id: int, values: dict[str, Any], user: UserInfo,
-                            events: list[tuple[str, dict[str, Any]]]) -> None:
+                            events: list[tuple[str, dict[str, Any]]], expect_status: str | None = None) -> bool:
+        """False, and nothing written, when ``expect_status`` is given and the ticket is no longer in it
+        (a status move checked against the row it read: two moves at once must not both land)."""
         now = self.clock.now()
 
-        async def write() -> None:
+        async def write() -> bool:
             async with self.db.write() as conn:
-                await conn.execute(update(tickets_t).where(tickets_t.c.id == ticket_id).values(updated_at=now, **values))
+                q = update(tickets_t).where(tickets_t.c.id == ticket_id)
+                if expect_status is not None:
+                    q = q.where(tickets_t.c.status == expect_status)
+                if (await conn.execute(q.values(updated_at=now, **values))).rowcount != 1:
+                    return False
                 for kind, data in events:
                     await self._event(conn, ticket_id, kind, user, data)
+                return True
 
-        await retry_busy(write)
+        return await retry_busy(write)
 
     async def _event(self, conn: Any, ticket_id: int, kind: str, user: UserInfo | None, data: dict[str, Any]) -> None:
         await conn.execute(events_t.insert().values(ticket_id=ticket_id, kind=kind,

@@ -144,3 +144,29 @@ async def test_merge_and_unmerge_recount_purchases(client, hub, oa):
     undo = await client.post(f"/api/merges/{(await resp.json())['merge_id']}/undo", headers=auth())
     assert undo.status == 200
     assert await figures(a) == (1, 300000, 1) and await figures(b) == (0, 0, 0)
+
+
+async def test_undoing_merges_out_of_order_gives_each_customer_their_own(client, hub, oa):
+    """A into B, then B into C; the first merge is undone, then the second: A, B and C each end up
+    with their own conversations (the second undo moved A's back to B: it had recorded them)."""
+    peers = {"A": "oChainA", "B": "oChainB", "C": "oChainC"}
+    for n, peer in enumerate(peers.values()):
+        await post(client, oa, text_xml("gh", peer, "你好", 30 + n))
+    await hub.pipeline.drain()
+    ids = {k: await customer_of(hub, p) for k, p in peers.items()}
+
+    async def merge(source: str, target: str) -> int:
+        resp = await client.post("/api/customers/merge", headers=auth(),
+                                 json={"source": ids[source], "target": ids[target], "why": "同一人"})
+        assert resp.status == 200, await resp.text()
+        return (await resp.json())["merge_id"]
+
+    first, second = await merge("A", "B"), await merge("B", "C")
+    assert {await customer_of(hub, p) for p in peers.values()} == {ids["C"]}
+    for merge_id in (first, second):
+        assert (await client.post(f"/api/merges/{merge_id}/undo", headers=auth())).status == 200
+    assert {k: await customer_of(hub, p) for k, p in peers.items()} == ids
+    async with hub.db.read() as conn:
+        owners = dict((await conn.execute(select(Identity.__table__.c.value, Identity.__table__.c.customer_id).where(
+            Identity.__table__.c.value.in_(list(peers.values()))))).all())
+    assert owners == {p: ids[k] for k, p in peers.items()}

@@ -140,15 +140,19 @@ async def unmerge(conn: Any, now: float, merge_id: int, by: str) -> int:
         raise LookupError(f"no merge {merge_id} to undo")
     moved = json.loads(row.moved)
     conv_t, tags_t = Conversation.__table__, CustomerTag.__table__
-    if moved["identities"]:
-        await conn.execute(update(identities).where(identities.c.id.in_(moved["identities"])).values(
-            customer_id=row.source_id))
-    if moved["conversations"]:
-        await conn.execute(update(conv_t).where(conv_t.c.id.in_(moved["conversations"])).values(
-            customer_id=row.source_id))
-    for name, table in movable_tables().items():
-        if moved.get(name):
-            await conn.execute(update(table).where(table.c.id.in_(moved[name])).values(customer_id=row.source_id))
+    # what moved is taken back only from where the merge put it: the target, or the customer the
+    # target was merged into since (not from a customer an earlier undo already gave it back to)
+    holders = [row.target_id]
+    while len(holders) < 50:
+        nxt = (await conn.execute(select(customers.c.merged_into).where(customers.c.id == holders[-1]))).scalar()
+        if nxt is None or nxt in holders:
+            break
+        holders.append(nxt)
+    for table, ids in ((identities, moved["identities"]), (conv_t, moved["conversations"]),
+                       *((t, moved.get(name)) for name, t in movable_tables().items())):
+        if ids:
+            await conn.execute(update(table).where(table.c.id.in_(ids) & table.c.customer_id.in_(holders))
+                               .values(customer_id=row.source_id))
     for t in moved["tags"]:
         await conn.execute(tags_t.insert().values(customer_id=row.source_id, tag_id=t["tag_id"], source=t["source"],
                                                   by=t["by"], at=t["at"]))

@@ -183,3 +183,23 @@ async def test_cli_erase_by_identity(client, hub, oa, standin, db_url):
     async with hub.db.read() as conn:
         assert (await conn.execute(select(Identity.__table__).where(
             Identity.__table__.c.value == "13812345678"))).first() is None
+
+
+async def test_a_conversation_after_an_erasure_gets_its_own_customer(client, hub, oa, standin):
+    """Erasing the newest customer frees their ids (SQLite hands them out again): the next new
+    conversation must be linked to its own new customer, not to what a cache remembers of the
+    erased one."""
+    await post(client, oa, text_xml("gh", "oNewest", "最后一位客户", 601))
+    await hub.pipeline.drain()
+    cid = await customer_of(hub, "oNewest")
+    resp = await client.post(f"/api/customers/{cid}/erase", headers=auth(),
+                             json={"requester": "本人", "reason": "PIPL"})
+    assert resp.status == 200, await resp.text()
+    await post(client, oa, text_xml("gh", "oAfterwards", "我是新客户", 602))
+    await hub.pipeline.drain()
+    after = await customer_of(hub, "oAfterwards")
+    assert after is not None
+    async with hub.db.read() as conn:
+        ident_owner = (await conn.execute(select(Identity.__table__.c.customer_id).where(
+            Identity.__table__.c.value == "oAfterwards"))).scalar()
+    assert ident_owner == after

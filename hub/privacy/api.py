@@ -171,6 +171,8 @@ async def _erase(request: web.Request, user: Any, customer_id: int, body: dict[s
     record = await erasure.erase_customer(hub.db, hub.clock, req)
     hub.writer.forget_conversations()  # the archive writer's cached conversation ids
     hub.sessions.forget_conversations()  # and the session service's remembered channels
+    hub.customers.forget_conversations()  # and the customer each conversation belongs to
+    await hub.sessions.resync(full=True)  # the erased sessions leave the queue and the agents' load
     await audit.record(hub.db, hub.clock, actor=user, action="customer.erase", target=f"customer:{req.customer_id}",
                        after={"erasure": record["id"], "counts": record["counts"]}, request=request)
     return web.json_response(record)

@@ -30,6 +30,9 @@ DEFAULTS: dict[str, Any] = {
     "queue_text": "您前面还有 {n} 位，请稍候，客服马上为您服务。",
     "queue_notify": True,
     "offline_grace": 60,  # seconds a disconnected agent keeps their sessions
+    # seconds a session for a customer's own advisor (a staff QR code, a routing rule's agent) waits
+    # for them before any agent of its group may take it (0: it waits for the advisor only)
+    "advisor_wait": 300,
     "quick_replies": ["您好，很高兴为您服务，请问有什么可以帮您？", "请稍等，我帮您查询一下~", "请提供一下您的订单号哦",
                       "感谢您的耐心等待！", "还有其他可以帮您的吗？祝您生活愉快~"],
     # bots

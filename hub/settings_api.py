@@ -101,6 +101,7 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "unanswered_minutes": _int(1, 24 * 60),
     "unanswered_action": _choice("reassign", "escalate"),
     "offline_grace": _int(0, 3600),
+    "advisor_wait": _int(0, 7 * 86400),
 }
 
 

@@ -82,3 +82,24 @@ async def test_an_agent_online_when_the_hub_stopped_who_does_not_come_back_goes_
         status = (await conn.execute(select(User.__table__.c.status).where(User.__table__.c.id == alice.id))).scalar()
     assert status == "offline"
     assert all(a.status == "offline" for a in hub.sessions.dispatcher.agents() if a.id == alice.id)
+
+
+async def test_a_session_for_an_absent_advisor_falls_back_to_the_group(client, hub):  # noqa: ANN001
+    """A customer of alice's (her QR code) writes while she is off: after ``advisor_wait`` any agent
+    of the group may take the session; it waited for her for ever."""
+    alice = await make_user(hub, "alice", groups=("presales",))
+    bob = await make_user(hub, "bob", groups=("presales",))
+    await set_status(hub.db, alice.id, "offline")
+    await hub.settings.set("advisor_wait", 60)
+    await hub.sessions.resync()
+    await hub.sessions.set_status(bob, "online")
+    conv = await new_conversation(hub, "wmAdvised")
+    await hub.sessions.route(Handover(conversation_id=conv, account_id="acme-wecom", first_message="在吗",
+                                      suggestions=[], advisor_id=alice.id, group="presales"))
+    assert (await states(hub))[conv] == ("queued", None)
+    hub.clock.advance(30)
+    await hub.timers.fire_due()
+    assert (await states(hub))[conv] == ("queued", None)  # still hers for a while
+    hub.clock.advance(31)
+    await hub.timers.fire_due()
+    assert (await states(hub))[conv] == ("assigned", bob.id)

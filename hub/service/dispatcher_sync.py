@@ -31,6 +31,8 @@ class DispatcherSync:
     _apply_all: Any
     _arm_accept_timer: Any
     _arm_unanswered_timer: Any
+    _advisor_wait: Any
+    _arm_advisor_fallback: Any
 
     async def resync(self, full: bool = True) -> None:
         """Rebuild the dispatcher (agents, their load, the queue) from the database, route what waits,
@@ -44,7 +46,8 @@ class DispatcherSync:
         if queued is None:
             taken = {r.id for r in held_rows}
             queued = [q for q in self.dispatcher.queue_snapshot() if q.session_id not in taken]
-        self.dispatcher = Dispatcher(rr=self.dispatcher.round_robin())
+        self.dispatcher = Dispatcher(advisor_wait=self._advisor_wait(), now=self.clock.now(),
+                                     rr=self.dispatcher.round_robin())
         for a in agents:
             info = UserInfo(a.id, a.username, a.display_name, a.role, tuple(json.loads(a.groups or "[]")), a.cap,
                             a.status)
@@ -55,6 +58,9 @@ class DispatcherSync:
         # (a rebuild with 20,000 waiting took 320 ms one by one, every second with several processes)
         waiting = {q.session_id: q for q in queued if not self.dispatcher.knows(q.session_id)}
         await self._apply_all(self.dispatcher.load_queue(waiting.values()))
+        for q in waiting.values():
+            if q.agent_id is not None and self.dispatcher.knows(q.session_id):
+                self._arm_advisor_fallback(q)
         for row in held_rows:
             if row.state == "assigned":
                 self._arm_accept_timer(row.id, (row.assigned_at or self.clock.now()))

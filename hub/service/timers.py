@@ -17,6 +17,9 @@ from ..clock import Clock
 
 log = logging.getLogger(__name__)
 
+# a timer whose action fails (the database failing over, say) is tried again after 5, 10, 20 … s
+RETRY_FIRST, RETRY_MAX, RETRIES = 5.0, 300.0, 8
+
 
 class Timers:
     def __init__(self, clock: Clock, claim: Claim | None = None):
@@ -27,6 +30,7 @@ class Timers:
         self._tasks: set[asyncio.Task] = set()
         self.fired = 0
         self._spent: dict[str, float] = {}  # with ``claim``: key -> the time it last fired (or lost the claim)
+        self._failures: dict[str, int] = {}  # key -> failed firings in a row (each tried again later)
 
     def set(self, key: str, when: float, fn: Callable[[], Awaitable[None]]) -> None:
         """Run ``fn`` at epoch time ``when`` (replacing any timer with the same key)."""
@@ -67,8 +71,15 @@ class Timers:
                     return  # another process fired it
             self.fired += 1
             await fn()
-        except Exception:  # noqa: BLE001
-            log.exception("timer %s failed", key)
+            self._failures.pop(key, None)
+        except Exception:  # noqa: BLE001 - tried again later (the actions read the state they act on)
+            failures = self._failures[key] = self._failures.get(key, 0) + 1
+            if key in self._due or failures > RETRIES:  # set again meanwhile, or given up
+                log.exception("timer %s failed%s", key, " for good" if failures > RETRIES else "")
+                return
+            delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (failures - 1))
+            log.exception("timer %s failed, trying again in %.0f s", key, delay)
+            self.set(key, self.clock.now() + delay, fn)
 
     async def fire_due(self) -> int:
         """Run, now, every timer whose time has come by the clock (tests move a fake clock)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -23,6 +24,7 @@ from hub.knowledge.store import KnowledgeBase
 from hub.models import BotOutcome
 from hub.outbound.queue import Outbound, OutboundRequest
 from hub.pipeline import JobContext
+from hub.service.step import CUSTOMER_KINDS
 from hub.settings import Settings
 
 from .keywords import first_match, fold
@@ -66,14 +68,14 @@ class Bots:
         if msg.kind in WELCOME_KINDS:
             await self.welcome(ctx)
             return
-        if msg.sender != "customer":
-            return
+        if msg.sender != "customer" or msg.kind not in CUSTOMER_KINDS:
+            return  # events (an unfollow, a menu click, a template's receipt) are no customer waiting
         hours = await self._hours(msg.account_id)
         open_now = hours is None or is_open(hours, self.clock.now())
         ctx.state["in_business_hours"] = open_now
         if msg.kind != "text" or not (msg.text or "").strip():
-            if not open_now:
-                await self._offhours(ctx, hours)
+            if not open_now and not await self.has_open_session(ctx.state, msg.conversation_id):
+                await self._offhours(ctx, hours)  # (an agent working late is chatting with them)
             return  # pictures, voice ... go to a human
         if await self.has_open_session(ctx.state, msg.conversation_id):
             return  # a human is on it: the routing step delivers the message
@@ -137,10 +139,11 @@ class Bots:
     async def _offhours(self, ctx: JobContext, hours: Any) -> None:
         msg = ctx.message
         opens = next_open(hours, self.clock.now())
+        opening = "never" if math.isinf(opens) else int(opens)  # a schedule that never opens: once
         text = await self.settings.get("offhours_text", msg.account_id)
         if text:
             await self.outbound.enqueue(OutboundRequest(msg.account_id, msg.conversation_id, text, "bot",
-                                                        dedup_key=f"offhours:{msg.conversation_id}:{int(opens)}"))
+                                                        dedup_key=f"offhours:{msg.conversation_id}:{opening}"))
         ctx.state["offhours"] = True
 
     async def _reply(self, ctx: JobContext, text: str, reply: dict[str, Any] | None = None) -> None:

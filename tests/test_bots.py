@@ -199,3 +199,34 @@ def test_cli_faq_import_export_match(tmp_path):
     out = tmp_path / "out.json"
     assert run("faq", "export", str(out), "--db", db).returncode == 0
     assert [e["question"] for e in json.loads(out.read_text())] == ["多久发货", "退货地址"]
+
+
+async def test_offhours_reply_only_to_a_customer_waiting(bot):
+    """Closed: an unfollow, a menu click or a template's receipt is no customer waiting (no closed-
+    hours text); a photo sent while a session is open (an agent working late) gets none either; a
+    schedule that never opens still answers once, and routing goes on."""
+    from hub.callbacks import xmlcodec
+
+    client, hub, clock, oa, _ = bot
+    await hub.settings.set("business_hours", {
+        "timezone": "Asia/Shanghai", "weekly": {str(d): [["09:00", "22:00"]] for d in range(7)}})
+    clock.t = 1_732_500_000.0 + 12 * 3600  # 22:00 Shanghai, closing time: open until now
+    clock.t -= 600
+    await say(client, hub, oa, "oLate", "转人工", 20)  # 21:50: to a human, no closed-hours text
+    assert await bot_replies(hub, "oLate") == [] and len(await open_sessions(hub)) == 1
+    clock.t += 3600  # 22:50
+    at = int(clock.now())
+    photo = xmlcodec.render({"ToUserName": "gh", "FromUserName": "oLate", "CreateTime": at, "MsgType": "image",
+                             "PicUrl": "http://img.example/p.jpg", "MediaId": "M1", "MsgId": "21"})
+    for xml in (photo, event_xml("gh", "oQuiet", "unsubscribe", at),
+                event_xml("gh", "oQuiet", "CLICK", at + 1, EventKey="MENU_NEW"),
+                event_xml("gh", "oQuiet", "TEMPLATESENDJOBFINISH", at + 2, MsgID="77", Status="success")):
+        assert (await post(client, oa, xml)).status == 200
+    await hub.pipeline.drain()
+    await hub.outbound.drain()
+    assert await bot_replies(hub, "oLate") == [] and await bot_replies(hub, "oQuiet") == []
+    await hub.settings.set("business_hours", {"timezone": "Asia/Shanghai", "weekly": {}})  # never open
+    await say(client, hub, oa, "oNever", "有人吗", 22)
+    await say(client, hub, oa, "oNever", "在吗", 23)
+    assert await bot_replies(hub, "oNever") == [await hub.settings.get("offhours_text")]
+    assert len(await open_sessions(hub)) == 2  # routed: the job did not fail on "never"

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from aiohttp import web
 from sqlalchemy import and_, func, or_, select
 
+from . import spreadsheet
 from .clock import Clock
 from .db import Database, retry_busy
 from .errors import bad_request
@@ -211,11 +212,11 @@ def to_csv(entries: list[dict]) -> str:
     writer.writerow(CSV_COLUMNS)
     for e in entries:
         when = datetime.fromtimestamp(e["at"], timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-        writer.writerow([e["id"], e["at"], when, e["kind"], e["actor_id"] if e["actor_id"] is not None else "",
-                         e["actor_name"], e["actor_role"], e["action"], e["target"],
-                         *(json.dumps(e[k], ensure_ascii=False) if e[k] is not None else ""
-                           for k in ("before", "after")),
-                         e["ip"], e["user_agent"], json.dumps(e["detail"], ensure_ascii=False) if e["detail"] else ""])
+        writer.writerow(spreadsheet.row([
+            e["id"], e["at"], when, e["kind"], e["actor_id"] if e["actor_id"] is not None else "",
+            e["actor_name"], e["actor_role"], e["action"], e["target"],
+            *(json.dumps(e[k], ensure_ascii=False) if e[k] is not None else "" for k in ("before", "after")),
+            e["ip"], e["user_agent"], json.dumps(e["detail"], ensure_ascii=False) if e["detail"] else ""]))
     return out.getvalue()
 
 

@@ -216,19 +216,22 @@ async def test_roles_agents_get_403_supervisors_search_and_export(client, hub):
 
 
 async def test_conversation_export_csv_and_json(client, hub):
-    await archive(hub, ["第一句，含逗号", '第二句 "引号"\n换行'], peer="exp")
+    await archive(hub, ["第一句，含逗号", '第二句 "引号"\n换行', '=HYPERLINK("http://evil.example","点此")'],
+                  peer="exp")
     conv = (await search(client, "第一句"))["results"][0]["conversation_id"]
     resp = await client.get(f"/api/conversations/{conv}/export", params={"format": "json"}, headers=auth())
     assert resp.status == 200 and "attachment" in resp.headers["Content-Disposition"]
     body = json.loads(await resp.text())
     assert body["conversation"]["id"] == conv
-    assert [m["text"] for m in body["messages"]] == ["第一句，含逗号", '第二句 "引号"\n换行']  # oldest first
+    assert [m["text"] for m in body["messages"]][:2] == ["第一句，含逗号", '第二句 "引号"\n换行']  # oldest first
     resp = await client.get(f"/api/conversations/{conv}/export", params={"format": "csv"}, headers=auth())
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/csv")
     import csv
     import io
     rows = list(csv.DictReader(io.StringIO((await resp.text()).lstrip("\ufeff"))))
-    assert [r["text"] for r in rows] == ["第一句，含逗号", '第二句 "引号"\n换行'] and rows[0]["direction"] == "in"
+    assert [r["text"] for r in rows][:2] == ["第一句，含逗号", '第二句 "引号"\n换行'] and rows[0]["direction"] == "in"
+    # a customer's formula stays text in the supervisor's spreadsheet
+    assert rows[2]["text"] == '\'=HYPERLINK("http://evil.example","点此")'
     assert (await client.get(f"/api/conversations/{conv}/export?format=xml", headers=auth())).status == 400
     resp = await client.get("/api/conversations/999999/export?format=csv", headers=auth())
     assert resp.status == 404 and (await resp.json())["error"] == "unknown_conversation"

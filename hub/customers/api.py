@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import spreadsheet
 from ..auth_views import require_user
 from ..errors import bad_request
 from ..http_util import hub_of as _hub, json_object as _json
@@ -84,8 +85,9 @@ async def get_segment(request: web.Request) -> web.Response:
     while True:
         page = await hub.customers.segment(**kwargs, limit=1000, after_id=after)
         for c in page:
-            writer.writerow([c["customer_id"], c["name"], c["vip_level"], f"{c['paid_total_fen'] / 100:.2f}",
-                             c["order_count"], c["last_contact_at"] or "", "|".join(c["tags"])])
+            writer.writerow(spreadsheet.row([c["customer_id"], c["name"], c["vip_level"],
+                                             f"{c['paid_total_fen'] / 100:.2f}", c["order_count"],
+                                             c["last_contact_at"] or "", "|".join(c["tags"])]))
         if len(page) < 1000:
             break
         after = page[-1]["customer_id"]

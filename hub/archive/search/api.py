@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from ...auth_views import require_user
 from ...errors import bad_request
+from ... import spreadsheet
 from ...http_util import hub_of, path_int
 from ...users import UserInfo
 from ..export import CSV_FIELDS
@@ -129,7 +130,7 @@ async def get_export(request: web.Request) -> web.Response:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(items)
+    writer.writerows(spreadsheet.record(item) for item in items)
     # a BOM so that Excel, which most supervisors open exports with, reads the Chinese as UTF-8
     return web.Response(text="\ufeff" + out.getvalue(), content_type="text/csv", charset="utf-8", headers=headers)
 

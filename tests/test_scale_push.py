@@ -121,3 +121,32 @@ async def test_agent_reconnected_to_another_process_stays_online(two_hubs):
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_worker_restarted_under_its_name_does_not_revive_its_dead_runs_sockets(private_redis):
+    """Worker w0 dies with alice's socket counted; it is restarted under the same name. Once the
+    dead run's heartbeat has expired, alice is not 'connected elsewhere' (she went offline for good
+    when she closed her laptop later, instead of staying online for ever)."""
+    import redis.asyncio as aioredis
+
+    from hub.scale.redis_presence import RedisPresence
+
+    client = aioredis.from_url(private_redis.url)
+    try:
+        dead = RedisPresence(client, "host:w0")
+        await dead.changed(7, +1)  # alice's socket on w0, which is then killed (no stop, no -1)
+        await client.delete(f"hub:worker:{dead.worker}")  # its heartbeat expires
+        restarted, other = RedisPresence(client, "host:w0"), RedisPresence(client, "host:w1")
+        restarted.start()
+        other.start()
+        try:
+            await asyncio.sleep(0.1)
+            assert await other.connected_elsewhere(7) is False
+            await restarted.changed(7, +1)  # a live socket on the restarted worker does count
+            assert await other.connected_elsewhere(7) is True
+            assert len(await client.hgetall("hub:presence:7")) == 1  # the dead run's field is gone
+        finally:
+            await restarted.stop()
+            await other.stop()
+    finally:
+        await client.aclose()

@@ -3,12 +3,16 @@ not take an agent offline who is still connected to another (a reconnect that la
 second browser tab).
 
 Per agent a hash ``worker -> open sockets``; per process a heartbeat key with a TTL, so the counts
-of a process that died stop counting once its heartbeat expires.
+of a process that died stop counting once its heartbeat expires. The field names the process *run*
+(its worker name and a random part): a worker restarted under the same name (after a crash, or a
+deploy) must not bring the dead run's counts back to life with its own heartbeat. Dead runs' fields
+are removed when a lookup finds them.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -21,7 +25,7 @@ HEARTBEAT_EVERY = 5.0
 class RedisPresence:
     def __init__(self, redis: Any, worker: str):
         self.redis = redis
-        self.worker = worker
+        self.worker = f"{worker}#{secrets.token_hex(4)}"  # this run of the worker
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -40,10 +44,6 @@ class RedisPresence:
             pass
 
     async def _heartbeat(self) -> None:
-        try:  # counts a previous process of this name left behind (a restart after a crash)
-            await self.redis.hdel(SUPERVISOR_SOCKETS, self.worker)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("presence reset failed: %s", exc)
         while True:
             try:
                 await self.redis.set(f"hub:worker:{self.worker}", "1", ex=HEARTBEAT_TTL)
@@ -55,6 +55,8 @@ class RedisPresence:
         """This process gained (+1) or lost (-1) a socket of the user. Best effort."""
         try:
             key = f"hub:presence:{user_id}"
+            if delta > 0:  # alive before counting (the heartbeat task may not have run yet)
+                await self.redis.set(f"hub:worker:{self.worker}", "1", ex=HEARTBEAT_TTL)
             left = await self.redis.hincrby(key, self.worker, delta)
             if left <= 0:
                 await self.redis.hdel(key, self.worker)
@@ -64,6 +66,8 @@ class RedisPresence:
     async def supervisors_changed(self, delta: int) -> None:
         """This process gained (+1) or lost (-1) a supervisor's or admin's socket. Best effort."""
         try:
+            if delta > 0:
+                await self.redis.set(f"hub:worker:{self.worker}", "1", ex=HEARTBEAT_TTL)
             if await self.redis.hincrby(SUPERVISOR_SOCKETS, self.worker, delta) <= 0:
                 await self.redis.hdel(SUPERVISOR_SOCKETS, self.worker)
         except Exception as exc:  # noqa: BLE001
@@ -72,7 +76,7 @@ class RedisPresence:
     async def supervisors_online(self) -> bool | None:
         """A supervisor or admin has a socket on some live process; None when Redis cannot say."""
         try:
-            return await self._alive(await self.redis.hgetall(SUPERVISOR_SOCKETS))
+            return await self._alive(SUPERVISOR_SOCKETS, await self.redis.hgetall(SUPERVISOR_SOCKETS))
         except Exception as exc:  # noqa: BLE001
             log.warning("supervisor presence lookup failed: %s", exc)
             return None
@@ -80,14 +84,21 @@ class RedisPresence:
     async def connected_elsewhere(self, user_id: int) -> bool | None:
         """True if another live process holds a socket of the user; None when Redis cannot say."""
         try:
-            return await self._alive(await self.redis.hgetall(f"hub:presence:{user_id}"), skip=self.worker)
+            key = f"hub:presence:{user_id}"
+            return await self._alive(key, await self.redis.hgetall(key), skip=self.worker)
         except Exception as exc:  # noqa: BLE001
             log.warning("presence lookup for user %s failed: %s", user_id, exc)
             return None
 
-    async def _alive(self, counts: dict[Any, Any], skip: str = "") -> bool:
-        """Some process with a positive count in ``counts`` (worker -> sockets), other than ``skip``,
-        is alive (its heartbeat has not expired)."""
+    async def _alive(self, key: str, counts: dict[Any, Any], skip: str = "") -> bool:
+        """Some process run with a positive count in ``counts`` (the hash ``key``: run -> sockets),
+        other than ``skip``, is alive (its heartbeat has not expired); dead runs' fields go."""
         workers = [w.decode() if isinstance(w, bytes) else w for w, n in counts.items() if int(n) > 0]
         workers = [w for w in workers if w != skip]
-        return bool(workers) and await self.redis.exists(*[f"hub:worker:{w}" for w in workers]) > 0
+        if not workers:
+            return False
+        beats = await self.redis.mget([f"hub:worker:{w}" for w in workers])
+        dead = [w for w, beat in zip(workers, beats) if beat is None]
+        if dead:
+            await self.redis.hdel(key, *dead)
+        return len(dead) < len(workers)

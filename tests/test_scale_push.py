@@ -150,3 +150,26 @@ async def test_a_worker_restarted_under_its_name_does_not_revive_its_dead_runs_s
             await other.stop()
     finally:
         await client.aclose()
+
+
+async def test_a_users_sequence_counter_does_not_expire(private_redis):
+    """Stream buffers expire after a day; the counter must not (restarting at 1 under the same
+    epoch, a console open for a day with nothing new dropped every new event as already seen)."""
+    import redis.asyncio as aioredis
+
+    from hub.scale.redis_streams import RedisStreams
+
+    client = aioredis.from_url(private_redis.url)
+    try:
+        streams = RedisStreams(client, ttl=60)
+        await streams.start()
+        try:
+            first = await streams.append(9, "note.test", {"i": 1})
+            await client.expire("hub:streams:seq:9", 60)  # as an older hub left it
+            second = await streams.append(9, "note.test", {"i": 2})
+            assert second.seq == first.seq + 1
+            assert await client.ttl("hub:streams:seq:9") == -1 and 0 < await client.ttl("hub:streams:buf:9") <= 60
+        finally:
+            await streams.stop()
+    finally:
+        await client.aclose()

@@ -28,6 +28,9 @@ EPOCH_KEY = "hub:streams:epoch"
 
 # KEYS: epoch, seq, buffer. ARGV: candidate epoch, payload json, keep, ttl seconds.
 # Returns {epoch, seq}. One round trip: the counter, the buffer and its trim move together.
+# The buffer expires; the counter never does (a few bytes per user): restarting from 1 under the
+# same epoch, a console that kept its place (open a day with nothing new) took every new event for
+# one it had already seen and dropped it.
 APPEND_LUA = """
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
@@ -38,7 +41,7 @@ local seq = redis.call('INCR', KEYS[2])
 redis.call('ZADD', KEYS[3], seq, ARGV[2])
 redis.call('ZREMRANGEBYRANK', KEYS[3], 0, -(tonumber(ARGV[3]) + 1))
 redis.call('EXPIRE', KEYS[3], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('PERSIST', KEYS[2])
 return {epoch, seq}
 """
 

@@ -3,6 +3,8 @@ scheduled timers, raise stored alerts pushed to supervisors and the agent, clear
 restart, count business hours only when asked, escalate; the bot's time never counts."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from hub.app import HUB, create_app
@@ -327,6 +329,11 @@ async def test_supervisor_acknowledges_an_alert(desk):
     assert resp.status == 200 and (await resp.json())["clear_reason"] == "acknowledged"
     assert (await desk.client.post(f"/api/alerts/{alert['id']}/clear", headers=sup)).status == 409
     assert (await desk.client.post("/api/alerts/99999/clear", headers=sup)).status == 404
+    # acknowledged: the same breach is not raised (nor escalated) again
+    await asyncio.sleep(0.2)
+    await desk.advance(1)
+    assert [e for e in sam.events if e[0] == "alert.raised"] == [("alert.raised", alert)]
+    assert await desk.alerts() == []
 
 
 async def test_a_breach_in_the_queue_shows_red_to_whoever_gets_the_session(desk):

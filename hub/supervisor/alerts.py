@@ -49,6 +49,8 @@ class AlertEngine:
         self.clocks: dict[int, SessionClock] = {}
         self.samples: dict[int, deque[ReplySample]] = {}
         self.open: dict[str, dict[str, Any]] = {}  # alert key -> the open alert
+        # timer key -> the deadline of an alert a supervisor acknowledged: not raised again for it
+        self._acknowledged: dict[str, float] = {}
         self._hours: dict[str, tuple[str, BusinessHours | None]] = {}
 
     # -- start ----------------------------------------------------------------------------------
@@ -182,7 +184,11 @@ class AlertEngine:
         for rule in self.rules:
             key = f"sla:{rule.id}:{clock.session_id}"
             due = self.deadline_of(rule, clock)
-            if due is None or math.isinf(due) or _key(rule, clock.session_id) in self.open:
+            acked = self._acknowledged.get(key)
+            if acked is not None and (due is None or abs(acked - due) > 0.001):
+                del self._acknowledged[key]  # a new wait: its own deadline
+                acked = None
+            if due is None or math.isinf(due) or _key(rule, clock.session_id) in self.open or acked is not None:
                 self.timers.cancel(key)
                 continue
             if self.timers.when(key) != due:
@@ -191,6 +197,7 @@ class AlertEngine:
     def _cancel(self, session_id: int) -> None:
         for rule in self.rules:
             self.timers.cancel(f"sla:{rule.id}:{session_id}")
+            self._acknowledged.pop(f"sla:{rule.id}:{session_id}", None)
 
     async def _fire(self, rule_id: int, session_id: int) -> None:
         rule = next((r for r in self.rules if r.id == rule_id), None)
@@ -291,6 +298,8 @@ class AlertEngine:
         alert = await self._clear(key, reason, {"by": by})
         clock = self.clocks.get(alert["session_id"]) if alert and alert["session_id"] else None
         if clock is not None:
+            if alert.get("rule_id") is not None and alert.get("deadline") is not None:
+                self._acknowledged[f"sla:{alert['rule_id']}:{clock.session_id}"] = alert["deadline"]
             self._arm(clock)
         return alert
 

@@ -90,6 +90,11 @@ def _trusted_proxies(request: web.Request) -> tuple[str, ...]:
     return tuple(value.split(",")) if isinstance(value, str) else tuple(value)
 
 
+def request_ip(request: web.Request) -> str:
+    """The client's address, through the configured trusted proxies (nginx in front)."""
+    return client_ip(request.remote or "", request.headers.get("X-Forwarded-For", ""), _trusted_proxies(request))
+
+
 async def record(db: Database, clock: Clock, *, kind: str = "change", actor: Any, action: str, target: str,
                  before: Any = None, after: Any = None, request: web.Request | None = None,
                  detail: Any = None) -> None:
@@ -98,7 +103,7 @@ async def record(db: Database, clock: Clock, *, kind: str = "change", actor: Any
         raise ValueError(f"audit kind must be one of {KINDS}")
     ip = agent = ""
     if request is not None:
-        ip = client_ip(request.remote or "", request.headers.get("X-Forwarded-For", ""), _trusted_proxies(request))
+        ip = request_ip(request)
         agent = request.headers.get("User-Agent", "")[:256]
     row = {"at": clock.now(), "kind": kind, "actor_id": getattr(actor, "id", None),
            "actor_name": (getattr(actor, "username", None) or "system")[:64],

@@ -52,7 +52,8 @@ async def post_login(request: web.Request) -> web.Response:
     username, password = str(body.get("username") or ""), str(body.get("password") or "")
     if not username or not password:
         raise bad_request("missing_credentials", "username and password are required", "username")
-    token, user = await login(hub.db, hub.clock, hub.limiter, username, password, request.remote or "")
+    from .audit import request_ip  # the client's address, not nginx's: one address per person
+    token, user = await login(hub.db, hub.clock, hub.limiter, username, password, request_ip(request))
     resp = web.json_response({"user": user.public(), "token": token})
     from .privacy.transport import is_https  # Secure behind a TLS-terminating trusted proxy too
     resp.set_cookie(COOKIE, token, httponly=True, samesite="Lax", secure=is_https(request), path="/",

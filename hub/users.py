@@ -149,8 +149,18 @@ class LoginLimiter:
         return False
 
     def failed(self, *keys: str) -> None:
+        now = self.clock.now()
+        if len(self._fails) > 10_000:  # a spray of addresses or names: forget what is out of the window
+            self._fails = {k: q for k, q in self._fails.items() if q and q[-1] >= now - self.window}
         for key in keys:
-            self._fails.setdefault(key, deque()).append(self.clock.now())
+            self._fails.setdefault(key, deque()).append(now)
+
+    def succeeded(self, *keys: str) -> None:
+        """Take back the attempt ``failed`` counted in advance for a login that turned out right."""
+        for key in keys:
+            q = self._fails.get(key)
+            if q:
+                q.pop()
 
 
 async def login(db: Database, clock: Clock, limiter: LoginLimiter, username: str, password: str,
@@ -159,11 +169,13 @@ async def login(db: Database, clock: Clock, limiter: LoginLimiter, username: str
     keys = (f"u:{username}", f"a:{remote}")
     if limiter.blocked(*keys):
         raise HubError(429, "too_many_attempts", "too many failed logins, try again later")
+    # counted before the first await and taken back on success: parallel guesses each count
+    limiter.failed(*keys)
     async with db.read() as conn:
         row = (await conn.execute(select(users).where(users.c.username == username))).first()
     if row is None or row.disabled or not verify_password(password, row.password_hash):
-        limiter.failed(*keys)
         raise HubError(401, "bad_credentials", "wrong username or password")
+    limiter.succeeded(*keys)
     token = secrets.token_urlsafe(32)
     now = clock.now()
     async with db.write() as conn:

@@ -229,3 +229,25 @@ async def test_login_is_rate_limited_per_user_and_per_address(client, hub):
     with pytest.raises(HubError) as refused:
         await user_login(hub.db, hub.clock, hub.limiter, "rl_target", "rl_target-password", "10.0.0.9")
     assert refused.value.status == 429
+
+
+async def test_parallel_guesses_all_count_and_clients_behind_the_proxy_are_told_apart(aiohttp_client, hub_config):
+    """Twenty guesses sent at once: no more than the limit get an answer other than 429. Behind the
+    trusted proxy (nginx), one client's failures do not lock out the others."""
+    import asyncio
+    import dataclasses
+
+    from hub.app import HUB, create_app
+
+    client = await aiohttp_client(create_app(dataclasses.replace(hub_config, trusted_proxies=("127.0.0.1",))))
+    hub = client.server.app[HUB]
+    await make_user(hub, "rl_par", role="agent")
+    await make_user(hub, "rl_bystander", role="agent")
+    attacker = {"X-Forwarded-For": "203.0.113.7"}
+    bad = {"username": "rl_par", "password": "wrong-password"}
+    statuses = await asyncio.gather(*(client.post("/api/login", json=bad, headers=attacker) for _ in range(20)))
+    assert sorted(r.status for r in statuses).count(401) <= hub.limiter.limit
+    assert 429 in [r.status for r in statuses]
+    r = await client.post("/api/login", json={"username": "rl_bystander", "password": "rl_bystander-password"},
+                          headers={"X-Forwarded-For": "198.51.100.20"})
+    assert r.status == 200  # another person behind the same nginx

@@ -66,16 +66,23 @@ class ConfigBus:
         if not self.redis_url:
             return
         import redis.asyncio as aioredis
-        self._redis = aioredis.from_url(self.redis_url)
+        self._redis = aioredis.from_url(self.redis_url, socket_connect_timeout=1.0)
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(self.channel)
-        # the caches were loaded before this subscription took effect: a change another process
-        # published in between (it was ready first and an admin was quick) would be missed for good,
-        # so once Redis confirms the subscription, every cache reloads from the database
-        await self._confirmed(pubsub)
+        try:
+            await pubsub.subscribe(self.channel)
+            # the caches were loaded before this subscription took effect: a change another process
+            # published in between (it was ready first and an admin was quick) would be missed for
+            # good, so once Redis confirms the subscription, every cache reloads from the database
+            await self._confirmed(pubsub)
+        except Exception as exc:  # noqa: BLE001 - Redis down: start anyway (callbacks need no Redis)
+            log.warning("config bus: Redis unavailable at start (%s); subscribing in the background", exc)
+        else:
+            await self._reload_all()
+        self._listener = asyncio.create_task(self._listen(pubsub), name="config-bus")
+
+    async def _reload_all(self) -> None:
         for topic in list(self._subscribers):
             await self._apply(topic)
-        self._listener = asyncio.create_task(self._listen(pubsub), name="config-bus")
 
     @staticmethod
     async def _confirmed(pubsub: Any, timeout: float = 3.0) -> bool:
@@ -101,7 +108,8 @@ class ConfigBus:
                 try:
                     await pubsub.subscribe(self.channel)
                 except Exception:  # noqa: BLE001
-                    pass
+                    continue
+                await self._reload_all()  # changes published while we were not listening
                 continue
             if not message:
                 continue

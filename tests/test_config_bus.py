@@ -83,3 +83,34 @@ async def test_a_change_published_while_a_process_starts_is_not_missed():
     finally:
         await ready.stop()
         await starting.stop()
+
+
+async def test_a_process_starts_while_redis_is_down_and_subscribes_when_it_is_back():
+    """Redis unreachable at start: the hub still starts (callbacks need no Redis), and the bus
+    subscribes in the background, reloading every cache once it is up."""
+    import asyncio
+
+    from tests.scale_helpers import PrivateRedis, free_port, require_services
+
+    require_services()
+    port = free_port()
+    bus, reloads = ConfigBus(f"redis://127.0.0.1:{port}/0", channel="test-bus-down"), []
+
+    async def reload() -> None:
+        reloads.append(1)
+
+    bus.subscribe("routing", reload)
+    await asyncio.wait_for(bus.start(), 10)  # raised (and so stopped the hub from starting) before
+    redis = PrivateRedis(port)
+    redis.start()
+    try:
+        await wait_for(lambda: reloads, timeout=10)
+        other = ConfigBus(f"redis://127.0.0.1:{port}/0", channel="test-bus-down")
+        await other.start()
+        before = len(reloads)
+        await other.publish("routing")
+        await wait_for(lambda: len(reloads) > before, timeout=5)
+        await other.stop()
+    finally:
+        await bus.stop()
+        redis.kill()

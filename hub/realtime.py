@@ -8,6 +8,8 @@ Every event and payload is documented in docs/realtime.md.
 """
 from __future__ import annotations
 
+import asyncio
+
 import logging
 from http.cookies import SimpleCookie
 from typing import Any
@@ -40,6 +42,9 @@ def _cookie_token(environ: dict[str, Any]) -> str | None:
     return morsel.value if morsel else None
 
 
+RECHECK = 5.0  # seconds a socket's user is trusted before it is checked against the database again
+
+
 class AgentNamespace(socketio.AsyncNamespace):
     def __init__(self, hub_ref: Any, namespace: str = "/"):
         super().__init__(namespace)
@@ -56,7 +61,7 @@ class AgentNamespace(socketio.AsyncNamespace):
         user = await user_for_token(hub.db, hub.clock, token)
         if user is None:
             raise socketio.exceptions.ConnectionRefusedError("unauthorized")
-        await self.save_session(sid, {"user": user})
+        await self.save_session(sid, {"user": user, "token": token, "checked": hub.clock.now()})
         await self.enter_room(sid, user_room(user.id))
         for g in user.groups:
             await self.enter_room(sid, group_room(g))
@@ -79,8 +84,20 @@ class AgentNamespace(socketio.AsyncNamespace):
         await self.hub.presence.disconnected(user, sid)
 
     async def _user(self, sid: str) -> UserInfo:
+        """The socket's user, checked again against the database every ``RECHECK`` seconds: a user
+        logged out, disabled, expired or given another role acts no longer with what they had when
+        the socket connected (a disabled agent set themselves online and was given customers)."""
         session = await self.get_session(sid)
-        return session["user"]
+        hub = self.hub
+        if hub.clock.now() - session.get("checked", 0.0) < RECHECK:
+            return session["user"]
+        user = await user_for_token(hub.db, hub.clock, session.get("token"))
+        if user is None:  # refused in the ack, then dropped (the console goes to the login page)
+            asyncio.get_running_loop().call_later(0.2, lambda: asyncio.ensure_future(self.disconnect(sid)))
+            raise HubError(401, "unauthorized", "not logged in any more")
+        session.update(user=user, checked=hub.clock.now())
+        await self.save_session(sid, session)
+        return user
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Every client event runs through here: errors become acks, never a dropped socket."""

@@ -266,3 +266,21 @@ async def test_live_pushes_to_an_agent_mask_personal_data(client, hub, desk, wec
     assert standin.sent[-1]["body"]["text"]["content"] == "好的，已记下 13900001111"
     stored = await messages(hub, direction="in")
     assert any(m.text == "地址改成 13900001111 收" for m in stored)
+
+
+async def test_a_disabled_agent_can_do_nothing_more_with_an_open_socket(client, hub, desk, monkeypatch):
+    """Disabled (or logged out) while the console is open: the socket's next action is refused and
+    the socket dropped; the agent is not set online nor given customers."""
+    from sqlalchemy import update
+
+    from hub import realtime
+    from hub.models import User
+
+    alice = await make_user(hub, "alice")
+    agent = await desk("alice")
+    async with hub.db.write() as conn:
+        await conn.execute(update(User.__table__).where(User.__table__.c.id == alice.id).values(disabled=True))
+    monkeypatch.setattr(realtime, "RECHECK", 0.0)  # (the socket's user is checked again every few seconds)
+    ack = await agent.call("status", {"status": "online"})
+    assert ack["ok"] is False and ack["error"] == "unauthorized"
+    assert all(a.status != "online" for a in hub.sessions.dispatcher.agents() if a.id == alice.id)

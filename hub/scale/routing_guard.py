@@ -11,14 +11,14 @@ from typing import Any
 
 from sqlalchemy import text
 
-LOCK_AGENT = text("SELECT status, cap FROM users WHERE id = :agent FOR UPDATE")
+LOCK_AGENT = text("SELECT status, cap, disabled FROM users WHERE id = :agent FOR UPDATE")
 AGENT_LOAD = text("SELECT count(*) FROM service_sessions WHERE agent_id = :agent AND state IN ('assigned', 'active')")
 
 
 async def agent_has_room(conn: Any, agent_id: int) -> bool:
     """Lock the agent for this transaction and say whether it may take one more session."""
     row = (await conn.execute(LOCK_AGENT, {"agent": agent_id})).first()
-    if row is None or row.status != "online":
+    if row is None or row.status != "online" or row.disabled:
         return False
     load = (await conn.execute(AGENT_LOAD, {"agent": agent_id})).scalar() or 0
     return load < row.cap

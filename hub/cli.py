@@ -191,6 +191,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"  API token (Authorization: Bearer ...): {hub.api_token}", flush=True)
             print(f"  agent console {base}/console  (demo users and passwords: README.md)", flush=True)
         app.on_startup.append(announce)
+    async def one_stop_signal(app: web.Application) -> None:
+        """Stopping has begun: a second SIGTERM or SIGINT (systemd signalling the whole group and the
+        supervisor forwarding its own, or Ctrl-C reaching every worker) must not cut the graceful
+        stop short (claims unreleased, sends cut off mid-request)."""
+        import signal
+        running = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            try:
+                running.add_signal_handler(signum, lambda: None)
+            except (NotImplementedError, RuntimeError):  # no signal handlers here (Windows, a thread)
+                pass
+    app.on_shutdown.insert(0, one_stop_signal)
     web.run_app(app, host=config.host, port=config.port, reuse_port=os.environ.get("HUB_REUSE_PORT") == "1",
                 access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
                 print=lambda *_: None, loop=loop)

@@ -191,6 +191,7 @@ async def test_a_conversation_after_an_erasure_gets_its_own_customer(client, hub
     erased one."""
     await post(client, oa, text_xml("gh", "oNewest", "最后一位客户", 601))
     await hub.pipeline.drain()
+    await client.server.app[INDEXER].catch_up()
     cid = await customer_of(hub, "oNewest")
     resp = await client.post(f"/api/customers/{cid}/erase", headers=auth(),
                              json={"requester": "本人", "reason": "PIPL"})
@@ -203,3 +204,5 @@ async def test_a_conversation_after_an_erasure_gets_its_own_customer(client, hub
         ident_owner = (await conn.execute(select(Identity.__table__.c.customer_id).where(
             Identity.__table__.c.value == "oAfterwards"))).scalar()
     assert ident_owner == after
+    await client.server.app[INDEXER].catch_up()  # the new message (its id reused) is found too
+    assert await searched(client, "我是新客户")

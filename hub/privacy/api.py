@@ -173,6 +173,9 @@ async def _erase(request: web.Request, user: Any, customer_id: int, body: dict[s
     hub.sessions.forget_conversations()  # and the session service's remembered channels
     hub.customers.forget_conversations()  # and the customer each conversation belongs to
     await hub.sessions.resync(full=True)  # the erased sessions leave the queue and the agents' load
+    from ..archive.search.wiring import INDEXER
+    if INDEXER in request.app:
+        request.app[INDEXER].cursor_moved()  # erasure may have set it back (SQLite reuses the ids)
     await audit.record(hub.db, hub.clock, actor=user, action="customer.erase", target=f"customer:{req.customer_id}",
                        after={"erasure": record["id"], "counts": record["counts"]}, request=request)
     return web.json_response(record)

@@ -208,6 +208,8 @@ async def erase_customer(db: Database, clock: Clock, req: ErasureRequest, *, pau
             counts[k] = counts.get(k, 0) + v
 
     await retry_busy(final)
+    if db.is_sqlite:
+        await retry_busy(lambda: _rewind_search_cursor(db))
     for name, n in (await _redact(db, refs, values)).items():
         counts[name] = counts.get(name, 0) + n
 
@@ -219,6 +221,19 @@ async def erase_customer(db: Database, clock: Clock, req: ErasureRequest, *, pau
     await retry_busy(close_record)
     async with db.read() as conn:
         return record_json((await conn.execute(select(records_t).where(records_t.c.id == record_id))).first())
+
+
+async def _rewind_search_cursor(db: Database) -> None:
+    """SQLite hands the ids of the newest rows out again once they are deleted: the search indexer,
+    which reads ``id > cursor``, would never see the messages that reuse them. Its cursor goes back
+    to the newest message left (the indexer notices the change and reads from there)."""
+    from ..archive.search.indexer import CURSOR
+    from ..models import SearchCursor
+    cursors = SearchCursor.__table__
+    async with db.write() as conn:
+        newest = (await conn.execute(select(func.max(messages_t.c.id)))).scalar() or 0
+        await conn.execute(update(cursors).where(cursors.c.name == CURSOR).where(cursors.c.last_id > newest)
+                           .values(last_id=newest))
 
 
 async def _delete_messages_in_batches(db: Database, refs: tables.References, conv_ids: list[int],

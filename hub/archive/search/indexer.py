@@ -110,6 +110,10 @@ class SearchIndexer:
                 log.exception("search indexing pass failed")
                 await asyncio.sleep(1.0)
 
+    def cursor_moved(self) -> None:
+        """Someone set the cursor back (an erasure on SQLite): read it again at the next pass."""
+        self._last = None
+
     async def cursor(self) -> int:
         async with self.db.read() as conn:
             value = (await conn.execute(select(cursors.c.last_id).where(cursors.c.name == CURSOR))).scalar()

@@ -91,6 +91,7 @@ async def test_a_day_later_every_due_timer_fires_once_and_the_unanswered_one_doe
     assert desk.hub.timers.when(f"unanswered:{sid}") == pytest.approx(desk.clock.now() + UNANSWERED)
 
     # she accepts it again but still leaves it unanswered: escalated once more (once per lapse, not a loop)
+    alice = await desk.connect("alice")  # a day later: her login of yesterday has expired, she logs in again
     assert (await alice.call("accept", {"session_id": sid}))["ok"]
     desk.clock.advance(UNANSWERED + 1)
     await fire_due(desk)
@@ -111,6 +112,7 @@ async def test_a_session_that_waited_in_the_queue_gets_the_full_unanswered_time_
     await desk.customer_says("wmQueue", "有人吗")  # nobody online: it waits in the queue
     desk.clock.advance(DAY)
     await fire_due(desk)
+    alice = await desk.connect("alice")  # the next day: logged in again
     assert (await alice.call("status", {"status": "online"}))["ok"]
     [bundle] = await alice.wait("session.new")
     sid = bundle["session"]["id"]

@@ -54,6 +54,16 @@ async def log_in(page, base: str, username: str) -> None:  # noqa: ANN001
     await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
 
 
+async def agent_online(client, hub, browser, errors: list[str], username: str = "alice"):  # noqa: ANN001, ANN201
+    """A new agent (of the default group, presales) logged in to the console and online: the page."""
+    user = await make_user(hub, username)
+    await hub.settings.set("default_group", "presales")
+    page = await new_page(browser, errors)
+    await log_in(page, str(client.server.make_url("")).rstrip("/"), username)
+    await go_online(page, hub, user.id)
+    return page
+
+
 async def go_online(page, hub, user_id: int) -> None:  # noqa: ANN001
     await page.select_option("#status", "online")
     await wait_for(lambda: any(a.id == user_id and a.status == "online" for a in hub.sessions.dispatcher.agents()))
@@ -347,13 +357,8 @@ async def test_an_event_lost_on_its_way_is_asked_for_again(client, hub, wecom, b
     """An event that does not arrive (an emit lost between hub processes, or overtaken by a later
     one): the console sees the gap in the sequence and asks for what it missed, without reloading."""
     from playwright.async_api import expect
-    alice = await make_user(hub, "alice")
-    await hub.settings.set("default_group", "presales")
-    base = str(client.server.make_url("")).rstrip("/")
     errors: list[str] = []
-    page = await new_page(browser, errors)
-    await log_in(page, base, "alice")
-    await go_online(page, hub, alice.id)
+    page = await agent_online(client, hub, browser, errors)
     await post(client, wecom, text_xml(WECOM["receive_id"], "wmGap", "第一条", 40001))
     await page.locator("#session-list li.session").first.click()
     await expect(page.locator("#message-list")).to_contain_text("第一条")

@@ -187,11 +187,8 @@ async def test_bad_api_input(client, hub):
     assert resp.status in (400, 404)
 
 
-async def test_under_a_burst_automatic_sends_trickle_but_an_agents_reply_goes_at_once(aiohttp_client, hub_config,
-                                                                                        standin):
-    """Acknowledging callbacks comes first: under a burst the sends jobs cause (bot answers, queue
-    notices) take their turn in the pipeline's trickle like the jobs; an agent's reply never waits."""
-    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+async def under_a_burst(hub):  # noqa: ANN001, ANN201
+    """The pipeline yielding to callbacks (a burst), with a job holding the trickle until ``release``."""
     await hub.outbound.drain()
     pipe = hub.pipeline
     pipe.pressure = lambda: True
@@ -201,6 +198,15 @@ async def test_under_a_burst_automatic_sends_trickle_but_an_agents_reply_goes_at
     release = asyncio.Event()
     busy_job = asyncio.create_task(pipe.trickle.run(release.wait))  # a job holds the trickle
     await asyncio.sleep(0)
+    return pipe, release, busy_job
+
+
+async def test_under_a_burst_automatic_sends_trickle_but_an_agents_reply_goes_at_once(aiohttp_client, hub_config,
+                                                                                        standin):
+    """Acknowledging callbacks comes first: under a burst the sends jobs cause (bot answers, queue
+    notices) take their turn in the pipeline's trickle like the jobs; an agent's reply never waits."""
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    pipe, release, busy_job = await under_a_burst(hub)
     bot = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "自动回复", sender="bot"))
     agent = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "人工回复", sender="agent:1"))
     await hub.outbound.run_once()
@@ -220,15 +226,7 @@ async def test_an_agents_reply_is_not_stuck_behind_many_waiting_automatic_sends(
     """A sender pass takes a limited number of due rows: the automatic sends waiting in the trickle
     (more than a pass takes) must not hide an agent's later reply from every pass."""
     client, hub, clock, conv = await setup(aiohttp_client, hub_config)
-    await hub.outbound.drain()
-    pipe = hub.pipeline
-    pipe.pressure = lambda: True
-    pipe.saturated_share = 0.0
-    await asyncio.sleep(0.15)
-    assert pipe._yielding()
-    release = asyncio.Event()
-    busy_job = asyncio.create_task(pipe.trickle.run(release.wait))
-    await asyncio.sleep(0)
+    pipe, release, busy_job = await under_a_burst(hub)
     bots = [await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, f"自动{i}", sender="bot")) for i in range(120)]
     await hub.outbound.run_once()
     agent = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "人工回复", sender="agent:1"))
@@ -250,14 +248,7 @@ async def test_stopping_under_a_burst_leaves_waiting_automatic_sends_queued(aioh
     """Stopping does not wait out the trickle: sends still waiting their turn stay queued (and go
     once the sender runs again); none is lost or sent twice."""
     client, hub, clock, conv = await setup(aiohttp_client, hub_config)
-    await hub.outbound.drain()
-    pipe = hub.pipeline
-    pipe.pressure = lambda: True
-    pipe.saturated_share = 0.0
-    await asyncio.sleep(0.15)
-    release = asyncio.Event()
-    busy_job = asyncio.create_task(pipe.trickle.run(release.wait))
-    await asyncio.sleep(0)
+    pipe, release, busy_job = await under_a_burst(hub)
     ids = [await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, f"通知{i}", sender="system")) for i in range(3)]
     await hub.outbound.run_once()
     hub.outbound.stop_timeout = 0.2

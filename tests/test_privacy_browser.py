@@ -10,8 +10,7 @@ import agent_ui.views
 from hub.app import create_app
 from tests.conftest import WECOM, auth
 from tests.helpers import post
-from tests.rt_helpers import make_user
-from tests.test_console_browser import go_online, log_in, new_page
+from tests.test_console_browser import agent_online
 from tests.wechat_client import text_xml
 
 SHOTS = pathlib.Path("/tmp/shots")
@@ -28,13 +27,8 @@ async def client(aiohttp_client, hub_config, clock):
 async def test_agent_sees_masked_and_reveals(client, hub, wecom, browser):
     from playwright.async_api import expect
     SHOTS.mkdir(parents=True, exist_ok=True)
-    alice = await make_user(hub, "alice")
-    await hub.settings.set("default_group", "presales")
-    base = str(client.server.make_url("")).rstrip("/")
     errors: list[str] = []
-    page = await new_page(browser, errors)
-    await log_in(page, base, "alice")
-    await go_online(page, hub, alice.id)
+    page = await agent_online(client, hub, browser, errors)
     await post(client, wecom, text_xml(WECOM["receive_id"], "wmPii", PII, 30001))
     item = page.locator("#session-list li.session").first
     await expect(item).to_contain_text("wmPii")

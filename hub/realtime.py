@@ -9,7 +9,6 @@ Every event and payload is documented in docs/realtime.md.
 from __future__ import annotations
 
 import asyncio
-
 import logging
 from http.cookies import SimpleCookie
 from typing import Any

@@ -5,7 +5,6 @@ message types, the customer pane, suggestions, shortcuts, presence, resume after
 connection, resync, transfer and close. Screenshots go to artifacts/console-*.png."""
 from __future__ import annotations
 
-import os
 import pathlib
 import struct
 import zlib

@@ -1,6 +1,7 @@
 """The session timers: accept (an assigned session not accepted in time is queued again), unanswered
-(a customer left waiting: supervisors are told, the session reassigned) and ``reassign`` (the SLA
-escalations' too). Not ``timers.py``: that is the keyed ``call_later`` store (``Timers``) these are set on.
+(a customer left waiting: supervisors are told, the session reassigned), ``reassign`` (the SLA
+escalations' too) and the advisor fallback (a session that waited ``advisor_wait`` for its advisor
+goes to its group). Not ``timers.py``: that is the keyed ``call_later`` store (``Timers``) these are set on.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 
 from ..models import Message
 from ..push import SUPERVISORS
-from ..routing.dispatch import Assignment
+from ..routing.dispatch import Assignment, QueuedSession
 
 messages = Message.__table__
 
@@ -28,6 +29,21 @@ class SessionTimers:
     dispatcher: Any
     _lapsing: Any
     _escalated: dict[int, float]
+
+    def _advisor_wait(self) -> float | None:
+        wait = float(self.settings.cached("advisor_wait") or 0)
+        return wait if wait > 0 else None
+
+    def _arm_advisor_fallback(self, q: QueuedSession) -> None:
+        """A session waiting for its advisor: at the end of ``advisor_wait`` the dispatcher lets its
+        group take it (the dispatcher only knows the time it is given)."""
+        wait = self.dispatcher.advisor_wait
+        if q.agent_id is not None and wait is not None:
+            self.timers.set(f"advisor:{q.session_id}", q.enqueued_at + wait, self._advisor_fallback)
+
+    async def _advisor_fallback(self) -> None:
+        await self._apply_all(self.dispatcher.tick(self.clock.now()))
+        await self._queue_changed()
 
     def _arm_accept_timer(self, session_id: int, assigned_at: float) -> None:
         timeout = float(self.settings.cached("accept_timeout") or 0)
@@ -84,9 +100,9 @@ class SessionTimers:
             return  # counted from the first unanswered message (or a later hand-over): it stands
         due = await self._unanswered_deadline(row)
         if due is None:
-            self.timers.cancel(f"unanswered:{row.id}")
+            self.timers.cancel(key)
             return
-        self.timers.set(f"unanswered:{row.id}", due, lambda: self._unanswered(row.id))
+        self.timers.set(key, due, lambda: self._unanswered(row.id))
 
     async def _unanswered(self, session_id: int) -> None:
         if session_id in self._lapsing:

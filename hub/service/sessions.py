@@ -388,21 +388,6 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
             self._arm_advisor_fallback(q)
         return assignment
 
-    def _advisor_wait(self) -> float | None:
-        wait = float(self.settings.cached("advisor_wait") or 0)
-        return wait if wait > 0 else None
-
-    def _arm_advisor_fallback(self, q: QueuedSession) -> None:
-        """A session waiting for its advisor: at the end of ``advisor_wait`` the dispatcher lets its
-        group take it (the dispatcher only knows the time it is given)."""
-        wait = self.dispatcher.advisor_wait
-        if q.agent_id is not None and wait is not None:
-            self.timers.set(f"advisor:{q.session_id}", q.enqueued_at + wait, self._advisor_fallback)
-
-    async def _advisor_fallback(self) -> None:
-        await self._apply_all(self.dispatcher.tick(self.clock.now()))
-        await self._queue_changed()
-
     async def _apply_all(self, assignments: list[Assignment]) -> None:
         for a in assignments:
             await self._apply(a)

@@ -100,13 +100,19 @@
     if (p.epoch && p.epoch !== S.epoch) { restartSeq(p.epoch, p.seq); return true; }
     if (p.seq <= S.lastSeq || S.ahead.has(p.seq)) return false;
     if (p.seq === S.lastSeq + 1) {
-      S.lastSeq = p.seq;
-      while (S.ahead.delete(S.lastSeq + 1)) S.lastSeq += 1;
+      advanceTo(p.seq);
     } else {
       S.ahead.add(p.seq);
       if (!S.gapTimer) S.gapTimer = setTimeout(fillGap, 700);
     }
     return true;
+  }
+
+  /** Everything up to ``seq`` is applied: move past it and past what was applied beyond a gap it closes. */
+  function advanceTo(seq) {
+    S.lastSeq = seq;
+    S.ahead.forEach(function (q) { if (q <= seq) S.ahead.delete(q); });
+    while (S.ahead.delete(S.lastSeq + 1)) S.lastSeq += 1;
   }
 
   function restartSeq(epoch, seq) {
@@ -273,11 +279,7 @@
     return call("sessions").then(function (ack) {
       if (!ack.ok) { toast("会话列表加载失败：" + U.errorText(ack), "error"); return; }
       if (S.epoch !== ack.epoch) restartSeq(ack.epoch, ack.seq);
-      else if ((ack.seq || 0) > S.lastSeq) {  // the list holds everything up to ack.seq
-        S.lastSeq = ack.seq;
-        S.ahead.forEach(function (q) { if (q <= S.lastSeq) S.ahead.delete(q); });
-        while (S.ahead.delete(S.lastSeq + 1)) S.lastSeq += 1;
-      }
+      else if ((ack.seq || 0) > S.lastSeq) advanceTo(ack.seq);  // the list holds everything up to ack.seq
       var keep = new Set();
       (ack.sessions || []).forEach(function (s) {
         if ((S.removedSeq[s.id] || 0) > (ack.seq || 0)) return;

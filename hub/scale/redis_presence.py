@@ -43,10 +43,13 @@ class RedisPresence:
         except Exception:  # noqa: BLE001
             pass
 
+    async def _beat(self) -> None:
+        await self.redis.set(f"hub:worker:{self.worker}", "1", ex=HEARTBEAT_TTL)
+
     async def _heartbeat(self) -> None:
         while True:
             try:
-                await self.redis.set(f"hub:worker:{self.worker}", "1", ex=HEARTBEAT_TTL)
+                await self._beat()
             except Exception as exc:  # noqa: BLE001
                 log.warning("presence heartbeat failed: %s", exc)
             await asyncio.sleep(HEARTBEAT_EVERY)
@@ -56,7 +59,7 @@ class RedisPresence:
         try:
             key = f"hub:presence:{user_id}"
             if delta > 0:  # alive before counting (the heartbeat task may not have run yet)
-                await self.redis.set(f"hub:worker:{self.worker}", "1", ex=HEARTBEAT_TTL)
+                await self._beat()
             left = await self.redis.hincrby(key, self.worker, delta)
             if left <= 0:
                 await self.redis.hdel(key, self.worker)
@@ -67,7 +70,7 @@ class RedisPresence:
         """This process gained (+1) or lost (-1) a supervisor's or admin's socket. Best effort."""
         try:
             if delta > 0:
-                await self.redis.set(f"hub:worker:{self.worker}", "1", ex=HEARTBEAT_TTL)
+                await self._beat()
             if await self.redis.hincrby(SUPERVISOR_SOCKETS, self.worker, delta) <= 0:
                 await self.redis.hdel(SUPERVISOR_SOCKETS, self.worker)
         except Exception as exc:  # noqa: BLE001

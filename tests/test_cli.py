@@ -64,16 +64,18 @@ def test_async_url_keeps_everything_but_the_driver():
 
 async def test_archive_export_jsonl_and_csv(aiohttp_client, hub_config, wecom, db_url):
     client = await aiohttp_client(create_app(hub_config))
-    for i in range(3):
-        await post(client, wecom, text_xml(WECOM["receive_id"], "wmExport", f"导出{i}", 11000 + i))
+    for i, text in enumerate(["导出0", "导出1", "=HYPERLINK(\"http://x.example\",\"点我\")"]):
+        await post(client, wecom, text_xml(WECOM["receive_id"], "wmExport", text, 11000 + i))
     await client.server.app[HUB].pipeline.drain()
     await client.close()
     r = hub_cli("archive", "export", "--db", db_url)
     lines = [json.loads(x) for x in r.stdout.splitlines()]
-    assert [m["text"] for m in lines] == ["导出0", "导出1", "导出2"]
+    formula = '=HYPERLINK("http://x.example","点我")'
+    assert [m["text"] for m in lines] == ["导出0", "导出1", formula]  # JSON Lines: the exact text
     assert all(m["peer_id"] == "wmExport" and m["channel"] == "wecom" and m["direction"] == "in" for m in lines)
     r = hub_cli("archive", "export", "--db", db_url, "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
-    assert [row["text"] for row in rows] == ["导出0", "导出1", "导出2"]
+    # CSV is opened in a spreadsheet: a customer's formula stays text there
+    assert [row["text"] for row in rows] == ["导出0", "导出1", "'" + formula]
     r = hub_cli("archive", "export", "--db", db_url, "--since", "2999-01-01T00:00:00Z")
     assert r.stdout == "" and "exported 0" in r.stderr

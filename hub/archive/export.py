@@ -1,4 +1,7 @@
-"""Archive export: every message, one per line, as JSON Lines or CSV, streamed in id order."""
+"""Archive export: every message, one per line, as JSON Lines or CSV, streamed in id order.
+
+JSON Lines is the exact record. CSV is what people open in a spreadsheet, so its text cells are
+made formula-safe (``hub/spreadsheet.py``): a customer's ``=HYPERLINK(...)`` stays text."""
 from __future__ import annotations
 
 import csv
@@ -7,6 +10,7 @@ from typing import AsyncIterator, TextIO
 
 from sqlalchemy import select
 
+from .. import spreadsheet
 from ..db import Database
 from .history import message_json, messages
 
@@ -37,7 +41,7 @@ async def export(db: Database, out: TextIO, fmt: str = "jsonl", since: float | N
         writer.writeheader()
     async for msg in iter_messages(db, since):
         if writer is not None:
-            writer.writerow(msg)
+            writer.writerow(spreadsheet.record(msg))
         else:
             out.write(json.dumps(msg, ensure_ascii=False) + "\n")
         count += 1

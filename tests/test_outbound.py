@@ -116,6 +116,45 @@ async def test_transient_failures_retry_with_backoff_without_duplicates(aiohttp_
     assert len(delivered) == 1
 
 
+async def test_a_conversations_messages_reach_the_customer_in_order_across_retries(aiohttp_client, hub_config,
+                                                                                   standin):
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    await send(client, conv, "warm")
+    await hub.outbound.drain()
+    standin.fail_next = [-1]  # system busy: the first reply waits for its retry
+    first = await send(client, conv, "1 您好")
+    second = await send(client, conv, "2 您的订单已发货")
+    await hub.outbound.drain()
+    assert [await status_of(hub, m) for m in (first, second)] == ["queued", "queued"]  # the second waits its turn
+    clock.advance(10)
+    await hub.outbound.drain()
+    assert [s["body"]["text"]["content"] for s in standin.sent] == ["warm", "1 您好", "2 您的订单已发货"]
+    # a message that fails for good does not hold the next one back
+    standin.fail_next = [45015]
+    third, fourth = await send(client, conv, "3"), await send(client, conv, "4")
+    await hub.outbound.drain()
+    assert [await status_of(hub, m) for m in (third, fourth)] == ["failed", "sent"]
+    # an agent's replies too
+    standin.fail_next = [-1]
+    fifth = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "5 稍等我查一下", "agent:1"))
+    sixth = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "6 查到了", "agent:1"))
+    await hub.outbound.drain()
+    assert [await status_of(hub, m) for m in (fifth, sixth)] == ["queued", "queued"]
+    clock.advance(10)
+    await hub.outbound.drain()
+    assert [s["body"]["text"]["content"] for s in standin.sent][-2:] == ["5 稍等我查一下", "6 查到了"]
+
+
+async def test_the_next_message_of_a_conversation_goes_as_soon_as_the_one_before_it_is_sent(aiohttp_client,
+                                                                                             hub_config, standin):
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    ids = [await send(client, conv, f"第{i}条") for i in range(3)]
+    # the sender's own loop (no drain): each send wakes it for the next, not its 5-second poll
+    await wait_for(lambda: len(standin.sent) == 3, timeout=3.0)
+    assert [s["body"]["text"]["content"] for s in standin.sent] == ["第0条", "第1条", "第2条"]
+    assert [await status_of(hub, m) for m in ids] == ["sent"] * 3
+
+
 async def test_permanent_error_marks_failed_with_errmsg(aiohttp_client, hub_config, standin):
     client, hub, clock, conv = await setup(aiohttp_client, hub_config)
     standin.fail_next = [45015]  # out of the 48-hour window: retrying cannot help

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import case, select, update
+from sqlalchemy import case, exists, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..accounts import AccountRegistry
@@ -196,14 +196,24 @@ class Outbound:
     async def run_once(self, limit: int = 100) -> float:
         """Claim and start due rows; returns seconds until the next known due row (at most 5)."""
         now = self.clock.now()
+        # a customer gets a conversation's messages in the order they were queued: a row waits while an
+        # older one to the same conversation is still queued or sending (retrying after an error, say).
+        # An agent's reply does not wait for an automatic send that has not started (waiting its turn
+        # in the trickle under a burst, or retrying): only for older replies and sends under way.
+        older, older_msg = outbox.alias("older"), messages.alias("older_msg")
+        by_agent = messages.c.sender.like("agent:%")
+        waits_for_older = exists().where(
+            older.c.status.in_(("queued", "sending")), older.c.id < outbox.c.id,
+            older_msg.c.id == older.c.message_id, older_msg.c.conversation_id == messages.c.conversation_id,
+            ~by_agent | older_msg.c.sender.like("agent:%") | (older.c.status == "sending"))
         async with self.db.read() as conn:
             due = (await conn.execute(
                 select(outbox.c.id, messages.c.sender).join(messages, messages.c.id == outbox.c.message_id)
                 .where(((outbox.c.status == "queued") | (outbox.c.status == "sending"))
-                       & (outbox.c.next_attempt_at <= now))
+                       & (outbox.c.next_attempt_at <= now) & ~waits_for_older)
                 # agents' replies first: automatic sends waiting their turn in the trickle (this
                 # process has them in flight) filled whole passes and hid a later reply from them
-                .order_by(case((messages.c.sender.like("agent:%"), 0), else_=1), outbox.c.id)
+                .order_by(case((by_agent, 0), else_=1), outbox.c.id)
                 .limit(limit))).all()
             nxt = (await conn.execute(
                 select(outbox.c.next_attempt_at).where(outbox.c.status.in_(("queued", "sending")))
@@ -303,6 +313,7 @@ class Outbound:
                 await conn.execute(update(messages).where(messages.c.id == row.message_id).values(**values))
 
         await retry_busy(write)
+        self._wakeup.set()  # the conversation's next message may have been waiting for this one
         self._notify(row.message_id, "sent", {})
 
     async def _failed(self, row: Any, exc: PlatformError) -> None:
@@ -325,6 +336,7 @@ class Outbound:
 
         await retry_busy(write)
         if final:
+            self._wakeup.set()  # the conversation's next message goes now
             self._notify(row.message_id, "failed", {"errcode": exc.errcode, "errmsg": exc.errmsg})
 
     def _notify(self, message_id: int, status: str, info: dict[str, Any]) -> None:

@@ -222,3 +222,17 @@ async def test_stopping_mid_write_answers_every_waiter(hub):
     saved = await asyncio.wait_for(pending, 10)
     assert not saved.duplicate
     assert await count(hub, messages, messages.c.peer_id == "wmStopping") == 1
+
+
+async def test_one_batchs_messages_get_ids_in_arrival_order(hub):
+    """The console and the history API show a conversation in id order: a batch's messages (a kf page,
+    a text and an event in one group commit) keep the order they came in, whatever their keys."""
+    await hub.pipeline.stop()
+    saved = await hub.writer.save([text("wmOrder", "kf-z"), text("wmOrder", "kf-a"), text("wmOrder", "kf-m"),
+                                   text("wmOrder", "kf-a")])
+    ids = [s.message_id for s in saved]
+    assert ids[3] is None and ids[0] < ids[1] < ids[2]
+    async with hub.db.read() as conn:
+        keys = (await conn.execute(select(messages.c.dedup_key).where(messages.c.peer_id == "wmOrder")
+                                   .order_by(messages.c.id))).scalars().all()
+    assert [k.rsplit(":", 1)[-1] for k in keys] == ["kf-z", "kf-a", "kf-m"]

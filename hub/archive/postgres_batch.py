@@ -9,7 +9,7 @@ each new message, and the touch of its conversation and open session. It runs as
 its own (``Database.durable_statements``), so no BEGIN, SET LOCAL or COMMIT waits beside it.
 
 Lock order, so writers of several processes never deadlock: messages in (account, dedup_key)
-order, conversations locked in id order before they are touched (sessions only under them).
+order (their ids still follow arrival: taken from the sequence first, in the batch's order), conversations locked in id order before they are touched (sessions only under them).
 """
 from __future__ import annotations
 
@@ -27,12 +27,16 @@ WITH input AS (
                          CAST(:job AS text[]), CAST(:inbound AS boolean[]))
         WITH ORDINALITY AS i(account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key,
                              text, data, raw, sent_at, job, inbound, ord)
+), numbered AS (  -- ids in arrival order (the console shows a conversation in id order), taken before
+                  -- the insert, which goes in key order for its locks
+    SELECT o.*, nextval(pg_get_serial_sequence('messages', 'id')) AS id
+    FROM (SELECT * FROM input ORDER BY ord) o
 ), ins AS (
-    INSERT INTO messages (account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key,
+    INSERT INTO messages (id, account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key,
                           text, data, raw, sent_at, created_at)
-    SELECT account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key, text, data, raw,
+    SELECT id, account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key, text, data, raw,
            sent_at, :now
-    FROM input ORDER BY account_id, dedup_key, ord
+    FROM numbered ORDER BY account_id, dedup_key, ord
     ON CONFLICT (account_id, dedup_key) DO NOTHING
     RETURNING id, account_id, dedup_key, conversation_id
 ), firsts AS (  -- a key twice in one batch is one message: it belongs to the first of them

@@ -83,9 +83,10 @@ def validate(platform: str, id: str, token: str, encoding_aes_key: str, receive_
 async def upsert_account(db: Database, clock: Clock, *, id: str, platform: str, name: str = "",
                          token: str | None = None, encoding_aes_key: str | None = None,
                          receive_id: str, secret: str = "") -> AccountInfo:
-    """Create or replace an account; Token and EncodingAESKey are generated when not given."""
-    token = token or generate_token()
-    encoding_aes_key = encoding_aes_key or generate_encoding_aes_key()
+    """Create or replace an account; Token and EncodingAESKey are generated when not given (None); a
+    blank one is refused, not replaced by a random one the platform does not know."""
+    token = generate_token() if token is None else token
+    encoding_aes_key = generate_encoding_aes_key() if encoding_aes_key is None else encoding_aes_key
     validate(platform, id, token, encoding_aes_key, receive_id)
     now = clock.now()
     ring = sealed.ring_for(db)

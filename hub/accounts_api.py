@@ -64,11 +64,12 @@ def _fields(body: dict[str, Any], current: Any | None) -> dict[str, Any]:
         raise bad_request("invalid_secret", f"secret: at most {SECRET_MAX} characters", "secret")
     if current is not None and not secret:
         secret = current.secret
+    # omitted on edit: keep the stored one; blank is an error (the platform's console still has the old one)
     token = text("token", current.token if current else "")
     key = text("encoding_aes_key", current.encoding_aes_key if current else "")
-    if current is None and not token:
+    if not token:
         raise bad_request("invalid_token", "Token is required (use 生成 for a random one)", "token")
-    if current is None and not key:
+    if not key:
         raise bad_request("invalid_encoding_aes_key", "EncodingAESKey is required (use 生成)", "encoding_aes_key")
     return {"platform": platform, "name": name, "receive_id": receive_id, "secret": secret, "token": token,
             "encoding_aes_key": key}

@@ -87,3 +87,17 @@ async def test_live_status_from_callbacks(client, hub, wecom, clock):
     again = (await (await client.get("/api/accounts", headers=auth())).json())["accounts"]
     stored = next(a for a in again if a["id"] == WECOM["id"])["status"]
     assert stored == mine
+
+
+async def test_edit_with_blank_token_or_key_is_refused(client, hub):
+    before = await hub.accounts.get(WECOM["id"])
+    blanks = (({"token": "", "encoding_aes_key": ""}, "token"), ({"encoding_aes_key": " "}, "encoding_aes_key"))
+    for blank, field in blanks:
+        resp = await client.put(f"/api/accounts/{WECOM['id']}", json=blank, headers=auth())
+        assert resp.status == 400 and (await resp.json())["field"] == field, await resp.text()
+    await hub.accounts.reload()
+    after = await hub.accounts.get(WECOM["id"])
+    assert (after.token, after.encoding_aes_key) == (before.token, before.encoding_aes_key) == \
+        (WECOM["token"], WECOM["encoding_aes_key"])
+    kept = await client.put(f"/api/accounts/{WECOM['id']}", json={"name": "Acme 企业微信"}, headers=auth())
+    assert kept.status == 200 and (await kept.json())["token"] == WECOM["token"]  # omitted: unchanged

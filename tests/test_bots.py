@@ -65,6 +65,23 @@ async def test_handover_words_route_to_human(bot):
     assert session.state == "queued"
 
 
+async def test_bare_rengong_hands_over_instead_of_faq_loop(bot):
+    """"人工" (and 我要人工) is a handover word, and the FAQ telling how to reach an agent names a phrase
+    that does reach one: the bot answered "reply 人工" to "人工" for ever and no session opened."""
+    client, hub, clock, oa, _ = bot
+    await say(client, hub, oa, "oRg", "人工", 30)
+    assert await bot_replies(hub, "oRg") == []
+    [session] = await open_sessions(hub)
+    assert session.state == "queued"
+    await say(client, hub, oa, "oRg2", "我要人工", 31)
+    assert await bot_replies(hub, "oRg2") == [] and len(await open_sessions(hub)) == 2
+    await say(client, hub, oa, "oHow", "客服在吗", 32)
+    [how] = await bot_replies(hub, "oHow")
+    phrase = how.split("「")[1].split("」")[0]
+    await say(client, hub, oa, "oHow", phrase, 33)
+    assert await bot_replies(hub, "oHow") == [how] and len(await open_sessions(hub)) == 3
+
+
 async def test_unsure_faq_passes_suggestions_to_agent(bot):
     client, hub, clock, oa, _ = bot
     await say(client, hub, oa, "oMaybe", "我的快递好像丢了怎么办", 3)

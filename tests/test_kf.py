@@ -127,12 +127,18 @@ async def test_odd_values_in_a_pulled_item_do_not_jam_the_pull(aiohttp_client, h
     standin.add_kf_message(KFID, {"msgid": "kfodd-2", "open_kfid": KFID, "external_userid": "wmKfOdd",
                                   "send_time": 1732261011, "origin": 5, "servicer_userid": long_id,
                                   "msgtype": "text", "text": {"content": "员工"}})
+    # a text cut inside an emoji: a lone surrogate escape (neither database stores one), and a whole one
+    standin.add_kf_message(KFID, {"msgid": "kfodd-3", "open_kfid": KFID, "external_userid": "wmKfOdd",
+                                  "send_time": 1732261012, "origin": 3, "msgtype": "text",
+                                  "text": {"content": "半个\ud83d 和一个\U0001f600"}})
     assert (await post(client, sim, signal("TOKEN-ODD"))).status == 200
     await hub.pipeline.drain()
     rows = {r.dedup_key: r for r in await messages(hub, channel="kf")}
     assert rows["m:kfodd-1"].text == "前\ufffd后"
     sender = rows["m:kfodd-2"].sender
     assert len(sender) <= 64 and sender.startswith("staff:sss") and sender != f"staff:{long_id}"[:64]
+    assert rows["m:kfodd-3"].text == "半个\ufffd 和一个\U0001f600"
+    assert json.loads(rows["m:kfodd-3"].raw)["text"]["content"] == "半个\ufffd 和一个\U0001f600"
 
 
 async def test_a_stale_event_token_is_dropped_not_retried(aiohttp_client, hub_config, standin):

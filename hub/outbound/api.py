@@ -7,7 +7,9 @@ Errors come back as HTTP 200 with ``{"errcode": N, "errmsg": ...}``: they raise 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +35,27 @@ SEND_PATHS = {
     # a WeCom external contact outside 微信客服: a one-to-one message task the staff member confirms
     "wecom_msg_template": "/cgi-bin/externalcontact/add_msg_template",
 }
+
+
+# a JSON escape of a UTF-16 surrogate: a platform's text cut inside an emoji (a nickname, a kf message)
+# arrives as a lone "\ud83d", which neither database can store (a pulled page then never committed)
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _platform_json(text: str) -> Any:
+    """A platform's JSON answer, lone surrogates made U+FFFD (a pair is one character already)."""
+    data = json.loads(text)
+    return _no_lone_surrogates(data) if _SURROGATE_ESCAPE.search(text) else data
+
+
+def _no_lone_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {_no_lone_surrogates(k): _no_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_lone_surrogates(v) for v in value]
+    return value
 
 
 class PlatformError(Exception):
@@ -137,7 +160,7 @@ class PlatformApi:
                     raise PlatformError(1_000_000 + resp.status, f"HTTP {resp.status}")
                 if resp.status >= 400:
                     raise PlatformError(2_000_000 + resp.status, f"HTTP {resp.status}")
-                data = await resp.json(content_type=None)
+                data = _platform_json(await resp.text(encoding="utf-8", errors="replace"))
         except PlatformError:
             raise
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:

@@ -170,3 +170,26 @@ async def test_undoing_merges_out_of_order_gives_each_customer_their_own(client,
         owners = dict((await conn.execute(select(Identity.__table__.c.value, Identity.__table__.c.customer_id).where(
             Identity.__table__.c.value.in_(list(peers.values()))))).all())
     assert owners == {p: ids[k] for k, p in peers.items()}
+
+
+async def test_agents_adding_the_same_new_tag_at_once_all_succeed(hub):
+    """Two agents add the same new tag to two customers, or the same tag to one customer, at the
+    same moment (PostgreSQL runs the transactions in parallel): every call succeeds and each
+    customer has the tag once (the unique name and the (customer, tag) key failed one of them)."""
+    import asyncio
+
+    from hub.models import Customer
+
+    async with hub.db.write() as conn:
+        ids = [(await conn.execute(Customer.__table__.insert().values(name=f"c{i}", created_at=1.0)))
+               .inserted_primary_key[0] for i in range(2)]
+    for i in range(10):
+        results = await asyncio.gather(
+            hub.customers.tag("user:1", ids[0], [f"新标签{i}"]), hub.customers.tag("user:2", ids[1], [f"新标签{i}"]),
+            hub.customers.tag("user:1", ids[0], [f"同标签{i}"]), hub.customers.tag("user:2", ids[0], [f"同标签{i}"]),
+            return_exceptions=True)
+        assert [r for r in results if isinstance(r, BaseException)] == []
+    tags = await hub.customers.get(ids[0])
+    assert sorted(t["name"] for t in tags["tags"]) == sorted([f"新标签{i}" for i in range(10)]
+                                                             + [f"同标签{i}" for i in range(10)])
+    assert sorted(t["name"] for t in (await hub.customers.get(ids[1]))["tags"]) == sorted(f"新标签{i}" for i in range(10))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Awaitable, Callable, Iterable
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import bad_request, not_found
 from ..models import CustomerTag, Tag, TagGroup
@@ -24,6 +25,16 @@ def valid_name(name: Any, field: str = "name") -> str:
     return name.strip()
 
 
+async def _insert_ignore(conn: Any, table: Any, keys: list[str], **values: Any) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING on ``keys``; True when the row was new. Two agents adding
+    the same new tag at once (PostgreSQL runs them in parallel): the second waits for the first
+    and finds the row, instead of failing on the unique key."""
+    dialect = await conn.run_sync(lambda c: c.dialect.name)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(table).values(**values).on_conflict_do_nothing(index_elements=keys)
+    return (await conn.execute(stmt.returning(table.c[keys[0]]))).first() is not None
+
+
 async def ensure_tag(conn: Any, name: str, group: str | None = None) -> int:
     name = valid_name(name)
     row = (await conn.execute(select(tags_t.c.id).where(tags_t.c.name == name))).first()
@@ -31,9 +42,10 @@ async def ensure_tag(conn: Any, name: str, group: str | None = None) -> int:
         return row.id
     group_id = None
     if group:
-        g = (await conn.execute(select(groups_t.c.id).where(groups_t.c.name == group))).first()
-        group_id = g.id if g else (await conn.execute(groups_t.insert().values(name=group))).inserted_primary_key[0]
-    return (await conn.execute(tags_t.insert().values(name=name, group_id=group_id, color=""))).inserted_primary_key[0]
+        await _insert_ignore(conn, groups_t, ["name"], name=group)
+        group_id = (await conn.execute(select(groups_t.c.id).where(groups_t.c.name == group))).scalar_one()
+    await _insert_ignore(conn, tags_t, ["name"], name=name, group_id=group_id, color="")
+    return (await conn.execute(select(tags_t.c.id).where(tags_t.c.name == name))).scalar_one()
 
 
 async def add_tags(conn: Any, now: float, customer_id: int, names: Iterable[str], source: str, by: str,
@@ -44,11 +56,8 @@ async def add_tags(conn: Any, now: float, customer_id: int, names: Iterable[str]
     added = []
     for name in names:
         tag_id = await ensure_tag(conn, name, group)
-        exists = (await conn.execute(select(ctags.c.tag_id).where(
-            (ctags.c.customer_id == customer_id) & (ctags.c.tag_id == tag_id)))).first()
-        if not exists:
-            await conn.execute(ctags.insert().values(customer_id=customer_id, tag_id=tag_id, source=source, by=by,
-                                                     at=now))
+        if await _insert_ignore(conn, ctags, ["customer_id", "tag_id"], customer_id=customer_id, tag_id=tag_id,
+                                source=source, by=by, at=now):
             added.append(name)
     return added
 

@@ -142,7 +142,7 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     await settings.preset(config.settings)
     push = Push(sio, RedisStreams.from_url(config.redis_url) if config.redis_url else MemoryStreams())
     await push.streams.start()
-    presence = Presence(push, grace=float(settings.cached("offline_grace")))
+    presence = Presence(push, grace=lambda: float(settings.cached("offline_grace")))  # as set now, not at start
     if config.redis_url:  # several processes: an agent connected to any of them is present
         presence.shared = RedisPresence(push.streams.redis, worker_name(config.worker_id))
         presence.shared.start()

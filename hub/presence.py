@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 
 
 class Presence:
-    def __init__(self, push: Push, grace: float = 60.0):
+    def __init__(self, push: Push, grace: float | Callable[[], float] = 60.0):
         self.push = push
-        self.grace = grace
+        self.grace = grace  # seconds, or a function giving them (the offline_grace setting, read at each arming)
         self.sockets: dict[int, set[str]] = {}
         self.users: dict[int, UserInfo] = {}
         self.viewing_by_sid: dict[str, int] = {}
@@ -75,7 +75,8 @@ class Presence:
 
     def _arm_offline(self, user: UserInfo) -> None:
         loop = asyncio.get_running_loop()
-        self._offline_timers[user.id] = loop.call_later(self.grace, lambda: asyncio.ensure_future(self._gone(user)))
+        grace = self.grace() if callable(self.grace) else self.grace
+        self._offline_timers[user.id] = loop.call_later(grace, lambda: asyncio.ensure_future(self._gone(user)))
 
     async def _gone(self, user: UserInfo) -> None:
         self._offline_timers.pop(user.id, None)

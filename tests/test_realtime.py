@@ -137,6 +137,38 @@ async def test_offline_agent_sessions_requeued_to_colleague(client, hub, desk, w
     assert moved["session"]["id"] == bundle["session"]["id"]
 
 
+async def test_offline_grace_set_in_the_console_applies_without_a_restart(client, hub, desk):
+    """PUT /api/settings offline_grace takes effect for the next disconnection (it was copied into
+    presence once at start: the setting was saved and audited, and the grace stayed 60 s)."""
+    from sqlalchemy import select
+
+    from hub.models import User
+    from tests.conftest import auth
+    from tests.helpers import wait_for
+
+    users = User.__table__
+
+    alice_user = await make_user(hub, "alice")
+    assert (await client.put("/api/settings", json={"offline_grace": 600}, headers=auth())).status == 200
+    alice = await desk("alice")
+    await online(alice)
+    await alice.close()
+    await wait_for(lambda: alice_user.id in hub.presence._offline_timers)
+    timer = hub.presence._offline_timers[alice_user.id]
+    assert timer.when() - asyncio.get_running_loop().time() > 590
+    alice = await desk("alice")  # back in time: the timer is cancelled
+    await online(alice)
+    assert (await client.put("/api/settings", json={"offline_grace": 1}, headers=auth())).status == 200
+    await alice.close()
+
+    async def offline() -> bool:
+        async with hub.db.read() as conn:
+            return (await conn.execute(select(users.c.status).where(users.c.id == alice_user.id))).scalar() == "offline"
+
+    assert not await offline()
+    await wait_for(offline, timeout=5)
+
+
 async def test_queue_then_assign_when_capacity_frees(client, hub, desk, wecom, standin):
     await hub.settings.set("queue_notify", True)
     await make_user(hub, "alice", cap=1)

@@ -3,6 +3,7 @@
 error's ``field`` and nothing is written. Every change is audited and reloads every process."""
 from __future__ import annotations
 
+import string
 from typing import Any, Callable
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from .auth_views import require_user
 from .errors import bad_request
 from .http_guard import add_routes
 from .http_util import hub_of, json_object
+from .service.queue_announcements import TEXT_ERRORS, queue_notice
 
 
 class Invalid(ValueError):
@@ -66,7 +68,12 @@ def _choice(*options: str) -> Callable[[Any], Any]:
 
 def _queue_text(v: Any) -> Any:
     v = _text(300, allow_empty=False)(v)
-    if "{n}" not in v:
+    try:  # formatted as the announcer does: other braces failed every handover's job
+        queue_notice(v, 1)
+        fields = {name for _, name, _, _ in string.Formatter().parse(v)}
+    except TEXT_ERRORS:
+        raise Invalid("only {n} and {position} may be in braces (write {{ and }} for a brace itself)") from None
+    if "n" not in fields:
         raise Invalid("must contain {n} (the customer's place in the queue)")
     return v
 

@@ -35,6 +35,29 @@ async def test_settings_get_put_validation_and_audit(client, hub):
     assert entries[0]["before"]["welcome_text"] == ""
 
 
+async def test_a_queue_text_with_other_braces_is_refused(client, hub, wecom, standin):
+    """queue_text is checked by formatting it as the announcer does: "{请稍候}" was stored (it has
+    {n}) and then every handover's job failed on a KeyError. One stored before is replaced by the
+    default when announced."""
+    from tests.helpers import post
+    from tests.wechat_client import text_xml
+
+    for bad in ["前面还有 {n} 位 {请稍候}", "前面还有 {n} 位 {", "前面还有 {n.x} 位", "前面还有 {0} {n} 位", "{n:zz}", "{{n}}"]:
+        resp = await client.put("/api/settings", json={"queue_text": bad}, headers=auth())
+        assert resp.status == 400, bad
+        assert (await resp.json())["field"] == "queue_text"
+    assert hub.settings.cached("queue_text") == "您前面还有 {n} 位，请稍候，客服马上为您服务。"
+    good = "您是第 {position} 位，前面还有 {n} 位 {{请稍候}}"
+    assert (await client.put("/api/settings", json={"queue_text": good}, headers=auth())).status == 200
+    await hub.settings.set("queue_text", "前面还有 {n} 位 {请稍候}")  # as stored before the check
+    await hub.settings.set("queue_notify", True)
+    await hub.settings.set("default_group", "presales")
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmBraces", "转人工", 26001))
+    await hub.pipeline.drain()
+    await hub.outbound.drain()
+    assert "您前面还有 0 位，请稍候，客服马上为您服务。" in [s["body"]["text"]["content"] for s in standin.sent]
+
+
 async def test_groups_crud_members_and_audit(client, hub):
     a = await make_user(hub, "g_ann", groups=())
     b = await make_user(hub, "g_bob", groups=("presales",))

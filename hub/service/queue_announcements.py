@@ -5,13 +5,24 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 from ..outbound.queue import OutboundRequest
 from ..push import SUPERVISORS, group_room
+from ..settings import DEFAULTS
+
+log = logging.getLogger(__name__)
 
 QUEUE_PUSH_EVERY = 0.3  # seconds
 QUEUE_HEAD = 100  # waiting sessions listed in a supervisor's queue.changed (the total is given too)
+TEXT_ERRORS = (KeyError, IndexError, ValueError, AttributeError, TypeError)  # str.format's, on a bad template
+
+
+def queue_notice(template: str, position: int) -> str:
+    """The ``queue_text`` message for the customer at ``position`` (1: next): ``{n}`` is the number
+    of customers ahead, ``{position}`` their place. PUT /api/settings checks a new text with this."""
+    return template.format(n=position - 1, position=position)
 
 
 class QueueAnnouncements:
@@ -31,7 +42,12 @@ class QueueAnnouncements:
         position = self.dispatcher.queue_position(row.id)
         if not position:
             return
-        text = str(await self.settings.get("queue_text", row.account_id)).format(n=position - 1, position=position)
+        template = str(await self.settings.get("queue_text", row.account_id))
+        try:
+            text = queue_notice(template, position)
+        except TEXT_ERRORS as exc:  # stored before the settings API checked it: the handover goes on
+            log.warning("queue_text %r cannot be formatted (%s); the default is sent", template, exc)
+            text = queue_notice(DEFAULTS["queue_text"], position)
         await self.outbound.enqueue(OutboundRequest(row.account_id, row.conversation_id, text, "system",
                                                     dedup_key=f"queue:{row.id}:{row.handover_at}"))
 

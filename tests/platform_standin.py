@@ -3,11 +3,13 @@ state, channel codes), with knobs for error answers, expired tokens, slowness an
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
+import segno
 from aiohttp import web
 
 
@@ -33,6 +35,10 @@ class Standin:
     unreachable: set[str] = field(default_factory=set)  # WeCom customers in add_msg_template's fail_list
     expired_kf_tokens: set[str] = field(default_factory=set)  # kf event tokens past their 10 minutes (95007)
     contact_way_types: dict[str, int] = field(default_factory=dict)  # config_id -> 1 (one person) or 2 (several)
+    # a contact way's qr_code is an image URL on this server (as WeCom's is on wework.qpic.cn): path -> the
+    # add-contact link its QR code encodes
+    qr_images: dict[str, str] = field(default_factory=dict)
+    qr_image_requests: int = 0
 
     def expire_all_tokens(self) -> None:
         """Tokens the hub holds become invalid (the platform answers 42001)."""
@@ -159,8 +165,9 @@ class Standin:
                 if body.get("type") == 1 and len(body.get("user") or []) != 1:
                     return web.json_response({"errcode": 40058, "errmsg": "a single-person contact way takes one user"})
                 self.contact_way_types[f"standin-cfg-{n}"] = body.get("type")
+                self.qr_images[f"/wwpic/standin{n}/0"] = f"https://work.weixin.qq.com/ca/cawcdestandin{n}"
                 return web.json_response({"errcode": 0, "errmsg": "ok", "config_id": f"standin-cfg-{n}",
-                                          "qr_code": f"https://wework.qpic.cn/wwpic/standin{n}/0"})
+                                          "qr_code": f"{request.scheme}://{request.host}/wwpic/standin{n}/0"})
             if request.path == "/cgi-bin/externalcontact/update_contact_way" and len(body.get("user") or []) > 1 \
                     and self.contact_way_types.get(body.get("config_id")) == 1:
                 return web.json_response({"errcode": 40058, "errmsg": "a single-person contact way takes one user"})
@@ -174,4 +181,20 @@ class Standin:
         for path in ("/cgi-bin/externalcontact/add_contact_way", "/cgi-bin/externalcontact/update_contact_way",
                      "/cgi-bin/qrcode/create", "/cgi-bin/kf/add_contact_way"):
             app.router.add_post(path, contact_way)
+
+        async def qr_image(request: web.Request) -> web.Response:
+            """The PNG behind a contact way's qr_code: a QR code of its add-contact link."""
+            self.qr_image_requests += 1
+            link = self.qr_images.get(request.path)
+            if link is None:
+                return web.Response(status=404)
+            return web.Response(body=self.qr_png(link), content_type="image/png")
+
+        app.router.add_get("/wwpic/{name}/0", qr_image)
         return app
+
+    @staticmethod
+    def qr_png(link: str) -> bytes:
+        buf = io.BytesIO()
+        segno.make(link, error="m", micro=False).save(buf, kind="png", scale=6, border=4)
+        return buf.getvalue()

@@ -121,7 +121,7 @@ async def test_create_each_kind_registers_on_the_platform(client, hub, standin):
     wc = await create(client, WECOM_CODE)
     assert standin.contact_ways[-1] == {"path": "/cgi-bin/externalcontact/add_contact_way", "body": {
         "type": 2, "scene": 2, "state": "store-a", "user": ["zhangsan", "lisi"], "skip_verify": True}}
-    assert wc["config_id"].startswith("standin-cfg-") and wc["qr_url"].startswith("https://wework.qpic.cn/")
+    assert wc["config_id"].startswith("standin-cfg-") and wc["qr_url"].startswith(standin.base_url + "/wwpic/")
     assert wc["state"] == "store-a" and wc["tags"] == ["门店", "到店客"] and wc["enabled"] is True
     oa = await create(client, OA_CODE)
     scene = oa["scene"]
@@ -185,7 +185,7 @@ async def test_taken_key_and_platform_errors_store_nothing(client, standin):
 
 
 async def test_qr_downloads_decode_to_the_platform_url(client, standin, tmp_path):
-    for body in (WECOM_CODE, OA_CODE, KF_CODE):
+    for body in (OA_CODE, KF_CODE):
         code = await create(client, body)
         expected = code["link_url"] if body["platform"] == "kf" else code["qr_url"]
         png = await client.get(f"/api/channels/{code['id']}/qr.png", headers=auth())
@@ -199,6 +199,26 @@ async def test_qr_downloads_decode_to_the_platform_url(client, standin, tmp_path
         assert svg.headers["Content-Disposition"].endswith(quote(body["name"] + ".svg", safe=""))
         svg_to_png(await svg.read(), tmp_path / "svg.png")
         assert zbar(tmp_path / "svg.png") == expected
+
+
+async def test_wecom_qr_png_is_the_platforms_image(client, standin, tmp_path):
+    """WeCom's qr_code is the URL of an image of the code: the PNG is that image, not a QR code of its URL."""
+    code = await create(client, WECOM_CODE)
+    link = standin.qr_images[code["qr_url"].removeprefix(standin.base_url)]
+    for _ in range(2):
+        png = await client.get(f"/api/channels/{code['id']}/qr.png?scale=8", headers=auth())
+        assert png.status == 200 and png.content_type == "image/png"
+        assert png.headers["Content-Disposition"].endswith(quote(WECOM_CODE["name"] + ".png", safe=""))
+        assert await png.read() == standin.qr_png(link)
+    assert standin.qr_image_requests == 1  # kept in memory
+    (tmp_path / "code.png").write_bytes(standin.qr_png(link))
+    assert zbar(tmp_path / "code.png") == link  # scanning it adds the contact
+    svg = await client.get(f"/api/channels/{code['id']}/qr.svg", headers=auth())
+    assert svg.status == 409 and (await svg.json())["error"] == "no_svg"
+    gone = await create(client, {**WECOM_CODE, "state": "store-b"})
+    standin.qr_images.clear()  # the platform's image cannot be had: a clear 502, no made-up code
+    err = await client.get(f"/api/channels/{gone['id']}/qr.png", headers=auth())
+    assert err.status == 502 and (await err.json())["error"] == "qr_image_unavailable"
 
 
 async def test_oa_subscribe_and_scan_tag_welcome_and_count(client, hub, oa, standin):

@@ -1,5 +1,6 @@
 /* 渠道活码 page: create / edit channel codes (the hub creates them on the platform), show the QR code with
- * PNG / SVG downloads, and draw the per-day figures as an inline SVG bar chart. */
+ * PNG / SVG downloads (a WeCom code: WeCom's own image, PNG only), and draw the per-day figures as an
+ * inline SVG bar chart. */
 (function () {
   "use strict";
   var U = window.HubUtil, A = window.Admin, h = U.h, $ = U.$;
@@ -52,6 +53,10 @@
     var base = "/api/channels/" + c.id;
     $("ch-qr").src = base + "/qr.png?scale=8&t=" + Date.now();
     $("ch-png").href = base + "/qr.png"; $("ch-svg").href = base + "/qr.svg";
+    // WeCom gives its code as an image (qr_url is where it is): the PNG is that image, there is no SVG
+    var wecom = c.platform === "wecom";
+    $("ch-svg").hidden = wecom;
+    $("ch-qr-label").textContent = wecom ? "企业微信二维码图片：" : "二维码内容：";
     $("ch-qr-url").textContent = c.qr_url || c.link_url || "";
     A.api("GET", base + "/stats?days=30").then(function (res) { chart(Array.isArray(res) ? res : []); })
       .catch(function (err) { A.toast(A.errorText(err), "error"); });

@@ -1,7 +1,7 @@
 """JSON API of channel codes: admins write, supervisors and admins read.
 
 GET/POST /api/channels, GET/PUT/DELETE /api/channels/{id}, GET /api/channels/{id}/qr.png|qr.svg
-(downloads), GET /api/channels/{id}/stats?days=30.
+(downloads; a WeCom code's PNG is WeCom's own image and it has no SVG), GET /api/channels/{id}/stats?days=30.
 """
 from __future__ import annotations
 
@@ -88,9 +88,12 @@ def _qr(kind: str):  # noqa: ANN202
         scale = request.query.get("scale", "10")
         if not scale.isdigit() or not 1 <= int(scale) <= 40:
             raise bad_request("invalid_scale", "scale: 1 to 40 pixels per module", "scale")
-        body = qr.render(qr.content_of(code), kind, int(scale))
-        return web.Response(body=body, content_type=qr.MEDIA[kind], headers={
-            "Content-Disposition": qr.content_disposition(code, kind), "Cache-Control": "no-store"})
+        if kind == "png" and qr.is_platform_image(code):
+            body, served = await _svc(request).qr_image(code)  # WeCom's own image (scale does not apply)
+        else:
+            body, served = qr.render(qr.content_of(code), kind, int(scale)), kind
+        return web.Response(body=body, content_type=qr.MEDIA[served], headers={
+            "Content-Disposition": qr.content_disposition(code, served), "Cache-Control": "no-store"})
 
     return view
 

@@ -20,7 +20,7 @@ from ..errors import HubError, bad_request, not_found
 from ..models import User
 from ..models.channels import ChannelCode
 from ..outbound.api import PlatformApi, PlatformError
-from . import rules
+from . import qr, rules
 
 log = logging.getLogger(__name__)
 codes_t = ChannelCode.__table__
@@ -95,6 +95,7 @@ class ChannelService:
         self._by_id: dict[int, CodeView] = {}
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
+        self.images = qr.PlatformImages(api.session)
 
     # -- the cached lookup --------------------------------------------------------------------
     async def _reload(self) -> None:
@@ -145,6 +146,12 @@ class ChannelService:
         if row is None:
             raise not_found("unknown_channel", f"no channel code {code_id}")
         return code_json(row)
+
+    async def qr_image(self, code: dict[str, Any]) -> tuple[bytes, str]:
+        """(bytes, kind) of the image WeCom drew for a WeCom code's contact way (its ``qr_url``)."""
+        if not code.get("config_id") or not code.get("qr_url"):
+            raise HubError(409, "no_qr_content", f"channel {code['id']} has no QR image from the platform")
+        return await self.images.get(code["config_id"], code["qr_url"])
 
     # -- create -------------------------------------------------------------------------------
     async def create(self, body: dict[str, Any]) -> dict[str, Any]:

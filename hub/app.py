@@ -61,6 +61,7 @@ from .scale.redis_streams import RedisStreams
 from .scale.claims import TimerClaims, worker_name
 from .scale.job_shard import Shard, ShardLock
 from .scale.redis_presence import RedisPresence
+from .service.delivery import kf_send_failure_step
 from .service.sessions import SessionService
 from .service.step import route_step
 from .service.timers import Timers
@@ -173,6 +174,7 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     sessions = SessionService(db, clock, push, outbound, settings, timers, profile=customers.profile,
                               kf_state=kf_state)
     presence.on_gone = sessions.agent_gone
+    outbound.on_status.append(sessions.delivery_status)  # message.status to the agents who see the reply
 
     async def tag_by_rule(customer_id: int, names: list[str]) -> None:
         await customers.tag("routing", customer_id, add=names, source="rule")
@@ -187,6 +189,7 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
 
     bots = Bots(db, clock, settings, outbound, kb, keywords, has_open_session)
     pipeline.add_inbound_step(archive_step(db, clock))
+    pipeline.add_inbound_step(kf_send_failure_step(db, outbound))
     pipeline.add_inbound_step(customers.identify_step)
     pipeline.add_inbound_step(bots.step)
     pipeline.add_inbound_step(route_step(sessions, customers.routing_context))

@@ -138,6 +138,13 @@ async def test_agent_answers_a_customer_in_the_console(client, hub, standin, wec
     await expect(out).to_contain_text("您好，可以放心使用~")
     await expect(out.locator(".delivery")).to_have_text("已送达", timeout=10000)
     await expect(page.locator("#accept-btn")).to_be_hidden()  # replying accepted it
+    # a reply the platform refuses says so, and why (pushed: the console does not poll)
+    standin.fail_next = [45015]
+    await page.fill("#reply", "请问还在吗")
+    await page.press("#reply", "Enter")
+    failed = page.locator(".msg.out", has_text="请问还在吗")
+    await expect(failed.locator(".delivery")).to_have_text("发送失败：客户超过48小时未互动，平台不再允许回复",
+                                                          timeout=10000)
 
     # tag the customer from the customer pane
     await page.click("#tag-add")

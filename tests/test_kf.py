@@ -195,3 +195,32 @@ async def test_a_customers_or_staffs_recall_marks_the_original(aiohttp_client, h
     assert [rows[f"m:kfrecall-{n}"].kind for n in (0, 1)] == ["event.recall", "event.recall"]
     assert rows["m:kfrecall-0"].peer_id == customer["external_userid"]
     assert [json.loads(rows[f"m:kfrecall-{n}"].data).get("servicer_userid") for n in (0, 1)] == [None, "lisi"]
+
+
+async def test_msg_send_fail_marks_the_reply_failed_and_says_why(aiohttp_client, hub_config, standin):
+    """The platform accepted a send, then reported (an event in the next pull) that it did not reach
+    the customer: the reply shows failed, with the reason, instead of "sent"."""
+    from hub.outbound.queue import OutboundRequest
+    client, hub, sim = await start(aiohttp_client, hub_config, FakeClock())
+    standin.add_kf_message(KFID, {"msgid": "kfin-1", "open_kfid": KFID, "external_userid": "wmKfFail",
+                                  "send_time": 1732261000, "origin": 3, "msgtype": "text", "text": {"content": "在吗"}})
+    assert (await post(client, sim, signal("TOKEN-F1"))).status == 200
+    await hub.pipeline.drain()
+    conv = (await messages(hub, peer_id="wmKfFail"))[0].conversation_id
+    reply = await hub.outbound.enqueue(OutboundRequest(WECOM["id"], conv, "您好，在的", "agent:1"))
+    other = await hub.outbound.enqueue(OutboundRequest(WECOM["id"], conv, "还有什么可以帮您", "agent:1"))
+    await hub.outbound.drain()
+    [row] = await messages(hub, id=reply)
+    platform_msgid = json.loads(row.data)["platform_msgid"]
+    assert row.status == "sent" and platform_msgid
+    standin.add_kf_message(KFID, {"msgid": "kfev-fail", "open_kfid": KFID, "external_userid": "wmKfFail",
+                                  "send_time": 1732261005, "origin": 4, "msgtype": "event",
+                                  "event": {"event_type": "msg_send_fail", "open_kfid": KFID,
+                                            "external_userid": "wmKfFail", "fail_msgid": platform_msgid,
+                                            "fail_type": 10}})
+    assert (await post(client, sim, signal("TOKEN-F2"))).status == 200
+    await hub.pipeline.drain()
+    [row] = await messages(hub, id=reply)
+    assert row.status == "failed"
+    assert json.loads(row.data)["error"] == {"errcode": 3_000_010, "errmsg": "客户拒收"}
+    assert (await messages(hub, id=other))[0].status == "sent"  # only the one it names

@@ -316,3 +316,24 @@ async def test_a_disabled_agent_can_do_nothing_more_with_an_open_socket(client, 
     ack = await agent.call("status", {"status": "online"})
     assert ack["ok"] is False and ack["error"] == "unauthorized"
     assert all(a.status != "online" for a in hub.sessions.dispatcher.agents() if a.id == alice.id)
+
+
+async def test_a_replys_delivery_status_is_pushed_with_the_reason_it_failed(client, hub, desk, wecom, standin):
+    await make_user(hub, "alice")
+    alice = await desk("alice")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmStatus", "发货了吗", 20301))
+    [bundle] = await alice.wait("session.new")
+    sid = bundle["session"]["id"]
+    ok = await alice.call("reply", {"session_id": sid, "text": "已经发货了"})
+    [sent] = await alice.wait("message.status")
+    assert sent["session_id"] == sid and sent["message_id"] == ok["message_id"] and sent["status"] == "sent"
+    assert "seq" in sent  # in her stream: a reconnect replays it
+    standin.fail_next = [45015]  # out of the platform's reply window: permanent
+    failed_id = (await alice.call("reply", {"session_id": sid, "text": "请查收"}))["message_id"]
+    [failed] = await alice.wait("message.status", where=lambda d: d["message_id"] == failed_id)
+    assert failed["status"] == "failed" and failed["error"]["errcode"] == 45015 and failed["error"]["errmsg"]
+    # the history says why too (a console opened later)
+    ack = await alice.call("history", {"session_id": sid})
+    [m] = [m for m in ack["messages"] if m["id"] == failed_id]
+    assert m["status"] == "failed" and m["data"]["error"]["errcode"] == 45015

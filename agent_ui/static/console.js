@@ -187,9 +187,19 @@
       if (window.Hub.alertMessage && !watching(e.s.id)) window.Hub.alertMessage(R.customerName(e), R.preview(m));
     } else if (m.direction === "out" && m.sender === "agent:" + S.me.id) {
       e.s.last_agent_at = Math.max(e.s.last_agent_at || 0, m.created_at);
-      if (m.status === "queued") pollStatus(e.s.id, 0);
     }
     R.renderList(S);
+    if (S.currentId === e.s.id) R.renderMessages(S, "stay");
+  });
+
+  // a reply's final delivery status (sent, or failed with the platform's reason)
+  socket.on("message.status", function (p) {
+    if (!fresh(p)) return;
+    var e = S.sessions.get(p.session_id);
+    var m = e && e.msgs.find(function (x) { return x.id === p.message_id; });
+    if (!m) return;  // not loaded: the next history read carries the status
+    m.status = p.status;
+    if (p.error) m.data = Object.assign({}, m.data, { error: p.error });
     if (S.currentId === e.s.id) R.renderMessages(S, "stay");
   });
 
@@ -326,23 +336,14 @@
     });
   }
 
-  /** The hub does not push delivery updates yet: re-read the latest page while replies are queued. */
-  var POLL = [1500, 4000, 10000, 30000];
-  function pollStatus(id, n) {
-    var e = S.sessions.get(id);
-    if (!e || e.polling) return;
-    e.polling = true;
-    setTimeout(function () {
-      e.polling = false;
-      if (!S.sessions.has(id)) return;
-      call("history", { session_id: id }).then(function (ack) {
-        if (!ack.ok) return;
-        mergeMsgs(e, ack.messages);
-        if (S.currentId === id) R.renderMessages(S, "stay");
-        var waiting = e.msgs.some(function (m) { return m.direction === "out" && (m.status === "queued" || m.status === "sending"); });
-        if (waiting && n + 1 < POLL.length) pollStatus(id, n + 1);
-      });
-    }, POLL[n]);
+  /** Re-read the latest page (a retried reply that had got through: its message is there). */
+  function refreshLatest(id) {
+    call("history", { session_id: id }).then(function (ack) {
+      var e = S.sessions.get(id);
+      if (!ack.ok || !e) return;
+      mergeMsgs(e, ack.messages);
+      if (S.currentId === id) R.renderMessages(S, "stay");
+    });
   }
 
   function loadQuickReplies() {
@@ -422,7 +423,7 @@
       if (ack.ok) {
         if (!ack.message_id || e.msgs.some(function (m) { return m.id === ack.message_id; })) drop();
         else p.message_id = ack.message_id;
-        if (!ack.message_id) pollStatus(e.s.id, 0); // an earlier try got through: fetch it
+        if (!ack.message_id) refreshLatest(e.s.id); // an earlier try got through: fetch it
         e.s.last_agent_at = U.now();
         if (e.s.state === "assigned") e.s.state = "active";
         R.renderList(S);

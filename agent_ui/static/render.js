@@ -187,7 +187,10 @@
         ? h("span.delivery.d-failed", "未发出 ", h("button.btn-link.retry", { type: "button", dataset: { retry: pending.client_id } }, "重试"))
         : h("span.delivery.d-queued", "发送中…");
     } else if (out && m.status) {
-      status = h("span.delivery.d-" + m.status, { title: m.status }, L.delivery[m.status] || m.status);
+      var err = m.status === "failed" && m.data && m.data.error;
+      var why = err ? (L.sendError[err.errcode] || err.errmsg || "") : "";
+      status = h("span.delivery.d-" + m.status, { title: err ? err.errcode + " " + err.errmsg : m.status },
+        (L.delivery[m.status] || m.status) + (why ? "：" + why : ""));
     }
     return h("div.msg." + (out ? "out" : "in") + ".r-" + role + (m.recalled ? ".recalled" : ""),
       { dataset: { mid: m.id || "" } },

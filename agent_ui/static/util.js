@@ -125,6 +125,11 @@
     state: { queued: "排队中", assigned: "待接入", active: "服务中", closed: "已结束" },
     status: { online: "在线", busy: "忙碌", away: "离开", offline: "离线" },
     delivery: { queued: "发送中", sending: "发送中", sent: "已送达", failed: "发送失败" },
+    // why a send failed, by the platform's errcode (the hub's own codes: 2000001, 2000404); else its errmsg
+    sendError: {
+      45015: "客户超过48小时未互动，平台不再允许回复", 45047: "超出平台允许的连续回复条数", 45002: "内容过长",
+      95018: "会话已结束或不在可回复状态", 2000001: "平台无法送达该客户", 2000404: "该账号已删除"
+    },
     removed: {
       transferred: "会话已转接给其他同事", not_accepted: "超时未接入，会话已重新分配",
       unanswered: "客户等待过久，会话已重新分配", agent_offline: "你已离线，会话已重新排队"

@@ -118,7 +118,9 @@ class Outbound:
         self._inflight: dict[int, asyncio.Task] = {}  # outbox id -> the task sending it (this process)
         self._claimed: set[int] = set()  # outbox ids this process has claimed and is sending
         self.stop_timeout = 5.0  # seconds stop() waits for sends that have not started
-        self.on_status: list[Any] = []  # callbacks(message_id, status, info) after a status change
+        # async callbacks(message_id, status, info) after a final status: "sent", or "failed" with
+        # info {errcode, errmsg} (the console shows the agent why)
+        self.on_status: list[Callable[[int, str, dict[str, Any]], Awaitable[None]]] = []
         # runs an automatic send (bot, system: not an agent's) as background work; the pipeline's
         # trickle, so under a burst of callbacks the sends its jobs cause yield to acknowledging too
         self.background: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]] | None = None
@@ -314,7 +316,7 @@ class Outbound:
 
         await retry_busy(write)
         self._wakeup.set()  # the conversation's next message may have been waiting for this one
-        self._notify(row.message_id, "sent", {})
+        await self._notify(row.message_id, "sent", {})
 
     async def _failed(self, row: Any, exc: PlatformError) -> None:
         attempts = row.attempts + 1
@@ -331,17 +333,40 @@ class Outbound:
                     next_attempt_at=now if final else now + delay,
                     last_errcode=exc.errcode, last_error=exc.errmsg[:2000]))
                 if final:
-                    await conn.execute(update(messages).where(messages.c.id == row.message_id)
-                                       .values(status="failed"))
+                    await _mark_failed(conn, row.message_id, exc.errcode, exc.errmsg)
 
         await retry_busy(write)
         if final:
             self._wakeup.set()  # the conversation's next message goes now
-            self._notify(row.message_id, "failed", {"errcode": exc.errcode, "errmsg": exc.errmsg})
+            await self._notify(row.message_id, "failed", {"errcode": exc.errcode, "errmsg": exc.errmsg})
 
-    def _notify(self, message_id: int, status: str, info: dict[str, Any]) -> None:
+    async def failed_after_send(self, message_id: int, errcode: int, errmsg: str) -> bool:
+        """The platform reported, after accepting it, that a sent message did not reach the customer
+        (微信客服 ``msg_send_fail``): mark it failed. False when it was already."""
+        async def write() -> bool:
+            async with self.db.write() as conn:
+                if (await conn.execute(select(messages.c.status).where(messages.c.id == message_id))
+                        ).scalar() == "failed":
+                    return False
+                await _mark_failed(conn, message_id, errcode, errmsg)
+                return True
+
+        if not await retry_busy(write):
+            return False
+        await self._notify(message_id, "failed", {"errcode": errcode, "errmsg": errmsg})
+        return True
+
+    async def _notify(self, message_id: int, status: str, info: dict[str, Any]) -> None:
         for hook in self.on_status:
             try:
-                hook(message_id, status, info)
-            except Exception:  # noqa: BLE001
+                await hook(message_id, status, info)
+            except Exception:  # noqa: BLE001 - the status is stored; the push is a courtesy
                 log.exception("outbound status hook failed")
+
+
+async def _mark_failed(conn: Any, message_id: int, errcode: int, errmsg: str) -> None:
+    """The message's status, and the reason in its data (``error``: what the console shows)."""
+    data = (await conn.execute(select(messages.c.data).where(messages.c.id == message_id))).scalar() or "{}"
+    error = {"errcode": errcode, "errmsg": errmsg[:500]}
+    await conn.execute(update(messages).where(messages.c.id == message_id).values(
+        status="failed", data=json.dumps({**json.loads(data), "error": error}, ensure_ascii=False)))

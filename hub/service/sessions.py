@@ -32,6 +32,7 @@ from ..scale.routing_guard import agent_has_room
 from ..routing.rules import Decision, RoutingInput, decide, parse_rule
 from ..settings import Settings
 from ..users import UserInfo, set_status as store_status
+from .delivery import DeliveryStatus
 from .dispatcher_sync import DispatcherSync
 from .floor import queued_session
 from .queue_announcements import QueueAnnouncements
@@ -87,7 +88,7 @@ class Handover:
     known_closed: bool = False  # the caller just found no open session (no second look needed)
 
 
-class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnouncements):
+class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnouncements, DeliveryStatus):
     def __init__(self, db: Database, clock: Clock, push: Push, outbound: Outbound, settings: Settings,
                  timers: Timers, profile: ProfileProvider = basic_profile, kf_state: Any = None):
         self.db = db

@@ -11,6 +11,9 @@ coverage: share of the query's feature weight found in the text, a feature weigh
 IDF (over entries) x a general-language prior (jieba word counts: 能/东西 weak,
 发票/包邮 strong); indel: rapidfuzz normalised Indel similarity (= fuzz.ratio / 100)
 of the joined tokens.  An entry scores as its best text (question or similar).
+A confident score answers alone only when the match is also specific: the query's
+tokens weigh at least ``MIN_INFO`` specific words, or it shares ``MIN_COVER`` of the
+matched text's weight (可以吗/收到 meet a short FAQ's one generic word, no more).
 ``match`` only scores the <= ``max_candidates`` texts picked by an inverted index
 (rarest query features first, bounded by ``posting_budget`` postings), pruned by
 score bounds so that most of them never reach Python-level scoring.
@@ -106,13 +109,15 @@ class FaqEntry:
 
 @dataclass(frozen=True)
 class Match:
-    """A scored FAQ (score 0..100); ``matched`` is the question/similar text that scored best."""
+    """A scored FAQ (score 0..100); ``matched`` is the question/similar text that scored best;
+    ``specific``: the query says enough, or covers enough of ``matched``, to be answered alone."""
 
     id: int
     question: str
     answer: str
     score: float
     matched: str
+    specific: bool = True
 
 
 class Tokenizer:
@@ -136,7 +141,14 @@ class Tokenizer:
         self._log_total = math.log(self._jieba.total)
         self.add_words(DOMAIN_WORDS)
         self.add_synonyms(synonyms)
+        self._keep_whole(self.stop_words)  # 在吗/会不会 are cut 在+吗/会+不会 and would not be dropped
         self.add_words(words)
+
+    def _keep_whole(self, words: Iterable[str]) -> None:
+        """Have jieba cut each word whole, at the least frequency that does it."""
+        for word in words:
+            if len(word) > 1 and self._jieba.lcut(word, HMM=False) != [word]:
+                self._jieba.suggest_freq(word, tune=True)
 
     def add_words(self, words: Iterable[str]) -> None:
         """Brand dictionary (product names, 敏感肌, 以旧换新 ...): kept as whole tokens.
@@ -212,6 +224,7 @@ class _Query:
     features: frozenset[str]
     weights: dict[str, float]
     mass: float
+    info: float  # token weight over that of one word unique to one entry
 
 
 def _features(tokens: list[str]) -> tuple[str, frozenset[str]]:
@@ -229,6 +242,8 @@ class FaqMatcher:
 
     HEAVY = 0.3  # common features weighing >= this x the heaviest one: top-up
     POOL_FACTOR = 1.5  # slots topped up with them, x max_candidates
+    MIN_INFO = 0.8  # a specific query: its tokens weigh >= this (1 = a rare word of one entry) ...
+    MIN_COVER = 0.5  # ... or it has >= this share of the matched text's feature weight
 
     def __init__(
         self,
@@ -385,7 +400,7 @@ class FaqMatcher:
             score = self._score(query, texts[slot])
             if score >= floor:
                 exact[entry_id] = (score, texts[slot])
-        return self._top(exact, top_k)
+        return self._top(query, exact, top_k)
 
     def brute_force(
         self, text: str, top_k: int = 5, *, min_score: float | None = None
@@ -401,11 +416,11 @@ class FaqMatcher:
             prev = best.get(text_.entry_id)
             if score >= floor and (prev is None or score > prev[0]):
                 best[text_.entry_id] = (score, text_)
-        return self._top(best, top_k)
+        return self._top(query, best, top_k)
 
     def is_confident(self, matches: list[Match]) -> bool:
-        """True when the best match is good enough to answer automatically."""
-        return bool(matches) and matches[0].score >= self.confident
+        """True when the best match is good enough, and specific, to answer automatically."""
+        return bool(matches) and matches[0].score >= self.confident and matches[0].specific
 
     def _query(self, text: str) -> _Query | None:
         tokens = self.tokenizer.tokens(text)
@@ -424,7 +439,8 @@ class FaqMatcher:
             # an unseen non-token bigram is segmentation noise: ignored
         if not weights:
             return None
-        return _Query(chars, frozenset(weights), weights, sum(weights.values()))
+        info = sum(weights.get(t, 0.0) for t in set(tokens)) / math.log(1.0 + n)
+        return _Query(chars, frozenset(weights), weights, sum(weights.values()), info)
 
     def _score(self, query: _Query, text: _Text) -> float:
         weights = query.weights
@@ -479,10 +495,18 @@ class FaqMatcher:
         slots, accs = zip(*sorted(acc.items(), key=itemgetter(1), reverse=True)[:cap])
         return list(slots), list(accs), rest
 
-    def _top(self, best: dict[int, tuple[float, _Text]], top_k: int) -> list[Match]:
+    def _cover(self, query: _Query, text: _Text) -> float:
+        """Share of the text's feature weight (prior x IDF) the query has too."""
+        prior, df, n = self.tokenizer.prior, self._df, self._indexed
+        weights = {f: prior(f) * math.log(1.0 + n / df[f]) for f in text.features}
+        total = sum(weights.values())
+        return sum(w for f, w in weights.items() if f in query.features) / total if total else 0.0
+
+    def _top(self, query: _Query, best: dict[int, tuple[float, _Text]], top_k: int) -> list[Match]:
         ranked = heapq.nsmallest(top_k, best.items(), key=lambda kv: (-kv[1][0], kv[0]))
         out = []
         for eid, (score, text) in ranked:
             entry = self._entries[eid]
-            out.append(Match(eid, entry.question, entry.answer, round(score, 2), text.raw))
+            specific = query.info >= self.MIN_INFO or self._cover(query, text) >= self.MIN_COVER
+            out.append(Match(eid, entry.question, entry.answer, round(score, 2), text.raw, specific))
         return out

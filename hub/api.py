@@ -12,7 +12,7 @@ from aiohttp import web
 from .archive import history
 from .errors import HubError, bad_request
 from .http_util import hub_of as _hub
-from .outbound.queue import OutboundRequest
+from .outbound.queue import OutboundRequest, check_text
 
 def require_service_token(request: web.Request) -> None:
     """The JSON API needs ``Authorization: Bearer <HUB_API_TOKEN>`` (disabled when none is set)."""
@@ -79,11 +79,7 @@ async def post_message(request: web.Request) -> web.Response:
         body = await request.json()
     except ValueError:
         raise bad_request("invalid_json", "body must be JSON") from None
-    text = body.get("text") if isinstance(body, dict) else None
-    if not isinstance(text, str) or not text.strip():
-        raise bad_request("invalid_text", "text is required", "text")
-    if len(text) > 2000:
-        raise bad_request("invalid_text", "text is limited to 2000 characters", "text")
+    text = check_text(conv["channel"], body.get("text") if isinstance(body, dict) else None)
     message_id = await hub.outbound.enqueue(OutboundRequest(conv["account_id"], conv["id"], text, "system",
                                                             dedup_key=f"client:{body['client_id']}" if body.get("client_id") else None))
     return web.json_response({"message_id": message_id, "status": "queued"}, status=202)

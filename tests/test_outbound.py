@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from hub.app import HUB, create_app
 from hub.clock import FakeClock
+from hub.errors import HubError
 from hub.outbound.queue import OutboundRequest
 from tests.conftest import OA, WECOM, auth
 from tests.helpers import messages, post, wait_for
@@ -373,3 +376,20 @@ async def test_a_send_slower_than_its_lease_is_not_claimed_by_another_process(ai
     await first
     assert [s["body"]["text"]["content"] for s in standin.sent] == ["warm", "slow"]
     assert await status_of(hub, mid) == "sent"
+
+
+async def test_a_text_longer_than_the_channel_takes_is_refused_when_written_not_failed_later(aiohttp_client,
+                                                                                             hub_config, standin):
+    """The platforms count bytes (a Chinese character is 3): the Official Account and 微信客服 take
+    2,048, WeCom's message task 4,000. A longer text was queued, then failed for good (45002)."""
+    from hub.outbound.queue import check_text
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)  # an Official Account conversation
+    resp = await client.post(f"/api/conversations/{conv}/messages", json={"text": "好" * 700}, headers=auth())
+    body = await resp.json()
+    assert resp.status == 400 and body["error"] == "invalid_text" and "2048 bytes" in body["message"]
+    assert await send(client, conv, "好" * 682)  # 2,046 bytes
+    assert check_text("wecom", "好" * 1333) and check_text("kf", "a" * 2000)
+    for channel, text in (("wecom", "好" * 1334), ("kf", "好" * 683), ("oa", " ")):
+        with pytest.raises(HubError) as refused:
+            check_text(channel, text)
+        assert refused.value.code == "invalid_text"

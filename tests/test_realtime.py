@@ -337,3 +337,15 @@ async def test_a_replys_delivery_status_is_pushed_with_the_reason_it_failed(clie
     ack = await alice.call("history", {"session_id": sid})
     [m] = [m for m in ack["messages"] if m["id"] == failed_id]
     assert m["status"] == "failed" and m["data"]["error"]["errcode"] == 45015
+
+
+async def test_a_reply_too_long_for_its_channel_is_refused_at_once(client, hub, desk, wecom, standin):
+    await make_user(hub, "alice")
+    alice = await desk("alice")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmLong", "详细说说", 20401))
+    [bundle] = await alice.wait("session.new")
+    sid = bundle["session"]["id"]
+    ack = await alice.call("reply", {"session_id": sid, "text": "好" * 1334})  # 4,002 bytes: WeCom takes 4,000
+    assert ack["ok"] is False and ack["error"] == "invalid_text" and "4000 bytes" in ack["message"]
+    assert (await alice.call("reply", {"session_id": sid, "text": "好" * 1333}))["ok"]

@@ -66,6 +66,26 @@ def _body(channel: str, req: OutboundRequest) -> dict[str, Any]:
     return {"msgtype": "text", "text": {"content": req.text}}
 
 
+# what a text message may carry, in UTF-8 bytes (a Chinese character is 3): 微信客服 send_msg and the
+# Official Account's customer-service message take 2,048, WeCom's message task and welcome 4,000
+TEXT_BYTES = {"kf": 2048, "oa": 2048, "wecom": 4000}
+TEXT_CHARS = 2000
+
+
+def check_text(channel: str, text: Any) -> str:
+    """A person's text for a channel, or a 400 ``invalid_text`` saying what is too long: the platform
+    would refuse it for good (45002) after it had been queued."""
+    if not isinstance(text, str) or not text.strip():
+        raise bad_request("invalid_text", "text is required", "text")
+    if len(text) > TEXT_CHARS:
+        raise bad_request("invalid_text", f"at most {TEXT_CHARS} characters", "text")
+    limit = TEXT_BYTES.get(channel)
+    if limit is not None and len(text.encode("utf-8")) > limit:
+        raise bad_request("invalid_text", f"too long for this channel: at most {limit} bytes "
+                          f"(about {limit // 3} Chinese characters)", "text")
+    return text
+
+
 def compose(channel: str, thread: str, peer_id: str, req: OutboundRequest) -> tuple[str, dict[str, Any]]:
     """Pick the platform API and payload for a message to a conversation (pure)."""
     body = _body(channel, req)

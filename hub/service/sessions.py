@@ -23,7 +23,7 @@ from ..db import Database, retry_busy
 from ..errors import HubError, bad_request, not_found
 from ..models import Conversation, Message, RoutingRule, ServiceSession, SessionEvent, User
 from ..models.base import fixed
-from ..outbound.queue import Outbound, OutboundRequest
+from ..outbound.queue import Outbound, OutboundRequest, check_text
 from ..privacy.views import mask_bundle, mask_message
 from .reading import can_read_conversation
 from ..push import SUPERVISORS, Push
@@ -244,11 +244,8 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
             await self._notify("accepted", session_id, agent_id=user.id)
 
     async def reply(self, user: UserInfo, session_id: int, text: Any, client_id: Any = None) -> int | None:
-        if not isinstance(text, str) or not text.strip():
-            raise bad_request("invalid_text", "text is required", "text")
-        if len(text) > 2000:
-            raise bad_request("invalid_text", "at most 2000 characters", "text")
         row = await self._owned(user, session_id)
+        check_text(await self.channel_of(row.conversation_id), text)
         if row.state == "closed":
             raise HubError(409, "session_closed", "this session is closed")
         dedup = f"agent:{user.id}:{client_id}" if client_id else None

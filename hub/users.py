@@ -80,21 +80,29 @@ def _info(row) -> UserInfo:  # noqa: ANN001
                     row.cap, row.status, bool(row.disabled))
 
 
-def validate_user(username: str, role: str, cap: int, groups: list[str]) -> None:
+NAME_MAX = 64  # users.display_name and skill_groups.name are String(64)
+
+
+def validate_user(username: str, role: str, cap: int, groups: list[str], display_name: str = "") -> list[str]:
+    """A 400 naming the first bad field; returns the groups trimmed, each once (" presales " was
+    stored as a group of its own, which no presales session ever reached)."""
     if not USERNAME_RE.match(username or ""):
         raise bad_request("invalid_username", "2-64 letters, digits, '.', '_' or '-'", "username")
     if role not in ROLES:
         raise bad_request("invalid_role", f"role must be one of {', '.join(ROLES)}", "role")
-    if not isinstance(cap, int) or not 0 <= cap <= 100:
-        raise bad_request("invalid_cap", "cap must be 0..100", "cap")
-    if not isinstance(groups, list) or not all(isinstance(g, str) and g.strip() for g in groups):
-        raise bad_request("invalid_groups", "groups must be a list of names", "groups")
+    if isinstance(cap, bool) or not isinstance(cap, int) or not 0 <= cap <= 100:
+        raise bad_request("invalid_cap", "cap must be an integer 0..100", "cap")
+    if not isinstance(groups, list) or not all(isinstance(g, str) and 0 < len(g.strip()) <= NAME_MAX for g in groups):
+        raise bad_request("invalid_groups", f"groups must be a list of names of 1 to {NAME_MAX} characters", "groups")
+    if not isinstance(display_name, str) or len(display_name.strip()) > NAME_MAX:
+        raise bad_request("invalid_display_name", f"display_name: at most {NAME_MAX} characters", "display_name")
+    return list(dict.fromkeys(g.strip() for g in groups))
 
 
 async def add_user(db: Database, clock: Clock, *, username: str, password: str, role: str = "agent",
                    display_name: str = "", groups: list[str] | None = None, cap: int = 5) -> UserInfo:
-    groups = groups or []
-    validate_user(username, role, cap, groups)
+    groups = validate_user(username, role, cap, groups or [], display_name)
+    display_name = display_name.strip()
     if len(password or "") < 8:
         raise bad_request("weak_password", "at least 8 characters", "password")
     async with db.write() as conn:

@@ -55,6 +55,37 @@ async def test_users_admin_api(client, hub):
     assert any(u["username"] == "dora" and u["disabled"] for u in users)
 
 
+async def test_user_fields_are_checked_against_their_columns(client, hub):
+    """A display name or a group name over 64 characters is a 400 naming the field (a 500 on
+    PostgreSQL), cap: true is not a cap, and " presales " is the presales group (it was stored as a
+    group of its own, which no presales session reached)."""
+    base = {"password": "password123"}
+    cases = [({"username": "longname", "display_name": "张" * 65}, "display_name"),
+             ({"username": "longgroup", "groups": ["g" * 65]}, "groups"),
+             ({"username": "capbool", "cap": True}, "cap"),
+             ({"username": "nametype", "display_name": ["x"]}, "display_name")]
+    for body, field in cases:
+        resp = await client.post("/api/users", json={**base, **body}, headers=auth())
+        assert resp.status == 400, body
+        assert (await resp.json())["field"] == field, body
+    made = await client.post("/api/users", json={**base, "username": "spaced", "display_name": " 小王 ",
+                                                 "groups": [" presales ", "presales"]}, headers=auth())
+    assert made.status == 201, await made.text()
+    user = await made.json()
+    assert user["groups"] == ["presales"] and user["display_name"] == "小王"
+    uid = user["id"]
+    for body, field in [({"display_name": "张" * 65}, "display_name"), ({"groups": ["g" * 65]}, "groups"),
+                        ({"cap": False}, "cap")]:
+        resp = await client.put(f"/api/users/{uid}", json=body, headers=auth())
+        assert resp.status == 400, body
+        assert (await resp.json())["field"] == field, body
+    ok = await client.put(f"/api/users/{uid}", json={"groups": [" aftersales "], "display_name": "张" * 64},
+                          headers=auth())
+    assert ok.status == 200 and (await ok.json())["groups"] == ["aftersales"]
+    groups = (await (await client.get("/api/groups", headers=auth())).json())["groups"]
+    assert not [g["name"] for g in groups if g["name"] != g["name"].strip()]
+
+
 async def test_kf_service_state_follows_the_session(client, hub, wecom, standin):
     await hub.settings.set("default_group", "presales")
     standin.add_kf_message("wkS", {"msgid": "s1", "open_kfid": "wkS", "external_userid": "wmKfState", "send_time": 1,

@@ -162,7 +162,7 @@ async def users_create(request: web.Request) -> web.Response:
     hub = _hub(request)
     b = await _json(request)
     user = await add_user(hub.db, hub.clock, username=str(b.get("username") or ""), password=str(b.get("password") or ""),
-                          role=b.get("role") or "agent", display_name=str(b.get("display_name") or ""),
+                          role=b.get("role") or "agent", display_name=b.get("display_name") or "",
                           groups=b.get("groups") or [], cap=b.get("cap", 5))
     await config_bus.publish(request, config_bus.USERS)
     await _audit(request, actor, "user.create", f"user:{user.id}", None, user.public())
@@ -179,10 +179,11 @@ async def users_update(request: web.Request) -> web.Response:
         raise not_found("unknown_user", f"no user {user_id}")
     b = await _json(request)
     role, groups, cap = b.get("role", current.role), b.get("groups", list(current.groups)), b.get("cap", current.cap)
-    validate_user(current.username, role, cap, groups)
+    display_name = b.get("display_name", "")
+    groups = validate_user(current.username, role, cap, groups, display_name)
     values: dict[str, Any] = {"role": role, "groups": json.dumps(groups, ensure_ascii=False), "cap": cap}
     if "display_name" in b:
-        values["display_name"] = str(b["display_name"])[:64]
+        values["display_name"] = display_name.strip()
     if "disabled" in b:
         if not isinstance(b["disabled"], bool):
             raise bad_request("invalid_disabled", "disabled: true or false", "disabled")

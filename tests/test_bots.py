@@ -200,6 +200,23 @@ async def test_faq_api_crud_import_and_roles(bot):
     assert (await client.get("/api/faq")).status == 401
 
 
+async def test_brand_word_removed_leaves_an_ordinary_word_as_it_was(bot):
+    """Taking a word out of the brand dictionary gives jieba back its own frequency: 顺丰 (a word jieba
+    knows) was deleted from jieba, so 顺丰几天到 fell from a confident answer to a weak suggestion."""
+    client, hub, clock, oa, _ = bot
+
+    async def match() -> dict:
+        return await (await client.post("/api/faq/match", json={"text": "顺丰几天到"}, headers=auth())).json()
+
+    before = await match()
+    assert before["confident"]
+    assert (await client.post("/api/brand-words", json={"words": ["顺丰"]}, headers=auth())).status == 200
+    removed = await client.post("/api/brand-words/remove", json={"words": ["顺丰"]}, headers=auth())
+    assert (await removed.json())["removed"] == ["顺丰"]
+    assert await match() == before
+    assert hub.kb.tokenizer.tokens("顺丰几天到") == hub.kb.tokenizer.tokens("快递几天到")
+
+
 def test_cli_faq_import_export_match(tmp_path):
     db = f"sqlite+aiosqlite:///{tmp_path}/faq.db"
     csv_path = tmp_path / "faq.csv"

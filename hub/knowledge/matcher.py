@@ -136,6 +136,7 @@ class Tokenizer:
         self._jieba.initialize()  # eager: ~0.6 s, once at app start
         self.stop_words = frozenset(STOP_WORDS if stop_words is None else stop_words)
         self._brand: set[str] = set()
+        self._own_freq: dict[str, int] = {}  # brand word -> its jieba frequency before (0: none)
         self._canon: dict[str, str] = {}
         self._prior: dict[str, float] = {}
         self._log_total = math.log(self._jieba.total)
@@ -158,17 +159,24 @@ class Tokenizer:
         for word in words:
             word = normalize(word).replace(" ", "")
             if word:
+                if word not in self._brand:
+                    self._own_freq[word] = self._jieba.FREQ.get(word, 0)
                 self._jieba.add_word(word, freq=self.WORD_FREQ)
                 self._brand.add(word)
         self._prior.clear()
 
     def remove_words(self, words: Iterable[str]) -> None:
-        """Take words out of the brand dictionary (the built-in domain words stay whole)."""
+        """Take words out of the brand dictionary (the built-in domain words stay whole); a word
+        jieba knew (顺丰, 发货) gets its own frequency back, any other is no word again."""
         domain = {normalize(w).replace(" ", "") for w in DOMAIN_WORDS}
         for word in words:
             word = normalize(word).replace(" ", "")
             if word and word in self._brand and word not in domain:
-                self._jieba.del_word(word)
+                freq = self._own_freq.pop(word, 0)
+                if freq:
+                    self._jieba.add_word(word, freq)
+                else:
+                    self._jieba.del_word(word)
                 self._brand.discard(word)
         self._prior.clear()
 

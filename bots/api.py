@@ -23,6 +23,16 @@ def _float(request: web.Request, key: str, default: float) -> float:
         raise bad_request("invalid_" + key, f"{key} must be a number", key) from None
 
 
+def _top(body: dict[str, Any]) -> int:
+    """How many matches ``/api/faq/match`` returns: an integer 1..50, 5 when left out."""
+    top = body.get("top")
+    if top is None:
+        return 5
+    if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= 50:
+        raise bad_request("invalid_top", "top must be an integer 1..50", "top")
+    return top
+
+
 READ = ("admin", "supervisor")
 
 
@@ -79,7 +89,7 @@ async def faq_match(request: web.Request) -> web.Response:
     if not isinstance(text, str):
         raise bad_request("invalid_text", "text is required", "text")
     kb = _hub(request).kb
-    matches = kb.match(text, int(body.get("top") or 5))
+    matches = kb.match(text, _top(body))
     return web.json_response({"confident": kb.is_confident(matches), "matches": [
         {"id": m.id, "question": m.question, "answer": m.answer, "score": round(m.score, 1)} for m in matches]})
 

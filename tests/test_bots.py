@@ -217,6 +217,21 @@ async def test_brand_word_removed_leaves_an_ordinary_word_as_it_was(bot):
     assert hub.kb.tokenizer.tokens("顺丰几天到") == hub.kb.tokenizer.tokens("快递几天到")
 
 
+async def test_faq_match_top_is_validated(bot):
+    """``top`` is an integer 1..50: "abc" was a 500 (int() raised), true counted as 1."""
+    client, hub, clock, oa, _ = bot
+    for top in ("abc", "3", 0, 51, -1, 2.5, True, [3]):
+        resp = await client.post("/api/faq/match", json={"text": "多久发货", "top": top}, headers=auth())
+        assert resp.status == 400, top
+        assert await resp.json() == {"error": "invalid_top", "message": "top must be an integer 1..50",
+                                     "field": "top"}
+    for body, count in (({"top": 1}, 1), ({"top": 50}, None), ({}, None), ({"top": None}, None)):
+        resp = await client.post("/api/faq/match", json={"text": "多久发货", **body}, headers=auth())
+        assert resp.status == 200, body
+        matches = (await resp.json())["matches"]
+        assert len(matches) == count if count else 1 <= len(matches) <= 50
+
+
 def test_cli_faq_import_export_match(tmp_path):
     db = f"sqlite+aiosqlite:///{tmp_path}/faq.db"
     csv_path = tmp_path / "faq.csv"

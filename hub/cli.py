@@ -5,6 +5,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import os
 import sys
 from datetime import datetime, timezone
@@ -116,23 +117,44 @@ def _add_db_command(sub: Any) -> None:
 
 
 def parse_since(value: str | None) -> float | None:
+    """Epoch seconds or an ISO 8601 time (UTC unless it says); ValueError otherwise."""
     if not value:
         return None
     try:
-        return float(value)
+        since = float(value)
     except ValueError:
-        pass
-    dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.timestamp()
+        try:
+            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"--since {value!r}: not a time (ISO 8601 such as 2025-06-01T08:00:00+08:00, "
+                             "or epoch seconds)") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.timestamp()
+    if not math.isfinite(since):
+        raise ValueError(f"--since {value!r}: not a time")
+    return since
 
 
 def _config(args: argparse.Namespace, **extra) -> HubConfig:  # noqa: ANN003
     try:
         return load_config(getattr(args, "config", None), database_url=getattr(args, "db", None), **extra)
-    except ValueError as exc:  # an unusable setting (a database URL, a number): one line, no traceback
+    except ValueError as exc:  # an unusable setting (a database URL, a number, an account): one line, no traceback
         raise SystemExit(f"scrm-hub: {exc}") from None
+    except OSError as exc:  # the config file cannot be read
+        raise SystemExit(f"scrm-hub: config file: {exc}") from None
+
+
+def _check_accounts(config: HubConfig) -> None:
+    """The config file's accounts, checked as the hub will check them at start (a bad EncodingAESKey
+    stopped the start-up with a traceback)."""
+    from .accounts import validate
+    from .errors import HubError
+    for a in config.accounts:
+        try:
+            validate(a.platform, a.id, a.token, a.encoding_aes_key, a.receive_id)
+        except HubError as exc:
+            raise SystemExit(f"scrm-hub: [[accounts]] {a.id}: {exc.message}") from None
 
 
 async def _with_db(config: HubConfig, fn):  # noqa: ANN001, ANN202
@@ -155,6 +177,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = _config(args, host=args.host, port=args.port, wecom_api_base=args.wecom_api_base,
                      oa_api_base=args.oa_api_base, demo=args.demo or None, redis_url=args.redis,
                      event_loop=args.loop)
+    _check_accounts(config)
     if args.workers is not None:
         from .workers import WorkersConfigError, check_workers, supervise
         try:
@@ -314,7 +337,10 @@ def cmd_archive(args: argparse.Namespace) -> int:
     if args.action == "search":
         from .archive.search.cli import search_command
         return asyncio.run(_with_db(config, lambda db: search_command(db, args)))
-    since = parse_since(args.since)
+    try:
+        since = parse_since(args.since)
+    except ValueError as exc:
+        raise SystemExit(f"scrm-hub: {exc}") from None
 
     async def run(db):  # noqa: ANN001, ANN202
         count = await export(db, sys.stdout, args.format, since)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -121,6 +121,31 @@ def async_url(url: str) -> str:
     return parsed.set(drivername=wanted).render_as_string(hide_password=False)
 
 
+def _accounts(entries: Any) -> tuple[AccountConfig, ...]:
+    """The file's ``[[accounts]]`` tables; a missing, unknown or non-text key is a ValueError naming
+    the entry (it was a TypeError from the dataclass, a traceback for the operator)."""
+    if not isinstance(entries, list):
+        raise ValueError("accounts: write each account as an [[accounts]] table")
+    known = {f.name: f for f in fields(AccountConfig)}
+    required = [name for name, f in known.items() if f.default is MISSING]
+    out = []
+    for i, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict):
+            raise ValueError(f"[[accounts]] entry {i}: write each account as an [[accounts]] table")
+        where = f"[[accounts]] entry {i}" + (f" ({entry['id']})" if isinstance(entry.get("id"), str) else "")
+        unknown = sorted(set(entry) - set(known))
+        if unknown:
+            raise ValueError(f"{where}: unknown key {', '.join(unknown)} (known: {', '.join(known)})")
+        missing = [name for name in required if name not in entry]
+        if missing:
+            raise ValueError(f"{where}: {', '.join(missing)} missing")
+        not_text = [name for name, value in entry.items() if not isinstance(value, str)]
+        if not_text:
+            raise ValueError(f"{where}: {', '.join(not_text)} must be text (in quotes)")
+        out.append(AccountConfig(**entry))
+    return tuple(out)
+
+
 def load_config(path: str | None = None, env: dict[str, str] | None = None, **flags: Any) -> HubConfig:
     """Build the config: file (``[hub]`` table and ``[[accounts]]``), then env, then flags."""
     env = os.environ if env is None else env
@@ -133,7 +158,7 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None, **fl
         for key, value in data.get("hub", {}).items():
             if key in _ENV:
                 values[key] = _coerce(key, value)
-        accounts = tuple(AccountConfig(**a) for a in data.get("accounts", []))
+        accounts = _accounts(data.get("accounts", []))
         values["settings"] = tuple(data.get("settings", {}).items())
     for key, var in _ENV.items():
         if var in env and env[var] != "":

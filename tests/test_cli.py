@@ -54,6 +54,28 @@ def test_database_url_names_the_database_and_the_hub_picks_its_driver(tmp_path):
         assert r.returncode == 1 and why in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
+def test_bad_input_is_one_line_not_a_traceback(tmp_path):
+    """An unreadable --since, an [[accounts]] table without its Token and EncodingAESKey, and an
+    account with a bad EncodingAESKey (serve stopped its start-up with a HubError): each a one-line
+    scrm-hub: error and a non-zero exit."""
+    db = f"sqlite:///{tmp_path}/bad.db"
+    r = hub_cli("archive", "export", "--db", db, "--since", "yesterday")
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("scrm-hub: --since 'yesterday': not a time"), r.stderr
+    account = 'id = "a1"\nplatform = "wecom"\nname = "A"\nreceive_id = "ww1"\n'
+    missing = tmp_path / "missing.toml"
+    missing.write_text("[[accounts]]\n" + account)
+    r = hub_cli("accounts", "list", "--db", db, "--config", str(missing))
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip() == "scrm-hub: [[accounts]] entry 1 (a1): token, encoding_aes_key missing", r.stderr
+    short_key = tmp_path / "short.toml"
+    short_key.write_text("[[accounts]]\n" + account + 'token = "abc123"\nencoding_aes_key = "short"\n')
+    r = hub_cli("serve", "--db", db, "--config", str(short_key), "--port", "0")
+    assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.startswith("scrm-hub: [[accounts]] a1: ") and "EncodingAESKey" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
 def test_async_url_keeps_everything_but_the_driver():
     from hub.config import async_url
     assert async_url("postgres://u:p@h:5433/db?schema=s1") == "postgresql+asyncpg://u:p@h:5433/db?schema=s1"

@@ -171,6 +171,15 @@ class Standin:
             if request.path == "/cgi-bin/externalcontact/update_contact_way" and len(body.get("user") or []) > 1 \
                     and self.contact_way_types.get(body.get("config_id")) == 1:
                 return web.json_response({"errcode": 40058, "errmsg": "a single-person contact way takes one user"})
+            if request.path in ("/cgi-bin/externalcontact/get_contact_way", "/cgi-bin/externalcontact/del_contact_way"):
+                config_id = body.get("config_id")
+                if config_id not in self.contact_way_types:
+                    return web.json_response({"errcode": 40058, "errmsg": "invalid config_id"})
+                if request.path.endswith("/get_contact_way"):
+                    return web.json_response({"errcode": 0, "errmsg": "ok", "contact_way": {
+                        "config_id": config_id, "type": self.contact_way_types[config_id], "scene": 2}})
+                del self.contact_way_types[config_id]  # its QR image is gone with it
+                self.qr_images.pop(f"/wwpic/standin{config_id.removeprefix('standin-cfg-')}/0", None)
             if request.path == "/cgi-bin/qrcode/create":
                 return web.json_response({"ticket": f"gQStandinTicket{n}", "url": f"http://weixin.qq.com/q/standin{n}"})
             if request.path == "/cgi-bin/kf/add_contact_way":
@@ -179,6 +188,7 @@ class Standin:
             return web.json_response({"errcode": 0, "errmsg": "ok"})
 
         for path in ("/cgi-bin/externalcontact/add_contact_way", "/cgi-bin/externalcontact/update_contact_way",
+                     "/cgi-bin/externalcontact/get_contact_way", "/cgi-bin/externalcontact/del_contact_way",
                      "/cgi-bin/qrcode/create", "/cgi-bin/kf/add_contact_way"):
             app.router.add_post(path, contact_way)
 

@@ -373,6 +373,37 @@ async def test_staff_schedule_switches_contact_way_users(aiohttp_client, hub_con
     assert await svc.apply_schedules() == 0
 
 
+async def test_one_person_code_takes_a_colleague_on_a_new_multi_person_way(client, standin):
+    """WeCom takes no second user on a one-person way (type 1): the code moves to a new multi-person way
+    with the same state, and the old way is deleted."""
+    code = await create(client, {"name": "王店长名片", "platform": "wecom", "account_id": WECOM["id"],
+                                 "staff": ["wang"], "tags": ["名片"]})
+    old = code["config_id"]
+    assert standin.contact_way_types == {old: 1}
+    resp = await client.put(f"/api/channels/{code['id']}", json={"staff": ["wang", "li"]}, headers=auth())
+    moved = await resp.json()
+    assert resp.status == 200, moved
+    assert moved["staff"] == moved["platform_users"] == ["wang", "li"] and moved["tags"] == ["名片"]
+    assert moved["state"] == code["state"] and moved["config_id"] != old and moved["qr_url"] != code["qr_url"]
+    assert [(c["path"].rsplit("/", 1)[1], c["body"]) for c in standin.contact_ways[1:]] == [
+        ("get_contact_way", {"config_id": old}),
+        ("add_contact_way", {"type": 2, "scene": 2, "state": code["state"], "user": ["wang", "li"], "skip_verify": True}),
+        ("del_contact_way", {"config_id": old})]
+    assert standin.contact_way_types == {moved["config_id"]: 2}
+    png = await client.get(f"/api/channels/{code['id']}/qr.png", headers=auth())  # the new way's code
+    assert await png.read() == standin.qr_png(standin.qr_images[moved["qr_url"].removeprefix(standin.base_url)])
+    more = await client.put(f"/api/channels/{code['id']}", json={"staff": ["wang", "li", "zhao"]}, headers=auth())
+    assert more.status == 200 and (await more.json())["config_id"] == moved["config_id"]
+    assert standin.contact_ways[-1]["path"].endswith("/update_contact_way")
+    # a multi-person way down to one person takes others again in place: its printed code stays valid
+    multi = await create(client, {**WECOM_CODE, "staff": ["zhangsan", "lisi"]})
+    for staff in (["zhangsan"], ["zhangsan", "lisi"]):
+        again = await client.put(f"/api/channels/{multi['id']}", json={"staff": staff}, headers=auth())
+        assert again.status == 200 and (await again.json())["config_id"] == multi["config_id"]
+    assert standin.contact_ways[-1] == {"path": "/cgi-bin/externalcontact/update_contact_way",
+                                        "body": {"config_id": multi["config_id"], "user": ["zhangsan", "lisi"]}}
+
+
 def test_day_and_schedule_rules():
     assert day_of(1_732_550_400.0) == "2024-11-26"  # 16:00 UTC is already the next day in Shanghai
     sched = [{"weekdays": [5, 6], "start": "10:00", "end": "22:00", "users": ["b"]}]

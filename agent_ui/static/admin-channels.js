@@ -118,8 +118,14 @@
     }
     var req = state.editing ? A.api("PUT", "/api/channels/" + state.editing.id, body)
       : A.api("POST", "/api/channels", Object.assign(body, { account_id: account.id, platform: account.platform }));
-    req.then(function (code) { A.close("ch-dialog"); A.toast("已保存", "ok"); load().then(function () { show(code); }); })
-      .catch(function (err) { A.formError(form, err); });
+    var before = state.editing;
+    req.then(function (code) {
+      A.close("ch-dialog");
+      // a one-person WeCom code given more staff moves to a new multi-person contact way: a new QR code
+      var moved = before && before.config_id && code.config_id !== before.config_id;
+      A.toast(moved ? "已保存：已换成多人活码，请重新下载二维码，旧二维码已失效" : "已保存", "ok");
+      load().then(function () { show(code); });
+    }).catch(function (err) { A.formError(form, err); });
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -110,6 +110,12 @@ def users_at(schedule: list[dict[str, Any]] | None, staff: list[str], now: float
     return [u for u in staff if u in on] or list(staff)
 
 
+def single_person(staff: list[str], schedule: list[dict[str, Any]] | None) -> bool:
+    """A one-person contact way (WeCom type 1) only when it can never be more: WeCom takes no second
+    user on it later, and a schedule (or a staff list of several) puts others on it."""
+    return len(staff) == 1 and not schedule
+
+
 def _common(body: dict[str, Any], platform: str, out: dict[str, Any]) -> None:
     """The fields create and update share (only those present in ``body`` for an update)."""
     if "name" in body:

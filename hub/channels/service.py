@@ -1,6 +1,7 @@
 """Channel codes: create (registered on the platform first: nothing is stored when it refuses),
 update, list, get, disable; the cached lookup the pipeline step uses for every scan/add event; and
-the staff schedule of WeCom contact ways (``update_contact_way`` when the users on duty change)."""
+the staff schedule of WeCom contact ways (``update_contact_way`` when the users on duty change; a
+one-person way given more staff is replaced by a multi-person way with the same state)."""
 from __future__ import annotations
 
 import asyncio
@@ -28,6 +29,8 @@ users_t = User.__table__
 
 ADD_CONTACT_WAY = "/cgi-bin/externalcontact/add_contact_way"
 UPDATE_CONTACT_WAY = "/cgi-bin/externalcontact/update_contact_way"
+GET_CONTACT_WAY = "/cgi-bin/externalcontact/get_contact_way"
+DEL_CONTACT_WAY = "/cgi-bin/externalcontact/del_contact_way"
 OA_QRCODE = "/cgi-bin/qrcode/create"
 KF_CONTACT_WAY = "/cgi-bin/kf/add_contact_way"
 JSON_FIELDS = ("tags", "staff", "platform_users")
@@ -43,6 +46,13 @@ class PlatformRejected(HubError):
 
     def as_json(self) -> dict:
         return {**super().as_json(), "errcode": self.errcode}
+
+
+def _complete(out: dict[str, Any], what: str) -> None:
+    """Every column the platform's answer fills is there (a 502 naming the first missing one otherwise)."""
+    missing = [k for k, v in out.items() if v is None]
+    if missing:
+        raise PlatformRejected(what, PlatformError(-1, f"no {missing[0]} in answer"))
 
 
 @dataclass(frozen=True)
@@ -208,13 +218,8 @@ class ChannelService:
         try:
             if platform == "wecom":
                 users = rules.users_at(spec["schedule"], spec["staff"], self.clock.now())
-                # one person only when it can never be more: a single-person way takes no second user
-                # later, and a schedule (or a staff list of several) puts others on it
-                single = len(spec["staff"]) == 1 and not spec["schedule"]
-                data = await self.api.call(account, ADD_CONTACT_WAY, {
-                    "type": 1 if single else 2, "scene": 2, "state": spec["state"], "user": users,
-                    "skip_verify": True})
-                out = {"config_id": data.get("config_id"), "qr_url": data.get("qr_code"), "platform_users": users}
+                out = await self._add_way(account, spec["state"], users,
+                                          rules.single_person(spec["staff"], spec["schedule"]))
             elif platform == "oa":
                 data = await self.api.call(account, OA_QRCODE, {
                     "action_name": "QR_LIMIT_STR_SCENE", "action_info": {"scene": {"scene_str": spec["scene"]}}})
@@ -228,10 +233,14 @@ class ChannelService:
                 out = {"qr_url": url, "link_url": link}
         except PlatformError as exc:
             raise PlatformRejected(f"registering the {platform} code", exc) from None
-        missing = [k for k, v in out.items() if v is None]
-        if missing:
-            raise PlatformRejected(f"registering the {platform} code", PlatformError(-1, f"no {missing[0]} in answer"))
+        _complete(out, f"registering the {platform} code")
         return out
+
+    async def _add_way(self, account: AccountInfo, state: str, users: list[str], single: bool) -> dict[str, Any]:
+        """A WeCom contact way (type 1: one person, 2: several) with ``state``; the columns it fills."""
+        data = await self.api.call(account, ADD_CONTACT_WAY, {
+            "type": 1 if single else 2, "scene": 2, "state": state, "user": users, "skip_verify": True})
+        return {"config_id": data.get("config_id"), "qr_url": data.get("qr_code"), "platform_users": users}
 
     async def _check_agent(self, agent_id: int | None) -> None:
         if agent_id is None:
@@ -249,12 +258,11 @@ class ChannelService:
         if "route_agent_id" in changes:
             await self._check_agent(changes["route_agent_id"])
         if current["platform"] == "wecom" and "staff" in changes:
-            users = rules.users_at(changes["schedule"], changes["staff"], self.clock.now())
-            if users != current["platform_users"]:
-                await self._set_users(current, users)
-                changes["platform_users"] = users
+            changes.update(await self._staff_changed(current, changes["staff"], changes["schedule"]))
         if changes:
             await self._write(code_id, changes)
+        if changes.get("config_id"):  # the code is on its new contact way now: the one-person way goes
+            await self._delete_way(current)
         return await self.get(code_id)
 
     async def delete(self, code_id: int) -> dict[str, Any]:
@@ -274,14 +282,63 @@ class ChannelService:
         await retry_busy(write)
         self.invalidate()
 
-    async def _set_users(self, code: dict[str, Any], users: list[str]) -> None:
+    async def _account_of(self, code: dict[str, Any]) -> AccountInfo:
         account = await self.accounts.get(code["account_id"])
         if account is None:
             raise HubError(409, "unknown_account", f"account {code['account_id']} is gone")
+        return account
+
+    async def _set_users(self, code: dict[str, Any], users: list[str]) -> None:
+        account = await self._account_of(code)
         try:
             await self.api.call(account, UPDATE_CONTACT_WAY, {"config_id": code["config_id"], "user": users})
         except PlatformError as exc:
             raise PlatformRejected("updating the contact way's staff", exc) from None
+
+    async def _staff_changed(self, code: dict[str, Any], staff: list[str],
+                             schedule: list[dict[str, Any]] | None) -> dict[str, Any]:
+        """Put the users on duty on the code's contact way; the columns that change. A one-person way
+        (WeCom type 1) takes no second user: a code that can be several people now gets a new multi-person
+        way with the same state (so its adds are still attributed), and a new QR code."""
+        users = rules.users_at(schedule, staff, self.clock.now())
+        # a way holding several users is multi-person; one holding one may be either: the platform knows
+        changed = (staff, schedule) != (code["staff"], code["schedule"])
+        if changed and not rules.single_person(staff, schedule) and len(code["platform_users"]) <= 1 \
+                and await self._way_type(code) == 1:
+            return await self._multi_person_way(code, users)
+        if users == code["platform_users"]:
+            return {}
+        await self._set_users(code, users)
+        return {"platform_users": users}
+
+    async def _multi_person_way(self, code: dict[str, Any], users: list[str]) -> dict[str, Any]:
+        """A new multi-person way with the code's state and ``users``; the columns it fills."""
+        what = "replacing the one-person contact way"
+        try:
+            out = await self._add_way(await self._account_of(code), code["state"], users, single=False)
+        except PlatformError as exc:
+            raise PlatformRejected(what, exc) from None
+        _complete(out, what)
+        log.info("channel %s: one-person contact way %s replaced by %s", code["id"], code["config_id"],
+                 out["config_id"])
+        return out
+
+    async def _way_type(self, code: dict[str, Any]) -> int | None:
+        """The contact way's type on the platform: 1 one person, 2 several; None when it cannot be read
+        (the update goes ahead, and its own answer tells)."""
+        try:
+            data = await self.api.call(await self._account_of(code), GET_CONTACT_WAY, {"config_id": code["config_id"]})
+        except PlatformError as exc:
+            log.warning("channel %s: contact way %s not read: %s", code["id"], code["config_id"], exc)
+            return None
+        return (data.get("contact_way") or {}).get("type")
+
+    async def _delete_way(self, code: dict[str, Any]) -> None:
+        """Delete a contact way the code no longer uses; a failure is logged (the code works on its new way)."""
+        try:
+            await self.api.call(await self._account_of(code), DEL_CONTACT_WAY, {"config_id": code["config_id"]})
+        except (PlatformError, HubError) as exc:
+            log.warning("channel %s: old contact way %s not deleted: %s", code["id"], code["config_id"], exc)
 
     # -- staff schedules ----------------------------------------------------------------------
     async def apply_schedules(self) -> int:

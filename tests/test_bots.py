@@ -232,6 +232,30 @@ async def test_faq_match_top_is_validated(bot):
         assert len(matches) == count if count else 1 <= len(matches) <= 50
 
 
+async def test_faq_change_of_another_process_kept_after_own_write(bot):
+    """A process whose own FAQ write follows another worker's still loads that worker's change: it
+    stored the database's version after its write, which counted the other change too, so it never
+    reloaded (not even on the config bus's refresh)."""
+    from hub.knowledge.store import KnowledgeBase
+
+    client, hub, clock, oa, _ = bot
+    other = KnowledgeBase(hub.db, clock)
+    await other.load()
+    kb = hub.kb
+    ours = [await kb.create({"question": "可以用支付宝付款吗", "answer": "暂不支持支付宝。"})]
+    theirs = [("你们有线下快闪店吗", "快闪店开在哪里"), ("店铺会员日是哪天", "会员日是几号"),
+              ("可以定制刻字吗", "能不能刻字")]
+    own_writes = [lambda: kb.create({"question": "能用花呗分期吗", "answer": "支持花呗。"}),
+                  lambda: kb.update(ours[0]["id"], {"answer": "仅支持微信支付。"}),
+                  lambda: kb.delete(ours[0]["id"])]
+    for (question, asked), own_write in zip(theirs, own_writes):
+        await other.refresh_if_changed(every=0.0)
+        await other.create({"question": question, "answer": "以店铺公告为准。"})
+        await own_write()
+        await kb.refresh_if_changed(every=0.0)
+        assert kb.match(asked)[0].question == question, question
+
+
 def test_cli_faq_import_export_match(tmp_path):
     db = f"sqlite+aiosqlite:///{tmp_path}/faq.db"
     csv_path = tmp_path / "faq.csv"

@@ -90,6 +90,11 @@ class KnowledgeBase:
         words = (await conn.execute(select(func.count()).select_from(words_t))).scalar()
         return (faq[0], faq[1], words)
 
+    async def _changed_elsewhere(self, conn: Any) -> bool:
+        """At the start of a write: has another process changed the FAQ since this one loaded it?
+        (The version stored after the write counts that change too, so it must be loaded now.)"""
+        return await self._current_version(conn) != self._version
+
     async def refresh_if_changed(self, every: float = 2.0) -> None:
         """Reload when another process changed the FAQ (checked at most every ``every`` seconds)."""
         now = self.clock.now()
@@ -142,6 +147,7 @@ class KnowledgeBase:
         now = self.clock.now()
         created = []
         async with self.db.write() as conn:
+            stale = await self._changed_elsewhere(conn)
             for v in items:
                 res = await conn.execute(faq_t.insert().values(
                     question=v["question"], similar=json.dumps(v["similar"], ensure_ascii=False), answer=v["answer"],
@@ -149,30 +155,41 @@ class KnowledgeBase:
                 created.append(res.inserted_primary_key[0])
             rows = (await conn.execute(select(faq_t).where(faq_t.c.id.in_(created)).order_by(faq_t.c.id))).all()
             self._version = await self._current_version(conn)
-        for row in rows:
-            self.matcher.add(entry_from_row(row))
+        if stale:
+            await self.load()
+        else:
+            for row in rows:
+                self.matcher.add(entry_from_row(row))
         return [faq_json(r) for r in rows]
 
     async def update(self, faq_id: int, data: Any) -> dict[str, Any]:
         current = await self.get(faq_id)
         merged = validate_faq({**current, **(data if isinstance(data, dict) else {})})
         async with self.db.write() as conn:
+            stale = await self._changed_elsewhere(conn)
             await conn.execute(update(faq_t).where(faq_t.c.id == faq_id).values(
                 question=merged["question"], similar=json.dumps(merged["similar"], ensure_ascii=False),
                 answer=merged["answer"], category=merged["category"], enabled=merged["enabled"],
                 updated_at=self.clock.now()))
             row = (await conn.execute(select(faq_t).where(faq_t.c.id == faq_id))).first()
             self._version = await self._current_version(conn)
-        self.matcher.replace(entry_from_row(row))
+        if stale:
+            await self.load()
+        else:
+            self.matcher.replace(entry_from_row(row))
         return faq_json(row)
 
     async def delete(self, faq_id: int) -> None:
         async with self.db.write() as conn:
+            stale = await self._changed_elsewhere(conn)
             res = await conn.execute(delete(faq_t).where(faq_t.c.id == faq_id))
             if res.rowcount == 0:
                 raise not_found("unknown_faq", f"no FAQ {faq_id}")
             self._version = await self._current_version(conn)
-        self.matcher.remove(faq_id)
+        if stale:
+            await self.load()
+        else:
+            self.matcher.remove(faq_id)
 
     async def count_hit(self, faq_id: int) -> None:
         async with self.db.write() as conn:

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from .archive import history
-from .errors import HubError, bad_request
+from .errors import HubError, bad_request, not_found
 from .http_util import hub_of as _hub
 from .outbound.queue import OutboundRequest, check_text
 
@@ -22,13 +22,35 @@ def require_service_token(request: web.Request) -> None:
         raise HubError(401, "unauthorized", "a valid API token is required")
 
 
-def _int(value: Any, name: str, default: int | None = None) -> int | None:
+MAX_ID = 2 ** 63 - 1  # BIGINT (SQLite's INTEGER too): a larger id or cursor is in no row, and fails the driver
+
+
+def int_param(value: Any, name: str, default: int | None = None) -> int | None:
+    """An id, cursor or count from a request (query, path, body or socket event): 0 to ``MAX_ID``,
+    400 ``invalid_<name>`` otherwise (a larger one was a 500: OverflowError, asyncpg's DataError)."""
     if value in (None, ""):
         return default
+    if isinstance(value, bool):
+        raise bad_request("invalid_" + name, f"{name} must be an integer", name)
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
         raise bad_request("invalid_" + name, f"{name} must be an integer", name) from None
+    if not 0 <= number <= MAX_ID:
+        raise bad_request("invalid_" + name, f"{name} must be an integer from 0 to {MAX_ID}", name)
+    return number
+
+
+def path_id(request: web.Request, what: str, key: str = "id") -> int:
+    """The id in the path: not an integer is a 400, one no row can have (past ``MAX_ID``) names no ``what`` (404)."""
+    raw = request.match_info[key]
+    try:
+        number = int(raw)
+    except ValueError:
+        raise bad_request("invalid_" + key, f"{key} must be an integer", key) from None
+    if not 0 <= number <= MAX_ID:
+        raise not_found(f"unknown_{what}", f"no {what} {raw}")
+    return number
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -48,7 +70,7 @@ async def _readable_conversation(request: web.Request) -> dict[str, Any]:
     from .service.reading import require_conversation
     user = await require_user(request)
     hub = _hub(request)
-    conv_id = _int(request.match_info["id"], "id")
+    conv_id = path_id(request, "conversation")
     await require_conversation(hub.db, user, conv_id)  # first: an agent learns nothing of others' ids
     return await history.conversation(hub.db, conv_id)
 
@@ -60,8 +82,8 @@ async def get_conversation(request: web.Request) -> web.Response:
 async def get_messages(request: web.Request) -> web.Response:
     hub = _hub(request)
     conv_id = (await _readable_conversation(request))["id"]
-    page = await history.history(hub.db, conv_id, limit=_int(request.query.get("limit"), "limit", 50),
-                                 before=_int(request.query.get("before"), "before"))
+    page = await history.history(hub.db, conv_id, limit=int_param(request.query.get("limit"), "limit", 50),
+                                 before=int_param(request.query.get("before"), "before"))
     from .auth_views import require_user
     from .privacy.views import audit_if_outside, mask_page
     user = await require_user(request)
@@ -74,7 +96,7 @@ async def post_message(request: web.Request) -> web.Response:
     from .auth_views import require_user
     await require_user(request, "admin")
     hub = _hub(request)
-    conv = await history.conversation(hub.db, _int(request.match_info["id"], "id"))
+    conv = await history.conversation(hub.db, path_id(request, "conversation"))
     try:
         body = await request.json()
     except ValueError:

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import spreadsheet
+from ..api import int_param, path_id
 from ..auth_views import require_user
 from ..errors import bad_request
 from ..http_util import hub_of as _hub, json_object as _json
@@ -16,15 +17,15 @@ from .tags import all_tags
 
 
 def _int(value: Any, name: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise bad_request("invalid_" + name, f"{name} must be an integer", name) from None
+    number = int_param(value, name)
+    if number is None:
+        raise bad_request("invalid_" + name, f"{name} must be an integer", name)
+    return number
 
 
 async def get_customer(request: web.Request) -> web.Response:
     user = await require_user(request)
-    customer_id = _int(request.match_info["id"], "id")
+    customer_id = path_id(request, "customer")
     await require_customer(_hub(request).db, user, customer_id)
     from ..privacy.views import mask_profile
     return web.json_response(mask_profile(user, await _hub(request).customers.get(customer_id)))
@@ -33,9 +34,10 @@ async def get_customer(request: web.Request) -> web.Response:
 async def post_tags(request: web.Request) -> web.Response:
     """{"add": [...], "remove": [...]}: agents tag from the console (customers they serve); pushed live."""
     user = await require_user(request)
-    await require_customer(_hub(request).db, user, _int(request.match_info["id"], "id"))
+    customer_id = path_id(request, "customer")
+    await require_customer(_hub(request).db, user, customer_id)
     body = await _json(request)
-    tags = await _hub(request).customers.tag(f"user:{user.id}", _int(request.match_info["id"], "id"),
+    tags = await _hub(request).customers.tag(f"user:{user.id}", customer_id,
                                              body.get("add") or [], body.get("remove") or [])
     return web.json_response({"tags": tags})
 
@@ -57,7 +59,7 @@ async def post_merge(request: web.Request) -> web.Response:
 async def post_unmerge(request: web.Request) -> web.Response:
     user = await require_user(request, "admin", "supervisor")
     return web.json_response(await _hub(request).customers.unmerge(f"user:{user.id}",
-                                                                   _int(request.match_info["id"], "id")))
+                                                                   path_id(request, "merge")))
 
 
 async def get_segment(request: web.Request) -> web.Response:

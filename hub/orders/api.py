@@ -34,6 +34,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..api import int_param
 from ..auth_views import require_user
 from ..service.reading import require_customer
 from ..errors import HubError, bad_request, not_found
@@ -204,11 +205,10 @@ async def post_poll(request: web.Request) -> web.Response:
 
 async def list_orders(request: web.Request) -> web.Response:
     user = await require_user(request)
-    try:
-        customer_id = int(request.query.get("customer_id", ""))
-        limit = int(request.query.get("limit") or 20)
-    except ValueError:
-        raise bad_request("invalid_customer_id", "customer_id and limit must be integers", "customer_id") from None
+    customer_id = int_param(request.query.get("customer_id"), "customer_id")
+    if customer_id is None:
+        raise bad_request("invalid_customer_id", "customer_id must be an integer", "customer_id")
+    limit = int_param(request.query.get("limit"), "limit") or 20
     await require_customer(_sync(request).db, user, customer_id)
     from ..privacy.masking import mask_order
     return web.json_response({"orders": [mask_order(user, o) for o in

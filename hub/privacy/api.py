@@ -21,6 +21,7 @@ from aiohttp import web
 from sqlalchemy import delete, select
 
 from .. import audit
+from ..api import int_param
 from ..auth_views import require_user
 from ..errors import HubError, bad_request, not_found
 from ..http_util import hub_of, json_object, path_int
@@ -122,12 +123,10 @@ async def get_holds(request: web.Request) -> web.Response:
 
 
 def _int(value: Any, name: str) -> int:
-    if isinstance(value, bool):
+    number = int_param(value, name)
+    if number is None:
         raise bad_request("invalid_" + name, f"{name} must be an integer", name)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise bad_request("invalid_" + name, f"{name} must be an integer", name) from None
+    return number
 
 
 async def post_hold(request: web.Request) -> web.Response:

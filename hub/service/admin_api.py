@@ -10,6 +10,7 @@ from aiohttp import web
 from sqlalchemy import delete, func, select, update
 
 from .. import audit, config_bus
+from ..api import int_param
 from ..auth_views import require_user
 from ..errors import HubError, bad_request, not_found
 from ..http_util import hub_of as _hub, json_object as _json, path_int as _id
@@ -135,10 +136,7 @@ async def rules_test(request: web.Request) -> web.Response:
     tags = b.get("tags") or []
     if not isinstance(tags, list):
         raise bad_request("invalid_tags", "tags must be a list", "tags")
-    try:
-        vip = int(b.get("vip_level") or 0)
-    except (TypeError, ValueError):
-        raise bad_request("invalid_vip_level", "vip_level must be an integer", "vip_level") from None
+    vip = int_param(b.get("vip_level"), "vip_level", 0)  # 1e400 (infinity in JSON) was an OverflowError, a 500
     inp = RoutingInput(account_id=str(b.get("account_id") or ""), platform=str(b.get("platform") or ""),
                        channel=b.get("channel") or None, tags=frozenset(map(str, tags)), vip_level=vip,
                        first_message=str(b.get("first_message") or ""),

@@ -94,10 +94,12 @@ class SessionReading:
         return mask_bundle(user, await session_bundle(self.db, self.profile, session_id))
 
     async def history_for(self, user: UserInfo, session_id: int, before: Any = None) -> dict[str, Any]:
+        from ..api import int_param
+        before = int_param(before, "before")  # the socket's cursor, checked as the HTTP API's ("abc": a 400 ack)
         row = await self._owned(user, session_id, read=True)
         await self._audit_outside(user, row, "conversation.history")
         from ..archive.history import history
-        return mask_page(user, await history(self.db, row.conversation_id, 50, int(before) if before else None))
+        return mask_page(user, await history(self.db, row.conversation_id, 50, before))
 
     async def _audit_outside(self, user: UserInfo, row: Any, action: str) -> None:
         """A read of a session neither the viewer's nor of their groups goes to the access audit."""

@@ -11,6 +11,7 @@ from aiohttp import web
 from sqlalchemy import delete, func, select, update
 
 from .. import audit, config_bus
+from ..api import int_param
 from ..auth_views import require_user
 from ..errors import HubError, bad_request, not_found
 from ..http_util import hub_of, json_object, path_int
@@ -44,6 +45,8 @@ def _sup(request: web.Request) -> Supervision:
 
 def _query_num(request: web.Request, key: str, cast: Callable[[str], Any] = int) -> Any:
     raw = request.query.get(key)
+    if cast is int:  # an id or a count: one past BIGINT failed the driver (a 500)
+        return int_param(raw, key)
     if raw in (None, ""):
         return None
     try:

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import audit, config_bus
+from ..api import int_param
 from ..auth_views import require_user
 from ..errors import bad_request
 from ..http_util import json_object, path_int
@@ -35,13 +36,7 @@ def _svc(request: web.Request) -> TicketService:
 
 
 def _query_int(request: web.Request, key: str) -> int | None:
-    value = request.query.get(key)
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise bad_request("invalid_" + key, f"{key} must be an integer", key) from None
+    return int_param(request.query.get(key), key)
 
 
 async def list_tickets(request: web.Request) -> web.Response:

@@ -15,11 +15,11 @@ from tests.helpers import wait_for
 from tests.scale_helpers import private_redis, two_hubs  # noqa: F401 - fixtures
 
 
-async def conversation(hub) -> int:  # noqa: ANN001
+async def conversation(hub, peer: str = "wmOutbound") -> int:  # noqa: ANN001
     t = Conversation.__table__
     async with hub.db.write() as conn:
         res = await conn.execute(t.insert().values(account_id=WECOM["id"], channel="wecom", thread="",
-                                                   peer_id="wmOutbound", created_at=hub.clock.now()))
+                                                   peer_id=peer, created_at=hub.clock.now()))
         return res.inserted_primary_key[0]
 
 
@@ -36,12 +36,14 @@ def sent_texts(standin) -> Counter:  # noqa: ANN001
 async def test_platform_failing_then_slow_sends_each_message_once(two_hubs, standin):
     a, b = two_hubs
     hub_a, hub_b = a.server.app[HUB], b.server.app[HUB]
-    conv = await conversation(hub_a)
+    # twenty customers (a conversation's messages go one at a time, in order: one customer's would
+    # meet the failures one after another, with backoff)
+    convs = [await conversation(hub_a, f"wmOutbound{i}") for i in range(20)]
     standin.fail_next = ["http500"] * 12 + [45009] * 4  # down, then rate-limited (transient errcode)
     texts = [f"您好，第{i}条" for i in range(20)]
     for i, text in enumerate(texts):  # enqueued on either process; both senders compete for every row
         hub = hub_a if i % 2 else hub_b
-        await hub.outbound.enqueue(OutboundRequest(WECOM["id"], conv, text, "agent:1", dedup_key=f"out:{i}"))
+        await hub.outbound.enqueue(OutboundRequest(WECOM["id"], convs[i], text, "agent:1", dedup_key=f"out:{i}"))
     await wait_for(lambda: not standin.fail_next, timeout=20)  # the failures were met, and retried
 
     async def all_sent() -> bool:
@@ -54,8 +56,9 @@ async def test_platform_failing_then_slow_sends_each_message_once(two_hubs, stan
     more = [f"稍等，第{i}条" for i in range(10)]
     for i, text in enumerate(more):
         hub = hub_b if i % 2 else hub_a
-        await hub.outbound.enqueue(OutboundRequest(WECOM["id"], conv, text, "agent:1", dedup_key=f"slow:{i}"))
+        await hub.outbound.enqueue(OutboundRequest(WECOM["id"], convs[i], text, "agent:1", dedup_key=f"slow:{i}"))
     await wait_for(lambda: all(sent_texts(standin)[t] for t in more), timeout=30, interval=0.2)
     await asyncio.sleep(1.0)  # a second sender would have had time to double up
     assert sent_texts(standin) == Counter({t: 1 for t in texts + more})
     assert (await statuses(hub_b)) == Counter({"sent": 30})
+

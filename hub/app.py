@@ -30,6 +30,7 @@ from .customers import api as customers_api
 from .service import admin_api as service_admin_api
 from .orders import wiring as orders_wiring
 from .privacy import wiring as privacy_wiring
+from .privacy.secrets import ring_for
 from .supervisor import dashboard as dashboard_wiring
 from .tickets import wiring as tickets_wiring
 from . import auth_views
@@ -47,6 +48,7 @@ from .config import HubConfig
 from .db import Database
 from .http_guard import add_routes
 from .outbound.api import PlatformApi
+from .outbound.shared_tokens import SharedTokens
 from .outbound.queue import Outbound
 from .customers.service import CustomerService
 from .knowledge.matcher import Tokenizer
@@ -136,6 +138,8 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     writer.on_commit.append(pipeline.shard_lock.committed)
     writer.on_commit.append(pipeline.notify)
     platform = PlatformApi(session, clock, config.wecom_api_base, config.oa_api_base)
+    if db.dialect == "postgresql":  # processes that may run beside this one share the Official Account's token
+        platform.shared = SharedTokens(db, clock, ring_for(db))
     outbound = Outbound(db, clock, platform, accounts, config.outbound_max_attempts)
     outbound.background = pipeline.trickle.run
     kf = KfPuller(db, clock, platform, accounts, writer, config.kf_pull_limit)

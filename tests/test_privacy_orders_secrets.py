@@ -23,7 +23,8 @@ from hub.app import HUB, create_app
 from hub.clock import Clock
 from hub.models import Setting
 from hub.orders.api import ORDERS
-from hub.outbound.api import PlatformApi, PlatformError, _Token
+from hub.outbound.api import PlatformApi, PlatformError, token_key
+from hub.outbound.shared_tokens import Token
 from hub.privacy import order_secrets
 from hub.privacy.redact import redact_text
 from hub.privacy.secrets import KeyRing, key_id
@@ -168,7 +169,7 @@ async def test_platform_network_errors_carry_no_secret(looping_gateway, caplog):
             await api.access_token(account)
         assert failed.value.transient and "corpsecret=***" in str(failed.value)
         assert "CORP-SECRET-VALUE" not in str(failed.value) and failed.value.__cause__ is None
-        api._tokens[account.id] = _Token("ACCESS-TOKEN-VALUE", 1e12)  # noqa: SLF001 - a token got earlier
+        api._tokens[token_key(account)] = Token("ACCESS-TOKEN-VALUE", 1e12)  # noqa: SLF001 - a token got earlier
         with pytest.raises(PlatformError) as call_failed:
             await api.call(account, "/cgi-bin/message/send", {"touser": "x"})
         assert "access_token=***" in str(call_failed.value) and "ACCESS-TOKEN-VALUE" not in str(call_failed.value)

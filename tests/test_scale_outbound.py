@@ -62,3 +62,24 @@ async def test_platform_failing_then_slow_sends_each_message_once(two_hubs, stan
     assert sent_texts(standin) == Counter({t: 1 for t in texts + more})
     assert (await statuses(hub_b)) == Counter({"sent": 30})
 
+
+async def test_the_official_accounts_token_is_shared_by_the_processes(two_hubs, standin):
+    """A new Official Account token ends the one before it (five minutes later): processes that each
+    fetched their own knocked each other's out, one refresh after another. They share one."""
+    from tests.conftest import OA
+    a, b = (h.server.app[HUB] for h in two_hubs)
+    account = await a.accounts.get(OA["id"])
+    before = standin.token_requests
+    first = await a.outbound.api.access_token(account)
+    assert await b.outbound.api.access_token(account) == first  # taken from the store, not fetched
+    assert standin.token_requests == before + 1
+    # the platform refuses it (40001): one process fetches a new one, the other adopts it
+    renewed = await a.outbound.api.access_token(account, force=True, stale=first)
+    assert renewed != first and standin.token_requests == before + 2
+    assert await b.outbound.api.access_token(account, force=True, stale=first) == renewed
+    assert standin.token_requests == before + 2
+    # WeCom answers the same token while it is valid: each process keeps its own fetch
+    wecom = await a.accounts.get(WECOM["id"])
+    await a.outbound.api.access_token(wecom)
+    await b.outbound.api.access_token(wecom)
+    assert standin.token_requests == before + 4

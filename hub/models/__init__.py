@@ -11,7 +11,7 @@ from .bots import BotOutcome, BrandWord, FaqRow, KeywordRule
 from .config_data import RoutingRule, Setting
 from .customers import Customer, CustomerTag, Identity, Merge, Tag, TagGroup
 from .people import LoginSession, SkillGroup, User
-from .scale import TimerClaim  # noqa: F401
+from .scale import PlatformToken, TimerClaim  # noqa: F401
 from .privacy import AccountSecret, ErasureRecord, LegalHold, PrivacyState, PurgeRun, RetentionPolicy  # noqa: F401
 from .search import SearchCursor, Watch, WatchHit
 from .service import AgentEvent, AgentStream, ServiceSession, SessionEvent

@@ -1,7 +1,7 @@
 """Coordination between hub processes."""
 from __future__ import annotations
 
-from sqlalchemy import Float, Index, String
+from sqlalchemy import Float, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -16,3 +16,14 @@ class TimerClaim(Base):
     worker: Mapped[str] = mapped_column(String(96))
     at: Mapped[float] = mapped_column(Float)
     __table_args__ = (Index("ix_timer_claims_at", "at"),)
+
+
+class PlatformToken(Base):
+    """An access token shared by the hub processes (hub/outbound/shared_tokens.py), sealed like the
+    account secrets. ``key``: the account and a fingerprint of the credentials it was fetched with."""
+
+    __tablename__ = "platform_tokens"
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[float] = mapped_column(Float)
+    fetched_at: Mapped[float] = mapped_column(Float)

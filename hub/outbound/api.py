@@ -7,10 +7,10 @@ Errors come back as HTTP 200 with ``{"errcode": N, "errmsg": ...}``: they raise 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -18,6 +18,7 @@ import aiohttp
 from ..accounts import AccountInfo
 from ..clock import Clock
 from ..privacy.redact import redact_error
+from .shared_tokens import SharedTokens, Token
 
 log = logging.getLogger(__name__)
 
@@ -77,10 +78,11 @@ def network_error(exc: BaseException) -> PlatformError:
     return PlatformError(1_000_000, redact_error(exc))
 
 
-@dataclass
-class _Token:
-    value: str
-    expires_at: float
+def token_key(account: AccountInfo) -> str:
+    """A token's cache key: the account and a fingerprint of what it was fetched with, so a token
+    fetched before the AppID/CorpID or secret changed is never used after."""
+    creds = "\x00".join((account.platform, account.receive_id, account.secret or ""))
+    return f"{account.id}#{hashlib.sha256(creds.encode()).hexdigest()[:16]}"
 
 
 class PlatformApi:
@@ -90,55 +92,72 @@ class PlatformApi:
         self.clock = clock
         self.bases = {"wecom": wecom_base.rstrip("/"), "oa": oa_base.rstrip("/")}
         self.refresh_margin = refresh_margin
-        self._tokens: dict[str, _Token] = {}
+        self._tokens: dict[str, Token] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._refresh_after: dict[str, float] = {}  # account -> when to try a failed early refresh again
         self._fetch_failed: dict[str, tuple[float, PlatformError]] = {}  # account -> (until, the refusal)
         self.refresh_retry = 30.0
         self.token_fetches = 0
+        self.shared: SharedTokens | None = None  # several processes: the Official Account's token, shared
 
     # -- tokens ---------------------------------------------------------------------------------
     async def access_token(self, account: AccountInfo, force: bool = False, stale: str | None = None) -> str:
-        cached = self._tokens.get(account.id)
+        key = token_key(account)
+        cached = self._tokens.get(key)
         if cached and not force and cached.expires_at - self.refresh_margin > self.clock.now():
             return cached.value
-        lock = self._locks.setdefault(account.id, asyncio.Lock())
+        lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:  # single flight: whoever waited finds the fresh token
-            cached = self._tokens.get(account.id)
+            cached = self._tokens.get(key)
             now = self.clock.now()
             fresh = cached and cached.expires_at - self.refresh_margin > now
             if fresh and (not force or cached.value != stale):
                 return cached.value
             # an early refresh failed a moment ago: the token still valid serves until the next try
             usable = cached is not None and not force and cached.expires_at > now
-            if usable and now < self._refresh_after.get(account.id, 0.0):
+            if usable and now < self._refresh_after.get(key, 0.0):
                 return cached.value
-            failed = self._fetch_failed.get(account.id)
+            failed = self._fetch_failed.get(key)
             if not usable and failed is not None and now < failed[0]:
                 # refused a moment ago: not fetched again for every send in the queue
                 raise PlatformError(failed[1].errcode, failed[1].errmsg)
             try:
-                token = await self._fetch_token(account)
+                refused = (stale or (cached.value if cached else None)) if force else None
+                token = await self._new_token(account, key, refused)
             except PlatformError as exc:
                 if not usable:
                     if exc.errcode in CREDENTIAL_ERRORS:
                         # a wrong secret or id: one fetch per refresh_retry, not one per send attempt
                         # (the Official Account may fetch 2,000 a day); anything else (the network, a
                         # 5xx, a rate limit) is tried again at the next send
-                        self._fetch_failed[account.id] = (now + self.refresh_retry, exc)
+                        self._fetch_failed[key] = (now + self.refresh_retry, exc)
                     raise
                 # the token endpoint slow or failing in the refresh margin: sends go on with the
                 # current token (every one of them failed, and each waiter fetched again in turn)
-                self._refresh_after[account.id] = now + self.refresh_retry
+                self._refresh_after[key] = now + self.refresh_retry
                 log.warning("early token refresh for %s failed (%s); the current token serves %.0f s more",
                             account.id, exc, cached.expires_at - now)
                 return cached.value
-            self._tokens[account.id] = token
-            self._refresh_after.pop(account.id, None)
-            self._fetch_failed.pop(account.id, None)
+            self._tokens[key] = token
+            self._refresh_after.pop(key, None)
+            self._fetch_failed.pop(key, None)
             return token.value
 
-    async def _fetch_token(self, account: AccountInfo) -> _Token:
+    async def _new_token(self, account: AccountInfo, key: str, stale: str | None) -> Token:
+        """A token from the platform; an Official Account's through the store the processes share
+        (a fetch there ends the token the others hold), which may have a newer one already."""
+        if self.shared is None or account.platform != "oa":
+            return await self._fetch_token(account)
+        try:
+            return await self.shared.get_or_fetch(key, lambda: self._fetch_token(account), stale=stale,
+                                                  fresh_until=self.clock.now() + self.refresh_margin)
+        except PlatformError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the database: a send retries later, a valid token serves
+            log.warning("shared token store unavailable for %s: %s", account.id, exc)
+            raise PlatformError(1_000_002, "token store unavailable") from None
+
+    async def _fetch_token(self, account: AccountInfo) -> Token:
         self.token_fetches += 1
         base = self.bases[account.platform]
         if account.platform == "oa":
@@ -150,7 +169,7 @@ class PlatformApi:
         token = data.get("access_token")
         if not token:
             raise PlatformError(int(data.get("errcode", -1)), str(data.get("errmsg", "no access_token")))
-        return _Token(token, self.clock.now() + float(data.get("expires_in", 7200)))
+        return Token(token, self.clock.now() + float(data.get("expires_in", 7200)))
 
     # -- calls ----------------------------------------------------------------------------------
     async def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:

@@ -212,6 +212,26 @@ async def test_overdue_ticket_alerts_group_and_supervisors_once(client, hub, peo
         await alice.close()
 
 
+async def test_an_edit_sending_the_same_due_time_keeps_the_ticket_overdue(client, hub, people):  # noqa: ANN001
+    """The console's form sends every field back: {"priority": "urgent", "due_at": <unchanged>} on an
+    overdue ticket cleared its overdue mark (it left ?overdue=1, and was never alerted again)."""
+    h = people["h"]
+    cid, sid = await conversation_with_session(hub, people["alice"].id)
+    t = await (await client.post("/api/tickets", headers=h["alice"], json={"session_id": sid, "type": "complaint",
+                                                                           "title": "投诉发货慢"})).json()
+    hub.clock.advance(4 * 3600 + 1)
+    assert await hub.timers.fire_due() >= 1
+    r = await client.patch(f"/api/tickets/{t['id']}", headers=h["alice"], json={"priority": "urgent",
+                                                                                "due_at": t["due_at"]})
+    assert r.status == 200, await r.text()
+    edited = await r.json()
+    assert edited["priority"] == "urgent" and edited["overdue_at"] == T0 + 4 * 3600 + 1
+    overdue = await (await client.get("/api/tickets?overdue=1", headers=h["sam"])).json()
+    assert [x["id"] for x in overdue["tickets"]] == [t["id"]]
+    full = await (await client.get(f"/api/tickets/{t['id']}", headers=h["alice"])).json()
+    assert not [e for e in full["history"] if e["kind"] == "due"]  # no change of due time recorded
+
+
 async def test_two_status_moves_at_once_do_not_both_land(client, hub, people, monkeypatch):  # noqa: ANN001
     """X closes a resolved ticket while Y reopens it: each checked the move against the status it
     read, so the second to write is refused (409) instead of a closed ticket coming back in progress."""

@@ -206,8 +206,9 @@ class TicketService:
         if "assignee_id" in body:
             changes["assignee_id"] = await self._assignee(body["assignee_id"])
         if "due_at" in body:
-            changes["due_at"] = self._due({"due_at": body["due_at"]}, self.clock.now(), None)
-            changes["overdue_at"] = None
+            due_at = self._due({"due_at": body["due_at"]}, self.clock.now(), None)
+            if due_at != row.due_at:  # a form sending the same due time back leaves an overdue ticket overdue
+                changes["due_at"], changes["overdue_at"] = due_at, None
         changes = {k: v for k, v in changes.items() if getattr(row, k) != v}
         if not changes:
             return ticket_json(row)

@@ -137,6 +137,31 @@ async def test_edits_assignment_comments_and_bad_input(client, hub, people):  # 
     assert (await client.get("/api/tickets/99999", headers=h["sam"])).status == 404
 
 
+async def test_a_due_time_that_is_not_a_finite_number_is_refused(client, hub, people):  # noqa: ANN001
+    """request.json() takes Infinity and NaN: stored as a due time, they made GET /api/tickets invalid
+    JSON for everyone (a strict parser refuses Infinity); 1e400 is Infinity too."""
+    import json
+
+    h = people["h"]
+    cid, _ = await conversation_with_session(hub, people["alice"].id)
+    headers = {**h["alice"], "Content-Type": "application/json"}
+    for due in ("Infinity", "-Infinity", "NaN", "1e400", "1" + "0" * 400):
+        r = await client.post("/api/tickets", headers=headers,
+                              data=f'{{"conversation_id": {cid}, "type": "return", "title": "x", "due_at": {due}}}')
+        assert r.status == 400 and (await r.json())["field"] == "due_at", (due, r.status, await r.text())
+    t = await (await client.post("/api/tickets", headers=h["alice"], json={"conversation_id": cid, "type": "return",
+                                                                           "title": "退货"})).json()
+    for due in ("Infinity", "NaN"):
+        r = await client.patch(f"/api/tickets/{t['id']}", headers=headers, data=f'{{"due_at": {due}}}')
+        assert r.status == 400 and (await r.json())["field"] == "due_at", (due, r.status, await r.text())
+
+    def strict(constant: str) -> None:
+        raise AssertionError(f"{constant} in the JSON")
+
+    listed = json.loads(await (await client.get("/api/tickets", headers=h["sam"])).text(), parse_constant=strict)
+    assert [x["due_at"] for x in listed["tickets"]] == [t["due_at"]]
+
+
 async def test_custom_types_and_rules_are_admin_writes(client, hub, people):  # noqa: ANN001
     h = people["h"]
     types = await (await client.get("/api/ticket-types", headers=h["alice"])).json()

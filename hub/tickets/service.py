@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -344,9 +345,16 @@ class TicketService:
         value = body.get("due_at")
         if value is None:
             return now + ticket_type.due_hours * 3600 if ticket_type is not None else None
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise bad_request("invalid_due_at", "due_at must be epoch seconds", "due_at")
-        return float(value)
+        try:
+            due = float(value)
+        except OverflowError:  # an integer of hundreds of digits
+            due = math.inf
+        # request.json() takes Infinity and NaN: stored, they made GET /api/tickets invalid JSON for everyone
+        if not (math.isfinite(due) and due > 0):
+            raise bad_request("invalid_due_at", "due_at must be epoch seconds", "due_at")
+        return due
 
     async def _assignee(self, value: Any) -> int | None:
         if value is None:

@@ -162,6 +162,19 @@ async def test_a_due_time_that_is_not_a_finite_number_is_refused(client, hub, pe
     assert [x["due_at"] for x in listed["tickets"]] == [t["due_at"]]
 
 
+async def test_oversized_ids_in_a_ticket_body_are_refused(client, hub, people):  # noqa: ANN001
+    """A conversation or session id past BIGINT, or a rule position past INTEGER, is a 400 naming the
+    field (a 500: OverflowError on SQLite, asyncpg's DataError on PostgreSQL)."""
+    h = people["h"]
+    for body, field in [({"conversation_id": 10 ** 20, "type": "return", "title": "x"}, "conversation_id"),
+                        ({"session_id": 10 ** 20, "type": "return", "title": "x"}, "session_id")]:
+        r = await client.post("/api/tickets", headers=h["sam"], json=body)
+        assert r.status == 400 and (await r.json())["field"] == field, (body, r.status, await r.text())
+    r = await client.post("/api/ticket-rules", headers=auth(), json={"name": "r", "keywords": ["x"], "group": "g",
+                                                                      "position": 10 ** 12})
+    assert r.status == 400 and (await r.json())["field"] == "position", await r.text()
+
+
 async def test_custom_types_and_rules_are_admin_writes(client, hub, people):  # noqa: ANN001
     h = people["h"]
     types = await (await client.get("/api/ticket-types", headers=h["alice"])).json()

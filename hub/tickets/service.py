@@ -127,8 +127,8 @@ class TicketService:
                 position = data.get("position")
                 if position is None:
                     position = len((await conn.execute(select(rules_t.c.id))).all())
-                elif isinstance(position, bool) or not isinstance(position, int):
-                    raise bad_request("invalid_position", "position must be an integer", "position")
+                elif isinstance(position, bool) or not isinstance(position, int) or not -2 ** 31 <= position < 2 ** 31:
+                    raise bad_request("invalid_position", "position must be a 32-bit integer", "position")
                 rule_id = (await conn.execute(rules_t.insert().values(
                     name=rule.name, position=position, enabled=rule.enabled, data=payload, updated_at=now))
                 ).inserted_primary_key[0]
@@ -433,9 +433,8 @@ def _event_kind(field: str) -> str:
 
 
 def _int(value: Any, name: str) -> int:
-    if isinstance(value, bool):
+    from ..api import int_param  # an id past BIGINT was a 500 (OverflowError, asyncpg's DataError)
+    number = int_param(value, name)
+    if number is None:
         raise bad_request("invalid_" + name, f"{name} must be an integer", name)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise bad_request("invalid_" + name, f"{name} must be an integer", name) from None
+    return number

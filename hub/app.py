@@ -151,7 +151,7 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     if config.redis_url:  # several processes: an agent connected to any of them is present
         presence.shared = RedisPresence(push.streams.redis, worker_name(config.worker_id))
         presence.shared.start()
-    timers = Timers(clock, TimerClaims(db, clock, worker_name(config.worker_id)).claim if not db.is_sqlite else None)
+    timers = Timers(clock, TimerClaims(db, clock, worker_name(config.worker_id)) if not db.is_sqlite else None)
     customers = CustomerService(db, clock, push, settings)
 
     async def fetch_profile(account_id: str, channel: str, peer_id: str) -> dict[str, str]:

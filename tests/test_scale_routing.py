@@ -116,6 +116,36 @@ async def test_timer_fires_once_across_processes(two_hubs):
     assert len(ran) == 1
 
 
+async def test_a_firing_whose_runner_died_is_taken_over_and_one_that_ran_is_not(two_hubs):
+    """A process that won a firing's claim and died before running it left the firing claimed for
+    good: the process that lost the claim never looked again, and a restarted one lost it too."""
+    a, b = two_hubs
+    hub_a, hub_b = a.server.app[HUB], b.server.app[HUB]
+    for hub in (hub_a, hub_b):
+        hub.timers.claims.lease = 0.5
+    ran: list[str] = []
+
+    def action(name: str):  # noqa: ANN202
+        async def fire() -> None:
+            ran.append(name)
+        return fire
+
+    when = hub_a.clock.now() + 0.1
+    assert await hub_a.timers.claims.claim("probe:dead", when) is True  # A wins it, then "dies"
+    hub_b.timers.set("probe:dead", when, action("b"))
+    await asyncio.sleep(0.3)
+    assert ran == []  # A's lease still runs
+    await wait_for(lambda: ran == ["b"], timeout=3)  # ran out: B took it over
+    # a firing whose runner finished in time is not run again by the one that looked again
+    when = hub_a.clock.now() + 0.1
+    assert await hub_a.timers.claims.claim("probe:alive", when) is True
+    hub_b.timers.set("probe:alive", when, action("b2"))
+    await asyncio.sleep(0.2)
+    await hub_a.timers.claims.finish("probe:alive", when)
+    await asyncio.sleep(1.0)
+    assert ran == ["b"]
+
+
 async def test_accept_timer_of_a_dead_process_fires_on_the_other(two_hubs):
     a, b = two_hubs
     hub_a, hub_b = a.server.app[HUB], b.server.app[HUB]

@@ -1,7 +1,7 @@
 """Coordination between hub processes."""
 from __future__ import annotations
 
-from sqlalchemy import Float, Index, String, Text
+from sqlalchemy import Boolean, Float, Index, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .base import Base
@@ -9,12 +9,15 @@ from .base import Base
 
 class TimerClaim(Base):
     """One row per timer firing (``key@when``): the process whose insert wins runs the timer's action,
-    so a timer armed in several processes (each rebuilds timers from the database) fires once."""
+    so a timer armed in several processes (each rebuilds timers from the database) fires once. The
+    claim is a lease until ``done``: another process takes over a firing whose runner died."""
 
     __tablename__ = "timer_claims"
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     worker: Mapped[str] = mapped_column(String(96))
     at: Mapped[float] = mapped_column(Float)
+    until: Mapped[float] = mapped_column(Float, server_default="0")  # the runner's lease
+    done: Mapped[bool] = mapped_column(Boolean, server_default=true())  # its action has run
     __table_args__ = (Index("ix_timer_claims_at", "at"),)
 
 

@@ -1,17 +1,17 @@
 """Scheduled timers keyed by name (``call_later``, not a periodic sweep): set, replace, cancel.
 
 The callers rebuild their timers from the database at start, so a restart loses none. With several
-hub processes (``claim`` set), every process may arm the same timer (each rebuilds them from the
-database); at its time each asks ``claim(key, when)`` and only the one that wins runs the action,
-so it happens once, and still happens if the process that armed it first has died.
+hub processes (``claims`` set), every process may arm the same timer (each rebuilds them from the
+database); at its time each asks ``claims.claim(key, when)`` and only the one that wins runs the
+action, so it happens once, and still happens if the process that armed it first has died. The
+claim is a lease until the action has run (``claims.finish``): a process that lost it looks again
+when the lease runs out, and takes the firing over if its runner died meanwhile.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable
-
-Claim = Callable[[str, float], Awaitable[bool]]
+from typing import Awaitable, Callable, Protocol
 
 from ..clock import Clock
 
@@ -21,20 +21,30 @@ log = logging.getLogger(__name__)
 RETRY_FIRST, RETRY_MAX, RETRIES = 5.0, 300.0, 8
 
 
+class Claims(Protocol):
+    """Firings across processes (hub/scale/claims.py ``TimerClaims``)."""
+
+    async def claim(self, key: str, when: float) -> bool | float:
+        """True: run it; False: it ran elsewhere; a time: another process holds it until then."""
+
+    async def finish(self, key: str, when: float) -> None:
+        """The firing has run."""
+
+
 class Timers:
-    def __init__(self, clock: Clock, claim: Claim | None = None):
+    def __init__(self, clock: Clock, claims: Claims | None = None):
         self.clock = clock
-        self.claim = claim  # across processes: only the winner of a firing runs it
+        self.claims = claims  # across processes: only the winner of a firing runs it
         self._handles: dict[str, asyncio.TimerHandle] = {}
         self._due: dict[str, tuple[float, Callable[[], Awaitable[None]]]] = {}
         self._tasks: set[asyncio.Task] = set()
         self.fired = 0
-        self._spent: dict[str, float] = {}  # with ``claim``: key -> the time it last fired (or lost the claim)
+        self._spent: dict[str, float] = {}  # with ``claims``: key -> the time it last fired (or lost the claim)
         self._failures: dict[str, int] = {}  # key -> failed firings in a row (each tried again later)
 
     def set(self, key: str, when: float, fn: Callable[[], Awaitable[None]]) -> None:
         """Run ``fn`` at epoch time ``when`` (replacing any timer with the same key)."""
-        if self.claim is not None and self._spent.get(key) == when:
+        if self.claims is not None and self._spent.get(key) == when:
             return  # this firing already happened (here or in another process): re-arming is a no-op
         self.cancel(key)
         delay = max(0.0, when - self.clock.now())
@@ -64,22 +74,47 @@ class Timers:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, key: str, fn: Callable[[], Awaitable[None]], when: float = 0.0) -> None:
+        claimed = False
         try:
-            if self.claim is not None:
+            if self.claims is not None:
                 self._spent[key] = when
-                if not await self.claim(key, when):
+                got = await self.claims.claim(key, when)
+                if got is False:
                     return  # another process fired it
+                if got is not True:
+                    self._look_again(key, fn, when, got)
+                    return
+                claimed = True
             self.fired += 1
             await fn()
             self._failures.pop(key, None)
+            if claimed:
+                await self._finish(key, when)
         except Exception:  # noqa: BLE001 - tried again later (the actions read the state they act on)
+            if claimed:  # the retry below is a firing of its own; cancelled, the lease runs out instead
+                await self._finish(key, when)
             failures = self._failures[key] = self._failures.get(key, 0) + 1
             if key in self._due or failures > RETRIES:  # set again meanwhile, or given up
                 log.exception("timer %s failed%s", key, " for good" if failures > RETRIES else "")
                 return
             delay = min(RETRY_MAX, RETRY_FIRST * 2 ** (failures - 1))
             log.exception("timer %s failed, trying again in %.0f s", key, delay)
-            self.set(key, self.clock.now() + delay, fn)
+            self.set(key, self.clock.now() + delay, fn)  # a firing of its own (claimed anew)
+
+    def _look_again(self, key: str, fn: Callable[[], Awaitable[None]], when: float, until: float) -> None:
+        """Another process holds the firing until ``until``: ask again then (it has run by then, or
+        its runner died and this process takes it over), unless the timer was set anew meanwhile."""
+        if key in self._due:
+            return
+        delay = max(0.0, until - self.clock.now()) + 0.05
+        self._handles[key] = asyncio.get_running_loop().call_later(delay, self._fire, key, fn, when)
+        self._due[key] = (when, fn)
+
+    async def _finish(self, key: str, when: float) -> None:
+        try:
+            await self.claims.finish(key, when)
+        except Exception:  # noqa: BLE001 - the lease runs out and another process may run it again
+            log.exception("timer %s: marking its firing done failed", key)
 
     async def fire_due(self) -> int:
         """Run, now, every timer whose time has come by the clock (tests move a fake clock)."""

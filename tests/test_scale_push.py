@@ -173,3 +173,24 @@ async def test_a_users_sequence_counter_does_not_expire(private_redis):
             await streams.stop()
     finally:
         await client.aclose()
+
+
+async def test_a_hung_redis_does_not_hold_pushes(two_hubs, private_redis):
+    """Redis paused (a network partition looks the same): a push gives up on it within about a
+    second (the stream store's client had a read timeout, the Socket.IO publish had none, and a
+    room's push, such as the supervisors' queue.changed, waited until TCP gave up)."""
+    import os
+    import signal
+    a, _b = two_hubs
+    hub_a = a.server.app[HUB]
+    alice = await make_user(hub_a, "alice")
+    os.kill(private_redis.proc.pid, signal.SIGSTOP)
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(hub_a.push.to_user(alice.id, "note.test", {"i": 1}), 8)
+        await asyncio.wait_for(hub_a.push.to_room("supervisors", "note.test", {"i": 2}), 8)
+        await asyncio.wait_for(hub_a.push.to_room("supervisors", "note.test", {"i": 3}), 8)  # Redis skipped a second
+        assert loop.time() - started < 4
+    finally:
+        os.kill(private_redis.proc.pid, signal.SIGCONT)

@@ -11,6 +11,8 @@ import socketio
 
 log = logging.getLogger(__name__)
 
+PUBLISH_TIMEOUT = 1.0  # seconds a publish may take before Redis counts as down (for a second)
+
 
 class HubRedisManager(socketio.AsyncRedisManager):
     def __init__(self, url: str, channel: str = "hub-socketio"):
@@ -45,7 +47,10 @@ class HubRedisManager(socketio.AsyncRedisManager):
         try:
             if not self.connected:
                 self._redis_connect()
-            return await self.redis.publish(self.channel, self.json.dumps(data))
+            # bounded: a Redis that hangs (paused, a network partition) held every push, and the
+            # pipeline job making it, until TCP gave up; the client has no read timeout of its own
+            # (its listener blocks on reads by design)
+            return await asyncio.wait_for(self.redis.publish(self.channel, self.json.dumps(data)), PUBLISH_TIMEOUT)
         except Exception as exc:  # noqa: BLE001
             self.connected = False
             self.publish_failures += 1

@@ -6,6 +6,7 @@ callback -> decrypt/parse (hub/callbacks) -> archive + job (hub/archive/store.py
 """
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import logging
@@ -68,6 +69,7 @@ from .service.sessions import SessionService
 from .service.step import route_step
 from .service.timers import Timers
 from .settings import Settings
+from .tasks import cancel_and_wait
 from .users import LoginLimiter
 
 log = logging.getLogger("hub")
@@ -209,7 +211,8 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
     app[CONFIG] = config
     app[CLOCK] = clock or Clock()
     sio = create_sio(HubRedisManager(config.redis_url) if config.redis_url else None)
-    sio.register_namespace(AgentNamespace(lambda: app[HUB]))
+    agents_ns = AgentNamespace(lambda: app[HUB])
+    sio.register_namespace(agents_ns)
     sio.attach(app)
 
     async def hub_context(app: web.Application):  # noqa: ANN202
@@ -229,6 +232,7 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             await hub.pipeline.shard_lock.start()
             hub.pipeline.start()
             hub.outbound.start()
+            rechecks = asyncio.create_task(agents_ns.recheck_forever(), name="socket-rechecks")
             # start-up objects (jieba's dictionary, models, the FAQ index) are long-lived: keep the
             # collector from walking them on every full collection (long pauses under load)
             gc.collect()
@@ -238,6 +242,7 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             gc.set_threshold(*GC_THRESHOLDS)
             log.info("scrm-hub ready on %s", hub.db.engine.url.render_as_string(hide_password=True))
             yield
+            await cancel_and_wait(rechecks)
             await hub.pipeline.stop()
             await hub.pipeline.shard_lock.stop()
             await hub.sessions.stop()

@@ -94,9 +94,43 @@ class AgentNamespace(socketio.AsyncNamespace):
         if user is None:  # refused in the ack, then dropped (the console goes to the login page)
             asyncio.get_running_loop().call_later(0.2, lambda: asyncio.ensure_future(self.disconnect(sid)))
             raise HubError(401, "unauthorized", "not logged in any more")
+        await self._follow_rooms(sid, session["user"], user)
         session.update(user=user, checked=hub.clock.now())
         await self.save_session(sid, session)
         return user
+
+    async def _follow_rooms(self, sid: str, before: UserInfo, now: UserInfo) -> None:
+        """The socket's rooms as the user's role and groups are now (a demoted supervisor leaves the
+        supervisors' room, with its customers' words in watch hits and the dashboard)."""
+        for g in set(before.groups) - set(now.groups):
+            await self.leave_room(sid, group_room(g))
+        for g in set(now.groups) - set(before.groups):
+            await self.enter_room(sid, group_room(g))
+        if before.is_supervisor and not now.is_supervisor:
+            await self.leave_room(sid, SUPERVISORS)
+        elif now.is_supervisor and not before.is_supervisor:
+            await self.enter_room(sid, SUPERVISORS)
+
+    async def recheck_idle(self) -> None:
+        """Check the users of this process's sockets that have not acted for ``RECHECK`` seconds: a
+        console left open gets what its user may get now (its rooms; dropped when disabled or logged
+        out), not only at its next action."""
+        for sids in list(self.hub.presence.sockets.values()):
+            for sid in list(sids):
+                try:
+                    await self._user(sid)
+                except (KeyError, HubError):
+                    pass  # gone, or being dropped
+
+    async def recheck_forever(self) -> None:
+        while True:
+            await asyncio.sleep(RECHECK)
+            try:
+                await self.recheck_idle()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - the next round tries again
+                log.exception("rechecking socket users failed")
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Every client event runs through here: errors become acks, never a dropped socket."""

@@ -349,3 +349,36 @@ async def test_a_reply_too_long_for_its_channel_is_refused_at_once(client, hub, 
     ack = await alice.call("reply", {"session_id": sid, "text": "好" * 1334})  # 4,002 bytes: WeCom takes 4,000
     assert ack["ok"] is False and ack["error"] == "invalid_text" and "4000 bytes" in ack["message"]
     assert (await alice.call("reply", {"session_id": sid, "text": "好" * 1333}))["ok"]
+
+
+async def test_an_open_console_follows_its_users_role_without_acting(client, hub, desk, monkeypatch):
+    """A supervisor demoted (or disabled) while their console sits open: within a few seconds their
+    socket leaves the supervisors' room (customers' words in watch hits, the dashboard) or is
+    dropped, without waiting for them to act."""
+    from sqlalchemy import update
+
+    from hub import realtime
+    from hub.models import User
+    from hub.push import SUPERVISORS
+
+    sue = await make_user(hub, "sue", role="supervisor")
+    await make_user(hub, "alice")
+    console = await desk("sue")
+    agent = await desk("alice")
+    await hub.push.to_room(SUPERVISORS, "note.test", {"i": 1})
+    await console.wait("note.test")
+    monkeypatch.setattr(realtime, "RECHECK", 0.0)  # (every few seconds in production)
+    users = User.__table__
+    async with hub.db.write() as conn:
+        await conn.execute(update(users).where(users.c.id == sue.id).values(role="agent"))
+    await hub.sio.namespace_handlers["/"].recheck_idle()
+    await hub.push.to_room(SUPERVISORS, "note.test", {"i": 2})
+    await asyncio.sleep(0.3)
+    assert [d["i"] for d in console.by_name["note.test"]] == [1]
+    # disabled: the socket is dropped
+    alice = next(u for u in hub.sessions.agents.values() if u.username == "alice")
+    async with hub.db.write() as conn:
+        await conn.execute(update(users).where(users.c.id == alice.id).values(disabled=True))
+    await hub.sio.namespace_handlers["/"].recheck_idle()
+    await asyncio.sleep(0.5)
+    assert not agent.sio.connected

@@ -19,6 +19,7 @@ from aiohttp import web
 from sqlalchemy import and_, func, or_, select
 
 from . import spreadsheet
+from .api import MAX_ID, int_param
 from .clock import Clock
 from .db import Database, retry_busy
 from .errors import bad_request
@@ -152,10 +153,7 @@ def parse_query(params: Any) -> AuditQuery:
     kind = str(params.get("kind", "")).strip()
     if kind and kind not in KINDS:
         raise bad_request("invalid_kind", "kind must be change or access", "kind")
-    try:
-        page = int(params.get("page", "1") or 1)
-    except ValueError:
-        raise bad_request("invalid_page", "page must be an integer", "page") from None
+    page = int_param(params.get("page"), "page", 1)
     if page < 1:
         raise bad_request("invalid_page", "page must be 1 or more", "page")
     since, until = _time(str(params.get("since", "")), "since"), _time(str(params.get("until", "")), "until")
@@ -165,14 +163,21 @@ def parse_query(params: Any) -> AuditQuery:
                       str(params.get("target", "")).strip(), since, until, page)
 
 
+def _actor_id(actor: str) -> int | None:
+    """The user id an actor of digits may be; none past BIGINT (it reached the database, a 500) or for
+    digits int() does not read ('²')."""
+    return int(actor) if actor.isascii() and actor.isdigit() and int(actor) <= MAX_ID else None
+
+
 def _conditions(q: AuditQuery) -> list:
     c = audit_log.c
     conds = []
     if q.kind:
         conds.append(c.kind == q.kind)
     if q.actor:
-        conds.append(or_(c.actor_name == q.actor, c.actor_id == int(q.actor)) if q.actor.isdigit()
-                     else c.actor_name == q.actor)
+        actor_id = _actor_id(q.actor)
+        conds.append(c.actor_name == q.actor if actor_id is None
+                     else or_(c.actor_name == q.actor, c.actor_id == actor_id))
     if q.action:  # "faq" matches faq.create, faq.update ...; "faq.update" only itself
         conds.append(c.action == q.action if "." in q.action else
                      or_(c.action == q.action, c.action.like(q.action.replace("%", "") + ".%")))
@@ -203,7 +208,8 @@ async def search(db: Database, q: AuditQuery, page_size: int = PAGE_SIZE) -> tup
         stmt, count = stmt.where(where), count.where(where)
     async with db.read_heavy() as conn:
         total = int((await conn.execute(count)).scalar() or 0)
-        rows = (await conn.execute(stmt.limit(page_size).offset((q.page - 1) * page_size))).all()
+        offset = min((q.page - 1) * page_size, MAX_ID)  # a page past the last: none, not past BIGINT (a 500)
+        rows = (await conn.execute(stmt.limit(page_size).offset(offset))).all()
     return [entry_json(r) for r in rows], total
 
 

@@ -29,7 +29,19 @@ async def json_object(request: web.Request) -> dict[str, Any]:
 
 
 def path_int(request: web.Request, key: str = "id") -> int:
-    try:
-        return int(request.match_info[key])
-    except ValueError:
-        raise bad_request("invalid_" + key, f"{key} must be an integer", key) from None
+    """The id in the path, as ``hub.api.path_id``: not an integer is a 400, one past BIGINT the 404 an unknown
+    id gets, ``unknown_<what>`` named by the route (/api/tickets/{id}: unknown_ticket; it reached the database,
+    a 500)."""
+    from .api import path_id  # hub.api imports this module
+    return path_id(request, _what(request, key), key)
+
+
+def _what(request: web.Request, key: str) -> str:
+    """What the route's part before ``{key}`` names, singular: tickets, ticket-rules, watches: ticket, rule, watch."""
+    resource = request.match_info.route.resource
+    parts = resource.canonical.split("/") if resource is not None else []
+    at = parts.index("{" + key + "}") if "{" + key + "}" in parts else 0
+    word = parts[at - 1].rsplit("-", 1)[-1] if at > 0 else ""
+    if word.endswith(("ches", "shes", "sses", "xes")):
+        return word[:-2]
+    return word[:-1] if word.endswith("s") else word or key

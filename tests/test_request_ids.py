@@ -69,3 +69,57 @@ async def test_the_socket_history_cursor_is_checked(client, hub, wecom):
         assert ack["ok"] and [m["text"] for m in ack["messages"]] == ["在吗"]
     finally:
         await alice.close()
+
+
+async def test_path_ids_past_bigint_name_nothing_in_every_view(client, hub):
+    """Ids in the path read by path_int (tickets, rules, alerts, holds, erase, users), the archive export, keyword
+    watches and channel codes: one past BIGINT is the 404 an unknown id gets (these were 500s)."""
+    cases = [("GET", f"/api/tickets/{HUGE}", None, "unknown_ticket"),
+             ("PATCH", f"/api/tickets/{HUGE}", {"priority": "high"}, "unknown_ticket"),
+             ("POST", f"/api/tickets/{HUGE}/transition", {"status": "closed"}, "unknown_ticket"),
+             ("POST", f"/api/tickets/{HUGE}/comments", {"text": "x"}, "unknown_ticket"),
+             ("DELETE", f"/api/ticket-rules/{HUGE}", None, "unknown_rule"),
+             ("DELETE", f"/api/sla/rules/{HUGE}", None, "unknown_rule"),
+             ("POST", f"/api/alerts/{HUGE}/clear", None, "unknown_alert"),
+             ("DELETE", f"/api/quality/rules/{HUGE}", None, "unknown_rule"),
+             ("DELETE", f"/api/routing/rules/{HUGE}", None, "unknown_rule"),
+             ("PUT", f"/api/users/{HUGE}", {"cap": 3}, "unknown_user"),
+             ("DELETE", f"/api/holds/{HUGE}", None, "unknown_hold"),
+             ("POST", f"/api/customers/{HUGE}/erase", {"requester": "客户本人", "reason": "PIPL"}, "unknown_customer"),
+             ("POST", f"/api/customers/{HUGE}/erase?dry_run=1", None, "unknown_customer"),
+             ("GET", f"/api/conversations/{HUGE}/export", None, "unknown_conversation"),
+             ("PUT", f"/api/watches/{HUGE}", {"enabled": False}, "unknown_watch"),
+             ("DELETE", f"/api/watches/{HUGE}", None, "unknown_watch"),
+             ("GET", f"/api/channels/{HUGE}", None, "unknown_channel"),
+             ("PUT", f"/api/channels/{HUGE}", {"name": "x"}, "unknown_channel"),
+             ("DELETE", f"/api/channels/{HUGE}", None, "unknown_channel"),
+             ("GET", f"/api/channels/{HUGE}/qr.png", None, "unknown_channel"),
+             ("GET", f"/api/channels/{HUGE}/stats", None, "unknown_channel")]
+    wrong = []
+    for method, path, body, code in cases:
+        resp = await client.request(method, path, json=body, headers=auth())
+        if resp.status != 404 or (await resp.json()).get("error") != code:
+            wrong.append((method, path, resp.status, await resp.text()))
+    assert wrong == []
+    resp = await client.get(f"/api/tickets/{-1}", headers=auth())  # the route takes any text: not past BIGINT
+    assert resp.status == 404 and (await resp.json())["error"] == "unknown_ticket", await resp.text()
+    resp = await client.get("/api/tickets/abc", headers=auth())
+    assert resp.status == 400 and await _field(resp) == "id", await resp.text()
+
+
+async def test_oversized_search_watch_and_audit_parameters(client, hub):
+    wrong = []
+    for path, field in [(f"/api/search?q=x&agent={HUGE}", "agent"), (f"/api/search?q=x&customer={HUGE}", "customer"),
+                        (f"/api/search?q=x&before={HUGE}", "before"), ("/api/search?q=x&before=-1", "before"),
+                        (f"/api/watch-hits?before={HUGE}", "before"), (f"/api/watch-hits?watch={HUGE}", "watch"),
+                        (f"/api/audit?page={HUGE}", "page")]:
+        resp = await client.get(path, headers=auth())
+        if resp.status != 400 or await _field(resp) != field:
+            wrong.append((path, resp.status, await resp.text()))
+    assert wrong == []
+    # an actor of digits is a user id or a name: past BIGINT it can only be a name
+    resp = await client.get(f"/api/audit?actor={HUGE}", headers=auth())
+    assert resp.status == 200 and (await resp.json())["entries"] == [], await resp.text()
+    # the last page a page number can name: its offset is past BIGINT, and no entry is there
+    resp = await client.get(f"/api/audit?page={(2 ** 63 - 1) // 50 + 2}", headers=auth())
+    assert resp.status == 200 and (await resp.json())["entries"] == [], await resp.text()

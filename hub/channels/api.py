@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from .. import audit, config_bus
+from ..api import path_id
 from ..auth_views import require_user
 from ..errors import bad_request
 from ..http_util import json_object as _json
@@ -26,7 +27,7 @@ def _svc(request: web.Request) -> ChannelService:
 
 
 def _id(request: web.Request) -> int:
-    return int(request.match_info["id"])  # the route only matches digits
+    return path_id(request, "channel")  # the route only matches digits, but 10**20 is digits too
 
 
 def _flag(value: str | None, name: str) -> bool | None:

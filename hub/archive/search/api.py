@@ -14,10 +14,11 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from ...api import int_param, path_id
 from ...auth_views import require_user
 from ...errors import bad_request
 from ... import spreadsheet
-from ...http_util import hub_of, path_int
+from ...http_util import hub_of
 from ...users import UserInfo
 from ..export import CSV_FIELDS
 from ..history import conversation, message_json, messages
@@ -58,15 +59,6 @@ def _time(value: str | None, name: str) -> float | None:
     return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
 
 
-def _int(value: str | None, name: str) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise bad_request("invalid_" + name, f"{name} must be an integer", name) from None
-
-
 def _choice(value: str | None, name: str, allowed: tuple[str, ...]) -> str | None:
     if value in (None, ""):
         return None
@@ -81,8 +73,8 @@ def parse_filters(q: Any) -> SearchFilters:
         raise bad_request("invalid_until", "until must be after since", "until")
     return SearchFilters(
         account=q.get("account") or None, channel=_choice(q.get("channel"), "channel", CHANNELS),
-        channel_code=q.get("channel_code") or None, agent=_int(q.get("agent"), "agent"),
-        customer=_int(q.get("customer"), "customer"), tag=q.get("tag") or None, since=since, until=until,
+        channel_code=q.get("channel_code") or None, agent=int_param(q.get("agent"), "agent"),
+        customer=int_param(q.get("customer"), "customer"), tag=q.get("tag") or None, since=since, until=until,
         direction=_choice(q.get("direction"), "direction", DIRECTIONS))
 
 
@@ -90,12 +82,12 @@ async def get_search(request: web.Request) -> web.Response:
     user = await require_user(request, *READERS)
     q = request.query
     filters = parse_filters(q)
-    limit = _int(q.get("limit"), "limit")
+    limit = int_param(q.get("limit"), "limit")
     limit = 50 if limit is None else limit
     if not 1 <= limit <= MAX_LIMIT:
         raise bad_request("invalid_limit", f"limit must be 1 to {MAX_LIMIT}", "limit")
     try:
-        page = await search(hub_of(request).db, q.get("q", ""), filters, limit, _int(q.get("before"), "before"))
+        page = await search(hub_of(request).db, q.get("q", ""), filters, limit, int_param(q.get("before"), "before"))
     except QueryError as exc:
         raise bad_request("invalid_query", str(exc), "q") from None
     from ...privacy.masking import mask_text
@@ -112,7 +104,7 @@ async def get_export(request: web.Request) -> web.Response:
     fmt = request.query.get("format", "json")
     if fmt not in ("csv", "json"):
         raise bad_request("invalid_format", "format must be csv or json", "format")
-    conv_id = path_int(request)
+    conv_id = path_id(request, "conversation")
     db = hub_of(request).db
     conv = await conversation(db, conv_id)  # 404 when unknown
     async with db.read_heavy() as conn:

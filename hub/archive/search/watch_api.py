@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ...api import int_param, path_id
 from ...auth_views import require_user
 from ...errors import bad_request
-from ...http_util import json_object, path_int
+from ...http_util import json_object
 from .watches import WatchService
 
 WATCHES = web.AppKey("search_watches", WatchService)
@@ -16,13 +17,7 @@ ROLES = ("supervisor", "admin")
 
 
 def _query_int(request: web.Request, name: str, default: int | None = None) -> int | None:
-    value = request.query.get(name)
-    if value in (None, ""):
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        raise bad_request("invalid_" + name, f"{name} must be an integer", name) from None
+    return int_param(request.query.get(name), name, default)
 
 
 async def list_watches(request: web.Request) -> web.Response:
@@ -39,12 +34,12 @@ async def post_watch(request: web.Request) -> web.Response:
 async def put_watch(request: web.Request) -> web.Response:
     await require_user(request, *ROLES)
     body = await json_object(request)
-    return web.json_response(await request.app[WATCHES].set_enabled(path_int(request), body.get("enabled")))
+    return web.json_response(await request.app[WATCHES].set_enabled(path_id(request, "watch"), body.get("enabled")))
 
 
 async def delete_watch(request: web.Request) -> web.Response:
     await require_user(request, *ROLES)
-    await request.app[WATCHES].delete(path_int(request))
+    await request.app[WATCHES].delete(path_id(request, "watch"))
     return web.json_response({"ok": True})
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import socketio
 
+from .api import int_param
 from .errors import HubError
 from .push import SUPERVISORS, group_room, user_room
 from .users import UserInfo, user_for_token
@@ -154,7 +155,8 @@ class AgentNamespace(socketio.AsyncNamespace):
 
     # -- handlers: thin, the session service does the work -------------------------------------
     async def handle_resume(self, sid: str, user: UserInfo, data: dict) -> dict:
-        replayed = await self.hub.push.replay(sid, user.id, data.get("epoch"), int(data.get("last_seq") or 0))
+        last_seq = int_param(data.get("last_seq"), "last_seq", 0)  # 'abc' was an internal error
+        replayed = await self.hub.push.replay(sid, user.id, data.get("epoch"), last_seq)
         return {"replayed": replayed}
 
     async def handle_sessions(self, sid: str, user: UserInfo, data: dict) -> dict:
@@ -201,9 +203,8 @@ class AgentNamespace(socketio.AsyncNamespace):
         return {}
 
     async def handle_transfer(self, sid: str, user: UserInfo, data: dict) -> dict:
-        to_agent = data.get("to_agent")
         await self.hub.sessions.transfer(user, _int(data, "session_id"),
-                                         to_agent=int(to_agent) if to_agent not in (None, "") else None,
+                                         to_agent=int_param(data.get("to_agent"), "to_agent"),  # 'abc': internal
                                          to_group=data.get("to_group") or None, note=data.get("note") or "")
         return {}
 
@@ -231,10 +232,12 @@ class AgentNamespace(socketio.AsyncNamespace):
 
 
 def _int(data: dict, key: str) -> int:
-    try:
-        return int(data[key])
-    except (KeyError, TypeError, ValueError):
-        raise HubError(400, "invalid_" + key, f"{key} must be an integer", key) from None
+    """A required id from an event, read as the API's (0 to ``MAX_ID``, else ``invalid_<key>``): one past
+    BIGINT reached the database (an ``internal`` error)."""
+    number = int_param(data.get(key), key)
+    if number is None:
+        raise HubError(400, "invalid_" + key, f"{key} must be an integer", key)
+    return number
 
 
 def create_sio(client_manager: Any = None) -> socketio.AsyncServer:

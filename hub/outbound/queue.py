@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import case, exists, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..accounts import AccountRegistry
@@ -222,17 +222,17 @@ class Outbound:
         # older one to the same conversation is still queued or sending (retrying after an error, say).
         # An agent's reply does not wait for an automatic send that has not started (waiting its turn
         # in the trickle under a burst, or retrying): only for older replies and sends under way.
-        older, older_msg = outbox.alias("older"), messages.alias("older_msg")
+        # Each conversation's head is found once per pass (a GROUP BY over the waiting rows), not
+        # by a subquery per row: on SQLite that was quadratic, seconds with thousands waiting.
         by_agent = messages.c.sender.like("agent:%")
-        waits_for_older = exists().where(
-            older.c.status.in_(("queued", "sending")), older.c.id < outbox.c.id,
-            older_msg.c.id == older.c.message_id, older_msg.c.conversation_id == messages.c.conversation_id,
-            ~by_agent | older_msg.c.sender.like("agent:%") | (older.c.status == "sending"))
+        pending = outbox.c.status.in_(("queued", "sending"))
+        heads = _heads(pending)
+        agent_heads = _heads(pending & (by_agent | (outbox.c.status == "sending")))
         async with self.db.read() as conn:
             due = (await conn.execute(
                 select(outbox.c.id, messages.c.sender).join(messages, messages.c.id == outbox.c.message_id)
-                .where(((outbox.c.status == "queued") | (outbox.c.status == "sending"))
-                       & (outbox.c.next_attempt_at <= now) & ~waits_for_older)
+                .where(pending & (outbox.c.next_attempt_at <= now)
+                       & (outbox.c.id.in_(heads) | (by_agent & outbox.c.id.in_(agent_heads))))
                 # agents' replies first: automatic sends waiting their turn in the trickle (this
                 # process has them in flight) filled whole passes and hid a later reply from them
                 .order_by(case((by_agent, 0), else_=1), outbox.c.id)
@@ -382,6 +382,12 @@ class Outbound:
                 await hook(message_id, status, info)
             except Exception:  # noqa: BLE001 - the status is stored; the push is a courtesy
                 log.exception("outbound status hook failed")
+
+
+def _heads(where: Any) -> Any:
+    """The oldest row of each conversation among the outbox rows ``where`` selects."""
+    return (select(func.min(outbox.c.id)).join(messages, messages.c.id == outbox.c.message_id)
+            .where(where).group_by(messages.c.conversation_id))
 
 
 async def _mark_failed(conn: Any, message_id: int, errcode: int, errmsg: str) -> None:

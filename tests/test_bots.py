@@ -256,6 +256,38 @@ async def test_faq_change_of_another_process_kept_after_own_write(bot):
         assert kb.match(asked)[0].question == question, question
 
 
+async def test_faq_change_committed_during_own_write_is_loaded_later(bot, monkeypatch):
+    """Another worker's FAQ write committed while this process's write runs (PostgreSQL: each of its
+    statements sees the latest commits) was counted in the version stored at the end, unloaded."""
+    import asyncio
+
+    from hub.knowledge.store import KnowledgeBase
+
+    client, hub, clock, oa, _ = bot
+    other = KnowledgeBase(hub.db, clock)
+    await other.load()
+    kb = hub.kb
+    theirs: list[asyncio.Task] = []
+    reads: list[int] = []
+    real_version = KnowledgeBase._current_version
+
+    async def version_with_a_write_meanwhile(self, conn):  # noqa: ANN001, ANN202
+        if self is kb:
+            reads.append(1)
+        if self is kb and len(reads) == 2:  # the version read at the end of our write (the 1st: its start)
+            theirs.append(asyncio.create_task(
+                other.create({"question": "你们有线下快闪店吗", "answer": "以店铺公告为准。"})))
+            await asyncio.sleep(0.3)  # their commit lands now, unless FAQ writes take turns
+        return await real_version(self, conn)
+
+    monkeypatch.setattr(KnowledgeBase, "_current_version", version_with_a_write_meanwhile)
+    await kb.create({"question": "能用花呗分期吗", "answer": "支持花呗。"})
+    monkeypatch.setattr(KnowledgeBase, "_current_version", real_version)
+    await theirs[0]
+    await kb.refresh_if_changed(every=0.0)
+    assert kb.match("快闪店开在哪里")[0].question == "你们有线下快闪店吗"
+
+
 def test_cli_faq_import_export_match(tmp_path):
     db = f"sqlite+aiosqlite:///{tmp_path}/faq.db"
     csv_path = tmp_path / "faq.csv"

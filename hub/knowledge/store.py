@@ -9,7 +9,7 @@ import json
 import logging
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select, text, update
 
 from ..clock import Clock
 from ..db import Database
@@ -74,9 +74,12 @@ class KnowledgeBase:
 
     async def load(self) -> None:
         async with self.db.read() as conn:
+            # the version first: a change committed while the rows are read makes it stale (loaded
+            # again at the next check), never counted without its rows
+            version = await self._current_version(conn)
             rows = (await conn.execute(select(faq_t))).all()
             words = (await conn.execute(select(words_t.c.word))).scalars().all()
-            self._version = await self._current_version(conn)
+        self._version = version
         gone = self._words - set(words)  # removed by another process
         if gone:
             self.tokenizer.remove_words(gone)
@@ -92,7 +95,12 @@ class KnowledgeBase:
 
     async def _changed_elsewhere(self, conn: Any) -> bool:
         """At the start of a write: has another process changed the FAQ since this one loaded it?
-        (The version stored after the write counts that change too, so it must be loaded now.)"""
+        (The version stored after the write counts that change too, so it must be loaded now.) On
+        PostgreSQL the FAQ writes of all processes take turns (an advisory lock to the end of the
+        transaction): each statement there sees the latest commits, so another process's write
+        committed between this check and the version read at the end would be counted unloaded."""
+        if self.db.dialect == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('scrm-hub:faq-writes'))"))
         return await self._current_version(conn) != self._version
 
     async def refresh_if_changed(self, every: float = 2.0) -> None:

@@ -86,8 +86,7 @@ class Bots:
         elif (rule := first_match(await self.keywords.rules(), text, msg.account_id,
                                   ctx.state.get("channel_code"))) is not None:
             await self._reply(ctx, rule.reply.get("text") or rule.reply.get("title") or "", rule.reply)
-            await self.keywords.count_hit(rule.id)
-            await self._record(ctx, "keyword", rule_id=rule.id)
+            await self._record(ctx, "keyword", rule_id=rule.id, hit=self.keywords.count_hit)
             ctx.state["handled"] = True
             return
         else:
@@ -95,8 +94,7 @@ class Bots:
             if self.kb.is_confident(matches):
                 top = matches[0]
                 await self._reply(ctx, top.answer)
-                await self.kb.count_hit(top.id)
-                await self._record(ctx, "faq", faq_id=top.id, score=top.score)
+                await self._record(ctx, "faq", faq_id=top.id, score=top.score, hit=self.kb.count_hit)
                 ctx.state["handled"] = True
                 return
             suggestions = self.kb.suggestions(matches)
@@ -154,7 +152,10 @@ class Bots:
                                                     dedup_key=f"bot:{msg.id}", kind=kind, content=content))
 
     async def _record(self, ctx: JobContext, outcome: str, *, rule_id: int | None = None, faq_id: int | None = None,
-                      score: float | None = None) -> None:
+                      score: float | None = None, hit: Callable[[int, Any], Awaitable[None]] | None = None) -> None:
+        """The bot's outcome for a message, once (a job run again after a later step failed finds
+        it), and with it ``hit`` of the rule or FAQ that answered, in the same transaction: a retry
+        counted the hit again."""
         msg = ctx.message
         values = {"message_id": msg.id, "conversation_id": msg.conversation_id, "account_id": msg.account_id,
                   "outcome": outcome, "rule_id": rule_id, "faq_id": faq_id, "score": score,
@@ -163,8 +164,11 @@ class Bots:
 
         async def write() -> None:
             async with self.db.write() as conn:
-                await conn.execute(self._insert(outcomes_t).values(**values)
-                                   .on_conflict_do_nothing(index_elements=["message_id"]))
+                first = (await conn.execute(self._insert(outcomes_t).values(**values)
+                                            .on_conflict_do_nothing(index_elements=["message_id"])
+                                            .returning(outcomes_t.c.message_id))).first()
+                if first is not None and hit is not None:
+                    await hit(rule_id or faq_id, conn)
 
         await retry_busy(write)
 

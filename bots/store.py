@@ -84,6 +84,10 @@ class KeywordRules:
                 raise not_found("unknown_rule", f"no keyword rule {rule_id}")
         self._loaded_at = float("-inf")
 
-    async def count_hit(self, rule_id: int) -> None:
-        async with self.db.write() as conn:
+    async def count_hit(self, rule_id: int, conn: Any = None) -> None:
+        """One more hit (in ``conn``'s transaction when given)."""
+        if conn is not None:
             await conn.execute(update(rules_t).where(rules_t.c.id == rule_id).values(hits=rules_t.c.hits + 1))
+            return
+        async with self.db.write() as own:
+            await self.count_hit(rule_id, own)

@@ -11,7 +11,7 @@ import pytest
 from hub.app import HUB, create_app
 from hub.clock import FakeClock
 from tests.conftest import OA, ROOT, WECOM, auth
-from tests.helpers import messages, post
+from tests.helpers import messages, pending_jobs, post
 from tests.wechat_client import PlatformSim, event_xml, text_xml
 
 FAQ_FILE = ROOT / "tests" / "fixtures" / "faq_zh.json"
@@ -172,6 +172,33 @@ async def test_analytics_rates(bot):
     assert data["conversations"] == 2 and data["resolved_by_bot"] == 1 and data["handed_over"] == 1
     assert data["bot_resolution_rate"] == 0.5 and data["handover_rate"] == 0.5
     assert data["faqs"][0]["hits"] == 1
+
+
+async def test_a_job_run_again_counts_a_rule_or_faq_hit_once(bot):
+    """A job whose later step failed runs again, bot step included: its reply is not sent twice
+    (deduplicated), and now its hit is not counted twice either."""
+    client, hub, clock, oa, _ = bot
+    rule = {"match_type": "contains", "pattern": "发票", "reply": {"type": "text", "text": "电子发票随包裹寄出。"}}
+    assert (await client.post("/api/keyword-rules", json=rule, headers=auth())).status == 201
+    failed: list[int] = []
+
+    async def fails_once_per_message(ctx) -> None:  # noqa: ANN001 - a step after the bots', failing once
+        if ctx.message.id not in failed:
+            failed.append(ctx.message.id)
+            raise ConnectionError("database failing over")
+
+    hub.pipeline.add_inbound_step(fails_once_per_message)
+    await say(client, hub, oa, "oHitK", "我要开发票", 31)
+    await say(client, hub, oa, "oHitF", "我皮肤比较敏感，能用你们的产品吗", 32)
+    for _ in range(3):  # the retries come due
+        clock.advance(120)
+        await hub.pipeline.drain()
+    assert len(failed) == 2 and not await pending_jobs(hub)
+    assert await bot_replies(hub, "oHitK") == ["电子发票随包裹寄出。"]
+    rules = (await (await client.get("/api/keyword-rules", headers=auth())).json())["rules"]
+    assert [r["hits"] for r in rules] == [1]
+    faq = [f for f in await hub.kb.list() if f["hits"]]
+    assert len(faq) == 1 and faq[0]["hits"] == 1
 
 
 async def test_faq_api_crud_import_and_roles(bot):

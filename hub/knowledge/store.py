@@ -199,9 +199,13 @@ class KnowledgeBase:
         else:
             self.matcher.remove(faq_id)
 
-    async def count_hit(self, faq_id: int) -> None:
-        async with self.db.write() as conn:
+    async def count_hit(self, faq_id: int, conn: Any = None) -> None:
+        """One more hit (in ``conn``'s transaction when given)."""
+        if conn is not None:
             await conn.execute(update(faq_t).where(faq_t.c.id == faq_id).values(hits=faq_t.c.hits + 1))
+            return
+        async with self.db.write() as own:
+            await self.count_hit(faq_id, own)
 
     # -- brand dictionary -----------------------------------------------------------------------
     async def words(self) -> list[str]:

@@ -2,6 +2,7 @@
 through OA, WeCom and 微信客服 applying tags, the channel's welcome and its routing, and statistics."""
 from __future__ import annotations
 
+import asyncio
 import re
 import struct
 import subprocess
@@ -15,10 +16,14 @@ from sqlalchemy import select, text
 from hub.app import HUB, create_app
 from hub.channels.api import CHANNELS
 from hub.channels.rules import day_of, users_at
+from hub.channels.service import ChannelService
 from hub.channels.stats import ordered_customers
+from hub.channels.step import ChannelStep
 from hub.clock import FakeClock
 from hub.db import Database
-from hub.models import Conversation
+from hub.models import Conversation, Message
+from hub.models.channels import ChannelAttribution, ChannelHit, ChannelStat
+from hub.pipeline import JobContext
 from tests.conftest import OA, WECOM, auth
 from tests.helpers import post
 from tests.rt_helpers import Agent, login, make_user, server_url
@@ -240,9 +245,11 @@ async def test_oa_subscribe_and_scan_tag_welcome_and_count(client, hub, oa, stan
                                               "oPlain": "默认欢迎语"}
     assert await tags_of(client, (await customer_of(hub, "oPlain"))[0]) == {}
     stats = await today(client, code["id"])
-    assert (stats["scans"], stats["adds"], stats["conversations"], stats["ordered_customers"]) == (3, 0, 2, 0)
+    # two subscribes (a scan and a new follower each) and a SCAN (an existing follower: a scan only)
+    assert (stats["scans"], stats["adds"], stats["conversations"], stats["ordered_customers"]) == (3, 2, 2, 0)
     await hub.pipeline.drain()  # nothing left to run twice
-    assert (await today(client, code["id"]))["scans"] == 3
+    assert ((await today(client, code["id"]))["scans"], (await today(client, code["id"]))["adds"]) == (3, 2)
+    assert await hit_kinds(hub, code["id"]) == ["scan+add", "scan", "scan+add"]
 
 
 async def test_wecom_add_external_contact_with_state(client, hub, wecom, standin):
@@ -271,6 +278,52 @@ async def test_kf_enter_session_with_scene_param(client, hub, wecom, standin):
     on_event = [s["body"] for s in standin.sent if s["path"] == "/cgi-bin/kf/send_msg_on_event"]
     assert on_event == [{"code": "KW-kfev-1", "msgtype": "text", "text": {"content": KF_CODE["welcome_text"]}}]
     assert (await today(client, code["id"]))["adds"] == 1
+
+
+async def hit_kinds(hub, code_id: int) -> list[str]:  # noqa: ANN001
+    t = ChannelHit.__table__
+    async with hub.db.read() as conn:
+        return list((await conn.execute(select(t.c.kind).where(t.c.code_id == code_id).order_by(t.c.message_id)))
+                    .scalars())
+
+
+async def test_kf_entries_are_scans_and_a_new_customer_once(client, hub, wecom, standin):
+    """Each time a customer opens the 微信客服 link is a scan; only the first through the code is an add
+    (it counted one new customer per entry). Run again, by two processes at once, nothing more counts."""
+    code = await create(client, KF_CODE)
+    t = int(hub.clock.now())
+    for i, who in enumerate(("wmKfAgain", "wmKfAgain", "wmKfAgain", "wmKfNew")):
+        standin.add_kf_message(KFID, enter_session(f"kfev-again-{i}", who, t + i, "parcel card/11"))
+    await post(client, wecom, kf_signal("KF-TOKEN-2", t))
+    await settle(hub)
+    stats = await today(client, code["id"])
+    assert (stats["scans"], stats["adds"], stats["conversations"]) == (4, 2, 2)
+    assert await hit_kinds(hub, code["id"]) == ["scan+add", "scan", "scan", "scan+add"]
+
+    # the same four jobs run again from scratch in two processes at once (each its own engine and cache)
+    msgs_t = Message.__table__
+    async with hub.db.read() as conn:
+        rows = (await conn.execute(select(msgs_t).where(msgs_t.c.kind == "event.kf.enter_session")
+                                   .order_by(msgs_t.c.id))).all()
+    async with hub.db.write() as conn:
+        for table in (ChannelHit, ChannelAttribution, ChannelStat):
+            await conn.execute(table.__table__.delete())
+    other_db = Database(hub.db.url)
+    try:
+        steps = [ChannelStep(db, ChannelService(db, hub.clock, hub.api, hub.accounts), hub.customers)
+                 for db in (hub.db, other_db)]
+
+        async def run(step: ChannelStep, order: list) -> None:
+            for row in order:
+                await step.step(JobContext(job_id=0, kind="inbound", attempts=2, message=row))
+
+        await asyncio.gather(run(steps[0], rows), run(steps[1], rows[::-1]), run(steps[0], rows))
+    finally:
+        await other_db.dispose()
+    stats = await today(client, code["id"])
+    assert (stats["scans"], stats["adds"], stats["conversations"]) == (4, 2, 2)
+    kinds = await hit_kinds(hub, code["id"])
+    assert sorted(kinds) == ["scan", "scan", "scan+add", "scan+add"]  # which entry was first may differ
 
 
 async def test_channel_routes_the_next_message_to_its_group(client, hub, oa, wecom):

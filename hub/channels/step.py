@@ -2,12 +2,19 @@
 
 A scan/add event naming a code (OA subscribe/SCAN scene, WeCom add_external_contact State, 微信客服
 enter_session scene_param): tag the customer (source "channel"), mark the conversation with the code
-(``conversations.channel_code`` = the code id as a string), count the scan or add and the
+(``conversations.channel_code`` = the code id as a string), count what the event means and the
 conversation's first attribution (exactly once per event message / per code and conversation), and
 leave ``ctx.state["channel_code"]`` / ``["routing"]`` / ``["channel_code_view"]`` for the later steps (the bots'
 welcome reads the code's welcome text through ``welcome_provider``).
 A later customer message in a conversation with a channel code gets that code's routing (group,
 advisor) in ``ctx.state["routing"]``, so the routing step opens its session in the channel's group.
+
+What counts: an OA ``subscribe`` through the code is a scan and an add (a new follower), an OA ``SCAN`` a
+scan only (already a follower), a WeCom add_external_contact an add (the scan happened in WeChat, out of
+sight), a 微信客服 enter_session a scan every time and an add only when it is the conversation's first
+through the code (a customer opening the link three times is one new customer). The kind counted is
+stored on the event's ``channel_hits`` row ("scan", "add" or "scan+add") in the same transaction as
+the counters, so a job run again, or by a second process, counts nothing more.
 """
 from __future__ import annotations
 
@@ -36,20 +43,25 @@ stats_t = ChannelStat.__table__
 CONV_TTL = 10.0  # seconds a conversation's channel code is trusted from memory
 
 
+# what an event through a code counts: "enter" (微信客服) is a scan, and an add when the attribution is new
+FOLLOW, SCAN, ADD, ENTER = "scan+add", "scan", "add", "enter"
+
+
 async def code_for_event(channels: ChannelService, msg: Any, data: dict[str, Any]) -> tuple[CodeView, str] | None:
-    """(code, "scan" | "add") when the event came through an enabled channel code of its account."""
+    """(code, what it counts: FOLLOW | SCAN | ADD | ENTER) when the event came through an enabled
+    channel code of its account."""
     kind = msg.kind
     if kind in ("event.subscribe", "event.scan") and msg.channel == "oa":
         code = await channels.match(msg.account_id, "scene", data.get("scene", ""))
-        return (code, "scan") if code and code.platform == "oa" else None
+        return (code, FOLLOW if kind == "event.subscribe" else SCAN) if code and code.platform == "oa" else None
     if kind == "event.external_contact" and data.get("change_type") == "add_external_contact":
         code = await channels.match(msg.account_id, "state", data.get("state", ""))
-        return (code, "add") if code and code.platform == "wecom" else None
+        return (code, ADD) if code and code.platform == "wecom" else None
     if kind == "event.kf.enter_session":
         param = data.get("scene_param", "")
         code = await channels.match(msg.account_id, "scene_param", param) or \
             await channels.match(msg.account_id, "scene_param", unquote(param))
-        return (code, "add") if code and code.platform == "kf" else None
+        return (code, ENTER) if code and code.platform == "kf" else None
     return None
 
 
@@ -96,14 +108,19 @@ class ChannelStep:
                     added = await add_tags(conn, now, customer_id, code.tags, "channel", f"channel:{code.id}")
                 await conn.execute(update(conv_t).where(conv_t.c.id == msg.conversation_id)
                                    .values(channel_code=str(code.id)))
-                new_hit = (await conn.execute(
-                    self._insert(hits_t).values(message_id=msg.id, code_id=code.id, kind=hit, day=day, at=at)
-                    .on_conflict_do_nothing(index_elements=["message_id"]).returning(hits_t.c.message_id))).first()
+                # the attribution first: whether it is new decides what a 微信客服 entry counts. Both
+                # inserts wait for a concurrent transaction holding the same key and then do nothing,
+                # so a run again (or in a second process) finds both rows and counts nothing
                 new_conv = (await conn.execute(
                     self._insert(attr_t).values(code_id=code.id, conversation_id=msg.conversation_id, day=day, at=at)
                     .on_conflict_do_nothing(index_elements=["code_id", "conversation_id"])
                     .returning(attr_t.c.id))).first()
-                counts = {"scans": int(bool(new_hit) and hit == "scan"), "adds": int(bool(new_hit) and hit == "add"),
+                kind = (FOLLOW if new_conv is not None else SCAN) if hit == ENTER else hit
+                new_hit = (await conn.execute(
+                    self._insert(hits_t).values(message_id=msg.id, code_id=code.id, kind=kind, day=day, at=at)
+                    .on_conflict_do_nothing(index_elements=["message_id"]).returning(hits_t.c.message_id))).first()
+                kinds = kind.split("+") if new_hit is not None else []
+                counts = {"scans": int("scan" in kinds), "adds": int("add" in kinds),
                           "conversations": int(new_conv is not None)}
                 if any(counts.values()):
                     stmt = self._insert(stats_t).values(code_id=code.id, day=day, **counts)

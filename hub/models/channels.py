@@ -61,12 +61,14 @@ class ChannelStat(Base):
 
 
 class ChannelHit(Base):
-    """One scan or add, keyed by the archived event message: counted once however often its job runs."""
+    """What one event through a code counted, keyed by the archived event message: counted once however
+    often its job runs. ``kind``: "scan" (OA SCAN, a 微信客服 entry after the first), "add" (WeCom
+    add_external_contact) or "scan+add" (OA subscribe, a conversation's first 微信客服 entry)."""
 
     __tablename__ = "channel_hits"
     message_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     code_id: Mapped[int] = mapped_column(BigId, index=True)
-    kind: Mapped[str] = mapped_column(String(8))  # scan | add
+    kind: Mapped[str] = mapped_column(String(8))  # scan | add | scan+add
     day: Mapped[str] = mapped_column(String(10))
     at: Mapped[float] = mapped_column(Float)
 

@@ -57,8 +57,10 @@
     }
   }
 
-  function advanceSeq(p) {  // these are stream events too: the console's resume point counts them
-    if (window.Hub && window.Hub.fresh) window.Hub.fresh(p);
+  /** These are stream events too: the console's resume point counts them. False for one already
+   * applied (a replay after a resume), which must not toast again. */
+  function fresh(p) {
+    return !(window.Hub && window.Hub.fresh) || window.Hub.fresh(p);
   }
 
   function load() {
@@ -76,16 +78,22 @@
     var hub = window.Hub;
     if (!hub || !hub.socket) return;
     hub.socket.on("alert.raised", function (a) {
-      advanceSeq(a);
-      if (a && a.state === "open") {
+      if (!a || !fresh(a)) return;
+      if (a.state === "open") {
+        var known = open.has(a.id);  // the same alert via a room and the stream: one toast
         open.set(a.id, a);
         paint();
-        if (a.session_id != null && hub.toast) hub.toast(label(a), "error");
+        if (!known && a.session_id != null && hub.toast) hub.toast(label(a), "error");
       }
     });
     hub.socket.on("alert.cleared", function (a) {
-      advanceSeq(a);
-      if (a) { open.delete(a.id); paint(); }
+      if (!a || !fresh(a)) return;
+      open.delete(a.id);
+      paint();
+    });
+    hub.socket.on("alert.escalated", function (a) {  // an SLA rule's "notify" escalation, to this user
+      if (!a || !fresh(a)) return;
+      if (hub.toast) hub.toast("预警升级：" + label(a) + (a.session_id != null ? "（会话 #" + a.session_id + "）" : ""), "error");
     });
     hub.socket.on("connect", load);
     // the list and the chat header are re-rendered often: paint again after each render

@@ -133,6 +133,8 @@
     return function (p) {
       var t = p && p.ticket;
       if (!t) return;
+      // the user's stream copy is numbered: counted for the resume point (a replayed one is dropped)
+      if (typeof p.seq === "number" && window.Hub && window.Hub.fresh && !window.Hub.fresh(p)) return;
       var before = T.tickets.get(t.id);
       if (before && before.updated_at > t.updated_at) return; // the same event via the group room and the stream
       T.tickets.set(t.id, t);

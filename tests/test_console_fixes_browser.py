@@ -1,0 +1,67 @@
+"""The agent console in headless Chromium, cases of its event stream and pending replies: ticket and
+alert events count for the resume point, a reply kept through an internal error, a supervisor's reply,
+a restarted hub's stream, transfer/close with a reply pending, a timed-out reply that went through,
+Alt shortcuts under a dialog, the wait timer on server times, alerts reloaded on resync, search's
+"load older" clicked twice."""
+from __future__ import annotations
+
+import asyncio
+
+from playwright.async_api import expect
+
+from tests.conftest import WECOM
+from tests.helpers import post, wait_for
+from tests.rt_helpers import make_user, server_url
+from tests.test_console_browser import go_online, log_in, new_page
+from tests.wechat_client import text_xml
+
+
+async def online(client, hub, browser, errors: list[str], username: str = "alice", **kw):  # noqa: ANN001, ANN201
+    user = await make_user(hub, username, **kw)
+    await hub.settings.set("default_group", "presales")
+    page = await new_page(browser, errors)
+    await log_in(page, server_url(client), username)
+    await go_online(page, hub, user.id)
+    return page, user
+
+
+async def customer_session(client, hub, wecom, page, peer: str = "wmCust", text: str = "你好", msg_id: int = 50001):  # noqa: ANN001, ANN201
+    await post(client, wecom, text_xml(WECOM["receive_id"], peer, text, msg_id))
+    item = page.locator("#session-list li.session", has_text=peer)
+    await item.click()
+    await expect(page.locator("#message-list")).to_contain_text(text)
+    return int(await item.get_attribute("data-id"))
+
+
+def ticket(tid: int, updated_at: float, **kw) -> dict:  # noqa: ANN003
+    return {"ticket": {"id": tid, "title": "破损退货", "status": "open", "priority": "normal", "group": "presales",
+                       "assignee_id": None, "due_at": None, "overdue_at": None, "updated_at": updated_at, **kw}}
+
+
+def alert(aid: int, session_id: int | None, **kw) -> dict:  # noqa: ANN003
+    return {"id": aid, "kind": "first_reply", "rule_name": "首响 60 秒", "session_id": session_id, "state": "open",
+            "agent_id": None, "detail": {}, **kw}
+
+
+async def test_ticket_and_alert_events_move_the_resume_point(client, hub, wecom, browser):  # noqa: ANN001
+    errors: list[str] = []
+    page, alice = await online(client, hub, browser, errors)
+    sid = await customer_session(client, hub, wecom, page)
+    await hub.push.to_user(alice.id, "ticket.created", ticket(1, 100.0))
+    await hub.push.to_user(alice.id, "alert.escalated", alert(7, sid, rule_name="升级规则"))
+    await hub.push.to_user(alice.id, "ticket.updated", ticket(1, 101.0, status="in_progress"))
+    await hub.push.to_user(alice.id, "alert.raised", alert(8, sid))
+    await expect(page.locator("#toasts .toast", has_text="预警升级")).to_have_count(1)
+    await expect(page.locator("#toasts .toast", has_text="首响 60 秒")).to_have_count(1)
+    last = await hub.push.streams.last_seq(alice.id)
+    await asyncio.sleep(1.0)  # past the gap timer (0.7 s): nothing is missing
+    assert await page.evaluate("Hub.state.lastSeq") == last
+    assert await page.evaluate("Hub.state.ahead.size") == 0
+    # a replay of the whole stream (an overlapping resume) applies nothing twice: no second toast
+    resumed = await page.evaluate("Hub.call('resume', {epoch: Hub.state.epoch, last_seq: 0})")
+    assert resumed["ok"] and resumed["replayed"] == last
+    await asyncio.sleep(0.5)
+    await expect(page.locator("#toasts .toast", has_text="首响 60 秒")).to_have_count(1)
+    await expect(page.locator("#toasts .toast", has_text="预警升级")).to_have_count(1)
+    assert await page.evaluate("Hub.state.lastSeq") == last
+    assert not errors, errors

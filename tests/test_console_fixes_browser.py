@@ -10,7 +10,7 @@ import asyncio
 from playwright.async_api import expect
 
 from tests.conftest import WECOM
-from tests.helpers import post, wait_for
+from tests.helpers import count_messages, post, wait_for
 from tests.rt_helpers import make_user, server_url
 from tests.test_console_browser import go_online, log_in, new_page
 from tests.wechat_client import text_xml
@@ -65,3 +65,31 @@ async def test_ticket_and_alert_events_move_the_resume_point(client, hub, wecom,
     await expect(page.locator("#toasts .toast", has_text="预警升级")).to_have_count(1)
     assert await page.evaluate("Hub.state.lastSeq") == last
     assert not errors, errors
+
+
+async def test_a_reply_queued_before_an_internal_error_is_kept_and_retried_once(client, hub, wecom, browser):  # noqa: ANN001
+    """The reply's outbound row was committed, then a later update failed (an ``internal`` ack): the
+    console keeps it as unsent, and the retry (same client_id) does not send it a second time."""
+    errors: list[str] = []
+    page, alice = await online(client, hub, browser, errors)
+    await customer_session(client, hub, wecom, page)
+    real_update, failed = hub.sessions._update, []
+
+    async def update_fails_once(session_id, values, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if "last_agent_at" in values and not failed:
+            failed.append(session_id)
+            raise RuntimeError("database went away after the enqueue")
+        return await real_update(session_id, values, *args, **kwargs)
+
+    hub.sessions._update = update_fails_once
+    await page.fill("#reply", "稍等，我帮您查一下")
+    await page.press("#reply", "Enter")
+    pending = page.locator(".msg.out", has_text="稍等，我帮您查一下")
+    await expect(pending.locator(".delivery")).to_contain_text("未发出")
+    await expect(page.locator("#reply")).to_have_value("")  # not put back to be sent again by hand
+    assert await count_messages(hub, direction="out", sender=f"agent:{alice.id}") == 1
+    await pending.locator("button.retry").click()
+    await expect(page.locator(".msg.out", has_text="稍等，我帮您查一下")).to_have_count(1)
+    await expect(page.locator(".msg.out", has_text="稍等，我帮您查一下").locator(".delivery")).not_to_contain_text("未发出")
+    assert await count_messages(hub, direction="out", sender=f"agent:{alice.id}") == 1
+    assert not [e for e in errors if "favicon" not in e], errors

@@ -411,6 +411,10 @@
     deliver(p);
   }
 
+  /** Refusals that a retry cannot change: the reply was not queued, it goes back to the reply box. */
+  var FINAL_REPLY_ERRORS = { forbidden: true, session_closed: true, invalid_text: true, unknown_session: true,
+    invalid_session_id: true };
+
   /** Send (or re-send) a pending reply; the same client_id makes a retry idempotent. */
   function deliver(p) {
     p.state = "sending";
@@ -428,8 +432,11 @@
         if (e.s.state === "assigned") e.s.state = "active";
         R.renderList(S);
         if (S.currentId === e.s.id) { R.renderChatHead(S); R.renderProfile(S); }
-      } else if (ack.error === "timeout" || ack.error === "offline") {
+      } else if (!FINAL_REPLY_ERRORS[ack.error]) {
+        // timeout, offline, internal (the reply may be queued already: an update after it failed), busy...:
+        // kept, and a retry sends the same client_id, so the customer never gets it twice
         p.state = "unsent";
+        if (ack.error !== "timeout" && ack.error !== "offline") toast("发送未确认：" + U.errorText(ack) + "，可点“重试”", "warn");
       } else {
         drop();
         if (S.currentId === e.s.id && !$("reply").value) { $("reply").value = p.text; updateCount(); }

@@ -180,6 +180,22 @@ async def test_bot_time_is_not_first_response_time(desk):
     session = await start_session(desk, alice, "wmBot")
     assert session["handover_at"] >= T0 + 300
     assert desk.hub.timers.when(f"sla:{rule['id']}:{session['id']}") == pytest.approx(session["handover_at"] + 60)
+    # ... and the supervisor's figures show those minutes with the bot (they showed 0: a session was
+    # created at its handover)
+    assert (await bot_time_avg(desk)) == pytest.approx(300, abs=1)
+    # closed, then the customer is back: bot time counts from their first message since the close
+    await alice.call("close", {"session_id": session["id"], "reason": "resolved"})
+    await desk.advance(3600)  # past the reopen window: a new session
+    await desk.customer_says("wmBot", "你好")
+    await desk.advance(120)
+    await start_session(desk, alice, "wmBot")
+    assert (await bot_time_avg(desk)) == pytest.approx((300 + 120) / 2, abs=1)
+
+
+async def bot_time_avg(desk: Desk) -> float:
+    from hub.supervisor.stats import Stats
+    await desk.hub.pipeline.drain()
+    return (await Stats(desk.hub.db, desk.hub.clock, desk.hub.settings).today())["total"]["bot_time_avg"]
 
 
 async def test_timers_survive_a_restart_and_overdue_ones_fire_at_once(aiohttp_client, hub_config):

@@ -25,6 +25,8 @@ class ServiceSession(Base):
     first_message: Mapped[str] = mapped_column(Text, default="")
     suggestions: Mapped[str] = mapped_column(Text, default="[]")  # FAQ suggestions for the agent (JSON)
     created_at: Mapped[float] = mapped_column(Float)  # the customer's first message of this session
+    # the customer's first message to the bot before this handover (a reopen's: since the close)
+    bot_started_at: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
     handover_at: Mapped[float] = mapped_column(Float)  # handed to humans (queue clock starts)
     assigned_at: Mapped[Optional[float]] = mapped_column(Float, nullable=True)
     accepted_at: Mapped[Optional[float]] = mapped_column(Float, nullable=True)

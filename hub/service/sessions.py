@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from ..clock import Clock
 from ..db import Database, retry_busy
@@ -165,18 +165,19 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
             async with self.db.write() as conn:
                 reopened = await self._reopen_candidate(conn, h.conversation_id, now)
                 was_reopened = reopened is not None
+                bot_started = await self._bot_started(conn, h.conversation_id, now)
                 if reopened is not None:
                     await conn.execute(update(sessions_t).where(sessions_t.c.id == reopened.id).values(
                         state="queued", agent_id=None, closed_at=None, close_reason=None, handover_at=now,
                         assigned_at=None, accepted_at=None, first_reply_at=None, last_customer_at=now,
-                        advisor_id=advisor, group=group, priority=decision.priority))
+                        advisor_id=advisor, group=group, priority=decision.priority, bot_started_at=bot_started))
                     await self._event(conn, reopened.id, "reopened", "customer", {"previous_agent": reopened.agent_id})
                     return reopened.id
                 res = await conn.execute(sessions_t.insert().values(
                     conversation_id=h.conversation_id, account_id=h.account_id, state="queued", group=group,
                     priority=decision.priority, advisor_id=advisor, vip_level=h.vip_level,
                     first_message=h.first_message[:500], suggestions=json.dumps(h.suggestions, ensure_ascii=False),
-                    created_at=now, handover_at=now, last_customer_at=now))
+                    created_at=now, handover_at=now, last_customer_at=now, bot_started_at=bot_started))
                 sid = res.inserted_primary_key[0]
                 await self._event(conn, sid, "created", "bot", {"group": group, "rule": decision.matched_rule_id,
                                                                 "trace": list(decision.trace)})
@@ -201,6 +202,16 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
             await self._tell_queue_position(row)
         await self._queue_changed()
         return session_json(await self._get(session_id) if assignment is not None else row)
+
+    async def _bot_started(self, conn: Any, conversation_id: int, now: float) -> float:
+        """When the customer began this contact with the bot: their first message since the
+        conversation's last session closed (the bot time a supervisor sees ends at the handover)."""
+        closed = (await conn.execute(select(func.max(sessions_t.c.closed_at)).where(
+            sessions_t.c.conversation_id == conversation_id))).scalar() or 0.0
+        first = (await conn.execute(select(func.min(messages.c.created_at)).where(
+            (messages.c.conversation_id == conversation_id) & (messages.c.direction == "in")
+            & (messages.c.sender == "customer") & (messages.c.created_at > closed)))).scalar()
+        return min(first, now) if first is not None else now
 
     async def _reopen_candidate(self, conn: Any, conversation_id: int, now: float) -> Any:
         window = float(await self.settings.get("reopen_window") or 0)

@@ -122,6 +122,7 @@ class SessionTimes:
     first_reply_at: float | None
     closed_at: float | None
     state: str
+    bot_started_at: float | None = None  # the customer's first message to the bot before the handover
 
     @property
     def first_response(self) -> float | None:
@@ -129,7 +130,8 @@ class SessionTimes:
 
     @property
     def bot_time(self) -> float:
-        return max(0.0, self.handover_at - self.created_at)
+        started = self.bot_started_at if self.bot_started_at is not None else self.created_at
+        return max(0.0, self.handover_at - started)
 
 
 @dataclass

@@ -81,7 +81,7 @@ class Stats:
             rows = (await conn.execute(select(
                 sessions_t.c.id, sessions_t.c.conversation_id, sessions_t.c.agent_id, sessions_t.c.group,
                 sessions_t.c.created_at, sessions_t.c.handover_at, sessions_t.c.first_reply_at,
-                sessions_t.c.closed_at, sessions_t.c.state).where(
+                sessions_t.c.closed_at, sessions_t.c.state, sessions_t.c.bot_started_at).where(
                 or_(sessions_t.c.handover_at >= start, sessions_t.c.state != fixed("closed"),
                     sessions_t.c.closed_at >= start)))).all()
             msg_rows = (await conn.execute(
@@ -99,7 +99,7 @@ class Stats:
                 if r.handover_at >= start:
                     today_sessions.append(SessionTimes(r.id, r.conversation_id, r.agent_id, r.group or "",
                                                        r.created_at, r.handover_at, r.first_reply_at, r.closed_at,
-                                                       r.state))
+                                                       r.state, r.bot_started_at))
             msgs = in_human_sessions((Msg(m.conversation_id, m.created_at, m.sender) for m in msg_rows), windows)
             handovers: dict[int, list[float]] = {}
             for s in today_sessions:

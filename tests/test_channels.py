@@ -175,6 +175,25 @@ async def test_validation_errors_are_field_level(client, standin, body, field):
     assert (await (await client.get("/api/channels", headers=auth())).json())["channels"] == []
 
 
+async def test_welcome_text_is_held_to_what_its_platform_sends(client, standin):
+    """The welcome goes out by the platform's send, which refuses a text over its UTF-8 byte limit every
+    time (45002): the Official Account and 微信客服 take 2,048 bytes, WeCom's welcome 4,000."""
+    for body, limit in ((OA_CODE, 2048), (KF_CODE, 2048), (WECOM_CODE, 4000)):
+        calls = len(standin.contact_ways)
+        over = await create(client, {**body, "welcome_text": "欢" * (limit // 3) + "abc"}, status=400)
+        assert over["error"] == "invalid_welcome_text" and over["field"] == "welcome_text", over
+        assert str(limit) in over["message"] and len(standin.contact_ways) == calls  # nothing registered
+        fits = "欢" * (limit // 3) + "a" * (limit % 3)  # exactly the limit, under 2,000 characters
+        code = await create(client, {**body, "welcome_text": fits})
+        assert code["welcome_text"] == fits
+        url = f"/api/channels/{code['id']}"
+        resp = await client.put(url, json={"welcome_text": fits + "a"}, headers=auth())
+        assert resp.status == 400 and (await resp.json())["field"] == "welcome_text"
+        assert (await (await client.get(url, headers=auth())).json())["welcome_text"] == fits
+    oa = await create(client, {**OA_CODE, "name": "more", "welcome_text": "a" * 2000})  # 2,000 ASCII: fits
+    assert len(oa["welcome_text"]) == 2000
+
+
 async def test_taken_key_and_platform_errors_store_nothing(client, standin):
     await create(client, WECOM_CODE)
     taken = await create(client, {**WECOM_CODE, "name": "again"}, status=409)

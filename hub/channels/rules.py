@@ -1,5 +1,6 @@
 """Pure parts of channel codes: field validation (field-level errors), key generation, staff
-schedules and the brand's calendar day. No I/O, no clock reads (``now`` is passed in)."""
+schedules and the brand's calendar day. No I/O, no clock reads (``now`` is passed in). A welcome
+text is held to what its platform's send takes (the outbound queue's ``TEXT_BYTES``, UTF-8 bytes)."""
 from __future__ import annotations
 
 import re
@@ -9,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ..errors import bad_request
+from ..outbound.queue import TEXT_BYTES, TEXT_CHARS
 
 TZ = ZoneInfo("Asia/Shanghai")
 PLATFORMS = ("wecom", "oa", "kf")
@@ -124,9 +126,14 @@ def _common(body: dict[str, Any], platform: str, out: dict[str, Any]) -> None:
         out["tags"] = _str_list(body["tags"], "tags", MAX_TAGS)
     if "welcome_text" in body:
         w = body["welcome_text"]
-        if w is not None and (not isinstance(w, str) or len(w) > 2000):
-            raise bad_request("invalid_welcome_text", "welcome_text: at most 2000 characters", "welcome_text")
-        out["welcome_text"] = (w or "").strip()
+        if w is not None and (not isinstance(w, str) or len(w) > TEXT_CHARS):
+            raise bad_request("invalid_welcome_text", f"welcome_text: at most {TEXT_CHARS} characters", "welcome_text")
+        w = (w or "").strip()
+        limit = TEXT_BYTES[platform]  # what the platform's welcome send takes: longer, it refuses it every time
+        if len(w.encode("utf-8")) > limit:
+            raise bad_request("invalid_welcome_text", f"welcome_text: at most {limit} bytes in UTF-8 on this "
+                              f"platform (about {limit // 3} Chinese characters)", "welcome_text")
+        out["welcome_text"] = w
     if "route_group" in body:
         out["route_group"] = _text(body, "route_group", 64)
     if "route_agent_id" in body:

@@ -93,3 +93,26 @@ async def test_a_reply_queued_before_an_internal_error_is_kept_and_retried_once(
     await expect(page.locator(".msg.out", has_text="稍等，我帮您查一下").locator(".delivery")).not_to_contain_text("未发出")
     assert await count_messages(hub, direction="out", sender=f"agent:{alice.id}") == 1
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+async def test_a_supervisors_reply_in_an_agents_session_shows_its_delivery(client, hub, wecom, browser):  # noqa: ANN001
+    """message.new of a reply goes to the session's holder only: the supervisor who wrote it reads it
+    back, and its message.status (which does reach the writer) moves it on from "发送中"."""
+    errors: list[str] = []
+    page, _alice = await online(client, hub, browser, errors)
+    await customer_session(client, hub, wecom, page, peer="wmHeld", text="能便宜点吗")
+    sam = await make_user(hub, "sam", role="supervisor", groups=("presales",))
+    sup = await new_page(browser, errors)
+    await log_in(sup, server_url(client), "sam")
+    await sup.goto(server_url(client) + "/console")
+    await sup.locator("#session-list li.session", has_text="wmHeld").click()
+    await expect(sup.locator("#message-list")).to_contain_text("能便宜点吗")
+    await sup.fill("#reply", "我是主管，给您申请了优惠券")
+    await sup.press("#reply", "Enter")
+    await wait_for(lambda: count_messages(hub, direction="out", sender=f"agent:{sam.id}"))
+    mine = sup.locator(".msg.out", has_text="我是主管，给您申请了优惠券")
+    await expect(mine.locator(".delivery")).not_to_have_text("发送中…")
+    await hub.outbound.drain()
+    await expect(mine.locator(".delivery")).to_have_text("已送达")
+    await expect(mine).to_have_count(1)
+    assert not [e for e in errors if "favicon" not in e], errors

@@ -37,11 +37,18 @@
   function mergeMsgs(e, list) {
     if (!list || !list.length) return;
     var byId = new Map(e.msgs.map(function (m) { return [m.id, m]; }));
-    list.forEach(function (m) { byId.set(m.id, m); });
+    list.forEach(function (m) {
+      var had = byId.get(m.id);
+      // a history read can be older than a pushed message.status: sent/failed is not undone by its "queued"
+      if (had && statusRank(had.status) > statusRank(m.status)) m = Object.assign({}, m, { status: had.status, data: had.data });
+      byId.set(m.id, m);
+    });
     e.msgs = Array.from(byId.values()).sort(function (a, b) { return a.id - b.id; });
     var ids = new Set(list.map(function (m) { return m.id; }));
     e.pend = e.pend.filter(function (p) { return !(p.message_id && ids.has(p.message_id)); });
   }
+
+  function statusRank(status) { return status === "failed" ? 2 : status === "sent" ? 1 : 0; }
 
   function unanswered(e) {
     var since = e.s.last_agent_at || 0;
@@ -197,7 +204,11 @@
     if (!fresh(p)) return;
     var e = S.sessions.get(p.session_id);
     var m = e && e.msgs.find(function (x) { return x.id === p.message_id; });
-    if (!m) return;  // not loaded: the next history read carries the status
+    if (!m) {
+      // our own reply still pending (a session someone else holds: its message.new went to them): read it
+      if (e && e.pend.some(function (x) { return x.message_id === p.message_id; })) refreshLatest(e.s.id);
+      return;  // else not loaded: the next history read carries the status
+    }
     m.status = p.status;
     if (p.error) m.data = Object.assign({}, m.data, { error: p.error });
     if (S.currentId === e.s.id) R.renderMessages(S, "stay");
@@ -427,7 +438,9 @@
       if (ack.ok) {
         if (!ack.message_id || e.msgs.some(function (m) { return m.id === ack.message_id; })) drop();
         else p.message_id = ack.message_id;
-        if (!ack.message_id) refreshLatest(e.s.id); // an earlier try got through: fetch it
+        // an earlier try got through, or the session is someone else's (a supervisor's reply: the
+        // message.new goes to its holder only): read the message
+        if (!ack.message_id || (p.message_id && e.s.agent_id !== S.me.id)) refreshLatest(e.s.id);
         e.s.last_agent_at = U.now();
         if (e.s.state === "assigned") e.s.state = "active";
         R.renderList(S);

@@ -116,3 +116,26 @@ async def test_a_supervisors_reply_in_an_agents_session_shows_its_delivery(clien
     await expect(mine.locator(".delivery")).to_have_text("已送达")
     await expect(mine).to_have_count(1)
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+async def test_a_restarted_hubs_stream_forgets_the_old_seqs(client, hub, wecom, browser):  # noqa: ANN001
+    """After a hub restart (a new epoch, seqs from 1 again) the seqs the console kept from the old
+    stream (a removal at seq 900, a session added at seq 900) neither hide a session nor keep a ghost."""
+    errors: list[str] = []
+    page, _alice = await online(client, hub, browser, errors)
+    sid = await customer_session(client, hub, wecom, page, peer="wmStay", text="还在吗")
+    await page.evaluate("""(sid) => {
+        const S = Hub.state, e = S.sessions.get(sid);
+        Hub.socket.disconnect();
+        S.sessions.set(99999, Object.assign({}, e, {s: Object.assign({}, e.s, {id: 99999, peer_id: 'wmGhost'}),
+                                                  customer: {name: 'wmGhost'}, addedSeq: 900}));
+        S.removedSeq[sid] = 900;      // taken away late in the old stream...
+        S.currentId = null;
+        S.sessions.delete(sid);       // ...and not in the list any more
+        S.epoch = 'before-the-restart'; S.lastSeq = 950;
+        Hub.renderAll(); Hub.socket.connect();
+    }""", sid)
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
+    await expect(page.locator(f"#session-list li.session[data-id='{sid}']")).to_have_count(1)
+    await expect(page.locator("#session-list li.session[data-id='99999']")).to_have_count(0)
+    assert not [e for e in errors if "favicon" not in e], errors

@@ -123,6 +123,11 @@
   }
 
   function restartSeq(epoch, seq) {
+    if (epoch !== S.epoch) {
+      // a new stream (the hub restarted): seqs of the old one mean nothing against the new list
+      S.removedSeq = {};
+      S.sessions.forEach(function (e) { e.addedSeq = 0; });
+    }
     S.epoch = epoch;
     S.lastSeq = seq || 0;
     S.ahead.clear();

@@ -206,3 +206,27 @@ async def test_a_conversation_after_an_erasure_gets_its_own_customer(client, hub
     assert ident_owner == after
     await client.server.app[INDEXER].catch_up()  # the new message (its id reused) is found too
     assert await searched(client, "我是新客户")
+
+
+async def test_an_erasure_made_by_the_cli_is_noticed_by_the_running_hub(client, hub, oa, standin, db_url):
+    """The CLI (another process) erases the newest customer while the hub runs: the hub notices the
+    new erasure record and forgets its cached conversation ids, so the next new customer's messages
+    are not filed under the erased conversation's id, which SQLite hands out again."""
+    from hub.privacy.wiring import ERASURE_WATCH
+
+    await post(client, oa, text_xml("gh", "oErasedByCli", "最后一位客户", 611))
+    await hub.pipeline.drain()
+    cid = await customer_of(hub, "oErasedByCli")
+    out = subprocess.run([sys.executable, "-m", "hub", "customers", "erase", "--db", db_url, "--customer", str(cid),
+                          "--requester", "客户邮件", "--by", "dpo"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120, env={"PATH": "/usr/bin:/bin", "HUB_SECRET_KEY_FILE": str(ROOT / "artifacts" / "t.key")})
+    assert out.returncode == 0, out.stderr
+    assert await client.server.app[ERASURE_WATCH].check()  # (every 5 s in the running hub)
+    await post(client, oa, text_xml("gh", "oAfterCli", "我是新客户", 612))
+    await hub.pipeline.drain()
+    after = await customer_of(hub, "oAfterCli")
+    assert after is not None
+    async with hub.db.read() as conn:
+        ident_owner = (await conn.execute(select(Identity.__table__.c.customer_id).where(
+            Identity.__table__.c.value == "oAfterCli"))).scalar()
+    assert ident_owner == after

@@ -28,6 +28,7 @@ from ..http_util import hub_of, json_object, path_int
 from ..models import Account, Message, RetentionPolicy
 from ..models.orders import OrderRow
 from . import erasure, holds
+from .erasure_watch import forget_erased
 from .masking import ORDER_FIELDS
 from .purge import Purger, load_policies, run_json
 from .retention import DEFAULT_ACCOUNT, Policy, effective, parse_days
@@ -168,13 +169,7 @@ async def _erase(request: web.Request, user: Any, customer_id: int, body: dict[s
         return web.json_response(plan)
     req = erasure.ErasureRequest(customer_id, str(body.get("requester") or ""), actor(user), str(body.get("reason") or ""))
     record = await erasure.erase_customer(hub.db, hub.clock, req)
-    hub.writer.forget_conversations()  # the archive writer's cached conversation ids
-    hub.sessions.forget_conversations()  # and the session service's remembered channels
-    hub.customers.forget_conversations()  # and the customer each conversation belongs to
-    await hub.sessions.resync(full=True)  # the erased sessions leave the queue and the agents' load
-    from ..archive.search.wiring import INDEXER
-    if INDEXER in request.app:
-        request.app[INDEXER].cursor_moved()  # erasure may have set it back (SQLite reuses the ids)
+    await forget_erased(request.app)  # (other processes and the CLI's erasures: ErasureWatch)
     await audit.record(hub.db, hub.clock, actor=user, action="customer.erase", target=f"customer:{req.customer_id}",
                        after={"erasure": record["id"], "counts": record["counts"]}, request=request)
     return web.json_response(record)

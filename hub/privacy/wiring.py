@@ -11,9 +11,11 @@ from ..http_guard import add_routes
 from . import order_secrets
 from . import secrets as sealed
 from .api import PURGER, routes
+from .erasure_watch import ErasureWatch
 from .purge import Purger
 
 log = logging.getLogger(__name__)
+ERASURE_WATCH = web.AppKey("privacy_erasure_watch", ErasureWatch)
 DEFAULT_INTERVAL = 3600.0  # seconds between purges; HUB_PURGE_INTERVAL (0 = off)
 
 
@@ -46,7 +48,10 @@ def install(app: web.Application) -> None:
         purger = Purger(hub.db, hub.clock, interval=purge_interval())
         app[PURGER] = purger
         purger.start()
+        watch = app[ERASURE_WATCH] = ErasureWatch(app, hub.db)
+        await watch.start()
         yield
+        await watch.stop()
         await purger.stop()
 
     app.cleanup_ctx.append(privacy_context)

@@ -1,0 +1,81 @@
+"""What a running hub forgets after an erasure, wherever it was made.
+
+An erasure through the API clears the caches of the process that made it. One made by the CLI (or
+by another hub process) deletes rows under this process's caches: SQLite hands the erased ids out
+again, so the archive writer filed the next new customer's messages under a cached conversation id
+of the erased one. ``ErasureWatch`` looks at the newest erasure record every ``every`` seconds and
+forgets the same caches when a new one appears.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import func, select
+
+from ..models import ErasureRecord
+from ..tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+records = ErasureRecord.__table__
+WATCH_EVERY = 5.0  # seconds
+
+
+async def forget_erased(app: web.Application) -> None:
+    """Drop what this process remembers of erased rows: cached conversation ids (archive writer,
+    sessions, customers), the routing queue and agents' load (rebuilt from the database), and the
+    search indexer's position (an erasure may set it back: SQLite reuses the ids)."""
+    from ..app import HUB
+    from ..archive.search.wiring import INDEXER
+    hub = app[HUB]
+    hub.writer.forget_conversations()
+    hub.sessions.forget_conversations()
+    hub.customers.forget_conversations()
+    await hub.sessions.resync(full=True)
+    if INDEXER in app:
+        app[INDEXER].cursor_moved()
+
+
+class ErasureWatch:
+    def __init__(self, app: web.Application, db: Any, every: float = WATCH_EVERY):
+        self.app = app
+        self.db = db
+        self.every = every
+        self.seen: int | None = None
+        self._task: asyncio.Task | None = None
+
+    async def newest(self) -> int:
+        async with self.db.read() as conn:
+            return (await conn.execute(select(func.max(records.c.id)))).scalar() or 0
+
+    async def check(self) -> bool:
+        """Forget the caches if an erasure was recorded since the last look; True if it did."""
+        newest = await self.newest()
+        if self.seen is None or newest == self.seen:
+            self.seen = newest
+            return False
+        self.seen = newest
+        log.info("an erasure was made elsewhere (record %s): forgetting cached conversations", newest)
+        await forget_erased(self.app)
+        return True
+
+    async def start(self) -> None:
+        self.seen = await self.newest()
+        self._task = asyncio.create_task(self._run(), name="erasure-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            try:
+                await self.check()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - looked at again next time
+                log.exception("checking for erasures failed")

@@ -139,3 +139,32 @@ async def test_a_restarted_hubs_stream_forgets_the_old_seqs(client, hub, wecom, 
     await expect(page.locator(f"#session-list li.session[data-id='{sid}']")).to_have_count(1)
     await expect(page.locator("#session-list li.session[data-id='99999']")).to_have_count(0)
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+async def test_transfer_and_close_wait_for_a_pending_reply(client, hub, wecom, browser):  # noqa: ANN001
+    errors: list[str] = []
+    page, _alice = await online(client, hub, browser, errors)
+    await customer_session(client, hub, wecom, page, peer="wmWait", text="发票呢")
+    real_reply, release = hub.sessions.reply, asyncio.Event()
+
+    async def slow_reply(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        await release.wait()
+        return await real_reply(*args, **kwargs)
+
+    hub.sessions.reply = slow_reply
+    try:
+        await page.fill("#reply", "马上给您开")
+        await page.press("#reply", "Enter")
+        await expect(page.locator(".msg.out", has_text="马上给您开").locator(".delivery")).to_have_text("发送中…")
+        await page.click("#transfer-btn")
+        await expect(page.locator("#toasts .toast", has_text="未发出")).to_have_count(1)
+        await expect(page.locator("#transfer-dialog")).to_be_hidden()
+        await page.click("#close-btn")
+        await expect(page.locator("#toasts .toast", has_text="未发出")).to_have_count(2)
+        await expect(page.locator("#close-dialog")).to_be_hidden()
+    finally:
+        release.set()
+    await expect(page.locator(".msg.out", has_text="马上给您开").locator(".delivery")).not_to_have_text("发送中…")
+    await page.click("#close-btn")  # sent: now it may close
+    await expect(page.locator("#close-dialog")).to_be_visible()
+    assert not [e for e in errors if "favicon" not in e], errors

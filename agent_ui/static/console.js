@@ -438,7 +438,10 @@
     if (S.currentId === p.session_id) R.renderMessages(S, "stay");
     call("reply", { session_id: p.session_id, text: p.text, client_id: p.client_id }, 15000).then(function (ack) {
       e = S.sessions.get(p.session_id);
-      if (!e) return;
+      if (!e) {  // the session left the list meanwhile: the reply is not shown anywhere now, say so
+        if (!ack.ok) toast("发送失败：" + U.errorText(ack), "error");
+        return;
+      }
       var drop = function () { e.pend = e.pend.filter(function (x) { return x !== p; }); };
       if (ack.ok) {
         if (!ack.message_id || e.msgs.some(function (m) { return m.id === ack.message_id; })) drop();

@@ -26,6 +26,14 @@
     return false;
   }
 
+  /** A reply of the session not yet confirmed (sending, or unsent with 重试): transferring or closing
+   * now would drop it without a word. True (and says why) when that is the case. */
+  function replyPending(e) {
+    var n = e.pend.filter(function (p) { return p.state === "sending" || p.state === "unsent"; }).length;
+    if (n) Hub.toast("还有 " + n + " 条回复未发出（发送中或待重试），请先等它发出或重试成功", "warn");
+    return n > 0;
+  }
+
   function showError(id, msg) { var el = $(id); el.textContent = msg || ""; el.hidden = !msg; }
 
   /** After a transfer or close: the session leaves the list and the next one opens. */
@@ -82,6 +90,7 @@
   function openTransfer() {
     var e = S.current();
     if (!e || e.gone) return;
+    if (replyPending(e)) return;
     pick = { kind: "agent", value: null };
     $("transfer-note").value = "";
     showError("transfer-error", "");
@@ -96,6 +105,7 @@
   function submitTransfer() {
     var e = S.current();
     if (!e || pick.value === null) return;
+    if (replyPending(e)) return;
     var data = { session_id: e.s.id, note: $("transfer-note").value.trim() };
     var label;
     if (pick.kind === "agent") {
@@ -119,6 +129,7 @@
   function openClose() {
     var e = S.current();
     if (!e || e.gone) return;
+    if (replyPending(e)) return;
     document.querySelector("input[name=close-reason][value=resolved]").checked = true;
     $("close-other").hidden = true;
     $("close-other").value = "";
@@ -128,7 +139,7 @@
 
   function submitClose() {
     var e = S.current();
-    if (!e) return;
+    if (!e || replyPending(e)) return;
     var reason = document.querySelector("input[name=close-reason]:checked").value;
     if (reason === "other") {
       reason = $("close-other").value.trim();

@@ -4,7 +4,8 @@ For a customer's text with no human session open, in order: handover words -> ha
 keyword rules -> reply; FAQ with a confident score -> reply; FAQ suggestions between the
 thresholds -> hand to routing with the suggestions for the agent; otherwise hand to routing.
 Outside business hours the customer gets the off-hours reply (once per closed period) and the
-session waits in the queue for the morning. Welcome events get their channel's welcome, once.
+session waits in the queue for the morning. Welcome events get their channel's welcome, once (an Official
+Account scan of a channel code: that code's welcome, once a day).
 Every reply goes out through the outbound queue as sender "bot"; every decision is recorded.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Awaitable, Callable
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hub.business_hours import from_json as hours_from_json, is_open, next_open
+from hub.channels.rules import day_of
 from hub.clock import Clock
 from hub.db import Database, retry_busy
 from hub.knowledge.store import KnowledgeBase
@@ -33,7 +35,7 @@ from .store import KeywordRules
 log = logging.getLogger(__name__)
 outcomes_t = BotOutcome.__table__
 
-WELCOME_KINDS = {"event.subscribe", "event.external_contact", "event.kf.enter_session"}
+WELCOME_KINDS = {"event.subscribe", "event.scan", "event.external_contact", "event.kf.enter_session"}
 # channel -> welcome text override (the channel-code feature plugs in here): (ctx) -> text or None
 WelcomeProvider = Callable[[JobContext], Awaitable[str | None]]
 
@@ -106,6 +108,10 @@ class Bots:
             await self._offhours(ctx, hours)
 
     async def welcome(self, ctx: JobContext) -> None:
+        """The channel code's welcome, else the account's. An Official Account follower who scans a
+        code (SCAN) gets the code's welcome only (no default for an unrelated scene): the customer-service
+        send is allowed, the scan opens the 48-hour window. An OA welcome through a code goes once a day
+        per code and conversation (following and scanning again the same day is not sent it again)."""
         msg = ctx.message
         data = ctx.data
         if msg.kind == "event.external_contact" and data.get("change_type") != "add_external_contact":
@@ -113,16 +119,26 @@ class Bots:
         text = None
         if self.welcome_provider is not None:
             text = await self.welcome_provider(ctx)
+        daily = bool(text) and msg.kind in ("event.subscribe", "event.scan")
+        if daily:
+            channel = ctx.state.get("channel_code") or data.get("scene", "")
+            day = day_of(float(msg.created_at or self.clock.now()))
+            dedup = f"welcome:code:{channel}:{msg.conversation_id}:{day}"
+        elif msg.kind == "event.scan":
+            return  # a scan of no code with a welcome: nothing to say
+        else:
+            dedup = f"welcome:{msg.id}"
         text = text or await self.settings.get("welcome_text", msg.account_id)
         if not text:
             return
         code = data.get("welcome_code", "")
-        if msg.kind != "event.subscribe" and not code:
+        if msg.kind not in ("event.subscribe", "event.scan") and not code:
             return  # WeCom / 微信客服 welcomes need the platform's one-time code
-        await self.outbound.enqueue(OutboundRequest(msg.account_id, msg.conversation_id, text, "bot",
-                                                    dedup_key=f"welcome:{msg.id}", welcome_code=code,
-                                                    staff_userid=data.get("user_id", "")))
-        await self._record(ctx, "welcome")
+        queued = await self.outbound.enqueue(OutboundRequest(msg.account_id, msg.conversation_id, text, "bot",
+                                                             dedup_key=dedup, welcome_code=code,
+                                                             staff_userid=data.get("user_id", "")))
+        if queued is not None or not daily:  # (a job run again records once; a second scan sent nothing)
+            await self._record(ctx, "welcome")
 
     async def _hours(self, account_id: str) -> Any:
         raw = await self.settings.get("business_hours", account_id)

@@ -271,6 +271,26 @@ async def test_oa_subscribe_and_scan_tag_welcome_and_count(client, hub, oa, stan
     assert await hit_kinds(hub, code["id"]) == ["scan+add", "scan", "scan+add"]
 
 
+async def test_oa_follower_scanning_a_code_gets_its_welcome_once_a_day(client, hub, oa, standin):
+    """An existing follower who scans a channel code (SCAN) gets that code's welcome (the scan opens the
+    customer-service window), once a day however often they scan; a scan of no code with a welcome gets
+    nothing, not the account's default welcome."""
+    await hub.settings.set("welcome_text", "默认欢迎语")
+    code = await create(client, OA_CODE)
+    silent = await create(client, {**OA_CODE, "name": "海报", "welcome_text": ""})
+    t = int(hub.clock.now())
+    for i, scene in enumerate((code["scene"], code["scene"], "some-other-scene", silent["scene"])):
+        assert (await post(client, oa, event_xml("gh_acme", "oFollower", "SCAN", t + i, EventKey=scene,
+                                                 Ticket="tk"))).status == 200
+    await settle(hub)
+    welcomes = [s["body"] for s in standin.sent if s["path"] == "/cgi-bin/message/custom/send"]
+    assert welcomes == [{"touser": "oFollower", "msgtype": "text", "text": {"content": OA_CODE["welcome_text"]}}]
+    customer_id, channel_code = await customer_of(hub, "oFollower")
+    assert channel_code == str(silent["id"]) and set(await tags_of(client, customer_id)) == {"直播间"}
+    stats = await today(client, code["id"])
+    assert (stats["scans"], stats["adds"], stats["conversations"]) == (2, 0, 1)
+
+
 async def test_wecom_add_external_contact_with_state(client, hub, wecom, standin):
     code = await create(client, WECOM_CODE)
     await post(client, wecom, add_contact("store-a", "wmStoreFriend", int(hub.clock.now()), "WC-STORE"))

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from .clock import Clock
 from .db import Database, retry_busy
 from .models import AccountStatus
-from .tasks import cancel_and_wait
+from .tasks import cancel_and_wait, repeat
 
 log = logging.getLogger("hub.account_status")
 status_t = AccountStatus.__table__
@@ -159,17 +159,6 @@ def _stamped(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) ->
     return stamp
 
 
-async def _flush_loop(tracker: CallbackStatus, every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await tracker.flush()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001
-            log.exception("flushing account callback status failed")
-
-
 def install(app: web.Application, every: float = FLUSH_EVERY) -> None:
     """Before the app starts: the callback routes (``stamped_routes``) stamp into the tracker made
     here; a task flushes the stamps."""
@@ -182,7 +171,8 @@ def install(app: web.Application, every: float = FLUSH_EVERY) -> None:
         tracker = CallbackStatus(hub.db, hub.clock,
                                  lambda account_id: account_id in getattr(hub.accounts, "_accounts", {}))
         holder["t"] = tracker
-        task = asyncio.create_task(_flush_loop(tracker, every), name="account-status")
+        task = asyncio.create_task(repeat(lambda: every, tracker.flush, "flushing account callback status"),
+                                   name="account-status")
         yield
         await cancel_and_wait(task)
         try:

@@ -18,6 +18,7 @@ import socketio
 from .api import int_param
 from .errors import HubError
 from .push import SUPERVISORS, group_room, user_room
+from .tasks import repeat
 from .users import UserInfo, user_for_token
 
 log = logging.getLogger(__name__)
@@ -124,14 +125,7 @@ class AgentNamespace(socketio.AsyncNamespace):
                     pass  # gone, or being dropped
 
     async def recheck_forever(self) -> None:
-        while True:
-            await asyncio.sleep(RECHECK)
-            try:
-                await self.recheck_idle()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the next round tries again
-                log.exception("rechecking socket users failed")
+        await repeat(lambda: RECHECK, self.recheck_idle, "rechecking socket users")
 
     async def trigger_event(self, event: str, *args: Any) -> Any:
         """Every client event runs through here: errors become acks, never a dropped socket."""

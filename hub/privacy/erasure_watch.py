@@ -16,7 +16,7 @@ from aiohttp import web
 from sqlalchemy import func, select
 
 from ..models import ErasureRecord
-from ..tasks import cancel_and_wait
+from ..tasks import cancel_and_wait, repeat
 
 log = logging.getLogger(__name__)
 records = ErasureRecord.__table__
@@ -63,19 +63,10 @@ class ErasureWatch:
 
     async def start(self) -> None:
         self.seen = await self.newest()
-        self._task = asyncio.create_task(self._run(), name="erasure-watch")
+        self._task = asyncio.create_task(repeat(lambda: self.every, self.check, "checking for erasures"),
+                                         name="erasure-watch")
 
     async def stop(self) -> None:
         if self._task is not None:
             await cancel_and_wait(self._task)
             self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.every)
-            try:
-                await self.check()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - looked at again next time
-                log.exception("checking for erasures failed")

@@ -168,3 +168,40 @@ async def test_transfer_and_close_wait_for_a_pending_reply(client, hub, wecom, b
     await page.click("#close-btn")  # sent: now it may close
     await expect(page.locator("#close-dialog")).to_be_visible()
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+async def test_a_reply_whose_ack_timed_out_but_went_through_shows_once(client, hub, wecom, browser):  # noqa: ANN001
+    """Two replies whose acks take longer than the console's 15 s: A was queued (its message.new came)
+    before the timeout, B after it. Neither stays as "未发出" beside its real bubble; nothing is sent twice."""
+    errors: list[str] = []
+    page, alice = await online(client, hub, browser, errors)
+    await customer_session(client, hub, wecom, page, peer="wmSlow", text="在吗")
+    real_reply, release, b_go, calls = hub.sessions.reply, asyncio.Event(), asyncio.Event(), []
+
+    async def slow_reply(user, session_id, text, client_id=None):  # noqa: ANN001, ANN202
+        calls.append(text)
+        if calls.count(text) > 1:
+            return await real_reply(user, session_id, text, client_id)
+        if text == "回复A":  # queued at once, the ack is what is late
+            mid = await real_reply(user, session_id, text, client_id)
+            await release.wait()
+            return mid
+        await b_go.wait()  # B: queued only after the console gave up waiting
+        return await real_reply(user, session_id, text, client_id)
+
+    hub.sessions.reply = slow_reply
+    try:
+        for text in ("回复A", "回复B"):
+            await page.fill("#reply", text)
+            await page.press("#reply", "Enter")
+        await expect(page.locator(".msg.out", has_text="回复B").locator(".delivery")).to_contain_text("未发出",
+                                                                                                      timeout=20000)
+        b_go.set()
+        for text in ("回复A", "回复B"):
+            await expect(page.locator(".msg.out", has_text=text)).to_have_count(1)
+            await expect(page.locator(".msg.out", has_text=text).locator(".delivery")).not_to_contain_text("未发出")
+    finally:
+        release.set()
+        b_go.set()
+    assert await count_messages(hub, direction="out", sender=f"agent:{alice.id}") == 2
+    assert not [e for e in errors if "favicon" not in e], errors

@@ -199,6 +199,9 @@
       if (window.Hub.alertMessage && !watching(e.s.id)) window.Hub.alertMessage(R.customerName(e), R.preview(m));
     } else if (m.direction === "out" && m.sender === "agent:" + S.me.id) {
       e.s.last_agent_at = Math.max(e.s.last_agent_at || 0, m.created_at);
+      // a reply of mine marked unsent (its ack timed out) that did go through: re-send it, idempotent by
+      // client_id, which drops the pending copy
+      e.pend.forEach(function (x) { if (x.state === "unsent" && x.text === m.text) deliver(x); });
     }
     R.renderList(S);
     if (S.currentId === e.s.id) R.renderMessages(S, "stay");
@@ -418,7 +421,8 @@
     if (!e || e.gone || ta.disabled) return;
     var text = ta.value.trim();
     if (!text) return;
-    var p = { client_id: U.uid(), session_id: e.s.id, text: text, at: U.now(), state: "sending" };
+    var p = { client_id: U.uid(), session_id: e.s.id, text: text, at: U.now(), state: "sending",
+      after: e.msgs.length ? e.msgs[e.msgs.length - 1].id : 0 };  // its message, if it went through, comes after
     e.pend.push(p);
     ta.value = "";
     e.draft = "";
@@ -457,6 +461,9 @@
         // timeout, offline, internal (the reply may be queued already: an update after it failed), busy...:
         // kept, and a retry sends the same client_id, so the customer never gets it twice
         p.state = "unsent";
+        // the ack was lost but the reply went through (its message.new came): send it again, which the
+        // same client_id makes a no-op that drops this copy (else it showed twice, once as 未发出)
+        if (ack.error === "timeout" && wentThrough(e, p)) { deliver(p); return; }
         if (ack.error !== "timeout" && ack.error !== "offline") toast("发送未确认：" + U.errorText(ack) + "，可点“重试”", "warn");
       } else {
         drop();
@@ -464,6 +471,13 @@
         toast("发送失败：" + U.errorText(ack), "error");
       }
       if (S.currentId === e.s.id) R.renderMessages(S, "stay");
+    });
+  }
+
+  /** My own message in the session with the pending reply's text, newer than what was there when it was sent. */
+  function wentThrough(e, p) {
+    return e.msgs.some(function (m) {
+      return m.id > (p.after || 0) && m.direction === "out" && m.sender === "agent:" + S.me.id && m.text === p.text;
     });
   }
 

@@ -205,3 +205,26 @@ async def test_a_reply_whose_ack_timed_out_but_went_through_shows_once(client, h
         b_go.set()
     assert await count_messages(hub, direction="out", sender=f"agent:{alice.id}") == 2
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+async def test_alt_shortcuts_wait_while_a_dialog_is_open(client, hub, wecom, browser):  # noqa: ANN001
+    errors: list[str] = []
+    page, _alice = await online(client, hub, browser, errors)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmOther", "我先来的", 50101))
+    await expect(page.locator("#session-list li.session")).to_have_count(1)
+    await customer_session(client, hub, wecom, page, peer="wmMine", text="要转接", msg_id=50102)
+    for button, dialog in (("#close-btn", "#close-dialog"), ("#transfer-btn", "#transfer-dialog"),
+                           ("#ticket-btn", "#ticket-dialog")):
+        await page.click(button)
+        await expect(page.locator(dialog)).to_be_visible()
+        await page.keyboard.press("Alt+ArrowDown")
+        await asyncio.sleep(0.2)
+        await expect(page.locator("#chat-name")).to_have_text("wmMine")
+        await page.keyboard.press("Escape")
+        await expect(page.locator(dialog)).to_be_hidden()
+    # the close dialog closes the session it was opened for
+    await page.click("#close-btn")
+    await page.click("#close-submit")
+    await expect(page.locator("#session-list li.session")).to_have_count(1)
+    await expect(page.locator("#session-list li.session")).to_contain_text("wmOther")
+    assert not [e for e in errors if "favicon" not in e and "Failed to load resource" not in e], errors

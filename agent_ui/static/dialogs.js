@@ -5,6 +5,7 @@
   var Hub = window.Hub, S = Hub.state;
   var pick = { kind: "agent", value: null };
   var lastFocus = null;
+  var target = { transfer: null, close: null };  // the session a dialog was opened for: the one it acts on
 
   function openModal(id) {
     lastFocus = document.activeElement;
@@ -91,6 +92,7 @@
     var e = S.current();
     if (!e || e.gone) return;
     if (replyPending(e)) return;
+    target.transfer = e.s.id;
     pick = { kind: "agent", value: null };
     $("transfer-note").value = "";
     showError("transfer-error", "");
@@ -103,7 +105,7 @@
   }
 
   function submitTransfer() {
-    var e = S.current();
+    var e = S.sessions.get(target.transfer);
     if (!e || pick.value === null) return;
     if (replyPending(e)) return;
     var data = { session_id: e.s.id, note: $("transfer-note").value.trim() };
@@ -130,6 +132,7 @@
     var e = S.current();
     if (!e || e.gone) return;
     if (replyPending(e)) return;
+    target.close = e.s.id;
     document.querySelector("input[name=close-reason][value=resolved]").checked = true;
     $("close-other").hidden = true;
     $("close-other").value = "";
@@ -138,7 +141,7 @@
   }
 
   function submitClose() {
-    var e = S.current();
+    var e = S.sessions.get(target.close);
     if (!e || replyPending(e)) return;
     var reason = document.querySelector("input[name=close-reason]:checked").value;
     if (reason === "other") {

@@ -8,11 +8,18 @@
 
   function isComposing(ev) { return ev.isComposing || ev.keyCode === 229; } // Chinese IME: Enter picks a word
 
+  /** The transfer and close dialogs are hidden when closed; the ticket dialogs are removed. */
+  function anyModalOpen() {
+    return Array.prototype.some.call(document.querySelectorAll(".modal-backdrop"), function (m) { return !m.hidden; });
+  }
+
   function onKey(ev) {
     if (ev.key === "Escape") {
       if (Hub.dialogs.closeTop()) { ev.preventDefault(); return; }
     }
-    if (ev.altKey && !ev.ctrlKey && !ev.metaKey) {
+    var modalOpen = anyModalOpen();
+    // under a dialog (transfer, close, ticket) Alt+↓ or Alt+1 would act on another session than the dialog's
+    if (ev.altKey && !ev.ctrlKey && !ev.metaKey && !modalOpen) {
       if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
         ev.preventDefault();
         Hub.step(ev.key === "ArrowDown" ? 1 : -1);
@@ -25,7 +32,6 @@
         return;
       }
     }
-    var modalOpen = !$("transfer-dialog").hidden || !$("close-dialog").hidden;
     if (ev.target === $("reply") && !modalOpen) {
       if (ev.key === "Enter" && !isComposing(ev) && !ev.shiftKey && !ev.altKey) {
         ev.preventDefault(); // Enter and Ctrl/Cmd+Enter send; Shift+Enter is a newline

@@ -1,11 +1,12 @@
 /* 渠道活码 page: create / edit channel codes (the hub creates them on the platform), show the QR code with
- * PNG / SVG downloads (a WeCom code: WeCom's own image, PNG only), and draw the per-day figures as an
- * inline SVG bar chart. */
+ * PNG / SVG downloads (a WeCom code: WeCom's own image, PNG only), the 30-day totals (scans, adds,
+ * conversions: customers who paid for an order after their first contact, and the conversion rate =
+ * conversions / adds) and the per-day figures as an inline SVG bar chart. */
 (function () {
   "use strict";
   var U = window.HubUtil, A = window.Admin, h = U.h, $ = U.$;
   var SVG = "http://www.w3.org/2000/svg";
-  var state = { codes: [], editing: null };
+  var state = { codes: [], editing: null, showing: null };
 
   function split(v) { return v.split(/[,，\s]+/).map(function (s) { return s.trim(); }).filter(Boolean); }
 
@@ -58,9 +59,26 @@
     $("ch-svg").hidden = wecom;
     $("ch-qr-label").textContent = wecom ? "企业微信二维码图片：" : "二维码内容：";
     $("ch-qr-url").textContent = c.qr_url || c.link_url || "";
-    A.api("GET", base + "/stats?days=30").then(function (res) { chart(Array.isArray(res) ? res : []); })
-      .catch(function (err) { A.toast(A.errorText(err), "error"); });
+    state.showing = c.id;
+    U.clear($("ch-summary"));
+    A.api("GET", base + "/stats?days=30").then(function (res) {
+      if (state.showing !== c.id) return;  // another code was opened meanwhile
+      var days = Array.isArray(res) ? res : [];
+      summary(days); chart(days);
+    }).catch(function (err) { A.toast(A.errorText(err), "error"); });
     $("ch-detail").scrollIntoView({ behavior: "smooth" });
+  }
+
+  /** The period's totals; the conversion rate is conversions / adds ("—" with no adds). */
+  function summary(days) {
+    function total(key) { return days.reduce(function (n, d) { return n + (+d[key] || 0); }, 0); }
+    var adds = total("adds"), conversions = total("conversions");
+    var rate = adds ? Math.round(conversions * 1000 / adds) / 10 + "%" : "—";
+    var box = U.clear($("ch-summary"));
+    [["scans", "扫码", total("scans")], ["adds", "新增客户", adds], ["conversions", "成交客户", conversions],
+      ["rate", "转化率（成交 ÷ 新增）", rate]].forEach(function (s) {
+      box.appendChild(h("div.stat-card", { dataset: { k: s[0] } }, h("div.stat-n", String(s[2])), h("div.stat-l", s[1])));
+    });
   }
 
   function el(name, attrs, text) {
@@ -80,7 +98,8 @@
       var a = el("rect", { x: x + 1, y: H - pad - hs, width: bw / 2 - 1, height: hs, "class": "bar-a" });
       a.appendChild(el("title", {}, d.day + " 扫码 " + (d.scans || 0)));
       var b = el("rect", { x: x + bw / 2, y: H - pad - ha, width: bw / 2 - 1, height: ha, "class": "bar-b" });
-      b.appendChild(el("title", {}, d.day + " 新增 " + (d.adds || 0) + "，咨询 " + (d.conversations || 0)));
+      b.appendChild(el("title", {}, d.day + " 新增 " + (d.adds || 0) + "，咨询 " + (d.conversations || 0) +
+        "，成交 " + (d.conversions || 0)));
       svg.appendChild(a); svg.appendChild(b);
       if (i % 5 === 0) svg.appendChild(el("text", { x: x, y: H - 6 }, String(d.day).slice(5)));
     });

@@ -228,3 +228,26 @@ async def test_alt_shortcuts_wait_while_a_dialog_is_open(client, hub, wecom, bro
     await expect(page.locator("#session-list li.session")).to_have_count(1)
     await expect(page.locator("#session-list li.session")).to_contain_text("wmOther")
     assert not [e for e in errors if "favicon" not in e and "Failed to load resource" not in e], errors
+
+
+async def test_the_wait_timer_stops_on_a_reply_when_the_pc_clock_is_behind(client, hub, wecom, browser):  # noqa: ANN001
+    errors: list[str] = []
+    await make_user(hub, "alice")
+    await hub.settings.set("default_group", "presales")
+    page = await new_page(browser, errors)
+    await page.add_init_script("(() => { const real = Date.now; Date.now = () => real() - 600000; })()")  # 10 min slow
+    await log_in(page, server_url(client), "alice")
+    await go_online(page, hub, (await hub_user(hub, "alice")).id)
+    await customer_session(client, hub, wecom, page, peer="wmClock", text="多久发货")
+    item = page.locator("#session-list li.session", has_text="wmClock")
+    await expect(item.locator(".wait")).to_contain_text("等待")
+    await page.fill("#reply", "今天就发")
+    await page.press("#reply", "Enter")
+    await expect(page.locator(".msg.out", has_text="今天就发").locator(".delivery")).not_to_have_text("发送中…")
+    await asyncio.sleep(1.2)  # a tick of the wait timers
+    await expect(item.locator("[data-wait]")).not_to_contain_text("等待")
+    assert not [e for e in errors if "favicon" not in e], errors
+
+
+async def hub_user(hub, username: str):  # noqa: ANN001, ANN201
+    return next(a for a in hub.sessions.agents.values() if a.username == username)

@@ -39,6 +39,9 @@
     var byId = new Map(e.msgs.map(function (m) { return [m.id, m]; }));
     list.forEach(function (m) {
       var had = byId.get(m.id);
+      if (m.direction === "out" && /^agent:/.test(m.sender || "") && e.s.state !== "closed") {
+        e.s.last_agent_at = Math.max(e.s.last_agent_at || 0, m.created_at || 0);  // an agent answered (server time)
+      }
       // a history read can be older than a pushed message.status: sent/failed is not undone by its "queued"
       if (had && statusRank(had.status) > statusRank(m.status)) m = Object.assign({}, m, { status: had.status, data: had.data });
       byId.set(m.id, m);
@@ -453,7 +456,8 @@
         // an earlier try got through, or the session is someone else's (a supervisor's reply: the
         // message.new goes to its holder only): read the message
         if (!ack.message_id || (p.message_id && e.s.agent_id !== S.me.id)) refreshLatest(e.s.id);
-        e.s.last_agent_at = U.now();
+        // last_agent_at follows the server's times only (the reply's message, in mergeMsgs): the browser's
+        // clock can be behind the server's, and then the customer looked still waiting
         if (e.s.state === "assigned") e.s.state = "active";
         R.renderList(S);
         if (S.currentId === e.s.id) { R.renderChatHead(S); R.renderProfile(S); }

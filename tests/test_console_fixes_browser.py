@@ -251,3 +251,27 @@ async def test_the_wait_timer_stops_on_a_reply_when_the_pc_clock_is_behind(clien
 
 async def hub_user(hub, username: str):  # noqa: ANN001, ANN201
     return next(a for a in hub.sessions.agents.values() if a.username == username)
+
+
+async def test_a_returning_customers_new_session_is_one_unread(client, hub, wecom, browser):  # noqa: ANN001
+    errors: list[str] = []
+    page, alice = await online(client, hub, browser, errors)
+    await hub.settings.set("reopen_window", 0)  # a new session, not the old one reopened
+    sid = await customer_session(client, hub, wecom, page, peer="wmBack", text="面霜敏感肌能用吗")
+    for i, text in enumerate(("还有小样吗", "在吗")):
+        await post(client, wecom, text_xml(WECOM["receive_id"], "wmBack", text, 50201 + i))
+    await expect(page.locator("#message-list")).to_contain_text("在吗")
+    await page.fill("#reply", "可以的，有小样")
+    await page.press("#reply", "Enter")
+    await expect(page.locator(".msg.out", has_text="可以的").locator(".delivery")).not_to_have_text("发送中…")
+    await hub.sessions.close(alice, sid, "resolved")
+    await page.reload()  # nothing open: the new session is not being watched
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
+    await expect(page.locator("#session-list li.session")).to_have_count(0)
+    await asyncio.sleep(1.1)  # the pipeline's clock: the new message is later than the reply
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmBack", "上次的面霜到了，怎么用", 50210))
+    item = page.locator("#session-list li.session", has_text="wmBack")
+    await expect(item).to_have_count(1)
+    assert int(await item.get_attribute("data-id")) != sid
+    await expect(item.locator(".unread")).to_have_text("1")
+    assert not [e for e in errors if "favicon" not in e], errors

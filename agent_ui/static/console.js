@@ -53,8 +53,13 @@
 
   function statusRank(status) { return status === "failed" ? 2 : status === "sent" ? 1 : 0; }
 
+  /** The customer's messages since an agent last answered: this session's last_agent_at, or an agent's
+   * message in the history (a returning customer's earlier session), as the server counts unread. */
   function unanswered(e) {
     var since = e.s.last_agent_at || 0;
+    e.msgs.forEach(function (m) {
+      if (m.direction === "out" && /^agent:/.test(m.sender || "")) since = Math.max(since, m.created_at || 0);
+    });
     return e.msgs.filter(function (m) { return m.direction === "in" && m.sender === "customer" && m.created_at > since; }).length;
   }
 

@@ -110,8 +110,15 @@ class SessionReading:
                      target=f"conversation:{row.conversation_id}", detail={"session_id": row.id})
 
     async def _unread(self, row: Any) -> int:
-        since = row.last_agent_at or 0
+        """The customer's messages since an agent last answered in this session; a session not answered
+        yet counts from the end of the conversation's previous session (a returning customer's new
+        session counted their whole past from 0)."""
         async with self.db.read() as conn:
+            since = row.last_agent_at
+            if since is None:
+                since = (await conn.execute(select(func.max(sessions_t.c.closed_at)).where(
+                    (sessions_t.c.conversation_id == row.conversation_id) & (sessions_t.c.id != row.id)))).scalar()
+            since = since or 0
             return (await conn.execute(select(func.count()).select_from(messages).where(
                 (messages.c.conversation_id == row.conversation_id) & (messages.c.direction == "in")
                 & (messages.c.sender == "customer") & (messages.c.created_at > since)))).scalar() or 0

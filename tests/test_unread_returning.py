@@ -1,0 +1,43 @@
+"""Unread counts of the session list: a returning customer's new session counts what they wrote since
+their previous session ended, not their whole past."""
+from __future__ import annotations
+
+import pytest
+
+from hub.clock import FakeClock
+from tests.conftest import WECOM
+from tests.helpers import post
+from tests.rt_helpers import make_user
+from tests.wechat_client import text_xml
+
+T0 = 1_732_500_000.0
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(T0)
+
+
+async def test_a_returning_customers_new_session_counts_only_the_new_message(client, hub, wecom):  # noqa: ANN001
+    alice = await make_user(hub, "alice")
+    await hub.settings.set("default_group", "presales")
+    await hub.settings.set("reopen_window", 0)  # a new session, not the old one reopened
+    await hub.sessions.set_status(alice, "online")
+    to = WECOM["receive_id"]
+    for i, text in enumerate(("面霜敏感肌能用吗", "还有小样吗", "在吗")):
+        hub.clock.advance(5)
+        await post(client, wecom, text_xml(to, "wmBack", text, 60001 + i))
+        await hub.pipeline.drain()
+    [first] = await hub.sessions.list_for(alice)
+    assert first["unread"] == 3
+    hub.clock.advance(5)
+    await hub.sessions.reply(alice, first["id"], "可以的", "c1")
+    hub.clock.advance(5)
+    await hub.sessions.close(alice, first["id"], "resolved")
+
+    hub.clock.advance(3600)  # the next day, so to speak
+    await post(client, wecom, text_xml(to, "wmBack", "上次的面霜到了，怎么用", 60010))
+    await hub.pipeline.drain()
+    [again] = await hub.sessions.list_for(alice)
+    assert again["id"] != first["id"]
+    assert again["unread"] == 1

@@ -275,3 +275,23 @@ async def test_a_returning_customers_new_session_is_one_unread(client, hub, weco
     assert int(await item.get_attribute("data-id")) != sid
     await expect(item.locator(".unread")).to_have_text("1")
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+async def test_alerts_are_reloaded_on_resync(client, hub, wecom, browser):  # noqa: ANN001
+    errors: list[str] = []
+    page, alice = await online(client, hub, browser, errors)
+    sid = await customer_session(client, hub, wecom, page, peer="wmAlert", text="怎么还不回")
+    # an alert the console holds but that was cleared while its events could not be recorded
+    await page.evaluate("(sid) => { HubAlerts.open.set(999, {id: 999, kind: 'unanswered', session_id: sid,"
+                        " state: 'open'}); HubAlerts.paint(); }", sid)
+    item = page.locator(f"#session-list li.session[data-id='{sid}']")
+    await expect(item).to_have_class(class_re("sla-alert"))
+    await hub.push.resync_users({alice.id})
+    await expect(item).not_to_have_class(class_re("sla-alert"))
+    assert await page.evaluate("HubAlerts.open.size") == 0
+    assert not [e for e in errors if "favicon" not in e], errors
+
+
+def class_re(word: str):  # noqa: ANN201
+    import re
+    return re.compile(rf"\b{word}\b")

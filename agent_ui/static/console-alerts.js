@@ -1,6 +1,6 @@
 /* SLA and quality alerts on the agent console: a session with an open alert turns red in the list and
    in the chat header at once (alert.raised), and back when it is met (alert.cleared). Open alerts are
-   loaded at start and after every reconnect (GET /api/alerts?mine=1). */
+   loaded at start, after every reconnect and on resync (GET /api/alerts?mine=1). */
 (function () {
   "use strict";
   var KIND = { first_reply: "首次响应超时", unanswered: "消息未回复超时", avg_reply: "平均响应超时", quality: "质检预警" };
@@ -96,6 +96,7 @@
       if (hub.toast) hub.toast("预警升级：" + label(a) + (a.session_id != null ? "（会话 #" + a.session_id + "）" : ""), "error");
     });
     hub.socket.on("connect", load);
+    hub.socket.on("resync", load);  // the stream could not be replayed: what was raised or cleared meanwhile is lost
     // the list and the chat header are re-rendered often: paint again after each render
     var observer = new MutationObserver(function () { observer.disconnect(); paint(); observe(); });
     function observe() {

@@ -295,3 +295,26 @@ async def test_alerts_are_reloaded_on_resync(client, hub, wecom, browser):  # no
 def class_re(word: str):  # noqa: ANN201
     import re
     return re.compile(rf"\b{word}\b")
+
+
+async def test_search_load_older_clicked_twice_loads_one_page(client, hub, browser):  # noqa: ANN001
+    from hub.archive.search.wiring import INDEXER
+    from tests.helpers import messages
+    from tests.test_operator_pages import log_in as log_in_at
+    from tests.test_search import archive
+    hub.app_indexer = client.server.app[INDEXER]
+    await make_user(hub, "sue", role="supervisor", groups=())
+    await archive(hub, [f"第{i}条消息" for i in range(250)], peer="wm-long")
+    conv_id = (await messages(hub, peer_id="wm-long"))[0].conversation_id
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in_at(page, server_url(client), "sue", "/supervisor/search")
+    await page.goto(server_url(client) + f"/supervisor/search?conv={conv_id}")
+    await expect(page.locator("#conv-note")).to_contain_text("已加载 100 条")
+    await page.dblclick("#conv-older")
+    await expect(page.locator("#conv-note")).to_contain_text("已加载 200 条")
+    await asyncio.sleep(0.5)
+    await expect(page.locator("#conv-note")).to_contain_text("已加载 200 条")
+    mids = await page.eval_on_selector_all("#conv-messages li.msg", "els => els.map(e => e.dataset.mid)")
+    assert len(mids) == len(set(mids)) == 200
+    assert not [e for e in errors if "favicon" not in e], errors

@@ -191,6 +191,7 @@
     U.clear($("conv-messages"));
     $("conv-status").textContent = "加载中…";
     $("conv-older").hidden = true;
+    $("conv-older").disabled = false;
     $("export-csv").href = "/api/conversations/" + id + "/export?format=csv";
     $("export-json").href = "/api/conversations/" + id + "/export?format=json";
     A.open("conv-drawer", $("export-csv"));
@@ -439,7 +440,16 @@
       $(id).addEventListener("change", function () { if ($("q").value.trim()) $("search-form").requestSubmit(); });
     });
     $("more").addEventListener("click", function () { search(S.params, true); });
-    $("conv-older").addEventListener("click", function () { if (S.conv) loadMessages(S.conv, false); });
+    $("conv-older").addEventListener("click", function () {
+      var conv = S.conv, btn = $("conv-older");
+      if (!conv || conv.loading) return;  // a double click asked for the same page twice: shown twice
+      conv.loading = true;
+      btn.disabled = true;
+      loadMessages(conv, false).then(function () {
+        conv.loading = false;
+        if (S.conv === conv) btn.disabled = false;
+      });
+    });
     $("conv-drawer").addEventListener("admin:closed", closeConversation);
     $("watch-form").addEventListener("submit", addWatch);
     $("watch-word").addEventListener("input", function () { A.clearErrors($("watches-panel")); });

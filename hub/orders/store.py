@@ -26,10 +26,11 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db import Database, retry_busy
-from ..models import Conversation, ServiceSession
+from ..models import Conversation, ServiceSession, User
 from ..models.base import fixed
 from ..models.orders import OrderItemRow, OrderRow
 from .linking import link_customer
+from ..privacy.masking import mask_order
 from .model import Order, OrderItem, is_newer
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ orders_t = OrderRow.__table__
 items_t = OrderItemRow.__table__
 conv_t = Conversation.__table__
 sessions_t = ServiceSession.__table__
+users_t = User.__table__
 OPEN_STATES = ("assigned", "active")
 
 
@@ -269,8 +271,20 @@ class Effects:
             if not sessions:
                 return
             orders = {c.row_id: await get_order(conn, row_id=c.row_id) for c in changes}
+            agent_ids = sorted({s.agent_id for s in sessions if s.agent_id})
+            roles = dict((await conn.execute(select(users_t.c.id, users_t.c.role).where(
+                users_t.c.id.in_(agent_ids)))).all()) if agent_ids else {}
         for change in changes:
             for s in sessions:
                 if s.customer_id == change.customer_id and s.agent_id and orders.get(change.row_id):
+                    # as the receiving agent may see it (session.new's mask_bundle): an unknown user is masked
+                    order = mask_order(_Viewer(roles.get(s.agent_id)), orders[change.row_id])
                     await self.push.to_user(s.agent_id, "order.updated", {
-                        "session_id": s.id, "customer_id": change.customer_id, "order": orders[change.row_id]})
+                        "session_id": s.id, "customer_id": change.customer_id, "order": order})
+
+
+@dataclass(frozen=True)
+class _Viewer:
+    """A user as ``mask_order`` looks at them: only the role counts."""
+
+    role: str | None

@@ -2,10 +2,14 @@
 shops under one Douyin/Youzan app, shop-scoped custom order ids, out-of-range values refused."""
 from __future__ import annotations
 
+import time
+
+from sqlalchemy import select
+
 from tests.conftest import WECOM
 from tests.helpers import post
 from tests.rt_helpers import Agent, login, make_user, server_url
-from tests.test_orders_sync import custom_order, env, hook  # noqa: F401 - env is a fixture
+from tests.test_orders_sync import custom_order, env, hook, rows  # noqa: F401 - env is a fixture
 from tests.wechat_client import text_xml
 
 RECEIVER = {"name": "张三", "phone": "13912345678", "address": "北京市朝阳区建国路88号"}
@@ -42,3 +46,42 @@ async def test_order_updated_masks_the_receiver_for_an_agent(env, wecom, standin
 async def test_order_updated_shows_the_receiver_to_an_admin(env, wecom, standin):
     _, pushed = await _order_update_seen_by(env, standin, wecom, "admin")
     assert [pushed[k] for k in RECEIVER_KEYS] == ["张三", "13912345678", "北京市朝阳区建国路88号"]
+
+
+# ---------------------------------------------------------------- partial refunds in spend
+
+async def _spend(hub, buyer_id):  # noqa: ANN001, ANN202
+    from hub.models import Customer
+    cust_t = Customer.__table__
+    (row,) = await rows(hub, buyer_id=buyer_id)
+    async with hub.db.read() as conn:
+        c = (await conn.execute(select(cust_t).where(cust_t.c.id == row.customer_id))).first()
+    return row.customer_id, (c.paid_total_fen, c.vip_level)
+
+
+async def test_partially_refunded_order_counts_what_was_kept_toward_vip(env):
+    from io import BytesIO
+
+    from hub.orders.csv_import import import_csv
+    from hub.orders.rules import apply_rules_bulk
+    client, hub, sync, _ = env
+    await hub.settings.set("vip_threshold_fen", 50000)
+    day = int(time.time()) - 86400
+    items = [{"title": "面霜", "quantity": 1, "price_fen": 10000},
+             {"title": "精华", "quantity": 1, "price_fen": 90000, "refund_status": "refunded"}]
+    assert (await hook(client, custom_order("R1", "shipped", paid_fen=100000, buyer_id="r-1", items=items))).status == 200
+    cid, single = await _spend(hub, "r-1")
+    assert single == (10000, 0)  # 1000.00 paid, 900.00 of it refunded: ¥100 spent, no VIP
+    await apply_rules_bulk(hub.db, time.time(), 50000, [cid])  # the bulk SQL path agrees
+    assert (await _spend(hub, "r-1"))[1] == (10000, 0)
+    csv = ("order_id,buyer_id,status,paid_yuan,created_at,item_title,quantity,price_yuan,refund_status\n"
+           f"C1,c-1,shipped,1000.00,{day},面霜,1,100.00,none\n"
+           f"C1,c-1,shipped,1000.00,{day},精华,1,900.00,refunded\n"
+           f"C2,c-2,shipped,1000.00,{day},精华,1,1000.00,refunded\n")  # floored at 0, never negative
+    result = await import_csv(sync, BytesIO(csv.encode()))
+    assert (result["imported"], result["rejected_total"]) == (2, 0), result
+    assert (await _spend(hub, "c-1"))[1] == (10000, 0)  # a customer the import created: RunStats
+    cid2, bulk2 = await _spend(hub, "c-2")
+    assert bulk2 == (0, 0)
+    await sync.effects.rules(cid2)
+    assert (await _spend(hub, "c-2"))[1] == (0, 0)

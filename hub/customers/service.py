@@ -197,11 +197,13 @@ class CustomerService:
 
     async def apply_order_rules(self, customer_id: int, orders: list[dict[str, Any]]) -> None:
         """Rule tags from purchases: VIP over the spend threshold in 365 days, 复购 on a second
-        order, a category tag per product category. ``orders``: {paid_fen, status, created_at, categories}."""
+        order, a category tag per product category. ``orders``: {paid_fen, status, created_at, categories}
+        and spend_fen, what the order counts toward spend when it differs from paid_fen (partial refunds,
+        ``hub.orders.store.rule_inputs``)."""
         now = self.clock.now()
         year = [o for o in orders if o["created_at"] >= now - 365 * 86400
                 and o["status"] not in ("pending_payment", "closed", "refunded")]
-        paid = sum(o["paid_fen"] for o in year)
+        paid = sum(o.get("spend_fen", o["paid_fen"]) for o in year)  # spend_fen: partial refunds taken off
         counted = [o for o in orders if o["status"] not in ("pending_payment", "closed")]
         threshold = int(await self.settings.get("vip_threshold_fen") or 0)
         names: list[str] = []

@@ -1,7 +1,8 @@
 """Rule tags for many customers at once (after a bulk import).
 
 The batched equivalent of ``CustomerService.apply_order_rules`` — same definitions, computed in SQL
-per chunk of customers instead of one transaction per customer: spend = paid_fen of orders created
+per chunk of customers instead of one transaction per customer: spend = paid_fen (less the paid_fen of
+refunded items, at least 0: ``store.spend_fen``) of orders created
 in the last 365 days whose status is not pending_payment/closed/refunded; count = orders not
 pending_payment/closed; VIP (vip_level 1) when spend ≥ ``vip_threshold_fen``; 复购 when count ≥ 2; one
 tag per item category of counted orders. Tags are only added (source ``rule``, by ``rules``), never
@@ -26,7 +27,7 @@ from ..db import Database, retry_busy
 from ..models import Customer, CustomerTag
 from ..models.orders import OrderItemRow, OrderRow
 from .bulk import executemany, in_list
-from .store import dialect_of
+from .store import dialect_of, order_spend_fen, refunded_sql, spend_sql
 
 orders_t, items_t = OrderRow.__table__, OrderItemRow.__table__
 customers_t, ctags = Customer.__table__, CustomerTag.__table__
@@ -59,10 +60,12 @@ async def apply_rules_bulk(db: Database, now: float, threshold: int, customer_id
 async def _chunk(conn: Any, now: float, threshold: int, ids: list[int], tag_ids: dict[str, int]) -> None:
     dialect = await dialect_of(conn)
     year = now - 365 * 86400
+    refunded = refunded_sql()
     spend = func.sum(case(((orders_t.c.created_at >= year) & orders_t.c.status.not_in(NOT_SPEND),
-                           orders_t.c.paid_fen), else_=0))
+                           spend_sql(orders_t.c.paid_fen, refunded.c.fen)), else_=0))
     count = func.sum(case((orders_t.c.status.not_in(NOT_COUNTED), 1), else_=0))
     rows = (await conn.execute(select(orders_t.c.customer_id, spend.label("spend"), count.label("n"))
+                               .select_from(orders_t.outerjoin(refunded, refunded.c.order_row_id == orders_t.c.id))
                                .where(in_list(dialect, orders_t.c.customer_id, ids))
                                .group_by(orders_t.c.customer_id))).all()
     cats = (await conn.execute(select(orders_t.c.customer_id, items_t.c.category).distinct().join(
@@ -140,7 +143,7 @@ class RunStats:
             return
         self.counted[i] += 1
         if order.created_at >= self.year and order.status not in NOT_SPEND:
-            self.spend[i] += order.paid_fen
+            self.spend[i] += order_spend_fen(order)
         for item in order.items:
             bit = self.bit_of.get(item.category, -2)
             if bit == -2:

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..db import Database, retry_busy
@@ -209,9 +209,40 @@ async def get_order(conn_or_db: Any, platform: str | None = None, order_id: str 
     return out[0] if out else None
 
 
+#: An item's refund state whose money went back: its paid_fen no longer counts toward spend.
+REFUNDED_ITEM = "refunded"
+
+
+def spend_fen(paid_fen: int, refunded_fen: int = 0) -> int:
+    """What one order counts toward the customer's spend (VIP): what was paid less what its refunded
+    items had paid (a partial refund), never below 0. The single, bulk (``spend_sql``) and import-run
+    (``RunStats``) paths all count it so."""
+    return max(0, int(paid_fen or 0) - int(refunded_fen or 0))
+
+
+def spend_sql(paid_fen: Any, refunded_fen: Any) -> Any:
+    """``spend_fen`` as a SQL expression (``refunded_fen`` may be NULL: no refunded item)."""
+    net = paid_fen - func.coalesce(refunded_fen, 0)
+    return case((net > 0, net), else_=0)
+
+
+def refunded_sql() -> Any:
+    """(order_row_id, fen): the paid_fen of each order's refunded items, a subquery to outer-join."""
+    return (select(items_t.c.order_row_id, func.sum(items_t.c.paid_fen).label("fen"))
+            .where(items_t.c.refund_status == REFUNDED_ITEM).group_by(items_t.c.order_row_id).subquery())
+
+
+def order_spend_fen(order: Order) -> int:
+    return spend_fen(order.paid_fen, sum(i.paid_fen for i in order.items if i.refund_status == REFUNDED_ITEM))
+
+
 async def rule_inputs(conn: Any, customer_id: int) -> list[dict[str, Any]]:
-    """The customer's orders as ``apply_order_rules`` wants them: {paid_fen, status, created_at, categories}."""
-    rows = (await conn.execute(select(orders_t.c.id, orders_t.c.paid_fen, orders_t.c.status, orders_t.c.created_at)
+    """The customer's orders as ``apply_order_rules`` wants them: {paid_fen, spend_fen, status,
+    created_at, categories}; spend_fen is ``spend_fen`` (partial refunds taken off)."""
+    refunded = refunded_sql()
+    rows = (await conn.execute(select(orders_t.c.id, orders_t.c.paid_fen, orders_t.c.status, orders_t.c.created_at,
+                                      refunded.c.fen.label("refunded_fen"))
+                               .select_from(orders_t.outerjoin(refunded, refunded.c.order_row_id == orders_t.c.id))
                                .where(orders_t.c.customer_id == customer_id))).all()
     cats = (await conn.execute(select(items_t.c.order_row_id, items_t.c.category).join(
         orders_t, orders_t.c.id == items_t.c.order_row_id).where(
@@ -220,8 +251,8 @@ async def rule_inputs(conn: Any, customer_id: int) -> list[dict[str, Any]]:
     for c in cats:
         if c.category and c.category.strip() and len(c.category.strip()) <= 64:  # 1-64 chars: a tag name
             by_order.setdefault(c.order_row_id, set()).add(c.category.strip())
-    return [{"paid_fen": r.paid_fen, "status": r.status, "created_at": r.created_at,
-             "categories": sorted(by_order.get(r.id, ()))} for r in rows]
+    return [{"paid_fen": r.paid_fen, "spend_fen": spend_fen(r.paid_fen, r.refunded_fen), "status": r.status,
+             "created_at": r.created_at, "categories": sorted(by_order.get(r.id, ()))} for r in rows]
 
 
 async def open_sessions(conn: Any, customer_ids: list[int]) -> list[Any]:

@@ -2,14 +2,18 @@
 shops under one Douyin/Youzan app, shop-scoped custom order ids, out-of-range values refused."""
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 
+import pytest
 from sqlalchemy import select
 
 from tests.conftest import WECOM
 from tests.helpers import post
 from tests.rt_helpers import Agent, login, make_user, server_url
-from tests.test_orders_sync import custom_order, env, hook, rows  # noqa: F401 - env is a fixture
+from tests.order_standin import DY_KEY, DY_SECRET, YZ_ID, YZ_SECRET
+from tests.test_orders_sync import FIX, custom_order, env, hook, load, rows  # noqa: F401 - env is a fixture
 from tests.wechat_client import text_xml
 
 RECEIVER = {"name": "张三", "phone": "13912345678", "address": "北京市朝阳区建国路88号"}
@@ -85,3 +89,56 @@ async def test_partially_refunded_order_counts_what_was_kept_toward_vip(env):
     assert bulk2 == (0, 0)
     await sync.effects.rules(cid2)
     assert (await _spend(hub, "c-2"))[1] == (0, 0)
+
+
+# ---------------------------------------------------------------- several shops under one app
+
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+@pytest.mark.parametrize("matching_first", [False, True])
+async def test_douyin_push_uses_the_entry_of_its_shop(env, matching_first):
+    client, hub, sync, shops = env
+    detail = load("douyin_order.json")["data"]["shop_order_detail"]
+    shops.douyin[detail["order_id"]] = detail
+    cfg = shops.sources()
+    good = cfg["douyin"]
+    entries = [dict(good, shop_id="shop-A", access_token="token-of-shop-A"), dict(good, shop_id=str(detail["shop_id"]))]
+    cfg["douyin"] = entries[::-1] if matching_first else entries
+    await hub.settings.set("order_sources", cfg)
+    body = (FIX / "douyin_push.json").read_bytes()
+    headers = {"app-id": DY_KEY, "event-sign": _md5(DY_KEY.encode() + body + DY_SECRET.encode())}
+    resp = await client.post("/webhooks/orders/douyin", data=body, headers=headers)
+    assert resp.status == 200, await resp.text()
+    assert [(r.shop_id, r.status) for r in await rows(hub, platform="douyin")] == [(str(detail["shop_id"]), "shipped")]
+
+
+async def test_douyin_push_of_a_shop_no_entry_serves_is_refused(env):
+    client, hub, sync, shops = env
+    detail = load("douyin_order.json")["data"]["shop_order_detail"]
+    shops.douyin[detail["order_id"]] = detail
+    cfg = shops.sources()
+    cfg["douyin"] = [dict(cfg["douyin"], shop_id="shop-A"), dict(cfg["douyin"], shop_id="shop-B")]
+    await hub.settings.set("order_sources", cfg)
+    body = (FIX / "douyin_push.json").read_bytes()
+    headers = {"app-id": DY_KEY, "event-sign": _md5(DY_KEY.encode() + body + DY_SECRET.encode())}
+    resp = await client.post("/webhooks/orders/douyin", data=body, headers=headers)
+    assert resp.status == 400 and (await resp.json())["error"] == "unknown_shop"
+    assert await rows(hub, platform="douyin") == []
+
+
+async def test_youzan_push_uses_the_entry_of_its_shop(env):
+    client, hub, sync, shops = env
+    full = load("youzan_order.json")["response"]["full_order_info"]
+    shops.youzan[full["order_info"]["tid"]] = full
+    body = (FIX / "youzan_push.json").read_bytes()
+    kdt_id = str(json.loads(body)["kdt_id"])
+    cfg = shops.sources()
+    good = cfg["youzan"]
+    cfg["youzan"] = [dict(good, shop_id="other-shop", access_token="token-of-other-shop"), dict(good, shop_id=kdt_id)]
+    await hub.settings.set("order_sources", cfg)
+    sign = {"Event-Sign": _md5(YZ_ID.encode() + body + YZ_SECRET.encode())}
+    resp = await client.post("/webhooks/orders/youzan", data=body, headers=sign)
+    assert resp.status == 200, await resp.text()
+    assert [r.status for r in await rows(hub, platform="youzan")] == ["shipped"]

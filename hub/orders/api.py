@@ -76,15 +76,32 @@ async def _fetched(fetch: Any) -> Any:
 
 # ---------------------------------------------------------------- platform pushes
 
+def shop_entry(verified: list[dict[str, Any]], shop_id: str) -> dict[str, Any] | None:
+    """Which of the entries that verified a push serves its shop: several shops under one app are
+    one entry each (same app credentials, their own ``shop_id``/``access_token``), so the push's shop
+    id picks; a lone entry serves whatever it is sent. None: several entries, none of that shop."""
+    shop_id = str(shop_id or "").strip()
+    if shop_id:
+        for entry in verified:
+            if str(entry.get("shop_id") or "").strip() == shop_id:
+                return entry
+    return verified[0] if len(verified) == 1 else None
+
+
+def unknown_shop(platform: str, shop_id: str) -> HubError:
+    return HubError(400, "unknown_shop", f"no {platform} entry of order_sources is for shop {shop_id or '(none)'!r}",
+                    "shop_id")
+
+
 async def youzan_push(request: web.Request) -> web.Response:
     sync = _sync(request)
     body = await request.read()
     apps = entries(await sync.config(), "youzan")
     if not apps:
         raise HubError(403, "not_configured", "no Youzan app is configured")
-    app = next((a for a in apps if verify_youzan_push(body, request.headers, str(a.get("client_id", "")),
-                                                      str(a.get("client_secret", "")))), None)
-    if app is None:
+    verified = [a for a in apps if verify_youzan_push(body, request.headers, str(a.get("client_id", "")),
+                                                      str(a.get("client_secret", "")))]
+    if not verified:
         raise HubError(401, "bad_signature", "Event-Sign / sign does not match")
     try:
         msg = parse_youzan_push(body)
@@ -92,6 +109,9 @@ async def youzan_push(request: web.Request) -> web.Response:
         raise invalid(exc) from None
     if msg.test or not msg.event_type.startswith("trade") or not msg.order_id:
         return web.json_response(SUCCESS)
+    app = shop_entry(verified, msg.shop_id)
+    if app is None:
+        raise unknown_shop("youzan", msg.shop_id)
     if app.get("api_base") and app.get("access_token"):
         async def fetch() -> Any:
             return await sync.client("youzan", app).fetch(msg.order_id)
@@ -118,24 +138,31 @@ async def douyin_push(request: web.Request) -> web.Response:
         raise HubError(403, "not_configured", "no Douyin app is configured")
     app_id = request.headers.get(DOUYIN_APP_HEADER)
     candidates = [a for a in apps if app_id is None or str(a.get("app_key", "")) == app_id.strip()]
-    app = next((a for a in candidates if verify_douyin_push(body, request.headers, str(a.get("app_key", "")),
-                                                            str(a.get("app_secret", "")))), None)
-    if app is None:
+    verified = [a for a in candidates if verify_douyin_push(body, request.headers, str(a.get("app_key", "")),
+                                                            str(a.get("app_secret", "")))]
+    if not verified:
         raise HubError(401, "bad_signature", "event-sign does not match")
     try:
         messages = parse_douyin_push(body)
     except PayloadError as exc:
         raise invalid(exc) from None
+    unknown = ""
     for msg in messages:
         if msg.test or msg.event_type not in DOUYIN_ORDER_TAGS or not msg.order_id:
             continue
+        app = shop_entry(verified, msg.shop_id)
+        if app is None:  # the batch's other messages are handled; a retry redoes only this one (dedup)
+            unknown = unknown or msg.shop_id or "(none)"
+            continue
 
-        async def fetch(order_id: str = msg.order_id) -> Any:
+        async def fetch(order_id: str = msg.order_id, app: dict[str, Any] = app) -> Any:
             if not app.get("api_base"):
                 return None  # the push carries ids only: nothing to upsert without the API
             return await sync.client("douyin", app).fetch(order_id)
 
         await sync.handle_push("douyin", msg.message_id, msg.order_id, lambda f=fetch: _fetched(f))
+    if unknown:
+        raise unknown_shop("douyin", unknown)
     return web.json_response(SUCCESS)
 
 

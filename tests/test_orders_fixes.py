@@ -142,3 +142,67 @@ async def test_youzan_push_uses_the_entry_of_its_shop(env):
     resp = await client.post("/webhooks/orders/youzan", data=body, headers=sign)
     assert resp.status == 200, await resp.text()
     assert [r.status for r in await rows(hub, platform="youzan")] == ["shipped"]
+
+
+# ---------------------------------------------------------------- custom order ids are per shop
+
+async def test_custom_orders_of_two_shops_with_one_id_are_two_orders(env):
+    from io import BytesIO
+
+    from hub.orders.csv_import import import_csv
+    client, hub, sync, _ = env
+    a = custom_order("1001", buyer_id="u-a", shop_id="shopA", paid_fen=100)
+    b = custom_order("1001", buyer_id="u-b", shop_id="shopB", paid_fen=5000, modified=1716170600)
+    assert (await hook(client, a)).status == 200 and (await hook(client, b)).status == 200
+    assert (await hook(client, custom_order("1001", buyer_id="u-c", paid_fen=7))).status == 200  # no shop: as before
+    stored = [(r.order_id, r.shop_id, r.paid_fen) for r in await rows(hub, platform="custom")]
+    assert stored == [("shopA:1001", "shopA", 100), ("shopB:1001", "shopB", 5000), ("1001", "", 7)]
+    day = int(time.time()) - 86400
+    csv = ("order_id,shop_id,buyer_id,status,paid_yuan,created_at,item_title,quantity,price_yuan\n"
+           f"1001,shopA,u-a,shipped,1.00,{day},面霜,1,1.00\n"  # an update of shop A's order only
+           f"2002,shopA,u-a,paid,1.00,{day},面霜,1,1.00\n"
+           f"2002,shopB,u-b,paid,2.00,{day},面霜,1,2.00\n")
+    result = await import_csv(sync, BytesIO(csv.encode()))
+    assert (result["imported"], result["rejected_total"]) == (3, 0), result
+    stored = {(r.order_id, r.status, r.paid_fen) for r in await rows(hub, platform="custom")}
+    assert stored == {("shopA:1001", "shipped", 100), ("shopB:1001", "paid", 5000), ("1001", "paid", 7),
+                      ("shopA:2002", "paid", 100), ("shopB:2002", "paid", 200)}
+    (row,) = await rows(hub, order_id="shopB:1001")
+    from hub.orders.store import get_order, recent_orders
+    one = await get_order(hub.db, row_id=row.id)
+    assert (one["order_id"], one["order_key"], one["shop_id"]) == ("1001", "shopB:1001", "shopB")
+    assert sorted(o["order_id"] for o in await recent_orders(hub.db, row.customer_id)) == ["1001", "2002"]
+    too_long = custom_order("x" * 60, shop_id="shop-with-a-long-id")
+    resp = await hook(client, too_long)
+    assert resp.status == 400 and (await resp.json())["field"] == "order_id"
+
+
+async def test_migration_gives_stored_custom_orders_their_shop_key(db_url):
+    from hub import schema
+    from hub.db import Database
+    from hub.models.orders import OrderRow
+    t = OrderRow.__table__
+    db = Database(db_url)
+    try:
+        await schema.upgrade(db, "0010_session_bot_started")
+        base = {"customer_id": None, "buyer_id": "", "buyer_nick": "", "status": "paid", "platform_status": "paid",
+                "refund_status": "none", "total_fen": 1, "paid_fen": 1, "postage_fen": 0, "discount_fen": 0,
+                "logistics_company": "", "tracking_no": "", "receiver_name": "", "receiver_phone": "",
+                "receiver_address": "", "created_at": 1.0, "paid_at": None, "shipped_at": None, "completed_at": None,
+                "modified_at": 1.0, "raw": "{}", "synced_at": 1.0}
+        async with db.write() as conn:
+            await conn.execute(t.insert(), [
+                dict(base, platform="custom", order_id="1001", shop_id="shopA"),
+                dict(base, platform="custom", order_id="1002", shop_id=""),
+                dict(base, platform="youzan", order_id="E1", shop_id="10000001"),
+                dict(base, platform="custom", order_id="9" * 60, shop_id="long-shop")])
+        await schema.upgrade(db)
+        async with db.read() as conn:
+            keys = sorted((await conn.execute(select(t.c.platform, t.c.order_id))).all())
+        assert keys == [("custom", "1002"), ("custom", "9" * 60), ("custom", "shopA:1001"), ("youzan", "E1")]
+        await schema.downgrade(db, "0010_session_bot_started")
+        async with db.read() as conn:
+            assert sorted((await conn.execute(select(t.c.order_id).where(t.c.platform == "custom"))).scalars()) \
+                == ["1001", "1002", "9" * 60]
+    finally:
+        await db.dispose()

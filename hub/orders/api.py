@@ -41,6 +41,7 @@ from ..errors import HubError, bad_request, not_found
 from . import custom, parse_order
 from .clients import GatewayError
 from .errors import PayloadError
+from .model import order_key
 from .signatures import (DOUYIN_APP_HEADER, parse_douyin_push, parse_youzan_push, verify_douyin_push,
                          verify_hub_webhook, verify_youzan_push)
 from .store import get_order, recent_orders
@@ -244,7 +245,7 @@ async def list_orders(request: web.Request) -> web.Response:
 
 async def one_order(request: web.Request) -> web.Response:
     user = await require_user(request)
-    order = await get_order(_sync(request).db, request.match_info["platform"], request.match_info["order_id"])
+    order = await get_order(_sync(request).db, request.match_info["platform"], _order_key(request))
     if not user.is_supervisor:  # agents: orders of customers they serve (403 before 404: no probing)
         await require_customer(_sync(request).db, user, await _order_customer(_sync(request).db, request))
     if order is None:
@@ -259,7 +260,15 @@ async def _order_customer(db: Any, request: web.Request) -> int | None:
     t = OrderRow.__table__
     async with db.read() as conn:
         return (await conn.execute(select(t.c.customer_id).where(t.c.platform == request.match_info["platform"])
-                                   .where(t.c.order_id == request.match_info["order_id"]).limit(1))).scalar()
+                                   .where(t.c.order_id == _order_key(request)).limit(1))).scalar()
+
+
+def _order_key(request: web.Request) -> str:
+    """The stored order id of ``/api/orders/{platform}/{order_id}``: the order's ``order_key``, or its
+    ``order_id`` with ``?shop_id=`` (a custom order is stored under its shop, ``model.order_key``)."""
+    shop_id, order_id = (request.query.get("shop_id") or "").strip(), request.match_info["order_id"]
+    return order_id if order_id.startswith(f"{shop_id}:") else order_key(request.match_info["platform"], order_id,
+                                                                            shop_id)
 
 
 def routes() -> list[web.RouteDef]:

@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from .custom import CSV_COLUMNS, parse_csv_row
-from .model import GMT8, ORDER_STATUSES, PLATFORMS, REFUND_STATUSES, Order, OrderItem
+from .model import GMT8, ORDER_ID_MAX, ORDER_STATUSES, PLATFORMS, REFUND_STATUSES, Order, OrderItem, order_key
 
 _GMT8 = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}) ([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])")
 _STATUSES, _REFUNDS, _PLATFORMS = frozenset(ORDER_STATUSES), frozenset(REFUND_STATUSES), frozenset(PLATFORMS)
@@ -104,9 +104,10 @@ class RowParser:
          company, tracking, title, sku_id, product_id, sub_order_id, qty, price_text, item_paid, category) = \
             [s[i] for i in self.idx]
         refund, platform = refund or "none", platform or "custom"
+        order_id = order_key(platform, order_id, shop_id)
         if not (qty.isascii() and qty.isdigit() and len(qty) <= 12 and int(qty) >= 1) or not title or not order_id \
                 or status not in _STATUSES or refund not in _REFUNDS or platform not in _PLATFORMS \
-                or not price_text or not paid_text or not created:
+                or not price_text or not paid_text or not created or len(order_id) > ORDER_ID_MAX:
             raise _Slow
         quantity, money, when = int(qty), self._money, self._time
         price = money(price_text)

@@ -22,6 +22,10 @@ JSON order (``parse_order``) — money in integer fen, statuses from the normali
                 "status": "paid",                  # default = order status
                 "refund_status": "none"}]}         # default "none"
 
+A ``custom`` order's id is unique only within its shop: with a ``shop_id`` it is stored as
+``shop_id:order_id`` (``model.order_key``; the console and API show ``order_id`` as sent, and
+``order_key`` as stored), so two shops' order 1001 are two orders; ids of the platforms are theirs.
+
 Times everywhere: integer/float epoch seconds, ISO 8601 WITH an offset (``…+08:00``, ``…Z``), or
 ``yyyy-MM-dd HH:mm:ss`` read as GMT+8 (the platforms' convention). Naive ISO times are rejected.
 
@@ -49,7 +53,8 @@ from datetime import datetime
 
 from . import _fields as F
 from .errors import PayloadError
-from .model import (ORDER_STATUSES, PLATFORMS, REFUND_STATUSES, Order, OrderItem, aggregate_refund,
+from .model import (ORDER_ID_MAX, ORDER_STATUSES, PLATFORMS, REFUND_STATUSES, Order, OrderItem, aggregate_refund,
+                    order_key,
                     gmt8_to_epoch, yuan_to_fen)
 
 CSV_COLUMNS = (
@@ -120,6 +125,15 @@ def _json_item(o: dict, where: str, order_status: str) -> OrderItem:
     )
 
 
+def _key(platform: str, order_id: str, shop_id: str, line: int | None = None) -> str:
+    """``order_key`` (a custom order scoped by its shop), refused when it does not fit the table."""
+    key = order_key(platform, order_id, shop_id)
+    if len(key) > ORDER_ID_MAX:
+        what = "shop_id + ':' + order_id" if key != order_id else "order_id"
+        raise PayloadError("order_id", f"{what} is longer than {ORDER_ID_MAX} characters", line)
+    return key
+
+
 def parse_order(payload: dict, *, shop_id: str = "") -> Order:
     """Map the hub's generic JSON order (see module docstring) to an ``Order``."""
     p = F.root(payload)
@@ -130,10 +144,12 @@ def parse_order(payload: dict, *, shop_id: str = "") -> Order:
     receiver, logistics = F.mapping(p, "receiver", required=False), F.mapping(p, "logistics", required=False)
     default_total = sum(i.price_fen * i.quantity for i in items) if items else paid
     refund_default = aggregate_refund(i.refund_status for i in items)
+    platform = _choice(p, "platform", PLATFORMS, default="custom")
+    shop_id = shop_id or F.ident(p, "shop_id", required=False)
     return Order(
-        platform=_choice(p, "platform", PLATFORMS, default="custom"),
-        order_id=F.ident(p, "order_id"),
-        shop_id=shop_id or F.ident(p, "shop_id", required=False),
+        platform=platform,
+        order_id=_key(platform, F.ident(p, "order_id"), shop_id),
+        shop_id=shop_id,
         buyer_id=F.ident(p, "buyer_id", required=False),
         buyer_nick=F.text(p, "buyer_nick"),
         status=status,
@@ -212,8 +228,9 @@ def parse_csv_row(row: dict[str, str], line: int) -> Order:
     modified = times["modified_at"]
     if modified is None:
         modified = max(t for t in times.values() if t is not None)
+    platform = choice("platform", PLATFORMS, "custom")
     return Order(
-        platform=choice("platform", PLATFORMS, "custom"), order_id=cell("order_id", required=True),
+        platform=platform, order_id=_key(platform, cell("order_id", required=True), cell("shop_id"), line),
         shop_id=cell("shop_id"), buyer_id=cell("buyer_id"), buyer_nick=cell("buyer_nick"),
         status=status, platform_status=status, refund_status=item.refund_status,
         total_fen=money("total_yuan", default=price * quantity), paid_fen=money("paid_yuan", required=True),

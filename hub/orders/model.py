@@ -213,3 +213,23 @@ def aggregate_refund(states: Iterable[str]) -> str:
         if state in seen:
             return state
     return "none"
+
+
+#: The longest order id the orders table holds (``orders.order_id`` is String(64)).
+ORDER_ID_MAX = 64
+
+
+def order_key(platform: str, order_id: str, shop_id: str) -> str:
+    """The ``order_id`` an order is stored under. A platform's order ids are unique on that platform,
+    but the hub's own (``custom``) ones only within the sender's shop: with a shop id, a custom
+    order is stored as ``shop_id:order_id`` (two shops' order 1001 are two orders). ``shown_order_id``
+    gives the sender's id back."""
+    return f"{shop_id}:{order_id}" if platform == "custom" and shop_id else order_id
+
+
+def shown_order_id(platform: str, order_id: str, shop_id: str) -> str:
+    """The order id as its sender knows it (``order_key`` undone)."""
+    prefix = f"{shop_id}:"
+    if platform == "custom" and shop_id and order_id.startswith(prefix):
+        return order_id[len(prefix):]
+    return order_id

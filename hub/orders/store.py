@@ -31,7 +31,7 @@ from ..models.base import fixed
 from ..models.orders import OrderItemRow, OrderRow
 from .linking import link_customer
 from ..privacy.masking import mask_order
-from .model import Order, OrderItem, is_newer
+from .model import Order, OrderItem, is_newer, shown_order_id
 
 log = logging.getLogger(__name__)
 orders_t = OrderRow.__table__
@@ -159,9 +159,11 @@ async def upsert(conn_or_db: Any, order: Order, *, now: float | None = None, eff
 # ---------------------------------------------------------------- reading
 
 def order_json(row: Any, items: list[Any]) -> dict[str, Any]:
-    """An order as the console sees it (money in fen, times epoch seconds, receiver as stored)."""
+    """An order as the console sees it (money in fen, times epoch seconds, receiver as stored); order_id
+    as its sender knows it, order_key as stored (``model.order_key``: a custom order's has its shop)."""
     return {
-        "platform": row.platform, "order_id": row.order_id, "shop_id": row.shop_id, "status": row.status,
+        "platform": row.platform, "order_id": shown_order_id(row.platform, row.order_id, row.shop_id),
+        "order_key": row.order_id, "shop_id": row.shop_id, "status": row.status,
         "platform_status": row.platform_status, "refund_status": row.refund_status, "paid_fen": row.paid_fen,
         "total_fen": row.total_fen, "postage_fen": row.postage_fen, "discount_fen": row.discount_fen,
         "items": [{"title": i.title, "quantity": i.quantity, "paid_fen": i.paid_fen, "sku_id": i.sku_id,

@@ -206,3 +206,55 @@ async def test_migration_gives_stored_custom_orders_their_shop_key(db_url):
                 == ["1001", "1002", "9" * 60]
     finally:
         await db.dispose()
+
+
+# ---------------------------------------------------------------- values the tables cannot hold
+
+@pytest.mark.parametrize("change, field", [
+    ({"paid_fen": 10 ** 20}, "paid_fen"),
+    ({"items": [{"title": "面霜", "quantity": 1, "price_fen": 9900, "category": "护肤" * 40}]}, "items[0].category"),
+    ({"items": [{"title": "面霜", "quantity": 2 ** 40, "price_fen": 1}]}, "items[0].quantity"),
+    ({"items": [{"title": "面霜", "quantity": 1, "price_fen": 1, "sku_id": "s" * 65}]}, "items[0].sku_id"),
+    ({"buyer_nick": "n" * 192}, "buyer_nick"),
+])
+async def test_webhook_value_the_tables_cannot_hold_is_a_400(env, change, field):
+    client, hub, *_ = env
+    resp = await hook(client, custom_order("X1", **change))
+    long_id = await hook(client, custom_order("o" * 65))
+    assert long_id.status == 400 and (await long_id.json())["field"] == "order_id"
+    assert resp.status == 400, await resp.text()
+    assert (await resp.json())["field"] == field
+    assert await rows(hub) == []
+
+
+async def test_csv_lines_the_tables_cannot_hold_are_reported_and_skipped(env):
+    from io import BytesIO
+
+    from hub.orders.csv_import import import_csv
+    client, hub, sync, _ = env
+    day = int(time.time()) - 86400
+    head = "order_id,buyer_id,status,paid_yuan,created_at,item_title,quantity,price_yuan,category,sku_id\n"
+    csv = head + "".join([
+        f"C1,b1,paid,1.00,{day},a,1,1.00,ok,\n",
+        f"C2,b2,paid,1.00,{day},b,1,1.00,{'x' * 80},\n",
+        f"C3,b3,paid,999999999999999.00,{day},c,1,1.00,,\n",
+        f"C4,b4,paid,1.00,{day},d,99999999999,1.00,,\n",
+        f"C5,b5,paid,1.00,{day},e,1,1.00,,{'s' * 65}\n",
+        f"C6,b6,paid,1.00,{day},f,1,1.00,ok,\n"])
+    result = await import_csv(sync, BytesIO(csv.encode()))
+    assert result["imported"] == 2 and result["rejected_total"] == 4, result
+    assert sorted(r.order_id for r in await rows(hub)) == ["C1", "C6"]
+    rejected = json.dumps(result, ensure_ascii=False)
+    for column in ("category", "paid_yuan", "quantity", "sku_id"):
+        assert f'"{column}"' in rejected, (column, result)
+
+
+def test_text_limits_are_the_tables():
+    from sqlalchemy import String
+
+    from hub.models.orders import OrderItemRow, OrderRow
+    from hub.orders.model import ITEM_TEXT_MAX, ORDER_TEXT_MAX
+    for table, limits in ((OrderRow.__table__, ORDER_TEXT_MAX), (OrderItemRow.__table__, ITEM_TEXT_MAX)):
+        declared = {c.name: c.type.length for c in table.c if isinstance(c.type, String) and c.type.length}
+        assert {k: declared[k] for k in limits} == limits
+        assert {k for k in declared if k not in limits} <= {"platform", "status", "refund_status"}

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from .custom import CSV_COLUMNS, parse_csv_row
+from .errors import PayloadError
 from .model import GMT8, ORDER_ID_MAX, ORDER_STATUSES, PLATFORMS, REFUND_STATUSES, Order, OrderItem, order_key
 
 _GMT8 = re.compile(r"([0-9]{4}-[0-9]{2}-[0-9]{2}) ([01][0-9]|2[0-3]):([0-5][0-9]):([0-5][0-9])")
@@ -52,7 +53,7 @@ class RowParser:
     def __call__(self, fields: list[str], line: int) -> Order:
         try:
             return self._fast(fields, line)
-        except _Slow:
+        except (_Slow, PayloadError):  # the adapter names the column and line of a value that does not fit
             return parse_csv_row(dict(zip(self.header, fields)), line)
 
     def _money(self, s: str) -> int:

@@ -50,6 +50,7 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from . import _fields as F
 from .errors import PayloadError
@@ -229,19 +230,29 @@ def parse_csv_row(row: dict[str, str], line: int) -> Order:
     if modified is None:
         modified = max(t for t in times.values() if t is not None)
     platform = choice("platform", PLATFORMS, "custom")
-    return Order(
-        platform=platform, order_id=_key(platform, cell("order_id", required=True), cell("shop_id"), line),
-        shop_id=cell("shop_id"), buyer_id=cell("buyer_id"), buyer_nick=cell("buyer_nick"),
-        status=status, platform_status=status, refund_status=item.refund_status,
-        total_fen=money("total_yuan", default=price * quantity), paid_fen=money("paid_yuan", required=True),
-        postage_fen=money("postage_yuan"), discount_fen=money("discount_yuan"), items=(item,),
-        logistics_company=cell("logistics_company"), tracking_no=cell("tracking_no"),
-        receiver_name=cell("receiver_name"), receiver_phone=cell("receiver_phone"),
-        receiver_address=cell("receiver_address"),
-        created_at=times["created_at"], paid_at=times["paid_at"], shipped_at=times["shipped_at"],
-        completed_at=times["completed_at"], modified_at=modified,
-        raw={"line": line, "row": dict(cells), "total_given": bool(cell("total_yuan"))},
-    )
+    try:
+        return Order(
+            platform=platform, order_id=_key(platform, cell("order_id", required=True), cell("shop_id"), line),
+            shop_id=cell("shop_id"), buyer_id=cell("buyer_id"), buyer_nick=cell("buyer_nick"),
+            status=status, platform_status=status, refund_status=item.refund_status,
+            total_fen=money("total_yuan", default=price * quantity), paid_fen=money("paid_yuan", required=True),
+            postage_fen=money("postage_yuan"), discount_fen=money("discount_yuan"), items=(item,),
+            logistics_company=cell("logistics_company"), tracking_no=cell("tracking_no"),
+            receiver_name=cell("receiver_name"), receiver_phone=cell("receiver_phone"),
+            receiver_address=cell("receiver_address"),
+            created_at=times["created_at"], paid_at=times["paid_at"], shipped_at=times["shipped_at"],
+            completed_at=times["completed_at"], modified_at=modified,
+            raw={"line": line, "row": dict(cells), "total_given": bool(cell("total_yuan"))},
+        )
+    except PayloadError as exc:  # a value the tables cannot hold: named by its column, on its line
+        field = exc.field.replace("items[0].", "item.")
+        raise PayloadError(_CSV_FIELD.get(field, field.replace("item.", "")), exc.message, line) from None
+
+
+#: Order/OrderItem fields → the CSV column they come from, where the names differ.
+_CSV_FIELD = {"item.title": "item_title", "item.price_fen": "price_yuan", "item.paid_fen": "item_paid_yuan",
+              "paid_fen": "paid_yuan", "total_fen": "total_yuan", "postage_fen": "postage_yuan",
+              "discount_fen": "discount_yuan", "platform_status": "status"}
 
 
 _MERGE_IGNORED = {"items", "refund_status", "total_fen", "raw"}

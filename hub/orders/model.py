@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .errors import PayloadError
+
 PLATFORMS = ("taobao", "jd", "youzan", "douyin", "custom")
 
 #: Normalised order statuses, in lifecycle order (see ``status_rank``).
@@ -105,6 +107,7 @@ class Order:
             raise ValueError(f"unknown refund_status {self.refund_status!r}")
         if not isinstance(self.items, tuple):
             object.__setattr__(self, "items", tuple(self.items))
+        _check_fits(self)
 
 
 # ---------------------------------------------------------------- money and time
@@ -233,3 +236,40 @@ def shown_order_id(platform: str, order_id: str, shop_id: str) -> str:
     if platform == "custom" and shop_id and order_id.startswith(prefix):
         return order_id[len(prefix):]
     return order_id
+
+
+# ---------------------------------------------------------------- what the tables hold
+
+#: Longest text per field, as the orders tables declare it (hub/models/orders.py, String(n)).
+ORDER_TEXT_MAX = {"order_id": ORDER_ID_MAX, "shop_id": 128, "buyer_id": 191, "buyer_nick": 191,
+                  "platform_status": 64, "logistics_company": 191, "tracking_no": 255}
+ITEM_TEXT_MAX = {"sub_order_id": 64, "sku_id": 64, "product_id": 64, "category": 64}
+#: Money magnitudes (fen): ¥10 trillion; far inside BigInteger, and sums of many orders stay inside it.
+MAX_FEN = 10 ** 15
+MAX_QUANTITY = 2 ** 31 - 1  # order_items.quantity is an Integer
+ORDER_MONEY = ("total_fen", "paid_fen", "postage_fen", "discount_fen")
+ITEM_MONEY = ("price_fen", "paid_fen")
+
+
+def _check_fits(order: "Order") -> None:
+    """A ``PayloadError`` naming the field that the tables cannot hold (too long, out of range): a
+    bad CSV line or webhook payload is refused, rather than the database failing the whole write."""
+    def text(name: str, value: str, limit: int) -> None:
+        if len(value) > limit:
+            raise PayloadError(name, f"longer than {limit} characters ({len(value)})")
+
+    def money(name: str, value: int) -> None:
+        if not -MAX_FEN <= value <= MAX_FEN:
+            raise PayloadError(name, f"out of range: at most {MAX_FEN} fen in absolute value, got {value}")
+
+    for name, limit in ORDER_TEXT_MAX.items():
+        text(name, getattr(order, name), limit)
+    for name in ORDER_MONEY:
+        money(name, getattr(order, name))
+    for i, item in enumerate(order.items):
+        for name, limit in ITEM_TEXT_MAX.items():
+            text(f"items[{i}].{name}", getattr(item, name), limit)
+        for name in ITEM_MONEY:
+            money(f"items[{i}].{name}", getattr(item, name))
+        if not 0 <= item.quantity <= MAX_QUANTITY:
+            raise PayloadError(f"items[{i}].quantity", f"out of range: at most {MAX_QUANTITY}, got {item.quantity}")

@@ -258,3 +258,18 @@ def test_text_limits_are_the_tables():
         declared = {c.name: c.type.length for c in table.c if isinstance(c.type, String) and c.type.length}
         assert {k: declared[k] for k in limits} == limits
         assert {k for k in declared if k not in limits} <= {"platform", "status", "refund_status"}
+
+
+async def test_csv_bad_line_of_a_shop_scoped_custom_order_keeps_the_whole_order_out(env):
+    from io import BytesIO
+
+    from hub.orders.csv_import import import_csv
+    client, hub, sync, _ = env
+    day = int(time.time()) - 86400
+    csv = ("order_id,shop_id,buyer_id,status,paid_yuan,created_at,item_title,quantity,price_yuan\n"
+           f"1001,shopA,u-a,paid,3.00,{day},a,1,1.00\n"
+           f"1001,shopA,u-a,paid,3.00,{day},b,many,2.00\n"  # bad: the order is not imported with one line
+           f"1001,shopB,u-b,paid,1.00,{day},c,1,1.00\n")
+    result = await import_csv(sync, BytesIO(csv.encode()))
+    assert (result["imported"], result["rejected_total"]) == (1, 2), result
+    assert [r.order_id for r in await rows(hub)] == ["shopB:1001"]

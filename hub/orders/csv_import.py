@@ -42,7 +42,7 @@ from .bulk import BatchResult, IdentityMap, write_batch
 from .csv_rows import RowParser
 from .custom import CSV_COLUMNS, merge_csv_orders
 from .errors import PayloadError
-from .model import Order
+from .model import Order, order_key
 from .rules import RunStats, apply_rules_run
 from .store import Change, Effects, dialect_of, open_sessions, write_tx
 
@@ -277,7 +277,9 @@ async def _import(target: Any, file_obj: Any, batch_lines: int, max_rejected: in
                 report.reject(line, exc.field, exc.message)
                 row = dict(zip(header or [], fields))
                 if (order_id := (row.get("order_id") or "").strip()):
-                    poisoned.setdefault(((row.get("platform") or "").strip() or "custom", order_id), line)
+                    platform = (row.get("platform") or "").strip() or "custom"  # keyed as stored (order_key)
+                    poisoned.setdefault((platform, order_key(platform, order_id, (row.get("shop_id") or "").strip())),
+                                        line)
         report.lines = lines_read
         if len(pending) >= batch_lines:
             last = (pending[-1].platform, pending[-1].order_id)

@@ -35,6 +35,7 @@ LEASE = 60.0
 # a send in flight renews its lease this often: one can outlast LEASE (a token endpoint timing out
 # for several queued sends in turn), and another process must not take it as abandoned
 RENEW_EVERY = LEASE / 3
+WAKE_AFTER_SEND = 0.05  # seconds: the sends ending meanwhile share the pass that follows
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ class Outbound:
         self._slots = asyncio.Semaphore(concurrency)
         self._inflight: dict[int, asyncio.Task] = {}  # outbox id -> the task sending it (this process)
         self._claimed: set[int] = set()  # outbox ids this process has claimed and is sending
+        self._wake_timer: asyncio.TimerHandle | None = None
         self.stop_timeout = 5.0  # seconds stop() waits for sends that have not started
         # async callbacks(message_id, status, info) after a final status: "sent", or "failed" with
         # info {errcode, errmsg} (the console shows the agent why)
@@ -186,6 +188,9 @@ class Outbound:
 
     async def stop(self) -> None:
         self._stopping = True
+        if self._wake_timer is not None:
+            self._wake_timer.cancel()
+            self._wake_timer = None
         if self._task:
             await cancel_and_wait(self._task)
         if self._inflight:
@@ -335,7 +340,7 @@ class Outbound:
                 await conn.execute(update(messages).where(messages.c.id == row.message_id).values(**values))
 
         await retry_busy(write)
-        self._wakeup.set()  # the conversation's next message may have been waiting for this one
+        self._wake_soon()  # the conversation's next message may have been waiting for this one
         await self._notify(row.message_id, "sent", {})
 
     async def _failed(self, row: Any, exc: PlatformError) -> None:
@@ -357,8 +362,18 @@ class Outbound:
 
         await retry_busy(write)
         if final:
-            self._wakeup.set()  # the conversation's next message goes now
+            self._wake_soon()  # the conversation's next message goes now
             await self._notify(row.message_id, "failed", {"errcode": exc.errcode, "errmsg": exc.errmsg})
+
+    def _wake_soon(self) -> None:
+        """A pass shortly after a send ends (a conversation's next message waits for it): one pass per
+        ``WAKE_AFTER_SEND`` seconds at most, however many sends end meanwhile (each pass reads every
+        conversation's head: a pass per send, draining thousands, kept the database busy)."""
+        if self._wake_timer is None:
+            def wake() -> None:
+                self._wake_timer = None
+                self._wakeup.set()
+            self._wake_timer = asyncio.get_running_loop().call_later(WAKE_AFTER_SEND, wake)
 
     async def failed_after_send(self, message_id: int, errcode: int, errmsg: str) -> bool:
         """The platform reported, after accepting it, that a sent message did not reach the customer

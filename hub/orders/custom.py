@@ -50,13 +50,11 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 from . import _fields as F
 from .errors import PayloadError
 from .model import (ORDER_ID_MAX, ORDER_STATUSES, PLATFORMS, REFUND_STATUSES, Order, OrderItem, aggregate_refund,
-                    order_key,
-                    gmt8_to_epoch, yuan_to_fen)
+                    gmt8_to_epoch, order_key, yuan_to_fen)
 
 CSV_COLUMNS = (
     "platform", "order_id", "shop_id", "buyer_id", "buyer_nick", "status", "refund_status", "total_yuan",

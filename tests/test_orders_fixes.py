@@ -273,3 +273,30 @@ async def test_csv_bad_line_of_a_shop_scoped_custom_order_keeps_the_whole_order_
     result = await import_csv(sync, BytesIO(csv.encode()))
     assert (result["imported"], result["rejected_total"]) == (1, 2), result
     assert [r.order_id for r in await rows(hub)] == ["shopB:1001"]
+
+
+async def test_a_csv_line_with_a_shop_but_no_order_id_is_refused(env):
+    """The fast CSV path built the shop's key first: "s1:" is not empty, so a line with no order id
+    was stored as order "s1:" (and every such line of the shop merged into it)."""
+    from io import BytesIO
+
+    from hub.orders.csv_import import import_csv
+    client, hub, sync, _ = env
+    day = int(time.time()) - 86400
+    csv = ("order_id,shop_id,buyer_id,status,paid_yuan,created_at,item_title,quantity,price_yuan\n"
+           f",s1,u-a,paid,1.00,{day},面霜,1,1.00\n"
+           f"3003,s1,u-a,paid,1.00,{day},面霜,1,1.00\n")
+    result = await import_csv(sync, BytesIO(csv.encode()))
+    assert (result["imported"], result["rejected_total"]) == (1, 1), result
+    assert [r.order_id for r in await rows(hub, platform="custom")] == ["s1:3003"]
+
+
+async def test_reveal_finds_a_shops_custom_order_by_the_id_the_api_shows(env):
+    from tests.conftest import auth
+    client, hub, *_ = env
+    assert (await hook(client, custom_order("1001", shop_id="shopA", receiver=RECEIVER))).status == 200
+    for body in ({"shop_id": "shopA"}, {"order_key": "shopA:1001"}):
+        resp = await client.post("/api/reveal", headers=auth(), json={
+            "platform": "custom", "order_id": "1001", "field": "receiver_phone", **body})
+        assert resp.status == 200, await resp.text()
+        assert (await resp.json())["value"] == RECEIVER["phone"]

@@ -27,6 +27,7 @@ from ..errors import HubError, bad_request, not_found
 from ..http_util import hub_of, json_object, path_int
 from ..models import Account, Message, RetentionPolicy
 from ..models.orders import OrderRow
+from ..orders.model import order_key
 from . import erasure, holds
 from .erasure_watch import forget_erased
 from .masking import ORDER_FIELDS
@@ -238,6 +239,8 @@ async def post_reveal(request: web.Request) -> web.Response:
                               "field")
         t = OrderRow.__table__
         platform, order_id = str(body.get("platform") or ""), str(body.get("order_id") or "")
+        # the order as the API shows it (a shop's custom order: its shop_id too), or its stored order_key
+        order_id = str(body.get("order_key") or "") or order_key(platform, order_id, str(body.get("shop_id") or ""))
         async with hub.db.read() as conn:
             row = (await conn.execute(select(t).where((t.c.platform == platform) & (t.c.order_id == order_id)))).first()
         if row is None:

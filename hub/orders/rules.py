@@ -60,12 +60,10 @@ async def apply_rules_bulk(db: Database, now: float, threshold: int, customer_id
 async def _chunk(conn: Any, now: float, threshold: int, ids: list[int], tag_ids: dict[str, int]) -> None:
     dialect = await dialect_of(conn)
     year = now - 365 * 86400
-    refunded = refunded_sql()
     spend = func.sum(case(((orders_t.c.created_at >= year) & orders_t.c.status.not_in(NOT_SPEND),
-                           spend_sql(orders_t.c.paid_fen, refunded.c.fen)), else_=0))
+                           spend_sql(orders_t.c.paid_fen, refunded_sql())), else_=0))
     count = func.sum(case((orders_t.c.status.not_in(NOT_COUNTED), 1), else_=0))
     rows = (await conn.execute(select(orders_t.c.customer_id, spend.label("spend"), count.label("n"))
-                               .select_from(orders_t.outerjoin(refunded, refunded.c.order_row_id == orders_t.c.id))
                                .where(in_list(dialect, orders_t.c.customer_id, ids))
                                .group_by(orders_t.c.customer_id))).all()
     cats = (await conn.execute(select(orders_t.c.customer_id, items_t.c.category).distinct().join(

@@ -229,9 +229,12 @@ def spend_sql(paid_fen: Any, refunded_fen: Any) -> Any:
 
 
 def refunded_sql() -> Any:
-    """(order_row_id, fen): the paid_fen of each order's refunded items, a subquery to outer-join."""
-    return (select(items_t.c.order_row_id, func.sum(items_t.c.paid_fen).label("fen"))
-            .where(items_t.c.refund_status == REFUNDED_ITEM).group_by(items_t.c.order_row_id).subquery())
+    """The paid_fen of an order's refunded items (NULL: none), a scalar subquery correlated to the
+    outer query's order: it reads that order's items by their index (a grouped subquery to join
+    read every item of every order for each customer's figures)."""
+    return (select(func.sum(items_t.c.paid_fen)).where(
+        (items_t.c.order_row_id == orders_t.c.id) & (items_t.c.refund_status == REFUNDED_ITEM))
+        .correlate(orders_t).scalar_subquery())
 
 
 def order_spend_fen(order: Order) -> int:
@@ -241,10 +244,8 @@ def order_spend_fen(order: Order) -> int:
 async def rule_inputs(conn: Any, customer_id: int) -> list[dict[str, Any]]:
     """The customer's orders as ``apply_order_rules`` wants them: {paid_fen, spend_fen, status,
     created_at, categories}; spend_fen is ``spend_fen`` (partial refunds taken off)."""
-    refunded = refunded_sql()
     rows = (await conn.execute(select(orders_t.c.id, orders_t.c.paid_fen, orders_t.c.status, orders_t.c.created_at,
-                                      refunded.c.fen.label("refunded_fen"))
-                               .select_from(orders_t.outerjoin(refunded, refunded.c.order_row_id == orders_t.c.id))
+                                      refunded_sql().label("refunded_fen"))
                                .where(orders_t.c.customer_id == customer_id))).all()
     cats = (await conn.execute(select(items_t.c.order_row_id, items_t.c.category).join(
         orders_t, orders_t.c.id == items_t.c.order_row_id).where(

@@ -166,3 +166,28 @@ async def test_accept_timer_of_a_dead_process_fires_on_the_other(two_hubs):
                 events_t.c.session_id == session["id"]).where(events_t.c.kind == "requeued"))).scalar()
 
     await wait_for(requeued, timeout=5)  # B rebuilt the timer from the database and fired it
+
+
+async def test_a_freed_slot_takes_the_oldest_session_queued_on_the_other_process(two_hubs):
+    """With every agent full, a process does not re-read the queue each second: its copy lacked what
+    the other process queued meanwhile, so a slot freed on it went to its own later session."""
+    a, b = two_hubs
+    hub_a, hub_b = a.server.app[HUB], b.server.app[HUB]
+    for hub in (hub_a, hub_b):
+        await hub.settings.set("default_group", "presales")
+    agent = await make_user(hub_a, "solo", cap=1)
+    await online(hub_a, agent)
+    await hub_b.sessions.resync()
+    held, older, newer = await conversations(hub_a, 3)
+    await hub_a.sessions.route(Handover(held, WECOM["id"], "要人工", []))
+    await wait_for(lambda: hub_b.sessions.dispatcher.agents()[0].load == 1, timeout=3)  # B knows they are full
+    await hub_b.sessions.route(Handover(older, WECOM["id"], "要人工", []))  # queued by B first
+    await asyncio.sleep(0.05)
+    await hub_a.sessions.route(Handover(newer, WECOM["id"], "要人工", []))  # then by A
+    async with hub_a.db.read() as conn:
+        by_conv = dict((await conn.execute(select(sessions_t.c.conversation_id, sessions_t.c.id))).all())
+    await hub_a.sessions.close(None, by_conv[held])
+    await asyncio.sleep(0.3)
+    async with hub_a.db.read() as conn:
+        state = dict((await conn.execute(select(sessions_t.c.conversation_id, sessions_t.c.state))).all())
+    assert state[older] == "assigned" and state[newer] == "queued", state

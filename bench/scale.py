@@ -32,7 +32,8 @@ hub, PostgreSQL, Redis, wrk), per configuration (``machine_busy_*``). One worker
 the machine nearly busy leaves a second nothing to scale into. The same share while the flood's jobs
 drain (``machine_busy_drain_*``) says whether that backlog waits for the machine (near 1: a second
 worker cannot drain it sooner) or for something else; and PostgreSQL's own CPU (every ``postgres``
-process on this host, flood and drain, per 1,000 acknowledged callbacks: ``pg_cpu_ms_per_1k_*``)
+process on this host, flood and drain, per 1,000 acknowledged callbacks: ``pg_cpu_ms_per_1k_*``;
+the flood alone, beside the hub's: ``pg_cpu_ms_per_1k_flood_*``, ``cpu_ms_per_1k_flood_*``)
 shows what the database costs beside the hub, with its transactions and rows read per callback
 (pg_stat_database: ``pg_xacts_per_callback_*``, ``pg_rows_read_per_callback_*``).
 
@@ -301,6 +302,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         probe.stdin.flush()
         res = run_wrk(port, data, "once", duration, **wrk, rate=args.flood_rate)
         cpu_acked = total_cpu(pids) - cpu0
+        pg_cpu_flood = postgres_cpu_since(pg0) if not db_url.startswith("sqlite") else None
         machine1 = machine_jiffies()
         busy = 1 - (machine1[1] - machine0[1]) / max(1, machine1[0] - machine0[0])  # of all cores, the flood
         t_end = time.monotonic()
@@ -341,6 +343,8 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
                "cpu_ms_per_1k_during_run": round(1000 * cpu_acked / max(1, res["acked"]) * 1000, 1),
                "machine_busy": round(busy, 3), "machine_busy_drain": round(busy_drain, 3),
                "pg_cpu_ms_per_1k": round(1000 * pg_cpu / max(1, res["acked"]) * 1000, 1) if pg_cpu is not None else None,
+               "pg_cpu_ms_per_1k_during_run": (round(1000 * pg_cpu_flood / max(1, res["acked"]) * 1000, 1)
+                                               if pg_cpu_flood is not None else None),
                **(activity if activity0 is not None else {}),
                "jobs_drained": drained, "drain_s": round(drain_s, 2),
                "ack_p99_ms": round(res["p99_us"] / 1000, 2), "flood_push_p50_ms": probe_res.get("p50_ms"),
@@ -351,7 +355,8 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
                "probe_delivered": steady_res.get("delivered")}
         print(f"{name:6} run {run + 1}: {out['per_s']:7.0f}/s  machine {busy:4.0%} busy  cpu {out['cpu_ms_per_1k']:7.1f} ms/1k "
               f"(jobs done {drain_s:.1f} s after the run{'' if drained else ', NOT drained'}, machine {busy_drain:4.0%} busy; "
-              f"PostgreSQL {out['pg_cpu_ms_per_1k']} ms/1k, {out.get('pg_xacts_per_callback')} transactions and "
+              f"PostgreSQL {out['pg_cpu_ms_per_1k']} ms/1k ({out['pg_cpu_ms_per_1k_during_run']} in the flood; hub "
+              f"{out['cpu_ms_per_1k_during_run']}), {out.get('pg_xacts_per_callback')} transactions and "
               f"{out.get('pg_rows_read_per_callback')} rows read per callback)  "
               f"ack p99 {out['ack_p99_ms']:6.1f} ms  flood push p50 {out['flood_push_p50_ms']} "
               f"p99 {out['flood_push_p99_ms']} ms (probe {out['flood_probe_delivered']}/{out['flood_probe_sent']}); "
@@ -442,6 +447,8 @@ def main() -> None:
                "busy": median([x["machine_busy"] for x in v], 3),
                "busy_drain": median([x["machine_busy_drain"] for x in v], 3),
                "pg_cpu": median([x["pg_cpu_ms_per_1k"] for x in v]),
+               "pg_cpu_flood": median([x["pg_cpu_ms_per_1k_during_run"] for x in v]),
+               "cpu_flood": median([x["cpu_ms_per_1k_during_run"] for x in v]),
                "pg_xacts": median([x.get("pg_xacts_per_callback") for x in v], 2),
                "pg_rows_read": median([x.get("pg_rows_read_per_callback") for x in v], 2)} for k, v in results.items()}
     acked = sum(x["acked"] for v in results.values() for x in v)
@@ -473,6 +480,9 @@ def main() -> None:
         "machine_busy_drain_one": fig["one"]["busy_drain"], "machine_busy_drain_two": fig["two"]["busy_drain"],
         "machine_busy_drain_sqlite": fig["sqlite"]["busy_drain"],
         "pg_cpu_ms_per_1k_one": fig["one"]["pg_cpu"], "pg_cpu_ms_per_1k_two": fig["two"]["pg_cpu"],
+        # the flood alone (acknowledging, before the deferred jobs drain): hub and PostgreSQL
+        "cpu_ms_per_1k_flood_one": fig["one"]["cpu_flood"], "cpu_ms_per_1k_flood_two": fig["two"]["cpu_flood"],
+        "pg_cpu_ms_per_1k_flood_one": fig["one"]["pg_cpu_flood"], "pg_cpu_ms_per_1k_flood_two": fig["two"]["pg_cpu_flood"],
         "pg_xacts_per_callback_one": fig["one"]["pg_xacts"], "pg_xacts_per_callback_two": fig["two"]["pg_xacts"],
         "pg_rows_read_per_callback_one": fig["one"]["pg_rows_read"],
         "pg_rows_read_per_callback_two": fig["two"]["pg_rows_read"],

@@ -200,6 +200,11 @@
     var e = S.sessions.get(p.session_id);
     if (!e) return;
     var m = p.message;
+    // my reply's message, by the client_id it was sent with: its pending copy is done (mergeMsgs drops it)
+    // now, not when the reply's ack comes (after this event, or never: timed out)
+    if (p.client_id && m.sender === "agent:" + S.me.id) {
+      e.pend.forEach(function (x) { if (x.client_id === p.client_id) x.message_id = m.id; });
+    }
     mergeMsgs(e, [m]);
     if (m.direction === "in" && m.sender === "customer") {
       e.s.last_customer_at = m.created_at;
@@ -455,6 +460,8 @@
         return;
       }
       var drop = function () { e.pend = e.pend.filter(function (x) { return x !== p; }); };
+      // its message came (message.new): it went through, whatever became of the ack (timed out, say)
+      if (!ack.ok && p.message_id && e.msgs.some(function (m) { return m.id === p.message_id; })) return;
       if (ack.ok) {
         if (!ack.message_id || e.msgs.some(function (m) { return m.id === ack.message_id; })) drop();
         else p.message_id = ack.message_id;

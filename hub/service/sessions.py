@@ -277,8 +277,10 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
                 msg = (await conn.execute(select(messages).where(messages.c.id == message_id))).first()
             from ..archive.history import message_json
             to = row.agent_id or user.id
-            await self.push.to_user(to, "message.new", {"session_id": session_id,
-                                                        "message": mask_message(self.agents.get(to), message_json(msg))})
+            payload = {"session_id": session_id, "message": mask_message(self.agents.get(to), message_json(msg))}
+            if client_id:  # the sender's console ties its pending copy to this message (its ack comes later)
+                payload["client_id"] = client_id
+            await self.push.to_user(to, "message.new", payload)
         await self._notify("agent_reply", session_id, agent_id=user.id, message_id=message_id, at=now)
         return message_id
 

@@ -47,6 +47,8 @@ async def post_login(request: web.Request) -> web.Response:
             body = await request.json()
         except ValueError:
             raise bad_request("invalid_json", "body must be JSON") from None
+        if not isinstance(body, dict):  # [] or null: was an AttributeError, a 500
+            raise bad_request("invalid_json", "body must be an object")
     else:
         body = dict(await request.post())
     username, password = str(body.get("username") or ""), str(body.get("password") or "")

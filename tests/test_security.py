@@ -251,3 +251,11 @@ async def test_parallel_guesses_all_count_and_clients_behind_the_proxy_are_told_
     r = await client.post("/api/login", json={"username": "rl_bystander", "password": "rl_bystander-password"},
                           headers={"X-Forwarded-For": "198.51.100.20"})
     assert r.status == 200  # another person behind the same nginx
+
+
+async def test_login_body_that_is_not_an_object_is_a_400(client):
+    """A JSON body of [] or null was read with .get(): an AttributeError, a logged 500."""
+    for body in (b"[]", b"null", b'"alice"', b"42"):
+        r = await client.post("/api/login", data=body, headers={"Content-Type": "application/json"})
+        assert r.status == 400, (body, r.status, await r.text())
+        assert (await r.json())["error"] == "invalid_json"

@@ -193,3 +193,20 @@ async def test_agents_adding_the_same_new_tag_at_once_all_succeed(hub):
     assert sorted(t["name"] for t in tags["tags"]) == sorted([f"新标签{i}" for i in range(10)]
                                                              + [f"同标签{i}" for i in range(10)])
     assert sorted(t["name"] for t in (await hub.customers.get(ids[1]))["tags"]) == sorted(f"新标签{i}" for i in range(10))
+
+
+async def test_removing_a_tag_takes_its_name_as_adding_does(client, hub, oa):
+    """Adding " 高意向 " stores "高意向", and removing " 高意向 " answered 404 unknown_tag; a name that is
+    not a string reached the query (PostgreSQL: a DataError, a 500)."""
+    await post(client, oa, text_xml("gh", "oTagTrim", "你好", 41))
+    await hub.pipeline.drain()
+    c = await customer_of(hub, "oTagTrim")
+    r = await client.post(f"/api/customers/{c}/tags", json={"add": [" 高意向 "]}, headers=auth())
+    assert r.status == 200 and [t["name"] for t in (await r.json())["tags"]] == ["高意向"]
+    r = await client.post(f"/api/customers/{c}/tags", json={"remove": [" 高意向 "]}, headers=auth())
+    assert r.status == 200, await r.text()
+    assert (await r.json())["tags"] == []
+    for bad in (5, None, ["x"], "", "x" * 65):
+        r = await client.post(f"/api/customers/{c}/tags", json={"remove": [bad]}, headers=auth())
+        assert r.status == 400, (bad, r.status, await r.text())
+        assert (await r.json())["field"] == "remove"

@@ -63,6 +63,7 @@ async def add_tags(conn: Any, now: float, customer_id: int, names: Iterable[str]
 
 
 async def remove_tag(conn: Any, customer_id: int, name: str) -> bool:
+    name = valid_name(name, "remove")  # as add_tags stores it (trimmed); not a string: a 400, not a 500
     row = (await conn.execute(select(tags_t.c.id).where(tags_t.c.name == name))).first()
     if row is None:
         raise not_found("unknown_tag", f"no tag {name}")

@@ -62,6 +62,13 @@ class AlertEngine:
         self.samples = {}
         for s in await recent_reply_samples(self.db, self.clock.now() - SAMPLE_LOOKBACK):
             self.samples.setdefault(s.agent_id, deque(maxlen=KEEP_SAMPLES)).append(s)
+        await self._clear_met()
+        await self.rearm_all()
+        await self._judge_all_averages()
+
+    async def _clear_met(self) -> None:
+        """Clear the open alerts whose session closed or whose wait was met (seen by another process,
+        or while the hub was down)."""
         for key, alert in list(self.open.items()):
             if alert["kind"] in SESSION_KINDS:
                 clock = self.clocks.get(alert["session_id"])
@@ -71,8 +78,6 @@ class AlertEngine:
                     await self._clear(key, "replied")
             elif alert["kind"] == "quality" and alert["session_id"] not in self.clocks:
                 await self._clear(key, "closed")
-        await self.rearm_all()
-        await self._judge_all_averages()
 
     async def resync(self) -> None:
         """Re-derive the session clocks and open alerts from the database and re-arm (with several hub
@@ -80,6 +85,7 @@ class AlertEngine:
         re-reads the session before raising, so arming the same deadline in every process is safe)."""
         self.open = dict(await self.store.open_alerts())
         self.clocks = {c.session_id: c for c in await open_session_clocks(self.db)}
+        await self._clear_met()  # a reply or close seen by a process that did not know the alert yet
         await self.rearm_all()
 
     async def _judge_all_averages(self) -> None:

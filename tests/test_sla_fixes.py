@@ -1,8 +1,47 @@
-"""SLA alerts raised by another hub process are cleared once their condition is met."""
+"""SLA alerts: acknowledged alerts stay acknowledged over a restart, and alerts raised by another hub
+process are cleared once their condition is met."""
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
+from hub.app import HUB, create_app
+from hub.clock import FakeClock
 from hub.supervisor.api import SUPERVISION
-from tests.test_sla import desk, start_session  # noqa: F401 - the fixture
+from tests.helpers import wait_for
+from tests.rt_helpers import make_user
+from tests.test_sla import T0, Desk, desk, start_session  # noqa: F401 - the fixture
+
+
+async def test_an_acknowledged_alert_is_not_raised_again_after_a_restart(aiohttp_client, hub_config):
+    clock = FakeClock(T0)
+    client = await aiohttp_client(create_app(hub_config, clock))
+    d = Desk(client, clock)
+    await d.hub.settings.set("default_group", "presales")
+    await d.hub.settings.set("unanswered_minutes", 0)
+    await make_user(d.hub, "alice")
+    await make_user(d.hub, "sam", role="supervisor", groups=())
+    await d.rule(kind="first_reply", seconds=60)
+    alice, sam = await d.connect("alice"), await d.connect("sam")
+    await alice.call("status", {"status": "online"})
+    await start_session(d, alice)
+    await d.advance(60)
+    [alert] = await sam.wait("alert.raised")
+    resp = await client.post(f"/api/alerts/{alert['id']}/clear", headers={"Authorization": f"Bearer {sam.token}"})
+    assert resp.status == 200
+    for s in d.sockets:
+        await s.close()
+    await client.close()
+    clock.advance(30)
+    client2 = await aiohttp_client(create_app(hub_config, clock))
+    d2 = Desk(client2, clock)
+    await asyncio.sleep(0.3)
+    await d2.hub.timers.fire_due()
+    await asyncio.sleep(0.1)
+    # the supervisor acknowledged this breach: a restart does not raise it again
+    assert await d2.alerts() == []
+    assert [a["clear_reason"] for a in await d2.alerts("all")] == ["acknowledged"]
 
 
 async def test_an_alert_raised_by_another_process_clears_when_met(desk):  # noqa: F811

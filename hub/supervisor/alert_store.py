@@ -143,6 +143,19 @@ class AlertStore:
             rows = (await conn.execute(select(alerts_t).where(alerts_t.c.state == fixed("open")))).all()
         return [(r.key, alert_json(r)) for r in rows]
 
+    async def acknowledged_deadlines(self) -> dict[str, float]:
+        """Timer key (``sla:<rule>:<session>``) -> the deadline of a session alert a supervisor acknowledged,
+        for the sessions still open (the same breach is not raised again, after a restart too)."""
+        open_sessions = select(sessions_t.c.id).where(sessions_t.c.state != fixed("closed"))
+        async with self.db.read() as conn:
+            rows = (await conn.execute(
+                select(alerts_t.c.rule_id, alerts_t.c.session_id, alerts_t.c.deadline)
+                .where(alerts_t.c.state == fixed("cleared")).where(alerts_t.c.clear_reason == fixed("acknowledged"))
+                .where(alerts_t.c.deadline.is_not(None)).where(alerts_t.c.rule_id.is_not(None))
+                .where(alerts_t.c.session_id.in_(open_sessions))
+                .order_by(alerts_t.c.cleared_at, alerts_t.c.id))).all()
+        return {f"sla:{r.rule_id}:{r.session_id}": r.deadline for r in rows}
+
     async def search(self, *, state: str = "open", agent_id: int | None = None, session_id: int | None = None,
                      kind: str | None = None, limit: int = 200, with_timeline: bool = True,
                      holder_id: int | None = None) -> list[dict[str, Any]]:

@@ -68,7 +68,9 @@ class AlertEngine:
 
     async def _clear_met(self) -> None:
         """Clear the open alerts whose session closed or whose wait was met (seen by another process,
-        or while the hub was down)."""
+        or while the hub was down), and remember the deadlines supervisors acknowledged (not raised again)."""
+        for key, deadline_at in (await self.store.acknowledged_deadlines()).items():
+            self._acknowledged.setdefault(key, deadline_at)
         for key, alert in list(self.open.items()):
             if alert["kind"] in SESSION_KINDS:
                 clock = self.clocks.get(alert["session_id"])

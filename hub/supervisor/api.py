@@ -4,6 +4,7 @@ results per conversation and per agent, a batch quality run."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -50,9 +51,12 @@ def _query_num(request: web.Request, key: str, cast: Callable[[str], Any] = int)
     if raw in (None, ""):
         return None
     try:
-        return cast(raw)
+        value = cast(raw)
     except ValueError:
         raise bad_request("invalid_" + key, f"{key} must be a number", key) from None
+    if isinstance(value, float) and not math.isfinite(value):  # nan, inf: no time to compare with
+        raise bad_request("invalid_" + key, f"{key} must be a finite number", key)
+    return value
 
 
 def _body_num(body: dict[str, Any], key: str) -> float | None:
@@ -61,7 +65,13 @@ def _body_num(body: dict[str, Any], key: str) -> float | None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise bad_request("invalid_" + key, f"{key} must be epoch seconds", key)
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer past any float (was a 500)
+        raise bad_request("invalid_" + key, f"{key} must be epoch seconds", key) from None
+    if not math.isfinite(number):  # NaN, 1e999
+        raise bad_request("invalid_" + key, f"{key} must be epoch seconds", key)
+    return number
 
 
 async def _changed(request: web.Request, user: Any, topic: str, reload: Callable[[], Any], action: str,
@@ -145,7 +155,8 @@ async def alerts_list(request: web.Request) -> web.Response:
     kind = request.query.get("kind") or None
     if kind is not None and kind not in (*sla_rules.KINDS, "quality"):
         raise bad_request("invalid_kind", "unknown alert kind", "kind")
-    limit = _query_num(request, "limit") or 200
+    limit = _query_num(request, "limit")
+    limit = 200 if limit is None else limit
     if not 1 <= limit <= 1000:
         raise bad_request("invalid_limit", "limit must be 1..1000", "limit")
     agent = None if mine else _query_num(request, "agent")
@@ -250,7 +261,8 @@ async def quality_results(request: web.Request) -> web.Response:
     """?agent= &conversation= &session= &rule= &since= &until= &limit= : hits, newest first."""
     await require_user(request, *READ)
     hub = hub_of(request)
-    limit = _query_num(request, "limit") or 200
+    limit = _query_num(request, "limit")
+    limit = 200 if limit is None else limit
     if not 1 <= limit <= 1000:
         raise bad_request("invalid_limit", "limit must be 1..1000", "limit")
     q = _hit_filters(request, select(hits_t)).order_by(hits_t.c.at.desc(), hits_t.c.id.desc()).limit(limit)
@@ -287,6 +299,7 @@ async def quality_run(request: web.Request) -> web.Response:
     conversation = body.get("conversation_id")
     if conversation is not None and (isinstance(conversation, bool) or not isinstance(conversation, int)):
         raise bad_request("invalid_conversation_id", "conversation_id must be an integer", "conversation_id")
+    conversation = int_param(conversation, "conversation_id")  # past BIGINT failed the driver (a 500)
     since, until = _body_num(body, "since"), _body_num(body, "until")
     if conversation is None and since is None:
         raise bad_request("invalid_range", "give since (and until) or conversation_id", "since")

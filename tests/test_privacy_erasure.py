@@ -15,6 +15,7 @@ from hub.archive.search.wiring import INDEXER
 from hub.privacy import forget
 from tests.conftest import ROOT, auth
 from tests.helpers import post
+from tests.scale_helpers import private_redis  # noqa: F401 - fixture
 from tests.wechat_client import text_xml
 
 SECRET_TEXT = "我的手机13812345678，地址浙江省杭州市西湖区文三路90号"
@@ -230,3 +231,62 @@ async def test_an_erasure_made_by_the_cli_is_noticed_by_the_running_hub(client, 
         ident_owner = (await conn.execute(select(Identity.__table__.c.customer_id).where(
             Identity.__table__.c.value == "oAfterCli"))).scalar()
     assert ident_owner == after
+
+
+async def test_erasure_leaves_nothing_in_the_agents_replay_buffer(client, hub, wecom, standin):
+    """The console's resume buffer (hub/push.py MemoryStreams; Redis with several processes) repeats
+    the customer's messages; the erasure cleaned only the unused ``agent_events`` table, so a console
+    resuming from an earlier position got the erased customer's texts replayed."""
+    from tests.conftest import WECOM
+    from tests.rt_helpers import Agent, login, make_user, server_url
+
+    await hub.settings.set("default_group", "presales")
+    await make_user(hub, "erase_agent")
+    agent = await Agent(server_url(client), await login(client, "erase_agent")).connect()
+    try:
+        assert (await agent.call("status", {"status": "online"}))["ok"]
+        await post(client, wecom, text_xml(WECOM["receive_id"], "wmErasedLive", SECRET_TEXT, 701))
+        [bundle] = await agent.wait("session.new")
+        epoch = agent.seqs() and agent.events[-1][1]["epoch"]
+    finally:
+        await agent.close()
+    await hub.pipeline.drain()
+    cid = await customer_of(hub, "wmErasedLive")
+    resp = await client.post(f"/api/customers/{cid}/erase", headers=auth(), json={"requester": "本人"})
+    assert resp.status == 200, await resp.text()
+    resumed = await Agent(server_url(client), await login(client, "erase_agent")).connect(epoch=epoch, last_seq=0)
+    try:
+        await resumed.wait("resync")  # the buffer is gone: the console reloads through the API
+        assert SECRET_TEXT not in json.dumps([d for _, d in resumed.events], ensure_ascii=False)
+        assert "wmErasedLive" not in json.dumps([d for _, d in resumed.events], ensure_ascii=False)
+    finally:
+        await resumed.close()
+    user_id = bundle["session"]["agent_id"]
+    assert await hub.push.streams.since(user_id, hub.push.streams.epoch, 0) is None
+
+
+async def test_an_erasure_empties_the_replay_buffers_kept_in_redis(private_redis):  # noqa: F811
+    """With several processes the resume buffers live in Redis: an erasure empties them too (the
+    counters stay, so a resuming console is told to resync)."""
+    import redis.asyncio as aioredis
+
+    from hub.privacy.erasure_watch import drop_replay_buffers
+    from hub.scale.redis_streams import RedisStreams
+
+    client = aioredis.from_url(private_redis.url)
+    try:
+        streams = RedisStreams(client, ttl=60)
+        await streams.start()
+        try:
+            await streams.append(7, "message.new", {"text": SECRET_TEXT})
+            await streams.append(8, "message.new", {"text": SECRET_TEXT})
+            assert len(await streams.since(7, streams.epoch, 0)) == 1
+            await drop_replay_buffers(streams)
+            assert await streams.since(7, streams.epoch, 0) is None and await streams.since(8, streams.epoch, 0) is None
+            assert await streams.last_seq(7) == 1
+            later = await streams.append(7, "message.new", {"text": "后来的消息"})
+            assert later.seq == 2 and [e.seq for e in await streams.since(7, streams.epoch, 1)] == [2]
+        finally:
+            await streams.stop()
+    finally:
+        await client.aclose()

@@ -26,7 +26,8 @@ WATCH_EVERY = 5.0  # seconds
 async def forget_erased(app: web.Application) -> None:
     """Drop what this process remembers of erased rows: cached conversation ids (archive writer,
     sessions, customers), the routing queue and agents' load (rebuilt from the database), and the
-    search indexer's position (an erasure may set it back: SQLite reuses the ids)."""
+    search indexer's position (an erasure may set it back: SQLite reuses the ids), and the agents' replay
+    buffers (they repeat the erased customer's messages)."""
     from ..app import HUB
     from ..archive.search.wiring import INDEXER
     hub = app[HUB]
@@ -36,6 +37,27 @@ async def forget_erased(app: web.Application) -> None:
     await hub.sessions.resync(full=True)
     if INDEXER in app:
         app[INDEXER].cursor_moved()
+    await drop_replay_buffers(hub.push.streams)
+
+
+async def drop_replay_buffers(streams: Any) -> None:
+    """Empty the agents' resume buffers (hub/push.py ``MemoryStreams``, or Redis with several
+    processes): they repeat the erased customer's messages, bundles and identities. The sequence
+    numbers stay, so a console that resumes from before the erasure is told to ``resync`` and reloads
+    through the API, where nothing of the customer is left."""
+    buffers = getattr(streams, "_buf", None)
+    if isinstance(buffers, dict):  # MemoryStreams: this process's own
+        buffers.clear()
+        return
+    redis = getattr(streams, "redis", None)
+    if redis is None:
+        return
+    try:  # RedisStreams: shared by every process (each one's ErasureWatch drops them again, harmlessly)
+        keys = [k async for k in redis.scan_iter(match="hub:streams:buf:*", count=500)]
+        if keys:
+            await redis.delete(*keys)
+    except Exception as exc:  # noqa: BLE001 - the buffers expire (their TTL); the erasure itself is done
+        log.warning("could not empty the agents' replay buffers in redis: %s", exc)
 
 
 class ErasureWatch:

@@ -78,3 +78,32 @@ async def test_an_alert_of_a_session_closed_in_another_process_clears(desk):  # 
     assert await desk.alerts() == []
     [done] = await desk.alerts("all")
     assert done["clear_reason"] == "closed"
+
+
+async def test_a_reply_while_the_breach_is_being_stored_clears_it(desk):  # noqa: F811
+    """The deadline fired and the alert is being written (behind other writes) when the agent replies:
+    the reply found no open alert to clear; the alert must not then stay open (nor escalate)."""
+    await desk.rule(kind="first_reply", seconds=60, escalation="reassign")
+    alice, sam = await desk.connect("alice"), await desk.connect("sam")
+    await alice.call("status", {"status": "online"})
+    session = await start_session(desk, alice)
+    engine = desk.client.server.app[SUPERVISION].alerts
+    release, writing = asyncio.Event(), asyncio.Event()
+    store_raise = engine.store.raise_alert
+
+    async def slow_raise(values, at):  # noqa: ANN001, ANN202
+        writing.set()
+        await release.wait()
+        return await store_raise(values, at)
+
+    engine.store.raise_alert = slow_raise
+    firing = asyncio.ensure_future(desk.advance(60))
+    await asyncio.wait_for(writing.wait(), 5)
+    assert (await alice.call("reply", {"session_id": session["id"], "text": "您好"}))["ok"]
+    release.set()
+    await asyncio.wait_for(firing, 5)
+    assert await desk.alerts() == []
+    [done] = await desk.alerts("all")
+    assert done["clear_reason"] == "replied"
+    assert [e["kind"] for e in done["timeline"]] == ["raised", "cleared"]  # not escalated: it was met
+    assert (await desk.hub.sessions._get(session["id"])).agent_id == session["agent_id"]

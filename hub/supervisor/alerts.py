@@ -230,8 +230,17 @@ class AlertEngine:
             "account_id": clock.account_id, "deadline": due,
             "detail": {"seconds": rule.seconds, "since": self._start(rule, clock),
                        "business_hours_only": rule.business_hours_only}})
-        if alert is not None:
-            await self._escalate(rule, alert)
+        if alert is None:
+            return
+        # storing waits behind other writes: a reply, transfer or close meanwhile found no open alert to
+        # clear (its observer has updated the clock since), so clear it now, and do not escalate
+        current = self.clocks.get(session_id)
+        if current is None or self.deadline_of(rule, current) != due:
+            reason = "closed" if current is None else "replied" if not self._pending(rule.kind, current) \
+                else "transferred"
+            await self._clear(_key(rule, session_id), reason)
+            return
+        await self._escalate(rule, alert)
 
     async def _escalate(self, rule: SlaRule, alert: dict[str, Any]) -> None:
         now = self.clock.now()

@@ -1,7 +1,7 @@
 """CSRF protection for requests a browser authenticates with the session cookie.
 
 A state-changing request (POST, PUT, PATCH, DELETE) that carries the session cookie and no
-``Authorization`` header must
+``Authorization: Bearer`` header must
 
 * come from the hub's own origin (``Origin``, else ``Referer``, when the browser sends one), and
 * carry ``X-CSRF-Token``: an HMAC of the session token (so nothing is stored, and a page on another
@@ -59,8 +59,8 @@ def check(request: web.Request) -> None:
     """Raise 403 when an unsafe, cookie-authenticated request is cross-site or lacks its token."""
     if request.method not in UNSAFE_METHODS or request.path.startswith(EXEMPT_PREFIXES):
         return
-    if request.headers.get("Authorization"):
-        return
+    if request.headers.get("Authorization", "").startswith("Bearer "):
+        return  # authenticated by that token, not the cookie (auth_views.request_token); Basic & co. are not
     session = request.cookies.get(SESSION_COOKIE)
     if request.path in ORIGIN_ONLY or session:
         if same_origin(request) is False:

@@ -259,3 +259,18 @@ async def test_login_body_that_is_not_an_object_is_a_400(client):
         r = await client.post("/api/login", data=body, headers={"Content-Type": "application/json"})
         assert r.status == 400, (body, r.status, await r.text())
         assert (await r.json())["error"] == "invalid_json"
+
+
+async def test_an_authorization_header_that_is_not_a_bearer_token_does_not_skip_csrf(client, admin_cookie):
+    """Only a Bearer token authenticates instead of the cookie (hub/auth_views.py request_token); any
+    other Authorization header (HTTP Basic, which a browser adds by itself behind a proxy asking for
+    it) skipped the CSRF check while the cookie still logged the request in."""
+    body = {"question": "跨站 Basic?", "answer": "不行"}
+    for header in ("Basic dXNlcjpwYXNz", "Digest username=x", "bearer-ish"):
+        r = await client.post("/api/faq", json=body, headers={"Authorization": header,
+                                                              "Origin": "https://evil.example"})
+        assert r.status == 403 and (await r.json())["error"] == "csrf_origin", (header, r.status)
+        r = await client.post("/api/faq", json=body, headers={"Authorization": header})
+        assert r.status == 403 and (await r.json())["error"] == "csrf_token", (header, r.status)
+    r = await client.get("/api/faq")
+    assert not any(f["question"] == "跨站 Basic?" for f in (await r.json()).get("items", []))

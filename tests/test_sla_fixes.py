@@ -107,3 +107,27 @@ async def test_a_reply_while_the_breach_is_being_stored_clears_it(desk):  # noqa
     assert done["clear_reason"] == "replied"
     assert [e["kind"] for e in done["timeline"]] == ["raised", "cleared"]  # not escalated: it was met
     assert (await desk.hub.sessions._get(session["id"])).agent_id == session["agent_id"]
+
+
+async def test_a_close_while_a_quality_alert_is_being_stored_clears_it(desk):  # noqa: F811
+    alice = await desk.connect("alice")
+    await alice.call("status", {"status": "online"})
+    session = await start_session(desk, alice)
+    engine = desk.client.server.app[SUPERVISION].alerts
+    release, writing = asyncio.Event(), asyncio.Event()
+    store_raise = engine.store.raise_alert
+
+    async def slow_raise(values, at):  # noqa: ANN001, ANN202
+        writing.set()
+        await release.wait()
+        return await store_raise(values, at)
+
+    engine.store.raise_alert = slow_raise
+    raising = asyncio.ensure_future(engine.raise_quality(1, "客户情绪预警", session["id"], {"words": ["投诉"]}))
+    await asyncio.wait_for(writing.wait(), 5)
+    assert (await alice.call("close", {"session_id": session["id"]}))["ok"]
+    release.set()
+    await asyncio.wait_for(raising, 5)
+    assert await desk.alerts() == []
+    [done] = await desk.alerts("all")
+    assert done["kind"] == "quality" and done["clear_reason"] == "closed"

@@ -302,10 +302,12 @@ class AlertEngine:
         if key in self.open:
             await self.store.add_event(self.open[key]["id"], "matched", self.clock.now(), detail)
             return
-        await self._raise(key, {"kind": "quality", "rule_id": rule_id, "rule_name": rule_name,
-                                "session_id": session_id, "conversation_id": clock.conversation_id,
-                                "agent_id": clock.agent_id, "group": clock.group, "account_id": clock.account_id,
-                                "deadline": None, "detail": detail})
+        alert = await self._raise(key, {"kind": "quality", "rule_id": rule_id, "rule_name": rule_name,
+                                        "session_id": session_id, "conversation_id": clock.conversation_id,
+                                        "agent_id": clock.agent_id, "group": clock.group,
+                                        "account_id": clock.account_id, "deadline": None, "detail": detail})
+        if alert is not None and await session_clock(self.db, session_id) is None:
+            await self._clear(key, "closed")  # closed while it was being stored: its close cleared nothing
 
     async def clear_alert(self, alert_id: int, reason: str, by: int | None = None) -> dict[str, Any] | None:
         """A supervisor acknowledges an alert."""

@@ -51,6 +51,16 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(got, base64.b64decode(digest))
 
 
+_DUMMY: list[str] = []
+
+
+def _dummy_hash() -> str:
+    """A hash no password is checked against for real (made once, on the first unknown name)."""
+    if not _DUMMY:
+        _DUMMY.append(hash_password(secrets.token_urlsafe(16)))
+    return _DUMMY[0]
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -181,7 +191,10 @@ async def login(db: Database, clock: Clock, limiter: LoginLimiter, username: str
     limiter.failed(*keys)
     async with db.read() as conn:
         row = (await conn.execute(select(users).where(users.c.username == username))).first()
-    if row is None or row.disabled or not verify_password(password, row.password_hash):
+    # an unknown or disabled name costs the same scrypt as a wrong password: answering it at once
+    # told an attacker by the time which usernames exist
+    stored = row.password_hash if row is not None and not row.disabled else _dummy_hash()
+    if not verify_password(password, stored) or row is None or row.disabled:
         raise HubError(401, "bad_credentials", "wrong username or password")
     limiter.succeeded(*keys)
     token = secrets.token_urlsafe(32)

@@ -274,3 +274,24 @@ async def test_an_authorization_header_that_is_not_a_bearer_token_does_not_skip_
         assert r.status == 403 and (await r.json())["error"] == "csrf_token", (header, r.status)
     r = await client.get("/api/faq")
     assert not any(f["question"] == "跨站 Basic?" for f in (await r.json()).get("items", []))
+
+
+async def test_an_unknown_username_costs_the_same_password_check(client, hub, monkeypatch):
+    """A wrong password for a real user runs scrypt; an unknown (or disabled) name was answered at
+    once, so the answer's time told which usernames exist. Each runs the password check once now."""
+    import hub.users as users
+
+    checked: list[str] = []
+    real = users.verify_password
+    monkeypatch.setattr(users, "verify_password", lambda password, stored: checked.append(password) or real(password, stored))
+    await make_user(hub, "timing_known", role="agent")
+    disabled = await make_user(hub, "timing_disabled", role="agent")
+    r = await client.put(f"/api/users/{disabled.id}", json={"disabled": True}, headers=auth())
+    assert r.status == 200
+    for name in ("timing_known", "timing_nobody", "timing_disabled"):
+        checked.clear()
+        r = await client.post("/api/login", json={"username": name, "password": "wrong-password-1"})
+        assert r.status == 401 and (await r.json())["error"] == "bad_credentials"
+        assert checked == ["wrong-password-1"], name
+    r = await client.post("/api/login", json={"username": "timing_disabled", "password": "timing_disabled-password"})
+    assert r.status == 401  # the right password of a disabled user still does not log in

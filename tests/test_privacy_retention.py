@@ -160,3 +160,30 @@ async def test_a_hold_follows_the_customer_into_a_merge(client, hub, oa, clock):
     assert "诉讼证据 第一条" in await texts(hub)
     async with hub.db.read() as conn:
         assert "HELD-A-1" in set((await conn.execute(select(OrderRow.__table__.c.order_id))).scalars())
+
+
+async def test_the_profile_shows_the_legal_hold(client, hub, oa):
+    """docs/privacy.md: ``customers.legal_hold`` shows the hold on the profile; the profile
+    (GET /api/customers/{id}) did not carry it. It does now, also for a hold that followed a merge."""
+    await post(client, oa, text_xml("gh", "oShowHoldA", "你好", 21))
+    await post(client, oa, text_xml("gh", "oShowHoldB", "你好", 22))
+    await hub.pipeline.drain()
+    async with hub.db.read() as conn:
+        conv = Conversation.__table__
+        a, b = [(await conn.execute(select(conv.c.customer_id).where(conv.c.peer_id == p))).scalar()
+                for p in ("oShowHoldA", "oShowHoldB")]
+
+    async def held(cid: int) -> bool:
+        r = await client.get(f"/api/customers/{cid}", headers=auth())
+        assert r.status == 200, await r.text()
+        return (await r.json())["legal_hold"]
+
+    assert await held(a) is False
+    hold = await (await client.post("/api/holds", json={"kind": "customer", "target_id": a, "reason": "诉讼"},
+                                    headers=auth())).json()
+    assert await held(a) is True and await held(b) is False
+    r = await client.post("/api/customers/merge", json={"source": a, "target": b, "why": "同一人"}, headers=auth())
+    assert r.status == 200 and (await r.json())["customer"]["legal_hold"] is True
+    assert await held(b) is True
+    assert (await client.delete(f"/api/holds/{hold['id']}", headers=auth())).status == 200
+    assert await held(b) is False

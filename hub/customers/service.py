@@ -32,6 +32,19 @@ OrdersProvider = Callable[[Any, int, int], Awaitable[list[dict[str, Any]]]]
 ProfileFetcher = Callable[[str, str, str], Awaitable[dict[str, str]]]
 
 
+async def _held(conn: Any, customer_id: int, own: bool) -> bool:
+    """Whether a legal hold covers the customer: their own, or one on a customer merged into them
+    (hub/privacy/holds.py: the hold follows the conversations and orders into the merge)."""
+    seen, frontier = {customer_id}, [customer_id]
+    while frontier and not own:
+        rows = (await conn.execute(select(customers.c.id, customers.c.legal_hold).where(
+            customers.c.merged_into.in_(frontier)))).all()
+        own = any(r.legal_hold for r in rows)
+        frontier = [r.id for r in rows if r.id not in seen]
+        seen.update(frontier)
+    return own
+
+
 class CustomerService:
     def __init__(self, db: Database, clock: Clock, push: Push, settings: Settings):
         self.db = db
@@ -158,13 +171,14 @@ class CustomerService:
             ids = (await conn.execute(select(identities).where(identities.c.customer_id == customer_id)
                                       .order_by(identities.c.id))).all()
             tags = await tags_of(conn, customer_id)
+            held = await _held(conn, customer_id, bool(row.legal_hold))
         recent = await self.orders(self.db, customer_id, orders) if self.orders else []
         return {"customer_id": row.id, "name": row.name or (ids[0].value if ids else ""), "vip_level": row.vip_level,
                 "paid_total_fen": row.paid_total_fen, "order_count": row.order_count, "created_at": row.created_at,
                 "last_contact_at": row.last_contact_at,
                 "identities": [{"kind": i.kind, "value": i.value, "account_id": i.account_id, "verified": i.verified}
                                for i in ids],
-                "tags": tags, "orders": recent}
+                "tags": tags, "orders": recent, "legal_hold": held}
 
     # -- tags -----------------------------------------------------------------------------------
     async def tag(self, by: str, customer_id: int, add: list[str] | None = None, remove: list[str] | None = None,

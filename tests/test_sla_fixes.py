@@ -131,3 +131,41 @@ async def test_a_close_while_a_quality_alert_is_being_stored_clears_it(desk):  #
     assert await desk.alerts() == []
     [done] = await desk.alerts("all")
     assert done["kind"] == "quality" and done["clear_reason"] == "closed"
+
+
+async def test_an_acknowledged_average_alert_is_not_raised_again_at_the_next_slow_reply(desk):  # noqa: F811
+    await desk.rule(kind="avg_reply", seconds=120, window=3, min_samples=2)
+    alice, sam = await desk.connect("alice"), await desk.connect("sam")
+    await alice.call("status", {"status": "online"})
+    session = await start_session(desk, alice)
+
+    async def slow_exchange(n: int, wait: float) -> None:
+        await desk.customer_says("wmSla1", f"还在吗{n}")
+        await alice.wait("message.new", where=lambda d: d["message"]["text"] == f"还在吗{n}")
+        await desk.advance(wait)
+        assert (await alice.call("reply", {"session_id": session["id"], "text": "在的"}))["ok"]
+
+    await desk.advance(200)
+    await alice.call("reply", {"session_id": session["id"], "text": "您好"})
+    await slow_exchange(0, 200)  # average 200 > 120
+    [raised] = await sam.wait("alert.raised")
+    assert raised["kind"] == "avg_reply"
+    resp = await desk.client.post(f"/api/alerts/{raised['id']}/clear", headers={"Authorization": f"Bearer {sam.token}"})
+    assert resp.status == 200
+    await slow_exchange(1, 150)  # still above: the breach the supervisor acknowledged goes on
+    await asyncio.sleep(0.2)
+    assert [e for e in sam.events if e[0] == "alert.raised"] == [("alert.raised", raised)]
+    assert await desk.alerts() == []
+    # ... and a restart does not raise it again either
+    engine = desk.client.server.app[SUPERVISION].alerts
+    engine._acknowledged.clear()
+    engine._acknowledged_averages.clear()
+    await engine.start()
+    assert await desk.alerts() == []
+    # once the average is back under the limit, a new breach is raised again
+    for n in range(2, 5):
+        await slow_exchange(n, 5)
+    for n in range(5, 8):
+        await slow_exchange(n, 300)
+    [again] = await desk.alerts()
+    assert again["kind"] == "avg_reply" and again["id"] != raised["id"]

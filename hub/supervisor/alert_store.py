@@ -156,6 +156,16 @@ class AlertStore:
                 .order_by(alerts_t.c.cleared_at, alerts_t.c.id))).all()
         return {f"sla:{r.rule_id}:{r.session_id}": r.deadline for r in rows}
 
+    async def acknowledged_averages(self, since: float) -> set[str]:
+        """Keys of agents' average alerts (raised since ``since``) whose latest cleared alert a supervisor
+        acknowledged; the caller judges the averages again at once and drops those back under the limit."""
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(alerts_t.c.key, alerts_t.c.clear_reason)
+                                       .where(alerts_t.c.state == fixed("cleared")).where(alerts_t.c.raised_at >= since)
+                                       .where(alerts_t.c.kind == "avg_reply").order_by(alerts_t.c.id))).all()
+        latest = {r.key: r.clear_reason for r in rows}
+        return {key for key, reason in latest.items() if reason == "acknowledged"}
+
     async def search(self, *, state: str = "open", agent_id: int | None = None, session_id: int | None = None,
                      kind: str | None = None, limit: int = 200, with_timeline: bool = True,
                      holder_id: int | None = None) -> list[dict[str, Any]]:

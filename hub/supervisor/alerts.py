@@ -51,6 +51,8 @@ class AlertEngine:
         self.open: dict[str, dict[str, Any]] = {}  # alert key -> the open alert
         # timer key -> the deadline of an alert a supervisor acknowledged: not raised again for it
         self._acknowledged: dict[str, float] = {}
+        # average alert keys a supervisor acknowledged: not raised again until the average is back under
+        self._acknowledged_averages: set[str] = set()
         self._hours: dict[str, tuple[str, BusinessHours | None]] = {}
 
     # -- start ----------------------------------------------------------------------------------
@@ -64,6 +66,8 @@ class AlertEngine:
             self.samples.setdefault(s.agent_id, deque(maxlen=KEEP_SAMPLES)).append(s)
         await self._clear_met()
         await self.rearm_all()
+        # judged right after: those back under the limit meanwhile are dropped again
+        self._acknowledged_averages = await self.store.acknowledged_averages(self.clock.now() - SAMPLE_LOOKBACK)
         await self._judge_all_averages()
 
     async def _clear_met(self) -> None:
@@ -271,7 +275,9 @@ class AlertEngine:
                 continue
             key = f"sla:{rule.id}:a{agent_id}"
             avg = self.average(rule, agent_id)
-            if avg is not None and avg > rule.seconds and key not in self.open:
+            if avg is None or avg <= rule.seconds:
+                self._acknowledged_averages.discard(key)  # met: a later breach is a new one
+            if avg is not None and avg > rule.seconds and key not in self.open and key not in self._acknowledged_averages:
                 alert = await self._raise(key, {
                     "kind": "avg_reply", "rule_id": rule.id, "rule_name": rule.name, "session_id": None,
                     "conversation_id": None, "agent_id": agent_id, "group": rule.group, "account_id": rule.account_id,
@@ -315,6 +321,8 @@ class AlertEngine:
         if key is None:
             return None
         alert = await self._clear(key, reason, {"by": by})
+        if alert is not None and alert["kind"] == "avg_reply":
+            self._acknowledged_averages.add(key)
         clock = self.clocks.get(alert["session_id"]) if alert and alert["session_id"] else None
         if clock is not None:
             if alert.get("rule_id") is not None and alert.get("deadline") is not None:

@@ -210,3 +210,20 @@ async def test_removing_a_tag_takes_its_name_as_adding_does(client, hub, oa):
         r = await client.post(f"/api/customers/{c}/tags", json={"remove": [bad]}, headers=auth())
         assert r.status == 400, (bad, r.status, await r.text())
         assert (await r.json())["field"] == "remove"
+
+
+async def test_tagging_a_merged_customer_tags_the_one_it_was_merged_into(client, hub, oa):
+    """GET /api/customers/{id} of a customer merged into another shows the one it was merged into,
+    but tags posted to its id went onto the merged-away shell, where nothing shows them."""
+    await post(client, oa, text_xml("gh", "oTagShellA", "你好", 51))
+    await post(client, oa, text_xml("gh", "oTagShellB", "你好", 52))
+    await hub.pipeline.drain()
+    a, b = await customer_of(hub, "oTagShellA"), await customer_of(hub, "oTagShellB")
+    r = await client.post("/api/customers/merge", json={"source": a, "target": b, "why": "同一人"}, headers=auth())
+    assert r.status == 200
+    r = await client.post(f"/api/customers/{a}/tags", json={"add": ["合并后打的标签"]}, headers=auth())
+    assert r.status == 200 and "合并后打的标签" in {t["name"] for t in (await r.json())["tags"]}
+    profile = await (await client.get(f"/api/customers/{a}", headers=auth())).json()
+    assert profile["customer_id"] == b and "合并后打的标签" in {t["name"] for t in profile["tags"]}
+    segment = await (await client.get("/api/segments", params={"tags": "合并后打的标签"}, headers=auth())).json()
+    assert [c["customer_id"] for c in segment["customers"]] == [b]

@@ -189,6 +189,8 @@ class CustomerService:
         async with self.db.write() as conn:
             if not (await conn.execute(select(customers.c.id).where(customers.c.id == customer_id))).first():
                 raise not_found("unknown_customer", f"no customer {customer_id}")
+            # a customer merged into another: its tags are the one it was merged into (as its profile)
+            customer_id = await ident.live_customer(conn, customer_id)
             await add_tags(conn, self.clock.now(), customer_id, add, source, by)
             for name in remove:
                 await remove_tag(conn, customer_id, name)

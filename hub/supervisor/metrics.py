@@ -181,11 +181,15 @@ class Breakdown:
                 "groups": {k: v.as_json() for k, v in sorted(self.groups.items())}}
 
 
-def breakdown(sessions: Iterable[SessionTimes], gaps: Iterable[ReplyGap]) -> Breakdown:
+def breakdown(sessions: Iterable[SessionTimes], gaps: Iterable[ReplyGap],
+              earlier: Iterable[SessionTimes] = ()) -> Breakdown:
     """Session figures per agent (who holds / held the session) and group; reply times per replying agent
-    and per the group of the session the question was asked in."""
+    and per the group of the session the question was asked in (``earlier``: sessions not counted in the
+    period, handed over before it, whose questions may be answered in it)."""
     out = Breakdown()
     by_conversation: dict[int, list[SessionTimes]] = {}
+    for s in earlier:
+        by_conversation.setdefault(s.conversation_id, []).append(s)
     for s in sessions:
         out.total.add_session(s)
         out.groups.setdefault(s.group, Figures()).add_session(s)

@@ -93,18 +93,18 @@ class Stats:
 
         def compute() -> tuple[Any, dict[int, list[float]]]:
             windows: dict[int, list[tuple[float, float | None]]] = {}
-            today_sessions = []
+            today_sessions, earlier = [], []
             for r in rows:
                 windows.setdefault(r.conversation_id, []).append((r.handover_at, r.closed_at))
-                if r.handover_at >= start:
-                    today_sessions.append(SessionTimes(r.id, r.conversation_id, r.agent_id, r.group or "",
-                                                       r.created_at, r.handover_at, r.first_reply_at, r.closed_at,
-                                                       r.state, r.bot_started_at))
+                times = SessionTimes(r.id, r.conversation_id, r.agent_id, r.group or "", r.created_at, r.handover_at,
+                                     r.first_reply_at, r.closed_at, r.state, r.bot_started_at)
+                # handed over before today (still open, or closed today): its replies today count for its group
+                (today_sessions if r.handover_at >= start else earlier).append(times)
             msgs = in_human_sessions((Msg(m.conversation_id, m.created_at, m.sender) for m in msg_rows), windows)
             handovers: dict[int, list[float]] = {}
             for s in today_sessions:
                 handovers.setdefault(s.conversation_id, []).append(s.handover_at)
-            return breakdown(today_sessions, reply_gaps(msgs)), handovers
+            return breakdown(today_sessions, reply_gaps(msgs), earlier), handovers
 
         # a walk over the day's messages (tens of thousands on a busy day): in a thread, so the event
         # loop keeps answering callbacks and pushing messages between its slices instead of stalling

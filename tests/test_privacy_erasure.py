@@ -290,3 +290,26 @@ async def test_an_erasure_empties_the_replay_buffers_kept_in_redis(private_redis
             await streams.stop()
     finally:
         await client.aclose()
+
+
+async def test_an_erasure_is_provable_after_a_thousand_more(client, hub, oa, standin):
+    """GET /api/erasures?identity= looked only among the newest 1,000 records: an identity erased
+    before them could no longer be shown to have been erased."""
+    from hub.models import ErasureRecord
+
+    await post(client, oa, text_xml("gh", "oErasedLongAgo", "很久以前", 801))
+    await hub.pipeline.drain()
+    cid = await customer_of(hub, "oErasedLongAgo")
+    resp = await client.post(f"/api/customers/{cid}/erase", headers=auth(), json={"requester": "本人"})
+    assert resp.status == 200, await resp.text()
+    first = (await resp.json())["id"]
+    now = hub.clock.now()
+    async with hub.db.write() as conn:
+        await conn.execute(ErasureRecord.__table__.insert(), [
+            {"erased_customer": 100000 + i, "requester": "x", "reason": "", "done_by": "dpo", "started_at": now,
+             "finished_at": now, "identity_hashes": json.dumps([f"{i:064x}"]), "counts": "{}"} for i in range(1000)])
+    proof = await (await client.get("/api/erasures", params={"identity": "openid:oErasedLongAgo",
+                                                             "account_id": "acme-oa"}, headers=auth())).json()
+    assert [r["id"] for r in proof["erasures"]] == [first]
+    listed = await (await client.get("/api/erasures", headers=auth())).json()
+    assert len(listed["erasures"]) == 1000 and first not in [r["id"] for r in listed["erasures"]]

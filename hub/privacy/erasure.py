@@ -300,11 +300,13 @@ def record_json(row: Any) -> dict[str, Any]:
 
 async def list_records(db: Database, identity: tuple[str, str, str] | None = None) -> list[dict[str, Any]]:
     """Erasure records, newest first; with ``identity`` (kind, value, account) only those that erased it."""
-    async with db.read() as conn:
-        rows = (await conn.execute(select(records_t).order_by(records_t.c.id.desc()).limit(1000))).all()
-    out = [record_json(r) for r in rows]
-    if identity is not None:
+    q = select(records_t).order_by(records_t.c.id.desc()).limit(1000)
+    h = None
+    if identity is not None:  # looked for among all records, not only the newest 1000
         kind, value, account = normalized(*identity)
         h = identity_hash(await hub_salt(db), kind, value, account)
-        out = [r for r in out if h in r["identity_hashes"]]
-    return out
+        q = q.where(records_t.c.identity_hashes.like(f'%"{h}"%'))
+    async with db.read() as conn:
+        rows = (await conn.execute(q)).all()
+    out = [record_json(r) for r in rows]
+    return out if h is None else [r for r in out if h in r["identity_hashes"]]

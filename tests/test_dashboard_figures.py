@@ -29,3 +29,23 @@ async def test_replies_in_a_session_begun_yesterday_count_for_its_group(hub):  #
     assert today["agents"]["7"]["avg_reply"] == 60
     assert today["groups"]["aftersales"]["replies"] == 1 and today["groups"]["aftersales"]["avg_reply"] == 60
     assert today["groups"]["aftersales"]["sessions"] == 0
+
+
+async def test_a_question_left_in_a_closed_session_is_not_the_next_sessions_reply_time(hub):  # noqa: ANN001
+    s = Seed(hub)
+    cid = await s.conversation(1)
+    # 08:36: a question, then the session closes unanswered at 08:40
+    await s.session(cid, state="closed", group="presales", agent_id=7, created_at=T0 - 5000, handover_at=T0 - 5000,
+                    first_reply_at=T0 - 4950, closed_at=T0 - 4700)
+    await s.msg(cid, T0 - 5000, "customer")
+    await s.msg(cid, T0 - 4950, "agent:7")
+    await s.msg(cid, T0 - 4800, "customer")
+    # 09:43: the customer comes back; a new session, answered in 60 s by another agent
+    await s.session(cid, state="active", group="presales", agent_id=8, created_at=T0 - 1000, handover_at=T0 - 1000,
+                    first_reply_at=T0 - 940)
+    await s.msg(cid, T0 - 1000, "customer")
+    await s.msg(cid, T0 - 940, "agent:8")
+    today = await Stats(hub.db, hub.clock, hub.settings).today()
+    # 50 s (agent 7) and 60 s (agent 8); the question closed unanswered is no 3,860 s reply by agent 8
+    assert today["total"]["replies"] == 2 and today["total"]["avg_reply"] == 55
+    assert today["agents"]["8"]["replies"] == 1 and today["agents"]["8"]["avg_reply"] == 60

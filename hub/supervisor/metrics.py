@@ -69,11 +69,13 @@ class ReplyGap:
     seconds: float
 
 
-def reply_gaps(messages: Iterable[Msg]) -> list[ReplyGap]:
+def reply_gaps(messages: Iterable[Msg],
+               windows: dict[int, list[tuple[float, float | None]]] | None = None) -> list[ReplyGap]:
     """For each customer message, the time until the next agent reply in its conversation.
 
     ``messages`` must be ordered by conversation then time. Customer messages with no agent reply
-    after them (the bot answered, or nobody yet) give no gap."""
+    after them (the bot answered, or nobody yet) give no gap, nor (with ``windows``, as for
+    ``in_human_sessions``) those whose session closed before the reply: a later session's reply is no answer."""
     out: list[ReplyGap] = []
     waiting: list[Msg] = []
     current: int | None = None
@@ -85,9 +87,17 @@ def reply_gaps(messages: Iterable[Msg]) -> list[ReplyGap]:
         elif m.sender.startswith("agent:"):
             agent = _agent_id(m.sender)
             for asked in waiting:
+                if windows is not None and _closed_before(windows.get(m.conversation_id, ()), asked.at, m.at):
+                    continue
                 out.append(ReplyGap(m.conversation_id, asked.at, agent, max(0.0, m.at - asked.at)))
             waiting = []
     return out
+
+
+def _closed_before(windows: Iterable[tuple[float, float | None]], asked: float, replied: float) -> bool:
+    """The session(s) a question was asked in had all closed before the reply."""
+    ends = [end for start, end in windows if start <= asked and (end is None or asked <= end)]
+    return bool(ends) and all(end is not None and end < replied for end in ends)
 
 
 def in_human_sessions(messages: Iterable[Msg], windows: dict[int, list[tuple[float, float | None]]]) -> list[Msg]:

@@ -104,7 +104,7 @@ class Stats:
             handovers: dict[int, list[float]] = {}
             for s in today_sessions:
                 handovers.setdefault(s.conversation_id, []).append(s.handover_at)
-            return breakdown(today_sessions, reply_gaps(msgs), earlier), handovers
+            return breakdown(today_sessions, reply_gaps(msgs, windows), earlier), handovers
 
         # a walk over the day's messages (tens of thousands on a busy day): in a thread, so the event
         # loop keeps answering callbacks and pushing messages between its slices instead of stalling

@@ -80,9 +80,10 @@ def parse_rule(data: Any, rule_id: int = 0) -> QualityRule:
     kind = data.get("kind")
     if kind not in KINDS:
         raise RuleError("kind", f"must be one of {', '.join(KINDS)}")
-    name = data.get("name") or DEFAULT_NAMES[kind]
-    if not isinstance(name, str) or len(name) > 128:
+    name = data.get("name")
+    if name is not None and (not isinstance(name, str) or len(name) > 128):
         raise RuleError("name", "must be a string of at most 128 characters")
+    name = (name or "").strip() or DEFAULT_NAMES[kind]  # blank: the default (was stored as "")
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
         raise RuleError("enabled", "must be true or false")
@@ -101,7 +102,7 @@ def parse_rule(data: Any, rule_id: int = 0) -> QualityRule:
         if isinstance(n, bool) or not isinstance(n, (int, float)) or not 0 < n <= 86400:
             raise RuleError("params.seconds", "must be a number of seconds, 0 < seconds <= 86400")
         clean = {"seconds": n}
-    return QualityRule(rule_id, name.strip(), kind, clean, enabled)
+    return QualityRule(rule_id, name, kind, clean, enabled)
 
 
 def rule_to_json(rule: QualityRule) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 KINDS = ("first_reply", "unanswered", "avg_reply")
 ESCALATIONS = ("none", "reassign", "notify")
 MAX_SECONDS = 7 * 24 * 3600
+MAX_ID = 2 ** 63 - 1  # a user id (BIGINT)
 
 
 class RuleError(ValueError):
@@ -54,7 +55,9 @@ def _int(data: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
 
 
 def _str(data: dict[str, Any], key: str, limit: int) -> str:
-    value = data.get(key) or ""
+    value = data.get(key)
+    if value is None:  # missing or null: the default
+        value = ""
     if not isinstance(value, str) or len(value) > limit:
         raise RuleError(key, f"must be a string of at most {limit} characters")
     return value.strip()
@@ -75,14 +78,16 @@ def parse_rule(data: Any, rule_id: int = 0) -> SlaRule:
     for flag in ("enabled", "business_hours_only"):
         if flag in data and not isinstance(data[flag], bool):
             raise RuleError(flag, "must be true or false")
-    escalation = data.get("escalation") or "none"
+    escalation = data.get("escalation")
+    if escalation is None:  # missing or null: the default ([] or 0 were taken for it too)
+        escalation = "none"
     if escalation not in ESCALATIONS:
         raise RuleError("escalation", f"must be one of {', '.join(ESCALATIONS)}")
     if escalation == "reassign" and kind == "avg_reply":
         raise RuleError("escalation", "an average over an agent's replies has no one session to reassign")
     notify = data.get("notify_user_id")
     if escalation == "notify":
-        if isinstance(notify, bool) or not isinstance(notify, int) or notify <= 0:
+        if isinstance(notify, bool) or not isinstance(notify, int) or not 0 < notify <= MAX_ID:
             raise RuleError("notify_user_id", "notify needs the id of the user to tell")
     else:
         notify = None

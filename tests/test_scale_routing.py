@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import pytest
+
 from sqlalchemy import func, select
 
 from hub.app import HUB
@@ -168,9 +170,11 @@ async def test_accept_timer_of_a_dead_process_fires_on_the_other(two_hubs):
     await wait_for(requeued, timeout=5)  # B rebuilt the timer from the database and fired it
 
 
-async def test_a_freed_slot_takes_the_oldest_session_queued_on_the_other_process(two_hubs):
+@pytest.mark.parametrize("freed_by", ["close", "reassign", "accept_timeout"])
+async def test_a_freed_slot_takes_the_oldest_session_queued_on_the_other_process(two_hubs, freed_by):
     """With every agent full, a process does not re-read the queue each second: its copy lacked what
-    the other process queued meanwhile, so a slot freed on it went to its own later session."""
+    the other process queued meanwhile, so a slot freed on it (a session closed, reassigned for want of
+    an answer, or not accepted in time) went to its own later session."""
     a, b = two_hubs
     hub_a, hub_b = a.server.app[HUB], b.server.app[HUB]
     for hub in (hub_a, hub_b):
@@ -186,7 +190,12 @@ async def test_a_freed_slot_takes_the_oldest_session_queued_on_the_other_process
     await hub_a.sessions.route(Handover(newer, WECOM["id"], "要人工", []))  # then by A
     async with hub_a.db.read() as conn:
         by_conv = dict((await conn.execute(select(sessions_t.c.conversation_id, sessions_t.c.id))).all())
-    await hub_a.sessions.close(None, by_conv[held])
+    if freed_by == "close":
+        await hub_a.sessions.close(None, by_conv[held])
+    elif freed_by == "reassign":
+        assert await hub_a.sessions.reassign(by_conv[held], "unanswered")
+    else:
+        await hub_a.sessions._accept_timeout(by_conv[held])
     await asyncio.sleep(0.3)
     async with hub_a.db.read() as conn:
         state = dict((await conn.execute(select(sessions_t.c.conversation_id, sessions_t.c.state))).all())

@@ -11,10 +11,11 @@ from typing import Any
 
 from ..routing.dispatch import Dispatcher
 from ..users import UserInfo
-from .floor import read_floor
+from .floor import QUEUE_ORDER, QUEUED_Q, queued_session, read_floor
 
 log = logging.getLogger("hub.service.sessions")
 
+CATCH_UP_HEAD = 500  # sessions at the head of the database's queue read before room is handed out
 RESYNC_EVERY = 1.0  # seconds between dispatcher rebuilds when several processes share the database
 FULL_RESYNC_EVERY = 5  # every fifth rebuild re-reads the whole queue (what supervisors see stays current)
 
@@ -65,6 +66,21 @@ class DispatcherSync:
             if row.state == "assigned":
                 self._arm_accept_timer(row.id, (row.assigned_at or self.clock.now()))
             await self._arm_unanswered_timer(row)
+
+    async def catch_up_queue(self) -> None:
+        """With several processes, before this process hands out room (a session closed, transferred,
+        reassigned or not accepted, an agent online, a higher cap): add to its queue what others queued at the
+        head of the database's queue since it last read it. The queue is not re-read while every
+        agent is full, so a slot freed here went to this process's own oldest session, not the oldest
+        waiting anywhere. Only adds: sessions others took meanwhile fail their assignment's guard and
+        start a resync, as before. The head only: what waits further back has the full resync."""
+        if not getattr(self, "shared", False):
+            return
+        async with self.db.read() as conn:
+            rows = (await conn.execute(QUEUED_Q.order_by(*QUEUE_ORDER).limit(CATCH_UP_HEAD))).all()
+        new = [queued_session(r) for r in rows if not self.dispatcher.knows(r.id)]
+        if new:
+            await self._apply_all(self.dispatcher.load_queue(new))
 
     async def _resync_loop(self) -> None:
         passes = 0

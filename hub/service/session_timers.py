@@ -19,7 +19,7 @@ messages = Message.__table__
 class SessionTimers:
     """Mixed into SessionService (which provides ``db``, ``clock``, ``push``, ``settings``, ``timers``,
     ``dispatcher``, ``_lapsing``, ``_get``, ``_update``, ``_take_back``, ``_event``, ``_notify``, ``_queued``,
-    ``_enqueue``, ``_apply_all``; ``_queue_changed`` from QueueAnnouncements)."""
+    ``_enqueue``, ``_apply_all``, ``catch_up_queue`` (DispatcherSync); ``_queue_changed`` from QueueAnnouncements)."""
 
     db: Any
     clock: Any
@@ -57,6 +57,7 @@ class SessionTimers:
         agent = row.agent_id
         if not await self._take_back(row, ("assigned",), "requeued", {"why": "not_accepted", "from": agent}):
             return  # accepted (or closed, or handed on) since it was read
+        await self.catch_up_queue()
         freed = self.dispatcher.release(agent, session_id)
         await self.push.to_user(agent, "session.removed", {"session_id": session_id, "reason": "not_accepted"})
         await self._notify("requeued", session_id, why="not_accepted", from_agent=agent)
@@ -139,6 +140,7 @@ class SessionTimers:
         agent = row.agent_id
         if not await self._take_back(row, ("assigned", "active"), "requeued", {"why": why, "from": agent}):
             return False  # closed or handed on since it was read
+        await self.catch_up_queue()
         freed = self.dispatcher.release(agent, session_id)
         self.timers.cancel(f"accept:{session_id}")
         await self.push.to_user(agent, "session.removed", {"session_id": session_id, "reason": why})

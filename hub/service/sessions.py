@@ -301,6 +301,7 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
         old_agent = row.agent_id
         freed: list[Assignment] = []
         if old_agent:
+            await self.catch_up_queue()
             freed = self.dispatcher.release(old_agent, session_id)
         elif row.state == "queued":
             self.dispatcher.cancel(session_id)  # waiting: it queues again below, in its new group
@@ -323,7 +324,7 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
             await self._apply_all(direct)
         else:
             await self._apply(self._enqueue(queue))
-        await self._apply_all(freed)  # this process's queue: a fresh read would hand the session straight back
+        await self._apply_all(freed)
         await self._queue_changed()
         await self._notify("transferred", session_id, from_agent=old_agent, to_agent=to_agent, to_group=to_group)
 
@@ -340,12 +341,14 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
         self.timers.cancel(f"accept:{session_id}")
         self.timers.cancel(f"unanswered:{session_id}")
         self._escalated.pop(session_id, None)
+        if row.agent_id:
+            await self.catch_up_queue()
         freed = self.dispatcher.release(row.agent_id, session_id) if row.agent_id else []
         if row.agent_id:
             await self.push.to_user(row.agent_id, "session.closed", {"session_id": session_id, "reason": reason})
         await self._kf(row, "closed")
         await self._notify("closed", session_id, reason=reason)
-        await self._fill_room(freed)
+        await self._apply_all(freed)
         await self._queue_changed()
 
     async def set_status(self, user: UserInfo, status: Any) -> None:
@@ -356,13 +359,15 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
         await self.push.to_room(SUPERVISORS, "agent.status", {"agent_id": user.id, "status": status})
         if status == "offline":
             await self.requeue_agent(user.id, "agent_offline")
-        await self._fill_room(self.dispatcher.set_status(user.id, status))
+        await self.catch_up_queue()
+        await self._apply_all(self.dispatcher.set_status(user.id, status))
         await self._queue_changed()
 
     async def set_cap(self, agent_id: int, cap: int) -> None:
         async with self.db.write() as conn:
             await conn.execute(update(users_t).where(users_t.c.id == agent_id).values(cap=cap))
-        await self._fill_room(self.dispatcher.set_cap(agent_id, cap))
+        await self.catch_up_queue()
+        await self._apply_all(self.dispatcher.set_cap(agent_id, cap))
 
     async def agent_gone(self, user: UserInfo) -> None:
         """The agent's last socket dropped and the grace period passed."""
@@ -402,16 +407,6 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
     async def _apply_all(self, assignments: list[Assignment]) -> None:
         for a in assignments:
             await self._apply(a)
-
-    async def _fill_room(self, assignments: list[Assignment]) -> None:
-        """Route into room an agent just got (a session closed, online, a higher cap).
-        With several processes this process's copy of the queue may lack what another one queued
-        while every agent was full (the queue is not re-read then): it is read again first, so the
-        oldest session waiting anywhere takes the place, not this process's own oldest."""
-        if self.shared:
-            await self.resync(full=False)
-        else:
-            await self._apply_all(assignments)
 
     async def _apply(self, assignment: Assignment | None) -> None:
         """Persist an assignment the dispatcher made and tell the agent."""

@@ -49,3 +49,11 @@ async def test_a_question_left_in_a_closed_session_is_not_the_next_sessions_repl
     # 50 s (agent 7) and 60 s (agent 8); the question closed unanswered is no 3,860 s reply by agent 8
     assert today["total"]["replies"] == 2 and today["total"]["avg_reply"] == 55
     assert today["agents"]["8"]["replies"] == 1 and today["agents"]["8"]["avg_reply"] == 60
+
+
+@pytest.mark.parametrize("value", ["inf", "1e999", float("inf"), "nan", -5, "abc"])
+async def test_an_unusable_first_reply_sla_setting_falls_back_to_the_default(hub, value):  # noqa: ANN001
+    from hub.supervisor.dashboard import DEFAULT_FIRST_REPLY_SLA, Dashboard
+    await hub.settings.set("dashboard_first_reply_sla", value)
+    # Infinity is no JSON: the dashboard page could not parse the snapshot
+    assert await Dashboard(hub)._first_reply_sla() == DEFAULT_FIRST_REPLY_SLA

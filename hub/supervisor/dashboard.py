@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from typing import Any
 
 from aiohttp import web
@@ -81,9 +82,11 @@ class Dashboard:
     async def _first_reply_sla(self) -> float:
         value = await self.hub.settings.get("dashboard_first_reply_sla")
         try:
-            return float(value) if value is not None and float(value) > 0 else DEFAULT_FIRST_REPLY_SLA
-        except (TypeError, ValueError):
+            sla = float(value) if value is not None else DEFAULT_FIRST_REPLY_SLA
+        except (TypeError, ValueError, OverflowError):
             return DEFAULT_FIRST_REPLY_SLA
+        # infinite is no JSON (the page could not read the snapshot); NaN, 0 and below mean nothing
+        return sla if math.isfinite(sla) and sla > 0 else DEFAULT_FIRST_REPLY_SLA
 
     async def _current_figures(self, now: float, fresh: bool) -> dict[str, Any]:
         async with self._lock:  # one recomputation at a time; the others reuse it

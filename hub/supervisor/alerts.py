@@ -64,6 +64,10 @@ class AlertEngine:
         self.samples = {}
         for s in await recent_reply_samples(self.db, self.clock.now() - SAMPLE_LOOKBACK):
             self.samples.setdefault(s.agent_id, deque(maxlen=KEEP_SAMPLES)).append(s)
+        # the deadlines supervisors acknowledged are not raised again after a restart (on SQLite nothing
+        # else remembers them; with several processes the timer claims make each firing happen once)
+        for key, deadline_at in (await self.store.acknowledged_deadlines()).items():
+            self._acknowledged.setdefault(key, deadline_at)
         await self._clear_met()
         await self.rearm_all()
         # judged right after: those back under the limit meanwhile are dropped again
@@ -72,9 +76,7 @@ class AlertEngine:
 
     async def _clear_met(self) -> None:
         """Clear the open alerts whose session closed or whose wait was met (seen by another process,
-        or while the hub was down), and remember the deadlines supervisors acknowledged (not raised again)."""
-        for key, deadline_at in (await self.store.acknowledged_deadlines()).items():
-            self._acknowledged.setdefault(key, deadline_at)
+        or while the hub was down)."""
         for key, alert in list(self.open.items()):
             if alert["kind"] in SESSION_KINDS:
                 clock = self.clocks.get(alert["session_id"])

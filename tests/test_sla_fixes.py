@@ -169,3 +169,20 @@ async def test_an_acknowledged_average_alert_is_not_raised_again_at_the_next_slo
         await slow_exchange(n, 300)
     [again] = await desk.alerts()
     assert again["kind"] == "avg_reply" and again["id"] != raised["id"]
+
+
+async def test_a_reply_in_a_session_this_process_had_not_seen_clears_its_alert_at_once(desk):  # noqa: F811
+    """Several processes: the session was handed over in another one (no clock here), its alert is known
+    from a resync; the reply handled here clears it now, not at the next resync."""
+    await desk.rule(kind="first_reply", seconds=60)
+    alice, sam = await desk.connect("alice"), await desk.connect("sam")
+    await alice.call("status", {"status": "online"})
+    session = await start_session(desk, alice)
+    await desk.advance(60)
+    [alert] = await sam.wait("alert.raised")
+    engine = desk.client.server.app[SUPERVISION].alerts
+    engine.clocks.clear()
+    assert (await alice.call("reply", {"session_id": session["id"], "text": "您好"}))["ok"]
+    [cleared] = await sam.wait("alert.cleared")
+    assert cleared["id"] == alert["id"] and cleared["clear_reason"] == "replied"
+    assert await desk.alerts() == []

@@ -147,7 +147,7 @@ class AlertEngine:
             if clock is None:
                 return
             self.clocks[sid] = clock
-        elif kind in ("assigned", "accepted"):
+        if kind in ("assigned", "accepted"):  # also for a session first seen just now (handed over elsewhere)
             clock.agent_id = change.data.get("agent_id", clock.agent_id)
             if kind == "assigned" and clock.agent_id:  # a breach from the queue: the new holder sees it red too
                 for alert in [a for a in self.open.values() if a["session_id"] == sid]:

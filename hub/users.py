@@ -14,6 +14,7 @@ import re
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import delete, select, update
 
@@ -215,6 +216,15 @@ async def user_for_token(db: Database, clock: Clock, token: str | None) -> UserI
     if row is None or row.disabled:
         return None
     return _info(row)
+
+
+async def end_logins(conn: Any, user_id: int, keep: str | None = None) -> None:
+    """End the user's logins (a password reset: a stolen session must not outlive it), all but the
+    one whose token is ``keep`` (the admin resetting their own password stays logged in)."""
+    stmt = delete(logins).where(logins.c.user_id == user_id)
+    if keep:
+        stmt = stmt.where(logins.c.token_hash != token_hash(keep))
+    await conn.execute(stmt)
 
 
 async def logout(db: Database, token: str) -> None:

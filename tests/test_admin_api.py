@@ -167,3 +167,25 @@ async def test_agents_and_supervisors_get_403_on_admin_apis_and_pages(client, hu
             resp = await client.get(page, allow_redirects=False)
             assert resp.status == 403, (role, page, resp.status)
         client.session.cookie_jar.clear()
+
+
+async def test_a_password_reset_ends_the_users_logins_but_the_admins_own(client, hub):
+    """A reset is the remedy for a stolen account: the old session stayed valid for up to 12 h."""
+    agent = await make_user(hub, "stolen")
+    admin = await make_user(hub, "boss", role="admin")
+    old, mine = await login(client, "stolen"), await login(client, "boss")
+    bearer = lambda token: {"Authorization": f"Bearer {token}"}  # noqa: E731
+    assert (await client.get("/api/me", headers=bearer(old))).status == 200
+    resp = await client.put(f"/api/users/{agent.id}", json={"password": "brand-new-pass"}, headers=bearer(mine))
+    assert resp.status == 200, await resp.text()
+    assert (await client.get("/api/me", headers=bearer(old))).status == 401
+    assert (await client.post("/api/login", json={"username": "stolen", "password": "brand-new-pass"})).status == 200
+    other = await login(client, "boss")  # the admin's second login ends; the one resetting stays
+    resp = await client.put(f"/api/users/{admin.id}", json={"password": "boss-new-pass"}, headers=bearer(mine))
+    assert resp.status == 200, await resp.text()
+    assert (await client.get("/api/me", headers=bearer(mine))).status == 200
+    assert (await client.get("/api/me", headers=bearer(other))).status == 401
+    # other changes leave logins alone
+    fresh = await (await client.post("/api/login", json={"username": "stolen", "password": "brand-new-pass"})).json()
+    assert (await client.put(f"/api/users/{agent.id}", json={"cap": 3}, headers=bearer(mine))).status == 200
+    assert (await client.get("/api/me", headers=bearer(fresh["token"]))).status == 200

@@ -11,12 +11,12 @@ from sqlalchemy import delete, func, select, update
 
 from .. import audit, config_bus
 from ..api import int_param
-from ..auth_views import require_user
+from ..auth_views import request_token, require_user
 from ..errors import HubError, bad_request, not_found
 from ..http_util import hub_of as _hub, json_object as _json, path_int as _id
 from ..models import RoutingRule, SkillGroup, User
 from ..routing.rules import RoutingInput, RuleError, decide, parse_rule, rule_to_json
-from ..users import ROLES, add_user, hash_password, list_users, validate_user
+from ..users import ROLES, add_user, end_logins, hash_password, list_users, validate_user
 
 rules_t = RoutingRule.__table__
 users_t = User.__table__
@@ -195,6 +195,8 @@ async def users_update(request: web.Request) -> web.Response:
             if not (await conn.execute(select(groups_t.c.name).where(groups_t.c.name == g))).first():
                 await conn.execute(groups_t.insert().values(name=g, display_name=g))
         await conn.execute(update(users_t).where(users_t.c.id == user_id).values(**values))
+        if "password_hash" in values:  # a reset ends the user's logins (but the admin's own, resetting theirs)
+            await end_logins(conn, user_id, keep=request_token(request) if actor.id == user_id else None)
     if values.get("disabled"):
         await hub.sessions.requeue_agent(user_id, "agent_disabled")
     await config_bus.publish(request, config_bus.USERS)

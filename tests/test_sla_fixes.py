@@ -186,3 +186,33 @@ async def test_a_reply_in_a_session_this_process_had_not_seen_clears_its_alert_a
     [cleared] = await sam.wait("alert.cleared")
     assert cleared["id"] == alert["id"] and cleared["clear_reason"] == "replied"
     assert await desk.alerts() == []
+
+
+async def test_a_transfer_while_the_breach_is_being_stored_clears_it_and_arms_the_new_holders_clock(desk):  # noqa: F811
+    carol_id = (await make_user(desk.hub, "carol")).id
+    rule = await desk.rule(kind="first_reply", seconds=60)
+    alice, carol = await desk.connect("alice"), await desk.connect("carol")
+    await alice.call("status", {"status": "online"})
+    session = await start_session(desk, alice)
+    await carol.call("status", {"status": "online"})
+    engine = desk.client.server.app[SUPERVISION].alerts
+    release, writing = asyncio.Event(), asyncio.Event()
+    store_raise = engine.store.raise_alert
+
+    async def slow_raise(values, at):  # noqa: ANN001, ANN202
+        writing.set()
+        await release.wait()
+        return await store_raise(values, at)
+
+    engine.store.raise_alert = slow_raise
+    firing = asyncio.ensure_future(desk.advance(60))
+    await asyncio.wait_for(writing.wait(), 5)
+    ack = await alice.call("transfer", {"session_id": session["id"], "to_agent": carol_id})
+    assert ack["ok"], ack
+    release.set()
+    await asyncio.wait_for(firing, 5)
+    assert await desk.alerts() == []
+    [done] = await desk.alerts("all")
+    assert done["clear_reason"] == "transferred"
+    # the new holder's own first-reply clock runs from the transfer
+    assert desk.hub.timers.when(f"sla:{rule['id']}:{session['id']}") == pytest.approx(desk.clock.now() + 60)

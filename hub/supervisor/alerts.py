@@ -230,21 +230,24 @@ class AlertEngine:
         if due > self.clock.now() + 0.0005:  # re-armed meanwhile (a business-hours pause, a change)
             self._arm(clock)
             return
+        start = self._start(rule, clock)
         alert = await self._raise(_key(rule, session_id), {
             "kind": rule.kind, "rule_id": rule.id, "rule_name": rule.name, "session_id": session_id,
             "conversation_id": clock.conversation_id, "agent_id": clock.agent_id, "group": clock.group,
             "account_id": clock.account_id, "deadline": due,
-            "detail": {"seconds": rule.seconds, "since": self._start(rule, clock),
+            "detail": {"seconds": rule.seconds, "since": start,
                        "business_hours_only": rule.business_hours_only}})
         if alert is None:
             return
         # storing waits behind other writes: a reply, transfer or close meanwhile found no open alert to
         # clear (its observer has updated the clock since), so clear it now, and do not escalate
         current = self.clocks.get(session_id)
-        if current is None or self.deadline_of(rule, current) != due:
+        if current is None or self._start(rule, current) != start:
             reason = "closed" if current is None else "replied" if not self._pending(rule.kind, current) \
                 else "transferred"
             await self._clear(_key(rule, session_id), reason)
+            if current is not None:
+                self._arm(current)  # the new wait's own deadline
             return
         await self._escalate(rule, alert)
 

@@ -216,3 +216,22 @@ async def test_a_transfer_while_the_breach_is_being_stored_clears_it_and_arms_th
     assert done["clear_reason"] == "transferred"
     # the new holder's own first-reply clock runs from the transfer
     assert desk.hub.timers.when(f"sla:{rule['id']}:{session['id']}") == pytest.approx(desk.clock.now() + 60)
+
+
+async def test_an_alert_raised_by_another_process_can_be_acknowledged_at_once(desk):  # noqa: F811
+    """The supervisor's request may reach a process that has not seen the alert yet (raised elsewhere
+    since its last resync): it is acknowledged, not refused as "already cleared"."""
+    await desk.rule(kind="first_reply", seconds=60)
+    alice, sam = await desk.connect("alice"), await desk.connect("sam")
+    await alice.call("status", {"status": "online"})
+    await start_session(desk, alice)
+    await desk.advance(60)
+    [alert] = await sam.wait("alert.raised")
+    desk.client.server.app[SUPERVISION].alerts.open.clear()
+    sup = {"Authorization": f"Bearer {sam.token}"}
+    resp = await desk.client.post(f"/api/alerts/{alert['id']}/clear", headers=sup)
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["clear_reason"] == "acknowledged"
+    assert (await desk.client.post(f"/api/alerts/{alert['id']}/clear", headers=sup)).status == 409
+    await desk.advance(1)
+    assert await desk.alerts() == []

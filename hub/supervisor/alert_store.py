@@ -138,6 +138,13 @@ class AlertStore:
                                       .where(alerts_t.c.state == fixed("open")))).first()
         return alert_json(row) if row is not None else None
 
+    async def open_by_id(self, alert_id: int) -> tuple[str, dict[str, Any]] | None:
+        """(key, alert) if the alert is open."""
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(alerts_t).where(alerts_t.c.id == alert_id)
+                                      .where(alerts_t.c.state == fixed("open")))).first()
+        return (row.key, alert_json(row)) if row is not None else None
+
     async def open_alerts(self) -> list[tuple[str, dict[str, Any]]]:
         async with self.db.read() as conn:
             rows = (await conn.execute(select(alerts_t).where(alerts_t.c.state == fixed("open")))).all()

@@ -323,8 +323,12 @@ class AlertEngine:
     async def clear_alert(self, alert_id: int, reason: str, by: int | None = None) -> dict[str, Any] | None:
         """A supervisor acknowledges an alert."""
         key = next((k for k, a in self.open.items() if a["id"] == alert_id), None)
-        if key is None:
-            return None
+        if key is None:  # raised by another hub process since this one's last resync?
+            found = await self.store.open_by_id(alert_id)
+            if found is None:
+                return None
+            key = found[0]
+            self.open[key] = found[1]
         alert = await self._clear(key, reason, {"by": by})
         if alert is not None and alert["kind"] == "avg_reply":
             self._acknowledged_averages.add(key)

@@ -313,3 +313,38 @@ async def test_an_erasure_is_provable_after_a_thousand_more(client, hub, oa, sta
     assert [r["id"] for r in proof["erasures"]] == [first]
     listed = await (await client.get("/api/erasures", headers=auth())).json()
     assert len(listed["erasures"]) == 1000 and first not in [r["id"] for r in listed["erasures"]]
+
+
+async def test_a_message_erased_while_the_indexer_reads_it_is_not_indexed(client, hub, oa, standin, monkeypatch):
+    """The indexer read a batch, an erasure deleted some of its messages (and their index rows:
+    none yet), then the indexer committed its batch: the erased texts' terms stayed in the index."""
+    from hub.archive.search import indexer as indexer_mod
+    indexer = client.server.app[INDEXER]
+    await indexer.stop()  # this test runs the passes itself
+    cid = await seed_customer(client, hub, oa, standin)
+    erased: list[int] = []
+    original = indexer_mod.SearchIndexer._next_rows
+
+    async def read_then_erase(self, conn, last):  # noqa: ANN001, ANN202
+        rows = await original(self, conn, last)
+        if rows and not erased:
+            resp = await client.post(f"/api/customers/{cid}/erase", headers=auth(),
+                                     json={"requester": "客户本人", "reason": "PIPL"})
+            assert resp.status == 200, await resp.text()
+            erased.append(cid)
+        return rows
+
+    monkeypatch.setattr(indexer_mod.SearchIndexer, "_next_rows", read_then_erase)
+    await indexer.catch_up()
+    assert erased
+    from hub.archive.search.tokens import fts5_expression, parse_query
+    async with hub.db.read() as conn:
+        if hub.db.dialect == "postgresql":
+            indexed = set((await conn.execute(text("SELECT message_id FROM message_search"))).scalars())
+        else:  # a contentless FTS5 table is read by its terms: the erased text's and the kept one's
+            indexed = set()
+            for words in ("文三路90号", "unrelated-customer-text"):
+                indexed |= set((await conn.execute(text("SELECT rowid FROM message_fts WHERE message_fts MATCH :q"),
+                                                   {"q": fts5_expression(parse_query(words))})).scalars())
+        existing = set((await conn.execute(text("SELECT id FROM messages"))).scalars())
+    assert indexed and indexed <= existing, (indexed, existing)

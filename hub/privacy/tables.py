@@ -133,9 +133,12 @@ async def delete_messages(conn: Any, refs: References, ids: list[int], counts: d
     if not ids:
         return
     rows: list[tuple[int, str | None]] = []
-    for chunk in _in_batches(ids):
-        rows += [(r[0], r[1]) for r in (await conn.execute(select(messages_t.c.id, messages_t.c.text).where(
-            messages_t.c.id.in_(chunk)))).all()]
+    for chunk in _in_batches(sorted(ids)):
+        # locked first, in id order (PostgreSQL): a search indexing pass holding some of them commits
+        # its index rows before they are read and removed below; one coming later no longer finds them
+        rows += [(r[0], r[1]) for r in (await conn.execute(
+            select(messages_t.c.id, messages_t.c.text).where(messages_t.c.id.in_(chunk))
+            .order_by(messages_t.c.id).with_for_update())).all()]
     await forget.search_forget(conn, rows)  # the index needs the text it was built from
     for name, col in refs.of("messages"):
         await delete_children(conn, refs, name, col, ids, counts)

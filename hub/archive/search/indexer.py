@@ -158,7 +158,9 @@ class SearchIndexer:
                 return 0
             new_last = rows[-1].id if rows else last
             await conn.execute(update(cursors).where(cursors.c.name == CURSOR).values(last_id=new_last, updated_at=now))
-            added = await self._index.add(conn, [(r.id, r.text) for r in late] + [(r.id, r.text) for r in rows])
+            pairs = [(r.id, r.text) for r in late] + [(r.id, r.text) for r in rows]
+            present = await _still_there(conn, [mid for mid, _ in pairs], lock=True)
+            added = await self._index.add(conn, [p for p in pairs if p[0] in present])
         self._last = new_last
         self.indexed += added
         return len(rows)
@@ -201,7 +203,8 @@ class SearchIndexer:
             if moved.rowcount != 1:
                 self._last = None
                 return 0  # someone else indexed this batch; the next pass reads the new cursor
-            added = await self._index.add(conn, pairs)
+            present = await _still_there(conn, [mid for mid, _ in pairs])
+            added = await self._index.add(conn, [p for p in pairs if p[0] in present])
         self._last = new_last  # committed
         return added
 
@@ -215,3 +218,17 @@ class SearchIndexer:
         while await self.run_once(wait_turn=True) >= self.batch:
             pass
         return self.indexed - before
+
+
+async def _still_there(conn: Any, ids: list[int], lock: bool = False) -> set[int]:
+    """Which of the messages read for indexing still exist: an erasure or a purge may have deleted
+    some since (their index rows with them), and indexing those would keep an erased text's terms.
+    On PostgreSQL (``lock``) they are also locked against deletion until this pass commits, in id
+    order as the erasure locks them: an erasure then waits for the pass and removes what it indexed,
+    or the pass waits for the erasure and no longer finds them."""
+    if not ids:
+        return set()
+    query = select(messages.c.id).where(messages.c.id.in_(sorted(set(ids)))).order_by(messages.c.id)
+    if lock:
+        query = query.with_for_update(key_share=True)
+    return set((await conn.execute(query)).scalars().all())

@@ -9,6 +9,7 @@ import pytest
 from hub.app import HUB, create_app
 from hub.clock import FakeClock
 from hub.supervisor.api import SUPERVISION
+from tests.conftest import ON_POSTGRES
 from tests.helpers import wait_for
 from tests.rt_helpers import make_user
 from tests.test_sla import T0, Desk, desk, start_session  # noqa: F401 - the fixture
@@ -235,3 +236,17 @@ async def test_an_alert_raised_by_another_process_can_be_acknowledged_at_once(de
     assert (await desk.client.post(f"/api/alerts/{alert['id']}/clear", headers=sup)).status == 409
     await desk.advance(1)
     assert await desk.alerts() == []
+
+
+@pytest.mark.skipif(not ON_POSTGRES, reason="several hub processes share PostgreSQL")
+async def test_a_reply_clears_an_alert_another_process_raised_at_once(desk):  # noqa: F811
+    await desk.rule(kind="first_reply", seconds=60)
+    alice, sam = await desk.connect("alice"), await desk.connect("sam")
+    await alice.call("status", {"status": "online"})
+    session = await start_session(desk, alice)
+    await desk.advance(60)
+    [alert] = await sam.wait("alert.raised")
+    desk.client.server.app[SUPERVISION].alerts.open.clear()  # raised elsewhere since our last resync
+    assert (await alice.call("reply", {"session_id": session["id"], "text": "您好"}))["ok"]
+    [cleared] = await sam.wait("alert.cleared")
+    assert cleared["id"] == alert["id"] and cleared["clear_reason"] == "replied"

@@ -145,6 +145,12 @@ class AlertStore:
                                       .where(alerts_t.c.state == fixed("open")))).first()
         return (row.key, alert_json(row)) if row is not None else None
 
+    async def open_for_session(self, session_id: int) -> list[tuple[str, dict[str, Any]]]:
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(alerts_t).where(alerts_t.c.session_id == session_id)
+                                       .where(alerts_t.c.state == fixed("open")))).all()
+        return [(r.key, alert_json(r)) for r in rows]
+
     async def open_alerts(self) -> list[tuple[str, dict[str, Any]]]:
         async with self.db.read() as conn:
             rows = (await conn.execute(select(alerts_t).where(alerts_t.c.state == fixed("open")))).all()

@@ -341,6 +341,9 @@ class AlertEngine:
 
     async def _clear_session(self, session_id: int, reason: str, kinds: Iterable[str] | None = SESSION_KINDS) -> None:
         wanted = set(kinds) if kinds is not None else None
+        if self.db.dialect == "postgresql":  # several processes: one may have raised it since our last resync
+            for key, alert in await self.store.open_for_session(session_id):
+                self.open.setdefault(key, alert)
         for key, alert in list(self.open.items()):
             if alert["session_id"] == session_id and (wanted is None or alert["kind"] in wanted):
                 await self._clear(key, reason)

@@ -250,3 +250,28 @@ async def test_a_reply_clears_an_alert_another_process_raised_at_once(desk):  # 
     assert (await alice.call("reply", {"session_id": session["id"], "text": "您好"}))["ok"]
     [cleared] = await sam.wait("alert.cleared")
     assert cleared["id"] == alert["id"] and cleared["clear_reason"] == "replied"
+
+
+async def test_an_average_alert_acknowledged_in_another_process_is_not_raised_again(desk):  # noqa: F811
+    await desk.rule(kind="avg_reply", seconds=120, window=3, min_samples=2)
+    alice, sam = await desk.connect("alice"), await desk.connect("sam")
+    await alice.call("status", {"status": "online"})
+    session = await start_session(desk, alice)
+    await desk.advance(200)
+    await alice.call("reply", {"session_id": session["id"], "text": "您好"})
+    await desk.customer_says("wmSla1", "还在吗")
+    await alice.wait("message.new", where=lambda d: d["message"]["text"] == "还在吗")
+    await desk.advance(200)
+    await alice.call("reply", {"session_id": session["id"], "text": "在的"})
+    [raised] = await sam.wait("alert.raised")
+    resp = await desk.client.post(f"/api/alerts/{raised['id']}/clear", headers={"Authorization": f"Bearer {sam.token}"})
+    assert resp.status == 200
+    engine = desk.client.server.app[SUPERVISION].alerts
+    engine._acknowledged_averages.clear()  # the acknowledgement reached another process
+    await desk.customer_says("wmSla1", "还有问题")
+    await alice.wait("message.new", where=lambda d: d["message"]["text"] == "还有问题")
+    await desk.advance(150)
+    await alice.call("reply", {"session_id": session["id"], "text": "请说"})
+    await asyncio.sleep(0.2)
+    assert [e for e in sam.events if e[0] == "alert.raised"] == [("alert.raised", raised)]
+    assert await desk.alerts() == []

@@ -151,6 +151,12 @@ class AlertStore:
                                        .where(alerts_t.c.state == fixed("open")))).all()
         return [(r.key, alert_json(r)) for r in rows]
 
+    async def latest_for_key(self, key: str) -> dict[str, Any] | None:
+        async with self.db.read() as conn:
+            row = (await conn.execute(select(alerts_t).where(alerts_t.c.key == key)
+                                      .order_by(alerts_t.c.id.desc()).limit(1))).first()
+        return alert_json(row) if row is not None else None
+
     async def open_alerts(self) -> list[tuple[str, dict[str, Any]]]:
         async with self.db.read() as conn:
             rows = (await conn.execute(select(alerts_t).where(alerts_t.c.state == fixed("open")))).all()

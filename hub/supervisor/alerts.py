@@ -53,6 +53,7 @@ class AlertEngine:
         self._acknowledged: dict[str, float] = {}
         # average alert keys a supervisor acknowledged: not raised again until the average is back under
         self._acknowledged_averages: set[str] = set()
+        self._met_at: dict[str, float] = {}  # average alert key -> when the average was last within the limit
         self._hours: dict[str, tuple[str, BusinessHours | None]] = {}
 
     # -- start ----------------------------------------------------------------------------------
@@ -282,7 +283,11 @@ class AlertEngine:
             avg = self.average(rule, agent_id)
             if avg is None or avg <= rule.seconds:
                 self._acknowledged_averages.discard(key)  # met: a later breach is a new one
+                self._met_at[key] = self.clock.now()
             if avg is not None and avg > rule.seconds and key not in self.open and key not in self._acknowledged_averages:
+                if await self._acknowledged_elsewhere(key):
+                    self._acknowledged_averages.add(key)
+                    continue
                 alert = await self._raise(key, {
                     "kind": "avg_reply", "rule_id": rule.id, "rule_name": rule.name, "session_id": None,
                     "conversation_id": None, "agent_id": agent_id, "group": rule.group, "account_id": rule.account_id,
@@ -292,6 +297,13 @@ class AlertEngine:
                     await self._escalate(rule, alert)
             elif key in self.open and (avg is None or avg <= rule.seconds):
                 await self._clear(key, "met", {"average": None if avg is None else round(avg, 1)})
+
+    async def _acknowledged_elsewhere(self, key: str) -> bool:
+        """The key's latest alert was acknowledged (in another hub process, say) and this process has not
+        seen the average back within the limit since it was raised: the same breach goes on."""
+        latest = await self.store.latest_for_key(key)
+        return (latest is not None and latest["state"] == "cleared" and latest["clear_reason"] == "acknowledged"
+                and self._met_at.get(key, float("-inf")) < latest["raised_at"])
 
     # -- raising and clearing -------------------------------------------------------------------
     async def _raise(self, key: str, values: dict[str, Any]) -> dict[str, Any] | None:

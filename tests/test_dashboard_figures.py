@@ -57,3 +57,26 @@ async def test_an_unusable_first_reply_sla_setting_falls_back_to_the_default(hub
     await hub.settings.set("dashboard_first_reply_sla", value)
     # Infinity is no JSON: the dashboard page could not parse the snapshot
     assert await Dashboard(hub)._first_reply_sla() == DEFAULT_FIRST_REPLY_SLA
+
+
+async def test_reply_times_before_a_session_was_reopened_still_count(hub):  # noqa: ANN001
+    """A customer writing soon after a close reopens the same session row (handover_at moves on): the
+    replies of its earlier period today are still reply times."""
+    from hub.models import ServiceSession, SessionEvent
+    s = Seed(hub)
+    cid = await s.conversation(1)
+    await s.session(cid, state="active", group="presales", agent_id=7, created_at=T0 - 5000, handover_at=T0 - 1000,
+                    first_reply_at=T0 - 950)
+    async with hub.db.write() as conn:
+        sid = (await conn.execute(ServiceSession.__table__.select())).first().id
+        for kind, at in (("created", T0 - 5000), ("closed", T0 - 4000), ("reopened", T0 - 1000)):
+            await conn.execute(SessionEvent.__table__.insert().values(session_id=sid, kind=kind, actor="system",
+                                                                      data="{}", at=at))
+    await s.msg(cid, T0 - 5000, "customer")
+    await s.msg(cid, T0 - 4900, "customer")
+    await s.msg(cid, T0 - 4880, "agent:7")  # 100 s and 20 s in the first period
+    await s.msg(cid, T0 - 3000, "customer")  # between the close and the reopen: with the bot, not counted
+    await s.msg(cid, T0 - 1000, "customer")
+    await s.msg(cid, T0 - 950, "agent:7")  # 50 s after the reopen
+    today = await Stats(hub.db, hub.clock, hub.settings).today()
+    assert today["total"]["replies"] == 3 and today["total"]["avg_reply"] == round((120 + 20 + 50) / 3, 1)

@@ -19,7 +19,7 @@ from sqlalchemy import and_, case, exists, func, or_, select
 
 from ..clock import Clock
 from ..db import Database
-from ..models import BotOutcome, Message, ServiceSession
+from ..models import BotOutcome, Message, ServiceSession, SessionEvent
 from ..models.base import fixed
 from ..models.orders import OrderRow
 from .metrics import (Msg, SessionTimes, answered_share, bot_rates, breakdown, day_start, days_ago,
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 sessions_t = ServiceSession.__table__
 messages = Message.__table__
 orders_t = OrderRow.__table__
+events_t = SessionEvent.__table__
 outcomes_t = BotOutcome.__table__
 
 DEFAULT_TZ = "Asia/Shanghai"
@@ -90,12 +91,13 @@ class Stats:
                 .where(or_(_customer_message(messages),
                            and_(messages.c.direction == "out", messages.c.sender.like("agent:%"))))
                 .order_by(messages.c.conversation_id, messages.c.id))).all()
+            periods = await _reopened_periods(conn, [r.id for r in rows])
 
         def compute() -> tuple[Any, dict[int, list[float]]]:
             windows: dict[int, list[tuple[float, float | None]]] = {}
             today_sessions, earlier = [], []
             for r in rows:
-                windows.setdefault(r.conversation_id, []).append((r.handover_at, r.closed_at))
+                windows.setdefault(r.conversation_id, []).extend(periods.get(r.id) or [(r.handover_at, r.closed_at)])
                 times = SessionTimes(r.id, r.conversation_id, r.agent_id, r.group or "", r.created_at, r.handover_at,
                                      r.first_reply_at, r.closed_at, r.state, r.bot_started_at)
                 # handed over before today (still open, or closed today): its replies today count for its group
@@ -143,3 +145,30 @@ class Stats:
         return {"since": since, "until": now, "days": window.days,
                 "answered_48h": share.as_json(),
                 "linked_orders": {"orders": int(orders), "linked": int(linked), "share": rate(int(linked), int(orders))}}
+
+
+async def _reopened_periods(conn: Any, session_ids: list[int]) -> dict[int, list[tuple[float, float | None]]]:
+    """Session -> its periods with humans [(handed over, closed or None)] for the sessions that were reopened:
+    their row keeps only the last handover, the earlier periods are in their events."""
+    events: list[Any] = []
+    for i in range(0, len(session_ids), 500):
+        chunk = session_ids[i:i + 500]
+        reopened = select(events_t.c.session_id).where(events_t.c.session_id.in_(chunk)) \
+            .where(events_t.c.kind == "reopened")
+        events += (await conn.execute(
+            select(events_t.c.session_id, events_t.c.kind, events_t.c.at)
+            .where(events_t.c.session_id.in_(reopened)).where(events_t.c.kind.in_(("created", "reopened", "closed")))
+            .order_by(events_t.c.session_id, events_t.c.at, events_t.c.id))).all()
+    out: dict[int, list[tuple[float, float | None]]] = {}
+    began: dict[int, float | None] = {}
+    for e in events:
+        if e.kind == "closed":
+            if began.get(e.session_id) is not None:
+                out.setdefault(e.session_id, []).append((began[e.session_id], e.at))
+            began[e.session_id] = None
+        else:
+            began[e.session_id] = e.at
+    for sid, at in began.items():
+        if at is not None:
+            out.setdefault(sid, []).append((at, None))
+    return out

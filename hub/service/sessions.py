@@ -3,7 +3,8 @@ requeue (agent offline, not accepted in time), reassign or escalate when a custo
 unanswered. The only place that changes sessions; Socket.IO handlers, the pipeline and the API
 call it. The in-memory ``Dispatcher`` (hub/routing/dispatch.py) holds agent load and the queue,
 rebuilt from the database at start; every assignment is also written with a conditional UPDATE
-so it happens once. Mixins of SessionService: reading.py (reads), dispatcher_sync.py (rebuilding the
+so it happens once. Mixins of SessionService: agent_actions.py (accept, reply, transfer, close, agent
+status and capacity), reading.py (reads), dispatcher_sync.py (rebuilding the
 dispatcher from the database), session_timers.py (accept and unanswered timers, reassign),
 queue_announcements.py (queue position, ``queue.changed``).
 """
@@ -20,18 +21,19 @@ from sqlalchemy import bindparam, func, select, update
 
 from ..clock import Clock
 from ..db import Database, retry_busy
-from ..errors import HubError, bad_request, not_found
-from ..models import Conversation, Message, RoutingRule, ServiceSession, SessionEvent, User
+from ..errors import HubError, not_found
+from ..models import Conversation, Message, RoutingRule, ServiceSession, SessionEvent
 from ..models.base import fixed
-from ..outbound.queue import Outbound, OutboundRequest, check_text
+from ..outbound.queue import Outbound
 from ..privacy.views import mask_bundle, mask_message
 from .reading import can_read_conversation
-from ..push import SUPERVISORS, Push
-from ..routing.dispatch import Assignment, DispatchError, Dispatcher, QueuedSession
+from ..push import Push
+from ..routing.dispatch import Assignment, Dispatcher, QueuedSession
 from ..scale.routing_guard import agent_has_room
 from ..routing.rules import Decision, RoutingInput, decide, parse_rule
 from ..settings import Settings
-from ..users import UserInfo, set_status as store_status
+from ..users import UserInfo
+from .agent_actions import AgentActions
 from .delivery import DeliveryStatus
 from .dispatcher_sync import DispatcherSync
 from .floor import queued_session
@@ -47,7 +49,6 @@ sessions_t = ServiceSession.__table__
 events_t = SessionEvent.__table__
 conversations = Conversation.__table__
 messages = Message.__table__
-users_t = User.__table__
 rules_t = RoutingRule.__table__
 
 # hot-path statements built once (construction and cache-key work is most of a short query's cost)
@@ -88,7 +89,8 @@ class Handover:
     known_closed: bool = False  # the caller just found no open session (no second look needed)
 
 
-class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnouncements, DeliveryStatus):
+class SessionService(AgentActions, SessionReading, DispatcherSync, SessionTimers, QueueAnnouncements,
+                     DeliveryStatus):
     def __init__(self, db: Database, clock: Clock, push: Push, outbound: Outbound, settings: Settings,
                  timers: Timers, profile: ProfileProvider = basic_profile, kf_state: Any = None):
         self.db = db
@@ -243,155 +245,6 @@ class SessionService(SessionReading, DispatcherSync, SessionTimers, QueueAnnounc
             await self._arm_unanswered_timer(SimpleNamespace(**{**row._mapping, "last_customer_at": now}))
         await self._notify("customer_message", row.id, message_id=message_row.id, at=now)
         return True
-
-    # -- agent actions --------------------------------------------------------------------------
-    async def accept(self, user: UserInfo, session_id: int) -> None:
-        row = await self._owned(user, session_id)
-        if row.state == "assigned":
-            await self._update(session_id, {"state": "active", "accepted_at": self.clock.now()}, "accepted", user)
-            self.timers.cancel(f"accept:{session_id}")
-            row = await self._get(session_id)
-            await self._kf(row, "human", user)
-            await self._notify("accepted", session_id, agent_id=user.id)
-
-    async def reply(self, user: UserInfo, session_id: int, text: Any, client_id: Any = None) -> int | None:
-        row = await self._owned(user, session_id)
-        check_text(await self.channel_of(row.conversation_id), text)
-        if row.state == "closed":
-            raise HubError(409, "session_closed", "this session is closed")
-        dedup = f"agent:{user.id}:{client_id}" if client_id else None
-        message_id = await self.outbound.enqueue(OutboundRequest(row.account_id, row.conversation_id, text,
-                                                                 f"agent:{user.id}", dedup_key=dedup))
-        now = self.clock.now()
-        values: dict[str, Any] = {"last_agent_at": now}
-        if row.first_reply_at is None:
-            values["first_reply_at"] = now
-        if row.state == "assigned":
-            values.update(state="active", accepted_at=now)
-            self.timers.cancel(f"accept:{session_id}")
-        await self._update(session_id, values, None, user)
-        self.timers.cancel(f"unanswered:{session_id}")
-        self._escalated.pop(session_id, None)
-        if message_id is not None:
-            async with self.db.read() as conn:
-                msg = (await conn.execute(select(messages).where(messages.c.id == message_id))).first()
-            from ..archive.history import message_json
-            to = row.agent_id or user.id
-            payload = {"session_id": session_id, "message": mask_message(self.agents.get(to), message_json(msg))}
-            if client_id:  # the sender's console ties its pending copy to this message (its ack comes later)
-                payload["client_id"] = client_id
-            await self.push.to_user(to, "message.new", payload)
-        await self._notify("agent_reply", session_id, agent_id=user.id, message_id=message_id, at=now)
-        return message_id
-
-    async def transfer(self, user: UserInfo, session_id: int, *, to_agent: int | None = None,
-                       to_group: str | None = None, note: str = "") -> None:
-        row = await self._owned(user, session_id)
-        if row.state == "closed":
-            raise HubError(409, "session_closed", "this session is closed")
-        if to_agent is None and not to_group:
-            raise bad_request("invalid_target", "to_agent or to_group is required", "to_agent")
-        if to_agent is not None:
-            if to_agent not in self.agents:
-                raise not_found("unknown_agent", f"no agent {to_agent}")
-            target = next((a for a in self.dispatcher.agents() if a.id == to_agent), None)
-            if target is None or target.status != "online" or target.load >= target.cap:
-                raise HubError(409, "agent_unavailable", "that agent is not online or has no free capacity",
-                               "to_agent")
-        old_agent = row.agent_id
-        freed: list[Assignment] = []
-        if old_agent:
-            await self.catch_up_queue()
-            freed = self.dispatcher.release(old_agent, session_id)
-        elif row.state == "queued":
-            self.dispatcher.cancel(session_id)  # waiting: it queues again below, in its new group
-        self.timers.cancel(f"accept:{session_id}")
-        group = to_group or row.group
-        await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None, "group": group,
-                                        "accepted_at": None},
-                           "transferred", user, {"from": old_agent, "to_agent": to_agent, "to_group": to_group,
-                                                 "note": note})
-        if old_agent:
-            await self.push.to_user(old_agent, "session.removed", {"session_id": session_id, "reason": "transferred"})
-        queue = QueuedSession(session_id, group, row.priority, row.handover_at, None)
-        try:
-            direct = self.dispatcher.assign_direct(session_id, to_agent) if to_agent is not None else None
-        except DispatchError as exc:  # the agent's last free place was taken meanwhile: their group's queue
-            log.info("transfer of session %s to agent %s: %s; queued in %s", session_id, to_agent, exc, group)
-            direct = None
-            to_agent = None
-        if direct is not None:
-            await self._apply_all(direct)
-        else:
-            await self._apply(self._enqueue(queue))
-        await self._apply_all(freed)
-        await self._queue_changed()
-        await self._notify("transferred", session_id, from_agent=old_agent, to_agent=to_agent, to_group=to_group)
-
-    async def close(self, user: UserInfo | None, session_id: int, reason: str = "resolved") -> None:
-        row = await self._get(session_id)
-        if user is not None:
-            row = await self._owned(user, session_id)
-        if row.state == "closed":
-            return
-        if row.state == "queued":
-            self.dispatcher.cancel(session_id)
-        await self._update(session_id, {"state": "closed", "closed_at": self.clock.now(), "close_reason": reason[:64]},
-                           "closed", user, {"reason": reason})
-        self.timers.cancel(f"accept:{session_id}")
-        self.timers.cancel(f"unanswered:{session_id}")
-        self._escalated.pop(session_id, None)
-        if row.agent_id:
-            await self.catch_up_queue()
-        freed = self.dispatcher.release(row.agent_id, session_id) if row.agent_id else []
-        if row.agent_id:
-            await self.push.to_user(row.agent_id, "session.closed", {"session_id": session_id, "reason": reason})
-        await self._kf(row, "closed")
-        await self._notify("closed", session_id, reason=reason)
-        await self._apply_all(freed)
-        await self._queue_changed()
-
-    async def set_status(self, user: UserInfo, status: Any) -> None:
-        await store_status(self.db, user.id, status)
-        if user.id not in self.agents:
-            self.agents[user.id] = user
-            self.dispatcher.upsert_agent(user.id, groups=user.groups, cap=user.cap, status="offline")
-        await self.push.to_room(SUPERVISORS, "agent.status", {"agent_id": user.id, "status": status})
-        if status == "offline":
-            await self.requeue_agent(user.id, "agent_offline")
-        await self.catch_up_queue()
-        await self._apply_all(self.dispatcher.set_status(user.id, status))
-        await self._queue_changed()
-
-    async def set_cap(self, agent_id: int, cap: int) -> None:
-        async with self.db.write() as conn:
-            await conn.execute(update(users_t).where(users_t.c.id == agent_id).values(cap=cap))
-        await self.catch_up_queue()
-        await self._apply_all(self.dispatcher.set_cap(agent_id, cap))
-
-    async def agent_gone(self, user: UserInfo) -> None:
-        """The agent's last socket dropped and the grace period passed."""
-        await self.set_status(user, "offline")
-
-    async def requeue_agent(self, agent_id: int, why: str) -> None:
-        async with self.db.read() as conn:
-            rows = (await conn.execute(select(sessions_t).where(sessions_t.c.agent_id == agent_id)
-                                       .where(sessions_t.c.state.in_(fixed("assigned", "active"))))).all()
-        taken = []
-        for row in rows:
-            if not await self._take_back(row, ("assigned", "active"), "requeued", {"why": why, "from": agent_id}):
-                continue  # closed or handed on meanwhile
-            taken.append(row)
-            self.timers.cancel(f"accept:{row.id}")
-            await self.push.to_user(agent_id, "session.removed", {"session_id": row.id, "reason": why})
-            await self._notify("requeued", row.id, why=why, from_agent=agent_id)
-        rows = taken
-        queued = [self._queued(await self._get(r.id)) for r in rows]
-        if self.shared:  # a resync may already have queued some of them (or another process taken them)
-            queued = [q for q in queued if self.dispatcher.agent_of(q.session_id) == agent_id
-                      or not self.dispatcher.knows(q.session_id)]
-        await self._apply_all(self.dispatcher.requeue_agent_sessions(agent_id, queued))
-        await self._queue_changed()
 
     # -- internals ------------------------------------------------------------------------------
     def _enqueue(self, q: QueuedSession) -> Assignment | None:

@@ -44,6 +44,9 @@ DEFAULTS: dict[str, Any] = {
     "keyword_tags": {"敏感肌": "敏感肌", "皮肤敏感": "敏感肌", "过敏": "过敏", "母婴": "母婴", "宝宝": "母婴",
                      "孕妇": "母婴", "婴儿": "母婴"},
     "vip_threshold_fen": 200000,  # paid in the last 365 days for the VIP tag (¥2,000)
+    # supervisor dashboard (docs/dashboard.md)
+    "dashboard_first_reply_sla": 120,  # seconds a session may wait for its first reply before it turns red
+    "timezone": None,  # the brand's day for today's figures; None: the business hours' timezone, else Asia/Shanghai
 }
 
 

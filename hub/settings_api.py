@@ -3,8 +3,10 @@
 error's ``field`` and nothing is written. Every change is audited and reloads every process."""
 from __future__ import annotations
 
+import math
 import string
 from typing import Any, Callable
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
@@ -89,6 +91,28 @@ def _business_hours(v: Any) -> Any:
         raise Invalid(str(exc)) from None
 
 
+def _seconds(lo_exclusive: float, hi: float) -> Callable[[Any], Any]:
+    def check(v: Any) -> Any:
+        if (isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v)
+                or not lo_exclusive < v <= hi):
+            raise Invalid(f"a number of seconds above {lo_exclusive:g}, at most {hi:g}")
+        return v
+    return check
+
+
+def _timezone(v: Any) -> Any:
+    """An IANA timezone name; null or "" clears it (the business hours' timezone, else Asia/Shanghai)."""
+    if v is None or (isinstance(v, str) and not v.strip()):
+        return None
+    if not isinstance(v, str) or len(v) > 64:
+        raise Invalid("an IANA timezone name such as Asia/Shanghai")
+    try:
+        ZoneInfo(v.strip())
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise Invalid(f"unknown timezone {v.strip()!r}") from None
+    return v.strip()
+
+
 def _group(v: Any) -> Any:
     v = _text(64, allow_empty=False)(v)
     return v
@@ -109,6 +133,9 @@ VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "unanswered_action": _choice("reassign", "escalate"),
     "offline_grace": _int(0, 3600),
     "advisor_wait": _int(0, 7 * 86400),
+    # the supervisor dashboard (docs/dashboard.md): first-reply limit that turns a session red, the brand's day
+    "dashboard_first_reply_sla": _seconds(0, 7 * 86400),
+    "timezone": _timezone,
 }
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..accounts import AccountRegistry
+from ..archive.store import fit
 from ..clock import Clock
 from ..db import Database, retry_busy
 from ..errors import bad_request
@@ -164,7 +165,8 @@ class Outbound:
                     .returning(messages.c.id),
                     {"account_id": req.account_id, "conversation_id": conv.id, "channel": conv.channel,
                      "direction": "out", "kind": req.kind, "peer_id": conv.peer_id, "sender": req.sender,
-                     "dedup_key": req.dedup_key, "text": req.text,
+                     # a caller's key (a console's client_id) made to fit the column, as an inbound one
+                     "dedup_key": fit(req.dedup_key, 160) if req.dedup_key else None, "text": req.text,
                      "data": json.dumps({"content": req.text, "api": api, **(req.content or {})}, ensure_ascii=False),
                      "raw": json.dumps(payload, ensure_ascii=False), "sent_at": int(now), "created_at": now,
                      "status": "queued"})).first()

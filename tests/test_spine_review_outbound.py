@@ -1,0 +1,27 @@
+"""Outbound input found by review: what a caller sends is refused with a 400 or stored, never a 500."""
+from __future__ import annotations
+
+from tests.conftest import auth
+from tests.helpers import messages
+from tests.test_outbound import setup
+
+
+async def test_a_long_client_id_is_queued_once_not_a_500(aiohttp_client, hub_config, standin):
+    """The client_id becomes the message's dedup key (160 characters in the archive): a longer one
+    made PostgreSQL refuse the row (a 500), and the reply was lost. It is made to fit, like an
+    inbound key, and a retry with the same id still finds the first."""
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    client_id = "c" * 300
+    ids = []
+    for _ in range(2):
+        resp = await client.post(f"/api/conversations/{conv}/messages", json={"text": "您好", "client_id": client_id},
+                                 headers=auth())
+        assert resp.status == 202, await resp.text()
+        ids.append((await resp.json())["message_id"])
+    assert ids[0] is not None and ids[1] is None
+    assert len(await messages(hub, direction="out")) == 1
+    other = await client.post(f"/api/conversations/{conv}/messages", json={"text": "再见", "client_id": "c" * 299 + "d"},
+                              headers=auth())
+    assert other.status == 202 and (await other.json())["message_id"] is not None
+    await hub.outbound.drain()
+    assert [s["body"]["text"]["content"] for s in standin.sent] == ["您好", "再见"]

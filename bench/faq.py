@@ -22,7 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hub.knowledge.matcher import FaqEntry, FaqMatcher, Tokenizer  # noqa: E402
+from hub.knowledge.matcher import FaqEntry, FaqMatcher  # noqa: E402
+from hub.knowledge.tokenizer import Tokenizer  # noqa: E402
 
 SERIES = (
     "水光", "舒缓", "修护", "焕亮", "紧致", "净透", "柔润", "清爽", "滋养", "嫩肤",

@@ -52,7 +52,7 @@ from .outbound.api import PlatformApi
 from .outbound.shared_tokens import SharedTokens
 from .outbound.queue import Outbound
 from .customers.service import CustomerService
-from .knowledge.matcher import Tokenizer
+from .knowledge.tokenizer import Tokenizer
 from .models import Conversation
 from .knowledge.store import KnowledgeBase
 from .pipeline import Pipeline

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hub.knowledge.matcher import FaqEntry, FaqMatcher, Match, Tokenizer
+from hub.knowledge.matcher import FaqEntry, FaqMatcher, Match
+from hub.knowledge.tokenizer import Tokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BRAND_WORDS = ("修护精华", "舒缓面霜", "氨基酸洁面", "防晒乳", "婴儿润肤乳")

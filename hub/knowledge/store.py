@@ -15,7 +15,8 @@ from ..clock import Clock
 from ..db import Database
 from ..errors import HubError, bad_request, not_found
 from ..models import BrandWord, FaqRow
-from .matcher import FaqEntry, FaqMatcher, Match, Tokenizer
+from .matcher import FaqEntry, FaqMatcher, Match
+from .tokenizer import Tokenizer
 
 log = logging.getLogger(__name__)
 faq_t = FaqRow.__table__

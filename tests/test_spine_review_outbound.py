@@ -25,3 +25,15 @@ async def test_a_long_client_id_is_queued_once_not_a_500(aiohttp_client, hub_con
     assert other.status == 202 and (await other.json())["message_id"] is not None
     await hub.outbound.drain()
     assert [s["body"]["text"]["content"] for s in standin.sent] == ["您好", "再见"]
+
+
+async def test_a_text_with_a_nul_or_a_lone_surrogate_is_a_400_not_a_500(aiohttp_client, hub_config, standin):
+    """A NUL ("\\u0000" in the JSON), which PostgreSQL cannot store, and a lone surrogate (an emoji
+    cut in half, "\\ud83d"), which is not UTF-8 at all (the byte-limit check raised), were each a
+    500. They are refused as invalid_text, like any text the channel cannot take; nothing is queued."""
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    for text in ("您好\u0000", "您好\ud83d"):
+        resp = await client.post(f"/api/conversations/{conv}/messages", json={"text": text}, headers=auth())
+        assert resp.status == 400, await resp.text()
+        assert (await resp.json())["error"] == "invalid_text"
+    assert await messages(hub, direction="out") == []

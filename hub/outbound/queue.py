@@ -81,8 +81,14 @@ def check_text(channel: str, text: Any) -> str:
         raise bad_request("invalid_text", "text is required", "text")
     if len(text) > TEXT_CHARS:
         raise bad_request("invalid_text", f"at most {TEXT_CHARS} characters", "text")
+    if "\x00" in text:  # PostgreSQL cannot store it (the reply was a 500)
+        raise bad_request("invalid_text", "text must not contain a NUL character", "text")
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError:  # a lone surrogate ("\ud83d" in JSON: an emoji cut in half)
+        raise bad_request("invalid_text", "text is not valid Unicode (half of an emoji?)", "text") from None
     limit = TEXT_BYTES.get(channel)
-    if limit is not None and len(text.encode("utf-8")) > limit:
+    if limit is not None and size > limit:
         raise bad_request("invalid_text", f"too long for this channel: at most {limit} bytes "
                           f"(about {limit // 3} Chinese characters)", "text")
     return text

@@ -135,6 +135,12 @@ async def list_users(db: Database) -> list[UserInfo]:
         return [_info(r) for r in (await conn.execute(select(users).order_by(users.c.id))).all()]
 
 
+async def users_for_update(conn: Any) -> list[UserInfo]:
+    """Every user, read in the caller's write transaction and locked (PostgreSQL: FOR UPDATE, id order) so
+    a change computed from their ``groups`` lists cannot overwrite another change made meanwhile."""
+    return [_info(r) for r in (await conn.execute(select(users).order_by(users.c.id).with_for_update())).all()]
+
+
 async def get_user(db: Database, user_id: int) -> UserInfo | None:
     async with db.read() as conn:
         row = (await conn.execute(select(users).where(users.c.id == user_id))).first()

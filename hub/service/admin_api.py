@@ -16,7 +16,7 @@ from ..errors import HubError, bad_request, not_found
 from ..http_util import hub_of as _hub, json_object as _json, path_int as _id
 from ..models import RoutingRule, SkillGroup, User
 from ..routing.rules import RoutingInput, RuleError, decide, parse_rule, rule_to_json
-from ..users import ROLES, add_user, end_logins, hash_password, list_users, validate_user
+from ..users import ROLES, add_user, end_logins, hash_password, list_users, users_for_update, validate_user
 
 rules_t = RoutingRule.__table__
 users_t = User.__table__
@@ -179,7 +179,11 @@ async def users_update(request: web.Request) -> web.Response:
     role, groups, cap = b.get("role", current.role), b.get("groups", list(current.groups)), b.get("cap", current.cap)
     display_name = b.get("display_name", "")
     groups = validate_user(current.username, role, cap, groups, display_name)
-    values: dict[str, Any] = {"role": role, "groups": json.dumps(groups, ensure_ascii=False), "cap": cap}
+    # only what the request names: a stale copy of the rest (groups above all, which the group editor changes
+    # too) must not overwrite a change made meanwhile
+    values: dict[str, Any] = {k: v for k, v in (("role", role), ("cap", cap)) if k in b}
+    if "groups" in b:
+        values["groups"] = json.dumps(groups, ensure_ascii=False)
     if "display_name" in b:
         values["display_name"] = display_name.strip()
     if "disabled" in b:
@@ -191,10 +195,11 @@ async def users_update(request: web.Request) -> web.Response:
             raise bad_request("weak_password", "at least 8 characters", "password")
         values["password_hash"] = hash_password(b["password"])
     async with hub.db.write() as conn:
-        for g in groups:
+        for g in groups if "groups" in b else ():
             if not (await conn.execute(select(groups_t.c.name).where(groups_t.c.name == g))).first():
                 await conn.execute(groups_t.insert().values(name=g, display_name=g))
-        await conn.execute(update(users_t).where(users_t.c.id == user_id).values(**values))
+        if values:
+            await conn.execute(update(users_t).where(users_t.c.id == user_id).values(**values))
         if "password_hash" in values:  # a reset ends the user's logins (but the admin's own, resetting theirs)
             await end_logins(conn, user_id, keep=request_token(request) if actor.id == user_id else None)
     if values.get("disabled"):
@@ -237,9 +242,10 @@ def _group_body(b: dict[str, Any], user_ids: set[int]) -> tuple[str | None, list
     return display, members
 
 
-async def _set_members(conn: Any, name: str, members: list[int], users: list[Any]) -> None:
-    """``name`` is in the groups of exactly ``members`` afterwards."""
-    for u in users:
+async def _set_members(conn: Any, name: str, members: list[int]) -> None:
+    """``name`` is in the groups of exactly ``members`` afterwards. The users' groups are read in this write
+    transaction, locked: a list read before it could drop a membership another edit added meanwhile."""
+    for u in await users_for_update(conn):
         has, wants = name in u.groups, u.id in members
         if has != wants:
             groups = [g for g in u.groups if g != name] + ([name] if wants else [])
@@ -262,7 +268,7 @@ async def groups_create(request: web.Request) -> web.Response:
         if (await conn.execute(select(groups_t.c.name).where(groups_t.c.name == name))).first():
             raise HubError(409, "group_exists", f"group {name} exists", "name")
         await conn.execute(groups_t.insert().values(name=name, display_name=(display or name).strip()))
-        await _set_members(conn, name, members or [], users)
+        await _set_members(conn, name, members or [])
     await config_bus.publish(request, config_bus.USERS)
     created = await _group_view(hub, name)
     await _audit(request, actor, "group.create", f"group:{name}", None, created)
@@ -283,7 +289,7 @@ async def groups_update(request: web.Request) -> web.Response:
         if display is not None:
             await conn.execute(update(groups_t).where(groups_t.c.name == name).values(display_name=display.strip() or name))
         if members is not None:
-            await _set_members(conn, name, members, users)
+            await _set_members(conn, name, members)
     await config_bus.publish(request, config_bus.USERS)
     after = await _group_view(hub, name)
     await _audit(request, actor, "group.update", f"group:{name}", before, after)
@@ -301,9 +307,8 @@ async def groups_delete(request: web.Request) -> web.Response:
     used = [r["name"] or f"#{r['id']}" for r in await _rules(hub) if (r.get("actions") or {}).get("group") == name]
     if used:
         raise HubError(409, "group_in_use", f"routing rules send to this group: {', '.join(used)}", "name")
-    users = await list_users(hub.db)
     async with hub.db.write() as conn:
-        await _set_members(conn, name, [], users)
+        await _set_members(conn, name, [])
         await conn.execute(delete(groups_t).where(groups_t.c.name == name))
     await config_bus.publish(request, config_bus.USERS)
     await _audit(request, actor, "group.delete", f"group:{name}", before, None)

@@ -1,0 +1,62 @@
+"""Skill-group membership under concurrent operator edits: each change to a group's members (or to a user)
+rewrites the users' ``groups`` lists, so two edits at once must not drop each other's membership."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hub.service import admin_api
+from tests.conftest import auth
+from tests.rt_helpers import make_user
+
+
+DELAY = 0.2
+
+
+@pytest.fixture(autouse=True)
+def slow_user_reads(monkeypatch):  # noqa: ANN001
+    """Each request's read of the users takes a moment (as on a loaded PostgreSQL), so the edits overlap on
+    SQLite too, where a short read otherwise never lets another request in between."""
+    original = admin_api.list_users
+
+    async def slow(db):  # noqa: ANN001, ANN202
+        users = await original(db)
+        await asyncio.sleep(DELAY)
+        return users
+    monkeypatch.setattr(admin_api, "list_users", slow)
+
+
+async def _groups_of(client, username: str) -> list[str]:  # noqa: ANN001
+    users = (await (await client.get("/api/users", headers=auth())).json())["users"]
+    return sorted(next(u for u in users if u["username"] == username)["groups"])
+
+
+async def test_concurrent_group_member_edits_keep_both_memberships(client, hub):
+    alice = await make_user(hub, "m_alice", groups=("presales",))
+    for name in ("g1", "g2", "g3"):
+        assert (await client.post("/api/groups", json={"name": name}, headers=auth())).status == 201
+    answers = await asyncio.gather(
+        client.put("/api/groups/g1", json={"members": [alice.id]}, headers=auth()),
+        client.put("/api/groups/g2", json={"members": [alice.id]}, headers=auth()),
+        client.put(f"/api/users/{alice.id}", json={"cap": 7}, headers=auth()),
+        client.put("/api/groups/g3", json={"members": [alice.id]}, headers=auth()))
+    assert [a.status for a in answers] == [200, 200, 200, 200]
+    assert await _groups_of(client, "m_alice") == ["g1", "g2", "g3", "presales"]
+    users = (await (await client.get("/api/users", headers=auth())).json())["users"]
+    assert next(u for u in users if u["username"] == "m_alice")["cap"] == 7
+
+
+async def test_a_user_update_without_groups_leaves_the_groups_alone(client, hub):
+    """A PUT that does not name ``groups`` (a cap) writes no groups list at all: here it reads the user before
+    the group edit commits and writes after it, and the membership the group edit added stays."""
+    bob = await make_user(hub, "m_bob", groups=("presales",))
+    assert (await client.post("/api/groups", json={"name": "vip"}, headers=auth())).status == 201
+
+    async def later_cap():  # noqa: ANN202
+        await asyncio.sleep(DELAY * 1.25)  # the group edit reads twice (DELAY each) before it writes
+        return await client.put(f"/api/users/{bob.id}", json={"cap": 3}, headers=auth())
+    answers = await asyncio.gather(client.put("/api/groups/vip", json={"members": [bob.id]}, headers=auth()),
+                                   later_cap())
+    assert [a.status for a in answers] == [200, 200]
+    assert await _groups_of(client, "m_bob") == ["presales", "vip"]

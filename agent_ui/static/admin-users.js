@@ -99,6 +99,15 @@
     var body = { display_name: $("uf-display").value.trim(), role: $("uf-role").value, groups: groups.get(),
       cap: /^\d+$/.test(capText) ? parseInt(capText, 10) : -1 };
     if (!u) { body.username = $("uf-username").value.trim(); body.password = $("uf-password").value; }
+    else {
+      // an edit sends only what the operator changed: the rest of the form is a copy from when it was opened,
+      // and sending it back undid changes made meanwhile (a skill group's editor adding this user, say)
+      if (body.display_name === (u.display_name || "")) delete body.display_name;
+      if (body.role === u.role) delete body.role;
+      if (body.cap === u.cap) delete body.cap;
+      if (body.groups.slice().sort().join("\n") === u.groups.slice().sort().join("\n")) delete body.groups;
+      if (!Object.keys(body).length) { A.close("user-dialog"); A.toast("没有改动", "ok"); return; }
+    }
     btn.disabled = true;
     A.api(u ? "PUT" : "POST", u ? "/api/users/" + u.id : "/api/users", body).then(function (saved) {
       A.close("user-dialog");

@@ -55,15 +55,23 @@ class Desk:
         return (await resp.json())["alerts"]
 
 
-@pytest.fixture
-async def desk(aiohttp_client, hub_config):
-    clock = FakeClock(T0)
+async def open_desk(aiohttp_client, hub_config, clock: FakeClock, users: tuple[str, ...] = ("alice", "sam")) -> Desk:
+    """A hub on ``clock`` with the presales group as default, no reassign timer, and the given users of
+    alice (agent) and sam (supervisor)."""
     client = await aiohttp_client(create_app(hub_config, clock))
     d = Desk(client, clock)
     await d.hub.settings.set("default_group", "presales")
     await d.hub.settings.set("unanswered_minutes", 0)  # the #5 reassign timer stays out of these tests
-    await make_user(d.hub, "alice")
-    await make_user(d.hub, "sam", role="supervisor", groups=())
+    if "alice" in users:
+        await make_user(d.hub, "alice")
+    if "sam" in users:
+        await make_user(d.hub, "sam", role="supervisor", groups=())
+    return d
+
+
+@pytest.fixture
+async def desk(aiohttp_client, hub_config):
+    d = await open_desk(aiohttp_client, hub_config, FakeClock(T0))
     yield d
     for s in d.sockets:
         await s.close()
@@ -200,17 +208,13 @@ async def bot_time_avg(desk: Desk) -> float:
 
 async def test_timers_survive_a_restart_and_overdue_ones_fire_at_once(aiohttp_client, hub_config):
     clock = FakeClock(T0)
-    client = await aiohttp_client(create_app(hub_config, clock))
-    d = Desk(client, clock)
-    await d.hub.settings.set("default_group", "presales")
-    await d.hub.settings.set("unanswered_minutes", 0)
-    await make_user(d.hub, "alice")
+    d = await open_desk(aiohttp_client, hub_config, clock, users=("alice",))
     rule = await d.rule(kind="first_reply", seconds=60)
     alice = await d.connect("alice")
     await alice.call("status", {"status": "online"})
     session = await start_session(d, alice)
     await alice.close()
-    await client.close()  # the hub stops with the deadline still ahead
+    await d.client.close()  # the hub stops with the deadline still ahead
     clock.advance(90)  # ... and is down past it
     client2 = await aiohttp_client(create_app(hub_config, clock))
     hub2 = client2.server.app[HUB]

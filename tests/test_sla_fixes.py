@@ -6,23 +6,18 @@ import asyncio
 
 import pytest
 
-from hub.app import HUB, create_app
+from hub.app import create_app
 from hub.clock import FakeClock
 from hub.supervisor.api import SUPERVISION
 from tests.conftest import ON_POSTGRES
-from tests.helpers import wait_for
 from tests.rt_helpers import make_user
-from tests.test_sla import T0, Desk, desk, start_session  # noqa: F401 - the fixture
+from tests.test_sla import T0, Desk, desk, open_desk, start_session  # noqa: F401 - the fixture
 
 
 async def test_an_acknowledged_alert_is_not_raised_again_after_a_restart(aiohttp_client, hub_config):
     clock = FakeClock(T0)
-    client = await aiohttp_client(create_app(hub_config, clock))
-    d = Desk(client, clock)
-    await d.hub.settings.set("default_group", "presales")
-    await d.hub.settings.set("unanswered_minutes", 0)
-    await make_user(d.hub, "alice")
-    await make_user(d.hub, "sam", role="supervisor", groups=())
+    d = await open_desk(aiohttp_client, hub_config, clock)
+    client = d.client
     await d.rule(kind="first_reply", seconds=60)
     alice, sam = await d.connect("alice"), await d.connect("sam")
     await alice.call("status", {"status": "online"})
@@ -81,14 +76,9 @@ async def test_an_alert_of_a_session_closed_in_another_process_clears(desk):  # 
     assert done["clear_reason"] == "closed"
 
 
-async def test_a_reply_while_the_breach_is_being_stored_clears_it(desk):  # noqa: F811
-    """The deadline fired and the alert is being written (behind other writes) when the agent replies:
-    the reply found no open alert to clear; the alert must not then stay open (nor escalate)."""
-    await desk.rule(kind="first_reply", seconds=60, escalation="reassign")
-    alice, sam = await desk.connect("alice"), await desk.connect("sam")
-    await alice.call("status", {"status": "online"})
-    session = await start_session(desk, alice)
-    engine = desk.client.server.app[SUPERVISION].alerts
+def hold_alert_writes(engine) -> tuple[asyncio.Event, asyncio.Event]:  # noqa: ANN001
+    """Alerts the engine raises wait before they are written: ``writing`` is set when one is, and it
+    goes on when ``release`` is set."""
     release, writing = asyncio.Event(), asyncio.Event()
     store_raise = engine.store.raise_alert
 
@@ -98,6 +88,18 @@ async def test_a_reply_while_the_breach_is_being_stored_clears_it(desk):  # noqa
         return await store_raise(values, at)
 
     engine.store.raise_alert = slow_raise
+    return release, writing
+
+
+async def test_a_reply_while_the_breach_is_being_stored_clears_it(desk):  # noqa: F811
+    """The deadline fired and the alert is being written (behind other writes) when the agent replies:
+    the reply found no open alert to clear; the alert must not then stay open (nor escalate)."""
+    await desk.rule(kind="first_reply", seconds=60, escalation="reassign")
+    alice, sam = await desk.connect("alice"), await desk.connect("sam")
+    await alice.call("status", {"status": "online"})
+    session = await start_session(desk, alice)
+    engine = desk.client.server.app[SUPERVISION].alerts
+    release, writing = hold_alert_writes(engine)
     firing = asyncio.ensure_future(desk.advance(60))
     await asyncio.wait_for(writing.wait(), 5)
     assert (await alice.call("reply", {"session_id": session["id"], "text": "您好"}))["ok"]
@@ -115,15 +117,7 @@ async def test_a_close_while_a_quality_alert_is_being_stored_clears_it(desk):  #
     await alice.call("status", {"status": "online"})
     session = await start_session(desk, alice)
     engine = desk.client.server.app[SUPERVISION].alerts
-    release, writing = asyncio.Event(), asyncio.Event()
-    store_raise = engine.store.raise_alert
-
-    async def slow_raise(values, at):  # noqa: ANN001, ANN202
-        writing.set()
-        await release.wait()
-        return await store_raise(values, at)
-
-    engine.store.raise_alert = slow_raise
+    release, writing = hold_alert_writes(engine)
     raising = asyncio.ensure_future(engine.raise_quality(1, "客户情绪预警", session["id"], {"words": ["投诉"]}))
     await asyncio.wait_for(writing.wait(), 5)
     assert (await alice.call("close", {"session_id": session["id"]}))["ok"]
@@ -197,15 +191,7 @@ async def test_a_transfer_while_the_breach_is_being_stored_clears_it_and_arms_th
     session = await start_session(desk, alice)
     await carol.call("status", {"status": "online"})
     engine = desk.client.server.app[SUPERVISION].alerts
-    release, writing = asyncio.Event(), asyncio.Event()
-    store_raise = engine.store.raise_alert
-
-    async def slow_raise(values, at):  # noqa: ANN001, ANN202
-        writing.set()
-        await release.wait()
-        return await store_raise(values, at)
-
-    engine.store.raise_alert = slow_raise
+    release, writing = hold_alert_writes(engine)
     firing = asyncio.ensure_future(desk.advance(60))
     await asyncio.wait_for(writing.wait(), 5)
     ack = await alice.call("transfer", {"session_id": session["id"], "to_agent": carol_id})

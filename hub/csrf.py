@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .errors import HubError
+from .privacy.transport import is_https
 
 SESSION_COOKIE = "hub_session"  # hub.realtime.COOKIE (not imported: realtime imports the app's parts)
 CSRF_COOKIE = "hub_csrf"
@@ -73,17 +74,18 @@ def check(request: web.Request) -> None:
 
 
 def hand_out(request: web.Request, response: web.StreamResponse) -> None:
-    """Keep the readable ``hub_csrf`` cookie in step with the session cookie."""
+    """Keep the readable ``hub_csrf`` cookie in step with the session cookie (``Secure`` as that one is:
+    over TLS, directly or through a trusted proxy)."""
     if response.prepared or request.path.startswith(EXEMPT_PREFIXES):
         return
     new = response.cookies.get(SESSION_COOKIE)
     if new is not None:
         if new.value:
-            response.set_cookie(CSRF_COOKIE, csrf_token(new.value), samesite="Strict", secure=request.secure,
+            response.set_cookie(CSRF_COOKIE, csrf_token(new.value), samesite="Strict", secure=is_https(request),
                                 path="/", max_age=new["max-age"] or None)
         else:
             response.del_cookie(CSRF_COOKIE, path="/")
         return
     session = request.cookies.get(SESSION_COOKIE)
     if session and request.cookies.get(CSRF_COOKIE) != csrf_token(session):
-        response.set_cookie(CSRF_COOKIE, csrf_token(session), samesite="Strict", secure=request.secure, path="/")
+        response.set_cookie(CSRF_COOKIE, csrf_token(session), samesite="Strict", secure=is_https(request), path="/")

@@ -132,4 +132,10 @@ async def test_cookie_secure_behind_trusted_tls_proxy(client, hub, monkeypatch):
     assert "Secure" not in spoofed.headers["Set-Cookie"]  # not from a trusted proxy
     monkeypatch.setenv("HUB_TRUSTED_PROXIES", "127.0.0.1/32,::1")
     proxied = await client.post("/api/login", json=body, headers={"X-Forwarded-Proto": "https"})
-    assert "Secure" in proxied.headers["Set-Cookie"]
+    cookies = {name: proxied.cookies[name] for name in ("hub_session", "hub_csrf")}
+    assert all(c["secure"] for c in cookies.values()), cookies  # the readable CSRF cookie too
+    # refreshed on a later request through the proxy: still Secure
+    client.session.cookie_jar.clear()
+    token = cookies["hub_session"].value
+    again = await client.get("/api/me", headers={"X-Forwarded-Proto": "https", "Cookie": f"hub_session={token}"})
+    assert again.status == 200 and again.cookies["hub_csrf"]["secure"]

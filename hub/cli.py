@@ -332,7 +332,7 @@ def cmd_faq(args: argparse.Namespace) -> int:
 
 
 def cmd_archive(args: argparse.Namespace) -> int:
-    from .archive.export import export
+    from .archive.export import ExportCut, export
     config = _config(args)
     if args.action == "search":
         from .archive.search.cli import search_command
@@ -343,11 +343,15 @@ def cmd_archive(args: argparse.Namespace) -> int:
         raise SystemExit(f"scrm-hub: {exc}") from None
 
     async def run(db):  # noqa: ANN001, ANN202
-        count = await export(db, sys.stdout, args.format, since)
-        print(f"exported {count} messages", file=sys.stderr)
+        try:
+            count, cut = await export(db, sys.stdout, args.format, since), False
+        except ExportCut as exc:  # the reader stopped (`| head`): no traceback, and still audited
+            count, cut = exc.count, True
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush finds no pipe
+        print(f"exported {count} messages{' (output closed early)' if cut else ''}", file=sys.stderr)
         from .privacy.views import audit_cli_export  # every export is in the access audit
         await audit_cli_export(db, "export.archive", {"format": args.format, "since": since, "messages": count})
-        return 0
+        return 1 if cut else 0
 
     return asyncio.run(_with_db(config, run))
 

@@ -33,17 +33,30 @@ async def iter_messages(db: Database, since: float | None = None, batch: int = 2
         last = rows[-1].id
 
 
+class ExportCut(Exception):
+    """The output was closed before the end (``archive export | head``): at most ``count`` messages
+    went out (those handed to the output; the reader may have taken fewer)."""
+
+    def __init__(self, count: int):
+        super().__init__(f"output closed after {count} messages")
+        self.count = count
+
+
 async def export(db: Database, out: TextIO, fmt: str = "jsonl", since: float | None = None) -> int:
     count = 0
     writer = None
-    if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-    async for msg in iter_messages(db, since):
-        if writer is not None:
-            writer.writerow(spreadsheet.record(msg))
-        else:
-            out.write(json.dumps(msg, ensure_ascii=False) + "\n")
-        count += 1
+    try:
+        if fmt == "csv":
+            writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
+            writer.writeheader()
+        async for msg in iter_messages(db, since):
+            count += 1  # first: a write that finds the reader gone counts (its flush sent rows before it)
+            if writer is not None:
+                writer.writerow(spreadsheet.record(msg))
+            else:
+                out.write(json.dumps(msg, ensure_ascii=False) + "\n")
+        out.flush()  # here, not at exit: a reader gone is seen while it can still be reported
+    except BrokenPipeError:
+        raise ExportCut(count) from None
     return count
 

@@ -1,0 +1,58 @@
+"""The archive export command as an operator pipes it (real subprocesses, real databases)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from sqlalchemy import select
+
+from hub.accounts import upsert_account
+from hub.archive.store import ArchiveWriter, ToArchive
+from hub.clock import Clock
+from hub.db import Database
+from hub.messages import Text
+from hub.models import AuditEntry
+from tests.conftest import ROOT
+
+
+async def _archive(db_url: str, n: int) -> None:
+    db = Database(db_url)
+    try:
+        await db.create_schema(True)
+        await upsert_account(db, Clock(), id="a1", platform="oa", receive_id="wxAPPID1")
+        writer = ArchiveWriter(db, Clock())
+        await writer.save([ToArchive("a1", Text(channel="oa", peer_id=f"o{i % 20}", sent_at=1_700_000_000 + i,
+                                                msg_id=f"m{i}", content="您好，我想问一下发货时间" * 8))
+                           for i in range(n)])
+    finally:
+        await db.dispose()
+
+
+async def _audits(db_url: str) -> list:
+    db = Database(db_url)
+    try:
+        async with db.read() as conn:
+            return (await conn.execute(select(AuditEntry.__table__).where(
+                AuditEntry.__table__.c.action == "export.archive"))).all()
+    finally:
+        await db.dispose()
+
+
+async def test_an_export_piped_into_head_stops_quietly_and_is_audited(db_url):
+    """``archive export | head`` closes the pipe early: the command died with a BrokenPipeError
+    traceback, and before writing its access-audit entry, so messages left the archive unaudited.
+    It now stops quietly (non-zero: the export is incomplete) and audits what it wrote."""
+    await _archive(db_url, 3000)  # ~1 MB of JSON Lines: far past what a pipe buffers
+    proc = subprocess.Popen([sys.executable, "-m", "hub", "archive", "export", "--db", db_url], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    first = json.loads(proc.stdout.readline())
+    proc.stdout.close()  # what `head -1` does
+    _out, err = proc.communicate(timeout=60)
+    err = err.decode()
+    assert first["text"].startswith("您好") and first["peer_id"] == "o0"
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert proc.returncode not in (0, None)
+    [audit] = await _audits(db_url)
+    detail = json.loads(audit.detail)
+    assert detail["format"] == "jsonl" and 1 <= detail["messages"] < 3000, detail

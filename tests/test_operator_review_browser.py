@@ -43,3 +43,25 @@ async def test_editing_a_user_keeps_a_group_added_while_the_form_was_open(client
     await expect(page.locator("#user-dialog")).to_be_hidden()
     assert sorted((await _user(client, "alice"))["groups"]) == ["aftersales", "presales", "vip"]
     assert not errors, errors
+
+
+async def test_deleting_a_group_in_use_says_what_uses_it(client, hub, browser, standin):  # noqa: ANN001
+    from playwright.async_api import expect
+
+    from tests.channel_helpers import OA_CODE, create
+
+    await make_user(hub, "olivia", role="admin", groups=())
+    assert (await client.post("/api/groups", json={"name": "live", "display_name": "直播组"}, headers=auth())).status == 201
+    await create(client, {**OA_CODE, "route_group": "live"})
+    assert (await client.put("/api/settings", json={"default_group": "live"}, headers=auth())).status == 200
+    base = base_url(client)
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, base, "olivia", "/admin/routing")
+    await page.locator('#grp-rows tr[data-name="live"]').get_by_role("button", name="删除").click()
+    await page.click("#confirm-ok")
+    toast = page.locator("#toasts .toast.error")
+    await expect(toast).to_contain_text("渠道活码“直播间”")
+    await expect(toast).to_contain_text("默认技能组")
+    await expect(page.locator('#grp-rows tr[data-name="live"]')).to_have_count(1)
+    assert not errors, errors

@@ -60,3 +60,27 @@ async def test_a_user_update_without_groups_leaves_the_groups_alone(client, hub)
                                    later_cap())
     assert [a.status for a in answers] == [200, 200]
     assert await _groups_of(client, "m_bob") == ["presales", "vip"]
+
+
+async def test_a_group_still_in_use_is_not_deleted(client, hub, standin):
+    """Deleting a skill group that a channel code, a ticket type or rule, or the default_group setting still
+    sends to stranded those customers and tickets in a group no agent is in: refused, naming each use."""
+    from tests.channel_helpers import OA_CODE, create
+
+    for name in ("vip", "livestream", "finance", "claims"):
+        assert (await client.post("/api/groups", json={"name": name}, headers=auth())).status == 201
+    await create(client, {**OA_CODE, "route_group": "livestream"})
+    assert (await client.post("/api/ticket-types", headers=auth(), json={
+        "name": "invoice", "label": "发票", "due_hours": 48, "priority": "low", "group": "finance"})).status == 201
+    assert (await client.post("/api/ticket-rules", headers=auth(), json={
+        "name": "理赔", "keywords": ["理赔"], "group": "claims"})).status == 201
+    assert (await client.put("/api/settings", json={"default_group": "vip"}, headers=auth())).status == 200
+    for name, words in (("vip", "setting: default_group"), ("livestream", "channel codes: 直播间"),
+                        ("finance", "ticket types: 发票"), ("claims", "ticket rules: 理赔")):
+        resp = await client.delete(f"/api/groups/{name}", headers=auth())
+        err = await resp.json()
+        assert resp.status == 409 and err["error"] == "group_in_use" and words in err["message"], (name, err)
+    names = [g["name"] for g in (await (await client.get("/api/groups", headers=auth())).json())["groups"]]
+    assert {"vip", "livestream", "finance", "claims"} <= set(names)
+    assert (await client.put("/api/settings", json={"default_group": "presales"}, headers=auth())).status == 200
+    assert (await client.delete("/api/groups/vip", headers=auth())).status == 200

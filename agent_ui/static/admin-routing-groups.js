@@ -135,6 +135,16 @@
     }).then(function () { btn.disabled = false; });
   }
 
+  // "this group is in use: routing rules: A, B; channel codes: C; setting: default_group" in the operator's words
+  var USES = { "routing rules": "路由规则", "channel codes": "渠道活码", "ticket types": "工单类型", "ticket rules": "工单分派规则" };
+  function usesText(msg) {
+    return String(msg || "").replace(/^this group is in use: /, "").split("; ").map(function (part) {
+      var i = part.indexOf(": "), kind = i < 0 ? part : part.slice(0, i), what = i < 0 ? "" : part.slice(i + 2);
+      if (kind === "setting") return "未命中规则时的默认技能组（设置 " + what + "）";
+      return (USES[kind] || kind) + "“" + what.split(", ").join("”、“") + "”";
+    }).join("；");
+  }
+
   function remove(g) {
     A.confirm({ title: "删除技能组", text: "删除“" + (g.display_name || g.name) + "”？成员会从这个组移出，客服账号本身保留。", ok: "删除" })
       .then(function (yes) {
@@ -144,7 +154,7 @@
           return load();
         });
       }).catch(function (err) {
-        A.toast(err.code === "group_in_use" ? "还有路由规则把客户分到这个组，请先修改这些规则：" + err.serverMessage.replace(/^.*: /, "")
+        A.toast(err.code === "group_in_use" ? "这个技能组还在使用，请先修改：" + usesText(err.serverMessage)
           : A.errorText(err), "error");
       });
   }

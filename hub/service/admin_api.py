@@ -14,7 +14,8 @@ from ..api import int_param
 from ..auth_views import request_token, require_user
 from ..errors import HubError, bad_request, not_found
 from ..http_util import hub_of as _hub, json_object as _json, path_int as _id
-from ..models import RoutingRule, SkillGroup, User
+from ..models import RoutingRule, SkillGroup, TicketRule, TicketType, User
+from ..models.channels import ChannelCode
 from ..routing.rules import RoutingInput, RuleError, decide, parse_rule, rule_to_json
 from ..users import ROLES, add_user, end_logins, hash_password, list_users, users_for_update, validate_user
 
@@ -296,17 +297,45 @@ async def groups_update(request: web.Request) -> web.Response:
     return web.json_response(after)
 
 
+async def _group_uses(hub: Any, name: str) -> list[str]:
+    """What still sends customers or work to the group ("routing rules: A, B", ...): deleting it would strand
+    them in a group no agent is in (a channel code's customers, every unmatched customer, new tickets)."""
+    uses = []
+    rules = [r["name"] or f"#{r['id']}" for r in await _rules(hub) if (r.get("actions") or {}).get("group") == name]
+    if rules:
+        uses.append("routing rules: " + ", ".join(rules))
+    async with hub.db.read() as conn:
+        codes = (await conn.execute(select(ChannelCode.__table__.c.name).where(ChannelCode.__table__.c.route_group == name)
+                                    .order_by(ChannelCode.__table__.c.id))).scalars().all()
+        types = (await conn.execute(select(TicketType.__table__.c.label).where(TicketType.__table__.c.group == name)
+                                    .order_by(TicketType.__table__.c.position))).scalars().all()
+        ticket_rules = (await conn.execute(select(TicketRule.__table__.c.name, TicketRule.__table__.c.id,
+                                                  TicketRule.__table__.c.data)
+                                           .order_by(TicketRule.__table__.c.position))).all()
+    if codes:
+        uses.append("channel codes: " + ", ".join(codes))
+    if types:
+        uses.append("ticket types: " + ", ".join(types))
+    routed = [r.name or f"#{r.id}" for r in ticket_rules if (json.loads(r.data or "{}") or {}).get("group") == name]
+    if routed:
+        uses.append("ticket rules: " + ", ".join(routed))
+    if await hub.settings.get("default_group") == name:
+        uses.append("setting: default_group")
+    return uses
+
+
 async def groups_delete(request: web.Request) -> web.Response:
-    """Removes the group and takes it out of its agents' groups; refused while a routing rule sends to it."""
+    """Removes the group and takes it out of its agents' groups; refused while a routing rule, a channel code,
+    a ticket type or rule, or the default_group setting sends to it."""
     actor = await require_user(request, "admin")
     hub = _hub(request)
     name = request.match_info["name"]
     before = await _group_view(hub, name)
     if before is None:
         raise not_found("unknown_group", f"no group {name}")
-    used = [r["name"] or f"#{r['id']}" for r in await _rules(hub) if (r.get("actions") or {}).get("group") == name]
-    if used:
-        raise HubError(409, "group_in_use", f"routing rules send to this group: {', '.join(used)}", "name")
+    uses = await _group_uses(hub, name)
+    if uses:
+        raise HubError(409, "group_in_use", "this group is in use: " + "; ".join(uses), "name")
     async with hub.db.write() as conn:
         await _set_members(conn, name, [])
         await conn.execute(delete(groups_t).where(groups_t.c.name == name))

@@ -253,7 +253,8 @@ def cmd_accounts(args: argparse.Namespace) -> int:
             print(json.dumps([a.public(args.base_url) for a in rows], ensure_ascii=False, indent=2))
         else:
             for a in rows:
-                print(f"{a.id}\t{a.platform}\t{a.name}\treceive_id={a.receive_id}\tcallback={args.base_url}{a.callback_path}"
+                # the URL as public() builds it for --json: a base URL's trailing slash made "//callbacks"
+                print(f"{a.id}\t{a.platform}\t{a.name}\treceive_id={a.receive_id}\tcallback={a.public(args.base_url)['callback_url']}"
                       f"\ttoken={a.token}\tencoding_aes_key={a.encoding_aes_key}")
         return 0
 

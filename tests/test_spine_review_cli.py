@@ -56,3 +56,23 @@ async def test_an_export_piped_into_head_stops_quietly_and_is_audited(db_url):
     [audit] = await _audits(db_url)
     detail = json.loads(audit.detail)
     assert detail["format"] == "jsonl" and 1 <= detail["messages"] < 3000, detail
+
+
+def test_accounts_list_text_callback_url_with_a_trailing_slash_base(tmp_path):
+    """`--base-url https://hub.example.com/` (as copied from a browser) printed
+    `https://hub.example.com//callbacks/...` in the text listing (the --json one was right): pasted
+    into the platform's console, the URL verification went to a path the hub does not serve."""
+    db = f"sqlite:///{tmp_path}/acc.db"
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "hub", *args], cwd=ROOT, capture_output=True, text=True,
+                              timeout=60)
+
+    r = cli("accounts", "add", "--db", db, "--id", "brand-oa", "--platform", "oa", "--receive-id", "wxAPPID1",
+            "--base-url", "https://hub.example.com/")
+    assert r.returncode == 0, r.stderr
+    assert "\tcallback=https://hub.example.com/callbacks/oa/brand-oa\t" in r.stdout, r.stdout
+    r = cli("accounts", "list", "--db", db, "--base-url", "https://hub.example.com/")
+    assert "\tcallback=https://hub.example.com/callbacks/oa/brand-oa\t" in r.stdout, r.stdout
+    r = cli("accounts", "list", "--db", db, "--json", "--base-url", "https://hub.example.com/")
+    assert json.loads(r.stdout)[0]["callback_url"] == "https://hub.example.com/callbacks/oa/brand-oa"

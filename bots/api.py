@@ -98,8 +98,7 @@ async def faq_import(request: web.Request) -> web.Response:
     """Body: the file's text; ``?format=csv|json`` (default csv). Bad rows are reported, the rest imported."""
     user = await require_user(request, "admin")
     fmt = request.query.get("format", "csv")
-    text = await request.text()
-    parsed = faq_io.parse_json(text) if fmt == "json" else faq_io.parse_csv(text)
+    parsed = faq_io.parse_bytes(fmt == "json", await request.read())  # UTF-8, or Excel's GBK
     created = await _hub(request).kb.create_many(parsed.items) if parsed.items else []
     if created:
         await _changed(request, user, config_bus.FAQ, "faq.import", "faq", None,

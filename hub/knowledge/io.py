@@ -1,6 +1,7 @@
 """FAQ import/export as CSV (``question,similar,answer,category``, similar questions joined by ``|``)
 and JSON (a list of objects with those keys, ``similar`` a list). Bad rows are reported by line
-and skipped; the rest is imported."""
+and skipped; the rest is imported. A file is UTF-8 (a BOM is dropped) or, failing that, GB18030: the
+GBK CSV that Excel and WPS save on a Chinese Windows."""
 from __future__ import annotations
 
 import csv
@@ -58,6 +59,24 @@ def parse_json(text: str) -> Parsed:
     for i, item in enumerate(data, start=1):
         _check(parsed, i, item)  # "line" is the item's 1-based position in the list
     return parsed
+
+
+def decode(data: bytes) -> str | None:
+    """A file's text: UTF-8 (BOM dropped), else GB18030 (a superset of GBK); None if neither."""
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+def parse_bytes(json_format: bool, data: bytes) -> Parsed:
+    """Parse a file as uploaded (bytes); an undecodable one is a single error on line 1."""
+    text = decode(data)
+    if text is None:
+        return Parsed(errors=[{"line": 1, "field": None, "message": "the file is neither UTF-8 nor GBK/GB18030"}])
+    return parse_json(text) if json_format else parse_csv(text)
 
 
 def parse_file(name: str, text: str) -> Parsed:

@@ -180,6 +180,11 @@ async def test_cli_erase_by_identity(client, hub, oa, standin, db_url):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["erased_customer"] == cid and result["done_by"] == "cli:dpo"
+    # in the audit log as the console's erasure is, by who ran the command
+    page = await (await client.get("/api/audit", params={"action": "customer.erase"}, headers=auth())).json()
+    [entry] = page["entries"]
+    assert entry["actor_name"] == "cli:dpo" and entry["target"] == f"customer:{cid}", entry
+    assert entry["after"]["erasure"] == result["id"], entry
     hub.writer.forget_conversations()
     async with hub.db.read() as conn:
         assert (await conn.execute(select(Identity.__table__).where(

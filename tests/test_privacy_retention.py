@@ -187,3 +187,19 @@ async def test_the_profile_shows_the_legal_hold(client, hub, oa):
     assert await held(b) is True
     assert (await client.delete(f"/api/holds/{hold['id']}", headers=auth())).status == 200
     assert await held(b) is False
+
+
+async def test_a_purge_from_the_command_line_is_in_the_audit_log(client, hub, db_url):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+    out = subprocess.run([sys.executable, "-m", "hub", "privacy", "purge", "--db", db_url, "--dry-run"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120,
+                         env={"PATH": "/usr/bin:/bin", "HUB_SECRET_KEY_FILE": str(ROOT / "artifacts" / "t.key")})
+    assert out.returncode == 0, out.stderr
+    run = json.loads(out.stdout)
+    page = await (await client.get("/api/audit", params={"action": "retention.purge"}, headers=auth())).json()
+    [entry] = page["entries"]
+    assert entry["actor_name"] == "cli" and entry["target"] == f"purge:{run['id']}", entry
+    assert entry["after"] == {"dry_run": True, "counts": run["counts"]}

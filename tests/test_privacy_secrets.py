@@ -85,6 +85,9 @@ async def test_stored_encrypted_absent_from_logs_and_rotation_keeps_accounts(
     hub = client.server.app[HUB]
     stored = await _dump(hub)
     assert f"v1:{key_id(K2)}:" in stored and f"v1:{key_id(K1)}:" not in stored
+    page = await (await client.get("/api/audit", params={"action": "secrets.rotate"}, headers=auth())).json()
+    [entry] = page["entries"]  # the rotation is in the audit log, by the command line
+    assert entry["actor_name"] == "cli" and entry["target"] == f"key:{key_id(K2)}" and entry["after"]["accounts"] == 2
     assert (await post(client, oa, text_xml("gh", "oSecret", "还在", 3))).status == 200
     assert (await post(client, wecom, text_xml(WECOM["receive_id"], "wmSecret", "好的", 4))).status == 200
     await hub.pipeline.drain()

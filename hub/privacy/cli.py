@@ -7,6 +7,7 @@
 * ``privacy purge [--dry-run]`` — one retention purge now; prints the run record.
 
 Keys are read from the environment by preference: a key on the command line shows in ``ps``.
+Each command writes its audit-log entry, as the console's actions do (actor ``cli:BY`` / ``cli``).
 """
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import argparse
 import json
 import os
 import sys
+from types import SimpleNamespace
 from typing import Any, Awaitable, Callable
 
 DbAdder = Callable[[argparse.ArgumentParser], None]
+CLI = SimpleNamespace(id=None, username="cli", role="cli")  # the audit log's actor of a command (erase: cli:BY)
 
 
 def add_parsers(sub: Any, add_db: DbAdder) -> None:
@@ -53,6 +56,7 @@ def _print(value: Any) -> None:
 
 def run(args: argparse.Namespace, with_db: Callable[[Callable[[Any], Awaitable[int]]], int]) -> int:
     """Dispatch ``customers`` / ``secrets`` / ``privacy``; ``with_db(fn)`` runs ``fn(db)`` on the database."""
+    from .. import audit
     from ..clock import Clock
     from ..errors import HubError
     from . import erasure
@@ -68,8 +72,13 @@ def run(args: argparse.Namespace, with_db: Callable[[Callable[[Any], Awaitable[i
             customer_id = await erasure.customer_for_identity(db, kind, value, args.account)
         else:
             customer_id = args.customer
-        _print(await erasure.erase_customer(db, clock, erasure.ErasureRequest(
-            customer_id, args.requester, f"cli:{args.by}"[:64], args.reason)))
+        record = await erasure.erase_customer(db, clock, erasure.ErasureRequest(
+            customer_id, args.requester, f"cli:{args.by}"[:64], args.reason))
+        # in the audit log as the console's erasure is (hub/privacy/api.py), by who ran the command
+        by = SimpleNamespace(id=None, username=f"cli:{args.by}", role="cli")
+        await audit.record(db, clock, actor=by, action="customer.erase", target=f"customer:{customer_id}",
+                           after={"erasure": record["id"], "counts": record["counts"]})
+        _print(record)
         return 0
 
     async def do_rotate(db: Any) -> int:
@@ -82,6 +91,8 @@ def run(args: argparse.Namespace, with_db: Callable[[Callable[[Any], Awaitable[i
         ring_new = KeyRing.of(new)
         counts: dict[str, int] = {}
         n = await rotate(db, KeyRing.of(*old.split(",")), ring_new, clock.now(), counts)
+        await audit.record(db, clock, actor=CLI, action="secrets.rotate", target=f"key:{ring_new.current_id}",
+                           after={"accounts": n, "order_secrets": counts.get("order_secrets", 0)})
         print(f"re-encrypted the secrets of {n} account(s) and {counts.get('order_secrets', 0)} order-source "
               f"secret(s) under key {ring_new.current_id}; restart the hub with HUB_SECRET_KEY set to the new key")
         return 0
@@ -98,7 +109,10 @@ def run(args: argparse.Namespace, with_db: Callable[[Callable[[Any], Awaitable[i
 
     async def purge(db: Any) -> int:
         from .purge import Purger
-        _print(await Purger(db, clock).run_once(dry_run=args.dry_run, by="cli"))
+        run = await Purger(db, clock).run_once(dry_run=args.dry_run, by="cli")
+        await audit.record(db, clock, actor=CLI, action="retention.purge", target=f"purge:{run['id']}",
+                           after={"dry_run": args.dry_run, "counts": run["counts"]})
+        _print(run)
         return 0
 
     fn = {("customers", "erase"): erase, ("secrets", "rotate"): do_rotate, ("secrets", "status"): status,

@@ -65,3 +65,40 @@ async def test_deleting_a_group_in_use_says_what_uses_it(client, hub, browser, s
     await expect(toast).to_contain_text("默认技能组")
     await expect(page.locator('#grp-rows tr[data-name="live"]')).to_have_count(1)
     assert not errors, errors
+
+
+async def test_bot_settings_refusals_are_shown_in_chinese_beside_the_field(client, hub, browser):  # noqa: ANN001
+    """PUT /api/settings answers in English ("queue_text: must contain {n} ..."); the page showed that text as it
+    was. Each refusal is now in Chinese beside its field, and what is saved is what the page shows after a reload."""
+    from playwright.async_api import expect
+
+    await make_user(hub, "olivia", role="admin", groups=())
+    base = base_url(client)
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, base, "olivia", "/admin/bot-settings")
+    await expect(page.locator("#bs-queue")).to_have_value("您前面还有 {n} 位，请稍候，客服马上为您服务。")
+    cases = [("#bs-queue", "请稍候，马上为您服务", "queue_text", "必须包含 {n}（客户前面还有几位）"),
+             ("#bs-handover", "转人工\n" + "我要找一个真正的人工客服来帮我处理一下这个问题", "handover_words", "第 2 项须为 1–20 个字")]
+    for selector, value, field, text in cases:
+        before = await page.locator(selector).input_value()
+        await page.fill(selector, value)
+        await page.click("#bs-save")
+        slot = page.locator(f'.field-error[data-for="{field}"]')
+        await expect(slot).to_be_visible()
+        await expect(slot).to_have_text(text)
+        await page.fill(selector, before)
+    await page.uncheck("#bs-always")
+    await page.fill("#bs-day-0", "25:00-18:00")
+    await page.click("#bs-save")
+    slot = page.locator('.field-error[data-for="business_hours.weekly"]')
+    await expect(slot).to_have_text("时间“25:00”格式不对，应为 HH:MM（如 09:00）")
+    await page.fill("#bs-day-0", "09:00-12:00, 13:30-18:00")
+    await page.fill("#bs-queue", "前面还有 {n} 位，请稍候")
+    await page.click("#bs-save")
+    await expect(page.locator("#toasts .toast.ok")).to_contain_text("已保存")
+    await page.reload()
+    await expect(page.locator("#bs-queue")).to_have_value("前面还有 {n} 位，请稍候")
+    await expect(page.locator("#bs-day-0")).to_have_value("09:00-12:00, 13:30-18:00")
+    assert hub.settings.cached("queue_text") == "前面还有 {n} 位，请稍候"
+    assert not errors, errors

@@ -84,6 +84,35 @@
     [/^an average over an agent's replies has no one session to reassign$/, "平均响应时长针对客服而不是单个会话，不能“转给他人”"]
   ];
 
+  // PUT /api/settings refusals ("key: detail", hub/settings_api.py and hub/business_hours.py), in Chinese
+  var SETTING_MESSAGES = [
+    [/^text of at most (\d+) characters, not empty$/, "请填写内容，最多 $1 个字"],
+    [/^text of at most (\d+) characters$/, "最多 $1 个字"],
+    [/^a list of at most (\d+) entries$/, "最多 $1 项"],
+    [/^entry (\d+): 1 to (\d+) characters$/, "第 $1 项须为 1–$2 个字"],
+    [/^must contain \{n\}.*$/, "必须包含 {n}（客户前面还有几位）"],
+    [/^only \{n\} and \{position\} may be in braces.*$/, "花括号里只能写 {n} 或 {position}（要显示花括号本身，请写 {{ 或 }}）"],
+    [/^an integer from (-?\d+) to (\d+)$/, "请输入 $1–$2 的整数"],
+    [/^a number of seconds above (\d+), at most (\d+)$/, "请输入大于 $1、不超过 $2 的秒数"],
+    [/^true or false$/, "请选择是或否"],
+    [/^one of .*$/, "取值无效"],
+    [/^unknown timezone '(.*)'$/, "未知的时区“$1”（例如 Asia/Shanghai）"],
+    [/^an IANA timezone name.*$/, "请填写时区名称（例如 Asia/Shanghai）"],
+    [/^bad time '(.*)', expected 'HH:MM'$/, "时间“$1”格式不对，应为 HH:MM（如 09:00）"],
+    [/^end equals start.*$/, "结束时间不能与开始时间相同（全天请填 00:00-24:00）"],
+    [/^a period is a pair.*$/, "每个时段需要开始和结束时间，如 09:00-18:00"],
+    [/^bad date '(.*)', expected 'YYYY-MM-DD'$/, "日期“$1”格式不对，应为 YYYY-MM-DD"],
+    [/^must be a list of ISO dates$/, "请每行填写一个日期 YYYY-MM-DD"],
+    [/^(\d{4}-\d{2}-\d{2}) is also a holiday$/, "$1 同时被设为节假日，调休上班日与节假日不能重复"]
+  ];
+  function settingText(msg) {
+    var detail = msg.replace(/^([A-Za-z_][\w.\[\]]*: )+/, "");  // "business_hours: weekly.0[0].start: bad time ..."
+    for (var i = 0; i < SETTING_MESSAGES.length; i++) {
+      if (SETTING_MESSAGES[i][0].test(detail)) return detail.replace(SETTING_MESSAGES[i][0], SETTING_MESSAGES[i][1]);
+    }
+    return "设置无效：" + detail;
+  }
+
   // Python's re errors, in words an operator can act on ({n}: the 1-based character it points at)
   var REGEX_ERRORS = [
     [/^missing \), unterminated subpattern/, "第 {n} 个字符的左括号 ( 没有对应的右括号 )"],
@@ -107,6 +136,7 @@
   function errorText(err) {
     if (!err) return "操作失败";
     var msg = err.serverMessage || "";
+    if (err.code === "invalid_setting") return settingText(msg);
     if (/^invalid regular expression: /.test(msg)) return regexText(msg.replace(/^invalid regular expression: /, ""));
     for (var i = 0; i < MESSAGES.length; i++) {
       if (MESSAGES[i][0].test(msg)) return msg.replace(MESSAGES[i][0], MESSAGES[i][1]);

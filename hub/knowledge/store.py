@@ -36,6 +36,18 @@ def faq_json(row: Any) -> dict[str, Any]:
             "category": row.category, "enabled": bool(row.enabled), "hits": row.hits, "updated_at": row.updated_at}
 
 
+def storable(text: str) -> bool:
+    """Text the database can hold: no NUL (PostgreSQL refuses it) and no lone surrogate ("\\ud83d" in
+    JSON, half an emoji: it has no UTF-8)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def validate_faq(data: Any) -> dict[str, Any]:
     """Check one FAQ as an operator (or an import) gives it; field-level errors."""
     if not isinstance(data, dict):
@@ -54,6 +66,11 @@ def validate_faq(data: Any) -> dict[str, Any]:
     category = data.get("category", "") or ""
     if not isinstance(category, str) or len(category) > 64:
         raise bad_request("invalid_category", "category: at most 64 characters", "category")
+    for name, values in (("question", [question]), ("answer", [answer]), ("similar", similar),
+                         ("category", [category])):
+        if not all(storable(v) for v in values):
+            raise bad_request(f"invalid_{name}", f"{name}: no NUL character and no half of an emoji "
+                              "(a lone surrogate)", name)
     enabled = data.get("enabled", True)
     if not isinstance(enabled, bool):
         raise bad_request("invalid_enabled", "enabled: true or false", "enabled")

@@ -84,3 +84,19 @@ async def test_a_group_still_in_use_is_not_deleted(client, hub, standin):
     assert {"vip", "livestream", "finance", "claims"} <= set(names)
     assert (await client.put("/api/settings", json={"default_group": "presales"}, headers=auth())).status == 200
     assert (await client.delete("/api/groups/vip", headers=auth())).status == 200
+
+
+async def test_a_rule_order_with_other_than_ids_is_a_400(client, hub):
+    """POST /api/routing/rules/order sorted what it was given: a string or null among the ids raised (500)."""
+    ids = []
+    for name, vip in (("A", 1), ("B", 2)):
+        rule = await client.post("/api/routing/rules", json={"name": name, "conditions": [{"kind": "vip_min", "value": vip}],
+                                                             "actions": {"group": name.lower()}}, headers=auth())
+        ids.append((await rule.json())["id"])
+    for order in ([ids[0], "x"], [ids[0], None], [ids[0], [ids[1]]], [True, ids[1]] if ids[0] == 1 else [ids[0], True],
+                  [ids[0], ids[1], ids[0]], [ids[0]], "1,2"):
+        resp = await client.post("/api/routing/rules/order", json={"order": order}, headers=auth())
+        err = await resp.json()
+        assert resp.status == 400 and err["error"] == "invalid_order" and err["field"] == "order", (order, err)
+    ok = await client.post("/api/routing/rules/order", json={"order": [ids[1], ids[0]]}, headers=auth())
+    assert ok.status == 200 and [r["id"] for r in (await ok.json())["rules"]] == [ids[1], ids[0]]

@@ -118,7 +118,9 @@ async def rules_order(request: web.Request) -> web.Response:
     order = (await _json(request)).get("order")
     before = [r["id"] for r in await _rules(hub)]
     existing = set(before)
-    if not isinstance(order, list) or sorted(order) != sorted(existing):
+    # ids only (a string or null among them made sorted() raise: a 500), each rule once
+    if (not isinstance(order, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in order)
+            or len(order) != len(existing) or set(order) != existing):
         raise bad_request("invalid_order", "order must list every rule id once", "order")
     async with hub.db.write() as conn:
         for position, rule_id in enumerate(order, start=1):

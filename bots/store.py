@@ -9,6 +9,7 @@ from sqlalchemy import delete, select, update
 from hub.clock import Clock
 from hub.db import Database
 from hub.errors import bad_request, not_found
+from hub.knowledge.store import storable
 from hub.models import KeywordRule
 
 from .keywords import KeywordRuleError, Rule, parse_rule, rule_json
@@ -22,11 +23,35 @@ def _rule(row: Any) -> Rule:
                        "channel": row.channel, "enabled": bool(row.enabled)}, row.id)
 
 
+#: what the keyword_rules columns hold (String(n)); the pattern's 500 is parse_rule's own limit
+COLUMN_MAX = {"name": 128, "account_id": 64, "channel": 64}
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
 def _checked(data: Any, id: int = 0) -> Rule:
+    """A rule as an operator saves it: ``parse_rule``, and what the table can hold (too long, a NUL
+    PostgreSQL refuses, half an emoji) is a 400 naming the field, not a database error."""
     try:
-        return parse_rule(data, id)
+        rule = parse_rule(data, id)
     except KeywordRuleError as exc:
         raise bad_request("invalid_rule", exc.message, exc.field) from None
+    for name, limit in COLUMN_MAX.items():
+        if len(getattr(rule, name)) > limit:
+            raise bad_request("invalid_rule", f"at most {limit} characters", name)
+    for name, value in (("name", rule.name), ("pattern", rule.pattern), ("account_id", rule.account_id),
+                        ("channel", rule.channel), ("reply", rule.reply)):
+        if not all(storable(s) for s in _strings(value)):
+            raise bad_request("invalid_rule", "no NUL character and no half of an emoji (a lone surrogate)", name)
+    return rule
 
 
 class KeywordRules:

@@ -94,10 +94,13 @@ class KfPuller:
                     saved = await self.writer.save(items)  # durable before the cursor moves
                     new += sum(1 for s in saved if not s.duplicate)
                 next_cursor = str(page.get("next_cursor") or cursor)
+                more = int(page.get("has_more") or 0)
+                if more and next_cursor == cursor:  # "more", yet nowhere new to pull it from: not again at once
+                    raise PlatformError(1_000_003, "kf/sync_msg has_more without a new next_cursor")
                 if next_cursor != cursor:
                     await self.store_cursor(account_id, open_kfid, next_cursor)
                     cursor = next_cursor
-                if not int(page.get("has_more") or 0):
+                if not more:
                     break
         log.info("kf pull %s/%s: %d new messages", account_id, open_kfid, new)
         return new

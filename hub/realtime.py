@@ -154,8 +154,11 @@ class AgentNamespace(socketio.AsyncNamespace):
         return {"replayed": replayed}
 
     async def handle_sessions(self, sid: str, user: UserInfo, data: dict) -> dict:
-        return {"sessions": await self.hub.sessions.list_for(user), "epoch": self.hub.push.streams.epoch,
-                "seq": await self.hub.push.streams.last_seq(user.id)}
+        # the seq is taken before the list is read: an event sent while it is read has a higher seq, so
+        # the client applies it on top (taken after, such an event was dropped as already in the list)
+        streams = self.hub.push.streams
+        epoch, seq = streams.epoch, await streams.last_seq(user.id)
+        return {"sessions": await self.hub.sessions.list_for(user), "epoch": epoch, "seq": seq}
 
     async def handle_session(self, sid: str, user: UserInfo, data: dict) -> dict:
         return await self.hub.sessions.bundle_for(user, _int(data, "session_id"))

@@ -1,0 +1,54 @@
+"""Review of the agent's live session list and routing (real Socket.IO clients against a running hub)."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import WECOM
+from tests.helpers import post
+from tests.rt_helpers import Agent, login, make_user, server_url
+from tests.wechat_client import text_xml
+
+
+@pytest.fixture
+async def desk(client, hub):
+    await hub.settings.set("default_group", "presales")
+    agents: list[Agent] = []
+
+    async def connect(username: str, **auth) -> Agent:  # noqa: ANN003
+        agent = await Agent(server_url(client), await login(client, username)).connect(**auth)
+        agents.append(agent)
+        return agent
+
+    yield connect
+    for a in agents:
+        await a.close()
+
+
+async def online(agent: Agent) -> None:
+    assert (await agent.call("status", {"status": "online"}))["ok"]
+
+
+async def test_a_session_assigned_while_the_list_is_read_is_not_lost(client, hub, desk, wecom, monkeypatch):
+    """The `sessions` ack promises: the list reflects everything up to its `seq`, later events have a
+    higher seq. A session assigned after the list was read but before the ack's seq was taken got a
+    seq <= the ack's seq and was not in the list: the console dropped its session.new as already
+    applied (or removed it when the list came), and the customer's session was gone from the list."""
+    await make_user(hub, "alice")
+    alice = await desk("alice")
+    await online(alice)
+    sessions = hub.sessions
+    read_list = sessions.list_for
+
+    async def list_then_a_customer_arrives(user):  # noqa: ANN001, ANN202
+        listed = await read_list(user)
+        await post(client, wecom, text_xml(WECOM["receive_id"], "wmRace", "你好，在吗", 61001))
+        await hub.pipeline.drain()
+        return listed
+
+    monkeypatch.setattr(sessions, "list_for", list_then_a_customer_arrives)
+    ack = await alice.call("sessions")
+    assert ack["ok"], ack
+    [new] = await alice.wait("session.new")
+    listed = {s["id"] for s in ack["sessions"]}
+    # the console keeps the session only if the list has it or its event comes after the list's seq
+    assert new["session"]["id"] in listed or new["seq"] > ack["seq"], (ack["seq"], new["seq"], listed)

@@ -100,3 +100,23 @@ async def test_a_rule_order_with_other_than_ids_is_a_400(client, hub):
         assert resp.status == 400 and err["error"] == "invalid_order" and err["field"] == "order", (order, err)
     ok = await client.post("/api/routing/rules/order", json={"order": [ids[1], ids[0]]}, headers=auth())
     assert ok.status == 200 and [r["id"] for r in (await ok.json())["rules"]] == [ids[1], ids[0]]
+
+
+async def test_the_last_enabled_admin_cannot_be_demoted_or_disabled(client, hub):
+    """Demoting or disabling the only enabled admin left nobody who could open the operator console."""
+    olivia = await make_user(hub, "olivia", role="admin", groups=())
+    off = await make_user(hub, "old_admin", role="admin", groups=())
+    assert (await client.put(f"/api/users/{off.id}", json={"disabled": True}, headers=auth())).status == 200
+    for change, field in (({"role": "agent"}, "role"), ({"disabled": True}, "disabled"),
+                          ({"role": "supervisor", "disabled": True}, "role")):
+        resp = await client.put(f"/api/users/{olivia.id}", json=change, headers=auth())
+        err = await resp.json()
+        assert resp.status == 409 and err["error"] == "last_admin" and err["field"] == field, (change, err)
+    users = {u["username"]: u for u in (await (await client.get("/api/users", headers=auth())).json())["users"]}
+    assert users["olivia"]["role"] == "admin" and users["olivia"]["disabled"] is False
+    assert (await client.put(f"/api/users/{olivia.id}", json={"cap": 0}, headers=auth())).status == 200
+    # with another enabled admin the change is fine
+    assert (await client.put(f"/api/users/{off.id}", json={"disabled": False}, headers=auth())).status == 200
+    assert (await client.put(f"/api/users/{olivia.id}", json={"role": "supervisor"}, headers=auth())).status == 200
+    resp = await client.put(f"/api/users/{off.id}", json={"disabled": True}, headers=auth())
+    assert resp.status == 409 and (await resp.json())["error"] == "last_admin"

@@ -56,7 +56,8 @@
     invalid_display_name: "显示名称最多 64 个字", group_in_use: "这个技能组还在使用（路由规则、渠道活码、工单设置或默认技能组），请先修改",
     type_exists: "已有同名的工单类型", unknown_type: "这个工单类型不存在", invalid_label: "请填写显示名称（最多 64 字）",
     invalid_due_hours: "处理时限为 0–8760 之间的小时数", invalid_priority: "请选择优先级", invalid_group: "请填写技能组（1–64 字）",
-    invalid_keywords: "关键词最多 50 个，每个 1–64 字", invalid_types: "请选择工单类型"
+    invalid_keywords: "关键词最多 50 个，每个 1–64 字", invalid_types: "请选择工单类型",
+    last_admin: "至少要保留一位启用的管理员：请先把另一位用户设为管理员"
   };
   var MESSAGES = [
     [/^1 to 500 characters$/, "请填写 1–500 个字符"],

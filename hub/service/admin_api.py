@@ -198,6 +198,12 @@ async def users_update(request: web.Request) -> web.Response:
             raise bad_request("weak_password", "at least 8 characters", "password")
         values["password_hash"] = hash_password(b["password"])
     async with hub.db.write() as conn:
+        if current.role == "admin" and (role != "admin" or values.get("disabled")):
+            # the last enabled admin demoted or disabled: nobody could open the operator console again
+            others = [u for u in await users_for_update(conn) if u.role == "admin" and not u.disabled and u.id != user_id]
+            if not others:
+                field = "role" if role != "admin" else "disabled"
+                raise HubError(409, "last_admin", "at least one enabled admin must remain", field)
         for g in groups if "groups" in b else ():
             if not (await conn.execute(select(groups_t.c.name).where(groups_t.c.name == g))).first():
                 await conn.execute(groups_t.insert().values(name=g, display_name=g))

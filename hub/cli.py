@@ -117,14 +117,15 @@ def _add_db_command(sub: Any) -> None:
 
 
 def parse_since(value: str | None) -> float | None:
-    """Epoch seconds or an ISO 8601 time (UTC unless it says); ValueError otherwise."""
-    if not value:
+    """Epoch seconds or an ISO 8601 time (UTC unless it says); ValueError otherwise (an empty value
+    too: `--since "$T"` with T unset is not "since the beginning")."""
+    if value is None:
         return None
     try:
         since = float(value)
     except ValueError:
         try:
-            dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            dt = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
             raise ValueError(f"--since {value!r}: not a time (ISO 8601 such as 2025-06-01T08:00:00+08:00, "
                              "or epoch seconds)") from None

@@ -76,3 +76,16 @@ def test_accounts_list_text_callback_url_with_a_trailing_slash_base(tmp_path):
     assert "\tcallback=https://hub.example.com/callbacks/oa/brand-oa\t" in r.stdout, r.stdout
     r = cli("accounts", "list", "--db", db, "--json", "--base-url", "https://hub.example.com/")
     assert json.loads(r.stdout)[0]["callback_url"] == "https://hub.example.com/callbacks/oa/brand-oa"
+
+
+def test_an_empty_since_is_refused_not_read_as_everything(tmp_path):
+    """`--since "$SINCE"` with the variable unset passed an empty value, which was read as no --since
+    at all: the whole archive was exported (and audited as such) instead of the recent messages the
+    operator asked for. An empty or blank value is a bad value, like any other unreadable one."""
+    db = f"sqlite:///{tmp_path}/since.db"
+    for value in ("", "  "):
+        r = subprocess.run([sys.executable, "-m", "hub", "archive", "export", "--db", db, "--since", value], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.startswith(f"scrm-hub: --since {value!r}: not a time"), r.stderr
+        assert r.stdout == ""

@@ -102,3 +102,37 @@ async def test_bot_settings_refusals_are_shown_in_chinese_beside_the_field(clien
     await expect(page.locator("#bs-day-0")).to_have_value("09:00-12:00, 13:30-18:00")
     assert hub.settings.cached("queue_text") == "前面还有 {n} 位，请稍候"
     assert not errors, errors
+
+
+async def test_account_form_refusals_are_in_chinese(client, hub, browser):  # noqa: ANN001
+    """The accounts API answers "CorpID / AppID: letters, digits, '-' and '_'", "Token: 3 to 32 ..."; the form
+    showed that English beside the field."""
+    from playwright.async_api import expect
+
+    await make_user(hub, "olivia", role="admin", groups=())
+    base = base_url(client)
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, base, "olivia", "/admin/accounts")
+    await page.click("#acct-new")
+    await expect(page.locator("#af-key")).not_to_have_value("")
+    await page.fill("#af-id", "门店")
+    await page.fill("#af-receive", "ww0123456789abcdef")
+    await page.click("#af-save")
+    await expect(page.locator('.field-error[data-for="id"]')).to_have_text(
+        "账号 ID 为 1–64 位英文字母、数字、“-” 或 “_”（是回调地址的一部分）")
+    await page.fill("#af-id", "shop-wecom")
+    await page.fill("#af-receive", "ww bad id")
+    await page.click("#af-save")
+    await expect(page.locator('.field-error[data-for="receive_id"]')).to_have_text(
+        "请填写 CorpID / AppID（英文字母、数字、“-” 或 “_”）")
+    await page.fill("#af-receive", "ww0123456789abcdef")
+    await page.fill("#af-token", "门店令牌")
+    await page.click("#af-save")
+    await expect(page.locator('.field-error[data-for="token"]')).to_have_text("Token 为 3–32 位英文字母或数字（可点“生成”）")
+    await page.fill("#af-token", "Shop0Token")
+    await page.fill("#af-key", "short")
+    await page.click("#af-save")
+    await expect(page.locator('.field-error[data-for="encoding_aes_key"]')).to_have_text(
+        "EncodingAESKey 为 43 位英文字母或数字（可点“生成”）")
+    assert not errors, errors

@@ -57,7 +57,12 @@
     type_exists: "已有同名的工单类型", unknown_type: "这个工单类型不存在", invalid_label: "请填写显示名称（最多 64 字）",
     invalid_due_hours: "处理时限为 0–8760 之间的小时数", invalid_priority: "请选择优先级", invalid_group: "请填写技能组（1–64 字）",
     invalid_keywords: "关键词最多 50 个，每个 1–64 字", invalid_types: "请选择工单类型",
-    last_admin: "至少要保留一位启用的管理员：请先把另一位用户设为管理员"
+    last_admin: "至少要保留一位启用的管理员：请先把另一位用户设为管理员",
+    invalid_id: "账号 ID 为 1–64 位英文字母、数字、“-” 或 “_”（是回调地址的一部分）", account_exists: "已有这个账号 ID",
+    id_fixed: "账号 ID 是回调地址的一部分，不能修改", platform_fixed: "账号的平台不能修改，请添加一个新账号",
+    invalid_platform: "请选择平台", invalid_receive_id: "请填写 CorpID / AppID（英文字母、数字、“-” 或 “_”）",
+    invalid_token: "Token 为 3–32 位英文字母或数字（可点“生成”）",
+    invalid_encoding_aes_key: "EncodingAESKey 为 43 位英文字母或数字（可点“生成”）", invalid_secret: "Secret 最多 128 个字符"
   };
   var MESSAGES = [
     [/^1 to 500 characters$/, "请填写 1–500 个字符"],

@@ -52,3 +52,26 @@ async def test_a_session_assigned_while_the_list_is_read_is_not_lost(client, hub
     listed = {s["id"] for s in ack["sessions"]}
     # the console keeps the session only if the list has it or its event comes after the list's seq
     assert new["session"]["id"] in listed or new["seq"] > ack["seq"], (ack["seq"], new["seq"], listed)
+
+
+async def test_a_transfer_to_the_agents_own_group_goes_to_a_colleague(client, hub, desk, wecom):
+    """An agent hands a session to their own skill group ("someone else of 售前, please"): the least
+    loaded agent of the group was the one who had just released it, so it came straight back to them
+    (session.removed 'transferred', then session.new of the same session) while a colleague had room."""
+    await make_user(hub, "alice")
+    await make_user(hub, "carol")
+    alice, carol = await desk("alice"), await desk("carol")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmOwn1", "你好", 62001))
+    [first] = await alice.wait("session.new")
+    await online(carol)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmOwn2", "在吗", 62002))
+    await carol.wait("session.new")
+    sid = first["session"]["id"]
+    ack = await alice.call("transfer", {"session_id": sid, "to_group": "presales", "note": "请同事接一下"})
+    assert ack["ok"], ack
+    await alice.wait("session.removed")
+    [moved] = (await carol.wait("session.new", count=2))[-1:]
+    assert moved["session"]["id"] == sid and moved["session"]["group"] == "presales"
+    assert not [b for b in alice.by_name["session.new"] if b["session"]["id"] == sid and b is not first]
+    assert hub.sessions.dispatcher.agent_of(sid) != first["session"]["agent_id"]

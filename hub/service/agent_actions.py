@@ -30,6 +30,7 @@ class AgentActions:
     """Mixed into SessionService (which provides ``db``, ``clock``, ``push``, ``outbound``, ``timers``,
     ``dispatcher``, ``agents``, ``shared``, ``_escalated``, ``_owned``, ``_get``, ``_update``, ``_take_back``,
     ``_notify``, ``_kf``, ``_queued``, ``_enqueue``, ``_apply``, ``_apply_all``, ``channel_of``,
+    ``_enqueue_passing_over`` (SessionTimers),
     ``catch_up_queue`` (DispatcherSync) and ``_queue_changed`` (QueueAnnouncements))."""
 
     db: Any
@@ -119,6 +120,8 @@ class AgentActions:
             to_agent = None
         if direct is not None:
             await self._apply_all(direct)
+        elif old_agent:  # to a group (theirs, say): a colleague takes it if any can, not the sender again
+            await self._apply_all(await self._enqueue_passing_over(queue, old_agent))
         else:
             await self._apply(self._enqueue(queue))
         await self._apply_all(freed)

@@ -151,12 +151,13 @@ class SessionTimers:
         return True
 
     async def _enqueue_passing_over(self, row: Any, agent_id: int) -> list[Assignment]:
-        """Queue a session so that ``agent_id`` (who let it lapse) is passed over if anyone else can take it."""
+        """Queue a session (a row, or a ``QueuedSession``) so that ``agent_id`` (who let it lapse, or
+        handed it to their own group) is passed over if anyone else can take it."""
         state = next((a for a in self.dispatcher.agents() if a.id == agent_id), None)
         out: list[Assignment] = []
         if state is not None and state.status == "online":
             out += self.dispatcher.set_status(agent_id, "away")
-        first = self._enqueue(self._queued(row))
+        first = self._enqueue(row if isinstance(row, QueuedSession) else self._queued(row))
         if first is not None:
             out.append(first)
         if state is not None and state.status == "online":

@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from operator import attrgetter
 from typing import Any
 
 from .errors import PayloadError
@@ -251,9 +252,45 @@ ORDER_MONEY = ("total_fen", "paid_fen", "postage_fen", "discount_fen")
 ITEM_MONEY = ("price_fen", "paid_fen")
 
 
+#: Text the tables hold without a length limit (Text columns): checked for storable characters only.
+ORDER_TEXT_FREE = ("receiver_name", "receiver_phone", "receiver_address")
+ITEM_TEXT_FREE = ("title",)
+_ORDER_TEXT = (*ORDER_TEXT_MAX, *ORDER_TEXT_FREE)
+_ITEM_TEXT = (*ITEM_TEXT_MAX, *ITEM_TEXT_FREE)
+_order_text, _item_text = attrgetter(*_ORDER_TEXT), attrgetter(*_ITEM_TEXT)
+
+
+def _unstorable(value: str) -> str:
+    """Why the tables cannot hold ``value`` ("" if they can): a NUL (PostgreSQL refuses it in text),
+    or a lone surrogate (``"\\ud83d"`` in JSON, half an emoji: no UTF-8, neither database takes it)."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "is not valid Unicode (half of an emoji?)"
+    return ""
+
+
+def _check_chars(order: "Order") -> None:
+    """All the text fields at once (one scan); the field at fault is looked for only when one is."""
+    values = [*_order_text(order)]
+    for item in order.items:
+        values += _item_text(item)
+    if not _unstorable("".join(values)):
+        return
+    named = [(name, getattr(order, name)) for name in _ORDER_TEXT] + [
+        (f"items[{i}].{name}", getattr(item, name)) for i, item in enumerate(order.items) for name in _ITEM_TEXT]
+    for name, value in named:
+        if why := _unstorable(value):
+            raise PayloadError(name, why)
+
+
 def _check_fits(order: "Order") -> None:
-    """A ``PayloadError`` naming the field that the tables cannot hold (too long, out of range): a
-    bad CSV line or webhook payload is refused, rather than the database failing the whole write."""
+    """A ``PayloadError`` naming the field that the tables cannot hold (too long, out of range, a NUL
+    or half an emoji): a bad CSV line or webhook payload is refused, rather than the database failing
+    the whole write."""
     def text(name: str, value: str, limit: int) -> None:
         if len(value) > limit:
             raise PayloadError(name, f"longer than {limit} characters ({len(value)})")
@@ -273,3 +310,4 @@ def _check_fits(order: "Order") -> None:
             money(f"items[{i}].{name}", getattr(item, name))
         if not 0 <= item.quantity <= MAX_QUANTITY:
             raise PayloadError(f"items[{i}].quantity", f"out of range: at most {MAX_QUANTITY}, got {item.quantity}")
+    _check_chars(order)

@@ -75,10 +75,18 @@ _DURABLE = "durable" in inspect.signature(Database.write).parameters
 
 
 def raw_text(order: Order) -> str:
+    """The payload as JSON text; a lone surrogate (half an emoji) in a field no column takes stays
+    escaped (``\\ud83d``), which the database can store."""
     try:
-        return json.dumps(order.raw, ensure_ascii=False, separators=(",", ":"), default=str)
+        text = json.dumps(order.raw, ensure_ascii=False, separators=(",", ":"), default=str)
     except (TypeError, ValueError):
         return "{}"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(order.raw, separators=(",", ":"), default=str)
+    return text
 
 
 def order_values(order: Order, customer_id: int | None, now: float, raw: str | None = None) -> dict[str, Any]:

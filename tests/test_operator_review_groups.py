@@ -120,3 +120,17 @@ async def test_the_last_enabled_admin_cannot_be_demoted_or_disabled(client, hub)
     assert (await client.put(f"/api/users/{olivia.id}", json={"role": "supervisor"}, headers=auth())).status == 200
     resp = await client.put(f"/api/users/{off.id}", json={"disabled": True}, headers=auth())
     assert resp.status == 409 and (await resp.json())["error"] == "last_admin"
+
+
+async def test_a_group_an_sla_rule_is_scoped_to_is_not_deleted(client, hub):
+    """An SLA rule scoped to a deleted group watched no one any more, and the SLA page's editor, not finding
+    the group, showed and saved it as "all groups"."""
+    assert (await client.post("/api/groups", json={"name": "vip"}, headers=auth())).status == 201
+    rule = await client.post("/api/sla/rules", json={"name": "VIP 首响", "kind": "first_reply", "seconds": 30,
+                                                     "group": "vip"}, headers=auth())
+    assert rule.status == 201, await rule.text()
+    resp = await client.delete("/api/groups/vip", headers=auth())
+    err = await resp.json()
+    assert resp.status == 409 and "SLA rules: VIP 首响" in err["message"], err
+    assert (await client.delete(f"/api/sla/rules/{(await rule.json())['id']}", headers=auth())).status == 200
+    assert (await client.delete("/api/groups/vip", headers=auth())).status == 200

@@ -136,7 +136,8 @@
   }
 
   // "this group is in use: routing rules: A, B; channel codes: C; setting: default_group" in the operator's words
-  var USES = { "routing rules": "路由规则", "channel codes": "渠道活码", "ticket types": "工单类型", "ticket rules": "工单分派规则" };
+  var USES = { "routing rules": "路由规则", "channel codes": "渠道活码", "ticket types": "工单类型", "ticket rules": "工单分派规则",
+    "SLA rules": "SLA 规则" };
   function usesText(msg) {
     return String(msg || "").replace(/^this group is in use: /, "").split("; ").map(function (part) {
       var i = part.indexOf(": "), kind = i < 0 ? part : part.slice(0, i), what = i < 0 ? "" : part.slice(i + 2);

@@ -14,7 +14,7 @@ from ..api import int_param
 from ..auth_views import request_token, require_user
 from ..errors import HubError, bad_request, not_found
 from ..http_util import hub_of as _hub, json_object as _json, path_int as _id
-from ..models import RoutingRule, SkillGroup, TicketRule, TicketType, User
+from ..models import RoutingRule, SkillGroup, SlaRuleRow, TicketRule, TicketType, User
 from ..models.channels import ChannelCode
 from ..routing.rules import RoutingInput, RuleError, decide, parse_rule, rule_to_json
 from ..users import ROLES, add_user, end_logins, hash_password, list_users, users_for_update, validate_user
@@ -320,6 +320,8 @@ async def _group_uses(hub: Any, name: str) -> list[str]:
         ticket_rules = (await conn.execute(select(TicketRule.__table__.c.name, TicketRule.__table__.c.id,
                                                   TicketRule.__table__.c.data)
                                            .order_by(TicketRule.__table__.c.position))).all()
+        sla = (await conn.execute(select(SlaRuleRow.__table__.c.name, SlaRuleRow.__table__.c.id, SlaRuleRow.__table__.c.data)
+                                  .order_by(SlaRuleRow.__table__.c.id))).all()
     if codes:
         uses.append("channel codes: " + ", ".join(codes))
     if types:
@@ -327,6 +329,10 @@ async def _group_uses(hub: Any, name: str) -> list[str]:
     routed = [r.name or f"#{r.id}" for r in ticket_rules if (json.loads(r.data or "{}") or {}).get("group") == name]
     if routed:
         uses.append("ticket rules: " + ", ".join(routed))
+    # an SLA rule scoped to the group would watch no one (and its editor, not finding the group, saves it for all)
+    scoped = [r.name or f"#{r.id}" for r in sla if (json.loads(r.data or "{}") or {}).get("group") == name]
+    if scoped:
+        uses.append("SLA rules: " + ", ".join(scoped))
     if await hub.settings.get("default_group") == name:
         uses.append("setting: default_group")
     return uses
@@ -334,7 +340,7 @@ async def _group_uses(hub: Any, name: str) -> list[str]:
 
 async def groups_delete(request: web.Request) -> web.Response:
     """Removes the group and takes it out of its agents' groups; refused while a routing rule, a channel code,
-    a ticket type or rule, or the default_group setting sends to it."""
+    a ticket type or rule, an SLA rule or the default_group setting names it."""
     actor = await require_user(request, "admin")
     hub = _hub(request)
     name = request.match_info["name"]

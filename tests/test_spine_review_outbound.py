@@ -37,3 +37,30 @@ async def test_a_text_with_a_nul_or_a_lone_surrogate_is_a_400_not_a_500(aiohttp_
         assert resp.status == 400, await resp.text()
         assert (await resp.json())["error"] == "invalid_text"
     assert await messages(hub, direction="out") == []
+
+
+async def test_a_message_queued_through_the_api_is_committed_durably(aiohttp_client, hub_config, standin, monkeypatch):
+    """The 202 of POST /api/conversations/{id}/messages tells the caller the message is queued, yet its
+    archive and outbox rows were committed like derived state (SQLite synchronous=NORMAL, PostgreSQL
+    synchronous_commit=off): a power loss (or a PostgreSQL crash) right after it lost the message,
+    and no job re-run queues it again. Only an agent's reply was durable."""
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    seen: list[bool] = []
+
+    class Watched:  # the outbound queue's database, its writes watched (nobody else's)
+        def __init__(self, db):  # noqa: ANN001
+            self._db = db
+
+        def __getattr__(self, name: str):  # noqa: ANN204
+            return getattr(self._db, name)
+
+        def write(self, durable: bool = False):  # noqa: ANN202
+            seen.append(durable)
+            return self._db.write(durable)
+
+    monkeypatch.setattr(hub.outbound, "db", Watched(hub.db))
+    resp = await client.post(f"/api/conversations/{conv}/messages", json={"text": "您好"}, headers=auth())
+    assert resp.status == 202, await resp.text()
+    assert seen == [True]
+    await hub.outbound.drain()
+    assert [s["body"]["text"]["content"] for s in standin.sent] == ["您好"]

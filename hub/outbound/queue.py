@@ -124,6 +124,10 @@ def compose(channel: str, thread: str, peer_id: str, req: OutboundRequest) -> tu
     raise bad_request("unknown_channel", f"cannot send to channel {channel!r}")
 
 
+# dedup keys of automatic sends, each made by a job from its cause (a bot's reply to an inbound
+# message, a queue notice of a handover): a re-run of the job queues the send again
+REBUILT_KEYS = ("bot:", "queue:")
+
 # our code for a send the platform accepted but says will not reach the customer (permanent)
 FAIL_LISTED = 2_000_001
 
@@ -158,8 +162,13 @@ class Outbound:
         """Archive the outbound message and queue it, in one transaction. Returns the message id,
         or None when ``dedup_key`` was already queued (idempotent retries of the caller)."""
 
+        # on disk before the caller hears "queued" (an agent's reply, an API caller's message: nothing
+        # queues it again); an automatic send keyed by its cause is left to the background commit,
+        # since the job that lost its completion with it, re-run, queues it again
+        durable = not (req.dedup_key or "").startswith(REBUILT_KEYS)
+
         async def write() -> int | None:
-            async with self.db.write(durable=req.sender.startswith("agent:")) as conn:
+            async with self.db.write(durable=durable) as conn:
                 conv = (await conn.execute(select(conversations).where(
                     conversations.c.id == req.conversation_id))).first()
                 if conv is None:

@@ -60,7 +60,7 @@
         h("label.field", h("span", "类型"), type), h("label.field", h("span", "优先级"), prio),
         h("label.field", h("span", "标题"), title), h("label.field", h("span", "描述"), desc), err],
         [h("button.btn", { type: "button", onclick: function () { m.close(); } }, "取消"), submit]);
-      title.value = (e.s.first_message || "").slice(0, 60);
+      title.value = Array.from(e.s.first_message || "").slice(0, 60).join("");  // characters: an emoji is two units
       title.focus();
       submit.addEventListener("click", function () {
         submit.disabled = true;

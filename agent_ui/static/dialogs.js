@@ -69,7 +69,7 @@
       agents.appendChild(h("li", h("button.pick" + (pick.value === a.id ? ".picked" : ""), {
         type: "button", disabled: !ok, dataset: { agent: a.id }, title: ok ? "转给 " + a.name : a.name + "：" + why
       },
-        h("span.avatar.sm", a.name.slice(0, 1)),
+        h("span.avatar.sm", R.initial(a.name)),
         h("span.pick-main", h("span.pick-name", a.name), h("span.pick-sub", (a.groups || []).join("、") || "无技能组")),
         h("span.pick-side", h("span.status-dot.s-" + a.status), L.status[a.status] || a.status,
           h("span.load" + (full ? ".full" : ""), a.load + "/" + a.cap)))));

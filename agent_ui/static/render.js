@@ -9,6 +9,11 @@
     return c.name || s.peer_id || ("会话 #" + s.id);
   }
 
+  /** The avatar's letter: the name's first character (an emoji is two UTF-16 units: slice(0, 1) cut it in half). */
+  function initial(name) {
+    return (Array.from(name || "")[0] || "").toUpperCase();
+  }
+
   function channelBadge(channel) {
     if (!channel) return null;
     return h("span.badge.ch-" + channel, { title: "渠道" }, L.channel[channel] || channel);
@@ -81,7 +86,7 @@
         role: "option", "aria-selected": id === S.currentId ? "true" : "false", tabindex: "-1",
         dataset: { id: id }, title: customerName(e)
       },
-        h("div.avatar.av-" + (s.channel || "x"), { "aria-hidden": "true" }, customerName(e).slice(0, 1).toUpperCase()),
+        h("div.avatar.av-" + (s.channel || "x"), { "aria-hidden": "true" }, initial(customerName(e))),
         h("div.session-body",
           h("div.row", h("span.name", customerName(e)), time),
           h("div.row", h("span.preview", (last ? preview(last) : s.first_message) || "\u00a0"),
@@ -331,7 +336,7 @@
     if (!e) { box.appendChild(h("div.empty-state", h("div.empty-note", "客户资料会显示在这里"))); return; }
     var c = e.customer || {}, s = e.s, level = vipLevel(e);
     box.appendChild(h("div.profile-head",
-      h("div.avatar.lg.av-" + (s.channel || "x"), customerName(e).slice(0, 1).toUpperCase()),
+      h("div.avatar.lg.av-" + (s.channel || "x"), initial(customerName(e))),
       h("div.profile-id", h("div.profile-name", customerName(e)), h("div.badges", channelBadge(s.channel), vipBadge(level)))));
     if (c.order_count || c.paid_total_fen) {
       box.appendChild(h("div.stats",
@@ -383,7 +388,7 @@
   }
 
   window.HubRender = {
-    customerName: customerName, renderList: renderList, tickWaits: tickWaits, renderMessages: renderMessages,
+    customerName: customerName, initial: initial, renderList: renderList, tickWaits: tickWaits, renderMessages: renderMessages,
     renderChatHead: renderChatHead, renderPresence: renderPresence, renderSuggestions: renderSuggestions,
     renderQuick: renderQuick, renderProfile: renderProfile, renderQueue: renderQueue, toast: toast, setConn: setConn, preview: preview, waitingSince: waitingSince
   };

@@ -1,0 +1,51 @@
+"""The agent console in headless Chromium with WeChat nicknames and messages that hold emoji: text is
+cut by characters, not by UTF-16 code units (an emoji is two of them)."""
+from __future__ import annotations
+
+from playwright.async_api import expect
+
+from hub.models import Conversation, Customer
+from hub.service.sessions import Handover
+from tests.rt_helpers import make_user
+from tests.test_console_browser import go_online, log_in, new_page
+from tests.test_operator_pages import base_url
+
+API = {"Authorization": "Bearer test-api-token"}
+
+
+async def customer_conversation(hub, name: str, peer: str) -> int:  # noqa: ANN001
+    async with hub.db.write() as conn:
+        cid = (await conn.execute(Customer.__table__.insert().values(name=name, created_at=hub.clock.now()))
+               ).inserted_primary_key[0]
+        return (await conn.execute(Conversation.__table__.insert().values(
+            account_id="acme-wecom", channel="wecom", thread="", peer_id=peer, customer_id=cid,
+            created_at=hub.clock.now()))).inserted_primary_key[0]
+
+
+async def test_an_emoji_nickname_and_first_message_are_not_cut_in_half(client, hub, browser):  # noqa: ANN001
+    """A nickname starting with an emoji showed half of it (a broken glyph) as the avatar, in the list and
+    in the customer pane; 转工单 took the first 60 UTF-16 units of the first message as the title, so an
+    emoji at the 60th character was cut in half and creating the ticket failed (500 服务器出错)."""
+    alice = await make_user(hub, "alice", groups=("presales",))
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, base_url(client), "alice")
+    await go_online(page, hub, alice.id)
+    title = "请问" * 29 + "好🌸"  # 60 characters; the emoji is the 60th and 61st UTF-16 unit
+    first = title + "这款面霜敏感肌能用吗"
+    await hub.sessions.route(Handover(await customer_conversation(hub, "🌸小美", "wmEmoji"), "acme-wecom", first, [],
+                                      group="presales"))
+    item = page.locator("#session-list li.session").first
+    await expect(item.locator(".avatar")).to_have_text("🌸")
+    await item.click()
+    await expect(page.locator("#profile .avatar")).to_have_text("🌸")
+    await expect(page.locator("#profile .profile-name")).to_have_text("🌸小美")
+
+    await page.click("#ticket-btn")
+    await expect(page.locator("#ticket-title")).to_have_value(title)
+    await page.select_option("#ticket-type", "return")
+    await page.click("#ticket-submit")
+    await expect(page.locator("#ticket-dialog")).to_have_count(0)
+    tickets = (await (await client.get("/api/tickets", headers=API)).json())["tickets"]
+    assert [t["title"] for t in tickets] == [title]
+    assert not [e for e in errors if "500" not in e], errors

@@ -107,9 +107,11 @@ class KnowledgeBase:
                                   suggest=self.matcher.suggest)
 
     async def _current_version(self, conn: Any) -> tuple[Any, Any, Any]:
+        """(newest FAQ change, FAQ count, (brand words, newest brand word)): a word taken out and
+        another put in leave the count as it was, the newest word's time tells."""
         faq = (await conn.execute(select(func.max(faq_t.c.updated_at), func.count()).select_from(faq_t))).first()
-        words = (await conn.execute(select(func.count()).select_from(words_t))).scalar()
-        return (faq[0], faq[1], words)
+        words = (await conn.execute(select(func.count(), func.max(words_t.c.created_at)).select_from(words_t))).first()
+        return (faq[0], faq[1], tuple(words))
 
     async def _changed_elsewhere(self, conn: Any) -> bool:
         """At the start of a write: has another process changed the FAQ since this one loaded it?

@@ -33,3 +33,17 @@ async def test_a_word_swapped_by_another_process_is_loaded(hub):
     assert kb.tokenizer.tokens("悦木之源怎么用")[0] == "悦木之源"
     assert kb.tokenizer.tokens("珂润斯怎么用")[0] != "珂润斯"
     assert kb.matcher.match("悦木之源") and kb.matcher.match("悦木之源")[0].question == "悦木之源怎么用"
+
+
+@pytest.mark.parametrize("word", ["珂润\u0000斯", "珂润斯\ud83d"])
+async def test_a_word_the_table_cannot_hold_is_a_400(aiohttp_client, hub_config, word):
+    """A NUL (PostgreSQL refuses it) or a lone surrogate (half an emoji) in a brand word was a 500."""
+    import json
+
+    from tests.conftest import auth
+    client = await aiohttp_client(create_app(hub_config, FakeClock(1_732_500_000.0)))
+    resp = await client.post("/api/brand-words", data=json.dumps({"words": ["悦木之源", word]}),
+                             headers={**auth(), "Content-Type": "application/json"})
+    assert resp.status == 400, await resp.text()
+    assert (await resp.json())["field"] == "words"
+    assert (await (await client.get("/api/brand-words", headers=auth())).json())["words"] == []

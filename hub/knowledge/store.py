@@ -234,8 +234,9 @@ class KnowledgeBase:
 
     async def add_words(self, words: list[str]) -> list[str]:
         clean = sorted({w.strip() for w in words if isinstance(w, str) and w.strip()})
-        if not clean or any(len(w) > 64 or " " in w for w in clean):
-            raise HubError(400, "invalid_words", "words: 1 to 64 characters, no spaces", "words")
+        if not clean or any(len(w) > 64 or " " in w or not storable(w) for w in clean):
+            raise HubError(400, "invalid_words", "words: 1 to 64 characters, no spaces, no NUL or half an emoji",
+                           "words")
         async with self.db.write() as conn:
             existing = set((await conn.execute(select(words_t.c.word).where(words_t.c.word.in_(clean)))).scalars())
             for w in clean:

@@ -220,10 +220,20 @@ class PlatformApi:
         raise AssertionError("unreachable")
 
     async def customer_profile(self, account: AccountInfo, channel: str, peer_id: str) -> dict[str, str]:
-        """unionid and name of a follower (OA user/info) or external contact (WeCom externalcontact/get)."""
+        """unionid and name of a follower (OA user/info), a 微信客服 customer (kf/customer/batchget: not
+        an external contact, whom externalcontact/get refuses) or an external contact (WeCom
+        externalcontact/get)."""
         if account.platform == "oa":
             data = await self.get(account, "/cgi-bin/user/info", {"openid": peer_id, "lang": "zh_CN"})
             return {"unionid": str(data.get("unionid") or ""), "name": str(data.get("nickname") or "")}
+        if channel == "kf":
+            data = await self.call(account, "/cgi-bin/kf/customer/batchget",
+                                   {"external_userid_list": [peer_id], "need_enter_session_context": 0})
+            found = [c for c in data.get("customer_list") or []
+                     if isinstance(c, dict) and c.get("external_userid") == peer_id]
+            if not found:
+                return {"unionid": "", "name": ""}
+            return {"unionid": str(found[0].get("unionid") or ""), "name": str(found[0].get("nickname") or "")}
         data = await self.get(account, "/cgi-bin/externalcontact/get", {"external_userid": peer_id})
         contact = data.get("external_contact") or {}
         return {"unionid": str(contact.get("unionid") or ""), "name": str(contact.get("name") or "")}

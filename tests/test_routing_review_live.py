@@ -75,3 +75,18 @@ async def test_a_transfer_to_the_agents_own_group_goes_to_a_colleague(client, hu
     assert moved["session"]["id"] == sid and moved["session"]["group"] == "presales"
     assert not [b for b in alice.by_name["session.new"] if b["session"]["id"] == sid and b is not first]
     assert hub.sessions.dispatcher.agent_of(sid) != first["session"]["agent_id"]
+
+
+async def test_a_status_set_in_one_tab_reaches_the_agents_other_tab(client, hub, desk):
+    """Two consoles of one agent: going 离开 (or offline) in one tab left the other showing 在线 (the
+    console applies agent.status for its own user, but it went to the supervisors' room only), so the
+    agent waited in the other tab for customers that no longer came."""
+    await make_user(hub, "alice")
+    tab1, tab2 = await desk("alice"), await desk("alice")
+    await online(tab1)
+    assert (await tab1.call("status", {"status": "away"}))["ok"]
+    [me] = [u for u in hub.sessions.agents.values() if u.username == "alice"]
+    got = await tab2.wait("agent.status", where=lambda d: d["status"] == "away")
+    assert got[-1]["agent_id"] == me.id
+    assert (await tab2.call("status", {"status": "online"}))["ok"]
+    await tab1.wait("agent.status", where=lambda d: d["status"] == "online", count=2)

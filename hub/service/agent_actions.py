@@ -15,7 +15,7 @@ from ..models import Message, ServiceSession, User
 from ..models.base import fixed
 from ..outbound.queue import OutboundRequest, check_text
 from ..privacy.views import mask_message
-from ..push import SUPERVISORS
+from ..push import SUPERVISORS, user_room
 from ..routing.dispatch import Assignment, DispatchError, QueuedSession
 from ..users import UserInfo, set_status as store_status
 
@@ -156,7 +156,9 @@ class AgentActions:
         if user.id not in self.agents:
             self.agents[user.id] = user
             self.dispatcher.upsert_agent(user.id, groups=user.groups, cap=user.cap, status="offline")
-        await self.push.to_room(SUPERVISORS, "agent.status", {"agent_id": user.id, "status": status})
+        change = {"agent_id": user.id, "status": status}
+        await self.push.to_room(SUPERVISORS, "agent.status", change)
+        await self.push.to_room(user_room(user.id), "agent.status", change)  # the agent's other tabs
         if status == "offline":
             await self.requeue_agent(user.id, "agent_offline")
         await self.catch_up_queue()

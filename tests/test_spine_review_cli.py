@@ -1,6 +1,8 @@
 """The archive export command as an operator pipes it (real subprocesses, real databases)."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -89,3 +91,20 @@ def test_an_empty_since_is_refused_not_read_as_everything(tmp_path):
         assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.startswith(f"scrm-hub: --since {value!r}: not a time"), r.stderr
         assert r.stdout == ""
+
+
+async def test_the_csv_export_opens_in_excel_as_utf8(db_url):
+    """The CSV export is for spreadsheets, but had no BOM: Excel, which most supervisors open it
+    with, read the customers' Chinese as the ANSI code page (mojibake). It starts with one now, like
+    the conversation export of the search page and the audit log's CSV."""
+    await _archive(db_url, 2)
+    r = subprocess.run([sys.executable, "-m", "hub", "archive", "export", "--db", db_url, "--format", "csv"], cwd=ROOT,
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout.decode("utf-8")
+    assert text.startswith("\ufeffid,conversation_id,"), text[:40]
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    assert len(rows) == 2 and rows[0]["text"].startswith("您好")
+    r = subprocess.run([sys.executable, "-m", "hub", "archive", "export", "--db", db_url], cwd=ROOT,
+                       capture_output=True, timeout=60)
+    assert not r.stdout.startswith(b"\xef\xbb\xbf")  # JSON Lines: the exact record, no BOM

@@ -47,6 +47,7 @@ async def export(db: Database, out: TextIO, fmt: str = "jsonl", since: float | N
     writer = None
     try:
         if fmt == "csv":
+            out.write("\ufeff")  # a BOM, so that Excel reads the Chinese as UTF-8 (as the search page's export)
             writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
             writer.writeheader()
         async for msg in iter_messages(db, since):

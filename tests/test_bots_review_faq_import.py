@@ -34,3 +34,22 @@ async def test_gbk_csv_import_is_read_and_undecodable_file_is_reported(client):
     body = await resp.json()
     assert body["imported"] == 0 and body["rejected"][0]["line"] == 1
     assert "UTF-8" in body["rejected"][0]["message"]
+
+
+async def test_rejected_row_is_reported_by_the_line_it_starts_on(client):
+    """An answer in quotes spans lines: a bad row was reported by the line it ENDS on, so the import
+    dialog showed the tail of its answer as the rejected line (empty lines are still skipped, a row of
+    empty cells still rejected)."""
+    text = ("question,similar,answer,category\n"
+            "发票怎么开,,\"下单时备注抬头，\n发货后三天内开出\",售后\n"  # lines 2-3
+            "\n"  # line 4: empty
+            ",,\"这一行\n没有问题\n只有答案\",\n"  # lines 5-7: no question
+            "包邮吗,,全国包邮,\n"  # line 8
+            ",,,\n"  # line 9: empty cells
+            "能退吗,,七天无理由,售后,多余\n")  # line 10: too many values
+    resp = await client.post("/api/faq/import", data=text.encode(), headers={**auth(), "Content-Type": "text/csv"})
+    body = await resp.json()
+    assert body["imported"] == 2
+    assert [(r["line"], r["field"]) for r in body["rejected"]] == [(5, "question"), (9, "question"), (10, None)]
+    lines = text.split("\n")
+    assert lines[5 - 1].startswith(",,\"这一行")  # what the import dialog shows for it (rawLine)

@@ -30,17 +30,27 @@ def _check(parsed: Parsed, line: int, raw: Any) -> None:
 
 
 def parse_csv(text: str) -> Parsed:
+    """Rows by the header's columns (an empty line is skipped). A row is reported by the line it
+    starts on: an answer in quotes may span lines, and the line the import dialog shows must hold
+    the row's start, not the tail of its answer."""
     parsed = Parsed()
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    missing = [c for c in ("question", "answer") if c not in (reader.fieldnames or [])]
+    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    header = next(reader, None) or []
+    missing = [c for c in ("question", "answer") if c not in header]
     if missing:
         parsed.errors.append({"line": 1, "field": missing[0], "message": f"missing column(s): {', '.join(missing)}"})
         return parsed
-    for row in reader:
-        line = reader.line_num
-        if row.get(None):
+    while True:
+        line = reader.line_num + 1  # where the next row starts
+        values = next(reader, None)
+        if values is None:
+            break
+        if not values:
+            continue
+        if len(values) > len(header):
             parsed.errors.append({"line": line, "field": None, "message": "more values than columns"})
             continue
+        row = dict(zip(header, values))
         _check(parsed, line, {"question": row.get("question") or "", "answer": row.get("answer") or "",
                               "similar": row.get("similar") or "", "category": row.get("category") or ""})
     return parsed

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 PLATFORMS = {"wecom": "/callbacks/wecom/{id}", "oa": "/callbacks/oa/{id}"}
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+# the platforms take a Token of 3-32 English letters or digits (str.isalnum() also passes 令牌 or full-width digits)
+TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,8 @@ def validate(platform: str, id: str, token: str, encoding_aes_key: str, receive_
         raise bad_request("invalid_platform", "platform must be 'wecom' or 'oa'", "platform")
     if not ID_RE.match(id):
         raise bad_request("invalid_id", "id: letters, digits, '-' and '_', at most 64", "id")
-    if not (3 <= len(token) <= 32) or not token.isalnum():
-        raise bad_request("invalid_token", "Token: 3 to 32 letters or digits", "token")
+    if not TOKEN_RE.match(token):
+        raise bad_request("invalid_token", "Token: 3 to 32 English letters or digits", "token")
     try:
         aes_key(encoding_aes_key)
     except CryptoError as exc:

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from . import audit, config_bus
 from .account_status import tracker_of
-from .accounts import PLATFORMS, generate_token, list_accounts, upsert_account
+from .accounts import PLATFORMS, TOKEN_RE, generate_token, list_accounts, upsert_account
 from .auth_views import require_user
 from .callbacks.crypto import generate_encoding_aes_key
 from .errors import HubError, bad_request, not_found
@@ -23,8 +23,6 @@ from .http_util import hub_of, json_object
 
 NAME_MAX = 64
 RECEIVE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-# the platforms take a Token of 3-32 English letters or digits (str.isalnum() also passes 令牌 or full-width digits)
-TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
 SECRET_MAX = 128
 
 
@@ -71,7 +69,7 @@ def _fields(body: dict[str, Any], current: Any | None) -> dict[str, Any]:
     key = text("encoding_aes_key", current.encoding_aes_key if current else "")
     if not token:
         raise bad_request("invalid_token", "Token is required (use 生成 for a random one)", "token")
-    if not TOKEN_RE.match(token) and (current is None or token != current.token):  # a stored one is kept as is
+    if not TOKEN_RE.match(token):  # (hub/accounts.py's validate checks it as well, for the CLI and the config file)
         raise bad_request("invalid_token", "Token: 3 to 32 English letters or digits", "token")
     if not key:
         raise bad_request("invalid_encoding_aes_key", "EncodingAESKey is required (use 生成)", "encoding_aes_key")

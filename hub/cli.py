@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--platform", required=True, choices=["wecom", "oa"])
     add.add_argument("--name", default="")
     add.add_argument("--receive-id", required=True, help="CorpID (wecom) or AppID (oa)")
-    add.add_argument("--token", help="callback Token (3-32 letters/digits)")
+    add.add_argument("--token", help="callback Token (3-32 English letters or digits)")
     add.add_argument("--aes-key", help="43-character EncodingAESKey")
     add.add_argument("--secret", default="", help="API secret (corpsecret / AppSecret)")
     add.add_argument("--base-url", default="", help="public base URL, to print full callback URLs")

@@ -32,6 +32,10 @@ def test_accounts_add_and_list_json(tmp_path):
     r = hub_cli("accounts", "add", "--db", db, "--id", "bad", "--platform", "wecom", "--receive-id", "ww1",
                 "--aes-key", "short")
     assert r.returncode == 2 and "EncodingAESKey" in r.stderr
+    for token in ("门店令牌abc", "１２３４５６"):  # not what the platforms' consoles take
+        r = hub_cli("accounts", "add", "--db", db, "--id", "bad", "--platform", "wecom", "--receive-id", "ww1",
+                    "--token", token)
+        assert r.returncode == 2 and "Token" in r.stderr, (token, r.stderr)
     r = hub_cli("accounts", "list", "--db", db, "--json", "--base-url", "https://hub.example.com")
     accounts = json.loads(r.stdout)
     assert len(accounts) == 1

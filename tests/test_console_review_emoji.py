@@ -49,3 +49,26 @@ async def test_an_emoji_nickname_and_first_message_are_not_cut_in_half(client, h
     tickets = (await (await client.get("/api/tickets", headers=API)).json())["tickets"]
     assert [t["title"] for t in tickets] == [title]
     assert not [e for e in errors if "500" not in e], errors
+
+
+async def test_a_reply_too_long_for_an_official_account_says_so(client, hub, browser):  # noqa: ANN001
+    """An Official Account takes 2,048 UTF-8 bytes (about 682 Chinese characters): a reply of 700 was
+    refused with 发送失败：消息内容无效 (content invalid), and the counter said nothing below 1,500
+    characters, so the agent could not tell what was wrong with it."""
+    alice = await make_user(hub, "alice", groups=("presales",))
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, base_url(client), "alice")
+    await go_online(page, hub, alice.id)
+    async with hub.db.write() as conn:
+        conv = (await conn.execute(Conversation.__table__.insert().values(
+            account_id="acme-oa", channel="oa", thread="", peer_id="oLong", created_at=hub.clock.now()))
+                ).inserted_primary_key[0]
+    await hub.sessions.route(Handover(conv, "acme-oa", "退货流程是什么", [], group="presales"))
+    await page.locator("#session-list li.session").first.click()
+    text = "您好" * 350  # 700 characters, 2,100 bytes
+    await page.fill("#reply", text)
+    await expect(page.locator("#char-count")).to_contain_text("2100 / 2048")
+    await page.click("#send-btn")
+    await expect(page.locator("#toasts .toast.error")).to_contain_text("内容过长")
+    await expect(page.locator("#reply")).to_have_value(text)

@@ -26,6 +26,22 @@
       deliver(p);
     }
 
+    // what a reply may be, as the hub checks it (hub/outbound/queue.py check_text): 2,000 characters, and
+    // at most what the channel takes in UTF-8 bytes (a Chinese character is 3)
+    var MAX_CHARS = 2000, CHANNEL_BYTES = { oa: 2048, kf: 2048, wecom: 4000 };
+
+    /** Why ``text`` is too long for session entry ``e``'s channel, in Chinese; "" when it is not. */
+    function tooLong(e, text) {
+      var chars = Array.from(text).length, limit = e && CHANNEL_BYTES[e.s.channel];
+      if (chars > MAX_CHARS) return "内容过长：最多 " + MAX_CHARS + " 字，当前 " + chars + " 字";
+      var bytes = limit ? new TextEncoder().encode(text).length : 0;
+      if (limit && bytes > limit) {
+        return "内容过长：" + (U.LABELS.channel[e.s.channel] || e.s.channel) + "消息最多 " + limit + " 字节（约 " +
+          Math.floor(limit / 3) + " 个汉字），当前 " + bytes + " 字节";
+      }
+      return "";
+    }
+
     /** Refusals that a retry cannot change: the reply was not queued, it goes back to the reply box. */
     var FINAL_REPLY_ERRORS = { forbidden: true, session_closed: true, invalid_text: true, unknown_session: true,
       invalid_session_id: true };
@@ -66,7 +82,7 @@
         } else {
           drop();
           if (S.currentId === e.s.id && !$("reply").value) { $("reply").value = p.text; updateCount(); }
-          toast("发送失败：" + U.errorText(ack), "error");
+          toast("发送失败：" + ((ack.error === "invalid_text" && tooLong(e, p.text)) || U.errorText(ack)), "error");
         }
         if (S.currentId === e.s.id) R.renderMessages(S, "stay");
       });
@@ -97,7 +113,11 @@
       var ta = $("reply"), n = ta.value.length;
       ta.style.height = "";                                         // grow with the text, up to max-height
       if (ta.scrollHeight > ta.clientHeight) ta.style.height = Math.min(ta.scrollHeight + 2, 200) + "px";
-      $("char-count").textContent = n > 1500 ? n + " / 2000" : "";
+      // near a limit: the characters, or the channel's bytes (about 682 Chinese characters on an Official Account)
+      var e = S.current(), limit = e && CHANNEL_BYTES[e.s.channel], chars = Array.from(ta.value).length;
+      var bytes = limit && n * 3 > limit * 0.8 ? new TextEncoder().encode(ta.value).length : 0;
+      $("char-count").textContent = limit && bytes > limit * 0.8 ? bytes + " / " + limit + " 字节"
+        : chars > 1500 ? chars + " / " + MAX_CHARS : "";
     }
 
     var lastTyping = 0;

@@ -108,7 +108,9 @@ async def youzan_push(request: web.Request) -> web.Response:
         msg = parse_youzan_push(body)
     except PayloadError as exc:
         raise invalid(exc) from None
-    if msg.test or not msg.event_type.startswith("trade") or not msg.order_id:
+    # trade messages: trade_TradePaid … (4.0 push) and TRADE / TRADE_ORDER_STATE / TRADE_ORDER_REFUND … (the
+    # older pushes, upper case); others (SCRM_CUSTOMER_CARD …) are not orders
+    if msg.test or not msg.event_type.lower().startswith("trade") or not msg.order_id:
         return web.json_response(SUCCESS)
     app = shop_entry(verified, msg.shop_id)
     if app is None:

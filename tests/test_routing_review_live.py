@@ -90,3 +90,24 @@ async def test_a_status_set_in_one_tab_reaches_the_agents_other_tab(client, hub,
     assert got[-1]["agent_id"] == me.id
     assert (await tab2.call("status", {"status": "online"}))["ok"]
     await tab1.wait("agent.status", where=lambda d: d["status"] == "online", count=2)
+
+
+async def test_a_reopened_session_shows_the_new_question_and_its_suggestions(client, hub, desk):
+    """A customer back within reopen_window reopens their closed session, routed by what they ask now;
+    the session kept the old first message, FAQ suggestions and VIP level, so the agent's console showed
+    推荐回答 for the previous question (and 首条消息, the list preview, the ticket title from it)."""
+    from hub.service.sessions import Handover
+    from tests.test_dashboard_api import new_conversation
+    alice = await make_user(hub, "alice")
+    await hub.sessions.set_status(alice, "online")
+    conv = await new_conversation(hub, "wmBack")
+    old = [{"id": 1, "question": "敏感肌能用吗", "answer": "可以放心使用", "score": 90}]
+    first = await hub.sessions.route(Handover(conv, "acme-wecom", "面霜敏感肌能用吗", old))
+    await hub.sessions.close(alice, first["id"], "resolved")
+    new = [{"id": 2, "question": "怎么退货", "answer": "在订单页申请退货", "score": 88}]
+    again = await hub.sessions.route(Handover(conv, "acme-wecom", "我要退货，面霜过敏了", new, vip_level=2))
+    assert again["id"] == first["id"]  # reopened
+    [listed] = await hub.sessions.list_for(alice)
+    assert listed["first_message"] == "我要退货，面霜过敏了"
+    assert listed["suggestions"] == new
+    assert listed["vip_level"] == 2

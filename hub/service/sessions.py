@@ -172,7 +172,10 @@ class SessionService(AgentActions, SessionReading, DispatcherSync, SessionTimers
                     await conn.execute(update(sessions_t).where(sessions_t.c.id == reopened.id).values(
                         state="queued", agent_id=None, closed_at=None, close_reason=None, handover_at=now,
                         assigned_at=None, accepted_at=None, first_reply_at=None, last_customer_at=now,
-                        advisor_id=advisor, group=group, priority=decision.priority, bot_started_at=bot_started))
+                        advisor_id=advisor, group=group, priority=decision.priority, bot_started_at=bot_started,
+                        # what the customer asks now (routed by it), not the previous contact's question
+                        vip_level=h.vip_level, first_message=h.first_message[:500],
+                        suggestions=json.dumps(h.suggestions, ensure_ascii=False)))
                     await self._event(conn, reopened.id, "reopened", "customer", {"previous_agent": reopened.agent_id})
                     return reopened.id
                 res = await conn.execute(sessions_t.insert().values(

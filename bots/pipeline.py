@@ -1,8 +1,9 @@
 """The bot step of the inbound pipeline (runs after the archive step, before routing).
 
 For a customer's text with no human session open, in order: handover words -> hand to routing;
-keyword rules -> reply; FAQ with a confident score -> reply; FAQ suggestions between the
-thresholds -> hand to routing with the suggestions for the agent; otherwise hand to routing.
+keyword rules -> reply; FAQ with a confident score -> reply (if the channel takes the answer as one
+message); FAQ suggestions between the thresholds (or a confident answer too long for the channel) ->
+hand to routing with the suggestions for the agent; otherwise hand to routing.
 Outside business hours the customer gets the off-hours reply (once per closed period) and the
 session waits in the queue for the morning. Welcome events get their channel's welcome, once (an Official
 Account scan of a channel code: that code's welcome, once a day).
@@ -24,7 +25,7 @@ from hub.clock import Clock
 from hub.db import Database, retry_busy
 from hub.knowledge.store import KnowledgeBase
 from hub.models import BotOutcome
-from hub.outbound.queue import Outbound, OutboundRequest
+from hub.outbound.queue import TEXT_BYTES, Outbound, OutboundRequest
 from hub.pipeline import JobContext
 from hub.service.step import CUSTOMER_KINDS
 from hub.settings import Settings
@@ -42,6 +43,14 @@ WelcomeProvider = Callable[[JobContext], Awaitable[str | None]]
 
 def normalized_question(text: str) -> str:
     return "".join(ch for ch in fold(text) if ch.isalnum())[:200]
+
+
+def fits(channel: str, text: str) -> bool:
+    """Whether the channel takes ``text`` as one message (``TEXT_BYTES``: Official Account and 微信客服
+    2,048 UTF-8 bytes, WeCom 4,000): a longer FAQ answer would be refused by the platform for good
+    after being queued, the customer left with nothing, so an agent gets it as a suggestion instead."""
+    limit = TEXT_BYTES.get(channel)
+    return limit is None or len(text.encode("utf-8", "replace")) <= limit
 
 
 def contains_handover(text: str, words: list[str]) -> bool:
@@ -93,7 +102,7 @@ class Bots:
             return
         else:
             matches = self.kb.match(text)
-            if self.kb.is_confident(matches):
+            if self.kb.is_confident(matches) and fits(msg.channel, matches[0].answer):
                 top = matches[0]
                 await self._reply(ctx, top.answer)
                 await self._record(ctx, "faq", faq_id=top.id, score=top.score, hit=self.kb.count_hit)

@@ -108,3 +108,26 @@ async def test_the_csv_export_opens_in_excel_as_utf8(db_url):
     r = subprocess.run([sys.executable, "-m", "hub", "archive", "export", "--db", db_url], cwd=ROOT,
                        capture_output=True, timeout=60)
     assert not r.stdout.startswith(b"\xef\xbb\xbf")  # JSON Lines: the exact record, no BOM
+
+
+async def test_a_command_line_search_is_in_the_access_audit(db_url):
+    """Every search of the archive is in the access audit (docs/privacy.md), and the command line's
+    export is; `archive search` printed messages from the whole archive and left no entry."""
+    await _archive(db_url, 3)
+    r = subprocess.run([sys.executable, "-m", "hub", "archive", "search", "发货 13812345678", "--db", db_url],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "hub", "archive", "search", "发货", "--limit", "2", "--db", db_url],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "2 hit" in r.stderr, r.stderr
+    db = Database(db_url)
+    try:
+        async with db.read() as conn:
+            rows = (await conn.execute(select(AuditEntry.__table__).where(
+                AuditEntry.__table__.c.action == "search").order_by(AuditEntry.__table__.c.id))).all()
+    finally:
+        await db.dispose()
+    assert [(row.kind, row.target, row.actor_name.startswith("cli:")) for row in rows] == [("access", "archive", True)] * 2
+    first, second = (json.loads(row.detail) for row in rows)
+    assert "13812345678" not in first["q"] and first["results"] == 0  # the query masked, as the API's
+    assert second["q"] == "发货" and second["results"] == 2

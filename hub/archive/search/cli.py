@@ -43,6 +43,10 @@ async def search_command(db: Database, args: argparse.Namespace) -> int:
     except QueryError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from ...privacy.masking import mask_text
+    from ...privacy.views import audit_cli_export  # every search is in the access audit, as the API's
+    await audit_cli_export(db, "search", {"q": mask_text(args.query), "results": len(page.rows),
+                                          "limit": args.limit, **({"account": args.account} if args.account else {})})
     for row in page.rows:
         if args.json:
             print(json.dumps({"message_id": row.id, "conversation_id": row.conversation_id,

@@ -1,5 +1,6 @@
-"""The agent console in headless Chromium with WeChat nicknames and messages that hold emoji: text is
-cut by characters, not by UTF-16 code units (an emoji is two of them)."""
+"""The agent console in headless Chromium: WeChat nicknames and messages that hold emoji (text is cut by
+characters, not by UTF-16 code units: an emoji is two of them), a reply too long for its channel, a
+transfer that comes back to its sender."""
 from __future__ import annotations
 
 from playwright.async_api import expect
@@ -72,3 +73,28 @@ async def test_a_reply_too_long_for_an_official_account_says_so(client, hub, bro
     await page.click("#send-btn")
     await expect(page.locator("#toasts .toast.error")).to_contain_text("内容过长")
     await expect(page.locator("#reply")).to_have_value(text)
+
+
+async def test_a_session_transferred_back_to_its_sender_stays_in_the_list(client, hub, browser):  # noqa: ANN001
+    """Alice, alone of 售前 online, hands a session to her own group: nobody else can take it, so the hub
+    gives it back to her (session.removed, then session.new, both before the transfer's ack). The
+    dialog then took the session out of her list as transferred: the hub had her hold a customer her
+    console no longer showed."""
+    alice = await make_user(hub, "alice", groups=("presales",))
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, base_url(client), "alice")
+    await go_online(page, hub, alice.id)
+    session = await hub.sessions.route(Handover(await customer_conversation(hub, "王女士", "wmBackToMe"), "acme-wecom",
+                                                "快递到哪了", [], group="presales"))
+    item = page.locator("#session-list li.session")
+    await item.first.click()
+    await page.click("#transfer-btn")
+    await page.click("#transfer-dialog .tab[data-tab=group]")
+    await page.locator("#transfer-groups button.pick", has_text="presales").click()
+    await page.click("#transfer-submit")
+    await expect(page.locator("#transfer-dialog")).to_be_hidden()
+    assert hub.sessions.dispatcher.agent_of(session["id"]) == alice.id
+    await expect(item).to_have_count(1)
+    await expect(item.first).to_have_attribute("data-id", str(session["id"]))
+    await expect(page.locator("#toasts .toast").last).to_contain_text("回到")

@@ -119,10 +119,19 @@
     }
     $("transfer-submit").disabled = true;
     e.closingByMe = true;
+    var addedSeq = e.addedSeq;
     Hub.call("transfer", data).then(function (ack) {
       $("transfer-submit").disabled = false;
       if (!ack.ok) { e.closingByMe = false; showError("transfer-error", "转接失败：" + U.errorText(ack)); Hub.loadAgents().then(renderTargets); return; }
       closeModal("transfer-dialog");
+      // nobody else could take it (a group of one online): the hub gave it back, its session.new came already
+      var back = S.sessions.get(e.s.id);
+      if (back && !back.gone && back.addedSeq !== addedSeq && back.s.agent_id === S.me.id) {
+        back.closingByMe = false;
+        Hub.renderAll();
+        Hub.toast("暂无其他同事可接，会话已回到你这里", "warn");
+        return;
+      }
       finish(e, "已转接给 " + label);
     });
   }

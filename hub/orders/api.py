@@ -269,6 +269,8 @@ def _order_key(request: web.Request) -> str:
     """The stored order id of ``/api/orders/{platform}/{order_id}``: the order's ``order_key``, or its
     ``order_id`` with ``?shop_id=`` (a custom order is stored under its shop, ``model.order_key``)."""
     shop_id, order_id = (request.query.get("shop_id") or "").strip(), request.match_info["order_id"]
+    if "\x00" in shop_id + order_id + request.match_info["platform"]:  # no order has one (PostgreSQL: an error)
+        raise not_found("unknown_order", "no such order")
     return order_id if order_id.startswith(f"{shop_id}:") else order_key(request.match_info["platform"], order_id,
                                                                             shop_id)
 

@@ -48,6 +48,9 @@ async def _changed(request: web.Request, user: Any, topic: str, action: str, tar
 async def faq_list(request: web.Request) -> web.Response:
     await require_user(request, *READ)
     kb = _hub(request).kb
+    for key in ("category", "q"):
+        if "\x00" in request.query.get(key, ""):  # PostgreSQL cannot compare with it (was a 500)
+            raise bad_request("invalid_" + key, f"{key} must not contain a NUL character", key)
     return web.json_response({"faqs": await kb.list(request.query.get("category"), request.query.get("q"))})
 
 

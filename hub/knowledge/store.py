@@ -157,7 +157,8 @@ class KnowledgeBase:
         if category:
             query = query.where(faq_t.c.category == category)
         if q:
-            query = query.where(faq_t.c.question.contains(q) | faq_t.c.answer.contains(q))
+            # autoescape: a % or _ the operator types is that character, not a LIKE wildcard
+            query = query.where(faq_t.c.question.contains(q, autoescape=True) | faq_t.c.answer.contains(q, autoescape=True))
         async with self.db.read() as conn:
             return [faq_json(r) for r in (await conn.execute(query)).all()]
 

@@ -159,10 +159,16 @@ def _check_accounts(config: HubConfig) -> None:
 
 
 async def _with_db(config: HubConfig, fn):  # noqa: ANN001, ANN202
+    from sqlalchemy.exc import DBAPIError
+
     from .db import Database
     db = Database(config.database_url)
     try:
-        await db.create_schema(config.auto_migrate)
+        try:
+            await db.create_schema(config.auto_migrate)
+        except (OSError, DBAPIError) as exc:  # a server down, a file that cannot be opened: one line
+            why = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
+            raise SystemExit(f"scrm-hub: cannot open the database: {why[0]}") from None
         return await fn(db)
     finally:
         await db.dispose()

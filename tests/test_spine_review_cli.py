@@ -131,3 +131,16 @@ async def test_a_command_line_search_is_in_the_access_audit(db_url):
     first, second = (json.loads(row.detail) for row in rows)
     assert "13812345678" not in first["q"] and first["results"] == 0  # the query masked, as the API's
     assert second["q"] == "发货" and second["results"] == 2
+
+
+def test_a_database_that_cannot_be_opened_is_one_line_not_a_traceback(tmp_path):
+    """A PostgreSQL server that is down (or a wrong port) and a SQLite file in a directory that does
+    not exist: accounts and archive export died with a 30-line traceback (asyncpg's, SQLAlchemy's);
+    like any other unusable setting they now say so in one scrm-hub: line and exit non-zero."""
+    cases = (("accounts", "list", "--db", "postgresql://postgres@127.0.0.1:1/none"),
+             ("archive", "export", "--db", f"sqlite:///{tmp_path}/no/such/dir/hub.db"))
+    for args in cases:
+        r = subprocess.run([sys.executable, "-m", "hub", *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+        assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.startswith("scrm-hub: cannot open the database: "), r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr

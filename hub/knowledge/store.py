@@ -201,6 +201,8 @@ class KnowledgeBase:
                 answer=merged["answer"], category=merged["category"], enabled=merged["enabled"],
                 updated_at=self.clock.now()))
             row = (await conn.execute(select(faq_t).where(faq_t.c.id == faq_id))).first()
+            if row is None:  # deleted (by another admin or process) since it was read above
+                raise not_found("unknown_faq", f"no FAQ {faq_id}")
             self._version = await self._current_version(conn)
         if stale:
             await self.load()

@@ -98,3 +98,23 @@ async def test_a_session_transferred_back_to_its_sender_stays_in_the_list(client
     await expect(item).to_have_count(1)
     await expect(item.first).to_have_attribute("data-id", str(session["id"]))
     await expect(page.locator("#toasts .toast").last).to_contain_text("回到")
+
+
+async def test_the_transfer_note_shows_beside_the_session_it_came_with(client, hub, browser):  # noqa: ANN001
+    """The note a colleague wrote in the transfer dialog shows in the customer pane of the agent who got
+    the session (it went nowhere)."""
+    carol = await make_user(hub, "carol", groups=("presales",))
+    await hub.sessions.set_status(carol, "online")
+    alice = await make_user(hub, "alice", groups=("presales",))
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, base_url(client), "alice")
+    await go_online(page, hub, alice.id)
+    session = await hub.sessions.route(Handover(await customer_conversation(hub, "李先生", "wmNoteUI"), "acme-wecom",
+                                                "发票怎么开", [], group="presales", advisor_id=carol.id))
+    assert session["agent_id"] == carol.id
+    await hub.sessions.transfer(carol, session["id"], to_agent=alice.id, note="客户要退货，已核对订单")
+    await page.locator("#session-list li.session").first.click()
+    await expect(page.locator("#profile")).to_contain_text("转接备注客户要退货，已核对订单")
+    await expect(page.locator("#profile")).to_contain_text("转接自carol")
+    assert not errors, errors

@@ -111,3 +111,24 @@ async def test_a_reopened_session_shows_the_new_question_and_its_suggestions(cli
     assert listed["first_message"] == "我要退货，面霜过敏了"
     assert listed["suggestions"] == new
     assert listed["vip_level"] == 2
+
+
+async def test_the_transfer_note_reaches_the_agent_who_gets_the_session(client, hub, desk, wecom):
+    """The transfer dialog asks for a note for the colleague ("客户要退货，已核对订单"); it was only written
+    to the session's timeline, so the agent who got the session never saw it."""
+    alice_user = await make_user(hub, "alice")
+    carol_user = await make_user(hub, "carol")
+    alice, carol = await desk("alice"), await desk("carol")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmNote", "发票怎么开", 63001))
+    [bundle] = await alice.wait("session.new")
+    assert bundle["transfer"] is None
+    await online(carol)
+    sid = bundle["session"]["id"]
+    ack = await alice.call("transfer", {"session_id": sid, "to_agent": carol_user.id, "note": "发票问题，麻烦跟进"})
+    assert ack["ok"], ack
+    [moved] = await carol.wait("session.new")
+    assert moved["transfer"]["note"] == "发票问题，麻烦跟进"
+    assert moved["transfer"]["from_agent"] == alice_user.id
+    again = await carol.call("session", {"session_id": sid})  # a reload shows it too
+    assert again["transfer"]["note"] == "发票问题，麻烦跟进"

@@ -190,6 +190,7 @@
     if (!fresh(b) || !b.session) return;
     var e = entry(b.session);
     e.customer = b.customer || e.customer;
+    e.transfer = b.transfer || null;  // handed on by a colleague: who, and their note
     e.gone = null;
     e.addedSeq = b.seq || 0;
     delete S.removedSeq[b.session.id];
@@ -354,6 +355,7 @@
       if (!ack.ok || !e) return;
       e.s = Object.assign({}, e.s, ack.session);
       e.customer = ack.customer;
+      e.transfer = ack.transfer || null;
       if (!e.loaded) e.hasOlder = (ack.history || []).length >= 20;
       mergeMsgs(e, ack.history);
       e.loaded = true;

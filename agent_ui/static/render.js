@@ -359,7 +359,10 @@
     var orders = c.orders || [];
     box.appendChild(section("最近订单", orders.length ? orders.slice(0, 5).map(orderCard) : h("div.muted", "暂无订单"),
       orders.length ? h("span.count", orders.length) : null));
+    var moved = e.transfer;  // the colleague who handed it on, and the note they wrote for you
     box.appendChild(section("本次会话", [kv("状态", e.gone ? "已结束" : L.state[s.state] || s.state), kv("技能组", s.group),
+      moved && moved.from_agent ? kv("转接自", senderLabel(S, { direction: "out", sender: "agent:" + moved.from_agent })) : null,
+      moved ? kv("转接备注", moved.note, true) : null,
       kv("接入账号", s.account_id), kv("首条消息", s.first_message, true), kv("转人工", U.fullTime(s.handover_at)),
       kv("接入时间", U.fullTime(s.accepted_at))]));
   }

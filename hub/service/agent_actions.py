@@ -96,6 +96,7 @@ class AgentActions:
             if target is None or target.status != "online" or target.load >= target.cap:
                 raise HubError(409, "agent_unavailable", "that agent is not online or has no free capacity",
                                "to_agent")
+        note = note.strip()[:500] if isinstance(note, str) else ""  # shown to the next agent (session bundle)
         old_agent = row.agent_id
         freed: list[Assignment] = []
         if old_agent:

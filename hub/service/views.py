@@ -8,11 +8,12 @@ from sqlalchemy import select
 
 from ..archive.history import message_json
 from ..db import Database
-from ..models import Conversation, Message, ServiceSession
+from ..models import Conversation, Message, ServiceSession, SessionEvent
 
 sessions_t = ServiceSession.__table__
 conversations = Conversation.__table__
 messages = Message.__table__
+events_t = SessionEvent.__table__
 
 # issue "Customer 360" plugs in here: conversation row -> profile (identities, tags, orders)
 ProfileProvider = Callable[[Any], Awaitable[dict[str, Any]]]
@@ -41,11 +42,22 @@ def session_json(row: Any, conv: Any | None = None) -> dict[str, Any]:
 
 
 async def session_bundle(db: Database, profile: ProfileProvider, session_id: int, history: int = 20) -> dict[str, Any]:
-    """The session with its customer profile and the latest messages (oldest first)."""
+    """The session with its customer profile, the latest messages (oldest first) and its last transfer
+    since the handover (who handed it on, and the note written for the next agent), or None."""
     async with db.read() as conn:
         row = (await conn.execute(select(sessions_t).where(sessions_t.c.id == session_id))).first()
         conv = (await conn.execute(select(conversations).where(conversations.c.id == row.conversation_id))).first()
         msgs = (await conn.execute(select(messages).where(messages.c.conversation_id == row.conversation_id)
                                    .order_by(messages.c.id.desc()).limit(history))).all()
+        moved = (await conn.execute(select(events_t.c.actor, events_t.c.data, events_t.c.at).where(
+            (events_t.c.session_id == session_id) & (events_t.c.kind == "transferred")
+            & (events_t.c.at >= (row.handover_at or 0))).order_by(events_t.c.id.desc()).limit(1))).first()
     return {"session": session_json(row, conv), "customer": await profile(conv),
-            "history": [message_json(m) for m in reversed(msgs)]}
+            "history": [message_json(m) for m in reversed(msgs)], "transfer": _transfer_json(moved)}
+
+
+def _transfer_json(event: Any) -> dict[str, Any] | None:
+    if event is None:
+        return None
+    data = json.loads(event.data or "{}")
+    return {"by": event.actor, "from_agent": data.get("from"), "note": data.get("note") or "", "at": event.at}

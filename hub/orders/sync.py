@@ -29,12 +29,13 @@ from sqlalchemy import select
 
 from ..clock import Clock
 from ..db import Database, retry_busy
+from ..archive.store import fit
 from ..models.orders import OrderPushMessage, OrderWatermark
 from ..privacy import order_secrets
 from ..privacy.redact import redact_error
 from . import csv_import, store
 from .clients import CLIENTS
-from .model import Order
+from .model import ORDER_ID_MAX, Order
 from .pollers import Poller
 from .store import Change, Effects, dialect_insert, dialect_of, write_order, write_tx
 
@@ -42,6 +43,9 @@ log = logging.getLogger(__name__)
 push_t = OrderPushMessage.__table__
 watermarks = OrderWatermark.__table__
 POLLED = ("taobao", "jd")
+# order_push_messages.message_id: a platform's longer message id is made to fit (``fit``: a digest of the
+# whole is kept, so ids that differ past the cut stay two, and a redelivery finds its first copy)
+MESSAGE_ID_MAX = 128
 DEFAULT_INTERVAL = 300
 
 
@@ -101,7 +105,8 @@ class OrderSync:
             async with write_tx(self.db, durable=True) as conn:
                 if message is not None:
                     stmt = dialect_insert(await dialect_of(conn))(push_t).values(
-                        platform=message[0], message_id=message[1], order_id=message[2], received_at=now)
+                        platform=message[0], message_id=fit(message[1], MESSAGE_ID_MAX),
+                        order_id=fit(message[2], ORDER_ID_MAX), received_at=now)
                     res = await conn.execute(stmt.on_conflict_do_nothing(index_elements=["platform", "message_id"]))
                     if not res.rowcount:
                         return True, []
@@ -116,7 +121,8 @@ class OrderSync:
     async def seen(self, platform: str, message_id: str) -> bool:
         async with self.db.read() as conn:
             return (await conn.execute(select(push_t.c.id).where(
-                (push_t.c.platform == platform) & (push_t.c.message_id == message_id)))).first() is not None
+                (push_t.c.platform == platform) & (push_t.c.message_id == fit(message_id, MESSAGE_ID_MAX))))).first() \
+                is not None
 
     async def handle_push(self, platform: str, message_id: str, order_id: str,
                           fetch: Callable[[], Awaitable[Order | None]]) -> str:

@@ -246,10 +246,16 @@ def cmd_accounts(args: argparse.Namespace) -> int:
 
     async def run(db):  # noqa: ANN001, ANN202
         if args.action == "add":
+            from .accounts import generate_token
+            from .accounts_api import _fields
+            from .callbacks.crypto import generate_encoding_aes_key
             try:
-                acc = await upsert_account(db, Clock(), id=args.id, platform=args.platform, name=args.name,
-                                           token=args.token, encoding_aes_key=args.aes_key,
-                                           receive_id=args.receive_id, secret=args.secret)
+                # the checks of the console's API too (name, CorpID/AppID, secret), not upsert_account's alone
+                rec = _fields({"platform": args.platform, "name": args.name, "receive_id": args.receive_id,
+                               "secret": args.secret, "token": generate_token() if args.token is None else args.token,
+                               "encoding_aes_key": generate_encoding_aes_key() if args.aes_key is None
+                               else args.aes_key}, None)
+                acc = await upsert_account(db, Clock(), id=args.id, **rec)
             except HubError as exc:
                 print(f"error: {exc.message}", file=sys.stderr)
                 return 2

@@ -144,3 +144,26 @@ def test_a_database_that_cannot_be_opened_is_one_line_not_a_traceback(tmp_path):
         assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.startswith("scrm-hub: cannot open the database: "), r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+async def test_accounts_add_checks_what_the_console_checks(db_url):
+    """`accounts add` ran only upsert_account's checks, not those the 平台账号 page's API adds: a name
+    over the column (a 30-line traceback on PostgreSQL, varchar) or a CorpID/AppID with a blank in it
+    (stored, and every callback's receive-id check failed) went in. They are refused in one line."""
+    def add(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "hub", "accounts", "add", "--db", db_url, "--id", "brand-oa",
+                               "--platform", "oa", *extra], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    for extra, why in ((("--receive-id", "wxAPPID1", "--name", "品牌" * 100), "name: at most"),
+                       (("--receive-id", "wx APPID1"), "CorpID / AppID"),
+                       (("--receive-id", "wxAPPID1", "--secret", "s" * 300), "secret: at most")):
+        r = add(*extra)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        last = r.stderr.strip().splitlines()[-1]  # (after the generated-key notice of a fresh database)
+        assert last.startswith("error: ") and why in last, r.stderr
+    r = add("--receive-id", "wxAPPID1", "--name", "品牌公众号")
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "hub", "accounts", "list", "--db", db_url, "--json"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    [a] = json.loads(r.stdout)
+    assert (a["name"], a["receive_id"]) == ("品牌公众号", "wxAPPID1")

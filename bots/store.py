@@ -96,11 +96,13 @@ class KeywordRules:
         merged.pop("hits", None)
         rule = _checked(merged, rule_id)
         async with self.db.write() as conn:
-            await conn.execute(update(rules_t).where(rules_t.c.id == rule_id).values(
+            res = await conn.execute(update(rules_t).where(rules_t.c.id == rule_id).values(
                 name=rule.name, match_type=rule.match_type, pattern=rule.pattern,
                 reply=json.dumps(rule.reply, ensure_ascii=False), priority=rule.priority, account_id=rule.account_id,
                 channel=rule.channel, enabled=rule.enabled, updated_at=self.clock.now()))
         self._loaded_at = float("-inf")
+        if res.rowcount == 0:  # deleted (by another admin or process) since it was read above
+            raise not_found("unknown_rule", f"no keyword rule {rule_id}")
         return {**rule_json(rule), "hits": current["hits"]}
 
     async def delete(self, rule_id: int) -> None:

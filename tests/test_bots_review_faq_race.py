@@ -31,3 +31,28 @@ async def test_update_of_an_faq_deleted_meanwhile_is_a_404(aiohttp_client, hub_c
     assert (err.value.status, err.value.code) == (404, "unknown_faq")
     await kb.refresh_if_changed(every=0.0)
     assert kb.match("包邮吗") == [] and len(kb.matcher) == 0
+
+
+async def test_update_of_a_keyword_rule_deleted_meanwhile_is_a_404(aiohttp_client, hub_config):
+    """The same for a keyword rule: the update touched no row and answered 200 with the rule as if saved
+    (and the audit log recorded an update of a rule that no longer existed)."""
+    from bots.store import KeywordRules
+    clock = FakeClock(1_732_500_000.0)
+    client = await aiohttp_client(create_app(hub_config, clock))
+    rules = client.server.app[HUB].keywords
+    rule = await rules.create({"pattern": "退款", "reply": {"type": "text", "text": "七天无理由"}})
+    other = KeywordRules(rules.db, clock)  # another hub process
+    real_list = rules.list
+
+    async def read_then_deleted_elsewhere() -> list:
+        current = await real_list()
+        if any(r["id"] == rule["id"] for r in await other.list()):
+            await other.delete(rule["id"])
+        return current
+
+    rules.list = read_then_deleted_elsewhere
+    with pytest.raises(HubError) as err:
+        await rules.update(rule["id"], {"priority": 5})
+    rules.list = real_list
+    assert (err.value.status, err.value.code) == (404, "unknown_rule")
+    assert await rules.list() == []

@@ -118,3 +118,24 @@ async def test_the_transfer_note_shows_beside_the_session_it_came_with(client, h
     await expect(page.locator("#profile")).to_contain_text("转接备注客户要退货，已核对订单")
     await expect(page.locator("#profile")).to_contain_text("转接自carol")
     assert not errors, errors
+
+
+async def test_a_transferred_session_already_answered_shows_no_wait(client, hub, browser):  # noqa: ANN001
+    """A session handed on after its agent answered: the customer waits for nothing (last_agent_at is
+    after last_customer_at), but a session 待接入 showed 等待 since its handover, turning red after
+    3 minutes, as if the customer had been left unanswered all along."""
+    carol = await make_user(hub, "carol", groups=("presales",))
+    await hub.sessions.set_status(carol, "online")
+    alice = await make_user(hub, "alice", groups=("presales",))
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, base_url(client), "alice")
+    await go_online(page, hub, alice.id)
+    session = await hub.sessions.route(Handover(await customer_conversation(hub, "赵女士", "wmAnswered"), "acme-wecom",
+                                                "能开发票吗", [], group="presales", advisor_id=carol.id))
+    await hub.sessions.reply(carol, session["id"], "可以的，我请同事帮您开", "c-answered")
+    await hub.sessions.transfer(carol, session["id"], to_agent=alice.id, note="开发票")
+    item = page.locator("#session-list li.session").first
+    await expect(item.locator(".state")).to_have_text("待接入")
+    await expect(item.locator(".time")).to_have_count(1)
+    await expect(item.locator(".wait")).to_have_count(0)

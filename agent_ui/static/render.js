@@ -36,6 +36,7 @@
   function waitingSince(s) {
     if (!s || s.state === "closed") return null;
     var cust = s.last_customer_at || 0, agent = s.last_agent_at || 0;
+    if (agent && agent >= cust) return null;  // answered last (a session handed on after its agent replied)
     if (s.state === "queued" || s.state === "assigned") return s.handover_at || cust || null;
     return cust > agent ? cust : null;
   }

@@ -1,9 +1,10 @@
 """The bot step of the inbound pipeline (runs after the archive step, before routing).
 
 For a customer's text with no human session open, in order: handover words -> hand to routing;
-keyword rules -> reply; FAQ with a confident score -> reply (if the channel takes the answer as one
-message); FAQ suggestions between the thresholds (or a confident answer too long for the channel) ->
-hand to routing with the suggestions for the agent; otherwise hand to routing.
+keyword rules -> reply (if the channel takes its text as one message); FAQ with a confident score ->
+reply (if the channel takes the answer as one message); FAQ suggestions between the thresholds (or a
+confident answer too long for the channel) -> hand to routing with the suggestions for the agent;
+otherwise hand to routing.
 Outside business hours the customer gets the off-hours reply (once per closed period) and the
 session waits in the queue for the morning. Welcome events get their channel's welcome, once (an Official
 Account scan of a channel code: that code's welcome, once a day).
@@ -47,8 +48,9 @@ def normalized_question(text: str) -> str:
 
 def fits(channel: str, text: str) -> bool:
     """Whether the channel takes ``text`` as one message (``TEXT_BYTES``: Official Account and 微信客服
-    2,048 UTF-8 bytes, WeCom 4,000): a longer FAQ answer would be refused by the platform for good
-    after being queued, the customer left with nothing, so an agent gets it as a suggestion instead."""
+    2,048 UTF-8 bytes, WeCom 4,000): a longer FAQ answer or keyword reply would be refused by the
+    platform for good after being queued, the customer left with nothing, so an agent gets it as a
+    suggestion instead (a keyword rule's: as if the rule had not matched)."""
     limit = TEXT_BYTES.get(channel)
     return limit is None or len(text.encode("utf-8", "replace")) <= limit
 
@@ -92,10 +94,15 @@ class Bots:
             return  # a human is on it: the routing step delivers the message
         await self.kb.refresh_if_changed()
         text = msg.text
-        if contains_handover(text, await self.settings.get("handover_words", msg.account_id)):
+        handover = contains_handover(text, await self.settings.get("handover_words", msg.account_id))
+        rule = None if handover else first_match(await self.keywords.rules(), text, msg.account_id,
+                                                 ctx.state.get("channel_code"))
+        if rule is not None and rule.reply.get("type", "text") == "text" \
+                and not fits(msg.channel, rule.reply.get("text") or ""):
+            rule = None  # the platform would refuse it for good: the FAQ, or an agent, answers instead
+        if handover:
             await self._record(ctx, "handover")
-        elif (rule := first_match(await self.keywords.rules(), text, msg.account_id,
-                                  ctx.state.get("channel_code"))) is not None:
+        elif rule is not None:
             await self._reply(ctx, rule.reply.get("text") or rule.reply.get("title") or "", rule.reply)
             await self._record(ctx, "keyword", rule_id=rule.id, hit=self.keywords.count_hit)
             ctx.state["handled"] = True

@@ -36,3 +36,17 @@ async def test_answer_too_long_for_the_channel_goes_to_an_agent(bot):
     assert short.status == 201
     await say(client, hub, oa, "oShort", "礼盒可以开发票吗", 903)
     assert await bot_replies(hub, "oShort") == ["可以开具电子发票。"]
+
+
+async def test_keyword_reply_too_long_for_the_channel_is_not_sent(bot):
+    """The same for a keyword rule's text reply: on the Official Account it was queued and refused for
+    good; now the message goes on as if the rule had not matched (FAQ, else an agent)."""
+    client, hub, clock, oa, wecom = bot
+    rule = {"name": "礼盒", "match_type": "contains", "pattern": "圣诞礼盒清单", "priority": 10,
+            "reply": {"type": "text", "text": LONG[:1000]}}
+    assert (await client.post("/api/keyword-rules", json=rule, headers=auth())).status == 201
+    await say(client, hub, oa, "oRule", "圣诞礼盒清单", 911)
+    assert await bot_replies(hub, "oRule") == []
+    assert len(await open_sessions(hub)) == 1  # an agent answers
+    await say(client, hub, wecom, "wmRule", "圣诞礼盒清单", 912)
+    assert await bot_replies(hub, "wmRule") == [LONG[:1000]]

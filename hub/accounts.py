@@ -29,6 +29,9 @@ PLATFORMS = {"wecom": "/callbacks/wecom/{id}", "oa": "/callbacks/oa/{id}"}
 ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 # the platforms take a Token of 3-32 English letters or digits (str.isalnum() also passes 令牌 or full-width digits)
 TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
+RECEIVE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # CorpID / AppID
+NAME_MAX = 64
+SECRET_MAX = 128
 
 
 @dataclass(frozen=True)
@@ -67,11 +70,17 @@ def generate_token(length: int = 32) -> str:
     return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(length))
 
 
-def validate(platform: str, id: str, token: str, encoding_aes_key: str, receive_id: str) -> None:
+def validate(platform: str, id: str, token: str, encoding_aes_key: str, receive_id: str, name: str = "",
+             secret: str = "") -> None:
+    """What every way in (the console's API, ``accounts add``, the config file) must hold to be stored."""
     if platform not in PLATFORMS:
         raise bad_request("invalid_platform", "platform must be 'wecom' or 'oa'", "platform")
     if not ID_RE.match(id):
         raise bad_request("invalid_id", "id: letters, digits, '-' and '_', at most 64", "id")
+    if len(name) > NAME_MAX:
+        raise bad_request("invalid_name", f"name: at most {NAME_MAX} characters", "name")
+    if len(secret) > SECRET_MAX:
+        raise bad_request("invalid_secret", f"secret: at most {SECRET_MAX} characters", "secret")
     if not TOKEN_RE.match(token):
         raise bad_request("invalid_token", "Token: 3 to 32 English letters or digits", "token")
     try:
@@ -79,7 +88,10 @@ def validate(platform: str, id: str, token: str, encoding_aes_key: str, receive_
     except CryptoError as exc:
         raise bad_request("invalid_encoding_aes_key", str(exc), "encoding_aes_key") from exc
     if not receive_id:
-        raise bad_request("invalid_receive_id", "CorpID / AppID is required", "receive_id")
+        label = "CorpID" if platform == "wecom" else "AppID"
+        raise bad_request("invalid_receive_id", f"{label} is required", "receive_id")
+    if not RECEIVE_ID_RE.match(receive_id):
+        raise bad_request("invalid_receive_id", "CorpID / AppID: letters, digits, '-' and '_'", "receive_id")
 
 
 async def upsert_account(db: Database, clock: Clock, *, id: str, platform: str, name: str = "",
@@ -89,7 +101,7 @@ async def upsert_account(db: Database, clock: Clock, *, id: str, platform: str, 
     blank one is refused, not replaced by a random one the platform does not know."""
     token = generate_token() if token is None else token
     encoding_aes_key = generate_encoding_aes_key() if encoding_aes_key is None else encoding_aes_key
-    validate(platform, id, token, encoding_aes_key, receive_id)
+    validate(platform, id, token, encoding_aes_key, receive_id, name or id, secret)
     now = clock.now()
     ring = sealed.ring_for(db)
     async with db.write() as conn:

@@ -153,7 +153,7 @@ def _check_accounts(config: HubConfig) -> None:
     from .errors import HubError
     for a in config.accounts:
         try:
-            validate(a.platform, a.id, a.token, a.encoding_aes_key, a.receive_id)
+            validate(a.platform, a.id, a.token, a.encoding_aes_key, a.receive_id, a.name or a.id, a.secret)
         except HubError as exc:
             raise SystemExit(f"scrm-hub: [[accounts]] {a.id}: {exc.message}") from None
 
@@ -246,16 +246,10 @@ def cmd_accounts(args: argparse.Namespace) -> int:
 
     async def run(db):  # noqa: ANN001, ANN202
         if args.action == "add":
-            from .accounts import generate_token
-            from .accounts_api import _fields
-            from .callbacks.crypto import generate_encoding_aes_key
-            try:
-                # the checks of the console's API too (name, CorpID/AppID, secret), not upsert_account's alone
-                rec = _fields({"platform": args.platform, "name": args.name, "receive_id": args.receive_id,
-                               "secret": args.secret, "token": generate_token() if args.token is None else args.token,
-                               "encoding_aes_key": generate_encoding_aes_key() if args.aes_key is None
-                               else args.aes_key}, None)
-                acc = await upsert_account(db, Clock(), id=args.id, **rec)
+            try:  # upsert_account checks what the console's API checks (hub/accounts.py validate)
+                acc = await upsert_account(db, Clock(), id=args.id, platform=args.platform, name=args.name.strip(),
+                                           token=args.token, encoding_aes_key=args.aes_key,
+                                           receive_id=args.receive_id.strip(), secret=args.secret.strip())
             except HubError as exc:
                 print(f"error: {exc.message}", file=sys.stderr)
                 return 2

@@ -78,6 +78,14 @@ def test_bad_input_is_one_line_not_a_traceback(tmp_path):
     assert r.returncode != 0 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.startswith("scrm-hub: [[accounts]] a1: ") and "EncodingAESKey" in r.stderr, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    # what the console's API refuses is refused in the config file too (a name over its column was a
+    # PostgreSQL error at start-up, stored as is on SQLite)
+    key = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+    long_name = tmp_path / "long_name.toml"
+    long_name.write_text("[[accounts]]\n" + account.replace('name = "A"', 'name = "' + "门店" * 40 + '"')
+                         + f'token = "abc123"\nencoding_aes_key = "{key}"\n')
+    r = hub_cli("serve", "--db", db, "--config", str(long_name), "--port", "0")
+    assert r.returncode != 0 and r.stderr.strip() == "scrm-hub: [[accounts]] a1: name: at most 64 characters", r.stderr
 
 
 def test_async_url_keeps_everything_but_the_driver():

@@ -132,3 +132,35 @@ async def test_the_transfer_note_reaches_the_agent_who_gets_the_session(client, 
     assert moved["transfer"]["from_agent"] == alice_user.id
     again = await carol.call("session", {"session_id": sid})  # a reload shows it too
     assert again["transfer"]["note"] == "发票问题，麻烦跟进"
+
+
+async def test_a_reply_that_accepts_a_kf_session_hands_it_to_the_agent_on_the_platform(client, hub, wecom, standin):
+    """Replying to a session 待接入 accepts it (docs/realtime.md, and the console says 直接回复也会自动接入),
+    but only the 接入 button told 微信客服 that a person serves the customer now (service_state 3): a
+    session accepted by replying stayed in the platform's 待接入池, and the accept never reached the
+    session's observers."""
+    from tests.wechat_client import event_xml
+    await hub.settings.set("default_group", "presales")
+    standin.add_kf_message("wkR", {"msgid": "r1", "open_kfid": "wkR", "external_userid": "wmKfReply", "send_time": 1,
+                                   "origin": 3, "msgtype": "text", "text": {"content": "转人工"}})
+    await make_user(hub, "alice")
+    seen = []
+
+    async def observe(change):  # noqa: ANN001, ANN202
+        seen.append(change.kind)
+
+    hub.sessions.observers.append(observe)
+    alice = await Agent(server_url(client), await login(client, "alice")).connect()
+    try:
+        await online(alice)
+        await post(client, wecom, event_xml(WECOM["receive_id"], "sys", "kf_msg_or_event", Token="T", OpenKfId="wkR"))
+        [bundle] = await alice.wait("session.new")
+        sid = bundle["session"]["id"]
+        ack = await alice.call("reply", {"session_id": sid, "text": "您好，请问有什么可以帮您", "client_id": "k1"})
+        assert ack["ok"], ack
+        states = [(c["external_userid"], c["service_state"], c.get("servicer_userid", "")) for c in standin.state_changes]
+        assert states == [("wmKfReply", 2, ""), ("wmKfReply", 3, "alice")]
+        assert seen.index("accepted") < seen.index("agent_reply")
+        assert (await hub.sessions.list_for(hub.sessions.agents[bundle["session"]["agent_id"]]))[0]["state"] == "active"
+    finally:
+        await alice.close()

@@ -57,6 +57,8 @@ class AgentActions:
         check_text(await self.channel_of(row.conversation_id), text)
         if row.state == "closed":
             raise HubError(409, "session_closed", "this session is closed")
+        if row.state == "assigned":  # replying accepts it, as 接入 does (微信客服 hands it to the agent first)
+            await self.accept(user, session_id)
         dedup = f"agent:{user.id}:{client_id}" if client_id else None
         message_id = await self.outbound.enqueue(OutboundRequest(row.account_id, row.conversation_id, text,
                                                                  f"agent:{user.id}", dedup_key=dedup))
@@ -64,9 +66,6 @@ class AgentActions:
         values: dict[str, Any] = {"last_agent_at": now}
         if row.first_reply_at is None:
             values["first_reply_at"] = now
-        if row.state == "assigned":
-            values.update(state="active", accepted_at=now)
-            self.timers.cancel(f"accept:{session_id}")
         await self._update(session_id, values, None, user)
         self.timers.cancel(f"unanswered:{session_id}")
         self._escalated.pop(session_id, None)

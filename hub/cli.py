@@ -305,8 +305,8 @@ def cmd_faq(args: argparse.Namespace) -> int:
         kb = KnowledgeBase(db, Clock())
         await kb.load()
         if args.action == "import":
-            with open(args.file, encoding="utf-8-sig") as fh:
-                parsed = faq_io.parse_file(args.file, fh.read())
+            with open(args.file, "rb") as fh:  # UTF-8, or GBK as Excel/WPS save a CSV on a Chinese Windows
+                parsed = faq_io.parse_bytes(args.file.lower().endswith(".json"), fh.read())
             created = await kb.create_many(parsed.items) if parsed.items else []
             print(f"imported {len(created)} FAQ entries")
             for err in parsed.errors:

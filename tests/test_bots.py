@@ -331,6 +331,10 @@ def test_cli_faq_import_export_match(tmp_path):
     out = tmp_path / "out.json"
     assert run("faq", "export", str(out), "--db", db).returncode == 0
     assert [e["question"] for e in json.loads(out.read_text())] == ["多久发货", "退货地址"]
+    gbk = tmp_path / "faq-gbk.csv"  # as Excel/WPS save a CSV on a Chinese Windows
+    gbk.write_bytes("question,similar,answer,category\n发票怎么开,开发票,下单时备注抬头即可,售后\n".encode("gbk"))
+    r = run("faq", "import", str(gbk), "--db", db)
+    assert r.returncode == 0 and "imported 1 FAQ entries" in r.stdout, r.stderr
 
 
 async def test_offhours_reply_only_to_a_customer_waiting(bot):

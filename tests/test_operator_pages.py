@@ -138,6 +138,17 @@ async def test_operator_pages_as_admin(client, hub, browser, tmp_path):  # noqa:
     await shot(page, "faq-import", full=False)
     await page.click("#import-dialog .modal-foot [data-close]")
     await expect(page.locator("#faq-rows tr")).to_have_count(5)
+    # the same from a CSV as Excel/WPS save it on a Chinese Windows (GBK): read, not garbled
+    gbk_path = tmp_path / "faq-gbk.csv"
+    gbk_path.write_bytes("question,similar,answer,category\n"
+                         "支持货到付款吗？,能货到付款吗,暂不支持货到付款，可使用花呗分期。,支付\n"
+                         "积分怎么用？,,,会员\n".encode("gbk"))
+    await page.set_input_files("#import-file", str(gbk_path))
+    await expect(page.locator("#import-ok")).to_have_text("1")
+    await expect(rejected.locator("td").nth(1)).to_have_text("积分怎么用？,,,会员")
+    await page.click("#import-dialog .modal-foot [data-close]")
+    await expect(page.locator("#faq-rows tr")).to_have_count(6)
+    assert [f["similar"] for f in await hub.kb.list() if f["question"] == "支持货到付款吗？"] == [["能货到付款吗"]]
 
     # 试一试: a similar question finds the FAQ, with scores and whether the bot answers
     await page.fill("#try-text", "什么时候发货")

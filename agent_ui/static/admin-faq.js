@@ -146,16 +146,23 @@
     return (text.replace(/^\ufeff/, "").split(/\r?\n/)[line - 1] || "").trim();
   }
 
+  /** A file's text as the hub reads it (knowledge/io.py decode): UTF-8, else GB18030 (Excel/WPS on a Chinese
+   * Windows save CSV in GBK); only shown here, beside the lines the import rejected. */
+  function fileText(buf) {
+    try { return new TextDecoder("utf-8", { fatal: true }).decode(buf); } catch (e) { /* not UTF-8 */ }
+    try { return new TextDecoder("gb18030").decode(buf); } catch (e) { return ""; }
+  }
+
   function importFile(file) {
     var fmt = /\.json$/i.test(file.name) || file.type === "application/json" ? "json" : "csv";
     var btn = $("import-btn");
     btn.disabled = true;
     btn.textContent = "导入中…";
     var content = "";
-    file.text().then(function (text) {
-      content = text;
-      return A.api("POST", "/api/faq/import?format=" + fmt, text,
-        { raw: true, contentType: (fmt === "json" ? "application/json" : "text/csv") + "; charset=utf-8" });
+    file.arrayBuffer().then(function (buf) {  // the bytes as they are: the hub tells UTF-8 from GBK
+      content = fileText(buf);
+      return A.api("POST", "/api/faq/import?format=" + fmt, buf,
+        { raw: true, contentType: fmt === "json" ? "application/json" : "text/csv" });
     }).then(function (res) {
       $("import-file-name").textContent = "文件：" + file.name + "（" + fmt.toUpperCase() + "）";
       $("import-ok").textContent = res.imported;

@@ -89,10 +89,6 @@ def parse_bytes(json_format: bool, data: bytes) -> Parsed:
     return parse_json(text) if json_format else parse_csv(text)
 
 
-def parse_file(name: str, text: str) -> Parsed:
-    return parse_json(text) if name.lower().endswith(".json") else parse_csv(text)
-
-
 def to_csv(entries: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")

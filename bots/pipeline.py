@@ -26,7 +26,7 @@ from hub.clock import Clock
 from hub.db import Database, retry_busy
 from hub.knowledge.store import KnowledgeBase
 from hub.models import BotOutcome
-from hub.outbound.queue import TEXT_BYTES, Outbound, OutboundRequest
+from hub.outbound.queue import TEXT_BYTES, Outbound, OutboundRequest, media_problem
 from hub.pipeline import JobContext
 from hub.service.step import CUSTOMER_KINDS
 from hub.settings import Settings
@@ -53,6 +53,15 @@ def fits(channel: str, text: str) -> bool:
     suggestion instead (a keyword rule's: as if the rule had not matched)."""
     limit = TEXT_BYTES.get(channel)
     return limit is None or len(text.encode("utf-8", "replace")) <= limit
+
+
+def sendable(channel: str, reply: dict[str, Any]) -> bool:
+    """Whether a keyword rule's reply can go on the channel: its text fits, its image or link has what
+    that platform needs (``media_problem``: an Official Account or 微信客服 image is sent by media_id)."""
+    kind = reply.get("type", "text")
+    if kind == "text":
+        return fits(channel, reply.get("text") or "")
+    return media_problem(channel, kind, reply) is None
 
 
 def contains_handover(text: str, words: list[str]) -> bool:
@@ -97,8 +106,7 @@ class Bots:
         handover = contains_handover(text, await self.settings.get("handover_words", msg.account_id))
         rule = None if handover else first_match(await self.keywords.rules(), text, msg.account_id,
                                                  ctx.state.get("channel_code"))
-        if rule is not None and rule.reply.get("type", "text") == "text" \
-                and not fits(msg.channel, rule.reply.get("text") or ""):
+        if rule is not None and not sendable(msg.channel, rule.reply):
             rule = None  # the platform would refuse it for good: the FAQ, or an agent, answers instead
         if handover:
             await self._record(ctx, "handover")

@@ -55,17 +55,35 @@ class OutboundRequest:
 
 
 def _body(channel: str, req: OutboundRequest) -> dict[str, Any]:
-    """The message body in the platform's shape: {"msgtype": ..., <msgtype>: {...}}."""
+    """The message body in the platform's shape: {"msgtype": ..., <msgtype>: {...}}. An image goes by its
+    media_id; WeCom's message task and welcome take a pic_url instead, and their link attachment has a
+    picurl where 微信客服's link has a thumb_media_id."""
     c = req.content or {}
     if req.kind == "image":
+        if channel == "wecom" and not c.get("media_id") and c.get("pic_url"):
+            return {"msgtype": "image", "image": {"pic_url": c["pic_url"]}}
         return {"msgtype": "image", "image": {"media_id": c.get("media_id", "")}}
     if req.kind == "link":
         if channel == "oa":
             return {"msgtype": "news", "news": {"articles": [{"title": c.get("title", ""), "description": c.get(
                 "description", ""), "url": c.get("url", ""), "picurl": c.get("pic_url", "")}]}}
+        if channel == "wecom":
+            return {"msgtype": "link", "link": {"title": c.get("title", ""), "picurl": c.get("pic_url", ""),
+                                                "desc": c.get("description", ""), "url": c.get("url", "")}}
         return {"msgtype": "link", "link": {"title": c.get("title", ""), "desc": c.get("description", ""),
                                             "url": c.get("url", ""), "thumb_media_id": c.get("media_id", "")}}
     return {"msgtype": "text", "text": {"content": req.text}}
+
+
+def media_problem(channel: str, kind: str, content: dict[str, Any] | None) -> str | None:
+    """Why the channel's platform would refuse this image or link for good, or None when it takes it:
+    an image needs a media_id (WeCom takes a pic_url too), a 微信客服 link its thumbnail's media_id."""
+    c = content or {}
+    if kind == "image" and not c.get("media_id") and not (channel == "wecom" and c.get("pic_url")):
+        return "an image needs a media_id on this channel (only WeCom takes a pic_url)"
+    if kind == "link" and channel == "kf" and not c.get("media_id"):
+        return "a 微信客服 link needs its thumbnail's media_id"
+    return None
 
 
 # what a text message may carry, in UTF-8 bytes (a Chinese character is 3): 微信客服 send_msg and the

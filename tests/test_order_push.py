@@ -105,6 +105,10 @@ def test_parse_douyin_push():
     assert shipped.data["logistics_msg"]["logistics_code"] == "SF0000000000001"
     (verify,) = parse_douyin_push(b'[{"tag": "0", "msg_id": "", "data": ""}]')
     assert verify.test and verify.order_id == ""
+    # the push is a hint: a status or a time as a string of digits (as SDKs send the search's filters) is read
+    (hint,) = parse_douyin_push(b'[{"tag": "101", "msg_id": "9", "data": '
+                                b'"{\\"p_id\\": 69, \\"order_status\\": \\"2\\", \\"pay_time\\": \\"1716170462\\"}"}]')
+    assert (hint.order_id, hint.platform_status, hint.modified_hint) == ("69", "2", 1716170462.0)
 
 
 @pytest.mark.parametrize("body,field", [

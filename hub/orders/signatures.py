@@ -229,12 +229,13 @@ def parse_douyin_push(body: bytes) -> list[PushMessage]:
         if not isinstance(data, dict):
             raise PayloadError(F.path(where, "data"), "decoded data is not a JSON object")
         dw = F.path(where, "data")
-        times = [F.integer(data, k, dw, required=False, minimum=0) for k in _DOUYIN_TIME_KEYS]
+        # a hint, not state (the order is fetched): a status or time as a string of digits is read too
+        times = [F.integer(data, k, dw, required=False, minimum=0, digits=True) for k in _DOUYIN_TIME_KEYS]
         status = data.get("order_status")
         out.append(PushMessage(
             platform="douyin", message_id=F.ident(m, "msg_id", where, required=not verify), event_type=tag,
             order_id=F.ident(data, "p_id", dw, required=not verify), shop_id=F.ident(data, "shop_id", dw, required=False),
-            platform_status="" if status is None else str(F.integer(data, "order_status", dw)),
+            platform_status="" if status is None else str(F.integer(data, "order_status", dw, digits=True)),
             modified_hint=float(max(times)) if any(times) else None, test=verify, data=data,
         ))
     return out

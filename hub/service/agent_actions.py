@@ -30,7 +30,7 @@ class AgentActions:
     """Mixed into SessionService (which provides ``db``, ``clock``, ``push``, ``outbound``, ``timers``,
     ``dispatcher``, ``agents``, ``shared``, ``_escalated``, ``_owned``, ``_get``, ``_update``, ``_take_back``,
     ``_notify``, ``_kf``, ``_queued``, ``_enqueue``, ``_apply``, ``_apply_all``, ``channel_of``,
-    ``_enqueue_passing_over`` (SessionTimers),
+    ``_enqueue_passing_over`` and ``_arm_advisor_fallback`` (SessionTimers),
     ``catch_up_queue`` (DispatcherSync) and ``_queue_changed`` (QueueAnnouncements))."""
 
     db: Any
@@ -193,4 +193,7 @@ class AgentActions:
             queued = [q for q in queued if self.dispatcher.agent_of(q.session_id) == agent_id
                       or not self.dispatcher.knows(q.session_id)]
         await self._apply_all(self.dispatcher.requeue_agent_sessions(agent_id, queued))
+        for q in queued:  # still waiting for their advisor: the group takes them when advisor_wait ends
+            if self.dispatcher.knows(q.session_id) and self.dispatcher.agent_of(q.session_id) is None:
+                self._arm_advisor_fallback(q)
         await self._queue_changed()

@@ -24,7 +24,7 @@ from typing import Any, AsyncIterator
 
 from sqlalchemy import Connection, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .config import async_url
@@ -306,6 +306,19 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) and ("locked" in text or "busy" in text) or \
         "connection" in text and ("closed" in text or "terminat" in text or "reset" in text) or \
         "deadlock detected" in text or "could not serialize access" in text  # PostgreSQL: run it again
+
+
+async def retry_conflicts(fn, *, attempts: int = 3):  # noqa: ANN001
+    """``retry_busy(fn)``, run again when it lost a race for a unique key: another transaction (a
+    parallel job, another hub process) inserted the same customer identity, order or tag between this
+    one's look and its insert; run again, the look finds it."""
+    for i in range(attempts):
+        try:
+            return await retry_busy(fn)
+        except IntegrityError:
+            if i == attempts - 1:
+                raise
+            log.info("lost a race for a unique key; running the transaction again")
 
 
 async def retry_busy(fn, *, attempts: int = 8, delay: float = 0.05):  # noqa: ANN001

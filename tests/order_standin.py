@@ -14,6 +14,7 @@ and ``taobao.trade.fullinfo.get``), ``POST /routerjson`` (JD: ``jingdong.pop.ord
 """
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import hmac
@@ -48,6 +49,7 @@ class OrderStandin:
         self.douyin: dict[str, dict] = {}  # order_id -> shop_order_detail
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.fail_once: set[tuple[str, str]] = set()  # (method, order id) -> HTTP 500 once
+        self.delay = 0.0  # seconds each Douyin order detail takes
 
     def _fail(self, method: str, key: str) -> bool:
         if (method, key) in self.fail_once:
@@ -136,6 +138,8 @@ class OrderStandin:
             return web.json_response({"err_no": 30002, "message": "param_json must be sorted, no spaces"})
         order_id = str(params.get("shop_order_id"))
         self.calls.append(("order.orderDetail", params))
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self._fail("order.orderDetail", order_id):
             return web.Response(status=500, text="gateway hiccup")
         detail = self.douyin.get(order_id)

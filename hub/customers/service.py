@@ -7,10 +7,9 @@ import logging
 from typing import Any, Awaitable, Callable
 
 from sqlalchemy import and_, func, select, update
-from sqlalchemy.exc import IntegrityError
 
 from ..clock import Clock
-from ..db import Database, retry_busy
+from ..db import Database, retry_conflicts
 from ..errors import HubError, bad_request, not_found
 from ..models import Conversation, Customer, CustomerTag, Identity, Merge, ServiceSession, Tag
 from ..models.base import fixed
@@ -100,18 +99,12 @@ class CustomerService:
                     await conn.execute(update(customers).where(customers.c.id == cid).values(last_contact_at=now))
                     return cid, (await add_tags(conn, now, cid, matched, "keyword", "bot") if matched else [])
 
-            for attempt in range(3):
-                try:
-                    customer_id, added = await retry_busy(write)
-                    if is_customer:
-                        self._touched[customer_id] = now
-                        self._tagged.update((customer_id, w) for w in matched)
-                    break
-                except IntegrityError:
-                    # another conversation of the same person (same unionid) resolved at the same
-                    # moment (PostgreSQL runs them in parallel): resolve again, it now finds them
-                    if attempt == 2:
-                        raise
+            # another conversation of the same person (same unionid) resolved at the same moment
+            # (PostgreSQL runs them in parallel): resolved again, it now finds them
+            customer_id, added = await retry_conflicts(write)
+            if is_customer:
+                self._touched[customer_id] = now
+                self._tagged.update((customer_id, w) for w in matched)
         if len(self._conv_customer) > 100_000:
             self._conv_customer.clear()
         self._conv_customer[msg.conversation_id] = customer_id
@@ -131,10 +124,7 @@ class CustomerService:
                 return await add_tags(conn, now, customer_id, words, "keyword", "bot") if words else []
 
         self._touched[customer_id] = now
-        try:
-            added = await retry_busy(touch)
-        except IntegrityError:  # a new tag created by a parallel job at the same moment: it exists now
-            added = await retry_busy(touch)
+        added = await retry_conflicts(touch)  # (a new tag created by a parallel job at the same moment)
         if len(self._tagged) > 200_000:
             self._tagged.clear()
         self._tagged.update((customer_id, w) for w in words)  # has it now (added, or had it before)

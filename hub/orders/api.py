@@ -9,7 +9,9 @@ configured, 400 ``{"error": "invalid_payload", "field": …}`` for a malformed b
   (``msg_id``, ``type``, ``id``, ``msg`` …). Answers ``{"code": 0, "msg": "success"}``.
 * ``POST /webhooks/orders/douyin`` — 抖店 消息推送. Headers ``app-id``, ``event-sign`` =
   md5(app_key + body + app_secret). Body: JSON array of ``{"tag", "msg_id", "data"}``.
-  Answers ``{"code": 0, "msg": "success"}``.
+  Answers ``{"code": 0, "msg": "success"}``. Douyin waits 5 s for the answer: a batch's orders are
+  re-fetched ``DOUYIN_FETCHES`` at a time, and those not done within ``DOUYIN_BUDGET_S`` go on in the
+  background while the answer is a 503, so the platform redelivers (what was done is a duplicate then).
 * ``POST /webhooks/orders/hub`` — generic HMAC webhook for order middleware / custom shops. Headers
   ``X-Hub-Timestamp`` (Unix s, ±300 s) and ``X-Hub-Signature`` = hex HMAC-SHA256(secret,
   timestamp + "." + body) with a secret of ``order_sources.webhook_secrets``; optional
@@ -28,9 +30,10 @@ Console / API (``Authorization: Bearer <token>`` or the login cookie; the API to
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
@@ -51,6 +54,9 @@ log = logging.getLogger(__name__)
 ORDERS = web.AppKey("orders", OrderSync)
 SUCCESS = {"code": 0, "msg": "success"}
 DOUYIN_ORDER_TAGS = {"100", "101", "102", "103", "105", "106", "110", "113", "200", "206", "207"}
+DOUYIN_BUDGET_S = 4.0  # of the 5 s Douyin waits for a push's answer before it redelivers the batch
+DOUYIN_FETCHES = 8  # re-fetches of one batch at a time
+_unfinished: set[asyncio.Task] = set()  # a batch's re-fetches that went on after its answer
 
 
 def _sync(request: web.Request) -> OrderSync:
@@ -150,6 +156,7 @@ async def douyin_push(request: web.Request) -> web.Response:
     except PayloadError as exc:
         raise invalid(exc) from None
     unknown = ""
+    handles: list[Callable[[], Awaitable[Any]]] = []
     for msg in messages:
         if msg.test or msg.event_type not in DOUYIN_ORDER_TAGS or not msg.order_id:
             continue
@@ -163,10 +170,45 @@ async def douyin_push(request: web.Request) -> web.Response:
                 return None  # the push carries ids only: nothing to upsert without the API
             return await sync.client("douyin", app).fetch(order_id)
 
-        await sync.handle_push("douyin", msg.message_id, msg.order_id, lambda f=fetch: _fetched(f))
+        handles.append(lambda m=msg, f=fetch: sync.handle_push("douyin", m.message_id, m.order_id,
+                                                               lambda: _fetched(f)))
+    await _within_budget(handles)
     if unknown:
         raise unknown_shop("douyin", unknown)
     return web.json_response(SUCCESS)
+
+
+async def _within_budget(handles: list[Callable[[], Awaitable[Any]]]) -> None:
+    """Run a batch's push handlings ``DOUYIN_FETCHES`` at a time. Those not done in ``DOUYIN_BUDGET_S``
+    are not cancelled (a write cut short is no help): they finish in the background and the answer is
+    a 503, so the platform redelivers the batch, whose handled messages are then duplicates. The first
+    failure (a 502: the order could not be re-fetched) is raised once all are done."""
+    if not handles:
+        return
+    gate = asyncio.Semaphore(DOUYIN_FETCHES)
+
+    async def one(handle: Callable[[], Awaitable[Any]]) -> Any:
+        async with gate:
+            return await handle()
+
+    tasks = [asyncio.ensure_future(one(h)) for h in handles]
+    _, pending = await asyncio.wait(tasks, timeout=DOUYIN_BUDGET_S)
+    if pending:
+        for task in pending:
+            _unfinished.add(task)
+            task.add_done_callback(_finished_late)
+        log.warning("douyin push: %d of %d orders not handled within %.0f s; answering 503 for a redelivery",
+                    len(pending), len(tasks), DOUYIN_BUDGET_S)
+        raise HubError(503, "busy", f"{len(pending)} of {len(tasks)} orders are still being fetched; redeliver")
+    for task in tasks:
+        if task.exception() is not None:
+            raise task.exception()
+
+
+def _finished_late(task: asyncio.Task) -> None:
+    _unfinished.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("douyin push: a late re-fetch failed (the redelivery retries it): %s", task.exception())
 
 
 async def hub_webhook(request: web.Request) -> web.Response:

@@ -28,7 +28,7 @@ import aiohttp
 from sqlalchemy import select
 
 from ..clock import Clock
-from ..db import Database, retry_busy
+from ..db import Database, retry_conflicts
 from ..archive.store import fit
 from ..models.orders import OrderPushMessage, OrderWatermark
 from ..privacy import order_secrets
@@ -113,7 +113,7 @@ class OrderSync:
                 changes = [c for o in orders if (c := await write_order(conn, now, o, trust_phone=trust))]
             return False, changes
 
-        duplicate, changes = await retry_busy(once)
+        duplicate, changes = await retry_conflicts(once)  # (the buyer's identity written by a parallel push)
         if changes:
             await self.effects.after(changes)
         return duplicate, changes
@@ -153,7 +153,7 @@ class OrderSync:
                 await conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_=values))
             return changes
 
-        changes = await retry_busy(once)
+        changes = await retry_conflicts(once)
         if changes:
             await self.effects.after(changes)
         return changes

@@ -106,7 +106,10 @@ async def test_edits_assignment_comments_and_bad_input(client, hub, people):  # 
            ({"type": "return", "title": "x"}, "conversation_id"),
            ({"conversation_id": "abc", "type": "return", "title": "x"}, "conversation_id"),
            ({"conversation_id": cid, "type": "return", "title": "x", "due_at": "tomorrow"}, "due_at"),
-           ({"conversation_id": cid, "type": "return", "title": "x", "assignee_id": 9999}, "assignee_id")]
+           ({"conversation_id": cid, "type": "return", "title": "x", "assignee_id": 9999}, "assignee_id"),
+           # what the database cannot hold: half an emoji (the console cut a title inside one: a 500), a NUL
+           ({"conversation_id": cid, "type": "return", "title": "退货\ud83d"}, "title"),
+           ({"conversation_id": cid, "type": "return", "title": "x", "description": "地址\u0000"}, "description")]
     for body, field in bad:
         r = await client.post("/api/tickets", headers=h["alice"], json=body)
         assert r.status == 400 and (await r.json())["field"] == field, (body, await r.text())

@@ -45,7 +45,19 @@ def check_text(value: Any, field: str, max_len: int, required: bool = False) -> 
         raise bad_request("invalid_" + field, f"{field} is required" if required else f"{field} must be text", field)
     if len(value) > max_len:
         raise bad_request("invalid_" + field, f"{field} is limited to {max_len} characters", field)
+    if not storable(value):
+        raise bad_request("invalid_" + field, f"{field}: no NUL character and no half of an emoji", field)
     return value.strip()
+
+
+def storable(value: str) -> bool:
+    """Text the database can hold: no NUL (PostgreSQL refuses it), no lone surrogate (half an emoji,
+    ``\\ud83d`` in JSON: no UTF-8)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in value
 
 
 def check_group(value: Any, field: str = "group") -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from ..errors import HubError, bad_request, not_found
-from ..models import Message, ServiceSession, User
+from ..models import Message, ServiceSession, SkillGroup, User
 from ..models.base import fixed
 from ..outbound.queue import OutboundRequest, check_text
 from ..privacy.views import mask_message
@@ -24,6 +24,7 @@ log = logging.getLogger("hub.service.sessions")
 sessions_t = ServiceSession.__table__
 messages = Message.__table__
 users_t = User.__table__
+groups_t = SkillGroup.__table__
 
 
 class AgentActions:
@@ -88,6 +89,8 @@ class AgentActions:
             raise HubError(409, "session_closed", "this session is closed")
         if to_agent is None and not to_group:
             raise bad_request("invalid_target", "to_agent or to_group is required", "to_agent")
+        if to_group is not None:
+            to_group = await self._known_group(to_group)
         if to_agent is not None:
             if to_agent not in self.agents:
                 raise not_found("unknown_agent", f"no agent {to_agent}")
@@ -127,6 +130,19 @@ class AgentActions:
         await self._apply_all(freed)
         await self._queue_changed()
         await self._notify("transferred", session_id, from_agent=old_agent, to_agent=to_agent, to_group=to_group)
+
+    async def _known_group(self, name: Any) -> str:
+        """A transfer's group: one an agent is in or the operators made (a typo queued the customer in a
+        group nobody serves, and a name that is no text was an internal error)."""
+        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 64:
+            raise bad_request("invalid_group", "to_group must be a group name (1-64 characters)", "to_group")
+        name = name.strip()
+        if any(name in a.groups for a in self.dispatcher.agents()):
+            return name
+        async with self.db.read() as conn:
+            if (await conn.execute(select(groups_t.c.name).where(groups_t.c.name == name))).first() is None:
+                raise HubError(404, "unknown_group", f"no group {name}", "to_group")
+        return name
 
     async def close(self, user: UserInfo | None, session_id: int, reason: str = "resolved") -> None:
         row = await self._get(session_id)

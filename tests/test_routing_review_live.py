@@ -164,3 +164,40 @@ async def test_a_reply_that_accepts_a_kf_session_hands_it_to_the_agent_on_the_pl
         assert (await hub.sessions.list_for(hub.sessions.agents[bundle["session"]["agent_id"]]))[0]["state"] == "active"
     finally:
         await alice.close()
+
+
+async def test_a_transfer_to_a_group_nobody_is_in_is_refused(client, hub, desk, wecom):
+    """A group name with a typo queued the customer in a group no agent serves (the session left the
+    agent's list and waited for ever); a name that is no text was an internal error on PostgreSQL."""
+    await make_user(hub, "alice")
+    alice = await desk("alice")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmTypo", "你好", 63001))
+    [first] = await alice.wait("session.new")
+    sid = first["session"]["id"]
+    ack = await alice.call("transfer", {"session_id": sid, "to_group": "售前组"})
+    assert not ack["ok"] and ack["error"] == "unknown_group", ack
+    ack = await alice.call("transfer", {"session_id": sid, "to_group": 7})
+    assert not ack["ok"] and ack["error"] == "invalid_group", ack
+    assert hub.sessions.dispatcher.agent_of(sid) == first["session"]["agent_id"]
+    assert not alice.by_name["session.removed"]
+
+
+async def test_a_phone_number_in_a_transfer_note_is_masked_like_one_in_a_message(client, hub, desk, wecom):
+    """The note is free text an agent types ("客户手机 13812345678，要改地址"): an agent who may not see a
+    customer's personal data sees the number masked there, as in the customer's messages."""
+    await make_user(hub, "alice")
+    carol_user = await make_user(hub, "carol")
+    alice, carol = await desk("alice"), await desk("carol")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmNotePii", "改地址", 64001))
+    [bundle] = await alice.wait("session.new")
+    await online(carol)
+    sid = bundle["session"]["id"]
+    ack = await alice.call("transfer", {"session_id": sid, "to_agent": carol_user.id,
+                                        "note": "客户手机 13812345678，要改地址"})
+    assert ack["ok"], ack
+    [moved] = await carol.wait("session.new")
+    note = moved["transfer"]["note"]
+    assert "13812345678" not in note and note.startswith("客户手机 138") and note.endswith("，要改地址"), note
+    assert "13812345678" not in (await carol.call("session", {"session_id": sid}))["transfer"]["note"]

@@ -63,7 +63,8 @@ def mask_profile(user: Any, profile: dict[str, Any] | None) -> dict[str, Any] | 
 
 
 def mask_bundle(user: Any, bundle: dict[str, Any]) -> dict[str, Any]:
-    """A session bundle ``{"session", "customer", "history"}``."""
+    """A session bundle ``{"session", "customer", "history", "transfer"}`` (the transfer's note is free
+    text an agent typed: a customer's phone number in it is masked like one in a message)."""
     if can_see_pii(user):
         return bundle
     out = dict(bundle)
@@ -73,6 +74,8 @@ def mask_bundle(user: Any, bundle: dict[str, Any]) -> dict[str, Any]:
         out["customer"] = mask_profile(user, out["customer"])
     if isinstance(out.get("history"), list):
         out["history"] = mask_messages(user, out["history"])
+    if isinstance(out.get("transfer"), dict) and out["transfer"].get("note"):
+        out["transfer"] = {**out["transfer"], "note": mask_text(out["transfer"]["note"])}
     return out
 
 

@@ -323,3 +323,20 @@ async def test_search_load_older_clicked_twice_loads_one_page(client, hub, brows
     mids = await page.eval_on_selector_all("#conv-messages li.msg", "els => els.map(e => e.dataset.mid)")
     assert len(mids) == len(set(mids)) == 200
     assert not [e for e in errors if "favicon" not in e], errors
+
+
+async def test_refusals_and_removals_are_told_in_chinese(client, hub, wecom, browser):  # noqa: ANN001
+    """A session taken away for an SLA breach or a disabled account, and refusals with no label of their
+    own (a field's invalid_*, a thing gone: unknown_*), showed the server's English or a bare code."""
+    errors: list[str] = []
+    page, _ = await online(client, hub, browser, errors)
+    text = await page.evaluate("""() => [
+        HubUtil.LABELS.removed.sla_breach, HubUtil.LABELS.removed.agent_disabled,
+        HubUtil.errorText({error: "unknown_group", message: "no group 售前组"}),
+        HubUtil.errorText({error: "invalid_title", field: "title", message: "title: no NUL character"}),
+        HubUtil.errorText({error: "unknown_watch", message: "no watch 9"}),
+        HubUtil.errorText({error: "something_new", message: "Something new"})]""")
+    assert text[:2] == ["超出服务时限，会话已由主管重新分配", "你的账号已停用，会话已重新排队"]
+    assert text[2:5] == ["没有这个技能组", "输入有误（title），请检查后重试", "要操作的对象不存在或已被删除，请刷新"]
+    assert text[5] == "Something new"  # nothing to say better: the server's words
+    assert not errors, errors

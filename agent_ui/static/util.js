@@ -132,7 +132,8 @@
     },
     removed: {
       transferred: "会话已转接给其他同事", not_accepted: "超时未接入，会话已重新分配",
-      unanswered: "客户等待过久，会话已重新分配", agent_offline: "你已离线，会话已重新排队"
+      unanswered: "客户等待过久，会话已重新分配", agent_offline: "你已离线，会话已重新排队",
+      sla_breach: "超出服务时限，会话已由主管重新分配", agent_disabled: "你的账号已停用，会话已重新排队"
     },
     identity: {
       openid: "OpenID", external_userid: "外部联系人", unionid: "UnionID", phone: "手机", mobile: "手机", taobao: "淘宝",
@@ -149,13 +150,23 @@
       forbidden: "这不是你的会话", session_closed: "会话已结束", agent_unavailable: "对方不在线或已满负荷",
       unknown_session: "会话不存在", invalid_text: "消息内容无效", unauthorized: "登录已失效，请重新登录",
       internal: "服务器出错了，请稍后重试", timeout: "网络超时，请重试", invalid_target: "请选择转接对象",
-      invalid_status: "状态无效", unknown_agent: "没有这个同事"
+      invalid_status: "状态无效", unknown_agent: "没有这个同事", unknown_group: "没有这个技能组",
+      invalid_group: "技能组名称无效", no_customer: "该会话还没有关联客户", unknown_customer: "客户不存在",
+      invalid_tags: "标签无效", invalid_tag: "标签无效", unknown_tag: "标签不存在",
+      unknown_ticket: "工单不存在", ticket_closed: "工单已关闭", ticket_changed: "工单已被他人修改，请刷新后再试",
+      unknown_conversation: "会话记录不存在", busy: "系统繁忙，请稍后重试"
     }
   };
 
+  /** The agent's words for a refusal: its code's label; else, for a field's refusal (invalid_*) or a thing
+   * gone (unknown_*), a general one rather than the server's English. */
   function errorText(ack) {
     if (!ack) return LABELS.error.timeout;
-    return LABELS.error[ack.error] || ack.message || ack.error || "操作失败";
+    var code = ack.error || "";
+    if (LABELS.error[code]) return LABELS.error[code];
+    if (/^invalid_/.test(code)) return "输入有误" + (ack.field ? "（" + ack.field + "）" : "") + "，请检查后重试";
+    if (/^unknown_/.test(code)) return "要操作的对象不存在或已被删除，请刷新";
+    return ack.message || code || "操作失败";
   }
 
   window.HubUtil = {

@@ -100,9 +100,9 @@ async def test_a_session_transferred_back_to_its_sender_stays_in_the_list(client
     await expect(page.locator("#toasts .toast").last).to_contain_text("回到")
 
 
-async def test_the_transfer_note_shows_beside_the_session_it_came_with(client, hub, browser):  # noqa: ANN001
-    """The note a colleague wrote in the transfer dialog shows in the customer pane of the agent who got
-    the session (it went nowhere)."""
+async def carols_session_alice_watching(client, hub, browser, name: str, peer: str, text: str):  # noqa: ANN001, ANN201
+    """Carol (online, presales) holds the new session of customer ``name`` (``peer``), whose advisor she
+    is; Alice has the console open, online. Returns (page, errors, alice, carol, session)."""
     carol = await make_user(hub, "carol", groups=("presales",))
     await hub.sessions.set_status(carol, "online")
     alice = await make_user(hub, "alice", groups=("presales",))
@@ -110,8 +110,16 @@ async def test_the_transfer_note_shows_beside_the_session_it_came_with(client, h
     page = await new_page(browser, errors)
     await log_in(page, base_url(client), "alice")
     await go_online(page, hub, alice.id)
-    session = await hub.sessions.route(Handover(await customer_conversation(hub, "李先生", "wmNoteUI"), "acme-wecom",
-                                                "发票怎么开", [], group="presales", advisor_id=carol.id))
+    session = await hub.sessions.route(Handover(await customer_conversation(hub, name, peer), "acme-wecom", text, [],
+                                                group="presales", advisor_id=carol.id))
+    return page, errors, alice, carol, session
+
+
+async def test_the_transfer_note_shows_beside_the_session_it_came_with(client, hub, browser):  # noqa: ANN001
+    """The note a colleague wrote in the transfer dialog shows in the customer pane of the agent who got
+    the session (it went nowhere)."""
+    page, errors, alice, carol, session = await carols_session_alice_watching(client, hub, browser, "李先生",
+                                                                             "wmNoteUI", "发票怎么开")
     assert session["agent_id"] == carol.id
     await hub.sessions.transfer(carol, session["id"], to_agent=alice.id, note="客户要退货，已核对订单")
     await page.locator("#session-list li.session").first.click()
@@ -124,15 +132,8 @@ async def test_a_transferred_session_already_answered_shows_no_wait(client, hub,
     """A session handed on after its agent answered: the customer waits for nothing (last_agent_at is
     after last_customer_at), but a session 待接入 showed 等待 since its handover, turning red after
     3 minutes, as if the customer had been left unanswered all along."""
-    carol = await make_user(hub, "carol", groups=("presales",))
-    await hub.sessions.set_status(carol, "online")
-    alice = await make_user(hub, "alice", groups=("presales",))
-    errors: list[str] = []
-    page = await new_page(browser, errors)
-    await log_in(page, base_url(client), "alice")
-    await go_online(page, hub, alice.id)
-    session = await hub.sessions.route(Handover(await customer_conversation(hub, "赵女士", "wmAnswered"), "acme-wecom",
-                                                "能开发票吗", [], group="presales", advisor_id=carol.id))
+    page, errors, alice, carol, session = await carols_session_alice_watching(client, hub, browser, "赵女士",
+                                                                             "wmAnswered", "能开发票吗")
     await hub.sessions.reply(carol, session["id"], "可以的，我请同事帮您开", "c-answered")
     await hub.sessions.transfer(carol, session["id"], to_agent=alice.id, note="开发票")
     item = page.locator("#session-list li.session").first

@@ -1,31 +1,11 @@
 """Review of the agent's live session list and routing (real Socket.IO clients against a running hub)."""
 from __future__ import annotations
 
-import pytest
-
 from tests.conftest import WECOM
 from tests.helpers import post
 from tests.rt_helpers import Agent, login, make_user, server_url
+from tests.test_realtime import desk, online  # noqa: F401 - desk is the fixture (agents connected by name)
 from tests.wechat_client import text_xml
-
-
-@pytest.fixture
-async def desk(client, hub):
-    await hub.settings.set("default_group", "presales")
-    agents: list[Agent] = []
-
-    async def connect(username: str, **auth) -> Agent:  # noqa: ANN003
-        agent = await Agent(server_url(client), await login(client, username)).connect(**auth)
-        agents.append(agent)
-        return agent
-
-    yield connect
-    for a in agents:
-        await a.close()
-
-
-async def online(agent: Agent) -> None:
-    assert (await agent.call("status", {"status": "online"}))["ok"]
 
 
 async def test_a_session_assigned_while_the_list_is_read_is_not_lost(client, hub, desk, wecom, monkeypatch):

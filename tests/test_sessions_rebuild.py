@@ -2,6 +2,8 @@
 what waits in the database is queued at once and assigned in queue order, VIP priority first."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import select
 
@@ -103,3 +105,33 @@ async def test_a_session_for_an_absent_advisor_falls_back_to_the_group(client, h
     hub.clock.advance(31)
     await hub.timers.fire_due()
     assert (await states(hub))[conv] == ("assigned", bob.id)
+
+
+async def test_an_agent_online_while_a_rebuild_reads_stays_online(client, hub, monkeypatch):  # noqa: ANN001
+    """A rebuild's read of the database that started before an agent came online (on this process)
+    must not replace the dispatcher with the older picture: the agent stays online and takes what
+    waits. (With several processes a rebuild runs every second; this lost the CI run a routing test.)"""
+    from hub.service import dispatcher_sync
+    alice = await make_user(hub, "alice", groups=("presales",), cap=2)
+    await set_status(hub.db, alice.id, "offline")
+    await hub.sessions.resync()
+    reading, go_on = asyncio.Event(), asyncio.Event()
+    real_read = dispatcher_sync.read_floor
+
+    async def slow_read(db, queue=True):  # noqa: ANN001, ANN202
+        floor = await real_read(db, queue)
+        if not reading.is_set():  # the first read only: it sees alice offline, then waits
+            reading.set()
+            await go_on.wait()
+        return floor
+
+    monkeypatch.setattr(dispatcher_sync, "read_floor", slow_read)
+    rebuild = asyncio.ensure_future(hub.sessions.resync())
+    await reading.wait()
+    await hub.sessions.set_status(hub.sessions.agents[alice.id], "online")
+    go_on.set()
+    await rebuild
+    assert [a.status for a in hub.sessions.dispatcher.agents() if a.id == alice.id] == ["online"]
+    conv = await new_conversation(hub, "wmRace")
+    await hub.sessions.route(Handover(conv, "acme-wecom", "在吗", [], group="presales"))
+    assert (await states(hub))[conv] == ("assigned", alice.id)

@@ -88,6 +88,9 @@ class Dispatcher:
         self._group_order: dict[str, list[tuple[int, float, int]]] = {}
         self._advised: dict[int, QueuedSession] = {}
         self._rr: dict[str, int] = dict(rr or {})  # group -> agent id picked last
+        # bumped by every change, so a rebuild from the database can tell that this dispatcher moved
+        # while it read (its read may then be older than what this process did meanwhile)
+        self.changes = 0
 
     def round_robin(self) -> dict[str, int]:
         """The per-group round-robin pointers (carried into a dispatcher rebuilt from the database)."""
@@ -103,6 +106,7 @@ class Dispatcher:
         if isinstance(groups, str):
             raise DispatchError("groups must be a collection of group names, not a string")
         held = None if sessions is None else set(sessions)
+        self.changes += 1
         for sid in held or ():
             if sid in self._queue or self._held.get(sid, agent_id) != agent_id:
                 raise DispatchError(f"session {sid} is already queued or held by another agent")
@@ -121,11 +125,13 @@ class Dispatcher:
     def set_status(self, agent_id: int, status: str) -> list[Assignment]:
         _check_status(status)
         self._agent(agent_id).status = status
+        self.changes += 1
         return self._drain()
 
     def set_cap(self, agent_id: int, cap: int) -> list[Assignment]:
         _check_cap(cap)
         self._agent(agent_id).cap = cap
+        self.changes += 1
         return self._drain()
 
     def remove_agent(self, agent_id: int) -> tuple[int, ...]:
@@ -133,6 +139,7 @@ class Dispatcher:
         agent = self._agents.pop(agent_id, None)
         if agent is None:
             return ()
+        self.changes += 1
         for sid in agent.sessions:
             del self._held[sid]
         return tuple(sorted(agent.sessions))
@@ -151,6 +158,7 @@ class Dispatcher:
                 raise DispatchError(f"session {sid} is duplicated, queued, or held by another agent")
             seen.add(sid)
         agent.status = status
+        self.changes += 1
         for q in sessions:
             agent.sessions.discard(q.session_id)
             self._held.pop(q.session_id, None)
@@ -179,6 +187,7 @@ class Dispatcher:
         ids = {q.session_id for q in sessions}
         if len(ids) != len(sessions) or any(sid in self._queue or sid in self._held for sid in ids):
             raise DispatchError("a session is duplicated, or already queued or assigned")
+        self.changes += 1
         for q in sessions:
             self._queue[q.session_id] = q
             key = _key(q)
@@ -207,6 +216,7 @@ class Dispatcher:
             return []
         agent.sessions.discard(session_id)
         del self._held[session_id]
+        self.changes += 1
         return self._drain()
 
     def assign_direct(self, session_id: int, agent_id: int, *, force: bool = False) -> list[Assignment]:
@@ -305,10 +315,12 @@ class Dispatcher:
         return chosen
 
     def _hold(self, agent_id: int, session_id: int) -> None:
+        self.changes += 1
         self._agents[agent_id].sessions.add(session_id)
         self._held[session_id] = agent_id
 
     def _push(self, q: QueuedSession) -> None:
+        self.changes += 1
         self._queue[q.session_id] = q
         key = _key(q)
         bisect.insort(self._order, key)
@@ -318,6 +330,7 @@ class Dispatcher:
             self._advised[q.session_id] = q
 
     def _pop(self, session_id: int) -> QueuedSession:
+        self.changes += 1
         q = self._queue.pop(session_id)
         key = _key(q)
         del self._order[bisect.bisect_left(self._order, key)]

@@ -18,6 +18,7 @@ log = logging.getLogger("hub.service.sessions")
 CATCH_UP_HEAD = 500  # sessions at the head of the database's queue read before room is handed out
 RESYNC_EVERY = 1.0  # seconds between dispatcher rebuilds when several processes share the database
 FULL_RESYNC_EVERY = 5  # every fifth rebuild re-reads the whole queue (what supervisors see stays current)
+REREADS = 3  # reads of the floor per rebuild while this process's dispatcher changes under them
 
 
 class DispatcherSync:
@@ -42,7 +43,17 @@ class DispatcherSync:
         dispatcher follows what the others did (the database guards every assignment meanwhile).
         Not ``full``: the queue is read only when some agent has room (a long queue in a busy hour
         is not re-read every second); otherwise the local queue is kept, minus what is now held."""
-        floor = await read_floor(self.db, queue=True if full else None)
+        for _ in range(REREADS):
+            seen = (self.dispatcher, self.dispatcher.changes)
+            floor = await read_floor(self.db, queue=True if full else None)
+            if (self.dispatcher, self.dispatcher.changes) == seen:
+                break
+            # this process changed its dispatcher while the read ran (an agent came online, a session
+            # was queued or assigned): the read may predate it, and replacing the dispatcher with it
+            # would undo that until the next pass. Read again.
+        else:  # still moving: build from this read; the next pass (1 s with several processes) mends it
+            if not getattr(self, "shared", False):
+                self._resync_soon()
         agents, held_rows, held, queued = floor.agents, floor.held, floor.held_by(), floor.queued
         if queued is None:
             taken = {r.id for r in held_rows}

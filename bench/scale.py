@@ -302,6 +302,24 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
         probe.stdin.flush()
         res = run_wrk(port, data, "once", duration, **wrk, rate=args.flood_rate)
         cpu_acked = total_cpu(pids) - cpu0
+        if args.profile_flood:  # the flood only, not the drain after it
+            for spy in spies:
+                spy.send_signal(signal.SIGINT)
+        after: dict = {}
+        if args.after_rate > 0:
+            # customers keep writing after the burst, at a rate the hub sustains: does the burst's
+            # backlog drain meanwhile, or do the jobs keep giving way to callbacks that no longer need it?
+            backlog0 = pending_jobs(db_url)
+            later = tmp / f"after-{name}-{run}.txt"
+            factory.write(later, int(args.after_rate * args.after_seconds) + 1)
+            ares = run_wrk(port, later, "once", args.after_seconds, threads=args.threads, connections=16, procs=[],
+                           grace=5 if args.quick else 15, rate=args.after_rate)
+            acked += ares["acked"]
+            backlog1 = pending_jobs(db_url)
+            after = {"backlog_at_burst_end": backlog0, "backlog_after_traffic": backlog1,
+                     "jobs_per_s_under_traffic": round((backlog0 - backlog1 + ares["acked"]) / args.after_seconds, 1)}
+            print(f"{name:6} run {run + 1}: backlog {backlog0} at the burst's end, {backlog1} after "
+                  f"{args.after_seconds:g} s at {args.after_rate:g} callbacks/s", flush=True)
         pg_cpu_flood = postgres_cpu_since(pg0) if not db_url.startswith("sqlite") else None
         machine1 = machine_jiffies()
         busy = 1 - (machine1[1] - machine0[1]) / max(1, machine1[0] - machine0[0])  # of all cores, the flood
@@ -321,7 +339,8 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
             time.sleep(1.5)  # its counters trail the transactions by up to a second
             activity = per_callback(pg_activity(db_url), activity0, res["acked"])
         for spy in spies:  # py-spy writes its output on Ctrl-C
-            spy.send_signal(signal.SIGINT)
+            if spy.poll() is None and not args.profile_flood:
+                spy.send_signal(signal.SIGINT)
             spy.wait(30)
         # steady load: the same customers at a rate every configuration sustains, and the probe's
         # push latency under it (under the flood above, latency only measures the backlog)
@@ -352,7 +371,7 @@ def run_config(name: str, workers: int, tmp: Path, factory: MessageFactory, args
                "flood_probe_delivered": probe_res.get("delivered"), "drained": res["drained"],
                "steady_rate_per_s": round(sres["rate"], 1), "push_p50_ms": steady_res.get("p50_ms"),
                "push_p99_ms": steady_res.get("p99_ms"), "probe_sent": steady_res.get("sent"),
-               "probe_delivered": steady_res.get("delivered")}
+               "probe_delivered": steady_res.get("delivered"), **after}
         print(f"{name:6} run {run + 1}: {out['per_s']:7.0f}/s  machine {busy:4.0%} busy  cpu {out['cpu_ms_per_1k']:7.1f} ms/1k "
               f"(jobs done {drain_s:.1f} s after the run{'' if drained else ', NOT drained'}, machine {busy_drain:4.0%} busy; "
               f"PostgreSQL {out['pg_cpu_ms_per_1k']} ms/1k ({out['pg_cpu_ms_per_1k_during_run']} in the flood; hub "
@@ -398,6 +417,12 @@ def main() -> None:
                     "what saturating the machine costs from what a callback costs")
     ap.add_argument("--profile", metavar="DIR", help="py-spy (if installed) records every hub process during the "
                     "first run of each configuration, from the flood until its jobs are done, into DIR")
+    ap.add_argument("--after-rate", type=float, default=0, help="after the flood, keep customers writing at this "
+                    "many callbacks/s (paced) for --after-seconds before waiting for the jobs, and report the "
+                    "backlog at both ends (does a burst's backlog drain under ongoing traffic?)")
+    ap.add_argument("--after-seconds", type=float, default=10)
+    ap.add_argument("--profile-flood", action="store_true", help="with --profile: record the flood only "
+                    "(what the callbacks compete with), not the drain after it")
     ap.add_argument("--drain", type=float, help="seconds the probe waits for its last messages after the flood (default 30, quick 0.5)")
     ap.add_argument("--senders", type=int, help="customers the messages come from (default 2000, quick 150): "
                     "each one's first message opens a session (bots, routing), later ones join it")
@@ -450,7 +475,9 @@ def main() -> None:
                "pg_cpu_flood": median([x["pg_cpu_ms_per_1k_during_run"] for x in v]),
                "cpu_flood": median([x["cpu_ms_per_1k_during_run"] for x in v]),
                "pg_xacts": median([x.get("pg_xacts_per_callback") for x in v], 2),
-               "pg_rows_read": median([x.get("pg_rows_read_per_callback") for x in v], 2)} for k, v in results.items()}
+               "pg_rows_read": median([x.get("pg_rows_read_per_callback") for x in v], 2),
+               "backlog0": median([x.get("backlog_at_burst_end") for x in v], 0),
+               "backlog1": median([x.get("backlog_after_traffic") for x in v], 0)} for k, v in results.items()}
     acked = sum(x["acked"] for v in results.values() for x in v)
     archived = sum(x["archived"] for v in results.values() for x in v)
     lost_push = sum((x["probe_sent"] or 0) - (x["probe_delivered"] or 0) for v in results.values() for x in v)
@@ -486,6 +513,8 @@ def main() -> None:
         "pg_xacts_per_callback_one": fig["one"]["pg_xacts"], "pg_xacts_per_callback_two": fig["two"]["pg_xacts"],
         "pg_rows_read_per_callback_one": fig["one"]["pg_rows_read"],
         "pg_rows_read_per_callback_two": fig["two"]["pg_rows_read"],
+        **({f"backlog_{when}_{k}": fig[k][key] for k in results for when, key in (("at_burst_end", "backlog0"),
+            ("after_traffic", "backlog1"))} if args.after_rate > 0 else {}),
         "acked": acked, "archived": archived, "p99_ms": fig["two"]["p99"],
         "p99_ms_one": fig["one"]["p99"], "p99_ms_two": fig["two"]["p99"], "p99_ms_sqlite": fig["sqlite"]["p99"],
         "steady_rate_per_s": args.steady_rate, "push_probe_lost": lost_push,

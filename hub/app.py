@@ -74,8 +74,10 @@ from .users import LoginLimiter
 
 log = logging.getLogger("hub")
 # jobs written but not yet run, past which the pipeline cannot keep up with the callbacks coming in
-# (a flood, not a busy steady state): it then yields to acknowledging them and catches up after
-PIPELINE_BACKLOG = 1000
+# (a flood, not a busy steady state): it then yields to acknowledging them, while the CPU is short
+# (Pipeline._yielding), and catches up after. At 1,000 a flood's first second or so ran its jobs at
+# full speed, acknowledging at a third of the rate it then reached (bench/scale.py)
+PIPELINE_BACKLOG = 150
 GC_THRESHOLDS = (20_000, 50, 50)  # measured with bench/push.py against the default (700, 10, 10)
 
 

@@ -106,6 +106,8 @@ class SharedClaiming:
         if head_rows < limit:
             self._shared_backlog = head_rows
             return False
+        # at least a full head, known now (the count, at most once a second, may be a second old)
+        self._shared_backlog = max(self._shared_backlog, head_rows)
         loop_now = asyncio.get_running_loop().time()
         if loop_now - self._counted_at < 1.0:
             return False

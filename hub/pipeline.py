@@ -26,11 +26,11 @@ from sqlalchemy import delete, update
 from .clock import Clock
 from .db import Database, retry_busy
 from .models import Job
+from .loop_load import LoadMeter
 from .pipeline_local import LocalPicking
 from .scale.job_claims import ids_in
 from .scale.pipeline_claims import SharedClaiming
 from .tasks import cancel_and_wait
-from .loop_load import LoadMeter
 from .trickle import Trickle
 
 log = logging.getLogger(__name__)

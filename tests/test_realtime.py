@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import socketio
 
-from tests.conftest import OA, WECOM
+from tests.conftest import WECOM
 from tests.helpers import messages, post
 from tests.rt_helpers import Agent, login, make_user, server_url
 from tests.wechat_client import text_xml
@@ -32,6 +32,16 @@ async def online(agent: Agent) -> None:
     assert (await agent.call("status", {"status": "online"}))["ok"]
 
 
+async def alice_with_a_customer(client, hub, desk, wecom, peer: str, text: str, msg_id: int):  # noqa: ANN001, ANN201
+    """Agent alice online at her desk, and the session.new of a customer ``peer`` who wrote ``text``."""
+    await make_user(hub, "alice")
+    alice = await desk("alice")
+    await online(alice)
+    await post(client, wecom, text_xml(WECOM["receive_id"], peer, text, msg_id))
+    [bundle] = await alice.wait("session.new")
+    return alice, bundle
+
+
 async def test_socket_requires_login(client, hub):
     sio = socketio.AsyncClient(reconnection=False)
     with pytest.raises(socketio.exceptions.ConnectionError):
@@ -43,11 +53,7 @@ async def test_socket_requires_login(client, hub):
 
 
 async def test_callback_reaches_agent_and_reply_reaches_platform(client, hub, desk, wecom, standin):
-    await make_user(hub, "alice")
-    alice = await desk("alice")
-    await online(alice)
-    await post(client, wecom, text_xml(WECOM["receive_id"], "wmCust1", "这款面霜敏感肌能用吗", 20001))
-    [bundle] = await alice.wait("session.new")
+    alice, bundle = await alice_with_a_customer(client, hub, desk, wecom, "wmCust1", "这款面霜敏感肌能用吗", 20001)
     assert bundle["session"]["state"] == "assigned" and bundle["session"]["group"] == "presales"
     assert bundle["history"][-1]["text"] == "这款面霜敏感肌能用吗"
     assert bundle["customer"]["identities"][0]["value"] == "wmCust1"
@@ -187,11 +193,7 @@ async def test_queue_then_assign_when_capacity_frees(client, hub, desk, wecom, s
 
 
 async def test_missed_events_resume_in_order(client, hub, desk, wecom):
-    await make_user(hub, "alice")
-    alice = await desk("alice")
-    await online(alice)
-    await post(client, wecom, text_xml(WECOM["receive_id"], "wmR", "一", 25001))
-    [bundle] = await alice.wait("session.new")
+    alice, bundle = await alice_with_a_customer(client, hub, desk, wecom, "wmR", "一", 25001)
     last = alice.seqs()[-1]
     epoch = bundle["epoch"]
     await alice.close()  # the laptop sleeps
@@ -281,11 +283,7 @@ async def test_concurrent_sessions_never_over_cap_or_doubled(client, hub, desk, 
 async def test_live_pushes_to_an_agent_mask_personal_data(client, hub, desk, wecom, standin):
     """session.new and message.new carry phone numbers masked for an agent; the archive and the
     platform keep the real text (the agent reveals it with an audited action)."""
-    await make_user(hub, "alice")
-    alice = await desk("alice")
-    await online(alice)
-    await post(client, wecom, text_xml(WECOM["receive_id"], "wmPii", "我的电话 13812345678 人工", 20101))
-    [bundle] = await alice.wait("session.new")
+    alice, bundle = await alice_with_a_customer(client, hub, desk, wecom, "wmPii", "我的电话 13812345678 人工", 20101)
     assert "13812345678" not in str(bundle) and "138****5678" in bundle["history"][-1]["text"]
     sid = bundle["session"]["id"]
     await post(client, wecom, text_xml(WECOM["receive_id"], "wmPii", "地址改成 13900001111 收", 20102))
@@ -319,11 +317,7 @@ async def test_a_disabled_agent_can_do_nothing_more_with_an_open_socket(client, 
 
 
 async def test_a_replys_delivery_status_is_pushed_with_the_reason_it_failed(client, hub, desk, wecom, standin):
-    await make_user(hub, "alice")
-    alice = await desk("alice")
-    await online(alice)
-    await post(client, wecom, text_xml(WECOM["receive_id"], "wmStatus", "发货了吗", 20301))
-    [bundle] = await alice.wait("session.new")
+    alice, bundle = await alice_with_a_customer(client, hub, desk, wecom, "wmStatus", "发货了吗", 20301)
     sid = bundle["session"]["id"]
     ok = await alice.call("reply", {"session_id": sid, "text": "已经发货了"})
     [sent] = await alice.wait("message.status")
@@ -340,11 +334,7 @@ async def test_a_replys_delivery_status_is_pushed_with_the_reason_it_failed(clie
 
 
 async def test_a_reply_too_long_for_its_channel_is_refused_at_once(client, hub, desk, wecom, standin):
-    await make_user(hub, "alice")
-    alice = await desk("alice")
-    await online(alice)
-    await post(client, wecom, text_xml(WECOM["receive_id"], "wmLong", "详细说说", 20401))
-    [bundle] = await alice.wait("session.new")
+    alice, bundle = await alice_with_a_customer(client, hub, desk, wecom, "wmLong", "详细说说", 20401)
     sid = bundle["session"]["id"]
     ack = await alice.call("reply", {"session_id": sid, "text": "好" * 1334})  # 4,002 bytes: WeCom takes 4,000
     assert ack["ok"] is False and ack["error"] == "invalid_text" and "4000 bytes" in ack["message"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from tests.conftest import WECOM
 from tests.helpers import post
 from tests.rt_helpers import Agent, login, make_user, server_url
-from tests.test_realtime import desk, online  # noqa: F401 - desk is the fixture (agents connected by name)
+from tests.test_realtime import alice_with_a_customer, desk, online  # noqa: F401 - desk is the fixture (agents connected by name)
 from tests.wechat_client import text_xml
 
 
@@ -149,11 +149,7 @@ async def test_a_reply_that_accepts_a_kf_session_hands_it_to_the_agent_on_the_pl
 async def test_a_transfer_to_a_group_nobody_is_in_is_refused(client, hub, desk, wecom):
     """A group name with a typo queued the customer in a group no agent serves (the session left the
     agent's list and waited for ever); a name that is no text was an internal error on PostgreSQL."""
-    await make_user(hub, "alice")
-    alice = await desk("alice")
-    await online(alice)
-    await post(client, wecom, text_xml(WECOM["receive_id"], "wmTypo", "你好", 63001))
-    [first] = await alice.wait("session.new")
+    alice, first = await alice_with_a_customer(client, hub, desk, wecom, "wmTypo", "你好", 63001)
     sid = first["session"]["id"]
     ack = await alice.call("transfer", {"session_id": sid, "to_group": "售前组"})
     assert not ack["ok"] and ack["error"] == "unknown_group", ack

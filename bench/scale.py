@@ -29,7 +29,9 @@ and each conversation's first message the bots cannot answer (a new session: rou
 
 Machine: the share of both cores busy during the flood (/proc/stat; everything on the box: the
 hub, PostgreSQL, Redis, wrk), per configuration (``machine_busy_*``). One worker that already keeps
-the machine nearly busy leaves a second nothing to scale into. The same share while the flood's jobs
+the machine nearly busy leaves a second nothing to scale into: ``scaling_ceiling`` = 1 / ``machine_busy_one``
+is the most two workers could reach here if nothing (hub, PostgreSQL, Redis, wrk) cost more per callback
+with two than with one and they kept both cores wholly busy. The same share while the flood's jobs
 drain (``machine_busy_drain_*``) says whether that backlog waits for the machine (near 1: a second
 worker cannot drain it sooner) or for something else; and PostgreSQL's own CPU (every ``postgres``
 process on this host, flood and drain, per 1,000 acknowledged callbacks: ``pg_cpu_ms_per_1k_*``;
@@ -344,6 +346,10 @@ def main() -> None:
     both = fig["one"]["per_s"] and fig["two"]["per_s"]
     scaling = round(fig["two"]["per_s"] / fig["one"]["per_s"], 3) if both else None
     drift = round(fig["two"]["cpu"] / fig["one"]["cpu"] - 1, 3) if both and fig["one"]["cpu"] else None
+    # the machine's room for a second worker: everything one worker's callbacks cost (hub, PostgreSQL,
+    # Redis, wrk) kept this share of both cores busy; at the same cost per callback, all of both
+    # cores would carry 1 / share as many
+    ceiling = round(1 / fig["one"]["busy"], 3) if fig["one"]["busy"] else None
     meets = {"scaling": scaling is not None and scaling >= TARGET_SCALING,
              "cpu": drift is not None and drift <= TARGET_CPU_DRIFT, "nothing_lost": acked == archived,
              "push_delivered": lost_push == 0}
@@ -353,11 +359,12 @@ def main() -> None:
           f"(under the flood {flood_p99['two']} ms)")
     print(f"SQLite x1 : {fig['sqlite']['per_s']}/s, {fig['sqlite']['cpu']} ms CPU per 1k, push p99 {fig['sqlite']['p99']} ms at {args.steady_rate:g}/s "
           f"(under the flood {flood_p99['sqlite']} ms)")
-    print(f"scaling {scaling} (target >= {TARGET_SCALING}), CPU per callback 2 vs 1: {drift:+.1%} "
+    print(f"scaling {scaling} (target >= {TARGET_SCALING}; this machine's ceiling {ceiling}: 1 worker kept "
+          f"{fig['one']['busy']:.0%} of it busy), CPU per callback 2 vs 1: {drift:+.1%} "
           f"(target <= {TARGET_CPU_DRIFT:.0%}), acked {acked} archived {archived}" if drift is not None else "")
     print(json.dumps({
         "one_worker_per_s": fig["one"]["per_s"], "two_workers_per_s": fig["two"]["per_s"],
-        "sqlite_per_s": fig["sqlite"]["per_s"], "scaling": scaling,
+        "sqlite_per_s": fig["sqlite"]["per_s"], "scaling": scaling, "scaling_ceiling": ceiling,
         "cpu_ms_per_1k_one": fig["one"]["cpu"], "cpu_ms_per_1k_two": fig["two"]["cpu"],
         "cpu_ms_per_1k_sqlite": fig["sqlite"]["cpu"], "cpu_drift_two_vs_one": drift,
         "machine_busy_one": fig["one"]["busy"], "machine_busy_two": fig["two"]["busy"],

@@ -92,6 +92,8 @@ class Bots:
             return
         if msg.sender != "customer" or msg.kind not in CUSTOMER_KINDS:
             return  # events (an unfollow, a menu click, a template's receipt) are no customer waiting
+        if msg.recalled_at is not None:
+            return  # recalled before it reached the hub (its delivery was retried): nothing to answer
         hours = await self._hours(msg.account_id)
         open_now = hours is None or is_open(hours, self.clock.now())
         ctx.state["in_business_hours"] = open_now

@@ -57,6 +57,23 @@ async def test_confident_faq_answered_by_bot_not_routed(bot, standin):
     assert await open_sessions(hub) == []
 
 
+async def test_a_question_recalled_before_it_came_gets_no_answer_and_no_session(bot, standin):
+    """Its recall came first (the platform retried the question later): the FAQ would answer it,
+    but the customer took it back: no bot reply, no session for an agent."""
+    from hub.callbacks import xmlcodec
+    client, hub, clock, oa, _ = bot
+    recall = xmlcodec.render({"ToUserName": "gh", "FromUserName": "oTookBack", "CreateTime": int(clock.now()),
+                              "MsgType": "revoke", "PreMsgId": "7001", "MsgId": "7002"})
+    assert (await post(client, oa, recall)).status == 200
+    await hub.pipeline.drain()
+    await say(client, hub, oa, "oTookBack", "我皮肤比较敏感，能用你们的产品吗", 7001)
+    [question] = await messages(hub, peer_id="oTookBack", kind="text")
+    assert question.recalled_at is not None
+    assert await bot_replies(hub, "oTookBack") == [] and await open_sessions(hub) == []
+    await say(client, hub, oa, "oTookBack", "我皮肤比较敏感，能用你们的产品吗", 7003)  # asked again: answered
+    assert len(await bot_replies(hub, "oTookBack")) == 1
+
+
 async def test_handover_words_route_to_human(bot):
     client, hub, clock, oa, _ = bot
     await say(client, hub, oa, "oHuman", "别跟我说机器人，转人工", 2)

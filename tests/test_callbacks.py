@@ -173,6 +173,33 @@ async def test_recall_marks_original(client, hub, wecom):
     assert rows[1].kind == "event.recall"
 
 
+async def test_a_recall_before_its_original_marks_it_as_it_comes(client, hub, wecom):
+    """The platform delivers the original again after the customer recalled it (the hub had not
+    answered the first delivery): the original goes in recalled, once, whatever the retries."""
+    from hub.callbacks import xmlcodec
+    from hub.models import EarlyRecall
+    recall = xmlcodec.render({"ToUserName": WECOM["receive_id"], "FromUserName": "wmEarly",
+                              "CreateTime": 1732261200, "MsgType": "revoke", "PreMsgId": "5101", "MsgId": "5102"})
+    assert (await post(client, wecom, recall)).status == 200
+    await hub.pipeline.drain()
+    assert await count_messages(hub, dedup_key="m:5101") == 0
+    for _ in range(2):  # the retried original, and a retry of that
+        assert (await post(client, wecom, text_xml(WECOM["receive_id"], "wmEarly", "发错了", 5101))).status == 200
+    await hub.pipeline.drain()
+    [original] = await messages(hub, dedup_key="m:5101")
+    assert original.recalled_at is not None and original.text == "发错了"  # kept, marked
+    # a message of this customer that was not recalled stays unmarked
+    assert (await post(client, wecom, text_xml(WECOM["receive_id"], "wmEarly", "在吗", 5103))).status == 200
+    await hub.pipeline.drain()
+    assert (await messages(hub, dedup_key="m:5103"))[0].recalled_at is None
+    # the same recall again (a platform retry) leaves nothing waiting for an original
+    assert (await post(client, wecom, recall)).status == 200
+    await hub.pipeline.drain()
+    async with hub.db.read() as conn:
+        waiting = (await conn.execute(EarlyRecall.__table__.select())).all()
+    assert [(w.account_id, w.msg_key) for w in waiting] == [(WECOM["id"], "m:5101")]
+
+
 async def test_history_api_paged_newest_first(client, hub, wecom):
     await hub.settings.set("queue_notify", False)  # only the customer's messages in this conversation
     for i in range(7):

@@ -33,10 +33,11 @@ WITH input AS (
     FROM (SELECT * FROM input ORDER BY ord) o
 ), ins AS (
     INSERT INTO messages (id, account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key,
-                          text, data, raw, sent_at, created_at)
+                          text, data, raw, sent_at, created_at, recalled_at)
     SELECT id, account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key, text, data, raw,
-           sent_at, :now
-    FROM numbered ORDER BY account_id, dedup_key, ord
+           sent_at, :now, (SELECT e.recalled_at FROM early_recalls e  -- its recall came first (effects.py)
+                           WHERE e.account_id = n.account_id AND e.msg_key = n.dedup_key)
+    FROM numbered n ORDER BY account_id, dedup_key, ord
     ON CONFLICT (account_id, dedup_key) DO NOTHING
     RETURNING id, account_id, dedup_key, conversation_id
 ), firsts AS (  -- a key twice in one batch is one message: it belongs to the first of them

@@ -3,7 +3,7 @@
 Times are epoch seconds as floats (``*_at``); platform times (``sent_at``) as the platform gives
 them (integer seconds). JSON payloads are stored as text so the hot path pays no JSON column cost.
 """
-from .archive import Account, Conversation, Job, KfCursor, Message, Outbox
+from .archive import Account, Conversation, EarlyRecall, Job, KfCursor, Message, Outbox
 from .account_status import AccountStatus
 from .audit import AuditEntry
 from .base import Base, BigId
@@ -18,5 +18,5 @@ from .service import AgentEvent, AgentStream, ServiceSession, SessionEvent
 from .tickets import Ticket, TicketEvent, TicketRule, TicketType  # noqa: F401
 from .supervisor import Alert, AlertEvent, QualityHit, QualityRuleRow, SlaRuleRow  # noqa: F401
 
-__all__ = ["AccountStatus", "AuditEntry", "Customer", "CustomerTag", "Identity", "Merge", "Tag", "TagGroup", "BotOutcome", "BrandWord", "FaqRow", "KeywordRule", "Account", "AgentEvent", "AgentStream", "Base", "BigId", "Conversation", "Job", "KfCursor",
+__all__ = ["AccountStatus", "AuditEntry", "Customer", "CustomerTag", "Identity", "Merge", "Tag", "TagGroup", "BotOutcome", "BrandWord", "FaqRow", "KeywordRule", "Account", "AgentEvent", "AgentStream", "Base", "BigId", "Conversation", "EarlyRecall", "Job", "KfCursor",
            "LoginSession", "Message", "Outbox", "RoutingRule", "Setting", "ServiceSession", "SessionEvent", "SkillGroup", "User"]

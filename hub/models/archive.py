@@ -84,6 +84,16 @@ class Job(Base):
     __table_args__ = (Index("ix_jobs_state", "state", "id"), {"sqlite_autoincrement": True})
 
 
+class EarlyRecall(Base):
+    """A recall that came before the message it recalls (the original's delivery was retried after
+    it): the archive writers mark the original recalled as it arrives."""
+
+    __tablename__ = "early_recalls"
+    account_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    msg_key: Mapped[str] = mapped_column(String(160), primary_key=True)  # the original's dedup_key
+    recalled_at: Mapped[float] = mapped_column(Float)
+
+
 class KfCursor(Base):
     """The stored ``next_cursor`` of ``kf/sync_msg`` per WeChat Customer Service account."""
 

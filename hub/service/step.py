@@ -30,6 +30,8 @@ def route_step(sessions: SessionService, routing_context: Any = _no_context):  #
         open_row = await sessions.open_session_for(ctx.state, msg.conversation_id)
         if open_row is not None and await sessions.customer_message(msg.conversation_id, msg, open_row):
             return
+        if msg.recalled_at is not None:
+            return  # recalled before it reached the hub: no session for it (an open one shows it, recalled)
         routing = {**(await routing_context(ctx.state.get("customer_id"))), **ctx.state.get("routing", {})}
         await sessions.route(Handover(conversation_id=msg.conversation_id, account_id=msg.account_id,
                                       first_message=msg.text or f"[{msg.kind}]",

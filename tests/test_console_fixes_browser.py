@@ -10,7 +10,7 @@ import asyncio
 from playwright.async_api import expect
 
 from tests.conftest import WECOM
-from tests.helpers import count_messages, post, wait_for
+from tests.helpers import count_messages, messages, post, wait_for
 from tests.rt_helpers import make_user, server_url
 from tests.test_console_browser import go_online, log_in, new_page
 from tests.wechat_client import text_xml
@@ -138,6 +138,30 @@ async def test_a_restarted_hubs_stream_forgets_the_old_seqs(client, hub, wecom, 
     await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
     await expect(page.locator(f"#session-list li.session[data-id='{sid}']")).to_have_count(1)
     await expect(page.locator("#session-list li.session[data-id='99999']")).to_have_count(0)
+    assert not [e for e in errors if "favicon" not in e], errors
+
+
+async def test_a_reply_failing_after_its_session_closed_shows_in_the_top_bar(client, hub, wecom, browser):  # noqa: ANN001
+    """微信客服 reports a failure after the agent closed the session: the session has left the list, so
+    the top bar says whose reply did not arrive and why, until dismissed."""
+    errors: list[str] = []
+    page, _alice = await online(client, hub, browser, errors)
+    await customer_session(client, hub, wecom, page, peer="wmGone", text="退款到了吗", msg_id=50901)
+    await page.fill("#reply", "已经退了，请查收")
+    await page.press("#reply", "Enter")
+    await expect(page.locator(".msg.out", has_text="已经退了").locator(".delivery")).not_to_have_text("发送中…")
+    [reply] = await messages(hub, peer_id="wmGone", direction="out", text="已经退了，请查收")
+    await page.click("#close-btn")
+    await page.click("#close-submit")
+    await expect(page.locator("#session-list li.session")).to_have_count(0)
+    assert await hub.outbound.failed_after_send(reply.id, 3_000_005, "会话已关闭")
+    notice = page.locator("#send-failed")
+    await expect(notice).to_be_visible()
+    await expect(notice).to_contain_text("wmGone")
+    await expect(notice).to_contain_text("已经退了，请查收")
+    await expect(notice).to_contain_text("会话已关闭")
+    await notice.locator("button.dismiss").click()
+    await expect(notice).to_be_hidden()
     assert not [e for e in errors if "favicon" not in e], errors
 
 

@@ -333,6 +333,27 @@ async def test_a_replys_delivery_status_is_pushed_with_the_reason_it_failed(clie
     assert m["status"] == "failed" and m["data"]["error"]["errcode"] == 45015
 
 
+async def test_a_reply_that_fails_after_its_session_closed_still_reaches_its_writer(client, hub, desk, wecom):
+    """微信客服 reports some failures after it took the message (the customer's session had closed on
+    its side, the 48-hour window): the agent has closed the session by then, and is told all the same,
+    with the customer and the reply, since that session has left their list."""
+    alice, bundle = await alice_with_a_customer(client, hub, desk, wecom, "wmLate", "发货了吗", 20351)
+    sid = bundle["session"]["id"]
+    ok = await alice.call("reply", {"session_id": sid, "text": "明天发货"})
+    await alice.wait("message.status", where=lambda d: d["message_id"] == ok["message_id"])  # sent
+    assert (await alice.call("close", {"session_id": sid, "reason": "resolved"}))["ok"]
+    assert await hub.outbound.failed_after_send(ok["message_id"], 3_000_005, "会话已关闭")
+    [late] = await alice.wait("message.status", where=lambda d: d.get("closed"))
+    assert late["session_id"] == sid and late["message_id"] == ok["message_id"] and late["status"] == "failed"
+    assert late["error"] == {"errcode": 3_000_005, "errmsg": "会话已关闭"} and late["text"] == "明天发货"
+    assert late["customer"] and "seq" in late  # whom it was for; in her stream (a reconnect replays it)
+    # the history says so too
+    async with hub.db.read() as conn:
+        from hub.models import Message
+        t = Message.__table__
+        assert (await conn.execute(t.select().where(t.c.id == ok["message_id"]))).first().status == "failed"
+
+
 async def test_a_reply_too_long_for_its_channel_is_refused_at_once(client, hub, desk, wecom, standin):
     alice, bundle = await alice_with_a_customer(client, hub, desk, wecom, "wmLong", "详细说说", 20401)
     sid = bundle["session"]["id"]

@@ -9,12 +9,14 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
+from sqlalchemy import select
 
 from . import audit, business_hours, config_bus
 from .auth_views import require_user
 from .errors import bad_request
 from .http_guard import add_routes
 from .http_util import hub_of, json_object
+from .models import SkillGroup
 from .service.queue_announcements import TEXT_ERRORS, queue_notice
 
 
@@ -167,6 +169,10 @@ async def put_settings(request: web.Request) -> web.Response:
     hub = hub_of(request)
     clean = validate(await json_object(request))
     current = await hub.settings.all()
+    group = clean.get("default_group")
+    if group is not None and group != current.get("default_group") and not await _group_exists(hub.db, group):
+        # customers no rule matches would wait in a queue no agent is in
+        raise bad_request("invalid_setting", f"default_group: no skill group named {group}", "default_group")
     before = {k: current.get(k) for k in clean}
     for key, value in clean.items():
         await hub.settings.set(key, value)
@@ -178,6 +184,12 @@ async def put_settings(request: web.Request) -> web.Response:
                            after=changed, request=request)
     values = await hub.settings.all()
     return web.json_response({"settings": {k: values.get(k) for k in VALIDATORS}, "changed": sorted(changed)})
+
+
+async def _group_exists(db: Any, name: str) -> bool:
+    groups = SkillGroup.__table__
+    async with db.read() as conn:
+        return (await conn.execute(select(groups.c.name).where(groups.c.name == name))).first() is not None
 
 
 def install(app: web.Application) -> None:

@@ -112,6 +112,12 @@ async def test_sla_quality_tickets_groups_and_faq_pages(client, hub, browser):  
     await page.locator('#grp-members .member-row:has-text("bob") input[type="checkbox"]').check()
     await page.click("#grp-save")
     await expect(page.locator('#grp-rows tr[data-name="presales"]')).to_contain_text("bob")
+    # customers no rule matches go to the new group (made since the page loaded: offered all the same)
+    await page.focus("#rt-default-group")
+    await expect(page.locator('#rt-default-group option[value="vip"]')).to_have_count(1)
+    await page.select_option("#rt-default-group", "vip")
+    await expect(page.locator(".toast", has_text="VIP 专席")).to_be_visible()
+    assert await hub.settings.get("default_group") == "vip"
     await _shot(page, "routing")
 
     # the bot's unanswered question becomes an FAQ in one click

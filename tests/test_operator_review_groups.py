@@ -82,8 +82,21 @@ async def test_a_group_still_in_use_is_not_deleted(client, hub, standin):
         assert resp.status == 409 and err["error"] == "group_in_use" and words in err["message"], (name, err)
     names = [g["name"] for g in (await (await client.get("/api/groups", headers=auth())).json())["groups"]]
     assert {"vip", "livestream", "finance", "claims"} <= set(names)
-    assert (await client.put("/api/settings", json={"default_group": "presales"}, headers=auth())).status == 200
+    assert (await client.post("/api/groups", json={"name": "general"}, headers=auth())).status == 201
+    assert (await client.put("/api/settings", json={"default_group": "general"}, headers=auth())).status == 200
     assert (await client.delete("/api/groups/vip", headers=auth())).status == 200
+
+
+async def test_the_default_group_must_be_a_skill_group(client, hub):
+    """Customers no routing rule matches go to ``default_group``: a name no group has would leave them
+    in a queue no agent is in. Refused, naming the field; an existing group is taken."""
+    resp = await client.put("/api/settings", json={"default_group": "nobody-here"}, headers=auth())
+    err = await resp.json()
+    assert resp.status == 400 and err["error"] == "invalid_setting" and err["field"] == "default_group", err
+    assert await hub.settings.get("default_group") != "nobody-here"
+    assert (await client.post("/api/groups", json={"name": "vip"}, headers=auth())).status == 201
+    assert (await client.put("/api/settings", json={"default_group": "vip"}, headers=auth())).status == 200
+    assert await hub.settings.get("default_group") == "vip"
 
 
 async def test_a_rule_order_with_other_than_ids_is_a_400(client, hub):

@@ -303,11 +303,32 @@
     }).catch(function (err) { A.formError(form, err); });
   }
 
+  // ---- the group for customers no rule matches (setting default_group) --------------------------
+  function fillDefault(groups) {
+    var sel = $("rt-default-group");
+    return A.api("GET", "/api/settings").then(function (res) {
+      var current = res.settings.default_group, opts = groups.map(function (g) { return [g.name, g.display_name || g.name]; });
+      // a group that no longer exists (or never did) stays visible, marked, until another is picked
+      if (current && !groups.some(function (g) { return g.name === current; })) opts.unshift([current, current + "（技能组不存在）"]);
+      A.options(sel, opts);
+      sel.value = current;
+    });
+  }
+
+  function saveDefault() {
+    var sel = $("rt-default-group");
+    A.api("PUT", "/api/settings", { default_group: sel.value }).then(function (res) {
+      sel.value = res.settings.default_group;
+      A.toast("已保存：未命中规则的客户分到 " + sel.options[sel.selectedIndex].text, "ok");
+    }).catch(function (err) { A.toast(A.errorText(err), "error"); });
+  }
+
   // ---- start -----------------------------------------------------------------------------------
   function fillLists() {
     A.api("GET", "/api/groups").then(function (res) {
       var dl = U.clear($("group-list"));
       res.groups.forEach(function (g) { dl.appendChild(h("option", { value: g.name }, g.display_name)); });
+      return fillDefault(res.groups);
     }).catch(function () { return null; });
     A.api("GET", "/api/tags").then(function (res) {
       var dl = U.clear($("tag-list"));
@@ -344,6 +365,11 @@
       if (input) input.focus();
     });
     $("rt-form").addEventListener("submit", save);
+    $("rt-default-group").addEventListener("change", saveDefault);
+    // a group made in the panel beside it since the page loaded is offered too
+    $("rt-default-group").addEventListener("focus", function () {
+      A.api("GET", "/api/groups").then(function (res) { return fillDefault(res.groups); }).catch(function () { return null; });
+    });
     $("rt-test-form").addEventListener("submit", test);
     A.api("GET", "/api/users").then(function (res) { state.users = res.users; }).catch(function () { return null; })
       .then(reload);

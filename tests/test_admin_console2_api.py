@@ -122,6 +122,30 @@ async def test_ticket_types_and_rules_validated_audited_and_live(client, hub):
     assert entries[0]["before"]["keywords"] == ["315"] and entries[0]["after"] is None
 
 
+async def test_the_lists_on_off_switch_keeps_what_another_operator_saved(client, hub):
+    """A ticket type's or rule's switch sends ``enabled`` alone: it switches the stored version (the
+    whole object the page had loaded, sent back, undid another operator's edit made since)."""
+    svc = client.server.app[TICKETS]
+    assert (await client.post("/api/ticket-types", json={"name": "invoice", "label": "开发票", "due_hours": 48},
+                              headers=auth())).status == 201
+    rule = await (await client.post("/api/ticket-rules", json={"name": "投诉", "group": "care", "keywords": ["差评"]},
+                                    headers=auth())).json()
+    # another operator edits both ...
+    assert (await client.put("/api/ticket-types/invoice", json={"label": "开发票", "due_hours": 24},
+                             headers=auth())).status == 200
+    assert (await client.put(f"/api/ticket-rules/{rule['id']}", json={"name": "投诉", "group": "vip-care",
+                                                                      "keywords": ["315"]}, headers=auth())).status == 200
+    # ... and this one, on a page loaded before, switches them off
+    off = await client.put("/api/ticket-types/invoice", json={"enabled": False}, headers=auth())
+    assert off.status == 200 and (await off.json())["due_hours"] == 24
+    [invoice] = [t for t in await svc.types() if t.name == "invoice"]
+    assert invoice.enabled is False and invoice.due_hours == 24
+    off = await client.put(f"/api/ticket-rules/{rule['id']}", json={"enabled": False}, headers=auth())
+    assert off.status == 200 and (await off.json())["keywords"] == ["315"]
+    assert svc.rules[0].enabled is False and svc.rules[0].group == "vip-care"
+    assert (await client.put("/api/ticket-rules/999999", json={"enabled": True}, headers=auth())).status == 404
+
+
 async def test_group_members_and_caps_through_the_routing_page_apis(client, hub):
     """What the routing page's group editor sends: the members of a group, then an agent's cap."""
     ann = await make_user(hub, "cap_ann", groups=("presales",), cap=5)

@@ -47,7 +47,7 @@
         h("td", h("span.badge." + P_BADGE[t.priority], P_LABEL[t.priority] || t.priority)),
         h("td", t.group ? groupName(t.group) : h("span.muted", "会话所在的组")),
         h("td", A.toggle(t.enabled, function (on, input) {
-          A.api("PUT", "/api/ticket-types/" + encodeURIComponent(t.name), Object.assign({}, t, { enabled: on }))
+          A.api("PUT", "/api/ticket-types/" + encodeURIComponent(t.name), { enabled: on })
             .then(function () { A.toast(on ? "已启用" : "已停用", "ok"); return loadTypes(); })
             .catch(function (err) { input.checked = !on; A.toast(A.errorText(err), "error"); });
         }, "启用")),
@@ -109,7 +109,7 @@
         h("td", h("div.params-text", conditions(r))),
         h("td", groupName(r.group)),
         h("td", A.toggle(r.enabled, function (on, input) {
-          A.api("PUT", "/api/ticket-rules/" + r.id, Object.assign({}, r, { enabled: on }))
+          A.api("PUT", "/api/ticket-rules/" + r.id, { enabled: on })
             .then(function () { A.toast(on ? "已启用" : "已停用", "ok"); return loadRules(); })
             .catch(function (err) { input.checked = !on; A.toast(A.errorText(err), "error"); });
         }, "启用")),

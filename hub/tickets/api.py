@@ -21,7 +21,7 @@ from aiohttp import web
 from .. import audit, config_bus
 from ..api import int_param
 from ..auth_views import require_user
-from ..errors import bad_request
+from ..errors import bad_request, not_found
 from ..http_util import json_object, path_int
 from .rules import STATUSES, parse_type
 from .service import TicketService
@@ -116,10 +116,22 @@ async def create_type(request: web.Request) -> web.Response:
     return web.json_response(asdict(spec), status=201)
 
 
+def _switched(body: dict[str, Any], before: dict[str, Any] | None, missing: Any) -> dict[str, Any]:
+    """A body of ``enabled`` alone (the list's on/off switch) switches the stored version: the whole
+    object the page loaded, sent back, undid what another operator saved since."""
+    if set(body) != {"enabled"}:
+        return body
+    if before is None:
+        raise missing
+    return {**before, "enabled": body["enabled"]}
+
+
 async def update_type(request: web.Request) -> web.Response:
     user = await require_user(request, "admin")
-    spec = parse_type(await json_object(request), name=request.match_info["name"])
-    before = await _type_json(request, spec.name)
+    name = request.match_info["name"]
+    before = await _type_json(request, name)
+    spec = parse_type(_switched(await json_object(request), before, not_found("unknown_type", f"no ticket type {name}")),
+                      name=name)
     await _svc(request).save_type(spec, create=False)
     await _changed(request, user, "ticket_type.update", f"ticket_type:{spec.name}", before, asdict(spec))
     return web.json_response(asdict(spec))
@@ -146,7 +158,8 @@ async def update_rule(request: web.Request) -> web.Response:
     user = await require_user(request, "admin")
     rule_id = path_int(request)
     before = _rule_json(request, rule_id)
-    updated = await _svc(request).save_rule(await json_object(request), rule_id)
+    body = _switched(await json_object(request), before, not_found("unknown_rule", f"no ticket rule {rule_id}"))
+    updated = await _svc(request).save_rule(body, rule_id)
     await _changed(request, user, "ticket_rule.update", f"ticket_rule:{rule_id}", before, updated,
                    config_bus.TICKET_RULES)
     return web.json_response(updated)

@@ -35,8 +35,11 @@ WITH input AS (
     INSERT INTO messages (id, account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key,
                           text, data, raw, sent_at, created_at, recalled_at)
     SELECT id, account_id, conversation_id, channel, direction, kind, peer_id, sender, dedup_key, text, data, raw,
-           sent_at, :now, (SELECT e.recalled_at FROM early_recalls e  -- its recall came first (effects.py)
-                           WHERE e.account_id = n.account_id AND e.msg_key = n.dedup_key)
+           sent_at, :now,
+           -- its recall came first (effects.py); the table is nearly always empty: looked at once
+           CASE WHEN (SELECT EXISTS (SELECT 1 FROM early_recalls)) THEN (
+               SELECT e.recalled_at FROM early_recalls e WHERE e.account_id = n.account_id AND e.msg_key = n.dedup_key)
+           END
     FROM numbered n ORDER BY account_id, dedup_key, ord
     ON CONFLICT (account_id, dedup_key) DO NOTHING
     RETURNING id, account_id, dedup_key, conversation_id

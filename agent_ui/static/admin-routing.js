@@ -320,7 +320,10 @@
     A.api("PUT", "/api/settings", { default_group: sel.value }).then(function (res) {
       sel.value = res.settings.default_group;
       A.toast("已保存：未命中规则的客户分到 " + sel.options[sel.selectedIndex].text, "ok");
-    }).catch(function (err) { A.toast(A.errorText(err), "error"); });
+    }).catch(function (err) {
+      A.toast(A.errorText(err), "error");  // (the group was deleted meanwhile, say): show what is stored
+      A.api("GET", "/api/groups").then(function (res) { return fillDefault(res.groups); }).catch(function () { return null; });
+    });
   }
 
   // ---- start -----------------------------------------------------------------------------------

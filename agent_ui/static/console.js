@@ -261,7 +261,7 @@
     }
     var why = (p.error && p.error.errmsg) || "发送失败";
     bar.querySelector(".text").textContent = "回复未送达" + (p.customer ? "（" + p.customer + "）" : "") +
-      (p.text ? "：「" + p.text + "」" : "") + "，" + why + "（会话已结束）";
+      (p.text ? "：「" + p.text + "」" : "") + "，原因：" + why;
     bar.hidden = false;
   }
 

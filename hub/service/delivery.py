@@ -77,8 +77,8 @@ KF_FAIL_TYPES = {0: "未知原因", 1: "客服账号已删除", 2: "应用已关
                  6: "超过发送条数限制（客户回复前最多5条）", 8: "主体未验证", 10: "客户拒收", 11: "企业没有成员登录企业微信",
                  12: "消息类型不允许发送"}
 KF_SEND_FAIL = 3_000_000  # + fail_type: the hub's errcode for such a failure
-RECENT_SENDS = 200
-REPLY_SHOWN = 60  # characters of a failed reply quoted when its session has closed  # a failure is reported shortly after the send: looked up among the conversation's latest
+RECENT_SENDS = 200  # a failure is reported shortly after the send: looked up among the conversation's latest
+REPLY_SHOWN = 60  # characters of a failed reply quoted when its session has closed
 
 
 def kf_send_failure_step(db: Any, outbound: Any):  # noqa: ANN201

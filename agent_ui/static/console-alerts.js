@@ -1,6 +1,7 @@
 /* SLA and quality alerts on the agent console: a session with an open alert turns red in the list and
    in the chat header at once (alert.raised), and back when it is met (alert.cleared). Open alerts are
-   loaded at start, after every reconnect and on resync (GET /api/alerts?mine=1). */
+   loaded at start, after every reconnect and on resync (GET /api/alerts?mine=1). Also the top bar's
+   notice of a reply that failed after its session closed (replyFailed, called by console.js). */
 (function () {
   "use strict";
   var KIND = { first_reply: "首次响应超时", unanswered: "消息未回复超时", avg_reply: "平均响应超时", quality: "质检预警" };
@@ -108,6 +109,27 @@
     load();
   }
 
+  // a reply that failed after its session closed (微信客服 reports some failures later): the top bar
+  // names the customer and quotes the reply until the agent dismisses it
+  function replyFailed(p) {
+    var bar = document.getElementById("send-failed"), me = document.querySelector(".topbar .me");
+    if (!bar) {
+      bar = document.createElement("span");
+      bar.id = "send-failed";
+      bar.className = "alert-badge send-failed";
+      bar.setAttribute("role", "alert");
+      bar.appendChild(document.createElement("span")).className = "text";
+      var x = bar.appendChild(document.createElement("button"));
+      x.type = "button"; x.className = "dismiss"; x.textContent = "×"; x.title = "知道了";
+      x.addEventListener("click", function () { bar.hidden = true; });
+      (me ? me.parentNode : document.querySelector(".topbar")).insertBefore(bar, me);
+    }
+    var why = (p.error && p.error.errmsg) || "发送失败";
+    bar.querySelector(".text").textContent = "回复未送达" + (p.customer ? "（" + p.customer + "）" : "") +
+      (p.text ? "：「" + p.text + "」" : "") + "，原因：" + why;
+    bar.hidden = false;
+  }
+
   document.addEventListener("DOMContentLoaded", wire);
-  window.HubAlerts = { open: open, paint: paint, load: load };
+  window.HubAlerts = { open: open, paint: paint, load: load, replyFailed: replyFailed };
 })();

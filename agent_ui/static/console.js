@@ -236,34 +236,13 @@
     if (!m) {
       // our own reply still pending (a session someone else holds: its message.new went to them): read it
       if (e && e.pend.some(function (x) { return x.message_id === p.message_id; })) refreshLatest(e.s.id);
-      else if (p.closed) failedAfterClose(p);  // its session has left the list: say so in the top bar
+      else if (p.closed && window.HubAlerts) window.HubAlerts.replyFailed(p);  // its session left the list: the top bar says so
       return;  // else not loaded: the next history read carries the status
     }
     m.status = p.status;
     if (p.error) m.data = Object.assign({}, m.data, { error: p.error });
     if (S.currentId === e.s.id) R.renderMessages(S, "stay");
   });
-
-  // a reply that failed after its session closed (微信客服 reports some failures later): the top bar
-  // names the customer and quotes the reply until the agent dismisses it
-  function failedAfterClose(p) {
-    var bar = document.getElementById("send-failed"), me = document.querySelector(".topbar .me");
-    if (!bar) {
-      bar = document.createElement("span");
-      bar.id = "send-failed";
-      bar.className = "alert-badge send-failed";
-      bar.setAttribute("role", "alert");
-      bar.appendChild(document.createElement("span")).className = "text";
-      var x = bar.appendChild(document.createElement("button"));
-      x.type = "button"; x.className = "dismiss"; x.textContent = "×"; x.title = "知道了";
-      x.addEventListener("click", function () { bar.hidden = true; });
-      (me ? me.parentNode : document.querySelector(".topbar")).insertBefore(bar, me);
-    }
-    var why = (p.error && p.error.errmsg) || "发送失败";
-    bar.querySelector(".text").textContent = "回复未送达" + (p.customer ? "（" + p.customer + "）" : "") +
-      (p.text ? "：「" + p.text + "」" : "") + "，原因：" + why;
-    bar.hidden = false;
-  }
 
   function goneEvent(kind) {
     return function (p) {

@@ -15,6 +15,8 @@ from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from .tasks import cancel_and_wait
+
 log = logging.getLogger("hub.config_bus")
 
 CHANNEL = "scrm-hub:config"
@@ -124,11 +126,7 @@ class ConfigBus:
 
     async def stop(self) -> None:
         if self._listener is not None:
-            self._listener.cancel()
-            try:
-                await self._listener
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+            await cancel_and_wait(self._listener)
             self._listener = None
         if self._redis is not None:
             await self._redis.aclose()

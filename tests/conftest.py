@@ -85,8 +85,10 @@ def hub_config(db_url, standin) -> HubConfig:
 
 @pytest.fixture
 async def client(aiohttp_client, hub_config, clock):
-    """An HTTP client against a running hub app (workers started)."""
-    return await aiohttp_client(create_app(hub_config, clock))
+    """An HTTP client against a running hub app (workers started), stopped before its database goes."""
+    client = await aiohttp_client(create_app(hub_config, clock))
+    yield client
+    await client.close()
 
 
 @pytest.fixture

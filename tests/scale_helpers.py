@@ -82,4 +82,7 @@ async def two_hubs(aiohttp_client, hub_config, private_redis):
     from hub.app import create_app
     a = await aiohttp_client(create_app(replace(hub_config, redis_url=private_redis.url, worker_id="test:a")))
     b = await aiohttp_client(create_app(replace(hub_config, redis_url=private_redis.url, worker_id="test:b")))
-    return a, b
+    yield a, b
+    # stopped before their Redis and their schema go (fixtures end in reverse order of their start)
+    await b.close()
+    await a.close()

@@ -37,6 +37,7 @@ from . import csv_import, store
 from .clients import CLIENTS
 from .model import ORDER_ID_MAX, Order
 from .pollers import Poller
+from ..tasks import cancel_and_wait
 from .store import Change, Effects, dialect_insert, dialect_of, write_order, write_tx
 
 log = logging.getLogger(__name__)
@@ -187,11 +188,7 @@ class OrderSync:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+            await cancel_and_wait(self._task)
             self._task = None
 
     async def _loop(self) -> None:

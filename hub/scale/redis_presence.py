@@ -15,6 +15,8 @@ import logging
 import secrets
 from typing import Any
 
+from ..tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 SUPERVISOR_SOCKETS = "hub:supervisor-sockets"  # worker -> sockets of supervisors and admins open there
@@ -33,11 +35,7 @@ class RedisPresence:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+            await cancel_and_wait(self._task)
         try:
             await self.redis.delete(f"hub:worker:{self.worker}")
         except Exception:  # noqa: BLE001

@@ -21,6 +21,7 @@ import time
 from typing import Any, Awaitable, Callable
 
 from ..push import StreamEvent
+from ..tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +84,7 @@ class RedisStreams:
 
     async def stop(self) -> None:
         if self._watch is not None:
-            self._watch.cancel()
-            try:
-                await self._watch
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+            await cancel_and_wait(self._watch)
         await self.redis.aclose()
 
     async def _current_epoch(self) -> str:

@@ -30,6 +30,7 @@ from .reading import can_read_conversation
 from ..push import Push
 from ..routing.dispatch import Assignment, Dispatcher, QueuedSession
 from ..scale.routing_guard import agent_has_room
+from ..tasks import cancel_and_wait
 from ..routing.rules import Decision, RoutingInput, decide, parse_rule
 from ..settings import Settings
 from ..users import UserInfo
@@ -125,11 +126,7 @@ class SessionService(AgentActions, SessionReading, DispatcherSync, SessionTimers
 
     async def stop(self) -> None:
         if self._resync_task is not None:
-            self._resync_task.cancel()
-            try:
-                await self._resync_task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+            await cancel_and_wait(self._resync_task)
             self._resync_task = None
 
     async def load_rules(self) -> None:

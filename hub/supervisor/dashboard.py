@@ -28,6 +28,7 @@ from ..push import SUPERVISORS
 from ..routing.dispatch import AgentState
 from ..scale.claims import worker_name
 from ..scale.push_slot import PushSlot
+from ..tasks import cancel_and_wait
 from ..service.floor import QueueSummary, read_floor, read_queue_summary, summarize
 from .metrics import waiting_seconds
 from .stats import HealthWindow, Stats
@@ -244,13 +245,9 @@ def install(app: web.Application) -> None:
         hub.sessions.observers.append(dash.on_session_change)
         task = asyncio.create_task(dash.heartbeat(), name="dashboard-heartbeat")
         yield
-        task.cancel()
         if dash._pending is not None:
             dash._pending.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
+        await cancel_and_wait(task)
 
     app.cleanup_ctx.append(dashboard_context)
 

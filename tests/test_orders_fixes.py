@@ -249,6 +249,45 @@ async def test_csv_lines_the_tables_cannot_hold_are_reported_and_skipped(env):
         assert f'"{column}"' in rejected, (column, result)
 
 
+# ---------------------------------------------------------------- times a sender got wrong
+
+async def test_a_time_in_milliseconds_is_refused_not_read_as_the_year_56000(env):
+    """Read as seconds, 1716170500000 dated the order in the year 56,000, and every later update of it
+    was refused as older than what was stored."""
+    client, hub, *_ = env
+    resp = await hook(client, custom_order("M1", modified=1716170500 * 1000))
+    assert resp.status == 400, await resp.text()
+    body = await resp.json()
+    assert body["field"] == "modified_at" and "milliseconds" in body["message"], body
+    assert await rows(hub) == []
+    late = await hook(client, custom_order("M1", modified=4_200_000_000))  # seconds, but in 2103
+    assert late.status == 400 and "after 2100" in (await late.json())["message"]
+    assert (await hook(client, custom_order("M1", modified=1716170500))).status == 200
+    shipped = await (await hook(client, custom_order("M1", "shipped", modified=1716170560))).json()
+    assert shipped["changed"] == 1
+    assert [(r.status, r.modified_at) for r in await rows(hub)] == [("shipped", 1716170560)]
+
+
+async def test_csv_times_in_milliseconds_or_after_2100_are_reported_and_skipped(env):
+    from io import BytesIO
+
+    from hub.orders.csv_import import import_csv
+    client, hub, sync, _ = env
+    head = "order_id,buyer_id,status,paid_yuan,created_at,item_title,quantity,price_yuan\n"
+    csv = head + "".join([
+        "T1,b1,paid,1.00,1716170500,a,1,1.00\n",
+        "T2,b2,paid,1.00,1716170500000,b,1,1.00\n",
+        "T3,b3,paid,1.00,2150-01-01 10:00:00,c,1,1.00\n",
+        "T4,b4,paid,1.00,2099-12-31 10:00:00,d,1,1.00\n",
+        "T5,b5,paid,1.00,2024-05-20T10:00:00+08:00,e,1,1.00\n",
+        "T6,b6,paid,1.00,2100-01-01T00:00:00Z,f,1,1.00\n"])
+    result = await import_csv(sync, BytesIO(csv.encode()))
+    assert result["imported"] == 3 and result["rejected_total"] == 3, result
+    assert sorted(r.order_id for r in await rows(hub)) == ["T1", "T4", "T5"]
+    why = {r["line"]: r["message"] for r in result["rejected"]}
+    assert "milliseconds" in why[3] and "after 2100" in why[4] and "after 2100" in why[7], why
+
+
 def test_text_limits_are_the_tables():
     from sqlalchemy import String
 

@@ -15,7 +15,7 @@ import re
 from datetime import datetime
 from typing import Any
 
-from .custom import CSV_COLUMNS, parse_csv_row
+from .custom import CSV_COLUMNS, EPOCH_LIMIT, parse_csv_row
 from .errors import PayloadError
 from .model import GMT8, ORDER_ID_MAX, ORDER_STATUSES, PLATFORMS, REFUND_STATUSES, Order, OrderItem, order_key
 
@@ -79,12 +79,14 @@ class RowParser:
                 return base + tod
         m = _GMT8.fullmatch(s)
         if m is None:
-            if s.isascii() and s.isdigit() and len(s) <= 12:
+            if s.isascii() and s.isdigit() and len(s) <= 10 and float(s) < EPOCH_LIMIT:
                 return float(s)
             raise _Slow
         day, hh, mm, ss = m.groups()
         base = self.days.get(day)
         if base is None:
+            if day >= "2100":  # refused by the adapter, with its message
+                raise _Slow
             try:
                 base = datetime(int(day[:4]), int(day[5:7]), int(day[8:]), tzinfo=GMT8).timestamp()
             except ValueError:

@@ -27,7 +27,8 @@ A ``custom`` order's id is unique only within its shop: with a ``shop_id`` it is
 ``order_key`` as stored), so two shops' order 1001 are two orders; ids of the platforms are theirs.
 
 Times everywhere: integer/float epoch seconds, ISO 8601 WITH an offset (``…+08:00``, ``…Z``), or
-``yyyy-MM-dd HH:mm:ss`` read as GMT+8 (the platforms' convention). Naive ISO times are rejected.
+``yyyy-MM-dd HH:mm:ss`` read as GMT+8 (the platforms' convention). Naive ISO times are rejected, and so
+are times from 2100 on (epoch milliseconds above all: the message says so).
 
 CSV (``parse_csv_row``): a header row, then ONE LINE PER ITEM; the order columns repeat on every line
 of a multi-item order and ``merge_csv_orders`` folds the lines into one order. Columns (``CSV_COLUMNS``,
@@ -63,7 +64,24 @@ CSV_COLUMNS = (
     "item_title", "sku_id", "product_id", "sub_order_id", "quantity", "price_yuan", "item_paid_yuan", "category",
 )
 _GMT8_SHAPE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
-_DIGITS = re.compile(r"[0-9]{1,12}")
+_DIGITS = re.compile(r"[0-9]{1,13}")  # 13: milliseconds, refused with their own message
+
+
+# epoch seconds from 2100 on are a sender's mistake, milliseconds above all (1716170443000): taken
+# as seconds, an order dated in the year 56,000 would refuse every later update as older than it
+EPOCH_LIMIT = 4_102_444_800.0  # 2100-01-01T00:00:00Z
+
+
+def _epoch_seconds(seconds: float, given: object) -> float:
+    if seconds >= 1e11:
+        raise ValueError(f"epoch time {given!r} looks like milliseconds: send seconds")
+    return _before_2100(seconds, given)
+
+
+def _before_2100(seconds: float, given: object) -> float:
+    if seconds >= EPOCH_LIMIT:
+        raise ValueError(f"time {given!r} is after 2100")
+    return seconds
 
 
 def parse_time(value: object) -> float:
@@ -71,21 +89,21 @@ def parse_time(value: object) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         if not math.isfinite(value) or value < 0:
             raise ValueError(f"not a valid epoch time: {value!r}")
-        return float(value)
+        return _epoch_seconds(float(value), value)
     if not isinstance(value, str):
         raise ValueError(f"expected a time, got {type(value).__name__}")
     s = value.strip()
     if _DIGITS.fullmatch(s):
-        return float(s)
+        return _epoch_seconds(float(s), value)
     if _GMT8_SHAPE.fullmatch(s):
-        return gmt8_to_epoch(s)
+        return _before_2100(gmt8_to_epoch(s), value)
     try:
         dt = datetime.fromisoformat(s)
     except ValueError:
         raise ValueError(f"not a time (epoch seconds, ISO 8601 with offset, or 'yyyy-MM-dd HH:mm:ss'): {value!r}") from None
     if dt.tzinfo is None:
         raise ValueError(f"ISO time without a UTC offset is ambiguous: {value!r}")
-    return dt.timestamp()
+    return _before_2100(dt.timestamp(), value)
 
 
 def _time(obj: dict, key: str, prefix: str = "", *, required: bool = False) -> float | None:

@@ -62,9 +62,17 @@ def db_url(tmp_path) -> str:
     dsn = PG_URL.replace("postgresql+asyncpg://", "postgresql://")
     asyncio.run(_pg(dsn, f"CREATE SCHEMA {schema}"))
     yield f"{PG_URL}?schema={schema}"
-    # the app may still be closing (fixture teardown order): end its connections, then drop
+    # a hub the test ran as a process of its own may still hold connections: end them, then drop
     asyncio.run(_pg(dsn, f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'hub:{schema}'"))
     asyncio.run(_pg(dsn, f"DROP SCHEMA {schema} CASCADE"))
+
+
+@pytest.fixture
+async def aiohttp_client(db_url, aiohttp_client):  # noqa: F811 - pytest-aiohttp's, started after the database
+    """pytest-aiohttp's client factory, set up after ``db_url`` so that it ends first: every app a test
+    started stops before its database goes (the schema dropped under a running app cost each such
+    test's teardown 10 s of failing jobs on PostgreSQL)."""
+    return aiohttp_client
 
 
 async def _pg(dsn: str, sql: str) -> None:
@@ -85,10 +93,8 @@ def hub_config(db_url, standin) -> HubConfig:
 
 @pytest.fixture
 async def client(aiohttp_client, hub_config, clock):
-    """An HTTP client against a running hub app (workers started), stopped before its database goes."""
-    client = await aiohttp_client(create_app(hub_config, clock))
-    yield client
-    await client.close()
+    """An HTTP client against a running hub app (workers started)."""
+    return await aiohttp_client(create_app(hub_config, clock))
 
 
 @pytest.fixture

@@ -41,3 +41,42 @@ async def test_a_returning_customers_new_session_counts_only_the_new_message(cli
     [again] = await hub.sessions.list_for(alice)
     assert again["id"] != first["id"]
     assert again["unread"] == 1
+
+
+async def test_a_supervisors_list_counts_every_sessions_unread_in_one_query(client, hub, wecom):  # noqa: ANN001
+    from sqlalchemy import event
+    alice = await make_user(hub, "alice", cap=50)
+    sam = await make_user(hub, "sam", role="supervisor", groups=())
+    await hub.settings.set("default_group", "presales")
+    await hub.sessions.set_status(alice, "online")
+    to = WECOM["receive_id"]
+    written = {}
+    for c in range(12):  # customer c writes c + 1 messages
+        for i in range(c + 1):
+            hub.clock.advance(1)
+            await post(client, wecom, text_xml(to, f"wmMany{c}", f"第{i}个问题", 70000 + c * 100 + i))
+        written[f"wmMany{c}"] = c + 1
+    await hub.pipeline.drain()
+    mine = await hub.sessions.list_for(alice)
+    answered = mine[0]
+    hub.clock.advance(5)
+    await hub.sessions.reply(alice, answered["id"], "您好", "c-many")
+    hub.clock.advance(5)
+    await post(client, wecom, text_xml(to, answered["peer_id"], "谢谢", 79999))
+    await hub.pipeline.drain()
+    written[answered["peer_id"]] = 1  # since the answer
+
+    statements = []
+
+    def count(*_args: object) -> None:
+        statements.append(1)
+
+    engine = hub.db.sync_engine or hub.db.engine.sync_engine  # SQLite: the loop thread's reads
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        listed = await hub.sessions.list_for(sam)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert {s["peer_id"]: s["unread"] for s in listed} == written
+    assert len(statements) == 1  # one per session (24 here) before
+    assert [s["id"] for s in await hub.sessions.list_for(alice)] == [s["id"] for s in listed]

@@ -35,11 +35,12 @@ def _unread_count() -> Any:
     earlier = sessions_t.alias("earlier")
     previous_end = select(func.max(earlier.c.closed_at)).where(
         (earlier.c.conversation_id == sessions_t.c.conversation_id) & (earlier.c.id != sessions_t.c.id)
-    ).scalar_subquery()
+    ).correlate(sessions_t).scalar_subquery()  # the listed session (left to itself, a subquery two levels
+    # down took service_sessions into its own FROM: the latest close of any conversation)
     since = func.coalesce(sessions_t.c.last_agent_at, previous_end, 0)
     return select(func.count()).select_from(messages).where(
         (messages.c.conversation_id == sessions_t.c.conversation_id) & (messages.c.direction == "in")
-        & (messages.c.sender == "customer") & (messages.c.created_at > since)).scalar_subquery()
+        & (messages.c.sender == "customer") & (messages.c.created_at > since)).correlate(sessions_t).scalar_subquery()
 
 
 async def can_read_conversation(db: Any, user: UserInfo, conversation_id: int) -> bool:

@@ -306,6 +306,23 @@ async def test_a_returning_customers_new_session_is_one_unread(client, hub, weco
     assert not [e for e in errors if "favicon" not in e], errors
 
 
+async def test_the_list_shows_each_sessions_latest_message_after_a_reload(client, hub, wecom, browser):  # noqa: ANN001
+    """A session not opened since the page loaded showed the session's first message and its handover
+    time: after a reload every preview was the customer's opening line, whatever they wrote since."""
+    errors: list[str] = []
+    page, alice = await online(client, hub, browser, errors)
+    for i, text in enumerate(("面霜敏感肌能用吗", "另外保质期多久")):
+        await post(client, wecom, text_xml(WECOM["receive_id"], "wmLatest", text, 50301 + i))
+    item = page.locator("#session-list li.session", has_text="wmLatest")
+    await expect(item.locator(".preview")).to_have_text("另外保质期多久")  # live: from message.new
+    await page.reload()
+    await expect(page.locator("#conn")).to_have_attribute("data-state", "connected")
+    await expect(item.locator(".preview")).to_have_text("另外保质期多久")  # from the list
+    await page.fill("#session-filter", "保质期")  # the filter looks at it too
+    await expect(page.locator("#session-list li.session")).to_have_count(1)
+    assert not [e for e in errors if "favicon" not in e], errors
+
+
 async def test_alerts_are_reloaded_on_resync(client, hub, wecom, browser):  # noqa: ANN001
     errors: list[str] = []
     page, alice = await online(client, hub, browser, errors)

@@ -43,7 +43,7 @@ async def test_a_returning_customers_new_session_counts_only_the_new_message(cli
     assert again["unread"] == 1
 
 
-async def test_a_supervisors_list_counts_every_sessions_unread_in_one_query(client, hub, wecom):  # noqa: ANN001
+async def test_a_supervisors_list_counts_every_sessions_unread_in_two_queries(client, hub, wecom):  # noqa: ANN001
     from sqlalchemy import event
     alice = await make_user(hub, "alice", cap=50)
     sam = await make_user(hub, "sam", role="supervisor", groups=())
@@ -89,5 +89,7 @@ async def test_a_supervisors_list_counts_every_sessions_unread_in_one_query(clie
     finally:
         event.remove(engine, "before_cursor_execute", count)
     assert {s["peer_id"]: s["unread"] for s in listed} == written
-    assert len(statements) == 1  # one or two per session (26 here) before
+    assert len(statements) == 2  # the sessions with their counts, their last messages; one or two per session before
+    assert all(s["last_message"]["direction"] == "in" for s in listed)
+    assert {s["peer_id"]: s["last_message"]["text"] for s in listed}["wmMany5"] == "第5个问题"
     assert [s["id"] for s in await hub.sessions.list_for(alice)] == [s["id"] for s in listed]

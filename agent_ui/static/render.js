@@ -64,9 +64,16 @@
     }
   }
 
+  /** The conversation's newest message the console knows: of those loaded, or the one the session
+   *  list came with (a session not opened since the list was loaded has none loaded). */
+  function lastMessage(e) {
+    var m = e.msgs[e.msgs.length - 1], l = e.s.last_message;
+    return !m ? l || null : l && l.id > m.id ? l : m;
+  }
+
   function matches(entry, q) {
     if (!q) return true;
-    var s = entry.s, last = entry.msgs[entry.msgs.length - 1];
+    var s = entry.s, last = lastMessage(entry);
     return [customerName(entry), s.peer_id, s.first_message, last && preview(last), s.group]
       .some(function (x) { return x && String(x).toLowerCase().indexOf(q) >= 0; });
   }
@@ -80,7 +87,7 @@
       unread += e.unread || 0;
       if (!matches(e, q)) return;
       shown++;
-      var s = e.s, last = e.msgs[e.msgs.length - 1], w = waitText(s);
+      var s = e.s, last = lastMessage(e), w = waitText(s);
       var time = w.text ? h("span.wait.w-" + w.level, { dataset: { wait: s.id } }, w.text)
         : h("span.time", { dataset: { wait: s.id } }, U.clock(last ? last.created_at : s.handover_at));
       list.appendChild(h("li.session" + (id === S.currentId ? ".current" : "") + (e.gone ? ".gone" : ""), {

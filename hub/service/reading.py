@@ -8,7 +8,8 @@ from sqlalchemy import false, func, or_, select
 from ..errors import HubError
 from ..models import Conversation, Message, ServiceSession
 from ..models.base import fixed
-from ..privacy.views import mask_bundle, mask_page, mask_session
+from ..archive.history import message_json
+from ..privacy.views import mask_bundle, mask_message, mask_page, mask_session
 from ..users import UserInfo
 from .views import session_bundle, session_json
 
@@ -90,19 +91,30 @@ class SessionReading:
     profile: Any
 
     async def list_for(self, user: UserInfo) -> list[dict[str, Any]]:
-        """The open sessions a user sees (a supervisor: all of them), each with its unread count, in
-        one query (a count per session was thousands of queries for a supervisor on a busy day)."""
+        """The open sessions a user sees (a supervisor: all of them), each with its unread count and its
+        conversation's last message (the list's preview and time before the session is opened), in two
+        queries whatever their number (a query or two per session was thousands for a supervisor on a
+        busy day)."""
+        last_id = select(func.max(messages.c.id)).where(
+            messages.c.conversation_id == sessions_t.c.conversation_id).correlate(sessions_t).scalar_subquery()
         q = select(sessions_t, conversations.c.channel, conversations.c.peer_id, conversations.c.thread,
-                   _unread_count().label("unread")).join(
+                   _unread_count().label("unread"), last_id.label("last_id")).join(
             conversations, conversations.c.id == sessions_t.c.conversation_id).where(sessions_t.c.state.in_(fixed(*OPEN)))
         if not user.is_supervisor:
             q = q.where(sessions_t.c.agent_id == user.id)
         async with self.db.read() as conn:
             rows = (await conn.execute(q.order_by(sessions_t.c.id))).all()
+            ids = [r.last_id for r in rows if r.last_id is not None]
+            last = {}
+            for start in range(0, len(ids), 10_000):  # well inside SQLite's 32,766 parameters
+                chunk = select(messages).where(messages.c.id.in_(ids[start:start + 10_000]))
+                last.update((m.id, m) for m in (await conn.execute(chunk)).all())
         out = []
         for r in rows:
             item = mask_session(user, session_json(r, r))
             item["unread"] = r.unread or 0
+            m = last.get(r.last_id)
+            item["last_message"] = mask_message(user, message_json(m)) if m is not None else None
             out.append(item)
         return out
 

@@ -323,6 +323,23 @@ async def test_the_list_shows_each_sessions_latest_message_after_a_reload(client
     assert not [e for e in errors if "favicon" not in e], errors
 
 
+async def test_a_supervisors_list_is_every_session_with_who_holds_it(client, hub, wecom, browser):  # noqa: ANN001
+    """A supervisor's list holds every open session; it was headed "my sessions" and did not say whose."""
+    errors: list[str] = []
+    page, alice = await online(client, hub, browser, errors)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmHeld", "请问有货吗", 50401))
+    await expect(page.locator("#session-list li.session", has_text="wmHeld")).to_have_count(1)
+    await expect(page.locator("#session-list .holder")).to_have_count(0)  # an agent's own: no holder shown
+    assert "我的会话" in await page.locator("aside.sessions h2").inner_text()
+    await make_user(hub, "sam", role="supervisor", groups=())
+    sup = await new_page(browser, errors)
+    await log_in(sup, server_url(client), "sam")
+    item = sup.locator("#session-list li.session", has_text="wmHeld")
+    await expect(item.locator(".holder")).to_have_text(alice.display_name)
+    assert "全部会话" in await sup.locator("aside.sessions h2").inner_text()
+    assert not [e for e in errors if "favicon" not in e], errors
+
+
 async def test_alerts_are_reloaded_on_resync(client, hub, wecom, browser):  # noqa: ANN001
     errors: list[str] = []
     page, alice = await online(client, hub, browser, errors)

@@ -393,6 +393,7 @@
       if (!ack.ok) return ack;
       S.agents = ack.agents || [];
       S.groups = ack.groups || [];
+      if (S.me.role === "supervisor" || S.me.role === "admin") R.renderList(S);  // the holders' names
       return ack;
     });
   }

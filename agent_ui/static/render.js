@@ -78,8 +78,17 @@
       .some(function (x) { return x && String(x).toLowerCase().indexOf(q) >= 0; });
   }
 
+  /** A supervisor's list holds every open session: who holds the ones that are not theirs. */
+  function holderTag(S, s, names) {
+    if (!names || !s.agent_id || s.agent_id === S.me.id) return null;
+    var name = names.get(s.agent_id) || "#" + s.agent_id;
+    return h("span.holder", { title: "接待人：" + name }, name);
+  }
+
   function renderList(S) {
     var list = $("session-list"), q = S.filter.trim().toLowerCase(), ids = S.order();
+    var names = S.me.role === "supervisor" || S.me.role === "admin"
+      ? new Map((S.agents || []).map(function (a) { return [a.id, a.name]; })) : null;
     U.clear(list);
     var shown = 0, unread = 0;
     ids.forEach(function (id) {
@@ -100,6 +109,7 @@
           h("div.row", h("span.preview", (last ? preview(last) : s.first_message) || "\u00a0"),
             e.unread ? h("span.unread", { title: e.unread + " 条未读" }, e.unread > 99 ? "99+" : e.unread) : null),
           h("div.row.tags", channelBadge(s.channel), vipBadge(vipLevel(e)), stateTag(e.gone ? "closed" : s.state),
+            holderTag(S, s, names),
             e.others && e.others.length ? h("span.viewing-dot", { title: e.others.join("、") + " 也在查看" }, "协同") : null))));
     });
     $("session-count").textContent = ids.length;

@@ -315,6 +315,10 @@
     });
   }
 
+  function refreshDefault() {
+    A.api("GET", "/api/groups").then(function (res) { return fillDefault(res.groups); }).catch(function () { return null; });
+  }
+
   function saveDefault() {
     var sel = $("rt-default-group");
     A.api("PUT", "/api/settings", { default_group: sel.value }).then(function (res) {
@@ -322,7 +326,7 @@
       A.toast("已保存：未命中规则的客户分到 " + sel.options[sel.selectedIndex].text, "ok");
     }).catch(function (err) {
       A.toast(A.errorText(err), "error");  // (the group was deleted meanwhile, say): show what is stored
-      A.api("GET", "/api/groups").then(function (res) { return fillDefault(res.groups); }).catch(function () { return null; });
+      refreshDefault();
     });
   }
 
@@ -370,9 +374,7 @@
     $("rt-form").addEventListener("submit", save);
     $("rt-default-group").addEventListener("change", saveDefault);
     // a group made in the panel beside it since the page loaded is offered too
-    $("rt-default-group").addEventListener("focus", function () {
-      A.api("GET", "/api/groups").then(function (res) { return fillDefault(res.groups); }).catch(function () { return null; });
-    });
+    $("rt-default-group").addEventListener("focus", refreshDefault);
     $("rt-test-form").addEventListener("submit", test);
     A.api("GET", "/api/users").then(function (res) { state.users = res.users; }).catch(function () { return null; })
       .then(reload);

@@ -144,6 +144,26 @@ async def test_youzan_push_uses_the_entry_of_its_shop(env):
     assert [r.status for r in await rows(hub, platform="youzan")] == ["shipped"]
 
 
+async def test_a_platform_entry_without_its_secret_verifies_no_push(env):
+    """md5(client_id + body + "") is anyone's to compute: an entry with no secret took forged orders."""
+    client, hub, sync, shops = env
+    cfg = shops.sources(youzan={"api_base": "", "access_token": ""})
+    cfg["youzan"] = {k: v for k, v in cfg["youzan"].items() if k != "client_secret"}
+    cfg["douyin"] = dict(cfg["douyin"], app_secret="")
+    await hub.settings.set("order_sources", cfg)
+    body = (FIX / "youzan_push.json").read_bytes()
+    resp = await client.post("/webhooks/orders/youzan", data=body, headers={"Event-Sign": _md5(YZ_ID.encode() + body)})
+    assert resp.status == 403 and (await resp.json())["error"] == "not_configured"
+    body = (FIX / "douyin_push.json").read_bytes()
+    resp = await client.post("/webhooks/orders/douyin", data=body,
+                             headers={"app-id": DY_KEY, "event-sign": _md5(DY_KEY.encode() + body)})
+    assert resp.status == 403 and (await resp.json())["error"] == "not_configured"
+    assert await rows(hub, platform="youzan") == [] and await rows(hub, platform="douyin") == []
+    from hub.orders.signatures import verify_douyin_push, verify_youzan_push
+    assert not verify_youzan_push(body, {"Event-Sign": _md5(YZ_ID.encode() + body)}, YZ_ID, "")
+    assert not verify_douyin_push(body, {"event-sign": _md5(DY_KEY.encode() + body)}, DY_KEY, "")
+
+
 # ---------------------------------------------------------------- custom order ids are per shop
 
 async def test_custom_orders_of_two_shops_with_one_id_are_two_orders(env):

@@ -81,7 +81,10 @@ def youzan_sign(client_id: str, data: str | bytes, client_secret: str) -> str:
 
 
 def verify_youzan_push(body: bytes, headers: Mapping[str, str], client_id: str, client_secret: str) -> bool:
-    """True if header ``Event-Sign`` matches the raw body, or the body's ``sign`` matches its ``msg``."""
+    """True if header ``Event-Sign`` matches the raw body, or the body's ``sign`` matches its ``msg``
+    (an empty secret never matches: ``md5(client_id + body)`` is anyone's to compute)."""
+    if not client_secret:
+        return False
     if _same(_header(headers, YOUZAN_SIGN_HEADER), youzan_sign(client_id, body, client_secret)):
         return True
     try:
@@ -101,7 +104,10 @@ def douyin_sign(app_key: str, body: bytes, app_secret: str) -> str:
 
 
 def verify_douyin_push(body: bytes, headers: Mapping[str, str], app_key: str, app_secret: str) -> bool:
-    """True if header ``event-sign`` matches and header ``app-id``, when sent, equals ``app_key``."""
+    """True if header ``event-sign`` matches and header ``app-id``, when sent, equals ``app_key`` (an
+    empty secret never matches)."""
+    if not app_secret:
+        return False
     app_id = _header(headers, DOUYIN_APP_HEADER)
     if app_id is not None and not hmac.compare_digest(_b(app_id.strip()), _b(app_key)):
         return False

@@ -144,7 +144,8 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     platform = PlatformApi(session, clock, config.wecom_api_base, config.oa_api_base)
     if db.dialect == "postgresql":  # processes that may run beside this one share the Official Account's token
         platform.shared = SharedTokens(db, clock, ring_for(db))
-    outbound = Outbound(db, clock, platform, accounts, config.outbound_max_attempts)
+    outbound = Outbound(db, clock, platform, accounts, config.outbound_max_attempts,
+                        retry_for=config.outbound_retry_hours * 3600)
     outbound.background = pipeline.trickle.run
     kf = KfPuller(db, clock, platform, accounts, writer, config.kf_pull_limit)
     settings = Settings(db, clock)

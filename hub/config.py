@@ -42,7 +42,10 @@ class HubConfig:
     max_body_bytes: int = 64 * 1024
     writer_max_batch: int = 512
     kf_pull_limit: int = 1000
-    outbound_max_attempts: int = 8
+    # a send failing transiently (network, 5xx, rate limit) is retried with backoff until it has waited
+    # this long (the platforms refuse a reply 48 h after the customer's last message anyway) ...
+    outbound_retry_hours: float = 48.0
+    outbound_max_attempts: int = 0  # ... or, when set, after this many tries
     api_timeout: float = 10.0
     log_level: str = "INFO"
     event_loop: str = "auto"  # serve's loop: auto (uvloop if installed), uvloop, asyncio (hub/event_loop.py)
@@ -71,6 +74,7 @@ _ENV = {
     "callback_max_skew": "HUB_CALLBACK_MAX_SKEW",
     "max_body_bytes": "HUB_MAX_BODY_BYTES",
     "writer_max_batch": "HUB_WRITER_MAX_BATCH",
+    "outbound_retry_hours": "HUB_OUTBOUND_RETRY_HOURS",
     "outbound_max_attempts": "HUB_OUTBOUND_MAX_ATTEMPTS",
     "api_timeout": "HUB_API_TIMEOUT",
     "log_level": "HUB_LOG_LEVEL",

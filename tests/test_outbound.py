@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
@@ -212,9 +213,12 @@ async def test_kf_and_welcome_apis(aiohttp_client, hub_config, standin):
     await hub.outbound.enqueue(OutboundRequest(WECOM["id"], ext_conv, "你好，我是导购", "bot", welcome_code="WC2"))
     await hub.outbound.drain()
     by_path = {s["path"]: s["body"] for s in standin.sent}
+    kf_id = by_path["/cgi-bin/kf/send_msg"].pop("msgid")  # ours, up to 32 of [0-9a-zA-Z_-]
     assert by_path["/cgi-bin/kf/send_msg"] == {"touser": "wmK", "open_kfid": "wkK", "msgtype": "text",
                                                "text": {"content": "客服回复"}}
+    assert re.fullmatch(r"[0-9a-zA-Z_-]{1,32}", kf_id)
     assert by_path["/cgi-bin/kf/send_msg_on_event"]["code"] == "WC"
+    assert by_path["/cgi-bin/kf/send_msg_on_event"]["msgid"] not in ("", kf_id)
     assert by_path["/cgi-bin/externalcontact/send_welcome_msg"]["welcome_code"] == "WC2"
 
 

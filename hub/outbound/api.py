@@ -25,8 +25,10 @@ log = logging.getLogger(__name__)
 TOKEN_ERRORS = {40001, 40014, 42001}
 # the token endpoint's answers to a wrong secret or id (invalid credential, appid/corpid, secret)
 CREDENTIAL_ERRORS = {40001, 40013, 40125, 41004, 40091}
-# retrying can help: system busy, rate/frequency limits, network-ish and token trouble
-TRANSIENT_ERRORS = {-1, 45009, 45011, 45033, 95000, 95001} | TOKEN_ERRORS
+# retrying can help: system busy, rate/frequency limits, network-ish and token trouble. Not 微信客服's
+# 95000 (invalid open_kfid), 95001 (the customer's message limit: no more until they write again) or
+# 95002 (out of the reply window): retried, such a send held the conversation's later ones for minutes
+TRANSIENT_ERRORS = {-1, 45009, 45011, 45033} | TOKEN_ERRORS
 
 SEND_PATHS = {
     "oa_custom": "/cgi-bin/message/custom/send",
@@ -97,6 +99,10 @@ class PlatformApi:
         self._refresh_after: dict[str, float] = {}  # account -> when to try a failed early refresh again
         self._fetch_failed: dict[str, tuple[float, PlatformError]] = {}  # account -> (until, the refusal)
         self.refresh_retry = 30.0
+        # a fetch that failed otherwise (the network, a 5xx, a rate limit) answers the sends that waited
+        # for it and those of the next few seconds: each waiter fetched again in turn (16 sends behind a
+        # token endpoint timing out at 10 s: minutes, and a burst of fetches against the daily quota)
+        self.fetch_retry = 5.0
         self.token_fetches = 0
         self.shared: SharedTokens | None = None  # several processes: the Official Account's token, shared
 
@@ -126,11 +132,10 @@ class PlatformApi:
                 token = await self._new_token(account, key, refused)
             except PlatformError as exc:
                 if not usable:
-                    if exc.errcode in CREDENTIAL_ERRORS:
-                        # a wrong secret or id: one fetch per refresh_retry, not one per send attempt
-                        # (the Official Account may fetch 2,000 a day); anything else (the network, a
-                        # 5xx, a rate limit) is tried again at the next send
-                        self._fetch_failed[key] = (now + self.refresh_retry, exc)
+                    # a wrong secret or id: one fetch per refresh_retry, not one per send attempt (the
+                    # Official Account may fetch 2,000 a day); anything else, one per fetch_retry
+                    hold = self.refresh_retry if exc.errcode in CREDENTIAL_ERRORS else self.fetch_retry
+                    self._fetch_failed[key] = (self.clock.now() + hold, exc)
                     raise
                 # the token endpoint slow or failing in the refresh margin: sends go on with the
                 # current token (every one of them failed, and each waiter fetched again in turn)

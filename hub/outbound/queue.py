@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import random
+import uuid
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
@@ -146,6 +147,11 @@ def compose(channel: str, thread: str, peer_id: str, req: OutboundRequest) -> tu
 # message, a queue notice of a handover): a re-run of the job queues the send again
 REBUILT_KEYS = ("bot:", "queue:")
 
+# 微信客服's sends take the caller's own message id (``msgid``, up to 32 of [0-9a-zA-Z_-]), stored with the
+# payload: a try that timed out here after the platform took it is retried under the same id, and the
+# platform's answer and later events (msg_send_fail) name it
+KF_APIS = ("kf_send", "kf_send_on_event")
+
 # our code for a send the platform accepted but says will not reach the customer (permanent)
 FAIL_LISTED = 2_000_001
 
@@ -154,12 +160,16 @@ class Outbound:
     """Enqueue (durably) and the sender worker."""
 
     def __init__(self, db: Database, clock: Clock, api: PlatformApi, accounts: AccountRegistry,
-                 max_attempts: int = 8, concurrency: int = 16):
+                 max_attempts: int = 0, concurrency: int = 16, retry_for: float = 48 * 3600.0):
         self.db = db
         self.clock = clock
         self.api = api
         self.accounts = accounts
+        # a transient failure is retried until the message has waited retry_for seconds (or, when
+        # max_attempts is set, after that many tries): with a count alone, 8 tries spanned 4 minutes and
+        # a platform outage longer than that failed every queued message for good
         self.max_attempts = max_attempts
+        self.retry_for = retry_for
         self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -192,6 +202,8 @@ class Outbound:
                 if conv is None:
                     raise bad_request("unknown_conversation", f"no conversation {req.conversation_id}")
                 api, payload = compose(conv.channel, conv.thread, conv.peer_id, req)
+                if api in KF_APIS:  # our id for the message, the same in every try (see KF_APIS)
+                    payload["msgid"] = uuid.uuid4().hex
                 now = self.clock.now()
                 row = (await conn.execute(
                     self._insert(messages).on_conflict_do_nothing(index_elements=["account_id", "dedup_key"])
@@ -386,9 +398,10 @@ class Outbound:
 
     async def _failed(self, row: Any, exc: PlatformError) -> None:
         attempts = row.attempts + 1
-        final = not exc.transient or attempts >= self.max_attempts
-        delay = min(300.0, 2.0 ** attempts) * (0.75 + random.random() * 0.5)
         now = self.clock.now()
+        delay = min(300.0, 2.0 ** min(attempts, 16)) * (0.75 + random.random() * 0.5)
+        final = (not exc.transient or now + delay - row.created_at > self.retry_for
+                 or 0 < self.max_attempts <= attempts)
         log.warning("send of outbox %s (%s) failed, attempt %d: %s%s", row.id, row.api, attempts, exc,
                     " - giving up" if final else f" - retry in {delay:.1f}s")
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pathlib
+import re
 from urllib.parse import quote
 from functools import lru_cache
 from typing import Any
@@ -79,9 +80,14 @@ async def _current_user(request: web.Request) -> Any:
     return await current_user(request)
 
 
+# a local path: one "/", then no "/" or "\\" right after it, and no space or control character anywhere
+# (a browser drops tabs and newlines from a URL: "/\t/evil.example" is "//evil.example", another site)
+_LOCAL_PATH = re.compile(r"/(?![/\\])[^\x00-\x20\x7f\\]*")
+
+
 def _safe_next(value: str | None) -> str:
     """Only a local path (``/console...``) may follow a login; never another site."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+    if value and _LOCAL_PATH.fullmatch(value):
         return value
     return "/console"
 

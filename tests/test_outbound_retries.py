@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from hub.models import Outbox
-from tests.conftest import OA
+from tests.conftest import WECOM
 from tests.test_outbound import send, setup, status_of
 
 outbox = Outbox.__table__
@@ -20,10 +20,11 @@ async def _row(hub, message_id: int):  # noqa: ANN001, ANN202
 
 
 async def _retry_due(hub, clock) -> None:  # noqa: ANN001
-    """Move the clock to the row's next try and run the sender once."""
+    """Move the clock to the next planned try and run the sender."""
     async with hub.db.read() as conn:
-        due = (await conn.execute(select(outbox.c.next_attempt_at).where(outbox.c.status == "queued"))).scalar()
-    clock.advance(max(0.0, due - clock.now()) + 0.01)
+        due = (await conn.execute(select(func.min(outbox.c.next_attempt_at)).where(
+            outbox.c.status == "queued", outbox.c.next_attempt_at > clock.now()))).scalar()
+    clock.advance(max(0.0, (due or clock.now()) - clock.now()) + 0.01)
     await hub.outbound.drain()
 
 
@@ -83,7 +84,7 @@ async def test_a_failed_token_fetch_answers_every_send_that_waited_for_it(aiohtt
     hub.outbound.api._tokens.clear()  # nothing cached: every send needs a fetch
     before = standin.token_requests
     standin.fail_next = ["http500"] * 6
-    account = await hub.outbound.accounts.get(OA["id"])
+    account = await hub.outbound.accounts.get(WECOM["id"])  # (an Official Account's is shared on PostgreSQL)
     results = await asyncio.gather(*(hub.outbound.api.access_token(account) for _ in range(6)),
                                    return_exceptions=True)
     assert all(getattr(r, "errmsg", None) == "HTTP 500" for r in results)
@@ -92,3 +93,26 @@ async def test_a_failed_token_fetch_answers_every_send_that_waited_for_it(aiohtt
     clock.advance(hub.outbound.api.fetch_retry + 0.1)
     assert await hub.outbound.api.access_token(account)  # tried again after the pause
     assert standin.token_requests - before == 2
+
+
+async def test_a_message_retried_for_over_ten_minutes_no_longer_holds_the_next_ones(aiohttp_client, hub_config,
+                                                                                    standin):
+    from hub.outbound.queue import HOLD_NEXT
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    standin.fail_next = ["http500"]
+    stuck = await send(client, conv, "the platform keeps refusing this one")
+    await hub.outbound.drain()
+    after = await send(client, conv, "and this one waits behind it")
+    await hub.outbound.drain()
+    assert await status_of(hub, after) == "queued" and not any(
+        s["body"]["text"]["content"].startswith("and this") for s in standin.sent)  # order kept at first
+    queued_at = (await _row(hub, stuck)).created_at
+    while True:
+        standin.fail_next = ["http500"]  # the stuck one's every try
+        await _retry_due(hub, clock)
+        if clock.now() - queued_at > HOLD_NEXT:
+            break
+        assert await status_of(hub, after) == "queued"
+    await hub.outbound.drain()
+    assert await status_of(hub, after) == "sent" and await status_of(hub, stuck) == "queued"
+    assert (await _row(hub, stuck)).attempts > 5 and standin.fail_next == []

@@ -295,3 +295,18 @@ async def test_an_unknown_username_costs_the_same_password_check(client, hub, mo
         assert checked == ["wrong-password-1"], name
     r = await client.post("/api/login", json={"username": "timing_disabled", "password": "timing_disabled-password"})
     assert r.status == 401  # the right password of a disabled user still does not log in
+
+
+# -- where a login may lead ------------------------------------------------------------------------
+
+async def test_the_login_page_leads_only_to_a_local_path(client, hub):
+    """A browser drops tabs and newlines from a URL: "/\\t/evil.example" is "//evil.example", another site."""
+    await make_user(hub, "next_agent", role="agent")
+    await login(client, "next_agent")
+    for nxt, where in [("/console?x=1", "/console?x=1"), ("/admin/faq", "/admin/faq"),
+                       ("//evil.example", "/console"), ("/\\evil.example", "/console"),
+                       ("/%09/evil.example", "/console"), ("/%0a/evil.example", "/console"),
+                       ("/%0d%0a/evil.example", "/console"), ("https://evil.example", "/console"),
+                       ("/ /evil.example", "/console")]:
+        resp = await client.get(f"/login?next={nxt}", allow_redirects=False)
+        assert (resp.status, resp.headers.get("Location")) == (302, where), nxt

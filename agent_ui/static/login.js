@@ -17,7 +17,8 @@
 
   function target() {
     var next = form.dataset.next || "/console";
-    return next.charAt(0) === "/" && next.charAt(1) !== "/" ? next : "/console";
+    // a local path only: a browser drops tabs and newlines, so "/\t/evil.example" would be another site
+    return /^\/(?![\/\\])[^\x00-\x20\x7f\\]*$/.test(next) ? next : "/console";
   }
 
   form.addEventListener("submit", function (ev) {

@@ -37,6 +37,8 @@ LEASE = 60.0
 # a send in flight renews its lease this often: one can outlast LEASE (a token endpoint timing out
 # for several queued sends in turn), and another process must not take it as abandoned
 RENEW_EVERY = LEASE / 3
+# a message retried this long after it was queued no longer holds its conversation's next ones back
+HOLD_NEXT = 600.0
 WAKE_AFTER_SEND = 0.05  # seconds: the sends ending meanwhile share the pass that follows
 
 
@@ -278,19 +280,25 @@ class Outbound:
         # index: joined at the top level, PostgreSQL hashed the whole messages table for each pass,
         # 13 ms with 30,000 messages), and each conversation's head is found once per pass (a GROUP
         # BY), not by a subquery per row: on SQLite that was quadratic, seconds with thousands waiting.
+        # A message retried for longer than HOLD_NEXT no longer holds the ones after it (one the platform
+        # keeps refusing with a 5xx would hold its conversation for the whole retry window): it goes
+        # on retrying on its own.
         waiting = (select(outbox.c.id, outbox.c.status, outbox.c.next_attempt_at, messages.c.conversation_id,
-                          messages.c.sender)
+                          messages.c.sender,
+                          ((outbox.c.attempts > 0) & (outbox.c.created_at < now - HOLD_NEXT)).label("stuck"))
                    .join(messages, messages.c.id == outbox.c.message_id)
                    .where(outbox.c.status.in_(("queued", "sending"))).cte("waiting"))
         by_agent = waiting.c.sender.like("agent:%")
-        heads = select(func.min(waiting.c.id)).group_by(waiting.c.conversation_id)
-        agent_heads = (select(func.min(waiting.c.id)).where(by_agent | (waiting.c.status == "sending"))
+        holding = ~waiting.c.stuck | (waiting.c.status == "sending")
+        heads = select(func.min(waiting.c.id)).where(holding).group_by(waiting.c.conversation_id)
+        agent_heads = (select(func.min(waiting.c.id)).where(holding & (by_agent | (waiting.c.status == "sending")))
                        .group_by(waiting.c.conversation_id))
         async with self.db.read() as conn:
             due = (await conn.execute(
                 select(waiting.c.id, waiting.c.sender)
                 .where((waiting.c.next_attempt_at <= now)
-                       & (waiting.c.id.in_(heads) | (by_agent & waiting.c.id.in_(agent_heads))))
+                       & (waiting.c.id.in_(heads) | (by_agent & waiting.c.id.in_(agent_heads))
+                          | (waiting.c.stuck & (waiting.c.status == "queued"))))
                 # agents' replies first: automatic sends waiting their turn in the trickle (this
                 # process has them in flight) filled whole passes and hid a later reply from them
                 .order_by(case((by_agent, 0), else_=1), waiting.c.id)

@@ -331,3 +331,22 @@ async def test_events_from_sys_are_the_platforms_not_a_customers(client, hub, we
         peers = (await conn.execute(select(Identity.__table__.c.value))).scalars().all()
         assert "sys" not in peers and "wmRealCustomer" in peers
         assert (await conn.execute(select(func.count()).select_from(Identity.__table__))).scalar() == 1
+
+
+async def test_deep_or_foreign_xml_is_a_400_never_a_500(client, hub, wecom, oa):
+    """An unknown type with 1,000 nested levels (7 KB) was a 500 when its fields were archived as JSON
+    (Python's recursion limit); nor is a root other than <xml> WeChat's."""
+    deep = "<Deep>" + "<a>" * 1000 + "x" + "</a>" * 1000 + "</Deep>"
+    unknown = f"<xml><ToUserName>gh</ToUserName><FromUserName>oDeep</FromUserName><CreateTime>1732261100</CreateTime>" \
+              f"<MsgType>hologram</MsgType><MsgId>77990</MsgId>{deep}</xml>"
+    event = f"<xml><ToUserName>{WECOM['receive_id']}</ToUserName><FromUserName>sys</FromUserName>" \
+            f"<CreateTime>1732261100</CreateTime><MsgType>event</MsgType><Event>whatever</Event>{deep}</xml>"
+    assert (await post(client, oa, unknown, encrypted=False)).status == 400
+    assert (await post(client, oa, unknown)).status == 400
+    assert (await post(client, wecom, event)).status == 400
+    ok = text_xml("gh", "oDeep", "三层以内", 77991).replace("</xml>", "<A><B><C>x</C></B></A></xml>")
+    assert (await post(client, oa, ok, encrypted=False)).status == 200
+    body = text_xml("gh", "oDeep", "root", 77993).replace("xml>", "notxml>")
+    assert (await post(client, oa, body, encrypted=False)).status == 400
+    assert (await post(client, oa, body)).status == 400
+    assert [m.text for m in await messages(hub, peer_id="oDeep")] == ["三层以内"]

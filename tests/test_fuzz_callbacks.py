@@ -224,5 +224,5 @@ async def test_utf16_body_is_archived_on_every_database(client, clock):
     m = Message.__table__
     async with hub.db.read() as conn:
         row = (await conn.execute(select(m.c.text, m.c.raw).where(m.c.peer_id == "wmUtf16"))).one()
-    assert row.text == "你好" and "\x00" not in row.raw
+    assert row.text == "你好" and "\x00" not in row.raw and "<Content><![CDATA[你好]]></Content>" in row.raw
     await assert_archive_whole(client)

@@ -136,8 +136,7 @@ async def accept_plain(deps: CallbackDeps, request: web.Request, account: Accoun
         return reject(request, 413, str(exc), account.id)
     except xmlcodec.XmlError as exc:
         return reject(request, 400, f"bad message XML: {exc}", account.id)
-    # the raw body as text; NUL (e.g. a UTF-16 body read as UTF-8) cannot be stored in PostgreSQL text
-    msg = from_xml_fields(channel, fields, xml.decode("utf-8", "replace").replace("\x00", "\ufffd"))
+    msg = from_xml_fields(channel, fields, xmlcodec.body_text(xml))
     loop = asyncio.get_running_loop()
     started = loop.time()
     try:

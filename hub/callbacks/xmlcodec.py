@@ -17,6 +17,9 @@ from typing import Any, Union
 from xml.parsers import expat
 
 MAX_BODY = 64 * 1024  # WeChat callbacks are a few hundred bytes; 64 KiB is generous
+# WeChat nests three levels at most (SendPicsInfo > PicList > item); 1,000 levels of an unknown type's
+# field, archived as JSON, exceeded Python's recursion limit: a 500 the platform retried for ever
+MAX_DEPTH = 32
 
 XmlValue = Union[str, dict[str, Any], list[Any]]
 
@@ -87,7 +90,8 @@ def _add(parent: dict[str, Any], tag: str, value: XmlValue) -> None:
 
 
 def parse_expat(data: bytes) -> dict[str, XmlValue]:
-    """Any WeChat XML document, through expat with DTDs and entities refused."""
+    """Any WeChat XML document, through expat with DTDs and entities refused: a root ``<xml>`` at most
+    ``MAX_DEPTH`` levels deep (UTF-8, or UTF-16 with its byte order mark: expat follows it)."""
     parser = expat.ParserCreate("utf-8")
     parser.buffer_text = True
     parser.StartDoctypeDeclHandler = _refuse
@@ -100,7 +104,11 @@ def parse_expat(data: bytes) -> dict[str, XmlValue]:
     stack: list[list[Any]] = []
     result: list[dict[str, Any]] = []
 
-    def start(_tag: str, _attrs: dict[str, str]) -> None:
+    def start(tag: str, _attrs: dict[str, str]) -> None:
+        if not stack and (tag != "xml" or result):
+            raise XmlError(f"the root element must be <xml>, not <{tag}>")
+        if len(stack) >= MAX_DEPTH:
+            raise XmlError(f"XML nested over {MAX_DEPTH} levels")
         stack.append([{}, []])
 
     def end(tag: str) -> None:
@@ -124,6 +132,12 @@ def parse_expat(data: bytes) -> dict[str, XmlValue]:
     if not result:
         raise XmlError("no root element")
     return result[0]
+
+
+def body_text(data: bytes) -> str:
+    """A body as text for the archive: UTF-8, or UTF-16 after its byte order mark (as expat read it)."""
+    encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8"
+    return data.decode(encoding, "replace").replace("\x00", "\ufffd")  # PostgreSQL cannot store a NUL
 
 
 def _escape_cdata(text: str) -> str:

@@ -19,6 +19,7 @@ class Standin:
     page_size: int = 2  # kf/sync_msg answers at most this many per page, so has_more paging is exercised
     delay: float = 0.0  # seconds before every answer (a slow platform)
     fail_next: list[Any] = field(default_factory=list)  # errcode ints (HTTP 200) or "http500" / "http404" / "drop"
+    fail_texts: dict[str, Any] = field(default_factory=dict)  # a send of this text content: HTTP 500, every time
     tokens: dict[str, str] = field(default_factory=dict)  # access_token -> account key
     token_requests: int = 0
     sent: list[dict[str, Any]] = field(default_factory=list)  # every accepted send: {"path", "body"}
@@ -90,6 +91,8 @@ class Standin:
             if (r := self._check_token(request)) is not None:
                 return r
             body = await request.json()
+            if (body.get("text") or {}).get("content") in self.fail_texts:
+                return web.Response(status=500, text="upstream error")
             self.sent.append({"path": request.path, "body": body})
             answer = {"errcode": 0, "errmsg": "ok", "msgid": f"standin-{next(self._ids)}"}
             if request.path.endswith("/add_msg_template"):  # accepted, listing who cannot receive it

@@ -32,6 +32,11 @@ TOKEN_RE = re.compile(r"^[A-Za-z0-9]{3,32}$")
 RECEIVE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # CorpID / AppID
 NAME_MAX = 64
 SECRET_MAX = 128
+# an Official Account's 消息加解密方式, as set in its console: 明文 (plain), 兼容 (compat: both) or 安全
+# (safe: encrypted only). In plaintext the signature covers no part of the body, so a safe-mode account
+# refuses unencrypted posts: one signed query from a log would otherwise carry any forged message.
+# WeCom sends encrypted messages only.
+MESSAGE_MODES = ("plain", "compat", "safe")
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class AccountInfo:
     receive_id: str
     secret: str = field(repr=False)
     crypto: MessageCrypto | None = field(repr=False, compare=False, default=None)
+    message_mode: str = "compat"
 
     @property
     def callback_path(self) -> str:
@@ -51,7 +57,8 @@ class AccountInfo:
 
     def public(self, base_url: str = "", reveal: bool = True) -> dict:
         out = {"id": self.id, "platform": self.platform, "name": self.name, "receive_id": self.receive_id,
-               "callback_path": self.callback_path, "callback_url": base_url.rstrip("/") + self.callback_path}
+               "callback_path": self.callback_path, "callback_url": base_url.rstrip("/") + self.callback_path,
+               "message_mode": self.message_mode}
         if reveal:
             out.update(token=self.token, encoding_aes_key=self.encoding_aes_key, secret=self.secret)
         return out
@@ -63,7 +70,7 @@ def _info(row: Account) -> AccountInfo:
     except CryptoError:
         crypto = None
     return AccountInfo(row.id, row.platform, row.name, row.token, row.encoding_aes_key, row.receive_id,
-                       row.secret, crypto)
+                       row.secret, crypto, row.message_mode or "compat")
 
 
 def generate_token(length: int = 32) -> str:
@@ -71,10 +78,12 @@ def generate_token(length: int = 32) -> str:
 
 
 def validate(platform: str, id: str, token: str, encoding_aes_key: str, receive_id: str, name: str = "",
-             secret: str = "") -> None:
+             secret: str = "", message_mode: str = "compat") -> None:
     """What every way in (the console's API, ``accounts add``, the config file) must hold to be stored."""
     if platform not in PLATFORMS:
         raise bad_request("invalid_platform", "platform must be 'wecom' or 'oa'", "platform")
+    if message_mode not in MESSAGE_MODES:
+        raise bad_request("invalid_message_mode", "message_mode must be plain, compat or safe", "message_mode")
     if not ID_RE.match(id):
         raise bad_request("invalid_id", "id: letters, digits, '-' and '_', at most 64", "id")
     if len(name) > NAME_MAX:
@@ -96,26 +105,26 @@ def validate(platform: str, id: str, token: str, encoding_aes_key: str, receive_
 
 async def upsert_account(db: Database, clock: Clock, *, id: str, platform: str, name: str = "",
                          token: str | None = None, encoding_aes_key: str | None = None,
-                         receive_id: str, secret: str = "") -> AccountInfo:
+                         receive_id: str, secret: str = "", message_mode: str = "compat") -> AccountInfo:
     """Create or replace an account; Token and EncodingAESKey are generated when not given (None); a
     blank one is refused, not replaced by a random one the platform does not know."""
     token = generate_token() if token is None else token
     encoding_aes_key = generate_encoding_aes_key() if encoding_aes_key is None else encoding_aes_key
-    validate(platform, id, token, encoding_aes_key, receive_id, name or id, secret)
+    validate(platform, id, token, encoding_aes_key, receive_id, name or id, secret, message_mode)
     now = clock.now()
     ring = sealed.ring_for(db)
     async with db.write() as conn:
         existing = (await conn.execute(select(Account.__table__.c.id).where(Account.__table__.c.id == id))).first()
         # secrets at rest: the row keeps none in clear, account_secrets holds them encrypted (hub/privacy)
         values = dict(platform=platform, name=name or id, token="", encoding_aes_key="",
-                      receive_id=receive_id, secret="", updated_at=now)
+                      receive_id=receive_id, secret="", message_mode=message_mode, updated_at=now)
         if existing:
             await conn.execute(Account.__table__.update().where(Account.__table__.c.id == id).values(**values))
         else:
             await conn.execute(Account.__table__.insert().values(id=id, created_at=now, **values))
         await sealed.store(conn, ring, id, now, token=token, encoding_aes_key=encoding_aes_key, secret=secret)
     return AccountInfo(id, platform, name or id, token, encoding_aes_key, receive_id, secret,
-                       MessageCrypto(encoding_aes_key, receive_id))
+                       MessageCrypto(encoding_aes_key, receive_id), message_mode)
 
 
 async def list_accounts(db: Database) -> list[AccountInfo]:
@@ -140,7 +149,8 @@ async def list_accounts(db: Database) -> list[AccountInfo]:
 async def upsert_configured(db: Database, clock: Clock, accounts: tuple[AccountConfig, ...]) -> None:
     for a in accounts:
         await upsert_account(db, clock, id=a.id, platform=a.platform, name=a.name, token=a.token,
-                             encoding_aes_key=a.encoding_aes_key, receive_id=a.receive_id, secret=a.secret)
+                             encoding_aes_key=a.encoding_aes_key, receive_id=a.receive_id, secret=a.secret,
+                             message_mode=a.message_mode)
 
 
 class AccountRegistry:

@@ -58,8 +58,9 @@ def _fields(body: dict[str, Any], current: Any | None) -> dict[str, Any]:
         raise bad_request("invalid_token", "Token is required (use 生成 for a random one)", "token")
     if not key:
         raise bad_request("invalid_encoding_aes_key", "EncodingAESKey is required (use 生成)", "encoding_aes_key")
+    mode = text("message_mode", current.message_mode if current else "compat")
     return {"platform": platform, "name": name, "receive_id": receive_id, "secret": secret, "token": token,
-            "encoding_aes_key": key}
+            "encoding_aes_key": key, "message_mode": mode}
 
 
 async def _find(request: web.Request, account_id: str) -> Any | None:

@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--token", help="callback Token (3-32 English letters or digits)")
     add.add_argument("--aes-key", help="43-character EncodingAESKey")
     add.add_argument("--secret", default="", help="API secret (corpsecret / AppSecret)")
+    add.add_argument("--mode", choices=("plain", "compat", "safe"), default="compat",
+                     help="an Official Account's message mode (消息加解密方式) as set in its console: safe refuses "
+                          "unencrypted posts (default: compat, both)")
     add.add_argument("--base-url", default="", help="public base URL, to print full callback URLs")
     add.add_argument("--json", action="store_true")
     lst = acc_sub.add_parser("list", help="list accounts with what to paste into the platform's console")
@@ -153,7 +156,8 @@ def _check_accounts(config: HubConfig) -> None:
     from .errors import HubError
     for a in config.accounts:
         try:
-            validate(a.platform, a.id, a.token, a.encoding_aes_key, a.receive_id, a.name or a.id, a.secret)
+            validate(a.platform, a.id, a.token, a.encoding_aes_key, a.receive_id, a.name or a.id, a.secret,
+                     a.message_mode)
         except HubError as exc:
             raise SystemExit(f"scrm-hub: [[accounts]] {a.id}: {exc.message}") from None
 
@@ -249,7 +253,8 @@ def cmd_accounts(args: argparse.Namespace) -> int:
             try:  # upsert_account checks what the console's API checks (hub/accounts.py validate)
                 acc = await upsert_account(db, Clock(), id=args.id, platform=args.platform, name=args.name.strip(),
                                            token=args.token, encoding_aes_key=args.aes_key,
-                                           receive_id=args.receive_id.strip(), secret=args.secret.strip())
+                                           receive_id=args.receive_id.strip(), secret=args.secret.strip(),
+                                           message_mode=args.mode)
             except HubError as exc:
                 print(f"error: {exc.message}", file=sys.stderr)
                 return 2
@@ -262,7 +267,8 @@ def cmd_accounts(args: argparse.Namespace) -> int:
             for a in rows:
                 # the URL as public() builds it for --json: a base URL's trailing slash made "//callbacks"
                 print(f"{a.id}\t{a.platform}\t{a.name}\treceive_id={a.receive_id}\tcallback={a.public(args.base_url)['callback_url']}"
-                      f"\ttoken={a.token}\tencoding_aes_key={a.encoding_aes_key}")
+                      f"\ttoken={a.token}\tencoding_aes_key={a.encoding_aes_key}"
+                      + (f"\tmessage_mode={a.message_mode}" if a.platform == "oa" else ""))
         return 0
 
     return asyncio.run(_with_db(config, run))

@@ -29,6 +29,7 @@ class AccountConfig:
     encoding_aes_key: str = field(repr=False)
     receive_id: str = ""
     secret: str = field(default="", repr=False)
+    message_mode: str = "compat"  # an Official Account's: plain | compat | safe (hub/accounts.py MESSAGE_MODES)
 
 
 @dataclass(frozen=True)

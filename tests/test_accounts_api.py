@@ -101,3 +101,24 @@ async def test_edit_with_blank_token_or_key_is_refused(client, hub):
         (WECOM["token"], WECOM["encoding_aes_key"])
     kept = await client.put(f"/api/accounts/{WECOM['id']}", json={"name": "Acme 企业微信"}, headers=auth())
     assert kept.status == 200 and (await kept.json())["token"] == WECOM["token"]  # omitted: unchanged
+
+
+async def test_an_official_account_in_safe_mode_refuses_unencrypted_posts(client, hub):
+    """In plaintext the signature covers only token, timestamp and nonce: one signed query from a proxy's
+    log carried any message as any follower for five minutes. Safe mode (as in the OA console) refuses it."""
+    from tests.wechat_client import PlatformSim
+    gen = await (await client.post("/api/accounts/generate", headers=auth())).json()
+    made = await client.post("/api/accounts", json={**NEW, **gen, "message_mode": "safe"}, headers=auth())
+    assert made.status == 201 and (await made.json())["message_mode"] == "safe"
+    sim = PlatformSim("oa", "shop-oa", gen["token"], gen["encoding_aes_key"], NEW["receive_id"], hub.clock)
+    assert (await post(client, sim, text_xml("gh", "oSafe", "加密的", 91001))).status == 200
+    assert (await post(client, sim, text_xml("gh", "oVictim", "伪造的", 91002), encrypted=False)).status == 403
+    edited = await client.put("/api/accounts/shop-oa", json={"message_mode": "compat"}, headers=auth())
+    assert edited.status == 200 and (await edited.json())["message_mode"] == "compat"
+    assert (await post(client, sim, text_xml("gh", "oPlain", "明文的", 91003), encrypted=False)).status == 200
+    from tests.helpers import messages
+    assert [m.text for m in await messages(hub, account_id="shop-oa")] == ["加密的", "明文的"]
+    bad = await client.put("/api/accounts/shop-oa", json={"message_mode": "strict"}, headers=auth())
+    assert bad.status == 400 and (await bad.json())["field"] == "message_mode"
+    listed = (await (await client.get("/api/accounts", headers=auth())).json())["accounts"]
+    assert {a["id"]: a["message_mode"] for a in listed}["shop-oa"] == "compat"

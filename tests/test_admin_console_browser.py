@@ -103,6 +103,18 @@ async def test_admin_console_pages(client, hub, browser, tmp_path):  # noqa: ANN
     await expect(page.locator("#audit-after")).to_contain_text("门店企业微信")
     await expect(page.locator("#audit-after")).to_contain_text('"token": "***"')
     await _shot(page, "audit")
+
+    # an Official Account: its message mode (WeCom has none), safe by default for a new one
+    await page.goto(base + "/admin/accounts")
+    await page.click("#acct-new")
+    await expect(page.locator("#af-mode")).to_be_hidden()
+    await page.select_option("#af-platform", "oa")
+    await expect(page.locator("#af-mode")).to_have_value("safe")
+    await page.fill("#af-id", "shop-oa")
+    await page.fill("#af-receive", "wx0123456789abcdef")
+    await page.click("#af-save")
+    await expect(page.locator("#acct-rows tr")).to_have_count(4)
+    assert (await hub.accounts.get("shop-oa")).message_mode == "safe"
     for name in ("faq", "keywords", "routing", "users"):
         await page.goto(base + f"/admin/{name}")
         await page.wait_for_load_state("networkidle")

@@ -27,8 +27,8 @@ def test_help_lists_commands():
 def test_accounts_add_and_list_json(tmp_path):
     db = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
     r = hub_cli("accounts", "add", "--db", db, "--id", "brand-oa", "--platform", "oa", "--receive-id", "wxAPPID1",
-                "--secret", "s3cret", "--name", "品牌公众号")
-    assert r.returncode == 0, r.stderr
+                "--secret", "s3cret", "--name", "品牌公众号", "--mode", "safe")
+    assert r.returncode == 0 and "message_mode=safe" in r.stdout, r.stderr
     r = hub_cli("accounts", "add", "--db", db, "--id", "bad", "--platform", "wecom", "--receive-id", "ww1",
                 "--aes-key", "short")
     assert r.returncode == 2 and "EncodingAESKey" in r.stderr
@@ -43,6 +43,7 @@ def test_accounts_add_and_list_json(tmp_path):
     assert a["id"] == "brand-oa" and a["platform"] == "oa" and a["receive_id"] == "wxAPPID1"
     assert a["callback_url"] == "https://hub.example.com/callbacks/oa/brand-oa"
     assert len(a["encoding_aes_key"]) == 43 and 3 <= len(a["token"]) <= 32 and a["secret"] == "s3cret"
+    assert a["message_mode"] == "safe"
 
 
 def test_database_url_names_the_database_and_the_hub_picks_its_driver(tmp_path):

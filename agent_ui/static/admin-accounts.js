@@ -68,6 +68,7 @@
     var id = $("af-id").value.trim() || "{账号ID}", p = $("af-platform").value;
     $("af-url").textContent = state.origin + "/callbacks/" + p + "/" + id;
     $("af-receive-label").firstChild.textContent = p === "wecom" ? "CorpID" : "AppID";
+    $("af-mode-field").hidden = p !== "oa";  // WeCom sends encrypted messages only
   }
 
   function edit(a) {
@@ -83,6 +84,7 @@
     $("af-secret").value = "";
     $("af-token").value = a ? a.token : "";
     $("af-key").value = a ? a.encoding_aes_key : "";
+    $("af-mode").value = a ? a.message_mode || "compat" : "safe";
     if (a) state.origin = a.callback_url.slice(0, a.callback_url.length - a.callback_path.length);
     urlPreview();
     A.open("acct-dialog", a ? $("af-name") : $("af-id"));
@@ -101,7 +103,7 @@
     var form = $("acct-form");
     A.clearErrors(form);
     var body = { name: $("af-name").value, receive_id: $("af-receive").value, token: $("af-token").value,
-      encoding_aes_key: $("af-key").value, secret: $("af-secret").value };
+      encoding_aes_key: $("af-key").value, secret: $("af-secret").value, message_mode: $("af-mode").value };
     var req = state.editing ? A.api("PUT", "/api/accounts/" + encodeURIComponent(state.editing.id), body)
       : A.api("POST", "/api/accounts", Object.assign(body, { id: $("af-id").value.trim(), platform: $("af-platform").value }));
     req.then(function () {

@@ -62,7 +62,8 @@
     id_fixed: "账号 ID 是回调地址的一部分，不能修改", platform_fixed: "账号的平台不能修改，请添加一个新账号",
     invalid_platform: "请选择平台", invalid_receive_id: "请填写 CorpID / AppID（英文字母、数字、“-” 或 “_”）",
     invalid_token: "Token 为 3–32 位英文字母或数字（可点“生成”）",
-    invalid_encoding_aes_key: "EncodingAESKey 为 43 位英文字母或数字（可点“生成”）", invalid_secret: "Secret 最多 128 个字符"
+    invalid_encoding_aes_key: "EncodingAESKey 为 43 位英文字母或数字（可点“生成”）", invalid_secret: "Secret 最多 128 个字符",
+    invalid_message_mode: "请选择消息加解密方式"
   };
   var MESSAGES = [
     [/^1 to 500 characters$/, "请填写 1–500 个字符"],

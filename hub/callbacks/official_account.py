@@ -48,6 +48,8 @@ def routes(deps: CallbackDeps) -> list[web.RouteDef]:
             return reject(request, 401, why, account.id)
         if q.get("encrypt_type", "raw").lower() == "aes":
             return await accept_encrypted(deps, request, account, "oa", q.get("msg_signature"), timestamp, nonce)
+        if account.message_mode == "safe":  # the plaintext signature covers no part of the body
+            return reject(request, 403, "unencrypted message to an account in safe mode", account.id)
         if not check_signature(q.get("signature"), account.token, timestamp, nonce):
             return reject(request, 401, "bad signature", account.id)
         body = await read_body(deps, request)

@@ -20,6 +20,8 @@ class Account(Base):
     encoding_aes_key: Mapped[str] = mapped_column(String(64))
     receive_id: Mapped[str] = mapped_column(String(64))  # CorpID or AppID
     secret: Mapped[str] = mapped_column(String(256), default="")
+    # an Official Account's 消息加解密方式: plain | compat | safe (safe refuses unencrypted posts)
+    message_mode: Mapped[str] = mapped_column(String(8), default="compat", server_default="compat")
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
 

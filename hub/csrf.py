@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from .errors import HubError
-from .privacy.transport import is_https
+from .privacy.transport import from_trusted_proxy, is_https
 
 SESSION_COOKIE = "hub_session"  # hub.realtime.COOKIE (not imported: realtime imports the app's parts)
 CSRF_COOKIE = "hub_csrf"
@@ -39,9 +39,11 @@ def csrf_token(session_token: str) -> str:
 
 
 def _hosts(request: web.Request) -> set[str]:
+    """The hub's own host names: ``Host``, and ``X-Forwarded-Host`` when a trusted proxy sent it (any
+    client can send the header)."""
     hosts = {request.host.lower()}
     forwarded = request.headers.get("X-Forwarded-Host", "")
-    if forwarded:
+    if forwarded and from_trusted_proxy(request):
         hosts.add(forwarded.split(",")[0].strip().lower())
     return hosts
 

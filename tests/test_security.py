@@ -109,6 +109,19 @@ async def test_cookie_write_with_token_from_own_origin_works(client, admin_cooki
     assert COOKIE not in cookies(client) and CSRF_COOKIE not in cookies(client)
 
 
+async def test_x_forwarded_host_counts_only_from_a_trusted_proxy(client, hub, admin_cookie, monkeypatch):
+    """Any client can send the header: from one that is not a trusted proxy it names no own host."""
+    body = {"question": "代理?", "answer": "可信的才算"}
+    headers = {CSRF_HEADER: csrf_token(admin_cookie), "Origin": "https://hub.example.com",
+               "X-Forwarded-Host": "hub.example.com"}
+    monkeypatch.delenv("HUB_TRUSTED_PROXIES", raising=False)
+    r = await client.post("/api/faq", json=body, headers=headers)
+    assert r.status == 403 and (await r.json())["error"] == "csrf_origin"
+    monkeypatch.setenv("HUB_TRUSTED_PROXIES", "127.0.0.1")  # nginx on this host
+    r = await client.post("/api/faq", json=body, headers=headers)
+    assert r.status in (200, 201), await r.text()
+
+
 async def test_bearer_clients_and_callbacks_are_exempt(client, wecom, admin_cookie):
     r = await client.post("/api/faq", json={"question": "脚本导入?", "answer": "可以"}, headers=auth())
     assert r.status in (200, 201), await r.text()

@@ -24,12 +24,15 @@ def _trusted(remote: str, proxies: Iterable[str]) -> bool:
     return False
 
 
+def from_trusted_proxy(request: web.Request) -> bool:
+    """The direct peer is a trusted reverse proxy: what it says in ``X-Forwarded-*`` may be believed."""
+    from ..audit import _trusted_proxies
+    proxies = _trusted_proxies(request) or tuple(os.environ.get("HUB_TRUSTED_PROXIES", "").split(","))
+    return _trusted(request.remote or "", [p for p in proxies if p.strip()])
+
+
 def is_https(request: web.Request) -> bool:
     if request.secure:
         return True
     proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
-    if proto != "https":
-        return False
-    from ..audit import _trusted_proxies
-    proxies = _trusted_proxies(request) or tuple(os.environ.get("HUB_TRUSTED_PROXIES", "").split(","))
-    return _trusted(request.remote or "", [p for p in proxies if p.strip()])
+    return proto == "https" and from_trusted_proxy(request)

@@ -9,7 +9,7 @@ from aiohttp import web
 from hub import audit, config_bus
 from hub.auth_views import require_user
 from hub.errors import bad_request
-from hub.http_util import hub_of as _hub, json_any as _json, path_int as _id
+from hub.http_util import hub_of as _hub, json_any as _json, path_int as _id, read_upload
 from hub.knowledge import io as faq_io
 
 from . import analytics
@@ -101,12 +101,13 @@ async def faq_import(request: web.Request) -> web.Response:
     """Body: the file's text; ``?format=csv|json`` (default csv). Bad rows are reported, the rest imported."""
     user = await require_user(request, "admin")
     fmt = request.query.get("format", "csv")
-    parsed = faq_io.parse_bytes(fmt == "json", await request.read())  # UTF-8, or Excel's GBK
-    created = await _hub(request).kb.create_many(parsed.items) if parsed.items else []
-    if created:
+    parsed = faq_io.parse_bytes(fmt == "json", await read_upload(request))  # UTF-8, or Excel's GBK
+    created, updated = await _hub(request).kb.import_many(parsed.items) if parsed.items else ([], [])
+    if created or updated:
         await _changed(request, user, config_bus.FAQ, "faq.import", "faq", None,
-                       {"ids": [c["id"] for c in created]}, {"format": fmt, "rejected": len(parsed.errors)})
-    return web.json_response({"imported": len(created), "rejected": parsed.errors})
+                       {"ids": [c["id"] for c in created], "updated": [c["id"] for c in updated]},
+                       {"format": fmt, "rejected": len(parsed.errors)})
+    return web.json_response({"imported": len(created), "updated": len(updated), "rejected": parsed.errors})
 
 
 async def faq_export(request: web.Request) -> web.Response:

@@ -22,6 +22,13 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text or "").lower().strip()
 
 
+def core(text: str) -> str:
+    """``fold`` without spaces, punctuation, symbols or emoji: "在吗？", "在吗~" and "在 吗😊" are "在吗"
+    (customers nearly always add one; an exact rule compared them as written and never fired)."""
+    return "".join(ch for ch in fold(text) if unicodedata.category(ch)[0] in "LMN"
+                   and not "\ufe00" <= ch <= "\ufe0f")  # (variation selectors: the emoji form of a symbol)
+
+
 @dataclass(frozen=True)
 class Rule:
     id: int
@@ -36,11 +43,14 @@ class Rule:
     compiled: Any = None
 
     def matches(self, text: str) -> bool:
+        """Exact and contains compare the words (``core``) when the pattern has any, else as written
+        (a rule for "?" or "😊" alone); a regex sees the text as written and folded."""
         folded = fold(text)
+        words = core(self.pattern)
         if self.match_type == "exact":
-            return folded == fold(self.pattern)
+            return core(text) == words if words else folded == fold(self.pattern)
         if self.match_type == "contains":
-            return fold(self.pattern) in folded
+            return (words in core(text)) if words else fold(self.pattern) in folded
         return bool(self.compiled.search(text) or self.compiled.search(folded))
 
 

@@ -31,7 +31,7 @@ from hub.pipeline import JobContext
 from hub.service.step import CUSTOMER_KINDS
 from hub.settings import Settings
 
-from .keywords import first_match, fold
+from .keywords import core, first_match, fold
 from .store import KeywordRules
 
 log = logging.getLogger(__name__)
@@ -65,8 +65,15 @@ def sendable(channel: str, reply: dict[str, Any]) -> bool:
 
 
 def contains_handover(text: str, words: list[str]) -> bool:
-    folded = fold(text)
-    return any(fold(w) and fold(w) in folded for w in words or [])
+    """The customer asks for a person: the message holds a handover word ("能帮我转人工吗", "转 人 工").
+    A word of two characters or fewer (人工, 真人) counts only as the whole message: contained, it was
+    in product questions ("产品有人工香精吗", "真人秀什么时候开播") the FAQ answers."""
+    said = core(text)
+    for word in words or []:
+        w = core(word)
+        if w and (said == w or (len(w) > 2 and w in said)):
+            return True
+    return False
 
 
 @dataclass

@@ -313,12 +313,12 @@ def cmd_faq(args: argparse.Namespace) -> int:
         if args.action == "import":
             with open(args.file, "rb") as fh:  # UTF-8, or GBK as Excel/WPS save a CSV on a Chinese Windows
                 parsed = faq_io.parse_bytes(args.file.lower().endswith(".json"), fh.read())
-            created = await kb.create_many(parsed.items) if parsed.items else []
-            print(f"imported {len(created)} FAQ entries")
+            created, updated = await kb.import_many(parsed.items) if parsed.items else ([], [])
+            print(f"imported {len(created)} FAQ entries" + (f", updated {len(updated)}" if updated else ""))
             for err in parsed.errors:
                 where = f" ({err['field']})" if err.get("field") else ""
                 print(f"rejected line {err['line']}{where}: {err['message']}")
-            return 0 if created or not parsed.errors else 1
+            return 0 if created or updated or not parsed.errors else 1
         if args.action == "export":
             entries = await kb.list()
             text = faq_io.to_json(entries) if args.file.lower().endswith(".json") else faq_io.to_csv(entries)

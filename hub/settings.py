@@ -36,7 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "quick_replies": ["您好，很高兴为您服务，请问有什么可以帮您？", "请稍等，我帮您查询一下~", "请提供一下您的订单号哦",
                       "感谢您的耐心等待！", "还有其他可以帮您的吗？祝您生活愉快~"],
     # bots
-    "handover_words": ["人工", "转人工", "人工客服", "人工服务", "找客服", "真人"],  # contained in the message
+    # contained in the message (spaces and punctuation aside); one of two characters or fewer only as the
+    # whole message (bots/pipeline.py contains_handover)
+    "handover_words": ["人工", "转人工", "找人工", "要人工", "人工客服", "人工服务", "找客服", "真人", "真人客服"],
     "offhours_text": "您好，现在是非工作时间，客服上班后会第一时间回复您。",
     "business_hours": None,  # None = always open; else hub.business_hours JSON
     "welcome_text": "",

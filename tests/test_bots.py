@@ -383,3 +383,33 @@ async def test_offhours_reply_only_to_a_customer_waiting(bot):
     await say(client, hub, oa, "oNever", "在吗", 23)
     assert await bot_replies(hub, "oNever") == [await hub.settings.get("offhours_text")]
     assert len(await open_sessions(hub)) == 2  # routed: the job did not fail on "never"
+
+
+def test_exact_and_contains_rules_see_past_punctuation_spaces_and_emoji():
+    """Customers nearly always add "？", "！" or an emoji: an exact rule for 在吗 never fired on 在吗？."""
+    from bots.keywords import Rule
+    exact = Rule(1, "在吗", "exact", "在吗", {"type": "text", "text": "在的"})
+    for said in ("在吗", " 在吗 ", "在吗？", "在吗?", "在吗~", "在 吗", "在吗😊", "在吗❤️", "在吗！！"):
+        assert exact.matches(said), said
+    for said in ("在吗在吗？", "现在吗", "在"):
+        assert not exact.matches(said), said
+    contains = Rule(2, "发票", "contains", "开 发票！", {"type": "text", "text": "x"})
+    assert contains.matches("我想开发票") and not contains.matches("发票在哪")
+    only_mark = Rule(3, "?", "exact", "？", {"type": "text", "text": "请问有什么可以帮您"})
+    assert only_mark.matches("?") and not only_mark.matches("在吗?")  # a pattern of no words: as written
+
+
+def test_a_short_handover_word_counts_only_as_the_whole_message():
+    from bots.pipeline import contains_handover
+    from hub.settings import DEFAULTS
+    words = DEFAULTS["handover_words"]
+    for said in ("人工", "人工！", "转 人 工", "能帮我转人工吗", "我要人工", "找真人客服", "真人?"):
+        assert contains_handover(said, words), said
+    for said in ("产品有人工香精吗", "真人秀直播间什么时候开播", "人工费多少", ""):
+        assert not contains_handover(said, words), said
+
+
+async def test_a_product_question_naming_a_short_handover_word_is_answered(bot):
+    client, hub, clock, oa, _ = bot
+    await say(client, hub, oa, "oScent", "产品有人工香精吗", 40)
+    assert len(await bot_replies(hub, "oScent")) == 1 and await open_sessions(hub) == []

@@ -19,14 +19,14 @@ async def test_gbk_csv_import_is_read_and_undecodable_file_is_reported(client):
     resp = await client.post("/api/faq/import?format=csv", data=csv_gbk,
                              headers={**auth(), "Content-Type": "text/csv"})
     assert resp.status == 200, await resp.text()
-    assert (await resp.json()) == {"imported": 1, "rejected": []}
+    assert (await resp.json()) == {"imported": 1, "updated": 0, "rejected": []}
     faqs = (await (await client.get("/api/faq", headers=auth())).json())["faqs"]
     assert [(f["question"], f["similar"], f["answer"], f["category"]) for f in faqs] == [
         ("发票怎么开", ["开发票", "要发票"], "下单时备注抬头即可", "售后")]
 
     utf8_bom = "\ufeffquestion,answer\n包邮吗,全国包邮\n".encode("utf-8")
     resp = await client.post("/api/faq/import", data=utf8_bom, headers={**auth(), "Content-Type": "text/csv"})
-    assert (await resp.json()) == {"imported": 1, "rejected": []}
+    assert (await resp.json()) == {"imported": 1, "updated": 0, "rejected": []}
 
     junk = b"question,answer\n\x81\x20\xff\xfe,x\n"  # neither UTF-8 nor GB18030
     resp = await client.post("/api/faq/import", data=junk, headers={**auth(), "Content-Type": "text/csv"})

@@ -166,6 +166,7 @@
     }).then(function (res) {
       $("import-file-name").textContent = "文件：" + file.name + "（" + fmt.toUpperCase() + "）";
       $("import-ok").textContent = res.imported;
+      $("import-updated").textContent = res.updated || 0;
       $("import-bad").textContent = res.rejected.length;
       var tbody = U.clear($("import-rejected").querySelector("tbody"));
       res.rejected.forEach(function (r) {

@@ -1,7 +1,9 @@
-"""FAQ import/export as CSV (``question,similar,answer,category``, similar questions joined by ``|``)
-and JSON (a list of objects with those keys, ``similar`` a list). Bad rows are reported by line
+"""FAQ import/export as CSV (``question,similar,answer,category,enabled``, similar questions joined by
+``|``) and JSON (a list of objects with those keys, ``similar`` a list). Bad rows are reported by line
 and skipped; the rest is imported. A file is UTF-8 (a BOM is dropped) or, failing that, GB18030: the
-GBK CSV that Excel and WPS save on a Chinese Windows."""
+GBK CSV that Excel and WPS save on a Chinese Windows. The CSV export is for Excel too: a BOM (or it
+reads the UTF-8 as GBK) and the formula guard of hub/spreadsheet.py (an FAQ made from a customer's
+"=HYPERLINK(...)" would run); the import takes the guard's apostrophe off again."""
 from __future__ import annotations
 
 import csv
@@ -10,10 +12,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import spreadsheet
 from ..errors import HubError
 from .store import validate_faq
 
-CSV_COLUMNS = ["question", "similar", "answer", "category"]
+CSV_COLUMNS = ["question", "similar", "answer", "category", "enabled"]
+NO = {"false", "0", "no", "n", "否", "停用"}  # an "enabled" cell that turns an FAQ off (blank: on)
 
 
 @dataclass
@@ -50,9 +54,10 @@ def parse_csv(text: str) -> Parsed:
         if len(values) > len(header):
             parsed.errors.append({"line": line, "field": None, "message": "more values than columns"})
             continue
-        row = dict(zip(header, values))
+        row = {k: _unguard(v) for k, v in zip(header, values)}
         _check(parsed, line, {"question": row.get("question") or "", "answer": row.get("answer") or "",
-                              "similar": row.get("similar") or "", "category": row.get("category") or ""})
+                              "similar": row.get("similar") or "", "category": row.get("category") or "",
+                              "enabled": (row.get("enabled") or "").strip().lower() not in NO})
     return parsed
 
 
@@ -89,12 +94,19 @@ def parse_bytes(json_format: bool, data: bytes) -> Parsed:
     return parse_json(text) if json_format else parse_csv(text)
 
 
+def _unguard(value: str) -> str:
+    """A cell as the export wrote it, less the apostrophe its formula guard put in front."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(spreadsheet.FORMULA_START) else value
+
+
 def to_csv(entries: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
+    buf.write("\ufeff")
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for e in entries:
-        writer.writerow({**e, "similar": "|".join(e.get("similar") or [])})
+        writer.writerow(spreadsheet.record({k: e.get(k) for k in CSV_COLUMNS} | {
+            "similar": "|".join(e.get("similar") or []), "enabled": "true" if e.get("enabled", True) else "false"}))
     return buf.getvalue()
 
 

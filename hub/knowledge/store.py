@@ -63,6 +63,8 @@ def validate_faq(data: Any) -> dict[str, Any]:
         similar = [s for s in (x.strip() for x in similar.split("|")) if s]
     if not isinstance(similar, list) or not all(isinstance(s, str) and 0 < len(s) <= MAX_QUESTION for s in similar):
         raise bad_request("invalid_similar", "similar: a list of questions", "similar")
+    if any("|" in s for s in similar):  # the CSV's separator: "A|B" came back from an export as two
+        raise bad_request("invalid_similar", "similar: a question may not contain |", "similar")
     category = data.get("category", "") or ""
     if not isinstance(category, str) or len(category) > 64:
         raise bad_request("invalid_category", "category: at most 64 characters", "category")
@@ -190,6 +192,33 @@ class KnowledgeBase:
             for row in rows:
                 self.matcher.add(entry_from_row(row))
         return [faq_json(r) for r in rows]
+
+    async def import_many(self, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """An import: (created, updated). A row whose question is an FAQ's already replaces that FAQ (an
+        exported file, edited and imported again, added every entry a second time and the bot kept the
+        old answers); of a file's rows with one question the last wins."""
+        by_question = {v["question"]: v for v in items}
+        questions = list(by_question)
+        now = self.clock.now()
+        async with self.db.write() as conn:
+            existing: dict[str, int] = {}
+            for start in range(0, len(questions), 500):
+                found = await conn.execute(select(faq_t.c.question, func.min(faq_t.c.id)).where(
+                    faq_t.c.question.in_(questions[start:start + 500])).group_by(faq_t.c.question))
+                existing.update({q: i for q, i in found.all()})
+            created, updated = [], []
+            for question, v in by_question.items():
+                values = dict(question=question, similar=json.dumps(v["similar"], ensure_ascii=False),
+                              answer=v["answer"], category=v["category"], enabled=v["enabled"], updated_at=now)
+                if question in existing:
+                    await conn.execute(update(faq_t).where(faq_t.c.id == existing[question]).values(**values))
+                    updated.append(existing[question])
+                else:
+                    res = await conn.execute(faq_t.insert().values(hits=0, created_at=now, **values))
+                    created.append(res.inserted_primary_key[0])
+            rows = {r.id: r for r in (await conn.execute(select(faq_t).where(faq_t.c.id.in_(created + updated)))).all()}
+        await self.load()
+        return [faq_json(rows[i]) for i in created], [faq_json(rows[i]) for i in updated]
 
     async def update(self, faq_id: int, data: Any) -> dict[str, Any]:
         current = await self.get(faq_id)

@@ -148,6 +148,7 @@
     closeReason: { resolved: "已解决", no_response: "客户无响应", duplicate: "重复会话", spam: "骚扰/无效" },
     error: {
       forbidden: "这不是你的会话", session_closed: "会话已结束", agent_unavailable: "对方不在线或已满负荷",
+      session_changed: "会话刚被他人处理（转接、结束或重新排队），请查看最新状态",
       unknown_session: "会话不存在", invalid_text: "消息内容无效", unauthorized: "登录已失效，请重新登录",
       internal: "服务器出错了，请稍后重试", timeout: "网络超时，请重试", invalid_target: "请选择转接对象",
       invalid_status: "状态无效", unknown_agent: "没有这个同事", unknown_group: "没有这个技能组",

@@ -21,6 +21,12 @@ from ..users import UserInfo, set_status as store_status
 
 log = logging.getLogger("hub.service.sessions")
 
+
+def changed() -> HubError:
+    """An action on a session another action changed since it was read (the agent looks again)."""
+    return HubError(409, "session_changed", "this session changed meanwhile: look at it again")
+
+
 sessions_t = ServiceSession.__table__
 messages = Message.__table__
 users_t = User.__table__
@@ -47,7 +53,9 @@ class AgentActions:
     async def accept(self, user: UserInfo, session_id: int) -> None:
         row = await self._owned(user, session_id)
         if row.state == "assigned":
-            await self._update(session_id, {"state": "active", "accepted_at": self.clock.now()}, "accepted", user)
+            # only as read: the accept timer may have queued it again (it went active with nobody holding it)
+            if not await self._change(row, {"state": "active", "accepted_at": self.clock.now()}, "accepted", user):
+                raise changed()
             self.timers.cancel(f"accept:{session_id}")
             row = await self._get(session_id)
             await self._kf(row, "human", user)
@@ -92,6 +100,8 @@ class AgentActions:
         if to_group is not None:
             to_group = await self._known_group(to_group)
         if to_agent is not None:
+            if to_agent == row.agent_id:
+                raise bad_request("invalid_target", "the session is theirs already", "to_agent")
             if to_agent not in self.agents:
                 raise not_found("unknown_agent", f"no agent {to_agent}")
             target = next((a for a in self.dispatcher.agents() if a.id == to_agent), None)
@@ -100,6 +110,13 @@ class AgentActions:
                                "to_agent")
         note = note.strip()[:500] if isinstance(note, str) else ""  # shown to the next agent (session bundle)
         old_agent = row.agent_id
+        group = to_group or row.group
+        # written first, and only as read: a close (or another transfer) that came first wins
+        if not await self._change(row, {"state": "queued", "agent_id": None, "assigned_at": None, "group": group,
+                                        "accepted_at": None},
+                                  "transferred", user, {"from": old_agent, "to_agent": to_agent, "to_group": to_group,
+                                                        "note": note}):
+            raise changed()
         freed: list[Assignment] = []
         if old_agent:
             await self.catch_up_queue()
@@ -107,11 +124,6 @@ class AgentActions:
         elif row.state == "queued":
             self.dispatcher.cancel(session_id)  # waiting: it queues again below, in its new group
         self.timers.cancel(f"accept:{session_id}")
-        group = to_group or row.group
-        await self._update(session_id, {"state": "queued", "agent_id": None, "assigned_at": None, "group": group,
-                                        "accepted_at": None},
-                           "transferred", user, {"from": old_agent, "to_agent": to_agent, "to_group": to_group,
-                                                 "note": note})
         if old_agent:
             await self.push.to_user(old_agent, "session.removed", {"session_id": session_id, "reason": "transferred"})
         queue = QueuedSession(session_id, group, row.priority, row.handover_at, None)
@@ -145,15 +157,20 @@ class AgentActions:
         return name
 
     async def close(self, user: UserInfo | None, session_id: int, reason: str = "resolved") -> None:
-        row = await self._get(session_id)
-        if user is not None:
-            row = await self._owned(user, session_id)
-        if row.state == "closed":
-            return
+        if not isinstance(reason, str):
+            raise bad_request("invalid_reason", "reason must be text", "reason")
+        reason = reason.strip()[:64] or "resolved"
+        for _ in range(3):  # as read, or read again: a transfer or an assignment committed meanwhile
+            row = await self._get(session_id) if user is None else await self._owned(user, session_id)
+            if row is None or row.state == "closed":
+                return
+            if await self._change(row, {"state": "closed", "closed_at": self.clock.now(), "close_reason": reason},
+                                  "closed", user, {"reason": reason}):
+                break
+        else:
+            raise changed()
         if row.state == "queued":
             self.dispatcher.cancel(session_id)
-        await self._update(session_id, {"state": "closed", "closed_at": self.clock.now(), "close_reason": reason[:64]},
-                           "closed", user, {"reason": reason})
         self.timers.cancel(f"accept:{session_id}")
         self.timers.cancel(f"unanswered:{session_id}")
         self._escalated.pop(session_id, None)

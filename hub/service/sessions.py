@@ -232,7 +232,13 @@ class SessionService(AgentActions, SessionReading, DispatcherSync, SessionTimers
         return ctx_state["open_session"]
 
     async def customer_message(self, conversation_id: int, message_row: Any, row: Any = None) -> bool:
-        """A customer wrote in a conversation: deliver to its session's agent. False if no session."""
+        """A customer wrote in a conversation: deliver to its session's agent. False if no session.
+        A ``row`` read earlier in the job (before the bots ran) is read again: an agent who closed the
+        session meanwhile got the message, and nobody else (no session took it)."""
+        if row is not None:
+            row = await self._get(row.id)
+            if row is not None and row.state == "closed":
+                row = None
         row = row if row is not None else await self._open_session(conversation_id)
         if row is None:
             return False
@@ -350,6 +356,24 @@ class SessionService(AgentActions, SessionReading, DispatcherSync, SessionTimers
                     await self._event(conn, session_id, event, f"agent:{user.id}" if user else "system", data or {})
 
         await retry_busy(write)
+
+    async def _change(self, row: Any, values: dict[str, Any], event: str, user: UserInfo | None,
+                      data: dict[str, Any] | None = None) -> bool:
+        """``_update`` only while the session is as ``row`` read it (its state and holder): an action
+        racing another (a close and a transfer, an accept and the accept timer) must not write over it.
+        False, and nothing written, when it changed meanwhile."""
+        async def write() -> bool:
+            async with self.db.write() as conn:
+                holder = (sessions_t.c.agent_id.is_(None) if row.agent_id is None
+                          else sessions_t.c.agent_id == row.agent_id)
+                res = await conn.execute(update(sessions_t).where(sessions_t.c.id == row.id)
+                                         .where(sessions_t.c.state == row.state).where(holder).values(**values))
+                if res.rowcount != 1:
+                    return False
+                await self._event(conn, row.id, event, f"agent:{user.id}" if user else "system", data or {})
+                return True
+
+        return await retry_busy(write)
 
     async def _take_back(self, row: Any, states: tuple[str, ...], event: str, data: dict[str, Any]) -> bool:
         """Queue the session again, taking it from ``row.agent_id``, only if it is still in one of

@@ -1,0 +1,124 @@
+"""Agents' actions racing each other or a timer: each writes only while the session is as it read it
+(hub/service/sessions.py ``_change``). Each race is made certain by holding one action after its read
+(a gate on ``_get``/``_owned``) while the other runs; without the gate it is a few milliseconds wide."""
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import select
+
+from hub.models import ServiceSession
+from tests.conftest import WECOM
+from tests.helpers import post
+from tests.test_realtime import desk, online  # noqa: F401 - desk is a fixture
+from tests.rt_helpers import make_user
+from tests.wechat_client import text_xml
+
+sessions_t = ServiceSession.__table__
+
+
+async def _rows(hub) -> list:  # noqa: ANN001
+    async with hub.db.read() as conn:
+        return (await conn.execute(select(sessions_t).order_by(sessions_t.c.id))).all()
+
+
+def _held_after_read(hub, method: str, who: int) -> asyncio.Event:  # noqa: ANN001
+    """``hub.sessions.<method>`` (a read) waits for the returned gate when ``who`` is the user (or, for
+    ``_get``, always) after reading."""
+    gate, real = asyncio.Event(), getattr(hub.sessions, method)
+
+    async def held(*args, **kw):  # noqa: ANN002, ANN003, ANN202
+        row = await real(*args, **kw)
+        user = args[0] if method == "_owned" else None
+        if user is None or user.id == who:
+            await gate.wait()
+        return row
+    setattr(hub.sessions, method, held)
+    return gate
+
+
+async def test_a_close_that_read_before_a_transfer_leaves_the_session_with_its_new_holder(client, hub, desk, wecom):
+    await make_user(hub, "alice")
+    bob = await make_user(hub, "bob", groups=("aftersales",))
+    await make_user(hub, "sam", role="supervisor", groups=())
+    a, b, sam = await desk("alice"), await desk("bob"), await desk("sam")
+    await online(a)
+    await online(b)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmRace1", "在吗", 61001))
+    [bundle] = await a.wait("session.new")
+    sid = bundle["session"]["id"]
+    alice_id = bundle["session"]["agent_id"]
+    gate = _held_after_read(hub, "_owned", alice_id)
+    closing = asyncio.ensure_future(a.call("close", {"session_id": sid}))
+    await asyncio.sleep(0.2)  # alice's close has read the session
+    assert (await sam.call("transfer", {"session_id": sid, "to_agent": bob.id}))["ok"]
+    await b.wait("session.new")
+    gate.set()
+    await closing
+    [row] = await _rows(hub)
+    if row.state == "closed":  # the close read again and closed it: bob is told, his place freed
+        assert row.agent_id == bob.id and (await b.wait("session.closed"))[0]["session_id"] == sid
+    load = {x.id: x.load for x in hub.sessions.dispatcher.agents()}
+    held = sum(1 for r in await _rows(hub) if r.agent_id == bob.id and r.state in ("assigned", "active"))
+    assert load.get(bob.id, 0) == held
+
+
+async def test_an_accept_after_the_accept_timer_requeued_is_refused(client, hub, desk, wecom):
+    await hub.settings.set("accept_timeout", 1)
+    await make_user(hub, "alice", cap=1)
+    a = await desk("alice")
+    await online(a)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmLate", "在吗", 61101))
+    [bundle] = await a.wait("session.new")
+    sid, alice_id = bundle["session"]["id"], bundle["session"]["agent_id"]
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmNext", "在吗", 61102))  # waits: alice is full
+    gate = _held_after_read(hub, "_owned", alice_id)
+    accepting = asyncio.ensure_future(a.call("accept", {"session_id": sid}))
+    await a.wait("session.removed", timeout=5)  # the timer took it back meanwhile
+    gate.set()
+    ack = await accepting
+    assert not ack["ok"] and ack["error"] == "session_changed"
+    assert all(r.state != "active" or r.agent_id is not None for r in await _rows(hub))  # never active, unheld
+
+
+async def test_a_customer_writing_while_the_session_closes_reaches_a_session(client, hub, desk, wecom):
+    """The job read the open session before the bots ran; the agent closed it meanwhile: the message was
+    pushed to the closed session and reached nobody."""
+    await make_user(hub, "alice")
+    a = await desk("alice")
+    await online(a)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmBye", "在吗", 61201))
+    [bundle] = await a.wait("session.new")
+    sid = bundle["session"]["id"]
+    assert (await a.call("accept", {"session_id": sid}))["ok"]
+    real, delivered = hub.sessions.customer_message, asyncio.Event()
+
+    async def after_a_close(conversation_id, message_row, row=None):  # noqa: ANN001, ANN202
+        await hub.sessions.close(None, sid, "resolved")  # lands between the job's read and its delivery
+        try:
+            return await real(conversation_id, message_row, row)
+        finally:
+            delivered.set()
+    hub.sessions.customer_message = after_a_close
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmBye", "还有一个问题", 61202))
+    await asyncio.wait_for(delivered.wait(), 5)
+    await hub.pipeline.drain()
+    rows = await _rows(hub)
+    assert any(r.state != "closed" for r in rows), [(r.id, r.state) for r in rows]  # a session holds it
+
+
+async def test_a_close_reason_must_be_text_and_is_cut_everywhere(client, hub, desk, wecom):
+    await make_user(hub, "alice")
+    a = await desk("alice")
+    await online(a)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmReason", "在吗", 61301))
+    [bundle] = await a.wait("session.new")
+    sid = bundle["session"]["id"]
+    for bad in (5, ["x"], {"a": 1}, True):
+        ack = await a.call("close", {"session_id": sid, "reason": bad})
+        assert not ack["ok"] and ack["error"] == "invalid_reason", bad
+    assert (await a.call("close", {"session_id": sid, "reason": "长" * 5_000}))["ok"]
+    [closed] = await a.wait("session.closed")
+    assert closed["reason"] == "长" * 64
+    ack = await a.call("transfer", {"session_id": sid, "to_agent": bundle["session"]["agent_id"]})
+    assert not ack["ok"]

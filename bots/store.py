@@ -9,7 +9,7 @@ from sqlalchemy import delete, select, update
 from hub.clock import Clock
 from hub.db import Database
 from hub.errors import bad_request, not_found
-from hub.knowledge.store import storable
+from hub.http_util import storable
 from hub.models import KeywordRule
 
 from .keywords import KeywordRuleError, Rule, parse_rule, rule_json

@@ -14,6 +14,18 @@ def hub_of(request: web.Request) -> Any:
     return request.app[HUB]
 
 
+def storable(text: str) -> bool:
+    """Text a database can hold: no NUL (PostgreSQL refuses it: a 500) and no lone surrogate ("\\ud83d"
+    in JSON, half an emoji: it has no UTF-8, on either database)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 async def json_any(request: web.Request) -> Any:
     try:
         return await request.json()

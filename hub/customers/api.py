@@ -11,7 +11,7 @@ from .. import spreadsheet
 from ..api import int_param, path_id
 from ..auth_views import require_user
 from ..errors import bad_request
-from ..http_util import hub_of as _hub, json_object as _json
+from ..http_util import hub_of as _hub, json_object as _json, storable
 from ..service.reading import require_customer
 from .tags import all_tags
 
@@ -67,6 +67,8 @@ async def get_segment(request: web.Request) -> web.Response:
     user = await require_user(request, "admin", "supervisor")
     q = request.query
     tags = [t for t in (q.get("tags") or "").split(",") if t.strip()]
+    if not all(storable(t) for t in tags):  # a 500 at PostgreSQL otherwise
+        raise bad_request("invalid_tags", "tags: no NUL character, no half of an emoji", "tags")
     kwargs: dict[str, Any] = {"tags": tags}
     if q.get("min_spend_fen"):
         kwargs["min_spend_fen"] = _int(q["min_spend_fen"], "min_spend_fen")

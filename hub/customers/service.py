@@ -17,7 +17,7 @@ from ..pipeline import JobContext
 from ..push import Push
 from ..settings import Settings
 from . import identity as ident
-from .tags import add_tags, keyword_tags, remove_tag, tags_of
+from .tags import add_tags, drop_stale, keyword_tags, remove_tag, tags_of
 
 log = logging.getLogger(__name__)
 conv_t = Conversation.__table__
@@ -223,7 +223,8 @@ class CustomerService:
             await conn.execute(update(customers).where(customers.c.id == customer_id).values(
                 paid_total_fen=paid, order_count=len(counted), vip_level=vip))
             added = await add_tags(conn, now, customer_id, names, "rule", "rules") if names else []
-        if added:
+            dropped = await drop_stale(conn, {customer_id: set(names)}, "rule", "rules")
+        if added or dropped:
             await self.tags_changed(customer_id)
 
     # -- merges ---------------------------------------------------------------------------------

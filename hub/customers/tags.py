@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Awaitable, Callable, Iterable
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import bad_request, not_found
+from ..http_util import storable
 from ..models import CustomerTag, Tag, TagGroup
 
 tags_t = Tag.__table__
@@ -20,8 +21,8 @@ OnTagsChanged = Callable[[int], Awaitable[None]]
 
 
 def valid_name(name: Any, field: str = "name") -> str:
-    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 64:
-        raise bad_request("invalid_tag", f"{field}: 1 to 64 characters", field)
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 64 or not storable(name):
+        raise bad_request("invalid_tag", f"{field}: 1 to 64 characters (no NUL, no half of an emoji)", field)
     return name.strip()
 
 
@@ -60,6 +61,22 @@ async def add_tags(conn: Any, now: float, customer_id: int, names: Iterable[str]
                                 source=source, by=by, at=now):
             added.append(name)
     return added
+
+
+async def drop_stale(conn: Any, keep: dict[int, set[str]], source: str, by: str) -> set[int]:
+    """Take off the customers' ``source``/``by`` tags (the purchase rules': "rule"/"rules") that are not
+    in ``keep[customer]`` any more (a refund took the spend under the VIP threshold, a closed order
+    the second one of 复购); returns the customers that lost one."""
+    if not keep:
+        return set()
+    rows = (await conn.execute(select(ctags.c.customer_id, ctags.c.tag_id, tags_t.c.name).join(
+        tags_t, tags_t.c.id == ctags.c.tag_id).where(ctags.c.customer_id.in_(list(keep)) & (ctags.c.source == source)
+                                                    & (ctags.c.by == by)))).all()
+    stale = [{"c": r.customer_id, "t": r.tag_id} for r in rows if r.name not in keep[r.customer_id]]
+    if stale:
+        await conn.execute(ctags.delete().where((ctags.c.customer_id == bindparam("c"))
+                                                & (ctags.c.tag_id == bindparam("t"))), stale)
+    return {s["c"] for s in stale}
 
 
 async def remove_tag(conn: Any, customer_id: int, name: str) -> bool:

@@ -14,6 +14,7 @@ from sqlalchemy import delete, func, select, text, update
 from ..clock import Clock
 from ..db import Database
 from ..errors import HubError, bad_request, not_found
+from ..http_util import storable
 from ..models import BrandWord, FaqRow
 from .matcher import FaqEntry, FaqMatcher, Match
 from .tokenizer import Tokenizer
@@ -36,16 +37,6 @@ def faq_json(row: Any) -> dict[str, Any]:
             "category": row.category, "enabled": bool(row.enabled), "hits": row.hits, "updated_at": row.updated_at}
 
 
-def storable(text: str) -> bool:
-    """Text the database can hold: no NUL (PostgreSQL refuses it) and no lone surrogate ("\\ud83d" in
-    JSON, half an emoji: it has no UTF-8)."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def validate_faq(data: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import case, func, select
 
-from ..customers.tags import ensure_tag
+from ..customers.tags import drop_stale, ensure_tag
 from ..db import Database, retry_busy
 from ..models import Customer, CustomerTag
 from ..models.orders import OrderItemRow, OrderRow
@@ -93,6 +93,11 @@ async def _store(conn: Any, dialect: Any, now: float, threshold: int, inputs: li
     await executemany(conn, dialect, "update", customers_t, ("id", "paid_total_fen", "order_count", "vip_level"),
                       stats)
     await executemany(conn, dialect, "insert_ignore", ctags, ("customer_id", "tag_id", "source", "by", "at"), links)
+    kept: dict[int, set[str]] = {cid: set() for cid, *_ in inputs}
+    names_of = {i: n for n, i in tag_ids.items()}
+    for cid, tag_id, *_ in links:
+        kept[cid].add(names_of[tag_id])
+    await drop_stale(conn, kept, "rule", "rules")
 
 
 class RunStats:

@@ -24,7 +24,7 @@ from .. import audit
 from ..api import int_param
 from ..auth_views import require_user
 from ..errors import HubError, bad_request, not_found
-from ..http_util import hub_of, json_object, path_int
+from ..http_util import hub_of, json_object, path_int, storable
 from ..models import Account, Message, RetentionPolicy
 from ..models.orders import OrderRow
 from ..orders.model import order_key
@@ -65,6 +65,8 @@ async def put_retention(request: web.Request) -> web.Response:
     hub = hub_of(request)
     body = await json_object(request)
     account_id = str(body.get("account_id") or DEFAULT_ACCOUNT)
+    if not storable(account_id):
+        raise not_found("unknown_account", "no such account")
     values = {f: parse_days(body.get(f), f) for f in ("messages_days", "media_days", "orders_days")}
     if account_id != DEFAULT_ACCOUNT and values["orders_days"] is not None:
         raise bad_request("invalid_orders_days", "orders follow the default policy (account_id \"*\")", "orders_days")
@@ -87,6 +89,8 @@ async def delete_retention(request: web.Request) -> web.Response:
     user = await require_user(request, "admin")
     hub = hub_of(request)
     account_id = request.match_info["account_id"]
+    if not storable(account_id):
+        raise not_found("unknown_policy", "no such retention policy")
     async with hub.db.write() as conn:
         res = await conn.execute(delete(policies_t).where(policies_t.c.account_id == account_id))
     if not res.rowcount:
@@ -190,6 +194,8 @@ async def post_erasure(request: web.Request) -> web.Response:
     body = await json_object(request)
     dry_run = _flag(body.get("dry_run"), "dry_run") or _flag(request.query.get("dry_run"), "dry_run")
     identity = str(body.get("identity") or "").strip()
+    if not storable(identity):  # (a 500 at PostgreSQL)
+        raise bad_request("invalid_identity", "identity: no NUL character, no half of an emoji", "identity")
     if body.get("customer_id") not in (None, ""):
         if identity:
             raise bad_request("ambiguous_subject", "give customer_id or identity, not both", "identity")
@@ -241,6 +247,8 @@ async def post_reveal(request: web.Request) -> web.Response:
         platform, order_id = str(body.get("platform") or ""), str(body.get("order_id") or "")
         # the order as the API shows it (a shop's custom order: its shop_id too), or its stored order_key
         order_id = str(body.get("order_key") or "") or order_key(platform, order_id, str(body.get("shop_id") or ""))
+        if not (storable(platform) and storable(order_id)):  # no such order (a 500 at PostgreSQL)
+            raise not_found("unknown_order", "no such order")
         async with hub.db.read() as conn:
             row = (await conn.execute(select(t).where((t.c.platform == platform) & (t.c.order_id == order_id)))).first()
         if row is None:

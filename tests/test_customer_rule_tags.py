@@ -1,0 +1,67 @@
+"""Purchase-rule tags follow the orders both ways: VIP comes off when a refund takes the spend under
+the threshold, 复购 when the second order is closed (they only ever went on), in the live path and the
+bulk import's; a manual VIP tag stays. Text the databases cannot hold is a 400 on every API route."""
+from __future__ import annotations
+
+from hub.orders import custom
+from hub.orders.api import ORDERS
+from tests.conftest import auth
+
+
+def _order(oid: str, status: str, paid: int, at: float, created: float) -> object:
+    return custom.parse_order({
+        "platform": "taobao", "order_id": oid, "buyer_id": "tb-rule", "status": status, "paid_fen": paid,
+        "created_at": created, "modified_at": at,
+        "items": [{"title": "面霜", "quantity": 1, "price_fen": paid, "category": ""}]})
+
+
+async def _segment(hub) -> dict:  # noqa: ANN001
+    [one] = await hub.customers.segment()
+    return one
+
+
+async def test_rule_tags_come_off_when_the_orders_no_longer_hold_them(client, hub):
+    await hub.settings.set("vip_threshold_fen", 100000)
+    sync = client.server.app[ORDERS]
+    now = hub.clock.now()
+    await sync.write([_order("V1", "paid", 200000, now - 100, now - 1000),
+                      _order("V2", "paid", 100, now - 100, now - 900)], None)
+    got = await _segment(hub)
+    assert got["vip_level"] == 1 and {"VIP", "复购"} <= set(got["tags"])
+    await sync.write([_order("V1", "refunded", 200000, now - 50, now - 1000)], None)
+    got = await _segment(hub)
+    assert got["vip_level"] == 0 and "VIP" not in got["tags"] and "复购" in got["tags"], got
+    await sync.write([_order("V2", "closed", 100, now - 40, now - 900)], None)
+    got = await _segment(hub)
+    assert got["order_count"] == 1 and "复购" not in got["tags"], got
+    # an agent's own VIP tag is theirs: the rules leave it
+    resp = await client.post(f"/api/customers/{got['customer_id']}/tags", json={"add": ["VIP"]}, headers=auth())
+    assert resp.status == 200, await resp.text()
+    await sync.write([_order("V2", "closed", 100, now - 30, now - 900)], None)
+    assert "VIP" in (await _segment(hub))["tags"]
+
+
+async def test_the_bulk_import_takes_stale_rule_tags_off_too(client, hub):
+    from hub.orders.rules import apply_rules_bulk
+    await hub.settings.set("vip_threshold_fen", 100000)
+    sync = client.server.app[ORDERS]
+    now = hub.clock.now()
+    await sync.write([_order("B1", "paid", 200000, now - 100, now - 1000)], None)
+    cid = (await _segment(hub))["customer_id"]
+    assert "VIP" in (await _segment(hub))["tags"]
+    await sync.write([_order("B1", "refunded", 200000, now - 50, now - 1000)], None)
+    await apply_rules_bulk(hub.db, now, 100000, [cid])
+    assert "VIP" not in (await _segment(hub))["tags"]
+
+
+async def test_text_a_database_cannot_hold_is_a_400(client, hub):
+    for method, path, kw in [
+            ("POST", "/api/customers/1/tags", {"json": {"add": ["\ud83d"]}}),
+            ("POST", "/api/customers/1/tags", {"json": {"add": ["a\x00b"]}}),
+            ("GET", "/api/segments?tags=a%00", {}),
+            ("POST", "/api/erasures", {"json": {"identity": "openid:a\x00"}}),
+            ("POST", "/api/reveal", {"json": {"platform": "custom", "order_id": "A\x00", "field": "receiver_phone"}}),
+            ("PUT", "/api/privacy/retention", {"json": {"account_id": "\x00", "messages_days": 30}}),
+            ("DELETE", "/api/privacy/retention/%00", {})]:
+        resp = await client.request(method, path, headers=auth(), **kw)
+        assert resp.status in (400, 404), (path, resp.status, await resp.text())

@@ -15,6 +15,13 @@ def _order(oid: str, status: str, paid: int, at: float, created: float) -> objec
         "items": [{"title": "面霜", "quantity": 1, "price_fen": paid, "category": ""}]})
 
 
+def _phoned(oid: str, buyer: str, phone: str) -> object:
+    return custom.parse_order({
+        "platform": "custom", "order_id": oid, "buyer_id": buyer, "buyer_phone": phone, "status": "paid",
+        "paid_fen": 100, "created_at": 1_700_000_000, "modified_at": 1_700_000_000,
+        "items": [{"title": "面霜", "quantity": 1, "price_fen": 100}]})
+
+
 async def _segment(hub) -> dict:  # noqa: ANN001
     [one] = await hub.customers.segment()
     return one
@@ -65,3 +72,29 @@ async def test_text_a_database_cannot_hold_is_a_400(client, hub):
             ("DELETE", "/api/privacy/retention/%00", {})]:
         resp = await client.request(method, path, headers=auth(), **kw)
         assert resp.status in (400, 404), (path, resp.status, await resp.text())
+
+
+async def test_an_erasure_of_a_customer_tagged_with_their_phone_after_another_one(client, hub):
+    """The second erasure rewrote its phone tag to "[erased]", which the first had made already: a
+    unique-name error half-way (a 500, the customer gone, the record never finished)."""
+    for oid, buyer, phone in (("T1", "buyer-t1", "13811112222"), ("T2", "buyer-t2", "13833334444")):
+        await client.server.app[ORDERS].write([_phoned(oid, buyer, phone)], None)
+    ids = sorted(c["customer_id"] for c in await hub.customers.segment())
+    assert len(ids) == 2
+    for cid, tag in zip(ids, ("13811112222", "13833334444")):
+        assert (await client.post(f"/api/customers/{cid}/tags", headers=auth(), json={"add": [tag]})).status == 200
+    for cid in ids:
+        resp = await client.post(f"/api/customers/{cid}/erase", headers=auth(), json={"requester": "本人"})
+        assert resp.status == 200, await resp.text()
+    tags = (await (await client.get("/api/tags", headers=auth())).json())["tags"]
+    assert not any(t["name"] in ("13811112222", "13833334444") for t in tags)
+    records = (await (await client.get("/api/erasures", headers=auth())).json())["erasures"]
+    assert len(records) == 2 and all(r["finished_at"] for r in records)
+
+
+async def test_a_phone_given_with_the_country_code_is_found(client, hub):
+    await client.server.app[ORDERS].write([_phoned("P1", "buyer-p1", "13812345678")], None)
+    for ident in ("phone:13812345678", "phone:+8613812345678", "phone:+86 138 1234 5678", "phone:86-138-1234-5678"):
+        resp = await client.post("/api/erasures", headers=auth(),
+                                 json={"identity": ident, "requester": "本人", "dry_run": True})
+        assert resp.status == 200, (ident, await resp.text())

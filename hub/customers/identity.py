@@ -36,7 +36,11 @@ class Key:
 
     def norm(self) -> "Key":
         account = "" if self.kind in BRAND_WIDE else self.account_id
-        value = "".join(ch for ch in self.value if ch.isdigit()) if self.kind == "phone" else self.value.strip()
+        value = self.value.strip()
+        if self.kind == "phone":
+            value = "".join(ch for ch in value if ch.isdigit())
+            if len(value) == 13 and value.startswith("86") and value[2] == "1":
+                value = value[2:]  # +86 138 1234 5678: stored (and linked by orders) as the 11 digits
         return Key(self.kind, value, account, self.verified)
 
 

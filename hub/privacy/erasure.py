@@ -26,7 +26,8 @@ from sqlalchemy import func, select, update
 from ..clock import Clock
 from ..db import Database, retry_busy
 from ..errors import HubError, bad_request, not_found
-from ..models import Conversation, Customer, ErasureRecord, Identity, Message, PrivacyState, ServiceSession
+from ..models import (Conversation, Customer, CustomerTag, ErasureRecord, Identity, Message, PrivacyState,
+                      ServiceSession, Tag)
 from . import tables
 from .holds import holds_on
 from .retention import MEDIA_KINDS
@@ -38,6 +39,8 @@ messages_t = Message.__table__
 sessions_t = ServiceSession.__table__
 records_t = ErasureRecord.__table__
 state_t = PrivacyState.__table__
+tags_t = Tag.__table__
+ctags_t = CustomerTag.__table__
 PEER_KINDS = ("openid", "external_userid")
 REDACTED = "[erased]"
 DELETE_ON_MENTION = {"agent_events": "payload"}  # a replay buffer: rows naming the person go whole
@@ -271,8 +274,18 @@ async def _redact(db: Database, refs: tables.References, values: list[str]) -> d
     values = [v for v in values if len(v) >= MIN_REDACT_LEN]
     if not mentioned:
         return counts
+    if "tags" in refs.text_columns and values:
+        # a tag named after the person (their phone as a manual tag) goes with its links: its name is
+        # unique, and rewritten it collided with the "[erased]" tag of an erasure before (a 500 half-way)
+        async with db.write() as conn:
+            named = select(tags_t.c.id).where(or_(*[tags_t.c.name.like(_like(v), escape="\\") for v in values]))
+            ids = [r.id for r in (await conn.execute(named)).all()]
+            if ids:
+                await conn.execute(delete(ctags_t).where(ctags_t.c.tag_id.in_(ids)))
+                await conn.execute(delete(tags_t).where(tags_t.c.id.in_(ids)))
+                counts["tags (deleted)"] = len(ids)
     for name, cols in sorted(refs.text_columns.items()):
-        if name in ("messages", "erasure_records") or name.startswith("sqlite_"):
+        if name in ("messages", "erasure_records", "tags") or name.startswith("sqlite_"):
             continue
         t = table(name, *[column(c) for c in cols])
         async with db.write() as conn:

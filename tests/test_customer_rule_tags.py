@@ -98,3 +98,45 @@ async def test_a_phone_given_with_the_country_code_is_found(client, hub):
         resp = await client.post("/api/erasures", headers=auth(),
                                  json={"identity": ident, "requester": "本人", "dry_run": True})
         assert resp.status == 200, (ident, await resp.text())
+
+
+async def test_after_an_automatic_merge_the_keyword_tags_go_to_the_merged_customer(client, hub):
+    """The same 微信客服 customer in two threads: the second one's profile brought the unionid of an
+    Official Account follower, and the first customer was merged into them; the first thread was cached
+    as the merged-away customer, and its keyword tags went there, where nothing shows them."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import select
+
+    from hub.models import Conversation
+    from hub.pipeline import JobContext
+    from tests.conftest import OA, WECOM
+    conv_t = Conversation.__table__
+    await hub.settings.set("keyword_tags", {"过敏": "过敏"})
+    profiles: dict = {}
+
+    async def fetch(account, channel, peer):  # noqa: ANN001, ANN202
+        return profiles.get((channel, peer), {})
+    hub.customers.fetch_profile = fetch
+
+    async def conv(account: str, channel: str, thread: str, peer: str) -> int:
+        async with hub.db.write() as conn:
+            return (await conn.execute(conv_t.insert().values(account_id=account, channel=channel, thread=thread,
+                                                              peer_id=peer, created_at=1.0))).inserted_primary_key[0]
+
+    def said(conv_id: int, account: str, channel: str, peer: str, text: str) -> JobContext:
+        return JobContext(1, "in", 0, SimpleNamespace(peer_id=peer, direction="in", conversation_id=conv_id,
+                                                      sender="customer", text=text, account_id=account, channel=channel))
+    first, follower, second = (await conv(WECOM["id"], "kf", "wkA", "wmKF"), await conv(OA["id"], "oa", "", "oKF"),
+                               await conv(WECOM["id"], "kf", "wkB", "wmKF"))
+    await hub.customers.identify_step(said(first, WECOM["id"], "kf", "wmKF", "你好"))
+    profiles[("oa", "oKF")] = {"unionid": "U-KF"}
+    await hub.customers.identify_step(said(follower, OA["id"], "oa", "oKF", "你好"))
+    profiles[("kf", "wmKF")] = {"unionid": "U-KF"}
+    await hub.customers.identify_step(said(second, WECOM["id"], "kf", "wmKF", "你好"))
+    async with hub.db.read() as conn:
+        live = (await conn.execute(select(conv_t.c.customer_id).where(conv_t.c.id == follower))).scalar()
+    ctx = said(first, WECOM["id"], "kf", "wmKF", "我过敏了")
+    await hub.customers.identify_step(ctx)
+    assert ctx.state["customer_id"] == live
+    assert "过敏" in [t["name"] for t in (await hub.customers.get(live))["tags"]]

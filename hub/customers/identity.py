@@ -72,9 +72,11 @@ async def _attach(conn: Any, customer_id: int, key: Key, now: float) -> None:
                                                   value=key.value, verified=key.verified, created_at=now))
 
 
-async def resolve(conn: Any, now: float, primary: Key, extra: Iterable[Key] = (), name: str = "") -> int:
+async def resolve(conn: Any, now: float, primary: Key, extra: Iterable[Key] = (), name: str = "",
+                  merged: list[int] | None = None) -> int:
     """The customer for ``primary`` (creating one if needed), attaching ``extra`` keys; strong keys
-    (unionid, verified phone) that already belong to someone decide who that is."""
+    (unionid, verified phone) that already belong to someone decide who that is. A customer merged
+    away on the way is added to ``merged`` (callers' caches that name it are stale)."""
     extra = [k for k in extra if k.value]
     customer_id = await find(conn, primary)
     if customer_id is None:
@@ -95,6 +97,8 @@ async def resolve(conn: Any, now: float, primary: Key, extra: Iterable[Key] = ()
             await _attach(conn, customer_id, key, now)
         elif owner != customer_id and key.kind == "unionid":
             # the same WeChat person seen under two customers: merge, recorded and reversible
+            if merged is not None:
+                merged.append(customer_id)
             customer_id = await merge(conn, now, source=customer_id, target=owner, by="system",
                                       why=f"same unionid {key.value}")
     if name:

@@ -86,12 +86,14 @@ class CustomerService:
                     extra.append(ident.Key("unionid", info["unionid"]))
                 name = info.get("name", "")
             primary = ident.Key(ident.PEER_KIND.get(msg.channel, "custom"), msg.peer_id, msg.account_id)
+            merged: list[int] = []
 
             async def write() -> tuple[int, list[str]]:
                 """First contact: the identity, the link, the last contact and the keyword tags in one
                 transaction."""
+                merged.clear()  # (a retry starts over)
                 async with self.db.write() as conn:
-                    cid = await ident.resolve(conn, now, primary, extra, name)
+                    cid = await ident.resolve(conn, now, primary, extra, name, merged)
                     await conn.execute(update(conv_t).where(conv_t.c.id == msg.conversation_id)
                                        .values(customer_id=cid))
                     if not is_customer:
@@ -102,6 +104,8 @@ class CustomerService:
             # another conversation of the same person (same unionid) resolved at the same moment
             # (PostgreSQL runs them in parallel): resolved again, it now finds them
             customer_id, added = await retry_conflicts(write)
+            if merged:  # the person's other conversations moved to this customer: cached, they named the old one
+                self.forget_conversations()
             if is_customer:
                 self._touched[customer_id] = now
                 self._tagged.update((customer_id, w) for w in matched)

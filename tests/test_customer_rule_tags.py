@@ -140,3 +140,23 @@ async def test_after_an_automatic_merge_the_keyword_tags_go_to_the_merged_custom
     await hub.customers.identify_step(ctx)
     assert ctx.state["customer_id"] == live
     assert "过敏" in [t["name"] for t in (await hub.customers.get(live))["tags"]]
+
+
+async def test_a_phone_as_the_customers_name_is_masked_for_a_supervisor(client, hub):
+    """A buyer known only by an order's phone is named after it: the phone identity was masked, the
+    name beside it (and in the segment export) was not."""
+    from tests.rt_helpers import login, make_user
+    await client.server.app[ORDERS].write([_phoned("N1", "", "13812345678")], None)
+    nicked = custom.parse_order({  # a buyer whose nick is their phone
+        "platform": "custom", "order_id": "N2", "buyer_id": "b-n2", "buyer_nick": "13987654321", "status": "paid",
+        "paid_fen": 100, "created_at": 1_700_000_000, "modified_at": 1_700_000_000,
+        "items": [{"title": "面霜", "quantity": 1, "price_fen": 100}]})
+    await client.server.app[ORDERS].write([nicked], None)
+    c = next(c for c in await hub.customers.segment() if not c["name"])
+    await make_user(hub, "sue", role="supervisor")
+    await login(client, "sue")
+    profile = await (await client.get(f"/api/customers/{c['customer_id']}")).json()
+    assert "13812345678" not in str(profile), profile
+    for fmt in ("", "&format=csv"):
+        body = await (await client.get(f"/api/segments?tags={fmt}")).text()
+        assert "13987654321" not in body and "139****4321" in body, body

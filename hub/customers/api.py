@@ -12,6 +12,7 @@ from ..api import int_param, path_id
 from ..auth_views import require_user
 from ..errors import bad_request
 from ..http_util import hub_of as _hub, json_object as _json, storable
+from ..privacy.masking import can_see_pii, mask_text
 from ..service.reading import require_customer
 from .tags import all_tags
 
@@ -78,8 +79,10 @@ async def get_segment(request: web.Request) -> web.Response:
         except ValueError:
             raise bad_request("invalid_contacted_since", "epoch seconds", "contacted_since") from None
     hub = _hub(request)
+    name = (lambda n: n) if can_see_pii(user) else (lambda n: mask_text(n) if isinstance(n, str) else n)
     if q.get("format") != "csv":
-        return web.json_response({"customers": await hub.customers.segment(**kwargs, limit=1000)})
+        found = await hub.customers.segment(**kwargs, limit=1000)
+        return web.json_response({"customers": [{**c, "name": name(c["name"])} for c in found]})
     from ..privacy.views import audit_access
     await audit_access(request, user, "export.segment", "segment", {k: v for k, v in q.items() if k != "format"})
     buf = io.StringIO()
@@ -89,7 +92,7 @@ async def get_segment(request: web.Request) -> web.Response:
     while True:
         page = await hub.customers.segment(**kwargs, limit=1000, after_id=after)
         for c in page:
-            writer.writerow(spreadsheet.row([c["customer_id"], c["name"], c["vip_level"],
+            writer.writerow(spreadsheet.row([c["customer_id"], name(c["name"]), c["vip_level"],
                                              f"{c['paid_total_fen'] / 100:.2f}", c["order_count"],
                                              c["last_contact_at"] or "", "|".join(c["tags"])]))
         if len(page) < 1000:

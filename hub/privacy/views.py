@@ -49,10 +49,13 @@ def mask_session(user: Any, session: dict[str, Any]) -> dict[str, Any]:
 
 
 def mask_profile(user: Any, profile: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A customer profile: phone identities and the orders' receiver fields masked."""
+    """A customer profile: phone identities, a phone in the name (one with no other name is named
+    after their first identity, an order's buyer phone) and the orders' receiver fields masked."""
     if profile is None or can_see_pii(user):
         return profile
     out = dict(profile)
+    if isinstance(out.get("name"), str):
+        out["name"] = mask_text(out["name"])
     if isinstance(out.get("identities"), list):
         out["identities"] = [{**i, "value": mask_phone_field(i.get("value") or "")}
                              if isinstance(i, dict) and i.get("kind") in PHONE_KINDS else i

@@ -224,3 +224,22 @@ async def test_msg_send_fail_marks_the_reply_failed_and_says_why(aiohttp_client,
     assert row.status == "failed"
     assert json.loads(row.data)["error"] == {"errcode": 3_000_010, "errmsg": "客户拒收"}
     assert (await messages(hub, id=other))[0].status == "sent"  # only the one it names
+
+
+async def test_a_mini_program_card_from_a_customer_opens_a_session(aiohttp_client, hub_config, standin):
+    """It was archived as an unknown type and reached nobody: no bot answer, no session for an agent."""
+    from hub.models import ServiceSession
+    clock = FakeClock()
+    client, hub, sim = await start(aiohttp_client, hub_config, clock)
+    standin.add_kf_message(KFID, {"msgid": "kfmp-1", "open_kfid": KFID, "external_userid": "wmCard",
+                                  "send_time": 1732261000, "origin": 3, "msgtype": "miniprogram",
+                                  "miniprogram": {"title": "这款面霜", "appid": "wx123", "pagepath": "pages/item?id=9",
+                                                  "thumb_media_id": "MEDIA"}})
+    assert (await post(client, sim, signal("TOKEN-MP"))).status == 200
+    await hub.pipeline.drain()
+    [card] = await messages(hub, peer_id="wmCard")
+    assert card.kind == "unknown" and card.sender == "customer"
+    t = ServiceSession.__table__
+    async with hub.db.read() as conn:
+        opened = (await conn.execute(sql_select(t.c.id).where(t.c.conversation_id == card.conversation_id))).all()
+    assert len(opened) == 1

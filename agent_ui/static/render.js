@@ -60,9 +60,15 @@
       case "file": return "[文件] " + (d.file_name || "");
       case "location": return "[位置] " + (d.label || "");
       case "link": return "[链接] " + (d.title || "");
+      case "unknown": return "[" + otherKind(d.msg_type) + "]";
       default: return m.kind && m.kind.indexOf("event") === 0 ? eventText(m) : (m.text || "[" + m.kind + "]");
     }
   }
+
+  var OTHER_KINDS = { miniprogram: "小程序", miniprogrampage: "小程序", business_card: "名片", channels: "视频号",
+    merged_msg: "聊天记录", msgmenu: "菜单消息" };
+  /** A message type the hub archives raw (unknown): its name, or the platform's type. */
+  function otherKind(type) { return OTHER_KINDS[type] || "暂不支持的消息类型：" + (type || "未知"); }
 
   /** The conversation's newest message the console knows: of those loaded, or the one the session
    *  list came with (a session not opened since the list was loaded has none loaded). */
@@ -192,8 +198,8 @@
           d.description ? h("div.link-desc", d.description) : null,
           h("div.link-url", d.url || ""));
       default:
-        return h("div.placeholder", "[暂不支持的消息类型：" + (d.msg_type || m.kind) + "]",
-          m.text ? h("div.recog", m.text) : null);
+        return h("div.placeholder", "[" + (m.kind === "unknown" ? otherKind(d.msg_type) : m.kind) + "，请在手机端查看]",
+          d.title ? h("div.recog", d.title) : null, m.text ? h("div.recog", m.text) : null);
     }
   }
 

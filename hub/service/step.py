@@ -9,7 +9,9 @@ from typing import Any
 from ..pipeline import JobContext
 from .sessions import Handover, SessionService
 
-CUSTOMER_KINDS = {"text", "image", "voice", "video", "location", "link", "file"}
+# what a customer sends that a person must see: "unknown" too (a 微信客服 mini-program card or business
+# card, an Official Account's miniprogrampage: archived raw, shown by their type; they reached nobody)
+CUSTOMER_KINDS = {"text", "image", "voice", "video", "location", "link", "file", "unknown"}
 
 
 def is_customer_message(msg: Any) -> bool:

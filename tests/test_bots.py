@@ -413,3 +413,14 @@ async def test_a_product_question_naming_a_short_handover_word_is_answered(bot):
     client, hub, clock, oa, _ = bot
     await say(client, hub, oa, "oScent", "产品有人工香精吗", 40)
     assert len(await bot_replies(hub, "oScent")) == 1 and await open_sessions(hub) == []
+
+
+async def test_a_tie_between_two_faqs_goes_to_an_agent_with_both(bot):
+    """"退货" scores 支持七天无理由退货吗 and 怎么申请退货 the same: the lower id answered, at random to
+    the customer; now an agent answers, with both as suggestions."""
+    client, hub, clock, oa, _ = bot
+    matches = hub.kb.match("退货")
+    assert len(matches) >= 2 and matches[0].score == matches[1].score
+    assert not hub.kb.is_confident(matches)
+    await say(client, hub, oa, "oTie", "退货", 50)
+    assert await bot_replies(hub, "oTie") == [] and len(await open_sessions(hub)) == 1

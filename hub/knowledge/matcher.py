@@ -34,6 +34,8 @@ from rapidfuzz.distance import Indel
 
 from .tokenizer import Tokenizer
 
+TIE = 0.5  # score points: a runner-up with another answer this close to the best is a tie (no auto-answer)
+
 
 @dataclass(frozen=True)
 class FaqEntry:
@@ -269,8 +271,13 @@ class FaqMatcher:
         return self._top(query, best, top_k)
 
     def is_confident(self, matches: list[Match]) -> bool:
-        """True when the best match is good enough, and specific, to answer automatically."""
-        return bool(matches) and matches[0].score >= self.confident and matches[0].specific
+        """True when the best match is good enough, and specific, to answer automatically, and no other
+        FAQ with another answer scores as well: "退货" ties 支持七天无理由退货吗 and 怎么申请退货, and the
+        lower id answered; a tie goes to an agent with both as suggestions."""
+        if not matches or matches[0].score < self.confident or not matches[0].specific:
+            return False
+        best = matches[0]
+        return not any(m.score >= best.score - TIE and m.answer.strip() != best.answer.strip() for m in matches[1:])
 
     def _query(self, text: str) -> _Query | None:
         tokens = self.tokenizer.tokens(text)

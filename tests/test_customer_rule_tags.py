@@ -160,3 +160,46 @@ async def test_a_phone_as_the_customers_name_is_masked_for_a_supervisor(client, 
     for fmt in ("", "&format=csv"):
         body = await (await client.get(f"/api/segments?tags={fmt}")).text()
         assert "13987654321" not in body and "139****4321" in body, body
+
+
+async def test_a_failed_first_profile_fetch_is_tried_again_and_links_the_person(aiohttp_client, hub_config, standin):
+    """The unionid comes with the profile, fetched at first contact only: when that fetch failed, the
+    person's WeCom and Official Account conversations stayed two customers for good."""
+    from sqlalchemy import select
+
+    from hub.app import HUB, create_app
+    from hub.clock import FakeClock
+    from hub.models import Conversation
+    from tests.conftest import OA, WECOM
+    from tests.helpers import post
+    from tests.wechat_client import PlatformSim, text_xml
+    clock = FakeClock()
+    client = await aiohttp_client(create_app(hub_config, clock))
+    hub = client.server.app[HUB]
+    oa = PlatformSim("oa", OA["id"], OA["token"], OA["encoding_aes_key"], OA["receive_id"], clock)
+    wecom = PlatformSim("wecom", WECOM["id"], WECOM["token"], WECOM["encoding_aes_key"], WECOM["receive_id"], clock)
+    standin.profiles["oLate"] = {"unionid": "UNION-LATE", "name": "王"}
+    await post(client, oa, text_xml("gh", "oLate", "你好", 1))
+    await hub.pipeline.drain()
+    real, calls = hub.customers.fetch_profile, []
+
+    async def down_once(account: str, channel: str, peer: str) -> dict:
+        calls.append(peer)
+        if len(calls) == 1:
+            raise TimeoutError("the platform timed out")
+        return await real(account, channel, peer)
+    hub.customers.fetch_profile = down_once
+    standin.profiles["wmLate"] = {"unionid": "UNION-LATE", "name": "王"}
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmLate", "在吗", 2))
+    await hub.pipeline.drain()
+    conv_t = Conversation.__table__
+
+    async def customers_of() -> set:
+        async with hub.db.read() as conn:
+            return set((await conn.execute(select(conv_t.c.customer_id).where(
+                conv_t.c.peer_id.in_(["oLate", "wmLate"])))).scalars())
+    assert len(await customers_of()) == 2
+    clock.advance(61)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmLate", "还在吗", 3))
+    await hub.pipeline.drain()
+    assert len(await customers_of()) == 1 and calls == ["wmLate", "wmLate"]

@@ -20,6 +20,7 @@ from . import identity as ident
 from .tags import add_tags, drop_stale, keyword_tags, remove_tag, tags_of
 
 log = logging.getLogger(__name__)
+PROFILE_RETRY = 60.0  # seconds before a failed first-contact profile fetch is tried again (doubling, to an hour)
 conv_t = Conversation.__table__
 customers = Customer.__table__
 identities = Identity.__table__
@@ -55,6 +56,8 @@ class CustomerService:
         self._conv_customer: dict[int, int] = {}  # conversation -> customer (cleared on merges)
         self._touched: dict[int, float] = {}  # customer -> last contact written
         self._tagged: set[tuple[int, str]] = set()  # (customer, keyword tag) known to be on the customer
+        # conversation -> (when to try again, the pause after that): its first contact's profile fetch failed
+        self._profile_retry: dict[int, tuple[float, float]] = {}
 
     # -- pipeline step --------------------------------------------------------------------------
     async def identify_step(self, ctx: JobContext) -> None:
@@ -82,6 +85,7 @@ class CustomerService:
                 except Exception as exc:  # noqa: BLE001 - a profile is a bonus, the message is not
                     log.info("profile fetch for %s failed: %s", msg.peer_id, exc)
                     info = {}
+                    self._profile_retry[msg.conversation_id] = (now + PROFILE_RETRY, PROFILE_RETRY)
                 if info.get("unionid"):
                     extra.append(ident.Key("unionid", info["unionid"]))
                 name = info.get("name", "")
@@ -109,6 +113,8 @@ class CustomerService:
             if is_customer:
                 self._touched[customer_id] = now
                 self._tagged.update((customer_id, w) for w in matched)
+        elif msg.conversation_id in self._profile_retry and now >= self._profile_retry[msg.conversation_id][0]:
+            customer_id = await self._profile_again(msg, customer_id, now)
         if len(self._conv_customer) > 100_000:
             self._conv_customer.clear()
         self._conv_customer[msg.conversation_id] = customer_id
@@ -134,6 +140,37 @@ class CustomerService:
         self._tagged.update((customer_id, w) for w in words)  # has it now (added, or had it before)
         if added:
             await self.tags_changed(customer_id)
+
+    async def _profile_again(self, msg: Any, customer_id: int, now: float) -> int:
+        """The profile (its unionid) once more, for a conversation whose first fetch failed: without it
+        the person's Official Account and WeCom conversations stayed two customers for good. Tried at
+        the customer's next message, the pause doubling up to an hour while it fails."""
+        _when, pause = self._profile_retry[msg.conversation_id]
+        try:
+            info = await self.fetch_profile(msg.account_id, msg.channel, msg.peer_id)
+        except Exception as exc:  # noqa: BLE001 - again at a later message
+            pause = min(3600.0, pause * 2)
+            self._profile_retry[msg.conversation_id] = (now + pause, pause)
+            log.info("profile fetch for %s failed again: %s", msg.peer_id, exc)
+            return customer_id
+        del self._profile_retry[msg.conversation_id]
+        if not info.get("unionid"):
+            return customer_id
+        primary = ident.Key(ident.PEER_KIND.get(msg.channel, "custom"), msg.peer_id, msg.account_id)
+        merged: list[int] = []
+
+        async def write() -> int:
+            merged.clear()
+            async with self.db.write() as conn:
+                cid = await ident.resolve(conn, now, primary, [ident.Key("unionid", info["unionid"])],
+                                          info.get("name", ""), merged)
+                await conn.execute(update(conv_t).where(conv_t.c.id == msg.conversation_id).values(customer_id=cid))
+                return cid
+
+        customer_id = await retry_conflicts(write)
+        if merged:
+            self.forget_conversations()
+        return customer_id
 
     async def routing_context(self, customer_id: int | None) -> dict[str, Any]:
         """What routing rules look at about a customer: VIP level and tags."""

@@ -122,3 +122,26 @@ async def test_a_close_reason_must_be_text_and_is_cut_everywhere(client, hub, de
     assert closed["reason"] == "长" * 64
     ack = await a.call("transfer", {"session_id": sid, "to_agent": bundle["session"]["agent_id"]})
     assert not ack["ok"]
+
+
+async def test_a_transfer_to_an_agent_going_offline_meanwhile_stays_queued(client, hub, desk, wecom):
+    """bob went offline between the transfer's pick of him and its write: his requeue read his sessions
+    before this one was his, and it waited for him until the accept timeout (for ever with none)."""
+    await make_user(hub, "alice")
+    bob = await make_user(hub, "bob", groups=("aftersales",))
+    a, b = await desk("alice"), await desk("bob")
+    await online(a)
+    await online(b)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmGone", "在吗", 61401))
+    [bundle] = await a.wait("session.new")
+    sid = bundle["session"]["id"]
+    real = hub.sessions._apply
+
+    async def bob_leaves_first(assignment):  # noqa: ANN001, ANN202
+        if assignment is not None and assignment.agent_id == bob.id:
+            assert (await b.call("status", {"status": "offline"}))["ok"]
+        return await real(assignment)
+    hub.sessions._apply = bob_leaves_first
+    await a.call("transfer", {"session_id": sid, "to_agent": bob.id})
+    [row] = await _rows(hub)
+    assert row.agent_id != bob.id and row.state in ("queued", "assigned"), (row.state, row.agent_id)

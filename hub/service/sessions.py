@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, func, select, update
 from ..clock import Clock
 from ..db import Database, retry_busy
 from ..errors import HubError, not_found
-from ..models import Conversation, Message, RoutingRule, ServiceSession, SessionEvent
+from ..models import Conversation, Message, RoutingRule, ServiceSession, SessionEvent, User
 from ..models.base import fixed
 from ..outbound.queue import Outbound
 from ..privacy.views import mask_bundle, mask_message
@@ -47,6 +47,7 @@ from .views import ProfileProvider, basic_profile, session_bundle, session_json
 log = logging.getLogger(__name__)
 
 sessions_t = ServiceSession.__table__
+users_t = User.__table__
 events_t = SessionEvent.__table__
 conversations = Conversation.__table__
 messages = Message.__table__
@@ -277,8 +278,12 @@ class SessionService(AgentActions, SessionReading, DispatcherSync, SessionTimers
             async with self.db.write() as conn:
                 if self.shared and not assignment.forced and not await agent_has_room(conn, assignment.agent_id):
                     return False
+                # not to an agent gone offline since the pick (their requeue read the sessions before
+                # this one was theirs, and it waited for them until the accept timeout)
+                present = select(users_t.c.id).where(users_t.c.id == assignment.agent_id,
+                                                     users_t.c.status != fixed("offline")).exists()
                 res = await conn.execute(update(sessions_t).where(sessions_t.c.id == assignment.session_id)
-                                         .where(sessions_t.c.state == fixed("queued"))
+                                         .where(sessions_t.c.state == fixed("queued")).where(present)
                                          .values(state="assigned", agent_id=assignment.agent_id, assigned_at=now))
                 if res.rowcount != 1:
                     return False

@@ -108,7 +108,7 @@ def from_json(data: Any) -> BusinessHours:
         raise BusinessHoursError("weekly", "must be an object keyed by weekday 0..6")
     weekly: dict[int, tuple[Period, ...]] = {}
     for key, periods in weekly_raw.items():
-        if not (isinstance(key, int) and not isinstance(key, bool)) and not (isinstance(key, str) and key.isdigit()):
+        if not (isinstance(key, int) and not isinstance(key, bool)) and not (isinstance(key, str) and key.isascii() and key.isdigit()):
             raise BusinessHoursError(f"weekly.{key}", "weekday must be 0 (Mon) .. 6 (Sun)")
         wd = int(key)
         if not isinstance(periods, (list, tuple)):

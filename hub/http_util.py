@@ -5,6 +5,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import safe_json
 from .errors import bad_request
 
 
@@ -28,7 +29,7 @@ def storable(text: str) -> bool:
 
 async def json_any(request: web.Request) -> Any:
     try:
-        return await request.json()
+        return await request.json(loads=safe_json.loads)
     except ValueError:
         raise bad_request("invalid_json", "body must be JSON") from None
 

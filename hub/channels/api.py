@@ -87,7 +87,7 @@ def _qr(kind: str):  # noqa: ANN202
         await require_user(request, *READERS)
         code = await _svc(request).get(_id(request))
         scale = request.query.get("scale", "10")
-        if not scale.isdigit() or not 1 <= int(scale) <= 40:
+        if not (scale.isascii() and scale.isdigit()) or not 1 <= int(scale) <= 40:  # ("²" is a digit to isdigit)
             raise bad_request("invalid_scale", "scale: 1 to 40 pixels per module", "scale")
         if kind == "png" and qr.is_platform_image(code):
             body, served = await _svc(request).qr_image(code)  # WeCom's own image (scale does not apply)
@@ -105,7 +105,7 @@ async def get_stats(request: web.Request) -> web.Response:
     code_id = _id(request)
     await svc.get(code_id)  # 404 for an unknown code
     raw = request.query.get("days", "30")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise bad_request("invalid_days", "days must be an integer", "days")
     return web.json_response(await channel_stats(svc.db, svc.clock.now(), code_id, int(raw)))
 

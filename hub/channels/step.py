@@ -155,7 +155,7 @@ class ChannelStep:
         if not value:
             return
         ctx.state.setdefault("channel_code", value)
-        code = await self.channels.by_id(int(value)) if value.isdigit() else None
+        code = await self.channels.by_id(int(value)) if value.isascii() and value.isdigit() else None
         if code is not None and code.enabled:
             self._routing(ctx, code)
 

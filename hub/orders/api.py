@@ -31,12 +31,12 @@ Console / API (``Authorization: Bearer <token>`` or the login cookie; the API to
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import Any, Awaitable, Callable
 
 from aiohttp import web
 
+from .. import safe_json
 from ..api import int_param
 from ..auth_views import require_user
 from ..service.reading import require_customer
@@ -221,7 +221,7 @@ async def hub_webhook(request: web.Request) -> web.Response:
     if not verify_hub_webhook(body, request.headers, secrets, sync.clock.now()):
         raise HubError(401, "bad_signature", "X-Hub-Signature / X-Hub-Timestamp do not match")
     try:
-        payload = json.loads(body)
+        payload = safe_json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise HubError(400, "invalid_payload", "body is not JSON", "$") from None
     many = isinstance(payload, dict) and "orders" in payload

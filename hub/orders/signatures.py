@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote_plus
 
+from .. import safe_json
 from . import _fields as F
 from .errors import PayloadError
 
@@ -88,7 +88,7 @@ def verify_youzan_push(body: bytes, headers: Mapping[str, str], client_id: str, 
     if _same(_header(headers, YOUZAN_SIGN_HEADER), youzan_sign(client_id, body, client_secret)):
         return True
     try:
-        payload = json.loads(body)
+        payload = safe_json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return False
     if not isinstance(payload, dict) or not isinstance(payload.get("msg"), str) or not isinstance(payload.get("sign"), str):
@@ -169,7 +169,7 @@ class PushMessage:
 
 def _json(body: bytes | str, where: str) -> Any:
     try:
-        return json.loads(body)
+        return safe_json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError(where, f"not valid JSON: {exc}") from None
 

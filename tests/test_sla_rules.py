@@ -115,3 +115,20 @@ async def test_default_rules_seed_once(tmp_path):
     assert len(checker.rules) == len(DEFAULT_QUALITY) and len(engine.rules) == len(DEFAULT_SLA)
     assert next(r for r in checker.rules if r.kind == "anxiety_words").params["words"] == ["投诉", "差评", "退款", "急"]
     await db.dispose()
+
+
+async def test_rule_text_a_database_cannot_hold_and_unknown_targets_are_refused(client, hub):
+    """A NUL or half an emoji in a rule's name or words was stored (SQLite) or a 500 (PostgreSQL, and a
+    lone surrogate on SQLite); a misspelt group made a rule that never applies, an unknown user an
+    escalation that tells nobody."""
+    from tests.conftest import auth
+    base = {"kind": "first_reply", "seconds": 60}
+    for body, field in [({**base, "name": "首响\x00"}, "name"), ({**base, "name": "首响\ud83d"}, "name"),
+                        ({**base, "account_id": "\x00"}, "account_id"), ({**base, "group": "presalse"}, "group"),
+                        ({**base, "escalation": "notify", "notify_user_id": 987654}, "notify_user_id")]:
+        resp = await client.post("/api/sla/rules", json=body, headers=auth())
+        assert resp.status == 400 and (await resp.json())["field"] == field, (body, resp.status)
+    for body in [{"kind": "forbidden_words", "name": "\ud83d", "params": {"words": ["滚"]}},
+                 {"kind": "forbidden_words", "params": {"words": ["滚\x00"]}}]:
+        resp = await client.post("/api/quality/rules", json=body, headers=auth())
+        assert resp.status == 400, (body, resp.status)

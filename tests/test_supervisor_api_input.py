@@ -12,7 +12,7 @@ JSON = {**auth(), "Content-Type": "application/json"}
 @pytest.mark.parametrize("body,field", [
     ('{"conversation_id": 100000000000000000000000}', "conversation_id"),
     ('{"conversation_id": -5}', "conversation_id"),
-    ('{"since": 1' + "0" * 400 + '}', "since"),
+    ('{"since": 1' + "0" * 400 + '}', None),  # an integer of 400 digits: refused with the JSON (hub/safe_json.py)
     ('{"since": NaN}', "since"),
     ('{"since": 1e999}', "since"),
     ('{"since": 5, "until": NaN}', "until"),
@@ -21,7 +21,8 @@ JSON = {**auth(), "Content-Type": "application/json"}
 async def test_quality_run_rejects_bad_numbers(client, body, field):  # noqa: ANN001
     r = await client.post("/api/quality/run", data=body, headers=JSON)
     assert r.status == 400, await r.text()
-    assert (await r.json())["field"] == field
+    answer = await r.json()
+    assert answer.get("field") == field and (field or answer["error"] == "invalid_json")
 
 
 @pytest.mark.parametrize("path", ["/api/quality/results", "/api/quality/summary"])

@@ -95,6 +95,20 @@ def _sla(data: Any, rule_id: int = 0) -> sla_rules.SlaRule:
         raise bad_request("invalid_rule", exc.message, exc.field) from None
 
 
+async def _known_targets(request: web.Request, rule: sla_rules.SlaRule, current: Any = None) -> None:
+    """A rule's group and the user its escalation tells exist (a misspelt group: a rule that never
+    applies; an unknown user: an escalation that tells nobody). Checked where they change."""
+    from ..settings_api import group_exists
+    hub = hub_of(request)
+    if rule.group and rule.group != getattr(current, "group", None) and not await group_exists(hub.db, rule.group):
+        raise bad_request("invalid_rule", f"no skill group named {rule.group}", "group")
+    notify = rule.notify_user_id
+    if notify and notify != getattr(current, "notify_user_id", None):
+        async with hub.db.read() as conn:
+            if (await conn.execute(select(users_t.c.id).where(users_t.c.id == notify))).first() is None:
+                raise bad_request("invalid_rule", f"no user {notify}", "notify_user_id")
+
+
 async def sla_list(request: web.Request) -> web.Response:
     await require_user(request, *READ)
     return web.json_response({"rules": [sla_rules.rule_to_json(r) for r in _sup(request).alerts.rules]})
@@ -104,6 +118,7 @@ async def sla_create(request: web.Request) -> web.Response:
     user = await require_user(request, "admin")
     hub, sup = hub_of(request), _sup(request)
     rule = _sla(await json_object(request))
+    await _known_targets(request, rule)
     async with hub.db.write() as conn:
         res = await conn.execute(sla_t.insert().values(name=rule.name, enabled=rule.enabled, updated_at=hub.clock.now(),
                                                        data=json.dumps(sla_rules.storable(rule), ensure_ascii=False)))
@@ -121,6 +136,7 @@ async def sla_update(request: web.Request) -> web.Response:
         raise not_found("unknown_rule", f"no SLA rule {rule_id}")
     merged = {**sla_rules.storable(current), **await json_object(request)}
     rule = _sla(merged, rule_id)
+    await _known_targets(request, rule, current)
     async with hub.db.write() as conn:
         await conn.execute(update(sla_t).where(sla_t.c.id == rule_id).values(
             name=rule.name, enabled=rule.enabled, updated_at=hub.clock.now(),

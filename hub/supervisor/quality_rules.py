@@ -14,6 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
+from ..http_util import storable as storable_text
 from .deadlines import TimelineEvent, reply_samples, with_handovers
 from .sla_rules import RuleError
 
@@ -67,7 +68,7 @@ def _words(params: dict[str, Any], key: str) -> list[str]:
         raise RuleError(f"params.{key}", "must be a non-empty list of at most 500 strings")
     out = []
     for i, w in enumerate(raw):
-        if not isinstance(w, str) or not w.strip() or len(w) > 100:
+        if not isinstance(w, str) or not w.strip() or len(w) > 100 or not storable_text(w):
             raise RuleError(f"params.{key}[{i}]", "must be a non-empty string of at most 100 characters")
         out.append(w.strip())
     return out
@@ -81,7 +82,7 @@ def parse_rule(data: Any, rule_id: int = 0) -> QualityRule:
     if kind not in KINDS:
         raise RuleError("kind", f"must be one of {', '.join(KINDS)}")
     name = data.get("name")
-    if name is not None and (not isinstance(name, str) or len(name) > 128):
+    if name is not None and (not isinstance(name, str) or len(name) > 128 or not storable_text(name)):
         raise RuleError("name", "must be a string of at most 128 characters")
     name = (name or "").strip() or DEFAULT_NAMES[kind]  # blank: the default (was stored as "")
     enabled = data.get("enabled", True)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..http_util import storable as storable_text
+
 KINDS = ("first_reply", "unanswered", "avg_reply")
 ESCALATIONS = ("none", "reassign", "notify")
 MAX_SECONDS = 7 * 24 * 3600
@@ -58,8 +60,8 @@ def _str(data: dict[str, Any], key: str, limit: int) -> str:
     value = data.get(key)
     if value is None:  # missing or null: the default
         value = ""
-    if not isinstance(value, str) or len(value) > limit:
-        raise RuleError(key, f"must be a string of at most {limit} characters")
+    if not isinstance(value, str) or len(value) > limit or not storable_text(value):
+        raise RuleError(key, f"must be a string of at most {limit} characters (no NUL, no half of an emoji)")
     return value.strip()
 
 

@@ -261,3 +261,56 @@ async def test_an_average_alert_acknowledged_in_another_process_is_not_raised_ag
     await asyncio.sleep(0.2)
     assert [e for e in sam.events if e[0] == "alert.raised"] == [("alert.raised", raised)]
     assert await desk.alerts() == []
+
+
+async def test_a_menu_click_after_the_reply_is_nobody_waiting_after_a_restart(desk):
+    """A click stamps the session's last_customer_at like a message; read again at a start, with no
+    message after the agent's reply, the clock fell back to it and raised an unanswered alert."""
+    from hub.supervisor.api import SUPERVISION
+    from tests.conftest import WECOM
+    from tests.helpers import post
+    from tests.test_sla import start_session
+    from tests.wechat_client import event_xml
+    await desk.rule(kind="unanswered", seconds=120)
+    alice = await desk.connect("alice")
+    await alice.call("status", {"status": "online"})
+    session = await start_session(desk, alice)
+    assert (await alice.call("reply", {"session_id": session["id"], "text": "您好"}))["ok"]
+    await desk.advance(10)
+    click = event_xml(WECOM["receive_id"], "wmSla1", "click", int(desk.clock.now()), EventKey="MENU1")
+    assert (await post(desk.client, desk.wecom, click)).status == 200
+    await desk.hub.pipeline.drain()
+    await desk.client.server.app[SUPERVISION].alerts.start()  # as after a restart
+    await desk.advance(200)
+    assert await desk.alerts() == []
+
+
+async def test_a_reassign_escalation_with_nobody_else_leaves_the_session_and_its_alert(desk):
+    """With only its agent online the session came straight back to them: the alert was cleared as
+    transferred and raised again each minute, and the supervisor's open list was empty in between."""
+    from tests.test_sla import start_session
+    await desk.rule(kind="first_reply", seconds=60, escalation="reassign")
+    alice = await desk.connect("alice")
+    await alice.call("status", {"status": "online"})
+    session = await start_session(desk, alice)
+    assert (await alice.call("accept", {"session_id": session["id"]}))["ok"]
+    for _ in range(2):
+        await desk.advance(61)
+        await asyncio.sleep(0.2)
+        [alert] = await desk.alerts()
+        assert [e["kind"] for e in alert["timeline"]][-1] == "escalation_skipped"
+    row = await desk.hub.sessions._get(session["id"])
+    assert row.agent_id == session["agent_id"] and "session.removed" not in alice.by_name
+
+
+async def test_a_reassign_escalation_of_a_queued_session_records_nothing_it_did_not_do(desk):
+    from tests.helpers import wait_for
+    await desk.rule(kind="first_reply", seconds=60, escalation="reassign")
+    sam = await desk.connect("sam")
+    await desk.customer_says("wmQ", "有人吗")  # nobody online: queued
+    await wait_for(lambda: desk.hub.sessions.dispatcher.queue_snapshot())
+    await desk.advance(61)
+    await sam.wait("alert.raised")
+    await asyncio.sleep(0.2)
+    [alert] = await desk.alerts()
+    assert [e["kind"] for e in alert["timeline"]] == ["raised"]

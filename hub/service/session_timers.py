@@ -138,6 +138,9 @@ class SessionTimers:
         if row is None or row.state not in ("assigned", "active") or not row.agent_id:
             return False
         agent = row.agent_id
+        if not any(a.id != agent and a.status == "online" and a.load < a.cap and row.group in a.groups
+                   for a in self.dispatcher.agents()):
+            return False  # nobody else to take it: queued, it came straight back (and its alert went each time)
         if not await self._take_back(row, ("assigned", "active"), "requeued", {"why": why, "from": agent}):
             return False  # closed or handed on since it was read
         await self.catch_up_queue()

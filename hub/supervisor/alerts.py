@@ -258,10 +258,13 @@ class AlertEngine:
             await self.push.to_user(rule.notify_user_id, "alert.escalated", alert)
             await self.store.add_event(alert["id"], "escalated", now, {"action": "notify",
                                                                        "user_id": rule.notify_user_id})
-        elif rule.escalation == "reassign" and alert["session_id"]:
+        elif rule.escalation == "reassign" and alert["session_id"] and alert["agent_id"]:
+            # (a session still queued has no one to take it from: nothing happens, nothing is recorded)
             await self.store.add_event(alert["id"], "escalated", now, {"action": "reassign",
                                                                        "from_agent": alert["agent_id"]})
-            await self.sessions.reassign(alert["session_id"], "sla_breach")
+            if not await self.sessions.reassign(alert["session_id"], "sla_breach"):
+                await self.store.add_event(alert["id"], "escalation_skipped", self.clock.now(),
+                                           {"why": "no other agent online with room"})
 
     # -- rolling average reply time -------------------------------------------------------------
     def _add_sample(self, sample: ReplySample) -> None:

@@ -85,7 +85,9 @@ async def _waiting_since(conn: Any, row: Any) -> float | None:
         select(func.min(messages_t.c.created_at)).where(messages_t.c.conversation_id == row.conversation_id)
         .where(messages_t.c.direction == "in").where(~messages_t.c.kind.startswith("event."))
         .where(messages_t.c.created_at > last_agent))).scalar()
-    return max(first if first is not None else row.last_customer_at, row.handover_at)
+    if first is None:  # only events since (a menu click stamps last_customer_at too): nobody is waiting
+        return None
+    return max(first, row.handover_at)
 
 
 async def recent_reply_samples(db: Database, since: float) -> list[ReplySample]:

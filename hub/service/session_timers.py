@@ -131,16 +131,16 @@ class SessionTimers:
         if action == "reassign":
             await self.reassign(session_id, "unanswered")
 
-    async def reassign(self, session_id: int, why: str) -> bool:
+    async def reassign(self, session_id: int, why: str, only_to_another: bool = False) -> bool:
         """Take an open session from its agent and route it again, passing that agent over (the
         unanswered timer, SLA escalations). False if it has no agent to take it from."""
         row = await self._get(session_id)
         if row is None or row.state not in ("assigned", "active") or not row.agent_id:
             return False
         agent = row.agent_id
-        if not any(a.id != agent and a.status == "online" and a.load < a.cap and row.group in a.groups
-                   for a in self.dispatcher.agents()):
-            return False  # nobody else to take it: queued, it came straight back (and its alert went each time)
+        if only_to_another and not any(a.id != agent and a.status == "online" and a.load < a.cap
+                                       and row.group in a.groups for a in self.dispatcher.agents()):
+            return False  # an SLA escalation with nobody else to take it: it came straight back (its alert went)
         if not await self._take_back(row, ("assigned", "active"), "requeued", {"why": why, "from": agent}):
             return False  # closed or handed on since it was read
         await self.catch_up_queue()

@@ -262,7 +262,7 @@ class AlertEngine:
             # (a session still queued has no one to take it from: nothing happens, nothing is recorded)
             await self.store.add_event(alert["id"], "escalated", now, {"action": "reassign",
                                                                        "from_agent": alert["agent_id"]})
-            if not await self.sessions.reassign(alert["session_id"], "sla_breach"):
+            if not await self.sessions.reassign(alert["session_id"], "sla_breach", only_to_another=True):
                 await self.store.add_event(alert["id"], "escalation_skipped", self.clock.now(),
                                            {"why": "no other agent online with room"})
 

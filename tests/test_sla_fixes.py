@@ -314,3 +314,17 @@ async def test_a_reassign_escalation_of_a_queued_session_records_nothing_it_did_
     await asyncio.sleep(0.2)
     [alert] = await desk.alerts()
     assert [e["kind"] for e in alert["timeline"]] == ["raised"]
+
+
+async def test_the_live_queue_push_carries_the_whole_queues_oldest(desk):
+    """The push lists the first 100 in queue order (VIPs first): the page took the oldest from those and
+    showed a normal customer's 10-minute wait as none until the next dashboard update."""
+    from hub.routing.dispatch import QueuedSession
+    sam = await desk.connect("sam")
+    d = desk.hub.sessions.dispatcher
+    d.enqueue(QueuedSession(900_001, "default", 0, desk.clock.now() - 600, None))
+    for i in range(101):
+        d.enqueue(QueuedSession(900_100 + i, "default", 10, desk.clock.now(), None))
+    await desk.hub.sessions._push_queue()
+    [pushed] = await sam.wait("queue.changed", where=lambda p: "queue" in p)
+    assert len(pushed["queue"]) == 100 and pushed["oldest_enqueued_at"] == desk.clock.now() - 600

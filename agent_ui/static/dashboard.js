@@ -231,7 +231,9 @@
       S.snap.queue.waiting = p.queue.map(function (q) {
         return { session_id: q.session_id, group: q.group, priority: q.priority, enqueued_at: q.enqueued_at };
       });
-      S.snap.queue.oldest_enqueued_at = p.queue.length ? Math.min.apply(null, p.queue.map(function (q) { return q.enqueued_at; })) : null;
+      // the whole queue's oldest (the listed head, in priority order, may be VIPs queued later)
+      S.snap.queue.oldest_enqueued_at = p.oldest_enqueued_at !== undefined ? p.oldest_enqueued_at
+        : p.queue.length ? Math.min.apply(null, p.queue.map(function (q) { return q.enqueued_at; })) : null;
       var byId = new Map((p.agents || []).map(function (a) { return [a.id, a]; }));
       S.snap.agents.forEach(function (a) {
         var b = byId.get(a.id);

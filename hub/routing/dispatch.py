@@ -262,6 +262,12 @@ class Dispatcher:
         """The first ``n`` waiting sessions in queue order, without a walk of the whole queue."""
         return tuple(self._queue[k[2]] for k in self._order[:n])
 
+    def oldest_enqueued(self) -> float | None:
+        """When the longest-waiting session was queued (a walk of the queue: its head, in priority
+        order, may all be VIPs queued later than a normal session still waiting)."""
+        waiting = [q.enqueued_at for q in self._queue.values()] + [q.enqueued_at for q in self._advised.values()]
+        return min(waiting, default=None)
+
     def queue_counts(self) -> tuple[int, dict[str, int]]:
         """How many sessions wait, in all and per group: from the per-group orders and the (few)
         advisor sessions, without a walk of the whole queue."""

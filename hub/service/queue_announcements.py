@@ -67,7 +67,8 @@ class QueueAnnouncements:
         agents = [{"id": a.id, "status": a.status, "cap": a.cap, "load": a.load, "groups": sorted(a.groups)}
                   for a in self.dispatcher.agents()]
         await self.push.to_room(SUPERVISORS, "queue.changed",
-                                {"queue": head, "total": total, "per_group": per_group, "agents": agents})
+                                {"queue": head, "total": total, "per_group": per_group, "agents": agents,
+                                 "oldest_enqueued_at": self.dispatcher.oldest_enqueued()})
         groups = set(per_group) | set().union(set(), *(a.groups for a in self.agents.values()))
         for group in groups:
             await self.push.to_room(group_room(group), "queue.changed", {"group": group, "waiting": per_group.get(group, 0)})

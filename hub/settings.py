@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -61,6 +61,8 @@ class Settings:
         self._loaded_at = float("-inf")
         self._insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
         self._refreshing: asyncio.Future | None = None
+        # called (no I/O, no await) with the keys whose value changed, by a write here or a reload
+        self.on_change: list[Callable[[set[str]], None]] = []
 
     async def _refresh(self) -> None:
         try:
@@ -74,8 +76,11 @@ class Settings:
     async def reload(self) -> None:
         async with self.db.read() as conn:
             rows = (await conn.execute(select(settings_table))).all()
-        self._values = {(r.scope, r.key): json.loads(r.value) for r in rows}
+        before, self._values = self._values, {(r.scope, r.key): json.loads(r.value) for r in rows}
         self._loaded_at = self.clock.now()
+        changed = {sk[1] for sk in set(before) | set(self._values) if before.get(sk) != self._values.get(sk)}
+        if changed and before:  # (the first load changes nothing anyone has seen)
+            self._changed(changed)
 
     async def get(self, key: str, scope: str = "") -> Any:
         """The current value. Never waits for the database once loaded (it may be called inside a
@@ -107,7 +112,17 @@ class Settings:
             stmt = self._insert(settings_table).values(scope=scope, key=key, value=text, updated_at=self.clock.now())
             await conn.execute(stmt.on_conflict_do_update(index_elements=["scope", "key"],
                                                           set_={"value": text, "updated_at": self.clock.now()}))
+        changed = self._values.get((scope, key)) != value
         self._values[(scope, key)] = value
+        if changed:
+            self._changed({key})
+
+    def _changed(self, keys: set[str]) -> None:
+        for listener in list(self.on_change):
+            try:
+                listener(keys)
+            except Exception:  # noqa: BLE001 - one listener failing never fails a write
+                log.exception("settings listener failed")
 
     async def all(self, scope: str = "") -> dict[str, Any]:
         await self.reload()

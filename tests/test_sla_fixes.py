@@ -328,3 +328,25 @@ async def test_the_live_queue_push_carries_the_whole_queues_oldest(desk):
     await desk.hub.sessions._push_queue()
     [pushed] = await sam.wait("queue.changed", where=lambda p: "queue" in p)
     assert len(pushed["queue"]) == 100 and pushed["oldest_enqueued_at"] == desk.clock.now() - 600
+
+
+async def test_a_business_hours_change_moves_the_armed_deadlines(desk):
+    """A first-reply deadline armed across a lunch break stayed there after the break was dropped from
+    the business hours: the alert came 1.5 hours late."""
+    from tests.conftest import auth
+    from tests.test_sla import armed, start_session
+    lunch = {str(d): [["09:00", "12:00"], ["13:30", "18:00"]] for d in range(5)}
+    await desk.hub.settings.set("business_hours", {"timezone": "Asia/Shanghai", "weekly": lunch})
+    rule = await desk.rule(kind="first_reply", seconds=60, business_hours_only=True)
+    alice = await desk.connect("alice")
+    await alice.call("status", {"status": "online"})
+    desk.clock.advance(2 * 3600 - 30)  # 11:59:30 in Shanghai
+    session = await start_session(desk, alice)
+    key = f"sla:{rule['id']}:{session['id']}"
+    await armed(desk, key, session["handover_at"] + 30 + 90 * 60 + 30)
+    resp = await desk.client.put("/api/settings", headers=auth(), json={"business_hours": {
+        "timezone": "Asia/Shanghai", "weekly": {str(d): [["09:00", "18:00"]] for d in range(5)}}})
+    assert resp.status == 200, await resp.text()
+    assert desk.hub.timers.when(key) == pytest.approx(session["handover_at"] + 60, abs=0.01)
+    await desk.advance(61)
+    assert len(await desk.alerts()) == 1

@@ -126,7 +126,17 @@ class AlertEngine:
         await self.rearm_all()
         await self._judge_all_averages()
 
+    def settings_changed(self, keys: set[str]) -> None:
+        """Business hours changed (here or, reloaded, in another process): every armed deadline that
+        counts only their time is computed again (a lunch break dropped left an alert 1.5 h late)."""
+        if "business_hours" in keys:
+            self._hours.clear()
+            self._rearm()
+
     async def rearm_all(self) -> None:
+        self._rearm()
+
+    def _rearm(self) -> None:
         for key in self.timers.pending("sla:"):
             self.timers.cancel(key)
         for clock in self.clocks.values():

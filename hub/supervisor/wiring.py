@@ -42,6 +42,7 @@ def install(app: web.Application) -> None:
         checker = QualityChecker(hub.db, hub.clock, engine.raise_quality)
         await checker.load_rules()
         await engine.start()
+        hub.settings.on_change.append(engine.settings_changed)
         hub.sessions.observers.append(engine.on_session_change)
         hub.sessions.observers.append(checker.on_session_change)
         app[SUPERVISION] = Supervision(engine, checker)
@@ -52,6 +53,8 @@ def install(app: web.Application) -> None:
         yield
         if resync is not None:
             await cancel_and_wait(resync)
+        if engine.settings_changed in hub.settings.on_change:
+            hub.settings.on_change.remove(engine.settings_changed)
         for observer in (engine.on_session_change, checker.on_session_change):
             if observer in hub.sessions.observers:
                 hub.sessions.observers.remove(observer)

@@ -223,3 +223,14 @@ def test_day_and_schedule_rules():
     assert users_at(sched, ["a", "b"], saturday_noon) == ["b"]
     assert users_at(sched, ["a", "b"], saturday_noon - 86400) == ["a", "b"]  # Friday: no window open
     assert users_at(None, ["a"], saturday_noon) == ["a"]
+
+
+async def test_a_code_routing_to_a_group_nobody_made_is_refused(client, hub):
+    """A typo (售前 for presales) saved, and every customer of the code waited in a group nobody serves."""
+    from tests.channel_helpers import OA_CODE, create
+    from tests.conftest import auth
+    resp = await client.post("/api/channels", json={**OA_CODE, "route_group": "售前"}, headers=auth())
+    assert resp.status == 400 and (await resp.json())["field"] == "route_group"
+    code = await create(client, OA_CODE)
+    resp = await client.put(f"/api/channels/{code['id']}", json={"route_group": "售前"}, headers=auth())
+    assert resp.status == 400 and (await resp.json())["field"] == "route_group"

@@ -52,7 +52,7 @@
     username_taken: "该账号已存在", unknown_faq: "这条 FAQ 已被删除", unknown_rule: "这条规则已被删除",
     unknown_user: "该用户不存在", invalid_order: "规则列表已被他人修改，请刷新后重试",
     invalid_text: "请输入要测试的消息", invalid_vip_level: "VIP 等级须为整数", invalid_tags: "标签格式不正确",
-    group_exists: "已有同名的技能组", invalid_members: "成员须是已有的用户", unknown_group: "这个技能组已被删除",
+    group_exists: "已有同名的技能组", invalid_members: "成员须是已有的用户", unknown_group: "没有这个技能组（已删除，或需先在“技能组”里创建）",
     invalid_display_name: "显示名称最多 64 个字", group_in_use: "这个技能组还在使用（路由规则、渠道活码、工单设置、SLA 规则或默认技能组），请先修改",
     type_exists: "已有同名的工单类型", unknown_type: "这个工单类型不存在", invalid_label: "请填写显示名称（最多 64 字）",
     invalid_due_hours: "处理时限为 0–8760 之间的小时数", invalid_priority: "请选择优先级", invalid_group: "请填写技能组（1–64 字）",

@@ -174,6 +174,7 @@ class ChannelService:
             raise bad_request("invalid_account", f"a {platform} code needs a {rules.ACCOUNT_PLATFORM[platform]} "
                                                  f"account, {account.id} is {account.platform}", "account_id")
         await self._check_agent(spec["route_agent_id"])
+        await self._check_group(spec["route_group"])
         keys = {"wecom": ("state",), "oa": ("scene",), "kf": ("scene", "scene_param")}[platform]
         for key in keys:
             spec[key] = await self._free_key(account.id, key, spec[key], spec["name"])
@@ -251,12 +252,21 @@ class ChannelService:
         if row is None:
             raise bad_request("unknown_agent", f"no active user {agent_id}", "route_agent_id")
 
+    async def _check_group(self, group: str | None) -> None:
+        """A group someone made: a typo (售前 for presales) queued every customer of the code in a group
+        nobody serves, for ever."""
+        from ..settings_api import group_exists
+        if group and not await group_exists(self.db, group):
+            raise bad_request("unknown_group", f"no skill group named {group}", "route_group")
+
     # -- update / disable ---------------------------------------------------------------------
     async def update(self, code_id: int, body: dict[str, Any]) -> dict[str, Any]:
         current = await self.get(code_id)
         changes = rules.parse_update(body, current)
         if "route_agent_id" in changes:
             await self._check_agent(changes["route_agent_id"])
+        if changes.get("route_group") and changes["route_group"] != current.get("route_group"):
+            await self._check_group(changes["route_group"])
         if current["platform"] == "wecom" and "staff" in changes:
             changes.update(await self._staff_changed(current, changes["staff"], changes["schedule"]))
         if changes:

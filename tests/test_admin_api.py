@@ -55,7 +55,7 @@ async def test_a_queue_text_with_other_braces_is_refused(client, hub, wecom, sta
     await post(client, wecom, text_xml(WECOM["receive_id"], "wmBraces", "转人工", 26001))
     await hub.pipeline.drain()
     await hub.outbound.drain()
-    assert "您前面还有 0 位，请稍候，客服马上为您服务。" in [s["body"]["text"]["content"] for s in standin.sent]
+    assert "您是下一位，请稍候，客服马上为您服务。" in [s["body"]["text"]["content"] for s in standin.sent]  # the default's
 
 
 async def test_groups_crud_members_and_audit(client, hub):

@@ -186,7 +186,7 @@ async def test_queue_then_assign_when_capacity_frees(client, hub, desk, wecom, s
     [first] = await alice.wait("session.new")
     await hub.outbound.drain()
     notices = [s["body"]["text"]["content"] for s in standin.sent]
-    assert "您前面还有 0 位，请稍候，客服马上为您服务。" in notices and "您前面还有 1 位，请稍候，客服马上为您服务。" in notices
+    assert "您是下一位，请稍候，客服马上为您服务。" in notices and "您前面还有 1 位，请稍候，客服马上为您服务。" in notices
     assert (await alice.call("close", {"session_id": first["session"]["id"]}))["ok"]
     bundles = await alice.wait("session.new", count=2)
     assert bundles[1]["session"]["first_message"] == "第二位"  # the oldest waiting one, at once

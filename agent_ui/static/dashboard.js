@@ -178,9 +178,11 @@
 
   // ---- data ----------------------------------------------------------------------------------------
   function apply(snap) {
+    var first = !S.snap;
     S.snap = snap;
     S.offset = snap.now - Date.now() / 1000;
     render();
+    if (first) renderAlerts();  // alerts that came first named agents by number: the names are here now
   }
 
   function load() {

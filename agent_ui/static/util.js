@@ -72,14 +72,19 @@
 
   function pad(n) { return n < 10 ? "0" + n : "" + n; }
 
-  /** Epoch seconds -> "14:05" today, "昨天 14:05", "3月2日 14:05", "2025/3/2 14:05". */
+  /** Epoch seconds -> "14:05" today, "昨天 14:05", "明天 14:05" (a ticket's due time), "3月2日 14:05",
+   *  "2025/3/2 14:05". */
   function clock(ts) {
     if (!ts) return "";
     var d = new Date(ts * 1000), now = new Date();
     var hm = pad(d.getHours()) + ":" + pad(d.getMinutes());
     var day = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime();
-    if (d.getTime() >= day) return hm;
-    if (d.getTime() >= day - 86400000) return "昨天 " + hm;
+    var tomorrow = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1).getTime();
+    var after = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 2).getTime();
+    var t = d.getTime();
+    if (t >= tomorrow && t < after) return "明天 " + hm;
+    if (t >= day && t < tomorrow) return hm;
+    if (t >= day - 86400000 && t < day) return "昨天 " + hm;
     if (d.getFullYear() === now.getFullYear()) return (d.getMonth() + 1) + "月" + d.getDate() + "日 " + hm;
     return d.getFullYear() + "/" + (d.getMonth() + 1) + "/" + d.getDate() + " " + hm;
   }

@@ -19,9 +19,15 @@ QUEUE_HEAD = 100  # waiting sessions listed in a supervisor's queue.changed (the
 TEXT_ERRORS = (KeyError, IndexError, ValueError, AttributeError, TypeError)  # str.format's, on a bad template
 
 
+# the default text for the customer next in line ("您前面还有 0 位" read as if something were wrong)
+NEXT_TEXT = "您是下一位，请稍候，客服马上为您服务。"
+
+
 def queue_notice(template: str, position: int) -> str:
     """The ``queue_text`` message for the customer at ``position`` (1: next): ``{n}`` is the number
     of customers ahead, ``{position}`` their place. PUT /api/settings checks a new text with this."""
+    if position == 1 and template == DEFAULTS["queue_text"]:
+        return NEXT_TEXT
     return template.format(n=position - 1, position=position)
 
 

@@ -145,3 +145,19 @@ async def test_a_transfer_to_an_agent_going_offline_meanwhile_stays_queued(clien
     await a.call("transfer", {"session_id": sid, "to_agent": bob.id})
     [row] = await _rows(hub)
     assert row.agent_id != bob.id and row.state in ("queued", "assigned"), (row.state, row.agent_id)
+
+
+async def test_an_erased_customers_session_leaves_the_agents_console_at_once(client, hub, desk, wecom):
+    """The console kept the chat open (messages and all) until a reload, and a reply failed."""
+    from tests.conftest import auth
+    await make_user(hub, "alice")
+    a = await desk("alice")
+    await online(a)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmErase", "请删除我的信息", 61501))
+    [bundle] = await a.wait("session.new")
+    await hub.pipeline.drain()
+    customer = bundle["customer"]["customer_id"]
+    resp = await client.post(f"/api/customers/{customer}/erase", headers=auth(), json={"requester": "本人"})
+    assert resp.status == 200, await resp.text()
+    [gone] = await a.wait("session.removed")
+    assert gone == {**gone, "session_id": bundle["session"]["id"], "reason": "erased"}

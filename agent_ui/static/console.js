@@ -59,7 +59,6 @@
   }
 
   function statusRank(status) { return status === "failed" ? 2 : status === "sent" ? 1 : 0; }
-
   /** The customer's messages since an agent last answered: this session's last_agent_at, or an agent's
    * message in the history (a returning customer's earlier session), as the server counts unread. */
   function unanswered(e) {
@@ -252,6 +251,7 @@
       if (!e) return;
       var why = kind === "closed" ? "会话已结束" + (p.reason && L.closeReason[p.reason] ? "（" + L.closeReason[p.reason] + "）" : "")
         : L.removed[p.reason] || "会话已移出你的列表";
+      if (p.reason === "erased") e.msgs = [];  // the customer's data is gone: so are the messages shown
       if (S.currentId === p.session_id) {
         e.gone = why;
         e.s.state = kind === "closed" ? "closed" : e.s.state;

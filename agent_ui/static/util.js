@@ -138,7 +138,8 @@
     removed: {
       transferred: "会话已转接给其他同事", not_accepted: "超时未接入，会话已重新分配",
       unanswered: "客户等待过久，会话已重新分配", agent_offline: "你已离线，会话已重新排队",
-      sla_breach: "超出服务时限，会话已由主管重新分配", agent_disabled: "你的账号已停用，会话已重新排队"
+      sla_breach: "超出服务时限，会话已由主管重新分配", agent_disabled: "你的账号已停用，会话已重新排队",
+      erased: "该客户的个人信息已按要求删除，会话已移除"
     },
     identity: {
       openid: "OpenID", external_userid: "外部联系人", unionid: "UnionID", phone: "手机", mobile: "手机", taobao: "淘宝",

@@ -25,9 +25,10 @@ from ..api import int_param
 from ..auth_views import require_user
 from ..errors import HubError, bad_request, not_found
 from ..http_util import hub_of, json_object, path_int, storable
-from ..models import Account, Message, RetentionPolicy
+from ..models import Account, Conversation, Message, RetentionPolicy, ServiceSession
 from ..models.orders import OrderRow
 from ..orders.model import order_key
+from ..push import SUPERVISORS
 from . import erasure, holds
 from .erasure_watch import forget_erased
 from .masking import ORDER_FIELDS
@@ -173,11 +174,27 @@ async def _erase(request: web.Request, user: Any, customer_id: int, body: dict[s
                            target=f"customer:{customer_id}", detail={"counts": plan["counts"]}, request=request)
         return web.json_response(plan)
     req = erasure.ErasureRequest(customer_id, str(body.get("requester") or ""), actor(user), str(body.get("reason") or ""))
+    holders = await _open_sessions(hub.db, customer_id)
     record = await erasure.erase_customer(hub.db, hub.clock, req)
     await forget_erased(request.app)  # (other processes and the CLI's erasures: ErasureWatch)
+    for session_id, agent_id in holders:  # a console open on the chat showed it until a reload, and a reply failed
+        gone = {"session_id": session_id, "reason": "erased"}
+        if agent_id:
+            await hub.push.to_user(agent_id, "session.removed", gone)
+        await hub.push.to_room(SUPERVISORS, "session.removed", gone)
     await audit.record(hub.db, hub.clock, actor=user, action="customer.erase", target=f"customer:{req.customer_id}",
                        after={"erasure": record["id"], "counts": record["counts"]}, request=request)
     return web.json_response(record)
+
+
+async def _open_sessions(db: Any, customer_id: int) -> list[tuple[int, int | None]]:
+    """The customer's open sessions and who holds them (before the erasure deletes them)."""
+    sessions, convs = ServiceSession.__table__, Conversation.__table__
+    async with db.read() as conn:
+        rows = await conn.execute(select(sessions.c.id, sessions.c.agent_id).join(
+            convs, convs.c.id == sessions.c.conversation_id).where(convs.c.customer_id == customer_id,
+                                                                     sessions.c.state != "closed"))
+        return [(r.id, r.agent_id) for r in rows.all()]
 
 
 async def post_erase(request: web.Request) -> web.Response:

@@ -158,7 +158,10 @@ class AgentNamespace(socketio.AsyncNamespace):
         # the client applies it on top (taken after, such an event was dropped as already in the list)
         streams = self.hub.push.streams
         epoch, seq = streams.epoch, await streams.last_seq(user.id)
-        return {"sessions": await self.hub.sessions.list_for(user), "epoch": epoch, "seq": seq}
+        # the queue as it is now (its pushes come only when it changes: after a reload the counter was gone)
+        _total, per_group = self.hub.sessions.dispatcher.queue_counts()
+        queue = per_group if user.is_supervisor else {g: per_group.get(g, 0) for g in user.groups}
+        return {"sessions": await self.hub.sessions.list_for(user), "epoch": epoch, "seq": seq, "queue": queue}
 
     async def handle_session(self, sid: str, user: UserInfo, data: dict) -> dict:
         return await self.hub.sessions.bundle_for(user, _int(data, "session_id"))

@@ -161,3 +161,14 @@ async def test_an_erased_customers_session_leaves_the_agents_console_at_once(cli
     assert resp.status == 200, await resp.text()
     [gone] = await a.wait("session.removed")
     assert gone == {**gone, "session_id": bundle["session"]["id"], "reason": "erased"}
+
+
+async def test_the_sessions_list_carries_the_queue_as_it_is_now(client, hub, desk, wecom):
+    """queue.changed comes only when the queue changes: after a reload the counter was gone."""
+    await hub.settings.set("default_group", "presales")
+    await make_user(hub, "alice")
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmWaits", "有人吗", 61601))  # nobody online: queued
+    await hub.pipeline.drain()
+    a = await desk("alice")
+    ack = await a.call("sessions", {})
+    assert ack["ok"] and ack["queue"] == {"presales": 1}

@@ -27,7 +27,6 @@
   var send = composer.send, deliver = composer.deliver, retry = composer.retry, insertText = composer.insertText,
     updateCount = composer.updateCount, typed = composer.typed, insertSuggestion = composer.insertSuggestion,
     loadQuickReplies = composer.loadQuickReplies;
-
   // ---- state helpers ---------------------------------------------------------------------------
   function entry(s) {
     var e = S.sessions.get(s.id);
@@ -345,6 +344,7 @@
         else S.sessions.delete(id);
       });
       S.synced = true;
+      Object.assign(S.queue, ack.queue || {});  // the queue now (queue.changed comes when it changes)
       renderAll();
       if (S.currentId !== null && !S.current().gone) fetchBundle(S.currentId);
     });

@@ -172,3 +172,27 @@ async def test_the_sessions_list_carries_the_queue_as_it_is_now(client, hub, des
     a = await desk("alice")
     ack = await a.call("sessions", {})
     assert ack["ok"] and ack["queue"] == {"presales": 1}
+
+
+async def test_a_merge_updates_the_side_panel_of_the_agent_holding_the_customer(client, hub, desk, wecom):
+    from hub.orders import custom
+    from hub.orders.api import ORDERS
+    from tests.conftest import auth
+    await make_user(hub, "alice")
+    a = await desk("alice")
+    await online(a)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmMerge", "我的订单呢", 61701))
+    [bundle] = await a.wait("session.new")
+    await hub.pipeline.drain()
+    target = bundle["customer"]["customer_id"]
+    order = custom.parse_order({"platform": "custom", "order_id": "MG1", "buyer_id": "buyer-mg", "status": "paid",
+                                "paid_fen": 27900, "created_at": 1_700_000_000, "modified_at": 1_700_000_000,
+                                "items": [{"title": "面霜", "quantity": 1, "price_fen": 27900}]})
+    await client.server.app[ORDERS].write([order], None)
+    source = next(c["customer_id"] for c in await hub.customers.segment() if c["customer_id"] != target)
+    resp = await client.post("/api/customers/merge", headers=auth(), json={"source": source, "target": target,
+                                                                           "why": "同一人"})
+    assert resp.status == 200, await resp.text()
+    [update] = await a.wait("customer.updated")
+    assert update["session_id"] == bundle["session"]["id"]
+    assert [o["order_id"] for o in update["customer"]["orders"]] == ["MG1"]

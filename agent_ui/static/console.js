@@ -284,26 +284,26 @@
     toast("会话 #" + p.session_id + " 客户等待过久" + (p.agent_id ? "（客服 #" + p.agent_id + "）" : ""), "warn");
   });
 
-  socket.on("customer.tags", function (p) {
-    if (!fresh(p)) return;
-    var e = S.sessions.get(p.session_id);
-    if (!e) return;
-    e.customer = Object.assign({}, e.customer || {}, { tags: p.tags || [] });
-    if (S.currentId === p.session_id) R.renderProfile(S);
-  });
-
-  socket.on("order.updated", function (p) {
-    if (!fresh(p) || !p.order) return;
-    var e = S.sessions.get(p.session_id);
-    if (!e) return;
-    var o = p.order, c = Object.assign({}, e.customer || {});
+  /** The side panel's customer of a session changed: ``change(customer)`` gives the new one. */
+  function customerEvent(change) {
+    return function (p) {
+      var e = fresh(p) && S.sessions.get(p.session_id);
+      if (!e) return;
+      e.customer = change(Object.assign({}, e.customer || {}), p);
+      if (S.currentId === p.session_id) R.renderProfile(S);
+    };
+  }
+  socket.on("customer.tags", customerEvent(function (c, p) { c.tags = p.tags || []; return c; }));
+  socket.on("customer.updated", customerEvent(function (c, p) { return p.customer || c; }));  // a merge, its undo
+  socket.on("order.updated", customerEvent(function (c, p) {
+    var o = p.order;
+    if (!o) return c;
     var list = (c.orders || []).filter(function (x) { return !(x.platform === o.platform && x.order_id === o.order_id); });
     list.push(o);
     list.sort(function (a, b) { return (b.created_at || 0) - (a.created_at || 0); });
     c.orders = list.slice(0, 5);
-    e.customer = c;
-    if (S.currentId === p.session_id) R.renderProfile(S);
-  });
+    return c;
+  }));
 
   socket.on("presence.viewing", function (p) {
     var e = S.sessions.get(p.session_id);

@@ -229,6 +229,23 @@ class CustomerService:
         await self.tags_changed(customer_id, tags)
         return tags
 
+    async def profile_changed(self, *customer_ids: int) -> None:
+        """Push the whole profile (masked, as agents see it) to every agent holding an open session of
+        these customers: after a merge or its undo, the side panel showed the customer as before
+        (no orders, the old tags) until a reload."""
+        from ..privacy.views import mask_profile
+        async with self.db.read() as conn:
+            rows = (await conn.execute(select(sessions_t.c.id, sessions_t.c.agent_id, conv_t.c.customer_id).join(
+                conv_t, conv_t.c.id == sessions_t.c.conversation_id).where(
+                conv_t.c.customer_id.in_(customer_ids) & sessions_t.c.state.in_(fixed("assigned", "active"))))).all()
+        profiles: dict[int, dict[str, Any]] = {}
+        for r in rows:
+            if r.agent_id:
+                if r.customer_id not in profiles:
+                    profiles[r.customer_id] = mask_profile(None, await self.get(r.customer_id))
+                await self.push.to_user(r.agent_id, "customer.updated",
+                                        {"session_id": r.id, "customer": profiles[r.customer_id]})
+
     async def tags_changed(self, customer_id: int, tags: list[dict[str, Any]] | None = None) -> None:
         """Push the customer's tags to every agent holding one of their open sessions."""
         async with self.db.read() as conn:
@@ -285,6 +302,7 @@ class CustomerService:
             self.forget_conversations()
             merge_id = (await conn.execute(select(func.max(Merge.__table__.c.id)))).scalar()
         await self._recount_orders(target)
+        await self.profile_changed(target)
         return {"merge_id": merge_id, "customer": await self.get(target)}
 
     async def unmerge(self, by: str, merge_id: int) -> dict[str, Any]:
@@ -297,6 +315,7 @@ class CustomerService:
             except LookupError as exc:
                 raise not_found("unknown_merge", str(exc)) from None
         await self._recount_orders(source, target)
+        await self.profile_changed(source, target)
         return {"customer": await self.get(source)}
 
     async def _recount_orders(self, *customer_ids: int) -> None:

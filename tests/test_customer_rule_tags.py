@@ -203,3 +203,16 @@ async def test_a_failed_first_profile_fetch_is_tried_again_and_links_the_person(
     await post(client, wecom, text_xml(WECOM["receive_id"], "wmLate", "还在吗", 3))
     await hub.pipeline.drain()
     assert len(await customers_of()) == 1 and calls == ["wmLate", "wmLate"]
+
+
+async def test_a_merge_and_its_undo_are_in_the_audit_log(client, hub):
+    """Two customers declared one person (identities, orders and tags moved): it was in no log."""
+    for oid, buyer in (("AU1", "buyer-au1"), ("AU2", "buyer-au2")):
+        await client.server.app[ORDERS].write([_phoned(oid, buyer, "")], None)
+    a, b = sorted(c["customer_id"] for c in await hub.customers.segment())
+    merged = await client.post("/api/customers/merge", headers=auth(), json={"source": a, "target": b, "why": "同一人"})
+    assert merged.status == 200
+    undone = await client.post(f"/api/merges/{(await merged.json())['merge_id']}/undo", headers=auth())
+    assert undone.status == 200, await undone.text()
+    entries = (await (await client.get("/api/audit", params={"action": "customer"}, headers=auth())).json())["entries"]
+    assert {e["action"] for e in entries} >= {"customer.merge", "customer.unmerge"}

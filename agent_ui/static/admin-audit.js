@@ -3,11 +3,14 @@
 (function () {
   "use strict";
   var U = window.HubUtil, A = window.Admin, h = U.h, $ = U.$;
-  var ACTIONS = { create: "新建", update: "修改", "delete": "删除", order: "调整顺序", add: "添加", "import": "导入" };
+  var ACTIONS = { create: "新建", update: "修改", "delete": "删除", order: "调整顺序", add: "添加", "import": "导入",
+    remove: "移除", erase: "删除个人数据", erase_preview: "预览删除", place: "设置", lift: "解除", reveal: "查看明文",
+    set: "设置", purge: "清理", rotate: "轮换", merge: "合并", unmerge: "撤销合并", segment: "客户分群" };
   var SUBJECTS = { faq: "FAQ", keyword_rule: "关键词规则", brand_words: "品牌词", routing_rule: "路由规则", user: "用户",
     group: "技能组", channel_code: "渠道活码", settings: "设置", account: "平台账号", sla_rule: "SLA 规则", quality_rule: "质检规则",
     ticket_type: "工单类型", ticket_rule: "工单分派规则", search: "记录搜索", conversation: "会话", customer: "客户",
-    reveal: "显示明文", retention: "保留期限", hold: "法律保全", erasure: "删除客户数据" };
+    reveal: "显示明文", retention: "保留期限", hold: "法律保全", erasure: "删除客户数据", pii: "个人信息",
+    secrets: "平台密钥", "export": "导出" };
   var state = { page: 1, total: 0, size: 50, entries: [] };
 
   function label(action) {

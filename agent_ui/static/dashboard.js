@@ -70,8 +70,18 @@
     renderAwaiting(s);
     renderQueue(s);
     $("sla-note").textContent = "首次回复 SLA " + dur(s.sla.first_reply);
-    $("dash-updated").textContent = s.figures_at ? "今日指标更新于 " + U.clock(s.figures_at) + "（" + (today.timezone || "") + "）" : "";
+    $("dash-updated").textContent = s.figures_at ? "今日指标更新于 " + zoned(s.figures_at, today.timezone) : "";
     tick();
+  }
+
+  /** "14:05（Asia/Shanghai）": the time in the hub's timezone, which the label names (the browser's
+   *  own clock may be another: a supervisor abroad saw their local time labelled Shanghai's). */
+  function zoned(ts, tz) {
+    try {
+      var hm = new Intl.DateTimeFormat("zh-CN", { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: tz || undefined })
+        .format(new Date(ts * 1000));
+      return hm + (tz ? "（" + tz + "）" : "");
+    } catch (err) { return U.clock(ts); }  // an unknown timezone name
   }
 
   function groupsNote(perGroup) {

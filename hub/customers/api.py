@@ -10,6 +10,7 @@ from aiohttp import web
 from .. import spreadsheet
 from ..api import int_param, path_id
 from ..auth_views import require_user
+from .. import audit
 from ..errors import bad_request
 from ..http_util import hub_of as _hub, json_object as _json, storable
 from ..privacy.masking import can_see_pii, mask_text
@@ -52,15 +53,24 @@ async def list_tags(request: web.Request) -> web.Response:
 async def post_merge(request: web.Request) -> web.Response:
     user = await require_user(request, "admin", "supervisor")
     body = await _json(request)
-    result = await _hub(request).customers.merge(f"user:{user.id}", _int(body.get("source"), "source"),
-                                                 _int(body.get("target"), "target"), body.get("why") or "")
+    hub = _hub(request)
+    source, target = _int(body.get("source"), "source"), _int(body.get("target"), "target")
+    result = await hub.customers.merge(f"user:{user.id}", source, target, body.get("why") or "")
+    # who said two customers are one person, and why (a merge moves identities, orders and tags)
+    await audit.record(hub.db, hub.clock, actor=user, action="customer.merge", target=f"customer:{target}",
+                       detail={"source": source, "merge_id": result["merge_id"], "why": body.get("why")},
+                       request=request)
     return web.json_response(result)
 
 
 async def post_unmerge(request: web.Request) -> web.Response:
     user = await require_user(request, "admin", "supervisor")
-    return web.json_response(await _hub(request).customers.unmerge(f"user:{user.id}",
-                                                                   path_id(request, "merge")))
+    hub, merge_id = _hub(request), path_id(request, "merge")
+    result = await hub.customers.unmerge(f"user:{user.id}", merge_id)
+    await audit.record(hub.db, hub.clock, actor=user, action="customer.unmerge",
+                       target=f"customer:{result['customer']['customer_id']}", detail={"merge_id": merge_id},
+                       request=request)
+    return web.json_response(result)
 
 
 async def get_segment(request: web.Request) -> web.Response:

@@ -243,7 +243,7 @@ async def test_alt_shortcuts_wait_while_a_dialog_is_open(client, hub, wecom, bro
     await expect(page.locator("#session-list li.session")).to_have_count(1)
     await customer_session(client, hub, wecom, page, peer="wmMine", text="要转接", msg_id=50102)
     for button, dialog in (("#close-btn", "#close-dialog"), ("#transfer-btn", "#transfer-dialog"),
-                           ("#ticket-btn", "#ticket-dialog")):
+                           ("#ticket-btn", "#ticket-dialog"), ("#tickets-btn", "#tickets-dialog")):
         await page.click(button)
         await expect(page.locator(dialog)).to_be_visible()
         await page.keyboard.press("Alt+ArrowDown")

@@ -39,6 +39,8 @@
     el.addEventListener("click", function (ev) { if (ev.target === el) close(); });
     el.addEventListener("keydown", function (ev) { if (ev.key === "Escape") { ev.stopPropagation(); close(); } });
     document.body.appendChild(el);
+    // focus inside, so Esc (heard on the dialog) closes it: it stayed on the button behind, which opened it
+    (el.querySelector(".modal-body input, .modal-body select, .modal-body textarea") || el.querySelector(".icon-btn")).focus();
     return { el: el, close: close };
   }
 

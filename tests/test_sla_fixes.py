@@ -350,3 +350,25 @@ async def test_a_business_hours_change_moves_the_armed_deadlines(desk):
     assert desk.hub.timers.when(key) == pytest.approx(session["handover_at"] + 60, abs=0.01)
     await desk.advance(61)
     assert len(await desk.alerts()) == 1
+
+
+async def test_an_average_alert_clears_when_its_replies_age_out(desk):
+    """Judged only at a reply: an agent who stopped replying kept an open average alert for good."""
+    from tests.test_sla import start_session
+    await desk.rule(kind="avg_reply", seconds=120, window=3, min_samples=2)
+    alice, sam = await desk.connect("alice"), await desk.connect("sam")
+    await alice.call("status", {"status": "online"})
+    session = await start_session(desk, alice)
+    await desk.advance(200)
+    await alice.call("reply", {"session_id": session["id"], "text": "您好"})
+    await desk.customer_says("wmSla1", "还在吗")
+    await alice.wait("message.new", where=lambda d: d["message"]["text"] == "还在吗")
+    await desk.advance(200)
+    await alice.call("reply", {"session_id": session["id"], "text": "在的"})
+    await sam.wait("alert.raised")
+    await alice.call("close", {"session_id": session["id"]})
+    await desk.advance(30 * 3600)  # no reply of the last 24 h counts any more
+    await asyncio.sleep(0.2)
+    assert await desk.alerts() == []
+    [cleared] = await desk.alerts("all")
+    assert cleared["clear_reason"] == "met"

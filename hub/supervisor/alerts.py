@@ -310,6 +310,19 @@ class AlertEngine:
                     await self._escalate(rule, alert)
             elif key in self.open and (avg is None or avg <= rule.seconds):
                 await self._clear(key, "met", {"average": None if avg is None else round(avg, 1)})
+        self._judge_again_when_samples_age(agent_id)
+
+    def _judge_again_when_samples_age(self, agent_id: int) -> None:
+        """An open average alert is judged again when the agent's oldest counted reply ages out of the
+        look-back: without replies it was judged never again, and stayed open for good."""
+        key = f"avg-age:{agent_id}"
+        if not any(a["kind"] == "avg_reply" and a["agent_id"] == agent_id for a in self.open.values()):
+            self.timers.cancel(key)
+            return
+        cutoff = self.clock.now() - SAMPLE_LOOKBACK
+        ages = [s.replied_at + SAMPLE_LOOKBACK for s in self.samples.get(agent_id, ()) if s.replied_at >= cutoff]
+        if ages:
+            self.timers.set(key, min(ages) + 1.0, lambda a=agent_id: self._judge_average(a))
 
     async def _acknowledged_elsewhere(self, key: str) -> bool:
         """The key's latest alert was acknowledged (in another hub process, say) and this process has not

@@ -36,6 +36,8 @@ def sent_texts(standin) -> Counter:  # noqa: ANN001
 async def test_platform_failing_then_slow_sends_each_message_once(two_hubs, standin):
     a, b = two_hubs
     hub_a, hub_b = a.server.app[HUB], b.server.app[HUB]
+    for hub in (hub_a, hub_b):  # a failed token fetch answers the sends of the next 5 s: the stand-in's
+        hub.outbound.api.fetch_retry = 0.2  # failures are counted, not timed, and met 5 s apart they outlast the test
     # twenty customers (a conversation's messages go one at a time, in order: one customer's would
     # meet the failures one after another, with backoff)
     convs = [await conversation(hub_a, f"wmOutbound{i}") for i in range(20)]

@@ -273,7 +273,7 @@ class AlertEngine:
             await self.store.add_event(alert["id"], "escalated", now, {"action": "reassign",
                                                                        "from_agent": alert["agent_id"]})
             if not await self.sessions.reassign(alert["session_id"], "sla_breach", only_to_another=True):
-                await self.store.add_event(alert["id"], "escalation_skipped", self.clock.now(),
+                await self.store.add_event(alert["id"], "not_escalated", self.clock.now(),
                                            {"why": "no other agent online with room"})
 
     # -- rolling average reply time -------------------------------------------------------------

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from hub.models import ServiceSession
 from tests.conftest import WECOM
 from tests.helpers import post
-from tests.test_realtime import desk, online  # noqa: F401 - desk is a fixture
+from tests.test_realtime import alice_with_a_customer, desk, online  # noqa: F401 - desk is a fixture
 from tests.rt_helpers import make_user
 from tests.wechat_client import text_xml
 
@@ -84,11 +84,7 @@ async def test_an_accept_after_the_accept_timer_requeued_is_refused(client, hub,
 async def test_a_customer_writing_while_the_session_closes_reaches_a_session(client, hub, desk, wecom):
     """The job read the open session before the bots ran; the agent closed it meanwhile: the message was
     pushed to the closed session and reached nobody."""
-    await make_user(hub, "alice")
-    a = await desk("alice")
-    await online(a)
-    await post(client, wecom, text_xml(WECOM["receive_id"], "wmBye", "在吗", 61201))
-    [bundle] = await a.wait("session.new")
+    a, bundle = await alice_with_a_customer(client, hub, desk, wecom, "wmBye", "在吗", 61201)
     sid = bundle["session"]["id"]
     assert (await a.call("accept", {"session_id": sid}))["ok"]
     real, delivered = hub.sessions.customer_message, asyncio.Event()
@@ -108,11 +104,7 @@ async def test_a_customer_writing_while_the_session_closes_reaches_a_session(cli
 
 
 async def test_a_close_reason_must_be_text_and_is_cut_everywhere(client, hub, desk, wecom):
-    await make_user(hub, "alice")
-    a = await desk("alice")
-    await online(a)
-    await post(client, wecom, text_xml(WECOM["receive_id"], "wmReason", "在吗", 61301))
-    [bundle] = await a.wait("session.new")
+    a, bundle = await alice_with_a_customer(client, hub, desk, wecom, "wmReason", "在吗", 61301)
     sid = bundle["session"]["id"]
     for bad in (5, ["x"], {"a": 1}, True):
         ack = await a.call("close", {"session_id": sid, "reason": bad})
@@ -150,11 +142,7 @@ async def test_a_transfer_to_an_agent_going_offline_meanwhile_stays_queued(clien
 async def test_an_erased_customers_session_leaves_the_agents_console_at_once(client, hub, desk, wecom):
     """The console kept the chat open (messages and all) until a reload, and a reply failed."""
     from tests.conftest import auth
-    await make_user(hub, "alice")
-    a = await desk("alice")
-    await online(a)
-    await post(client, wecom, text_xml(WECOM["receive_id"], "wmErase", "请删除我的信息", 61501))
-    [bundle] = await a.wait("session.new")
+    a, bundle = await alice_with_a_customer(client, hub, desk, wecom, "wmErase", "请删除我的信息", 61501)
     await hub.pipeline.drain()
     customer = bundle["customer"]["customer_id"]
     resp = await client.post(f"/api/customers/{customer}/erase", headers=auth(), json={"requester": "本人"})
@@ -178,11 +166,7 @@ async def test_a_merge_updates_the_side_panel_of_the_agent_holding_the_customer(
     from hub.orders import custom
     from hub.orders.api import ORDERS
     from tests.conftest import auth
-    await make_user(hub, "alice")
-    a = await desk("alice")
-    await online(a)
-    await post(client, wecom, text_xml(WECOM["receive_id"], "wmMerge", "我的订单呢", 61701))
-    [bundle] = await a.wait("session.new")
+    a, bundle = await alice_with_a_customer(client, hub, desk, wecom, "wmMerge", "我的订单呢", 61701)
     await hub.pipeline.drain()
     target = bundle["customer"]["customer_id"]
     order = custom.parse_order({"platform": "custom", "order_id": "MG1", "buyer_id": "buyer-mg", "status": "paid",

@@ -238,7 +238,9 @@ async def test_a_reply_clears_an_alert_another_process_raised_at_once(desk):  # 
     assert cleared["id"] == alert["id"] and cleared["clear_reason"] == "replied"
 
 
-async def test_an_average_alert_acknowledged_in_another_process_is_not_raised_again(desk):  # noqa: F811
+async def slow_replies(desk):  # noqa: ANN001, ANN201
+    """An average-reply rule (120 s over 3 replies, 2 at least) and alice's two replies of 200 s:
+    (alice, sam, session), the alert raised to sam."""
     await desk.rule(kind="avg_reply", seconds=120, window=3, min_samples=2)
     alice, sam = await desk.connect("alice"), await desk.connect("sam")
     await alice.call("status", {"status": "online"})
@@ -249,6 +251,11 @@ async def test_an_average_alert_acknowledged_in_another_process_is_not_raised_ag
     await alice.wait("message.new", where=lambda d: d["message"]["text"] == "还在吗")
     await desk.advance(200)
     await alice.call("reply", {"session_id": session["id"], "text": "在的"})
+    return alice, sam, session
+
+
+async def test_an_average_alert_acknowledged_in_another_process_is_not_raised_again(desk):  # noqa: F811
+    alice, sam, session = await slow_replies(desk)
     [raised] = await sam.wait("alert.raised")
     resp = await desk.client.post(f"/api/alerts/{raised['id']}/clear", headers={"Authorization": f"Bearer {sam.token}"})
     assert resp.status == 200
@@ -357,17 +364,7 @@ async def test_a_business_hours_change_moves_the_armed_deadlines(desk):
 
 async def test_an_average_alert_clears_when_its_replies_age_out(desk):
     """Judged only at a reply: an agent who stopped replying kept an open average alert for good."""
-    from tests.test_sla import start_session
-    await desk.rule(kind="avg_reply", seconds=120, window=3, min_samples=2)
-    alice, sam = await desk.connect("alice"), await desk.connect("sam")
-    await alice.call("status", {"status": "online"})
-    session = await start_session(desk, alice)
-    await desk.advance(200)
-    await alice.call("reply", {"session_id": session["id"], "text": "您好"})
-    await desk.customer_says("wmSla1", "还在吗")
-    await alice.wait("message.new", where=lambda d: d["message"]["text"] == "还在吗")
-    await desk.advance(200)
-    await alice.call("reply", {"session_id": session["id"], "text": "在的"})
+    alice, sam, session = await slow_replies(desk)
     await sam.wait("alert.raised")
     await alice.call("close", {"session_id": session["id"]})
     await desk.advance(30 * 3600)  # no reply of the last 24 h counts any more

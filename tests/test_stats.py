@@ -137,3 +137,18 @@ async def test_empty_archive_gives_no_figures_not_zeros(hub):  # noqa: ANN001
     assert today["total"]["first_response_p50"] is None and today["total"]["avg_reply"] is None
     assert today["bots"]["bot_resolution_rate"] is None
     assert health["answered_48h"]["share"] is None and health["linked_orders"]["share"] is None
+
+
+async def test_a_question_before_midnight_answered_after_is_a_reply_of_today(hub):
+    """Today's read began at midnight and never saw the 23:58 question: its 00:03 answer was on no day."""
+    midnight = T0 - 10 * 3600  # 00:00 in Shanghai
+    s = Seed(hub)
+    cid = await s.conversation(1)
+    await s.session(cid, state="active", group="presales", agent_id=7, created_at=midnight - 600,
+                    handover_at=midnight - 600, first_reply_at=midnight - 540)
+    await s.msg(cid, midnight - 600, "customer")
+    await s.msg(cid, midnight - 540, "agent:7")  # answered yesterday: not today's
+    await s.msg(cid, midnight - 120, "customer")
+    await s.msg(cid, midnight + 180, "agent:7")
+    today = await Stats(hub.db, hub.clock, hub.settings).today()
+    assert today["total"]["replies"] == 1 and today["total"]["avg_reply"] == 300

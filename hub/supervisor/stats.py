@@ -28,6 +28,7 @@ from .metrics import (Msg, SessionTimes, answered_share, bot_rates, breakdown, d
 log = logging.getLogger(__name__)
 sessions_t = ServiceSession.__table__
 messages = Message.__table__
+messages_q = Message.__table__.alias("q")  # the customer messages a subquery over ``messages`` looks at
 orders_t = OrderRow.__table__
 events_t = SessionEvent.__table__
 outcomes_t = BotOutcome.__table__
@@ -92,6 +93,8 @@ class Stats:
                            and_(messages.c.direction == "out", messages.c.sender.like("agent:%"))))
                 .order_by(messages.c.conversation_id, messages.c.id))).all()
             periods = await _reopened_periods(conn, [r.id for r in rows])
+            carried = await _unanswered_at_midnight(conn, sorted({r.conversation_id for r in rows
+                                                                 if r.handover_at < start}), start)
 
         def compute() -> tuple[Any, dict[int, list[float]]]:
             windows: dict[int, list[tuple[float, float | None]]] = {}
@@ -102,7 +105,8 @@ class Stats:
                                      r.first_reply_at, r.closed_at, r.state, r.bot_started_at)
                 # handed over before today (still open, or closed today): its replies today count for its group
                 (today_sessions if r.handover_at >= start else earlier).append(times)
-            msgs = in_human_sessions((Msg(m.conversation_id, m.created_at, m.sender) for m in msg_rows), windows)
+            day = sorted(list(carried) + list(msg_rows), key=lambda m: (m.conversation_id, m.created_at))
+            msgs = in_human_sessions((Msg(m.conversation_id, m.created_at, m.sender) for m in day), windows)
             handovers: dict[int, list[float]] = {}
             for s in today_sessions:
                 handovers.setdefault(s.conversation_id, []).append(s.handover_at)
@@ -172,3 +176,23 @@ async def _reopened_periods(conn: Any, session_ids: list[int]) -> dict[int, list
         if at is not None:
             out.setdefault(sid, []).append((at, None))
     return out
+
+
+async def _unanswered_at_midnight(conn: Any, conversation_ids: list[int], start: float) -> list[Any]:
+    """The customer messages of these conversations (sessions handed over before ``start``) that no agent
+    had answered by ``start``: a question at 23:58 answered at 00:03 is a reply of today, and it was on
+    no day's figures (today's read began at midnight and never saw the question)."""
+    if not conversation_ids:
+        return []
+    answered = (select(func.max(messages.c.created_at)).where(
+        messages.c.conversation_id == messages_q.c.conversation_id, messages.c.created_at < start,
+        messages.c.direction == "out", messages.c.sender.like("agent:%")).scalar_subquery())
+    rows = []
+    for part in range(0, len(conversation_ids), 500):
+        rows += (await conn.execute(
+            select(messages_q.c.conversation_id, messages_q.c.created_at, messages_q.c.sender)
+            .where(messages_q.c.conversation_id.in_(conversation_ids[part:part + 500]))
+            .where(messages_q.c.created_at < start).where(messages_q.c.created_at >= start - 2 * 86400)
+            .where(_customer_message(messages_q))
+            .where(messages_q.c.created_at > func.coalesce(answered, 0.0)))).all()
+    return rows

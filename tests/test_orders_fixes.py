@@ -359,3 +359,14 @@ async def test_reveal_finds_a_shops_custom_order_by_the_id_the_api_shows(env):
             "platform": "custom", "order_id": "1001", "field": "receiver_phone", **body})
         assert resp.status == 200, await resp.text()
         assert (await resp.json())["value"] == RECEIVER["phone"]
+
+
+async def test_a_custom_order_id_with_a_colon_cannot_take_another_shops_order(env):
+    """Shop A's order 1 is stored as "A:1": a shop-less order "A:1" overwrote it (another buyer's)."""
+    client, hub, sync, _ = env
+    assert (await hook(client, custom_order("1", buyer_id="bob", shop_id="A"))).status == 200
+    resp = await hook(client, custom_order("A:1", buyer_id="alice"))
+    assert resp.status == 400 and (await resp.json())["field"] == "order_id"
+    resp = await hook(client, custom_order("2", buyer_id="carol", shop_id="B:C"))
+    assert resp.status == 400 and (await resp.json())["field"] == "shop_id"
+    assert [(r.order_id, r.buyer_id) for r in await rows(hub, platform="custom")] == [("A:1", "bob")]

@@ -107,8 +107,8 @@ class RowParser:
          company, tracking, title, sku_id, product_id, sub_order_id, qty, price_text, item_paid, category) = \
             [s[i] for i in self.idx]
         refund, platform = refund or "none", platform or "custom"
-        if not order_id:  # (before the key: a shop's prefix alone is no order)
-            raise _Slow
+        if not order_id or (platform == "custom" and (":" in shop_id or (":" in order_id and not shop_id))):
+            raise _Slow  # (before the key: a shop's prefix alone is no order; a ':' the adapter refuses)
         order_id = order_key(platform, order_id, shop_id)
         if not (qty.isascii() and qty.isdigit() and len(qty) <= 12 and int(qty) >= 1) or not title \
                 or status not in _STATUSES or refund not in _REFUNDS or platform not in _PLATFORMS \

@@ -144,6 +144,11 @@ def _json_item(o: dict, where: str, order_status: str) -> OrderItem:
 
 def _key(platform: str, order_id: str, shop_id: str, line: int | None = None) -> str:
     """``order_key`` (a custom order scoped by its shop), refused when it does not fit the table."""
+    if platform == "custom" and ":" in shop_id:
+        raise PayloadError("shop_id", "a shop_id must not contain ':' (it joins shop_id and order_id)", line)
+    if platform == "custom" and not shop_id and ":" in order_id:
+        # shop A's order 1 is stored as "A:1": a shop-less order "A:1" overwrote it (and the other way round)
+        raise PayloadError("order_id", "an order_id with ':' needs its shop_id", line)
     key = order_key(platform, order_id, shop_id)
     if len(key) > ORDER_ID_MAX:
         what = "shop_id + ':' + order_id" if key != order_id else "order_id"

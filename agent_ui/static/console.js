@@ -16,7 +16,7 @@
     current: function () { return this.currentId === null ? null : this.sessions.get(this.currentId) || null; },
     order: function () {
       return Array.from(this.sessions.values()).sort(function (a, b) {
-        var ra = a.s.state === "assigned" ? 0 : 1, rb = b.s.state === "assigned" ? 0 : 1;
+        var ra = a.s.state === "active" ? 1 : 0, rb = b.s.state === "active" ? 1 : 0;  // waiting (queued too) first
         return ra - rb || (a.s.handover_at || 0) - (b.s.handover_at || 0) || a.s.id - b.s.id;
       }).map(function (e) { return e.s.id; });
     }

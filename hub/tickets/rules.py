@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from ..errors import HubError, bad_request
+from ..http_util import storable
 
 PRIORITIES = ("low", "normal", "high", "urgent")
 STATUSES = ("open", "in_progress", "resolved", "closed")
@@ -50,18 +51,15 @@ def check_text(value: Any, field: str, max_len: int, required: bool = False) -> 
     return value.strip()
 
 
-def storable(value: str) -> bool:
-    """Text the database can hold: no NUL (PostgreSQL refuses it), no lone surrogate (half an emoji,
-    ``\\ud83d`` in JSON: no UTF-8)."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return "\x00" not in value
+def check_flag(value: Any, field: str) -> bool:
+    """true or false ("false" as text was taken as true)."""
+    if not isinstance(value, bool):
+        raise bad_request("invalid_" + field, f"{field} must be true or false", field)
+    return value
 
 
 def check_group(value: Any, field: str = "group") -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > 64:
+    if not isinstance(value, str) or not value.strip() or len(value) > 64 or not storable(value):
         raise bad_request("invalid_" + field, f"{field} must be a group name (1-64 characters)", field)
     return value.strip()
 
@@ -93,7 +91,7 @@ def parse_type(data: Any, name: str | None = None) -> TypeSpec:
     group = data.get("group") or ""
     return TypeSpec(name, check_text(data.get("label"), "label", 64, required=True),
                     check_hours(data.get("due_hours", 24)), check_priority(data.get("priority", "normal")),
-                    check_group(group) if group else "", bool(data.get("enabled", True)))
+                    check_group(group) if group else "", check_flag(data.get("enabled", True), "enabled"))
 
 
 @dataclass(frozen=True)
@@ -135,14 +133,14 @@ def parse_rule(data: Any, rule_id: int = 0, position: int = 0) -> Rule:
         raise bad_request("invalid_types", "types must be a list of ticket type names", "types")
     keywords = data.get("keywords") or []
     if (not isinstance(keywords, list) or len(keywords) > MAX_KEYWORDS
-            or not all(isinstance(k, str) and k.strip() and len(k) <= 64 for k in keywords)):
+            or not all(isinstance(k, str) and k.strip() and len(k) <= 64 and storable(k) for k in keywords)):
         raise bad_request("invalid_keywords", f"keywords must be a list of up to {MAX_KEYWORDS} words", "keywords")
     min_priority = data.get("min_priority")
     if min_priority is not None:
         check_priority(min_priority)
     name = check_text(data.get("name"), "name", 128)
     return Rule(rule_id, name, check_group(data.get("group")), frozenset(types), min_priority,
-                tuple(k.strip() for k in keywords), bool(data.get("enabled", True)), position)
+                tuple(k.strip() for k in keywords), check_flag(data.get("enabled", True), "enabled"), position)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from ..clock import Clock
 from ..db import Database, retry_busy
 from ..errors import HubError, bad_request, not_found
-from ..models import Conversation, ServiceSession, Ticket, TicketEvent, TicketRule, TicketType
+from ..models import Conversation, ServiceSession, Ticket, TicketEvent, TicketRule, TicketType, User
 from ..push import SUPERVISORS, Push, group_room
 from ..service.reading import can_read_conversation, forbidden_conversation
 from ..service.timers import Timers
@@ -27,6 +27,7 @@ from .rules import (ACTIVE, DEFAULT_TYPES, Routed, Rule, TypeSpec, check_group, 
 
 log = logging.getLogger(__name__)
 tickets_t = Ticket.__table__
+users_t = User.__table__
 events_t = TicketEvent.__table__
 types_t = TicketType.__table__
 rules_t = TicketRule.__table__
@@ -362,6 +363,9 @@ class TicketService:
         agent_id = _int(value, "assignee_id")
         if self.agents is not None and agent_id not in self.agents:
             raise bad_request("invalid_assignee_id", f"no active user {agent_id}", "assignee_id")
+        async with self.db.read() as conn:  # the dict keeps a disabled user: the database says
+            if (await conn.execute(select(users_t.c.disabled).where(users_t.c.id == agent_id))).scalar():
+                raise bad_request("invalid_assignee_id", f"user {agent_id} is disabled", "assignee_id")
         return agent_id
 
     async def _row(self, ticket_id: int) -> Any:

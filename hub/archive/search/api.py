@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from datetime import datetime, timezone
 from typing import Any
 
@@ -18,7 +19,7 @@ from ...api import int_param, path_id
 from ...auth_views import require_user
 from ...errors import bad_request
 from ... import spreadsheet
-from ...http_util import hub_of
+from ...http_util import hub_of, storable
 from ...users import UserInfo
 from ..export import CSV_FIELDS
 from ..history import conversation, message_json, messages
@@ -49,9 +50,13 @@ def _time(value: str | None, name: str) -> float | None:
     if not value:
         return None
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         pass
+    else:  # nan or inf found nothing and slipped past "until after since"
+        if not math.isfinite(number):
+            raise bad_request("invalid_" + name, f"{name} must be a finite time", name)
+        return number
     try:
         dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -71,6 +76,9 @@ def parse_filters(q: Any) -> SearchFilters:
     since, until = _time(q.get("since"), "since"), _time(q.get("until"), "until")
     if since is not None and until is not None and since >= until:
         raise bad_request("invalid_until", "until must be after since", "until")
+    for name in ("account", "channel_code", "tag"):  # a NUL was a 500 on PostgreSQL
+        if not storable(q.get(name) or ""):
+            raise bad_request("invalid_" + name, f"{name}: no NUL character, no half of an emoji", name)
     return SearchFilters(
         account=q.get("account") or None, channel=_choice(q.get("channel"), "channel", CHANNELS),
         channel_code=q.get("channel_code") or None, agent=int_param(q.get("agent"), "agent"),

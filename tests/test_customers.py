@@ -7,7 +7,7 @@ import io
 from sqlalchemy import select
 
 from hub.customers import identity as ident
-from hub.models import Conversation, Identity
+from hub.models import Conversation, Identity, TagRemoval
 from tests.conftest import OA, WECOM, auth
 from tests.helpers import post
 from tests.rt_helpers import Agent, login, make_user, server_url
@@ -227,3 +227,28 @@ async def test_tagging_a_merged_customer_tags_the_one_it_was_merged_into(client,
     assert profile["customer_id"] == b and "合并后打的标签" in {t["name"] for t in profile["tags"]}
     segment = await (await client.get("/api/segments", params={"tags": "合并后打的标签"}, headers=auth())).json()
     assert [c["customer_id"] for c in segment["customers"]] == [b]
+
+
+async def test_a_keyword_tag_an_agent_removed_stays_off_in_every_process_until_an_agent_adds_it(client, hub, oa):
+    """The removal is in the database: a process that never saw it (another worker, or this one after a
+    restart: its cache emptied) does not put the tag back at the customer's next matching word."""
+    async def names() -> set[str]:
+        data = await (await client.get(f"/api/customers/{cid}", headers=auth())).json()
+        return {t["name"] for t in data["tags"]}
+
+    await post(client, oa, text_xml("gh", "oRm", "我是敏感肌", 40))
+    await hub.pipeline.drain()
+    cid = await customer_of(hub, "oRm")
+    assert "敏感肌" in await names()
+    resp = await client.post(f"/api/customers/{cid}/tags", json={"remove": ["敏感肌"]}, headers=auth())
+    assert resp.status == 200, await resp.text()
+    hub.customers.forget_conversations()  # as a process that never saw the removal
+    await post(client, oa, text_xml("gh", "oRm", "敏感肌能用吗", 41))
+    await hub.pipeline.drain()
+    assert "敏感肌" not in await names()
+    # an agent's own add lifts the removal: taken off again later, the words bring it back no more
+    resp = await client.post(f"/api/customers/{cid}/tags", json={"add": ["敏感肌"]}, headers=auth())
+    assert "敏感肌" in {t["name"] for t in (await resp.json())["tags"]}
+    async with hub.db.read() as conn:
+        left = (await conn.execute(select(TagRemoval.__table__))).all()
+    assert left == []

@@ -222,9 +222,10 @@ class CustomerService:
                 raise not_found("unknown_customer", f"no customer {customer_id}")
             # a customer merged into another: its tags are the one it was merged into (as its profile)
             customer_id = await ident.live_customer(conn, customer_id)
-            await add_tags(conn, self.clock.now(), customer_id, add, source, by)
+            now = self.clock.now()
+            await add_tags(conn, now, customer_id, add, source, by)
             for name in remove:
-                await remove_tag(conn, customer_id, name)
+                await remove_tag(conn, now, customer_id, name, by)
             tags = await tags_of(conn, customer_id)
         await self.tags_changed(customer_id, tags)
         return tags

@@ -9,11 +9,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..errors import bad_request, not_found
 from ..http_util import storable
-from ..models import CustomerTag, Tag, TagGroup
+from ..models import CustomerTag, Tag, TagGroup, TagRemoval
 
 tags_t = Tag.__table__
 groups_t = TagGroup.__table__
 ctags = CustomerTag.__table__
+removals_t = TagRemoval.__table__
 
 SOURCES = ("manual", "rule", "keyword", "channel")
 # (customer_id, [tag json]) -> None: set by the app to push tag changes to agents
@@ -51,9 +52,18 @@ async def ensure_tag(conn: Any, name: str, group: str | None = None) -> int:
 
 async def add_tags(conn: Any, now: float, customer_id: int, names: Iterable[str], source: str, by: str,
                    group: str | None = None) -> list[str]:
-    """Tag a customer (idempotent); returns the names that were new for this customer."""
+    """Tag a customer (idempotent); returns the names that were new for this customer. The keyword
+    rules skip a tag an agent took off this customer; an agent's own add lifts that."""
     if source not in SOURCES:
         raise bad_request("invalid_source", f"source must be one of {', '.join(SOURCES)}", "source")
+    names = list(names)
+    if names and source == "keyword":
+        removed = set((await conn.execute(select(removals_t.c.name).where(
+            (removals_t.c.customer_id == customer_id) & removals_t.c.name.in_(names)))).scalars())
+        names = [n for n in names if n not in removed]
+    elif names and source == "manual":
+        await conn.execute(removals_t.delete().where((removals_t.c.customer_id == customer_id)
+                                                     & removals_t.c.name.in_([valid_name(n) for n in names])))
     added = []
     for name in names:
         tag_id = await ensure_tag(conn, name, group)
@@ -79,12 +89,16 @@ async def drop_stale(conn: Any, keep: dict[int, set[str]], source: str, by: str)
     return {s["c"] for s in stale}
 
 
-async def remove_tag(conn: Any, customer_id: int, name: str) -> bool:
+async def remove_tag(conn: Any, now: float, customer_id: int, name: str, by: str) -> bool:
+    """Take a tag off a customer, and remember that ``by`` did (the keyword rules would put it back
+    at the customer's next matching word)."""
     name = valid_name(name, "remove")  # as add_tags stores it (trimmed); not a string: a 400, not a 500
     row = (await conn.execute(select(tags_t.c.id).where(tags_t.c.name == name))).first()
     if row is None:
         raise not_found("unknown_tag", f"no tag {name}")
     res = await conn.execute(ctags.delete().where((ctags.c.customer_id == customer_id) & (ctags.c.tag_id == row.id)))
+    await _insert_ignore(conn, removals_t, ["customer_id", "name"], customer_id=customer_id, name=name,
+                         by=by[:64], at=now)
     return res.rowcount > 0
 
 

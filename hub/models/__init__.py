@@ -9,7 +9,7 @@ from .audit import AuditEntry
 from .base import Base, BigId
 from .bots import BotOutcome, BrandWord, FaqRow, KeywordRule
 from .config_data import RoutingRule, Setting
-from .customers import Customer, CustomerTag, Identity, Merge, Tag, TagGroup
+from .customers import Customer, CustomerTag, Identity, Merge, Tag, TagGroup, TagRemoval
 from .people import LoginSession, SkillGroup, User
 from .scale import PlatformToken, TimerClaim  # noqa: F401
 from .privacy import AccountSecret, ErasureRecord, LegalHold, PrivacyState, PurgeRun, RetentionPolicy  # noqa: F401
@@ -18,5 +18,5 @@ from .service import AgentEvent, AgentStream, ServiceSession, SessionEvent
 from .tickets import Ticket, TicketEvent, TicketRule, TicketType  # noqa: F401
 from .supervisor import Alert, AlertEvent, QualityHit, QualityRuleRow, SlaRuleRow  # noqa: F401
 
-__all__ = ["AccountStatus", "AuditEntry", "Customer", "CustomerTag", "Identity", "Merge", "Tag", "TagGroup", "BotOutcome", "BrandWord", "FaqRow", "KeywordRule", "Account", "AgentEvent", "AgentStream", "Base", "BigId", "Conversation", "EarlyRecall", "Job", "KfCursor",
+__all__ = ["AccountStatus", "AuditEntry", "Customer", "CustomerTag", "Identity", "Merge", "Tag", "TagGroup", "TagRemoval", "BotOutcome", "BrandWord", "FaqRow", "KeywordRule", "Account", "AgentEvent", "AgentStream", "Base", "BigId", "Conversation", "EarlyRecall", "Job", "KfCursor",
            "LoginSession", "Message", "Outbox", "RoutingRule", "Setting", "ServiceSession", "SessionEvent", "SkillGroup", "User"]

@@ -60,6 +60,17 @@ class CustomerTag(Base):
     __table_args__ = (Index("ix_customer_tags_tag", "tag_id"),)
 
 
+class TagRemoval(Base):
+    """An agent took this tag off this customer: the keyword rules do not put it back (a manual add
+    does). In the database, so every process and every restart honours it."""
+
+    __tablename__ = "customer_tag_removals"
+    customer_id: Mapped[int] = mapped_column(BigId, ForeignKey("customers.id"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    by: Mapped[str] = mapped_column(String(64), default="")
+    at: Mapped[float] = mapped_column(Float)
+
+
 class Merge(Base):
     """``source`` was merged into ``target``: who, when, why, and what moved (so it can be undone)."""
 

@@ -10,9 +10,10 @@ import socketio
 from hub.users import add_user
 
 
-async def make_user(hub, username: str, role: str = "agent", groups=("presales",), cap: int = 5) -> Any:  # noqa: ANN001
+async def make_user(hub, username: str, role: str = "agent", groups=("presales",), cap: int = 5,  # noqa: ANN001
+                    display_name: str = "") -> Any:
     user = await add_user(hub.db, hub.clock, username=username, password=f"{username}-password", role=role,
-                          groups=list(groups), cap=cap)
+                          groups=list(groups), cap=cap, display_name=display_name)
     await hub.sessions.load()
     return user
 

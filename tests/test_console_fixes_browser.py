@@ -12,6 +12,7 @@ from playwright.async_api import expect
 from tests.conftest import WECOM
 from tests.helpers import count_messages, messages, post, wait_for
 from tests.rt_helpers import make_user, server_url
+from tests.test_realtime import desk  # noqa: F401 - a fixture
 from tests.test_console_browser import go_online, log_in, new_page
 from tests.wechat_client import text_xml
 
@@ -398,3 +399,23 @@ async def test_refusals_and_removals_are_told_in_chinese(client, hub, wecom, bro
     assert text[2:5] == ["没有这个技能组", "输入有误（title），请检查后重试", "要操作的对象不存在或已被删除，请刷新"]
     assert text[5] == "Something new"  # nothing to say better: the server's words
     assert not errors, errors
+
+
+async def test_a_transferred_session_notifies_who_handed_it_on_and_their_note(client, hub, wecom, browser, desk):  # noqa: ANN001
+    """The new-session notification of a transferred session said the customer's first message: the
+    receiving agent could not tell it came from a colleague, nor read the note, without opening it."""
+    await make_user(hub, "bob", display_name="王小明")
+    bob = await desk("bob")
+    assert (await bob.call("status", {"status": "online"}))["ok"]
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmHanded", "发票开错了", 50101))
+    [bundle] = await bob.wait("session.new")
+    errors: list[str] = []
+    page, alice = await online(client, hub, browser, errors)
+    await page.evaluate("() => { window._alerts = []; Hub.alertNew = (n, t) => window._alerts.push([n, t]); }")
+    ack = await bob.call("transfer", {"session_id": bundle["session"]["id"], "to_agent": alice.id,
+                                      "note": "发票问题，麻烦跟进"})
+    assert ack["ok"], ack
+    await wait_for(lambda: page.evaluate("window._alerts.length"))
+    [[name, text]] = await page.evaluate("window._alerts")
+    assert "wmHanded" in name and text == "转接自 王小明：发票问题，麻烦跟进"
+    assert errors == []

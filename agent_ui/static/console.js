@@ -198,7 +198,7 @@
     e.unread = watching(e.s.id) ? 0 : Math.max(1, unanswered(e));
     R.renderList(S);
     if (S.currentId === e.s.id) renderCurrent("stay");
-    if (window.Hub.alertNew) window.Hub.alertNew(R.customerName(e), b.session.first_message || "");
+    if (window.Hub.alertNew) window.Hub.alertNew(R.customerName(e), b.transfer ? R.transferText(S, b.transfer) : b.session.first_message || "");
   });
 
   socket.on("message.new", function (p) {

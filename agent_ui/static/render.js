@@ -391,6 +391,12 @@
       kv("接入时间", U.fullTime(s.accepted_at))]));
   }
 
+  /** A transferred session's notification: who handed it on, and their note. */
+  function transferText(S, t) {
+    var who = t.from_agent ? senderLabel(S, { direction: "out", sender: "agent:" + t.from_agent }) : "主管";
+    return "转接自 " + who + (t.note ? "：" + t.note : "");
+  }
+
   // ---- header bits and toasts ------------------------------------------------------------------
   function renderQueue(S) {
     var box = $("queue"), groups = Object.keys(S.queue).filter(function (g) { return (S.me.groups || []).indexOf(g) >= 0 || S.me.role !== "agent"; });
@@ -415,7 +421,7 @@
   }
 
   window.HubRender = {
-    customerName: customerName, initial: initial, renderList: renderList, tickWaits: tickWaits, renderMessages: renderMessages,
+    customerName: customerName, transferText: transferText, initial: initial, renderList: renderList, tickWaits: tickWaits, renderMessages: renderMessages,
     renderChatHead: renderChatHead, renderPresence: renderPresence, renderSuggestions: renderSuggestions,
     renderQuick: renderQuick, renderProfile: renderProfile, renderQueue: renderQueue, toast: toast, setConn: setConn, preview: preview, waitingSince: waitingSince
   };

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hub.app import create_app
+from hub.app import HUB, create_app
 from hub.clock import FakeClock
 from hub.supervisor.api import SUPERVISION
 from tests.conftest import ON_POSTGRES
@@ -372,3 +372,43 @@ async def test_an_average_alert_clears_when_its_replies_age_out(desk):
     assert await desk.alerts() == []
     [cleared] = await desk.alerts("all")
     assert cleared["clear_reason"] == "met"
+
+
+@pytest.mark.parametrize("tap", [False, True], ids=["no-event", "menu-tap"])
+async def test_a_menu_tap_after_the_agents_answer_is_not_a_customer_waiting(aiohttp_client, hub_config, standin, tap):
+    """An Official Account event (a VIEW menu tap) stamps the session's last_customer_at: the unanswered
+    timer, armed again at the next resync (each start; every second with several processes), took it
+    for a message waiting for an answer and reassigned the session 5 minutes later."""
+    from sqlalchemy import select
+
+    from hub.models import ServiceSession, SessionEvent
+    from tests.conftest import OA
+    from tests.helpers import post
+    from tests.wechat_client import PlatformSim, event_xml, text_xml
+    clock = FakeClock(T0)
+    client = await aiohttp_client(create_app(hub_config, clock))
+    hub = client.server.app[HUB]
+    oa = PlatformSim("oa", OA["id"], OA["token"], OA["encoding_aes_key"], OA["receive_id"], clock)
+    await hub.settings.set("default_group", "presales")
+    await hub.settings.set("unanswered_minutes", 5)
+    alice = await make_user(hub, "alice")
+    await hub.sessions.set_status(alice, "online")
+    assert (await post(client, oa, text_xml("gh", "oTap", "转人工", 7001, int(clock.now())))).status == 200
+    await hub.pipeline.drain()
+    st, ev = ServiceSession.__table__, SessionEvent.__table__
+    async with hub.db.read() as conn:
+        [sess] = (await conn.execute(select(st))).all()
+    assert sess.agent_id == alice.id
+    await hub.sessions.reply(alice, sess.id, "您好，请问有什么可以帮您？")
+    clock.advance(10)
+    if tap:
+        view = event_xml("gh", "oTap", "VIEW", int(clock.now()), EventKey="https://shop.example.com/")
+        assert (await post(client, oa, view)).status == 200
+    await hub.pipeline.drain()
+    await hub.sessions.load()  # a resync arms the clocks again from the database
+    clock.advance(301)
+    await hub.timers.fire_due()
+    async with hub.db.read() as conn:
+        kinds = [r.kind for r in await conn.execute(select(ev.c.kind).where(ev.c.session_id == sess.id))]
+        [sess] = (await conn.execute(select(st))).all()
+    assert "unanswered" not in kinds and sess.agent_id == alice.id, kinds

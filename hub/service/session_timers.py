@@ -81,8 +81,11 @@ class SessionTimers:
         async with self.db.read() as conn:
             first = (await conn.execute(select(func.min(messages.c.created_at)).where(
                 (messages.c.conversation_id == row.conversation_id) & (messages.c.direction == "in")
-                & (messages.c.sender == "customer") & (messages.c.created_at > (row.last_agent_at or 0))))).scalar()
-        waiting_since = min(first, newest) if first is not None else newest
+                & (messages.c.sender == "customer") & ~messages.c.kind.startswith("event.")
+                & (messages.c.created_at > (row.last_agent_at or 0))))).scalar()
+        if first is None:  # only events since (a menu click stamps last_customer_at too): nobody is waiting
+            return None
+        waiting_since = min(first, newest)
         # once escalated, the same wait is escalated again a full period later, not at every message
         escalated = self._escalated.get(row.id, 0.0)
         return max(waiting_since, row.assigned_at or 0, escalated if escalated > waiting_since else 0) + minutes * 60

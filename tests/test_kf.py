@@ -243,3 +243,43 @@ async def test_a_mini_program_card_from_a_customer_opens_a_session(aiohttp_clien
     async with hub.db.read() as conn:
         opened = (await conn.execute(sql_select(t.c.id).where(t.c.conversation_id == card.conversation_id))).all()
     assert len(opened) == 1
+
+
+async def test_a_first_pull_archives_the_platforms_history_without_answering_it(aiohttp_client, hub_config, standin):
+    """With no stored cursor (a new kf account, a lost cursor) kf/sync_msg answers the last 3 days: those
+    went through the bots and welcomes as if just sent (a bot answered a two-day-old question staff had
+    answered; a welcome went out on a two-day-old, 20-second code). They are archived as history; what
+    was sent in the last minutes, and everything of later pulls, is handled as ever."""
+    from tests.conftest import auth
+    clock = FakeClock()
+    client, hub, sim = await start(aiohttp_client, hub_config, clock)
+    await hub.settings.set("welcome_text", "欢迎光临！")
+    rule = {"match_type": "contains", "pattern": "发票", "reply": {"type": "text", "text": "电子发票随包裹寄出。"}}
+    assert (await client.post("/api/keyword-rules", json=rule, headers=auth())).status == 201
+    old, now = int(clock.now()) - 2 * 86400, int(clock.now())
+    for item in (
+        {"msgid": "h-e1", "send_time": old, "origin": 4, "msgtype": "event",
+         "event": {"event_type": "enter_session", "open_kfid": KFID, "external_userid": "wmOld", "scene": "s",
+                   "welcome_code": "WC-OLD"}},
+        {"msgid": "h-m1", "open_kfid": KFID, "external_userid": "wmOld", "send_time": old + 5, "origin": 3,
+         "msgtype": "text", "text": {"content": "发票怎么开"}},
+        {"msgid": "h-m2", "open_kfid": KFID, "external_userid": "wmNew", "send_time": now - 30, "origin": 3,
+         "msgtype": "text", "text": {"content": "发票能开吗"}},
+    ):
+        standin.add_kf_message(KFID, item)
+    assert (await post(client, sim, signal("TOKEN-H", now))).status == 200
+    await hub.pipeline.drain()
+    await hub.outbound.drain()
+    assert {r.peer_id for r in await messages(hub, channel="kf") if r.direction == "in"} >= {"wmOld", "wmNew"}
+    sent = [(s["path"], s["body"]) for s in standin.sent]
+    assert not [b for p, b in sent if p.endswith("/kf/send_msg_on_event")]
+    answered = [b["touser"] for p, b in sent if p.endswith("/kf/send_msg")]
+    assert answered == ["wmNew"]
+    # the cursor is stored now: a later pull handles even an item sent a while ago (a hub that was down)
+    standin.add_kf_message(KFID, {"msgid": "h-m3", "open_kfid": KFID, "external_userid": "wmOld",
+                                  "send_time": now - 3600, "origin": 3, "msgtype": "text", "text": {"content": "发票呢"}})
+    assert (await post(client, sim, signal("TOKEN-H2", now))).status == 200
+    await hub.pipeline.drain()
+    await hub.outbound.drain()
+    answered = [s["body"]["touser"] for s in standin.sent if s["path"].endswith("/kf/send_msg")]
+    assert answered == ["wmNew", "wmOld"]

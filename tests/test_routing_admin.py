@@ -88,8 +88,8 @@ async def test_user_fields_are_checked_against_their_columns(client, hub):
 
 async def test_kf_service_state_follows_the_session(client, hub, wecom, standin):
     await hub.settings.set("default_group", "presales")
-    standin.add_kf_message("wkS", {"msgid": "s1", "open_kfid": "wkS", "external_userid": "wmKfState", "send_time": 1,
-                                   "origin": 3, "msgtype": "text", "text": {"content": "转人工"}})
+    standin.add_kf_message("wkS", {"msgid": "s1", "open_kfid": "wkS", "external_userid": "wmKfState",
+                                   "send_time": int(hub.clock.now()), "origin": 3, "msgtype": "text", "text": {"content": "转人工"}})
     await make_user(hub, "alice")
     alice = await Agent(server_url(client), await login(client, "alice")).connect()
     try:

@@ -121,8 +121,8 @@ async def test_a_reply_that_accepts_a_kf_session_hands_it_to_the_agent_on_the_pl
     session's observers."""
     from tests.wechat_client import event_xml
     await hub.settings.set("default_group", "presales")
-    standin.add_kf_message("wkR", {"msgid": "r1", "open_kfid": "wkR", "external_userid": "wmKfReply", "send_time": 1,
-                                   "origin": 3, "msgtype": "text", "text": {"content": "转人工"}})
+    standin.add_kf_message("wkR", {"msgid": "r1", "open_kfid": "wkR", "external_userid": "wmKfReply",
+                                   "send_time": int(hub.clock.now()), "origin": 3, "msgtype": "text", "text": {"content": "转人工"}})
     await make_user(hub, "alice")
     seen = []
 

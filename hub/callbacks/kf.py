@@ -30,6 +30,10 @@ cursors = KfCursor.__table__
 # refused on every retry, and the signals queued behind it went stale in turn.
 TOKEN_LIFE = 540.0
 INVALID_TOKEN = 95007
+# a first pull (no stored cursor: a new kf account, a lost cursor) answers the last 3 days: what was
+# sent before this is archived as history, not run through the bots, routing and welcomes (a bot
+# answered a two-day-old question staff had answered, a welcome went out on a two-day-old code)
+HISTORY_BEFORE = 600.0
 
 
 class KfPuller:
@@ -68,6 +72,12 @@ class KfPuller:
 
         await retry_busy(write)
 
+    @staticmethod
+    def _item(account_id: str, item: dict, history_before: float | None) -> ToArchive:
+        msg = from_kf_item(item)
+        history = history_before is not None and bool(msg.sent_at) and msg.sent_at < history_before
+        return ToArchive(account_id, msg, None if history else "inbound")
+
     async def pull(self, account_id: str, open_kfid: str, token: str) -> int:
         """Pull everything new for one kf account; returns how many new messages were archived."""
         account = await self.accounts.get(account_id)
@@ -77,6 +87,7 @@ class KfPuller:
         new = 0
         async with lock:
             cursor = await self.load_cursor(account_id, open_kfid)
+            history_before = self.clock.now() - HISTORY_BEFORE if not cursor else None
             while True:
                 try:
                     page = await self.api.kf_sync_msg(account, cursor=cursor, token=token, open_kfid=open_kfid,
@@ -88,7 +99,7 @@ class KfPuller:
                     token = ""
                     continue
                 self.pages += 1
-                items = [ToArchive(account_id, from_kf_item(i)) for i in page.get("msg_list") or []
+                items = [self._item(account_id, i, history_before) for i in page.get("msg_list") or []
                          if isinstance(i, dict)]
                 if items:
                     saved = await self.writer.save(items)  # durable before the cursor moves

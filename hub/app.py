@@ -153,9 +153,6 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     push = Push(sio, RedisStreams.from_url(config.redis_url) if config.redis_url else MemoryStreams())
     await push.streams.start()
     presence = Presence(push, grace=lambda: float(settings.cached("offline_grace")))  # as set now, not at start
-    if config.redis_url:  # several processes: an agent connected to any of them is present
-        presence.shared = RedisPresence(push.streams.redis, worker_name(config.worker_id))
-        presence.shared.start()
     timers = Timers(clock, TimerClaims(db, clock, worker_name(config.worker_id)) if not db.is_sqlite else None)
     customers = CustomerService(db, clock, push, settings)
 
@@ -183,6 +180,10 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     sessions = SessionService(db, clock, push, outbound, settings, timers, profile=customers.profile,
                               kf_state=kf_state)
     presence.on_gone = sessions.agent_gone
+    if config.redis_url:  # several processes: an agent connected to any of them is present
+        presence.share(RedisPresence(push.streams.redis, worker_name(config.worker_id)),
+                       lambda: [u for u in sessions.agents.values() if u.status != "offline"])
+        presence.shared.start()
     outbound.on_status.append(sessions.delivery_status)  # message.status to the agents who see the reply
 
     async def tag_by_rule(customer_id: int, names: list[str]) -> None:

@@ -46,10 +46,10 @@ class Presence:
         else:
             self._supervisors.discard(user.id)  # a role changed since their last connection
         if self.shared is not None:
-            await self.shared.changed(user.id, +1)
+            await self.shared.changed(user.id, len(self.sockets[user.id]))
             if user.is_supervisor:
                 self._supervisor_sids.add(sid)
-                await self.shared.supervisors_changed(+1)
+                await self.shared.supervisors_changed(len(self._supervisor_sids))
         timer = self._offline_timers.pop(user.id, None)
         if timer:
             timer.cancel()
@@ -58,13 +58,31 @@ class Presence:
         had = sid in self.sockets.get(user.id, set())
         self.sockets.get(user.id, set()).discard(sid)
         if had and self.shared is not None:
-            await self.shared.changed(user.id, -1)
+            await self.shared.changed(user.id, len(self.sockets.get(user.id, ())))
             if sid in self._supervisor_sids:
                 self._supervisor_sids.discard(sid)
-                await self.shared.supervisors_changed(-1)
+                await self.shared.supervisors_changed(len(self._supervisor_sids))
         await self.viewing(user, sid, None)
         if not self.sockets.get(user.id):
             self._arm_offline(user)
+
+    def share(self, shared: Any, present: Callable[[], list[UserInfo]]) -> None:
+        """Several processes: ``shared`` (RedisPresence) publishes this process's sockets; ``present``
+        gives the agents not offline, for the sweep."""
+        self.shared = shared
+        shared.local = lambda: {uid: len(sids) for uid, sids in self.sockets.items()}
+        shared.local_supervisors = lambda: len(self._supervisor_sids)
+
+        async def sweep() -> None:
+            """Agents not offline with no socket here nor on a live process (theirs was on a process
+            that died for good, which nobody else watched): offline after the grace period unless they
+            connect, as at a start."""
+            for user in present():
+                if not self.sockets.get(user.id) and user.id not in self._offline_timers \
+                        and await shared.connected_elsewhere(user.id) is False:
+                    self._arm_offline(user)
+
+        shared.sweep = sweep
 
     def expect_back(self, users: list[UserInfo]) -> None:
         """Agents marked present when the hub started: offline after the grace period unless they

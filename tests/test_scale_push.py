@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from hub.app import HUB
 from hub.models import User
 from tests.conftest import WECOM
@@ -134,7 +136,7 @@ async def test_a_worker_restarted_under_its_name_does_not_revive_its_dead_runs_s
     client = aioredis.from_url(private_redis.url)
     try:
         dead = RedisPresence(client, "host:w0")
-        await dead.changed(7, +1)  # alice's socket on w0, which is then killed (no stop, no -1)
+        await dead.changed(7, 1)  # alice's socket on w0, which is then killed (no stop, no update)
         await client.delete(f"hub:worker:{dead.worker}")  # its heartbeat expires
         restarted, other = RedisPresence(client, "host:w0"), RedisPresence(client, "host:w1")
         restarted.start()
@@ -142,7 +144,7 @@ async def test_a_worker_restarted_under_its_name_does_not_revive_its_dead_runs_s
         try:
             await asyncio.sleep(0.1)
             assert await other.connected_elsewhere(7) is False
-            await restarted.changed(7, +1)  # a live socket on the restarted worker does count
+            await restarted.changed(7, 1)  # a live socket on the restarted worker does count
             assert await other.connected_elsewhere(7) is True
             assert len(await client.hgetall("hub:presence:7")) == 1  # the dead run's field is gone
         finally:
@@ -194,3 +196,91 @@ async def test_a_hung_redis_does_not_hold_pushes(two_hubs, private_redis):
         assert loop.time() - started < 4
     finally:
         os.kill(private_redis.proc.pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def fast_heartbeat(monkeypatch):  # noqa: ANN001, ANN201 - before two_hubs in a test's arguments
+    from hub.scale import redis_presence
+    monkeypatch.setattr(redis_presence, "HEARTBEAT_EVERY", 0.3)
+    monkeypatch.setattr(redis_presence, "HEARTBEAT_TTL", 2)
+
+
+async def test_a_redis_restarted_empty_learns_every_processs_sockets_again(fast_heartbeat, two_hubs, private_redis):
+    """Redis restarted without its data (no persistence, as docs/deploy.md advises) forgot alice's tab
+    on B: closing her tab on A took her offline although she was still connected to B."""
+    a, b = two_hubs
+    hub_a, hub_b = a.server.app[HUB], b.server.app[HUB]
+    alice = await make_user(hub_a, "alice")
+    await hub_b.sessions.load()
+    for hub in (hub_a, hub_b):
+        hub.presence.grace = 0.5
+    tab_a, tab_b = await agent_on(a, "alice"), await agent_on(b, "alice")
+    try:
+        assert (await tab_a.call("status", {"status": "online"}))["ok"]
+        private_redis.kill()
+        private_redis.start()  # back, empty
+        await asyncio.sleep(1.5)  # a few heartbeats
+        await tab_a.close()
+        await asyncio.sleep(1.5)  # past A's grace period
+        assert tab_b.sio.connected and await status_of(hub_a, alice.id) == "online"
+    finally:
+        await tab_a.close()
+        await tab_b.close()
+
+
+async def test_a_lost_update_is_repaired_at_the_next_heartbeat(private_redis):
+    """Counts were increments, and one refused while Redis was down was lost for good: a socket closed
+    then stayed counted, and the process's own heartbeat kept the count alive (online for ever)."""
+    import redis.asyncio as aioredis
+
+    from hub.scale.redis_presence import RedisPresence
+
+    client = aioredis.from_url(private_redis.url)
+    try:
+        run = RedisPresence(client, "host:w0")
+        local = {7: 1}
+        run.local = lambda: dict(local)
+        await run.changed(7, 1)
+        local[7] = 0  # the socket closed while Redis was down: its update never arrived
+        await run.publish_all()
+        assert await client.hgetall("hub:presence:7") == {}
+        local[7] = 2  # and a count Redis lost (restarted empty) comes back
+        await client.flushall()
+        await run.publish_all()
+        assert await client.hgetall("hub:presence:7") == {run.worker.encode(): b"2"}
+    finally:
+        await client.aclose()
+
+
+async def test_an_agent_whose_only_process_died_goes_offline(fast_heartbeat, two_hubs, private_redis):
+    """Alice's only socket was on a process that died for good (a lost host, a scale-down): nobody
+    watched her, and she stayed online for ever, assigned customers she never saw. The surviving
+    processes' sweep gives her the grace period; a colleague connected to a live process stays."""
+    import redis.asyncio as aioredis
+
+    from hub.scale.redis_presence import RedisPresence
+
+    a, b = two_hubs
+    hub_a, hub_b = a.server.app[HUB], b.server.app[HUB]
+    alice, bob = await make_user(hub_a, "alice"), await make_user(hub_a, "bob")
+    for hub in (hub_a, hub_b):
+        hub.presence.grace = 0.3
+    bob_tab = await agent_on(a, "bob")
+    client = aioredis.from_url(private_redis.url)
+    try:
+        assert (await bob_tab.call("status", {"status": "online"}))["ok"]
+        dead = RedisPresence(client, "host:gone")
+        await dead.changed(alice.id, +1)  # her socket on a third process ...
+        await hub_a.sessions.set_status(alice, "online")
+        for hub in (hub_a, hub_b):
+            await hub.sessions.load()
+        await client.delete(f"hub:worker:{dead.worker}")  # ... which died: its heartbeat is gone
+
+        async def offline() -> bool:
+            return await status_of(hub_b, alice.id) == "offline"
+
+        await wait_for(offline, timeout=6)
+        assert await status_of(hub_b, bob.id) == "online"
+    finally:
+        await bob_tab.close()
+        await client.aclose()

@@ -7,13 +7,20 @@ of a process that died stop counting once its heartbeat expires. The field names
 (its worker name and a random part): a worker restarted under the same name (after a crash, or a
 deploy) must not bring the dead run's counts back to life with its own heartbeat. Dead runs' fields
 are removed when a lookup finds them.
+
+Each process writes its own counts as they are (not increments), and writes them all again at every
+heartbeat: an update lost while Redis was down, or a Redis restarted empty, is right again within one
+heartbeat (a lost decrement kept an agent "online" for ever; a restart forgot every agent's sockets
+on the other processes). At each heartbeat one process (a turn taken in Redis) also runs the sweep:
+agents not offline whose only sockets were on a process that died for good are given the grace
+period, as at a start.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 from ..tasks import cancel_and_wait
 
@@ -22,6 +29,7 @@ log = logging.getLogger(__name__)
 SUPERVISOR_SOCKETS = "hub:supervisor-sockets"  # worker -> sockets of supervisors and admins open there
 HEARTBEAT_TTL = 15  # seconds a process counts as alive after its last heartbeat
 HEARTBEAT_EVERY = 5.0
+SWEEP_TURN = "hub:presence-sweep"  # the process that sweeps this heartbeat period
 
 
 class RedisPresence:
@@ -29,6 +37,11 @@ class RedisPresence:
         self.redis = redis
         self.worker = f"{worker}#{secrets.token_hex(4)}"  # this run of the worker
         self._task: asyncio.Task | None = None
+        # set by hub/presence.py: this process's open sockets per user and its supervisors' sockets
+        self.local: Callable[[], dict[int, int]] = dict
+        self.local_supervisors: Callable[[], int] = lambda: 0
+        self.sweep: Callable[[], Awaitable[None]] | None = None
+        self._published: set[int] = set()  # users this run has a field for
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._heartbeat(), name="presence-heartbeat")
@@ -48,29 +61,54 @@ class RedisPresence:
         while True:
             try:
                 await self._beat()
+                await self.publish_all()
+                if self.sweep is not None and await self.redis.set(SWEEP_TURN, self.worker, nx=True,
+                                                                    px=int(HEARTBEAT_EVERY * 1000)):
+                    await self.sweep()
             except Exception as exc:  # noqa: BLE001
                 log.warning("presence heartbeat failed: %s", exc)
             await asyncio.sleep(HEARTBEAT_EVERY)
 
-    async def changed(self, user_id: int, delta: int) -> None:
-        """This process gained (+1) or lost (-1) a socket of the user. Best effort."""
+    async def publish_all(self) -> None:
+        """Every count of this run as it is now: what a lost update or an emptied Redis got wrong."""
+        counts = {uid: n for uid, n in self.local().items() if n > 0}
+        pipe = self.redis.pipeline(transaction=False)
+        for uid, n in counts.items():
+            pipe.hset(f"hub:presence:{uid}", self.worker, n)
+        for uid in self._published - set(counts):
+            pipe.hdel(f"hub:presence:{uid}", self.worker)
+        self._supervisor_field(pipe, self.local_supervisors())
+        await pipe.execute()
+        self._published = set(counts)
+
+    def _supervisor_field(self, pipe: Any, n: int) -> None:
+        if n > 0:
+            pipe.hset(SUPERVISOR_SOCKETS, self.worker, n)
+        else:
+            pipe.hdel(SUPERVISOR_SOCKETS, self.worker)
+
+    async def changed(self, user_id: int, count: int) -> None:
+        """This process now holds ``count`` sockets of the user. Best effort (the heartbeat repairs)."""
         try:
             key = f"hub:presence:{user_id}"
-            if delta > 0:  # alive before counting (the heartbeat task may not have run yet)
+            if count > 0:  # alive before counting (the heartbeat task may not have run yet)
                 await self._beat()
-            left = await self.redis.hincrby(key, self.worker, delta)
-            if left <= 0:
+                await self.redis.hset(key, self.worker, count)
+                self._published.add(user_id)
+            else:
                 await self.redis.hdel(key, self.worker)
+                self._published.discard(user_id)
         except Exception as exc:  # noqa: BLE001
             log.warning("presence update for user %s failed: %s", user_id, exc)
 
-    async def supervisors_changed(self, delta: int) -> None:
-        """This process gained (+1) or lost (-1) a supervisor's or admin's socket. Best effort."""
+    async def supervisors_changed(self, count: int) -> None:
+        """This process now holds ``count`` supervisors' and admins' sockets. Best effort."""
         try:
-            if delta > 0:
+            if count > 0:
                 await self._beat()
-            if await self.redis.hincrby(SUPERVISOR_SOCKETS, self.worker, delta) <= 0:
-                await self.redis.hdel(SUPERVISOR_SOCKETS, self.worker)
+            pipe = self.redis.pipeline(transaction=False)
+            self._supervisor_field(pipe, count)
+            await pipe.execute()
         except Exception as exc:  # noqa: BLE001
             log.warning("supervisor presence update failed: %s", exc)
 

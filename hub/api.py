@@ -5,6 +5,7 @@ Views stay thin: they parse, check access, call the modules that own the data an
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +14,8 @@ from .archive import history
 from .errors import HubError, bad_request, not_found
 from .http_util import hub_of as _hub
 from .outbound.queue import OutboundRequest, check_text
+
+log = logging.getLogger(__name__)
 
 def require_service_token(request: web.Request) -> None:
     """The JSON API needs ``Authorization: Bearer <HUB_API_TOKEN>`` (disabled when none is set)."""
@@ -58,8 +61,12 @@ async def healthz(request: web.Request) -> web.Response:
     if HUB not in request.app:
         return web.json_response({"status": "starting"}, status=503)
     hub = request.app[HUB]
-    async with hub.db.read() as conn:
-        await conn.exec_driver_sql("SELECT 1")
+    try:
+        async with hub.db.read() as conn:
+            await conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - a health check answers, it does not fail (a 500 before)
+        log.warning("health check: the database does not answer: %s", exc)
+        return web.json_response({"status": "database_unavailable"}, status=503)
     return web.json_response({"status": "ok"})
 
 

@@ -13,10 +13,17 @@ from tests.helpers import count_messages, messages, pending_jobs, post, wait_for
 from tests.wechat_client import event_xml, text_xml
 
 
-async def test_healthz(client):
+async def test_healthz(client, hub, monkeypatch):
     resp = await client.get("/healthz")
     assert resp.status == 200
     assert (await resp.json())["status"] == "ok"
+
+    def down(*_a, **_k):  # noqa: ANN002, ANN003, ANN202
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(hub.db, "read", down)  # the database stops answering: a 503 saying so (a 500 before)
+    resp = await client.get("/healthz")
+    assert resp.status == 503 and (await resp.json())["status"] == "database_unavailable"
 
 
 async def test_wecom_url_verification_vector(aiohttp_client, hub_config, vectors):

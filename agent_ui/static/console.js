@@ -40,33 +40,7 @@
     return e;
   }
 
-  function mergeMsgs(e, list) {
-    if (!list || !list.length) return;
-    var byId = new Map(e.msgs.map(function (m) { return [m.id, m]; }));
-    list.forEach(function (m) {
-      var had = byId.get(m.id);
-      if (m.direction === "out" && /^agent:/.test(m.sender || "") && e.s.state !== "closed") {
-        e.s.last_agent_at = Math.max(e.s.last_agent_at || 0, m.created_at || 0);  // an agent answered (server time)
-      }
-      // a history read can be older than a pushed message.status: sent/failed is not undone by its "queued"
-      if (had && statusRank(had.status) > statusRank(m.status)) m = Object.assign({}, m, { status: had.status, data: had.data });
-      byId.set(m.id, m);
-    });
-    e.msgs = Array.from(byId.values()).sort(function (a, b) { return a.id - b.id; });
-    var ids = new Set(list.map(function (m) { return m.id; }));
-    e.pend = e.pend.filter(function (p) { return !(p.message_id && ids.has(p.message_id)); });
-  }
-
-  function statusRank(status) { return status === "failed" ? 2 : status === "sent" ? 1 : 0; }
-  /** The customer's messages since an agent last answered: this session's last_agent_at, or an agent's
-   * message in the history (a returning customer's earlier session), as the server counts unread. */
-  function unanswered(e) {
-    var since = e.s.last_agent_at || 0;
-    e.msgs.forEach(function (m) {
-      if (m.direction === "out" && /^agent:/.test(m.sender || "")) since = Math.max(since, m.created_at || 0);
-    });
-    return e.msgs.filter(function (m) { return m.direction === "in" && m.sender === "customer" && m.created_at > since; }).length;
-  }
+  var mergeMsgs = window.HubSessionMsgs.merge, unanswered = window.HubSessionMsgs.unanswered;
 
   function watching(id) { return S.currentId === id && !document.hidden; }
 
@@ -192,7 +166,7 @@
     e.gone = null;
     e.addedSeq = b.seq || 0;
     delete S.removedSeq[b.session.id];
-    mergeMsgs(e, b.history || []);
+    mergeMsgs(e, b.history || [], true);
     e.hasOlder = (b.history || []).length >= 20;
     e.loaded = true;
     e.unread = watching(e.s.id) ? 0 : Math.max(1, unanswered(e));
@@ -216,11 +190,11 @@
       e.s.last_customer_at = m.created_at;
       if (!watching(e.s.id)) e.unread = (e.unread || 0) + 1;
       if (window.Hub.alertMessage && !watching(e.s.id)) window.Hub.alertMessage(R.customerName(e), R.preview(m));
-    } else if (m.direction === "out" && m.sender === "agent:" + S.me.id) {
-      e.s.last_agent_at = Math.max(e.s.last_agent_at || 0, m.created_at);
+    } else if (m.direction === "out" && /^agent:/.test(m.sender || "")) {
+      e.unread = 0;  // answered (here, in another tab of mine, or by a supervisor): nothing unread, as the server counts
       // a reply of mine marked unsent (its ack timed out) that did go through: re-send it, idempotent by
       // client_id, which drops the pending copy
-      e.pend.forEach(function (x) { if (x.state === "unsent" && x.text === m.text) deliver(x); });
+      if (m.sender === "agent:" + S.me.id) e.pend.forEach(function (x) { if (x.state === "unsent" && x.text === m.text) deliver(x); });
     }
     R.renderList(S);
     if (S.currentId === e.s.id) R.renderMessages(S, "stay");
@@ -262,6 +236,14 @@
       if (!e.closingByMe) toast(R.customerName(e) + "：" + why, kind === "closed" ? "" : "warn");
     };
   }
+  socket.on("session.accepted", function (p) {  // accepted in another tab of mine (or by replying there)
+    var e = fresh(p) && S.sessions.get(p.session_id);
+    if (!e || e.s.state !== "assigned") return;
+    e.s.state = "active";
+    e.s.accepted_at = p.accepted_at;
+    R.renderList(S);
+    if (S.currentId === e.s.id) renderCurrent("stay");
+  });
   socket.on("session.removed", goneEvent("removed"));
   socket.on("session.closed", goneEvent("closed"));
 
@@ -358,7 +340,7 @@
       e.customer = ack.customer;
       e.transfer = ack.transfer || null;
       if (!e.loaded) e.hasOlder = (ack.history || []).length >= 20;
-      mergeMsgs(e, ack.history);
+      mergeMsgs(e, ack.history, true);
       e.loaded = true;
       R.renderList(S);
       if (S.currentId === id) renderCurrent("stay");

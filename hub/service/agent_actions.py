@@ -58,6 +58,9 @@ class AgentActions:
                 raise changed()
             self.timers.cancel(f"accept:{session_id}")
             row = await self._get(session_id)
+            # the agent's other tabs (the one that accepted knows): they offered 接入 until a reload
+            await self.push.to_user(user.id, "session.accepted", {"session_id": session_id,
+                                                                   "accepted_at": row.accepted_at})
             await self._kf(row, "human", user)
             await self._notify("accepted", session_id, agent_id=user.id)
 

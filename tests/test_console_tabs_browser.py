@@ -1,0 +1,67 @@
+"""The agent console in headless Chromium with one agent in two tabs, and the message list's gaps:
+what one tab does shows in the other (accepting, answering), and a latest page that does not reach
+what is shown (a hub restart while the customer kept writing) leaves no hole in the chat."""
+from __future__ import annotations
+
+from playwright.async_api import expect
+
+from tests.conftest import WECOM
+from tests.helpers import post
+from tests.rt_helpers import make_user, server_url
+from tests.test_console_browser import go_online, log_in, new_page
+from tests.wechat_client import text_xml
+
+
+async def test_accepting_and_answering_in_one_tab_shows_in_the_other(client, hub, wecom, browser):  # noqa: ANN001
+    alice = await make_user(hub, "alice")
+    await hub.settings.set("default_group", "presales")
+    errors: list[str] = []
+    a = await new_page(browser, errors)
+    await log_in(a, server_url(client), "alice")
+    await go_online(a, hub, alice.id)
+    b = await a.context.new_page()
+    await b.goto(server_url(client) + "/console")
+    await expect(b.locator("#conn")).to_have_attribute("data-state", "connected")
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmTabs", "你好", 52001))
+    await b.locator("#session-list li.session", has_text="wmTabs").click()
+    await expect(b.locator("#accept-btn")).to_be_visible()
+    await a.locator("#session-list li.session", has_text="wmTabs").click()
+    await a.click("#accept-btn")
+    await expect(b.locator("#accept-btn")).to_be_hidden()  # it offered 接入 until a reload
+    # tab B looks at another session while the customer writes, then tab A answers
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmOther", "在吗", 52002))
+    await b.locator("#session-list li.session", has_text="wmOther").click()
+    for i in (3, 4):
+        await post(client, wecom, text_xml(WECOM["receive_id"], "wmTabs", f"还在吗{i}", 52000 + i))
+    tabs_item = b.locator("#session-list li.session", has_text="wmTabs")
+    await expect(tabs_item.locator(".unread")).to_have_text("2")
+    await a.fill("#reply", "在的，请讲")
+    await a.press("#reply", "Enter")
+    await expect(tabs_item.locator(".unread")).to_have_count(0)  # answered in tab A: nothing unread
+    assert errors == []
+
+
+async def test_a_latest_page_that_does_not_reach_what_is_shown_leaves_no_hole(client, hub, browser):  # noqa: ANN001
+    """After a hub restart the console reads each session's latest 20 messages again; the customer had
+    written 25 meanwhile: merged with what was shown, the 5 between were missing, and 加载更早 (which
+    pages from the oldest shown) never brought them."""
+    await make_user(hub, "alice")
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, server_url(client), "alice")
+    got = await page.evaluate("""() => {
+      const msg = (id) => ({ id: id, direction: "in", sender: "customer", created_at: id });
+      const range = (a, b) => Array.from({ length: b - a + 1 }, (_, i) => msg(a + i));
+      const entry = () => ({ s: { state: "active" }, msgs: range(1, 10), pend: [], hasOlder: false });
+      const apart = entry(), overlapping = entry(), whole = entry();
+      HubSessionMsgs.merge(apart, range(31, 50), true);        // 11-30 are not shown: no hole
+      HubSessionMsgs.merge(overlapping, range(10, 29), true);  // reaches what is shown: merged
+      HubSessionMsgs.merge(whole, range(9, 12), true);         // less than a page: all there is
+      const ids = (e) => e.msgs.map((m) => m.id);
+      return { apart: ids(apart), apartOlder: apart.hasOlder, overlapping: ids(overlapping),
+               overlappingOlder: overlapping.hasOlder, whole: ids(whole) };
+    }""")
+    assert got["apart"] == list(range(31, 51)) and got["apartOlder"] is True
+    assert got["overlapping"] == list(range(1, 30)) and got["overlappingOlder"] is False
+    assert got["whole"] == list(range(1, 13))
+    assert errors == []

@@ -19,7 +19,7 @@
     var byId = new Map(e.msgs.map(function (m) { return [m.id, m]; }));
     list.forEach(function (m) {
       var had = byId.get(m.id);
-      if (m.direction === "out" && /^agent:/.test(m.sender || "") && e.s.state !== "closed") {
+      if (m.direction === "out" && /^(agent|staff):/.test(m.sender || "") && e.s.state !== "closed") {
         e.s.last_agent_at = Math.max(e.s.last_agent_at || 0, m.created_at || 0);  // an agent answered (server time)
       }
       // a history read can be older than a pushed message.status: sent/failed is not undone by its "queued"
@@ -31,12 +31,12 @@
     e.pend = e.pend.filter(function (p) { return !(p.message_id && ids.has(p.message_id)); });
   }
 
-  /** The customer's messages since an agent last answered: this session's last_agent_at, or an agent's
+  /** The customer's messages since an agent (or staff in the WeCom app) last answered: this session's last_agent_at, or an agent's
    * message in the history (a returning customer's earlier session), as the server counts unread. */
   function unanswered(e) {
     var since = e.s.last_agent_at || 0;
     e.msgs.forEach(function (m) {
-      if (m.direction === "out" && /^agent:/.test(m.sender || "")) since = Math.max(since, m.created_at || 0);
+      if (m.direction === "out" && /^(agent|staff):/.test(m.sender || "")) since = Math.max(since, m.created_at || 0);
     });
     return e.msgs.filter(function (m) { return m.direction === "in" && m.sender === "customer" && m.created_at > since; }).length;
   }

@@ -190,8 +190,8 @@
       e.s.last_customer_at = m.created_at;
       if (!watching(e.s.id)) e.unread = (e.unread || 0) + 1;
       if (window.Hub.alertMessage && !watching(e.s.id)) window.Hub.alertMessage(R.customerName(e), R.preview(m));
-    } else if (m.direction === "out" && /^agent:/.test(m.sender || "")) {
-      e.unread = 0;  // answered (here, in another tab of mine, or by a supervisor): nothing unread, as the server counts
+    } else if (m.direction === "out" && /^(agent|staff):/.test(m.sender || "")) {
+      e.unread = 0;  // answered (here, another tab, a supervisor, the WeCom app): nothing unread, as the server counts
       // a reply of mine marked unsent (its ack timed out) that did go through: re-send it, idempotent by
       // client_id, which drops the pending copy
       if (m.sender === "agent:" + S.me.id) e.pend.forEach(function (x) { if (x.state === "unsent" && x.text === m.text) deliver(x); });

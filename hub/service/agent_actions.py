@@ -159,7 +159,8 @@ class AgentActions:
                 raise HubError(404, "unknown_group", f"no group {name}", "to_group")
         return name
 
-    async def close(self, user: UserInfo | None, session_id: int, reason: str = "resolved") -> None:
+    async def close(self, user: UserInfo | None, session_id: int, reason: str = "resolved", *,
+                    tell_platform: bool = True) -> None:
         if not isinstance(reason, str):
             raise bad_request("invalid_reason", "reason must be text", "reason")
         reason = reason.strip()[:64] or "resolved"
@@ -182,7 +183,8 @@ class AgentActions:
         freed = self.dispatcher.release(row.agent_id, session_id) if row.agent_id else []
         if row.agent_id:
             await self.push.to_user(row.agent_id, "session.closed", {"session_id": session_id, "reason": reason})
-        await self._kf(row, "closed")
+        if tell_platform:
+            await self._kf(row, "closed")
         await self._notify("closed", session_id, reason=reason)
         await self._apply_all(freed)
         await self._queue_changed()

@@ -38,6 +38,7 @@ from .agent_actions import AgentActions
 from .delivery import DeliveryStatus
 from .dispatcher_sync import DispatcherSync
 from .floor import queued_session
+from .platform_side import PlatformSide
 from .queue_announcements import QueueAnnouncements
 from .reading import SessionReading
 from .session_timers import SessionTimers
@@ -92,7 +93,7 @@ class Handover:
 
 
 class SessionService(AgentActions, SessionReading, DispatcherSync, SessionTimers, QueueAnnouncements,
-                     DeliveryStatus):
+                     DeliveryStatus, PlatformSide):
     def __init__(self, db: Database, clock: Clock, push: Push, outbound: Outbound, settings: Settings,
                  timers: Timers, profile: ProfileProvider = basic_profile, kf_state: Any = None):
         self.db = db

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..pipeline import JobContext
+from .platform_side import ENDED_ON_PLATFORM, change_type
 from .sessions import Handover, SessionService
 
 # what a customer sends that a person must see: "unknown" too (a 微信客服 mini-program card or business
@@ -27,6 +28,12 @@ def route_step(sessions: SessionService, routing_context: Any = _no_context):  #
 
     async def step(ctx: JobContext) -> None:
         msg = ctx.message
+        if msg.direction == "out" and (msg.sender or "").startswith("staff"):  # answered in the WeCom app (微信客服)
+            await sessions.staff_message(msg)
+            return
+        if msg.kind == "event.kf.session_status_change" and change_type(ctx.data) == ENDED_ON_PLATFORM:
+            await sessions.ended_on_platform(msg.conversation_id)
+            return
         if not is_customer_message(msg) or ctx.state.get("handled"):
             return
         open_row = await sessions.open_session_for(ctx.state, msg.conversation_id)

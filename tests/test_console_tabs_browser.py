@@ -9,6 +9,7 @@ from tests.conftest import WECOM
 from tests.helpers import post
 from tests.rt_helpers import make_user, server_url
 from tests.test_console_browser import go_online, log_in, new_page
+from tests.test_realtime import desk  # noqa: F401 - a fixture
 from tests.wechat_client import text_xml
 
 
@@ -64,4 +65,25 @@ async def test_a_latest_page_that_does_not_reach_what_is_shown_leaves_no_hole(cl
     assert got["apart"] == list(range(31, 51)) and got["apartOlder"] is True
     assert got["overlapping"] == list(range(1, 30)) and got["overlappingOlder"] is False
     assert got["whole"] == list(range(1, 13))
+    assert errors == []
+
+
+async def test_a_supervisors_list_follows_the_sessions_of_other_agents(client, hub, wecom, browser, desk):  # noqa: ANN001
+    """A supervisor's console lists every open session, but the events of other agents' sessions go to
+    those agents: a session handed to alice after the supervisor loaded the page never appeared, and
+    one she closed stayed listed."""
+    await make_user(hub, "alice")
+    await make_user(hub, "sam", role="supervisor", groups=())
+    await hub.settings.set("default_group", "presales")
+    alice = await desk("alice")
+    assert (await alice.call("status", {"status": "online"}))["ok"]
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, server_url(client), "sam")
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmSeen", "你好", 52101))
+    [bundle] = await alice.wait("session.new")
+    item = page.locator("#session-list li.session", has_text="wmSeen")
+    await expect(item).to_be_visible(timeout=12000)
+    assert (await alice.call("close", {"session_id": bundle["session"]["id"]}))["ok"]
+    await expect(item).to_have_count(0, timeout=12000)
     assert errors == []

@@ -236,6 +236,13 @@
       if (!e.closingByMe) toast(R.customerName(e) + "：" + why, kind === "closed" ? "" : "warn");
     };
   }
+  // a supervisor's list holds every open session; the others' changes reach them only as dashboard.update
+  // (at most one a second): the list is read again, at most every 5 s (it stayed as loaded until a reload)
+  var relist = null;
+  socket.on("dashboard.update", function () {
+    if (S.me.role === "agent" || relist) return;
+    relist = setTimeout(function () { relist = null; loadSessions(); }, 5000);
+  });
   socket.on("session.accepted", function (p) {  // accepted in another tab of mine (or by replying there)
     var e = fresh(p) && S.sessions.get(p.session_id);
     if (!e || e.s.state !== "assigned") return;

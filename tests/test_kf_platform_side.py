@@ -85,3 +85,27 @@ async def test_a_session_a_servicer_ended_in_the_wecom_app_is_closed(aiohttp_cli
     alice = await make_user(hub, "alice")
     await hub.sessions.set_status(alice, "online")
     assert (await session_of(hub)).agent_id is None  # nobody is handed a session that is over
+
+
+async def test_a_follower_who_unsubscribed_or_a_deleted_contact_ends_the_session(client, hub, oa, wecom):  # noqa: ANN001
+    """An Official Account follower who unsubscribed while queued (or a WeCom contact deleted) kept the
+    session: it went to an agent whose replies the platform refuses (43004 "require subscribe")."""
+    from tests.conftest import WECOM
+    from tests.wechat_client import event_xml, text_xml
+    await hub.settings.set("default_group", "presales")
+    await post(client, oa, text_xml("gh", "oLeft", "转人工", 53001))
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmLeft", "转人工", 53002))
+    await hub.pipeline.drain()
+    await post(client, oa, event_xml("gh", "oLeft", "unsubscribe"))
+    await post(client, wecom, event_xml(WECOM["receive_id"], "sys", "change_external_contact",
+                                        ChangeType="del_external_contact", UserID="zhangsan",
+                                        ExternalUserID="wmLeft"))
+    await hub.pipeline.drain()
+    async with hub.db.read() as conn:
+        rows = (await conn.execute(select(ServiceSession.__table__))).all()
+    assert sorted((r.state, r.close_reason) for r in rows) == [("closed", "contact_deleted"),
+                                                                ("closed", "unsubscribed")]
+    alice = await make_user(hub, "alice")
+    await hub.sessions.set_status(alice, "online")
+    async with hub.db.read() as conn:
+        assert all(r.agent_id is None for r in (await conn.execute(select(ServiceSession.__table__))).all())

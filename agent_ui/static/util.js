@@ -151,7 +151,7 @@
     },
     refund: { requested: "买家申请退款", refunding: "退款处理中", rejected: "卖家已拒绝退款", refunded: "已退款" },
     platform: { taobao: "淘宝", jd: "京东", youzan: "有赞", douyin: "抖音", custom: "自营" },
-    closeReason: { resolved: "已解决", no_response: "客户无响应", duplicate: "重复会话", spam: "骚扰/无效", ended_on_platform: "已在企业微信中结束" },
+    closeReason: { resolved: "已解决", no_response: "客户无响应", duplicate: "重复会话", spam: "骚扰/无效", ended_on_platform: "已在企业微信中结束", unsubscribed: "客户已取消关注", contact_deleted: "好友关系已删除" },
     error: {
       forbidden: "这不是你的会话", session_closed: "会话已结束", agent_unavailable: "对方不在线或已满负荷",
       session_changed: "会话刚被他人处理（转接、结束或重新排队），请查看最新状态",

@@ -1,10 +1,12 @@
-"""What staff do in the platform's own clients, seen in 微信客服 pulls: a reply sent from the WeCom
-app (``origin`` 5, sender ``staff``) and a session a servicer ended there (``session_status_change``).
+"""What happens on the platforms' side of a conversation: a 微信客服 reply staff sent from the WeCom
+app (``origin`` 5, sender ``staff``), a session a servicer ended there (``session_status_change``), an
+Official Account follower who unsubscribed, a WeCom contact deleted (either side).
 
 The hub's session follows them. The reply is the customer's answer: it shows in the holder's console
 and counts as a reply (first reply, the unanswered clock, SLA alerts; not in any agent's average, the
-hub cannot tell which of its users the servicer is). A session ended on the platform is closed in
-the hub, its holder's place freed (it stayed open, was escalated as unanswered and handed on).
+hub cannot tell which of its users the servicer is). A session over on the platform is closed in the
+hub, its holder's place freed (it stayed open or queued, was escalated as unanswered and handed on to
+agents whose replies could not reach the customer any more).
 """
 from __future__ import annotations
 
@@ -40,14 +42,26 @@ class PlatformSide:
         await self._notify("agent_reply", row.id, agent_id=None, message_id=message_row.id, at=now)
         return True
 
-    async def ended_on_platform(self, conversation_id: int) -> bool:
-        """A servicer ended the conversation's session on the platform: closed here too (without telling
-        the platform, which ended it); False when none was open."""
+    async def ended_on_platform(self, conversation_id: int, reason: str = ENDED_REASON) -> bool:
+        """The conversation's session is over on the platform (a servicer ended it; the follower
+        unsubscribed; the contact was deleted): closed here too, without telling the platform; False
+        when none was open (an agent was handed a customer no reply could reach any more)."""
         row = await self._open_session(conversation_id)
         if row is None:
             return False
-        await self.close(None, row.id, ENDED_REASON, tell_platform=False)
+        await self.close(None, row.id, reason, tell_platform=False)
         return True
+
+
+def platform_end(kind: str, data: Any) -> str | None:
+    """The close reason when this message ends the conversation's session on the platform, else None."""
+    if kind == "event.kf.session_status_change":
+        return ENDED_REASON if change_type(data) == ENDED_ON_PLATFORM else None
+    if kind == "event.unsubscribe":
+        return "unsubscribed"  # an Official Account follower left: customer-service messages are refused
+    if kind == "event.external_contact" and data.get("change_type") in ("del_external_contact", "del_follow_user"):
+        return "contact_deleted"  # the customer deleted the staff member, or the staff member them
+    return None
 
 
 def change_type(data: Any) -> int:

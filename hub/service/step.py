@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..pipeline import JobContext
-from .platform_side import ENDED_ON_PLATFORM, change_type
+from .platform_side import platform_end
 from .sessions import Handover, SessionService
 
 # what a customer sends that a person must see: "unknown" too (a 微信客服 mini-program card or business
@@ -31,8 +31,8 @@ def route_step(sessions: SessionService, routing_context: Any = _no_context):  #
         if msg.direction == "out" and (msg.sender or "").startswith("staff"):  # answered in the WeCom app (微信客服)
             await sessions.staff_message(msg)
             return
-        if msg.kind == "event.kf.session_status_change" and change_type(ctx.data) == ENDED_ON_PLATFORM:
-            await sessions.ended_on_platform(msg.conversation_id)
+        if msg.kind.startswith("event.") and (reason := platform_end(msg.kind, ctx.data)) is not None:
+            await sessions.ended_on_platform(msg.conversation_id, reason)
             return
         if not is_customer_message(msg) or ctx.state.get("handled"):
             return

@@ -39,12 +39,17 @@ def archive_step(db: Database, clock: Clock):  # noqa: ANN201
                 if (await conn.execute(mark.values(recalled_at=now))).rowcount:
                     return
                 if (await conn.execute(select(messages.c.id).where(original))).first() is not None:
-                    return  # marked already (this recall's job ran before)
+                    # there: marked already (this recall's job ran before), or committed since the first
+                    # look (PostgreSQL: another writer's batch): a statement of its own marks it
+                    await conn.execute(mark.values(recalled_at=now))
+                    return
                 await conn.execute(insert(early).values(account_id=msg.account_id, msg_key=key, recalled_at=now)
                                    .on_conflict_do_nothing(index_elements=["account_id", "msg_key"]))
                 await conn.execute(delete(early).where(early.c.recalled_at < now - EARLY_RECALL_KEEP))
-                # an original committed since this transaction's first look (another process's writer,
-                # which did not see the key above yet): a statement of its own sees it
+            # the key committed first, then one more look: an original committed before this look is marked
+            # here; one committed after it is marked by its writer, which looks at early_recalls after its
+            # commit (postgres_batch.py). In one transaction neither saw the other: it stayed unmarked.
+            async with db.write() as conn:
                 await conn.execute(mark.values(recalled_at=now))
 
         await retry_busy(write)

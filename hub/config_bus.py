@@ -33,6 +33,7 @@ CHANNEL_CODES = "channel_codes"
 SLA_RULES = "sla_rules"
 QUALITY_RULES = "quality_rules"
 TICKET_RULES = "ticket_rules"
+CUSTOMER_MERGES = "customer_merges"  # a merge or its undo moved conversations between customers
 
 
 class ConfigBus:
@@ -156,6 +157,12 @@ def _subscribe_caches(bus: ConfigBus, hub: Any, app: web.Application) -> None:
     bus.subscribe(ROUTING_RULES, hub.sessions.load_rules)
     bus.subscribe(USERS, hub.sessions.load)
     bus.subscribe(ACCOUNTS, hub.accounts.reload)
+
+    async def merges() -> None:
+        hub.customers.forget_conversations()
+
+    bus.subscribe(CUSTOMER_MERGES, merges)
+    hub.customers.announce_merges = lambda: bus.publish(CUSTOMER_MERGES)
 
     async def faq() -> None:  # a no-op where the change was made (the index already has it)
         await hub.kb.refresh_if_changed(every=0.0)

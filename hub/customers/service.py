@@ -58,6 +58,8 @@ class CustomerService:
         self._tagged: set[tuple[int, str]] = set()  # (customer, keyword tag) known to be on the customer
         # conversation -> (when to try again, the pause after that): its first contact's profile fetch failed
         self._profile_retry: dict[int, tuple[float, float]] = {}
+        # set by the config bus: after a merge or its undo, every process drops the caches naming customers
+        self.announce_merges: Callable[[], Awaitable[None]] | None = None
 
     # -- pipeline step --------------------------------------------------------------------------
     async def identify_step(self, ctx: JobContext) -> None:
@@ -109,7 +111,7 @@ class CustomerService:
             # (PostgreSQL runs them in parallel): resolved again, it now finds them
             customer_id, added = await retry_conflicts(write)
             if merged:  # the person's other conversations moved to this customer: cached, they named the old one
-                self.forget_conversations()
+                await self.merges_changed()
             if is_customer:
                 self._touched[customer_id] = now
                 self._tagged.update((customer_id, w) for w in matched)
@@ -128,13 +130,19 @@ class CustomerService:
                 await self.tags_changed(customer_id)
             return
 
-        async def touch() -> list[str]:
+        async def touch() -> tuple[int, list[str]]:
             async with self.db.write() as conn:
-                await conn.execute(update(customers).where(customers.c.id == customer_id).values(last_contact_at=now))
-                return await add_tags(conn, now, customer_id, words, "keyword", "bot") if words else []
+                # merged into another since this process cached it (a merge in another process): that one
+                live = await ident.live_customer(conn, customer_id)
+                await conn.execute(update(customers).where(customers.c.id == live).values(last_contact_at=now))
+                return live, (await add_tags(conn, now, live, words, "keyword", "bot") if words else [])
 
         self._touched[customer_id] = now
-        added = await retry_conflicts(touch)  # (a new tag created by a parallel job at the same moment)
+        live, added = await retry_conflicts(touch)  # (a new tag created by a parallel job at the same moment)
+        if live != customer_id:  # the tags and last contact went to the merged-away customer
+            self.forget_conversations()
+            customer_id = self._conv_customer[msg.conversation_id] = ctx.state["customer_id"] = live
+            self._touched[customer_id] = now
         if len(self._tagged) > 200_000:
             self._tagged.clear()
         self._tagged.update((customer_id, w) for w in words)  # has it now (added, or had it before)
@@ -169,7 +177,7 @@ class CustomerService:
 
         customer_id = await retry_conflicts(write)
         if merged:
-            self.forget_conversations()
+            await self.merges_changed()
         return customer_id
 
     async def routing_context(self, customer_id: int | None) -> dict[str, Any]:
@@ -177,6 +185,7 @@ class CustomerService:
         if customer_id is None:
             return {}
         async with self.db.read() as conn:
+            customer_id = await ident.live_customer(conn, customer_id)  # (merged in another process since)
             row = (await conn.execute(select(customers.c.vip_level).where(customers.c.id == customer_id))).first()
             tags = frozenset(t["name"] for t in await tags_of(conn, customer_id))
         return {"vip_level": row.vip_level if row else 0, "tags": tags}
@@ -185,6 +194,14 @@ class CustomerService:
         """After merges (or erasures) move conversations between customers."""
         self._conv_customer.clear()
         self._tagged.clear()
+
+    async def merges_changed(self) -> None:
+        """After a merge or its undo committed: this process's caches go, and every other process's (the
+        config bus); their jobs wrote tags and last contact to the merged-away customer, and after an undo
+        to the customer the conversations had left."""
+        self.forget_conversations()
+        if self.announce_merges is not None:
+            await self.announce_merges()
 
     # -- profile beside a session ---------------------------------------------------------------
     async def profile(self, conv: Any) -> dict[str, Any]:
@@ -300,8 +317,8 @@ class CustomerService:
                 if row.merged_into:
                     raise HubError(409, "already_merged", f"customer {cid} was merged into {row.merged_into}")
             await ident.merge(conn, self.clock.now(), source=source, target=target, by=by, why=why)
-            self.forget_conversations()
             merge_id = (await conn.execute(select(func.max(Merge.__table__.c.id)))).scalar()
+        await self.merges_changed()
         await self._recount_orders(target)
         await self.profile_changed(target)
         return {"merge_id": merge_id, "customer": await self.get(target)}
@@ -312,9 +329,9 @@ class CustomerService:
                 target = (await conn.execute(select(Merge.__table__.c.target_id).where(
                     Merge.__table__.c.id == merge_id))).scalar()
                 source = await ident.unmerge(conn, self.clock.now(), merge_id, by)
-                self.forget_conversations()
             except LookupError as exc:
                 raise not_found("unknown_merge", str(exc)) from None
+        await self.merges_changed()
         await self._recount_orders(source, target)
         await self.profile_changed(source, target)
         return {"customer": await self.get(source)}

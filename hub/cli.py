@@ -15,6 +15,13 @@ from .clock import Clock
 from .config import HubConfig, load_config
 
 
+def _port(value: str) -> int:
+    """--port: 0-65535 (0: any free port; 99999 listened on 34463 under uvloop)."""
+    if not value.strip().isdigit() or not 0 <= int(value) <= 65535:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port number (0-65535)")
+    return int(value)
+
+
 def _add_db(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", metavar="URL", help="database URL (default: $HUB_DATABASE_URL or sqlite+aiosqlite:///scrm-hub.db)")
     p.add_argument("--config", metavar="FILE", help="TOML config file (default: $HUB_CONFIG)")
@@ -27,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the hub (HTTP callbacks, API, workers)")
     _add_db(serve)
     serve.add_argument("--host", help="listen address (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="listen port (default 8080)")
+    serve.add_argument("--port", type=_port, help="listen port (default 8080)")
     serve.add_argument("--demo", action="store_true", help="seed a demo brand (accounts) and print how to reach it")
     serve.add_argument("--wecom-api-base", help="WeCom API base URL ($HUB_WECOM_API_BASE)")
     serve.add_argument("--oa-api-base", help="Official Account API base URL ($HUB_OA_API_BASE)")
@@ -162,20 +169,36 @@ def _check_accounts(config: HubConfig) -> None:
             raise SystemExit(f"scrm-hub: [[accounts]] {a.id}: {exc.message}") from None
 
 
-async def _with_db(config: HubConfig, fn):  # noqa: ANN001, ANN202
+def _failures() -> tuple[type[BaseException], ...]:
+    """What a command reports in one line, not a traceback: a database unusable, a key missing, a file..."""
+    from alembic.util import CommandError
     from sqlalchemy.exc import DBAPIError
 
+    from .privacy.secrets import SecretKeyError
+    from .schema import SchemaError
+    return OSError, DBAPIError, SchemaError, SecretKeyError, ValueError, CommandError
+
+
+def _one_line(exc: BaseException, prefix: str = "") -> SystemExit:
+    why = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
+    return SystemExit(f"scrm-hub: {prefix}{why[0]}")
+
+
+async def _with_db(config: HubConfig, fn):  # noqa: ANN001, ANN202
     from .db import Database
-    db = Database(config.database_url)
+    db = None
     try:
         try:
+            db = Database(config.database_url)  # (a :memory: SQLite database is a ValueError)
             await db.create_schema(config.auto_migrate)
-        except (OSError, DBAPIError) as exc:  # a server down, a file that cannot be opened: one line
-            why = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
-            raise SystemExit(f"scrm-hub: cannot open the database: {why[0]}") from None
+        except _failures()[:2] as exc:  # a server down, a file that cannot be opened: one line
+            raise _one_line(exc, "cannot open the database: ") from None
         return await fn(db)
+    except _failures() as exc:  # a schema this hub cannot use, a key missing, a file not found: one line
+        raise _one_line(exc) from None
     finally:
-        await db.dispose()
+        if db is not None:
+            await db.dispose()
 
 
 GIL_SWITCH_S = 0.0005
@@ -208,6 +231,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # hand the batch back; while callbacks keep the loop busy it would wait out Python's default
     # 5 ms switch interval, and every callback in that batch waits with it
     sys.setswitchinterval(GIL_SWITCH_S)
+
+    async def usable(db) -> None:  # noqa: ANN001 - checked before start-up: one line, not a traceback
+        from .privacy.secrets import ring_for
+        ring_for(db)
+    asyncio.run(_with_db(config, usable))  # the schema (auto-migrated or refused) and the secret key
+    try:  # bound before start-up: "ready" is logged once the port is ours
+        socks = _listen(config.host, config.port, os.environ.get("HUB_REUSE_PORT") == "1")
+    except OSError as exc:  # in use, not an address of this machine, a host that does not resolve
+        raise SystemExit(f"scrm-hub: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}") from None
     app = create_app(config)
 
     async def log_loop(app: web.Application) -> None:
@@ -237,10 +269,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
             except (NotImplementedError, RuntimeError):  # no signal handlers here (Windows, a thread)
                 pass
     app.on_shutdown.insert(0, one_stop_signal)
-    web.run_app(app, host=config.host, port=config.port, reuse_port=os.environ.get("HUB_REUSE_PORT") == "1",
-                access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
-                print=lambda *_: None, loop=loop)
+    try:
+        web.run_app(app, sock=socks, access_log=logging.getLogger("aiohttp.access") if args.access_log else None,
+                    print=lambda *_: None, loop=loop)
+    except _failures() as exc:  # what start-up met after the check (another process migrated, say)
+        raise _one_line(exc) from None
     return 0
+
+
+def _listen(host: str, port: int, reuse_port: bool) -> list:
+    """Sockets bound on every address ``host`` resolves to, as aiohttp's TCPSite binds them."""
+    import socket
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    socks: list[socket.socket] = []  # (on an error the caller exits: nothing to close)
+    for family, kind, proto, _, addr in dict.fromkeys(infos):
+        socks.append(sock := socket.socket(family, kind, proto))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(addr)
+    return socks
 
 
 def cmd_accounts(args: argparse.Namespace) -> int:
@@ -358,13 +408,14 @@ def cmd_archive(args: argparse.Namespace) -> int:
 
     async def run(db):  # noqa: ANN001, ANN202
         try:
-            count, cut = await export(db, sys.stdout, args.format, since), False
-        except ExportCut as exc:  # the reader stopped (`| head`): no traceback, and still audited
-            count, cut = exc.count, True
+            count, cut, error = await export(db, sys.stdout, args.format, since), False, None
+        except ExportCut as exc:  # the reader stopped (`| head`), a full disk: no traceback, and still audited
+            count, cut, error = exc.count, True, exc.error
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush finds no pipe
-        print(f"exported {count} messages{' (output closed early)' if cut else ''}", file=sys.stderr)
         from .privacy.views import audit_cli_export  # every export is in the access audit
         await audit_cli_export(db, "export.archive", {"format": args.format, "since": since, "messages": count})
+        print(f"exported {count} messages{' (output closed early)' if cut else ''}" if error is None else
+              f"scrm-hub: writing the export failed after {count} messages: {error.strerror or error}", file=sys.stderr)
         return 1 if cut else 0
 
     return asyncio.run(_with_db(config, run))
@@ -374,17 +425,25 @@ def cmd_db(args: argparse.Namespace) -> int:
     from . import schema
     from .db import Database
     if args.action == "history":
-        print("\n".join(schema.history()))
+        try:
+            print("\n".join(schema.history()), flush=True)
+        except BrokenPipeError:  # `db history | head`
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 1
         return 0
     if args.action == "revision":
-        path = asyncio.run(schema.autogenerate(args.message, url=args.db, empty=args.empty))
+        try:
+            path = asyncio.run(schema.autogenerate(args.message, url=args.db, empty=args.empty))
+        except _failures() as exc:
+            raise _one_line(exc) from None
         print(f"wrote {path}" if path else "the models match head: no revision written")
         return 0
     config = _config(args)
 
     async def run() -> int:
-        db = Database(config.database_url)
+        db = None
         try:
+            db = Database(config.database_url)  # (a :memory: SQLite database is a ValueError)
             if args.action == "upgrade":
                 await schema.upgrade(db, args.to)
             elif args.action == "downgrade":
@@ -400,10 +459,17 @@ def cmd_db(args: argparse.Namespace) -> int:
             heads = schema.DEFAULT.heads()
             revs = await schema.current(db)
             state = "head" if set(revs) == heads else f"behind head {', '.join(sorted(heads))}"
+            if any(not schema.DEFAULT.knows(rev) for rev in revs):
+                state = "unknown to this hub: a newer hub migrated it?"
             print(f"{', '.join(revs) or '(not under migrations)'} ({state})")
             return 0
+        except _failures()[:2] as exc:  # a server down, a file that cannot be opened
+            raise _one_line(exc, "cannot open the database: ") from None
+        except _failures() as exc:  # an unknown --to revision, a downgrade "to" a later one, a key missing
+            raise _one_line(exc) from None
         finally:
-            await db.dispose()
+            if db is not None:
+                await db.dispose()
 
     return asyncio.run(run())
 

@@ -5,6 +5,8 @@ part of ``repr`` so they do not end up in logs.
 """
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 import tomllib
 from dataclasses import MISSING, dataclass, field, fields, replace
@@ -90,17 +92,71 @@ _ENV = {
 }
 
 
-def _coerce(name: str, value: Any) -> Any:
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET")
+# the smallest (and largest) value each number may take; None: no bound
+_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "port": (0, 65535),  # 0: any free port
+    "callback_max_skew": (0, None), "max_body_bytes": (1, None), "writer_max_batch": (1, None),
+    "kf_pull_limit": (1, None), "outbound_retry_hours": (0, None), "outbound_max_attempts": (0, None),
+    "api_timeout": (0.001, None), "job_lease": (0.001, None),
+}
+
+
+def _coerce(name: str, value: Any, where: str | None = None) -> Any:
+    """``value`` (text from the environment, or a TOML value) as field ``name``'s type, checked; a
+    ValueError naming ``where`` (the variable, flag or config key) otherwise."""
     kind = {f.name: f.type for f in fields(HubConfig)}[name]
+    where = where or name
+    text = isinstance(value, str)
     if kind == "int":
-        return int(value)
-    if kind == "float":
-        return float(value)
-    if kind == "tuple[str, ...]":
-        items = value.split(",") if isinstance(value, str) else list(value)
-        return tuple(str(v).strip() for v in items if str(v).strip())
-    if kind == "bool" and isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
+        if text:
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise ValueError(f"{where}: {value!r} is not an integer") from None
+        elif isinstance(value, float) and not isinstance(value, bool) and value.is_integer():
+            value = int(value)
+        elif not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(f"{where}: {value!r} is not an integer")
+    elif kind == "float":
+        if text:
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise ValueError(f"{where}: {value!r} is not a number") from None
+        elif not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ValueError(f"{where}: {value!r} is not a number")
+        value = float(value)
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {value!r} is not a finite number")
+    elif kind == "bool":
+        if text and value.strip().lower() in _TRUE + _FALSE:
+            value = value.strip().lower() in _TRUE
+        elif not isinstance(value, bool):
+            raise ValueError(f"{where}: {value!r} is not true or false (1/0, true/false, yes/no, on/off)")
+    elif kind == "tuple[str, ...]":
+        items = value.split(",") if text else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
+            raise ValueError(f"{where}: write a list of text values (or one comma-separated text)")
+        value = tuple(v.strip() for v in items if v.strip())
+    elif not text:
+        raise ValueError(f"{where}: {value!r} must be text (in quotes)")
+    if name in _RANGES:
+        low, high = _RANGES[name]
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ValueError(f"{where}: {value!r} is out of range (must be {bounds})")
+    if name == "log_level":
+        value = value.strip().upper()
+        if value not in _LOG_LEVELS:
+            raise ValueError(f"{where}: unknown log level {value!r} (choose one of {', '.join(_LOG_LEVELS)})")
+    if name == "trusted_proxies":
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{where}: {item!r} is not an IP address or CIDR network") from None
     return value
 
 
@@ -151,6 +207,9 @@ def _accounts(entries: Any) -> tuple[AccountConfig, ...]:
     return tuple(out)
 
 
+_FLAGS = {"database_url": "db", "redis_url": "redis", "event_loop": "loop"}  # a flag named otherwise
+
+
 def load_config(path: str | None = None, env: dict[str, str] | None = None, **flags: Any) -> HubConfig:
     """Build the config: file (``[hub]`` table and ``[[accounts]]``), then env, then flags."""
     env = os.environ if env is None else env
@@ -160,17 +219,25 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None, **fl
     if path:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
+        unknown = sorted(set(data) - {"hub", "accounts", "settings"})
+        if unknown:
+            raise ValueError(f"{path}: unknown table or key {', '.join(unknown)} (known: [hub], [settings], [[accounts]])")
+        for table in ("hub", "settings"):
+            if not isinstance(data.get(table, {}), dict):
+                raise ValueError(f"{path}: {table} must be a table ([{table}])")
+        unknown = sorted(set(data.get("hub", {})) - set(_ENV))
+        if unknown:
+            raise ValueError(f"[hub]: unknown key {', '.join(unknown)} (known: {', '.join(sorted(_ENV))})")
         for key, value in data.get("hub", {}).items():
-            if key in _ENV:
-                values[key] = _coerce(key, value)
+            values[key] = _coerce(key, value, f"[hub] {key}")
         accounts = _accounts(data.get("accounts", []))
         values["settings"] = tuple(data.get("settings", {}).items())
     for key, var in _ENV.items():
         if var in env and env[var] != "":
-            values[key] = _coerce(key, env[var])
+            values[key] = _coerce(key, env[var], var)
     for key, value in flags.items():
         if value is not None:
-            values[key] = value
+            values[key] = _coerce(key, value, "--" + _FLAGS.get(key, key.replace("_", "-")))
     if "database_url" in values:
         values["database_url"] = async_url(values["database_url"])
     if "job_shard" in values:

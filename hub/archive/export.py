@@ -34,12 +34,14 @@ async def iter_messages(db: Database, since: float | None = None, batch: int = 2
 
 
 class ExportCut(Exception):
-    """The output was closed before the end (``archive export | head``): at most ``count`` messages
-    went out (those handed to the output; the reader may have taken fewer)."""
+    """The output was closed before the end (``archive export | head``) or could not be written
+    (``error``: a full disk, say): at most ``count`` messages went out (those handed to the output;
+    the reader may have taken fewer)."""
 
-    def __init__(self, count: int):
-        super().__init__(f"output closed after {count} messages")
+    def __init__(self, count: int, error: OSError | None = None):
+        super().__init__(f"output {'failed' if error else 'closed'} after {count} messages")
         self.count = count
+        self.error = error
 
 
 async def export(db: Database, out: TextIO, fmt: str = "jsonl", since: float | None = None) -> int:
@@ -59,5 +61,7 @@ async def export(db: Database, out: TextIO, fmt: str = "jsonl", since: float | N
         out.flush()  # here, not at exit: a reader gone is seen while it can still be reported
     except BrokenPipeError:
         raise ExportCut(count) from None
+    except OSError as exc:  # not written (ENOSPC, EIO): reported, and the export still audited
+        raise ExportCut(count, exc) from None
     return count
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Sequence, Union
 
 import sqlalchemy as sa
-from alembic import op
+from alembic import context, op
 
 
 revision: str = '0003_privacy'
@@ -85,7 +85,51 @@ def upgrade() -> None:
     )
 
 
+def _key_ring(conn: sa.Connection):  # noqa: ANN202
+    """The hub's key ring as ``serve`` finds it (hub/privacy/secrets.py), but a key file is never
+    made here: a new key would open nothing."""
+    import os
+    import pathlib
+
+    from hub.privacy.secrets import KeyRing, SecretKeyError, default_key_file
+    value = os.environ.get("HUB_SECRET_KEY", "").strip()
+    if value:
+        return KeyRing.of(*value.split(","))
+    sqlite_path = conn.engine.url.database if conn.dialect.name == "sqlite" else None
+    path = pathlib.Path(os.environ.get("HUB_SECRET_KEY_FILE") or default_key_file(sqlite_path))
+    if not path.exists():
+        raise SecretKeyError(f"downgrade below 0003_privacy: the accounts' Tokens, EncodingAESKeys and secrets are "
+                             f"stored encrypted and must be written back in clear, but no key is at hand (set "
+                             f"HUB_SECRET_KEY, or HUB_SECRET_KEY_FILE; {path} does not exist)")
+    return KeyRing.of(*path.read_text().split(), source=f"file:{path}")
+
+
+def _unseal_account_secrets() -> None:
+    """Since this revision the ``accounts`` rows hold no secret (the hub seals them into
+    ``account_secrets`` at start): before that table goes, each account gets its own back in clear,
+    as 0002 kept them. Without the key (or with one that does not open them) the downgrade is refused:
+    dropping the table would blank every account's Token, EncodingAESKey and secret."""
+    from hub.privacy.secrets import SecretKeyError
+    if context.is_offline_mode():
+        raise SecretKeyError("downgrade below 0003_privacy decrypts the accounts' secrets: it cannot be written as SQL")
+    conn = op.get_bind()
+    names = ('token', 'encoding_aes_key', 'secret')
+    sealed = sa.table('account_secrets', sa.column('account_id'), *(sa.column(n) for n in names))
+    accounts = sa.table('accounts', sa.column('id'), *(sa.column(n) for n in names))
+    rows = conn.execute(sa.select(sealed)).all()
+    if not rows:
+        return
+    ring = _key_ring(conn)
+    for row in rows:
+        try:
+            clear = {n: ring.open(getattr(row, n)) for n in names}
+        except SecretKeyError as exc:
+            raise SecretKeyError(f"downgrade below 0003_privacy: account {row.account_id}: {exc}") from None
+        conn.execute(sa.update(accounts).where(accounts.c.id == row.account_id).values(**clear))
+
+
 def downgrade() -> None:
+    _unseal_account_secrets()
     op.drop_table('account_secrets')
     op.drop_table('privacy_state')
     op.drop_table('erasure_records')

@@ -193,5 +193,12 @@ async def group_exists(db: Any, name: str) -> bool:
         return (await conn.execute(select(groups.c.name).where(groups.c.name == name))).first() is not None
 
 
+async def require_group(db: Any, name: str | None, field: str) -> None:
+    """400 ``unknown_group`` unless ``name`` (when given) is a skill group: a rule or ticket sent to a typo
+    (or to a group's display name) queued its customers, or its work, where no agent is."""
+    if name and not await group_exists(db, name):
+        raise bad_request("unknown_group", f"no skill group named {name}", field)
+
+
 def install(app: web.Application) -> None:
     add_routes(app, [web.get("/api/settings", get_settings), web.put("/api/settings", put_settings)])

@@ -49,3 +49,11 @@ async def wait_for(predicate, timeout: float = 5.0, interval: float = 0.02):  # 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+async def make_groups(hub, *names: str) -> None:  # noqa: ANN001
+    """Skill groups the operators made (rules and ticket settings name only groups that exist)."""
+    from hub.models import SkillGroup
+    async with hub.db.write() as conn:
+        for name in names:
+            await conn.execute(SkillGroup.__table__.insert().values(name=name, display_name=name))

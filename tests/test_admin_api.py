@@ -3,6 +3,7 @@ rows every admin change leaves, and the role walk (agents and supervisors get 40
 from __future__ import annotations
 
 from tests.conftest import WECOM, auth
+from tests.helpers import make_groups
 from tests.rt_helpers import login, make_user
 
 
@@ -39,7 +40,7 @@ async def test_a_queue_text_with_other_braces_is_refused(client, hub, wecom, sta
     """queue_text is checked by formatting it as the announcer does: "{请稍候}" was stored (it has
     {n}) and then every handover's job failed on a KeyError. One stored before is replaced by the
     default when announced."""
-    from tests.helpers import post
+    from tests.helpers import make_groups, post
     from tests.wechat_client import text_xml
 
     for bad in ["前面还有 {n} 位 {请稍候}", "前面还有 {n} 位 {", "前面还有 {n.x} 位", "前面还有 {0} {n} 位", "{n:zz}", "{{n}}"]:
@@ -95,6 +96,7 @@ async def test_every_admin_change_is_audited_with_before_and_after(client, hub):
     user = await (await client.post("/api/users", json={"username": "audited", "password": "audited-pass"},
                                     headers=auth())).json()
     await client.put(f"/api/users/{user['id']}", json={"password": "another-pass", "cap": 7}, headers=auth())
+    await make_groups(hub, "a", "b")
     r1 = await (await client.post("/api/routing/rules", json={"name": "A", "conditions": [{"kind": "vip_min", "value": 1}],
                                                               "actions": {"group": "a"}}, headers=auth())).json()
     r2 = await (await client.post("/api/routing/rules", json={"name": "B", "conditions": [{"kind": "vip_min", "value": 2}],

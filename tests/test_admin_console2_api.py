@@ -7,12 +7,12 @@ import dataclasses
 
 import pytest
 
-from hub.app import create_app
+from hub.app import HUB, create_app
 from hub.config_bus import CONFIG_BUS
 from hub.supervisor.api import SUPERVISION
 from hub.tickets.api import TICKETS
 from tests.conftest import auth
-from tests.helpers import wait_for
+from tests.helpers import make_groups, wait_for
 from tests.rt_helpers import make_user
 from tests.test_config_bus import REDIS, _redis_up
 
@@ -85,6 +85,7 @@ async def test_quality_rules_validated_audited_and_live(client, hub):
 
 
 async def test_ticket_types_and_rules_validated_audited_and_live(client, hub):
+    await make_groups(hub, "finance", "care", "vip-care")
     svc = client.server.app[TICKETS]
     bad_types = [({"name": "Invoice", "label": "开票"}, "name"), ({"name": "invoice", "label": ""}, "label"),
                  ({"name": "invoice", "label": "开票", "due_hours": 0}, "due_hours"),
@@ -123,6 +124,7 @@ async def test_ticket_types_and_rules_validated_audited_and_live(client, hub):
 
 
 async def test_the_lists_on_off_switch_keeps_what_another_operator_saved(client, hub):
+    await make_groups(hub, "care", "vip-care")
     """A ticket type's or rule's switch sends ``enabled`` alone: it switches the stored version (the
     whole object the page had loaded, sent back, undid another operator's edit made since)."""
     svc = client.server.app[TICKETS]
@@ -171,6 +173,7 @@ async def test_rule_changes_reach_the_other_process(aiohttp_client, hub_config, 
     await wait_for(lambda: [r.seconds for r in sup2.alerts.rules] == [300.0], timeout=5)
     await first.post("/api/quality/rules", json={"kind": "slow_reply", "params": {"seconds": 120}}, headers=auth())
     await wait_for(lambda: [r.kind for r in sup2.quality.rules] == ["slow_reply"], timeout=5)
+    await make_groups(first.server.app[HUB], "care")
     await first.post("/api/ticket-rules", json={"group": "care", "keywords": ["投诉"]}, headers=auth())
     await wait_for(lambda: [r.group for r in tickets2.rules] == ["care"], timeout=5)
     assert bus2.received >= received + 3

@@ -9,7 +9,7 @@ import pytest
 from hub.app import HUB, create_app
 from hub.config_bus import CONFIG_BUS, ConfigBus
 from tests.conftest import auth
-from tests.helpers import wait_for
+from tests.helpers import make_groups, wait_for
 
 REDIS = "redis://127.0.0.1:6379/0"
 
@@ -49,6 +49,7 @@ async def test_two_processes_share_changes_through_redis(aiohttp_client, hub_con
     bus2 = second.server.app[CONFIG_BUS]
     await hub2.sessions.load_rules()
     assert hub2.sessions.rules == []
+    await make_groups(first.server.app[HUB], "vip")
     made = await first.post("/api/routing/rules", json={"name": "VIP", "conditions": [{"kind": "vip_min", "value": 2}],
                                                         "actions": {"group": "vip"}}, headers=auth())
     assert made.status == 201

@@ -14,7 +14,7 @@ import pytest
 
 from hub.models import BotOutcome
 from tests.conftest import auth
-from tests.helpers import wait_for
+from tests.helpers import make_groups, wait_for
 from tests.rt_helpers import make_user
 
 CHROMIUM = "/usr/bin/chromium"
@@ -72,6 +72,7 @@ async def test_operator_pages_as_admin(client, hub, browser, tmp_path):  # noqa:
     from playwright.async_api import expect
 
     await make_user(hub, "boss", role="admin", groups=())
+    await make_groups(hub, "vip")
     await make_user(hub, "alice", groups=("presales",))
     await make_user(hub, "sue", role="supervisor", groups=("presales", "aftersales"), cap=8)
     await hub.kb.create_many([{"question": "怎么申请退货？", "similar": ["我要退货", "退货流程"], "answer": "订单页点“申请售后”，选择退货即可。",

@@ -136,3 +136,41 @@ async def test_account_form_refusals_are_in_chinese(client, hub, browser):  # no
     await expect(page.locator('.field-error[data-for="encoding_aes_key"]')).to_have_text(
         "EncodingAESKey 为 43 位英文字母或数字（可点“生成”）")
     assert not errors, errors
+
+
+async def test_a_double_click_on_save_creates_one_channel_code(client, hub, browser, standin):  # noqa: ANN001
+    """保存并生成二维码 stayed enabled while the request ran: a double click created two codes, each
+    registered on the platform (and a second account or settings save was sent too)."""
+    from playwright.async_api import expect
+
+    from tests.conftest import OA
+    await make_user(hub, "olivia", role="admin", groups=())
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, base_url(client), "olivia", "/admin/channels")
+    standin.delay = 0.5  # the platform takes a moment: the second click lands while the first is on its way
+    await page.click("#ch-new")
+    await page.select_option("#cf-account", OA["id"])
+    await page.fill("#cf-name", "双击测试")
+    await page.dblclick("#cf-save")
+    await expect(page.locator("#ch-dialog")).to_be_hidden()
+    codes = (await (await client.get("/api/channels", headers=auth())).json())["channels"]
+    assert [c["name"] for c in codes] == ["双击测试"]
+    assert not errors, errors
+
+
+async def test_every_page_of_the_nav_is_reachable_at_1024_px(client, hub, browser):  # noqa: ANN001
+    """At 1024 px the nav hid five pages, the current one too, behind an overflow nobody could scroll."""
+    await make_user(hub, "olivia", role="admin", groups=())
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await page.set_viewport_size({"width": 1024, "height": 768})
+    await log_in(page, base_url(client), "olivia", "/admin/privacy")
+    # each link is what a click at its middle hits (not cut off by the nav, nor under the top bar's other parts)
+    hits = await page.eval_on_selector_all(".admin-nav a", """links => links.map(a => {
+      const r = a.getBoundingClientRect(), x = r.left + r.width / 2, y = r.top + r.height / 2;
+      const hit = x >= 0 && x <= innerWidth && document.elementFromPoint(x, y);
+      return [a.textContent, !!hit && a.contains(hit)];
+    })""")
+    assert len(hits) >= 11 and all(ok for _, ok in hits), hits
+    assert not errors, errors

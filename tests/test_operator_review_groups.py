@@ -8,6 +8,7 @@ import pytest
 
 from hub.service import admin_api
 from tests.conftest import auth
+from tests.helpers import make_groups
 from tests.rt_helpers import make_user
 
 
@@ -102,6 +103,7 @@ async def test_the_default_group_must_be_a_skill_group(client, hub):
 async def test_a_rule_order_with_other_than_ids_is_a_400(client, hub):
     """POST /api/routing/rules/order sorted what it was given: a string or null among the ids raised (500)."""
     ids = []
+    await make_groups(hub, "a", "b")
     for name, vip in (("A", 1), ("B", 2)):
         rule = await client.post("/api/routing/rules", json={"name": name, "conditions": [{"kind": "vip_min", "value": vip}],
                                                              "actions": {"group": name.lower()}}, headers=auth())
@@ -147,3 +149,35 @@ async def test_a_group_an_sla_rule_is_scoped_to_is_not_deleted(client, hub):
     assert resp.status == 409 and "SLA rules: VIP 首响" in err["message"], err
     assert (await client.delete(f"/api/sla/rules/{(await rule.json())['id']}", headers=auth())).status == 200
     assert (await client.delete("/api/groups/vip", headers=auth())).status == 200
+
+
+async def test_rules_and_ticket_settings_name_only_skill_groups_that_exist(client, hub):
+    """A routing rule, a ticket type or a ticket rule sent to a typo (or to a group's display name) was
+    saved: its customers, or its tickets, waited in a group no agent is in."""
+    await make_groups(hub, "aftersales")
+    rule = {"name": "退款", "conditions": [{"kind": "keywords_any", "value": ["退款"]}], "actions": {"group": "售后组"}}
+    r = await client.post("/api/routing/rules", json=rule, headers=auth())
+    assert r.status == 400 and (await r.json())["error"] == "unknown_group"
+    assert (await r.json())["field"] == "actions.group"
+    r = await client.post("/api/routing/rules", json={**rule, "actions": {"group": "aftersales"}}, headers=auth())
+    assert r.status == 201
+    rule_id = (await r.json())["id"]
+    r = await client.put(f"/api/routing/rules/{rule_id}", json={"actions": {"group": "aftersale"}}, headers=auth())
+    assert r.status == 400 and (await r.json())["error"] == "unknown_group"
+    for path, body in (("/api/ticket-types", {"name": "invoice", "label": "发票", "group": "finance"}),
+                       ("/api/ticket-rules", {"name": "急单", "keywords": ["急"], "group": "escalations"})):
+        r = await client.post(path, json=body, headers=auth())
+        assert r.status == 400 and (await r.json())["error"] == "unknown_group", (path, await r.text())
+
+
+async def test_a_group_with_open_sessions_cannot_be_deleted(client, hub, oa):
+    """Deleting a group while customers were queued in it stranded them in a group that no longer existed."""
+    from tests.helpers import post
+    from tests.wechat_client import text_xml
+    await make_groups(hub, "invoice")
+    await hub.settings.set("default_group", "invoice")
+    await post(client, oa, text_xml("gh", "oInvoice", "转人工", 88))
+    await hub.pipeline.drain()
+    await hub.settings.set("default_group", "presales")
+    r = await client.delete("/api/groups/invoice", headers=auth())
+    assert r.status == 409 and "open sessions: 1" in (await r.json())["message"], await r.text()

@@ -3,12 +3,13 @@ role checks, and the 微信客服 service state following the hub's sessions."""
 from __future__ import annotations
 
 from tests.conftest import WECOM, auth
-from tests.helpers import post
+from tests.helpers import make_groups, post
 from tests.rt_helpers import Agent, login, make_user, server_url
 from tests.wechat_client import event_xml
 
 
 async def test_routing_rules_crud_order_and_tester(client, hub):
+    await make_groups(hub, "vip", "aftersales")
     bad = await client.post("/api/routing/rules", json={"name": "坏规则", "conditions": [{"kind": "vip_min", "value": "high"}],
                                                         "actions": {"group": "vip"}}, headers=auth())
     assert bad.status == 400 and (await bad.json())["field"].startswith("conditions[0]")
@@ -106,6 +107,7 @@ async def test_kf_service_state_follows_the_session(client, hub, wecom, standin)
 
 
 async def test_rule_add_tags_applied_to_the_customer(client, hub, oa):
+    await make_groups(hub, "aftersales")
     await client.post("/api/routing/rules", json={"name": "投诉", "conditions": [{"kind": "keywords_any", "value": ["投诉"]}],
                                                   "actions": {"group": "aftersales", "add_tags": ["投诉风险"]}}, headers=auth())
     from tests.wechat_client import text_xml

@@ -8,6 +8,7 @@ from hub.clock import FakeClock
 from hub.models import Conversation, ServiceSession
 from hub.tickets.api import TICKETS
 from tests.conftest import auth
+from tests.helpers import make_groups
 from tests.rt_helpers import Agent, login, make_user, server_url
 
 T0 = 1_732_500_000.0
@@ -175,6 +176,7 @@ async def test_oversized_ids_in_a_ticket_body_are_refused(client, hub, people): 
                         ({"session_id": 10 ** 20, "type": "return", "title": "x"}, "session_id")]:
         r = await client.post("/api/tickets", headers=h["sam"], json=body)
         assert r.status == 400 and (await r.json())["field"] == field, (body, r.status, await r.text())
+    await make_groups(hub, "g")
     r = await client.post("/api/ticket-rules", headers=auth(), json={"name": "r", "keywords": ["x"], "group": "g",
                                                                       "position": 10 ** 12})
     assert r.status == 400 and (await r.json())["field"] == "position", await r.text()
@@ -185,6 +187,7 @@ async def test_custom_types_and_rules_are_admin_writes(client, hub, people):  # 
     types = await (await client.get("/api/ticket-types", headers=h["alice"])).json()
     assert [t["name"] for t in types["types"]] == ["return", "complaint", "logistics", "other"]
     new = {"name": "invoice", "label": "发票", "due_hours": 48, "priority": "low", "group": "finance"}
+    await make_groups(hub, "finance", "escalations")
     assert (await client.post("/api/ticket-types", headers=h["alice"], json=new)).status == 403
     assert (await client.post("/api/ticket-types", headers=h["sam"], json=new)).status == 403
     assert (await client.post("/api/ticket-types", headers=auth(), json=new)).status == 201

@@ -104,8 +104,8 @@
     A.clearErrors(form);
     var body = { name: $("af-name").value, receive_id: $("af-receive").value, token: $("af-token").value,
       encoding_aes_key: $("af-key").value, secret: $("af-secret").value, message_mode: $("af-mode").value };
-    var req = state.editing ? A.api("PUT", "/api/accounts/" + encodeURIComponent(state.editing.id), body)
-      : A.api("POST", "/api/accounts", Object.assign(body, { id: $("af-id").value.trim(), platform: $("af-platform").value }));
+    var req = A.submitting(form, state.editing ? A.api("PUT", "/api/accounts/" + encodeURIComponent(state.editing.id), body)
+      : A.api("POST", "/api/accounts", Object.assign(body, { id: $("af-id").value.trim(), platform: $("af-platform").value })));
     req.then(function () {
       A.close("acct-dialog"); A.toast("已保存，所有服务进程立即生效", "ok"); reload();
     }).catch(function (err) { A.formError(form, err); });

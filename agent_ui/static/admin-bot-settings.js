@@ -61,7 +61,7 @@
       ev.preventDefault();
       var form = $("bs-form");
       A.clearErrors(form);
-      A.api("PUT", "/api/settings", collect()).then(function (res) {
+      A.submitting(form, A.api("PUT", "/api/settings", collect())).then(function (res) {
         fill(res.settings);
         A.toast(res.changed.length ? "已保存：" + res.changed.length + " 项设置已更新" : "没有改动", "ok");
       }).catch(function (err) { A.formError(form, err); });

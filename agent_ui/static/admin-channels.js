@@ -135,8 +135,8 @@
       body.staff = split($("cf-staff").value);
       body.schedule = parseSchedule($("cf-schedule").value);
     }
-    var req = state.editing ? A.api("PUT", "/api/channels/" + state.editing.id, body)
-      : A.api("POST", "/api/channels", Object.assign(body, { account_id: account.id, platform: account.platform }));
+    var req = A.submitting(form, state.editing ? A.api("PUT", "/api/channels/" + state.editing.id, body)
+      : A.api("POST", "/api/channels", Object.assign(body, { account_id: account.id, platform: account.platform })));
     var before = state.editing;
     req.then(function (code) {
       A.close("ch-dialog");

@@ -53,7 +53,9 @@
     unknown_user: "该用户不存在", invalid_order: "规则列表已被他人修改，请刷新后重试",
     invalid_text: "请输入要测试的消息", invalid_vip_level: "VIP 等级须为整数", invalid_tags: "标签格式不正确",
     group_exists: "已有同名的技能组", invalid_members: "成员须是已有的用户", unknown_group: "没有这个技能组（已删除，或需先在“技能组”里创建）",
-    invalid_display_name: "显示名称最多 64 个字", group_in_use: "这个技能组还在使用（路由规则、渠道活码、工单设置、SLA 规则或默认技能组），请先修改",
+    invalid_display_name: "显示名称最多 64 个字", group_in_use: "这个技能组还在使用（路由规则、渠道活码、工单设置、SLA 规则、默认技能组或未结束的会话），请先修改或转走",
+    invalid_welcome_text: "欢迎语过长：公众号与微信客服最多 2048 字节（约 682 个汉字），企业微信最多 4000 字节",
+    platform_error: "平台接口调用失败，请检查账号的 Secret 与网络后重试",
     type_exists: "已有同名的工单类型", unknown_type: "这个工单类型不存在", invalid_label: "请填写显示名称（最多 64 字）",
     invalid_due_hours: "处理时限为 0–8760 之间的小时数", invalid_priority: "请选择优先级", invalid_group: "请填写技能组（1–64 字）",
     invalid_keywords: "关键词最多 50 个，每个 1–64 字", invalid_types: "请选择工单类型",
@@ -354,10 +356,19 @@
     if (pairs.some(function (p) { return String(p[0]) === String(current); })) select.value = current;
   }
 
+  /** A form's save, one at a time: its submit buttons stay disabled until ``req`` settles (a double
+   * click on 保存并生成二维码 created two channel codes, each registered on the platform). */
+  function submitting(form, req) {
+    var buttons = Array.prototype.slice.call(form.querySelectorAll("button[type=submit]"));
+    buttons.forEach(function (b) { b.disabled = true; });
+    var done = function () { buttons.forEach(function (b) { b.disabled = false; }); };
+    return req.then(function (v) { done(); return v; }, function (e) { done(); throw e; });
+  }
+
   window.Admin = {
     boot: boot, canWrite: !!boot.can_write, api: api, errorText: errorText, clearErrors: clearErrors,
     fieldError: fieldError, formError: formError, toast: toast, open: open, close: close, confirm: confirm,
     listEditor: listEditor, tokenInput: tokenInput, toggle: toggle, debounce: debounce, roleBadge: roleBadge,
-    accountName: accountName, options: options
+    accountName: accountName, options: options, submitting: submitting
   };
 })();

@@ -142,6 +142,7 @@
     return String(msg || "").replace(/^this group is in use: /, "").split("; ").map(function (part) {
       var i = part.indexOf(": "), kind = i < 0 ? part : part.slice(0, i), what = i < 0 ? "" : part.slice(i + 2);
       if (kind === "setting") return "未命中规则时的默认技能组（设置 " + what + "）";
+      if (kind === "open sessions") return what + " 个未结束的会话（排队或接待中，请先结束或转接）";
       return (USES[kind] || kind) + "“" + what.split(", ").join("”、“") + "”";
     }).join("；");
   }

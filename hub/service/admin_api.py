@@ -14,9 +14,10 @@ from ..api import int_param
 from ..auth_views import request_token, require_user
 from ..errors import HubError, bad_request, not_found
 from ..http_util import hub_of as _hub, json_object as _json, path_int as _id
-from ..models import RoutingRule, SkillGroup, SlaRuleRow, TicketRule, TicketType, User
+from ..models import RoutingRule, ServiceSession, SkillGroup, SlaRuleRow, TicketRule, TicketType, User
 from ..models.channels import ChannelCode
 from ..routing.rules import RoutingInput, RuleError, decide, parse_rule, rule_to_json
+from ..settings_api import require_group
 from ..users import ROLES, add_user, end_logins, hash_password, list_users, users_for_update, validate_user
 
 rules_t = RoutingRule.__table__
@@ -66,6 +67,7 @@ async def rules_create(request: web.Request) -> web.Response:
     user = await require_user(request, "admin")
     hub = _hub(request)
     rule = _checked_rule(await _json(request))
+    await require_group(hub.db, (rule_to_json(rule).get("actions") or {}).get("group"), "actions.group")
     name, enabled, data = _storable(rule)
     async with hub.db.write() as conn:
         last = (await conn.execute(select(func.max(rules_t.c.position)))).scalar() or 0
@@ -88,7 +90,11 @@ async def rules_update(request: web.Request) -> web.Response:
     merged = {**current, **await _json(request)}
     merged.pop("id", None)
     merged.pop("position", None)
-    name, enabled, data = _storable(_checked_rule(merged, rule_id))
+    rule = _checked_rule(merged, rule_id)
+    group = (rule_to_json(rule).get("actions") or {}).get("group")
+    if group != (current.get("actions") or {}).get("group"):
+        await require_group(hub.db, group, "actions.group")
+    name, enabled, data = _storable(rule)
     async with hub.db.write() as conn:
         await conn.execute(update(rules_t).where(rules_t.c.id == rule_id).values(
             name=name, enabled=enabled, data=data, updated_at=hub.clock.now()))
@@ -322,6 +328,9 @@ async def _group_uses(hub: Any, name: str) -> list[str]:
                                            .order_by(TicketRule.__table__.c.position))).all()
         sla = (await conn.execute(select(SlaRuleRow.__table__.c.name, SlaRuleRow.__table__.c.id, SlaRuleRow.__table__.c.data)
                                   .order_by(SlaRuleRow.__table__.c.id))).all()
+        sessions_t = ServiceSession.__table__  # open ones queued or served in it: they would wait for no one
+        waiting = (await conn.execute(select(func.count()).where((sessions_t.c.group == name)
+                                                                 & (sessions_t.c.state != "closed")))).scalar()
     if codes:
         uses.append("channel codes: " + ", ".join(codes))
     if types:
@@ -335,6 +344,8 @@ async def _group_uses(hub: Any, name: str) -> list[str]:
         uses.append("SLA rules: " + ", ".join(scoped))
     if await hub.settings.get("default_group") == name:
         uses.append("setting: default_group")
+    if waiting:
+        uses.append(f"open sessions: {waiting}")
     return uses
 
 

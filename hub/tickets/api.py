@@ -23,6 +23,7 @@ from ..api import int_param
 from ..auth_views import require_user
 from ..errors import bad_request, not_found
 from ..http_util import json_object, path_int
+from ..settings_api import require_group
 from .rules import STATUSES, parse_type
 from .service import TicketService
 
@@ -111,6 +112,7 @@ async def list_types(request: web.Request) -> web.Response:
 async def create_type(request: web.Request) -> web.Response:
     user = await require_user(request, "admin")
     spec = parse_type(await json_object(request))
+    await require_group(_svc(request).db, spec.group, "group")
     await _svc(request).save_type(spec, create=True)
     await _changed(request, user, "ticket_type.create", f"ticket_type:{spec.name}", None, asdict(spec))
     return web.json_response(asdict(spec), status=201)
@@ -132,6 +134,8 @@ async def update_type(request: web.Request) -> web.Response:
     before = await _type_json(request, name)
     spec = parse_type(_switched(await json_object(request), before, not_found("unknown_type", f"no ticket type {name}")),
                       name=name)
+    if spec.group != (before or {}).get("group"):
+        await require_group(_svc(request).db, spec.group, "group")
     await _svc(request).save_type(spec, create=False)
     await _changed(request, user, "ticket_type.update", f"ticket_type:{spec.name}", before, asdict(spec))
     return web.json_response(asdict(spec))

@@ -120,6 +120,10 @@ class TicketService:
     # -- rules ----------------------------------------------------------------------------------
     async def save_rule(self, data: Any, rule_id: int | None = None) -> dict[str, Any]:
         rule = parse_rule(data)
+        before = next((r for r in self.rules if r.id == rule_id), None) if rule_id is not None else None
+        if before is None or before.group != rule.group:
+            from ..settings_api import require_group
+            await require_group(self.db, rule.group, "group")
         payload = json.dumps({"types": sorted(rule.types), "min_priority": rule.min_priority,
                               "keywords": list(rule.keywords), "group": rule.group}, ensure_ascii=False)
         now = self.clock.now()
@@ -160,6 +164,8 @@ class TicketService:
         assignee = await self._assignee(body.get("assignee_id"))
         if body.get("group"):
             routed = Routed(check_group(body["group"]), None, "chosen")
+            from ..settings_api import require_group
+            await require_group(self.db, routed.group, "group")
         else:
             routed = route(self.rules, ticket_type, priority, f"{title}\n{description}",
                            session.group if session is not None else None,
@@ -205,6 +211,8 @@ class TicketService:
             changes["priority"] = check_priority(body["priority"])
         if "group" in body:
             changes["group"] = check_group(body["group"])
+            from ..settings_api import require_group
+            await require_group(self.db, changes["group"], "group")
         if "assignee_id" in body:
             changes["assignee_id"] = await self._assignee(body["assignee_id"])
         if "due_at" in body:

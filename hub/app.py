@@ -181,8 +181,9 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
                               kf_state=kf_state)
     presence.on_gone = sessions.agent_gone
     if config.redis_url:  # several processes: an agent connected to any of them is present
-        presence.share(RedisPresence(push.streams.redis, worker_name(config.worker_id)),
-                       lambda: [u for u in sessions.agents.values() if u.status != "offline"])
+        presence.share(RedisPresence(push.streams.redis, worker_name(config.worker_id)),  # statuses as routing has them
+                       lambda: [sessions.agents[a.id] for a in sessions.dispatcher.agents()
+                                if a.status != "offline" and a.id in sessions.agents])
         presence.shared.start()
     outbound.on_status.append(sessions.delivery_status)  # message.status to the agents who see the reply
 

@@ -3,6 +3,7 @@ access audit trail of exports and searches."""
 from __future__ import annotations
 
 import csv
+import json
 import io
 
 from sqlalchemy import select
@@ -151,3 +152,27 @@ async def test_cli_archive_export_is_audited(client, hub, oa, db_url):
     audit = await (await client.get("/api/audit", params={"action": "export.archive"}, headers=auth())).json()
     [entry] = audit["entries"]
     assert entry["kind"] == "access" and entry["actor_name"].startswith("cli:") and entry["detail"]["messages"] == 1
+
+
+async def test_the_supervisors_views_quote_customers_masked(client, hub, oa):
+    """The dashboard's waiting list, keyword-watch hits, alerts and quality hits quoted the customer's words
+    with their phone number in full (pushed to the whole supervisors room, and in the APIs)."""
+    await hub.settings.set("default_group", "presales")
+    alice = await make_user(hub, "alice")
+    await hub.sessions.set_status(alice, "online")
+    await make_user(hub, "sup2", role="supervisor")
+    sup = {"Authorization": f"Bearer {await login(client, 'sup2')}"}
+    assert (await client.post("/api/watches", json={"word": "手机"}, headers=sup)).status == 201
+    rule = {"kind": "anxiety_words", "name": "焦虑", "params": {"words": ["投诉"]}}
+    assert (await client.post("/api/quality/rules", json=rule, headers=auth())).status == 201
+    await post(client, oa, text_xml("gh", "oPhone", "转人工，我手机13712345678，再不处理就投诉", 902))
+    await hub.pipeline.drain()
+    seen = []
+    dashboard = await (await client.get("/api/supervisor/dashboard", params={"fresh": "1"}, headers=sup)).json()
+    seen += [w["first_message"] for w in dashboard["awaiting_first_reply"]]
+    seen += [h["text"] for h in (await (await client.get("/api/watch-hits", headers=sup)).json())["hits"]]
+    alerts = (await (await client.get("/api/alerts", headers=sup)).json())["alerts"]
+    results = (await (await client.get("/api/quality/results", headers=sup)).json())["results"]
+    seen += [json.dumps(a["detail"], ensure_ascii=False) for a in alerts + results]
+    assert len(seen) >= 4 and any("137****5678" in s for s in seen), seen
+    assert not [s for s in seen if "13712345678" in s]

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from ..db import Database, retry_busy
 from ..models import Alert, AlertEvent, ServiceSession
 from ..models.base import fixed
+from ..privacy.views import mask_json
 
 alerts_t = Alert.__table__
 events_t = AlertEvent.__table__
@@ -29,7 +30,7 @@ def alert_json(row: Any) -> dict[str, Any]:
             "session_id": row.session_id, "conversation_id": row.conversation_id, "agent_id": row.agent_id,
             "group": row.group, "account_id": row.account_id, "state": row.state, "raised_at": row.raised_at,
             "deadline": row.deadline, "cleared_at": row.cleared_at, "clear_reason": row.clear_reason,
-            "detail": json.loads(row.detail or "{}")}
+            "detail": mask_json(json.loads(row.detail or "{}"))}
 
 
 @dataclass

@@ -17,6 +17,7 @@ from ..auth_views import require_user
 from ..errors import HubError, bad_request, not_found
 from ..http_util import hub_of, json_object, path_int
 from ..models import QualityHit, QualityRuleRow, SlaRuleRow, User
+from ..privacy.views import mask_json
 from . import quality_rules, sla_rules
 from .alerts import AlertEngine
 from .quality import QualityChecker
@@ -256,7 +257,7 @@ async def quality_rule_delete(request: web.Request) -> web.Response:
 def _hit_json(r: Any) -> dict[str, Any]:
     return {"id": r.id, "rule_id": r.rule_id, "rule_name": r.rule_name, "kind": r.kind, "session_id": r.session_id,
             "conversation_id": r.conversation_id, "agent_id": r.agent_id, "message_ids": json.loads(r.message_ids),
-            "detail": json.loads(r.detail), "at": r.at}
+            "detail": mask_json(json.loads(r.detail)), "at": r.at}
 
 
 def _hit_filters(request: web.Request, q: Any) -> Any:

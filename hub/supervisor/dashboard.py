@@ -24,6 +24,7 @@ from ..errors import bad_request
 from ..http_guard import add_routes
 from ..models import ServiceSession
 from ..models.base import fixed
+from ..privacy.masking import mask_text
 from ..push import SUPERVISORS
 from ..routing.dispatch import AgentState
 from ..scale.claims import worker_name
@@ -199,7 +200,7 @@ def _awaiting(rows: list[Any], now: float, sla: float) -> list[dict[str, Any]]:
         waited = waiting_seconds(r.handover_at, now) or 0.0
         out.append({"session_id": r.id, "conversation_id": r.conversation_id, "agent_id": r.agent_id,
                     "group": r.group, "state": r.state, "handover_at": r.handover_at, "waiting": waited,
-                    "over_sla": waited > sla, "first_message": (r.first_message or "")[:80]})
+                    "over_sla": waited > sla, "first_message": mask_text((r.first_message or "")[:80])})
     return out
 
 

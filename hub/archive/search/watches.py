@@ -18,6 +18,7 @@ from ...db import Database, retry_busy
 from ...errors import HubError, bad_request, not_found
 from ...models import Watch, WatchHit
 from ...pipeline import JobContext
+from ...privacy.masking import mask_text
 from ...push import SUPERVISORS, Push
 from .tokens import normalize
 
@@ -64,7 +65,8 @@ def watch_json(row: Any) -> dict[str, Any]:
 
 def hit_json(row: Any) -> dict[str, Any]:
     return {"id": row.id, "watch_id": row.watch_id, "word": row.word, "message_id": row.message_id,
-            "conversation_id": row.conversation_id, "account_id": row.account_id, "text": row.text, "at": row.at}
+            "conversation_id": row.conversation_id, "account_id": row.account_id, "text": mask_text(row.text or ""),
+            "at": row.at}
 
 
 class WatchService:

@@ -177,3 +177,26 @@ async def test_a_phone_number_in_a_transfer_note_is_masked_like_one_in_a_message
     note = moved["transfer"]["note"]
     assert "13812345678" not in note and note.startswith("客户手机 138") and note.endswith("，要改地址"), note
     assert "13812345678" not in (await carol.call("session", {"session_id": sid}))["transfer"]["note"]
+
+
+async def test_a_handover_after_the_bot_answered_is_routed_by_what_the_customer_asked(client, hub, oa):
+    """The FAQ answered "怎么申请退货？", then the customer said "转人工": the session was routed by "转人工" (to
+    the default group, past the 退货 rule), and the agent and the dashboard saw "转人工" as the question."""
+    from sqlalchemy import select
+
+    from hub.models import ServiceSession
+    from tests.conftest import auth
+    from tests.helpers import make_groups
+    await make_groups(hub, "aftersales")
+    await hub.settings.set("default_group", "presales")
+    await hub.kb.create_many([{"question": "怎么申请退货？", "similar": ["我要退货"], "answer": "订单页点“申请售后”即可。",
+                               "category": "售后", "enabled": True}])
+    rule = {"name": "退货", "conditions": [{"kind": "keywords_any", "value": ["退货"]}], "actions": {"group": "aftersales"}}
+    assert (await client.post("/api/routing/rules", json=rule, headers=auth())).status == 201
+    await post(client, oa, text_xml("gh", "oAsked", "怎么申请退货？", 6101))
+    await hub.pipeline.drain()
+    await post(client, oa, text_xml("gh", "oAsked", "转人工", 6102))
+    await hub.pipeline.drain()
+    async with hub.db.read() as conn:
+        [row] = (await conn.execute(select(ServiceSession.__table__))).all()
+    assert row.group == "aftersales" and row.first_message == "怎么申请退货？ / 转人工"

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 from types import SimpleNamespace
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable
 
 from sqlalchemy import bindparam, func, select, update
@@ -59,6 +59,7 @@ OPEN_SESSION_Q = select(sessions_t).where(sessions_t.c.conversation_id == bindpa
     sessions_t.c.state != fixed("closed"))  # open (not IN: its expanding bind cost more than the query)
 GET_SESSION_Q = select(sessions_t).where(sessions_t.c.id == bindparam("sid"))
 KF_STATE = {"bot": 1, "queued": 2, "human": 3, "closed": 4}
+ASKED_MESSAGES = 5  # the customer's latest texts of a contact that route it and head its session
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ class SessionService(AgentActions, SessionReading, DispatcherSync, SessionTimers
         existing = None if h.known_closed else await self._open_session(h.conversation_id)
         if existing is not None:
             return session_json(existing)
+        h = replace(h, first_message=await self._asked(h.conversation_id, h.first_message))
         decision = decide(self.rules, RoutingInput(
             account_id=h.account_id, platform=await self.channel_of(h.conversation_id), channel=h.channel_code,
             tags=h.tags, vip_level=h.vip_level, first_message=h.first_message,
@@ -206,6 +208,23 @@ class SessionService(AgentActions, SessionReading, DispatcherSync, SessionTimers
             await self._tell_queue_position(row)
         await self._queue_changed()
         return session_json(await self._get(session_id) if assignment is not None else row)
+
+    async def _asked(self, conversation_id: int, handover_text: str) -> str:
+        """What the customer asked in this contact, for the routing rules and the agent's first look: their
+        texts since the conversation's last session closed, oldest first ("怎么申请退货？ / 转人工"). The
+        handover message alone ("转人工", after the bot had answered the question) went to the default
+        group, and the agent and the dashboard saw "转人工" as the customer's question."""
+        async with self.db.read() as conn:
+            closed = (await conn.execute(select(func.max(sessions_t.c.closed_at)).where(
+                sessions_t.c.conversation_id == conversation_id))).scalar() or 0.0
+            texts = (await conn.execute(select(messages.c.text).where(
+                (messages.c.conversation_id == conversation_id) & (messages.c.direction == "in")
+                & (messages.c.sender == "customer") & (messages.c.kind == "text") & (messages.c.created_at > closed)
+                & messages.c.recalled_at.is_(None)).order_by(messages.c.id.desc()).limit(ASKED_MESSAGES))).scalars().all()
+        asked = [t.strip() for t in reversed(texts) if t and t.strip()]
+        if handover_text.strip() and (not asked or asked[-1] != handover_text.strip()):
+            asked.append(handover_text.strip())  # (an image or a card: its kind)
+        return " / ".join(dict.fromkeys(asked))[:500] or handover_text
 
     async def _bot_started(self, conn: Any, conversation_id: int, now: float) -> float:
         """When the customer began this contact with the bot: their first message since the

@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     # sessions and routing
     "default_group": "default",
     "reopen_window": 1800,  # a customer message within this many seconds of a close reopens the session
-    "accept_timeout": 120,  # an assigned session not accepted in time goes back to the queue
+    "accept_timeout": 120,  # an assigned session not accepted in time goes back to the queue (if anyone else could take it)
     "unanswered_minutes": 5,  # the agent left the customer unanswered this long ...
     "unanswered_action": "reassign",  # ... reassign | escalate (notify supervisors)
     "queue_text": "您前面还有 {n} 位，请稍候，客服马上为您服务。",

@@ -70,8 +70,10 @@ async def test_an_accept_after_the_accept_timer_requeued_is_refused(client, hub,
     await online(a)
     await post(client, wecom, text_xml(WECOM["receive_id"], "wmLate", "在吗", 61101))
     [bundle] = await a.wait("session.new")
+    await make_user(hub, "bob", cap=2)
+    await online(await desk("bob"))  # someone else who could take it: the timer takes it back
     sid, alice_id = bundle["session"]["id"], bundle["session"]["agent_id"]
-    await post(client, wecom, text_xml(WECOM["receive_id"], "wmNext", "在吗", 61102))  # waits: alice is full
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmNext", "在吗", 61102))  # to bob: alice is full
     gate = _held_after_read(hub, "_owned", alice_id)
     accepting = asyncio.ensure_future(a.call("accept", {"session_id": sid}))
     await a.wait("session.removed", timeout=5)  # the timer took it back meanwhile
@@ -180,3 +182,15 @@ async def test_a_merge_updates_the_side_panel_of_the_agent_holding_the_customer(
     [update] = await a.wait("customer.updated")
     assert update["session_id"] == bundle["session"]["id"]
     assert [o["order_id"] for o in update["customer"]["orders"]] == ["MG1"]
+
+
+async def test_a_session_nobody_else_could_take_stays_with_its_agent_at_the_accept_timeout(client, hub, desk, wecom):
+    """Alone online, alice let a session lapse: it was taken back and handed straight back to her, every
+    timeout (session.removed and session.new, a toast and a beep each time, its SLA clocks restarted)."""
+    await hub.settings.set("accept_timeout", 0.5)
+    a, bundle = await alice_with_a_customer(client, hub, desk, wecom, "wmAlone", "在吗", 61301)
+    await asyncio.sleep(1.6)  # three timeouts
+    assert [e for e, _ in a.events if e in ("session.removed", "session.new")] == ["session.new"]
+    [row] = await _rows(hub)
+    assert row.state == "assigned" and row.agent_id == bundle["session"]["agent_id"]
+    assert (await a.call("accept", {"session_id": row.id}))["ok"]

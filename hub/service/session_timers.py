@@ -55,6 +55,12 @@ class SessionTimers:
         if row is None or row.state != "assigned":
             return
         agent = row.agent_id
+        if not any(a.id != agent and a.status == "online" and row.group in a.groups and a.load < a.cap
+                   for a in self.dispatcher.agents()):
+            # nobody else could take it: it stays with them for another period (taken back, it came
+            # straight back to them: removed and new again, a toast, a beep, its SLA clocks restarted)
+            self._arm_accept_timer(session_id, self.clock.now())
+            return
         if not await self._take_back(row, ("assigned",), "requeued", {"why": "not_accepted", "from": agent}):
             return  # accepted (or closed, or handed on) since it was read
         await self.catch_up_queue()

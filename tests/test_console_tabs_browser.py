@@ -87,3 +87,37 @@ async def test_a_supervisors_list_follows_the_sessions_of_other_agents(client, h
     assert (await alice.call("close", {"session_id": bundle["session"]["id"]}))["ok"]
     await expect(item).to_have_count(0, timeout=12000)
     assert errors == []
+
+
+async def test_going_offline_with_sessions_asks_first_and_what_left_is_not_called_closed(client, hub, wecom, browser, desk):  # noqa: ANN001
+    """离线 requeued every session at once without a word, and the chat left on screen said 已结束 (it
+    was requeued, not closed). A colleague's handover says who and why in the banner."""
+    alice = await make_user(hub, "alice")
+    await make_user(hub, "bob", display_name="小博")
+    await hub.settings.set("default_group", "presales")
+    bob = await desk("bob")
+    assert (await bob.call("status", {"status": "online"}))["ok"]
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmNote", "发票开错了", 52201))
+    [bundle] = await bob.wait("session.new")
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, server_url(client), "alice")
+    await go_online(page, hub, alice.id)
+    assert (await bob.call("transfer", {"session_id": bundle["session"]["id"], "to_agent": alice.id,
+                                        "note": "客户要重开专票"}))["ok"]
+    await page.locator("#session-list li.session", has_text="wmNote").click()
+    await expect(page.locator("#chat-banner")).to_contain_text("转接自 小博：客户要重开专票")
+    asked: list[str] = []
+
+    async def dismiss(dialog) -> None:  # noqa: ANN001
+        asked.append(dialog.message)
+        await dialog.dismiss()
+
+    page.once("dialog", dismiss)
+    await page.select_option("#status", "offline")
+    await expect(page.locator("#status")).to_have_value("online")
+    assert asked and "1 个会话" in asked[0]
+    page.once("dialog", lambda dialog: dialog.accept())
+    await page.select_option("#status", "offline")
+    await expect(page.locator("#chat-badges .state")).to_have_text("已移出")
+    assert errors == []

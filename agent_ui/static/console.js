@@ -169,7 +169,7 @@
     mergeMsgs(e, b.history || [], true);
     e.hasOlder = (b.history || []).length >= 20;
     e.loaded = true;
-    e.unread = watching(e.s.id) ? 0 : Math.max(1, unanswered(e));
+    e.unread = watching(e.s.id) ? 0 : unanswered(e);  // as the server counts (a requeued session answered last: 0)
     R.renderList(S);
     if (S.currentId === e.s.id) renderCurrent("stay");
     if (window.Hub.alertNew) window.Hub.alertNew(R.customerName(e), b.transfer ? R.transferText(S, b.transfer) : b.session.first_message || "");
@@ -435,7 +435,12 @@
   }
 
   function setStatus(status) {
-    var before = S.me.status;
+    var before = S.me.status, mine = 0;
+    S.sessions.forEach(function (e) { if (!e.gone && e.s.state !== "closed" && e.s.agent_id === S.me.id) mine++; });
+    if (status === "offline" && mine && !window.confirm("你还有 " + mine + " 个会话，离线后会重新排队、分配给其他同事。确定离线吗？")) {
+      setStatusUI(before);
+      return;
+    }
     setStatusUI(status);
     call("status", { status: status }).then(function (ack) {
       if (ack.ok) return;

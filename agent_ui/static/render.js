@@ -28,6 +28,11 @@
     return level > 0 ? h("span.badge.vip", { title: "VIP 等级 " + level }, "VIP" + level) : null;
   }
 
+  /** A session still shown that left the agent: closed, or taken away (requeued, transferred): not "closed". */
+  function shownState(e) {
+    return e.gone ? (e.s.state === "closed" ? "closed" : "removed") : e.s.state;
+  }
+
   function stateTag(state) {
     return h("span.state.st-" + state, L.state[state] || state);
   }
@@ -114,7 +119,7 @@
           h("div.row", h("span.name", customerName(e)), time),
           h("div.row", h("span.preview", (last ? preview(last) : s.first_message) || "\u00a0"),
             e.unread ? h("span.unread", { title: e.unread + " 条未读" }, e.unread > 99 ? "99+" : e.unread) : null),
-          h("div.row.tags", channelBadge(s.channel), vipBadge(vipLevel(e)), stateTag(e.gone ? "closed" : s.state),
+          h("div.row.tags", channelBadge(s.channel), vipBadge(vipLevel(e)), stateTag(shownState(e)),
             holderTag(S, s, names),
             e.others && e.others.length ? h("span.viewing-dot", { title: e.others.join("、") + " 也在查看" }, "协同") : null))));
     });
@@ -261,7 +266,7 @@
     var s = e.s;
     $("chat-name").textContent = customerName(e);
     var badges = U.clear($("chat-badges"));
-    [channelBadge(s.channel), vipBadge(vipLevel(e)), stateTag(e.gone ? "closed" : s.state)].forEach(function (b) { if (b) badges.appendChild(b); });
+    [channelBadge(s.channel), vipBadge(vipLevel(e)), stateTag(shownState(e))].forEach(function (b) { if (b) badges.appendChild(b); });
     U.clear($("chat-sub")).appendChild(h("span",
       [s.peer_id !== customerName(e) ? s.peer_id : null, s.group ? "技能组 " + s.group : null, s.handover_at ? "转人工 " + U.clock(s.handover_at) : null,
         "会话 #" + s.id].filter(Boolean).join(" · ")));
@@ -274,8 +279,8 @@
     var banner = $("chat-banner");
     banner.hidden = live && s.state !== "assigned";
     banner.className = "chat-banner" + (live ? " info" : " warn");
-    banner.textContent = !live ? (e.gone || "会话已结束") + "，无法继续回复"
-      : "新会话待接入：点击“接入”开始服务（直接回复也会自动接入）";
+    banner.textContent = !live ? (e.gone || "会话已结束") + "，无法继续回复"  // a colleague's handover says who and why
+      : (e.transfer ? transferText(S, e.transfer) + "。" : "新会话待接入：") + "点击“接入”开始服务（直接回复也会自动接入）";
     renderPresence(S);
     renderSuggestions(S);
   }
@@ -384,7 +389,7 @@
     box.appendChild(section("最近订单", orders.length ? orders.slice(0, 5).map(orderCard) : h("div.muted", "暂无订单"),
       orders.length ? h("span.count", orders.length) : null));
     var moved = e.transfer;  // the colleague who handed it on, and the note they wrote for you
-    box.appendChild(section("本次会话", [kv("状态", e.gone ? "已结束" : L.state[s.state] || s.state), kv("技能组", s.group),
+    box.appendChild(section("本次会话", [kv("状态", L.state[shownState(e)] || s.state), kv("技能组", s.group),
       moved && moved.from_agent ? kv("转接自", senderLabel(S, { direction: "out", sender: "agent:" + moved.from_agent })) : null,
       moved ? kv("转接备注", moved.note, true) : null,
       kv("接入账号", s.account_id), kv("首条消息", s.first_message, true), kv("转人工", U.fullTime(s.handover_at)),

@@ -127,7 +127,7 @@
 
   var LABELS = {
     channel: { wecom: "企业微信", oa: "公众号", kf: "微信客服" },
-    state: { queued: "排队中", assigned: "待接入", active: "服务中", closed: "已结束" },
+    state: { queued: "排队中", assigned: "待接入", active: "服务中", closed: "已结束", removed: "已移出" },
     status: { online: "在线", busy: "忙碌", away: "离开", offline: "离线" },
     delivery: { queued: "发送中", sending: "发送中", sent: "已送达", failed: "发送失败" },
     // why a send failed, by the platform's errcode (the hub's own codes: 2000001, 2000404); else its errmsg

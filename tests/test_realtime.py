@@ -395,3 +395,16 @@ async def test_an_open_console_follows_its_users_role_without_acting(client, hub
     await hub.sio.namespace_handlers["/"].recheck_idle()
     await asyncio.sleep(0.5)
     assert not agent.sio.connected
+
+
+async def test_the_lists_preview_is_not_the_hubs_queue_notice(client, hub, desk, wecom):
+    """A queued customer's row previewed "您是下一位，请稍候…" (the hub's own notice to them), not their question."""
+    await make_user(hub, "sam", role="supervisor", groups=())
+    await hub.settings.set("queue_notify", True)
+    sam = await desk("sam")
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmQueued", "会员积分怎么兑换", 73001))
+    await hub.pipeline.drain()
+    await hub.outbound.drain()
+    assert any(m.sender == "system" for m in await messages(hub, peer_id="wmQueued"))  # the notice went out
+    [listed] = (await sam.call("sessions"))["sessions"]
+    assert listed["state"] == "queued" and listed["last_message"]["text"] == "会员积分怎么兑换"

@@ -17,7 +17,7 @@
     return out;
   }
 
-  function label(a) { return (KIND[a.kind] || a.kind) + (a.rule_name ? "：" + a.rule_name : ""); }
+  function label(a) { return (KIND[a.kind] || a.kind) + (a.rule_name ? "（规则：" + a.rule_name + "）" : ""); }
 
   function paint() {
     var hub = window.Hub, map = bySession();

@@ -78,7 +78,8 @@
   /** The conversation's newest message the console knows: of those loaded, or the one the session
    *  list came with (a session not opened since the list was loaded has none loaded). */
   function lastMessage(e) {
-    var m = e.msgs[e.msgs.length - 1], l = e.s.last_message;
+    var shown = e.msgs.filter(function (x) { return x.sender !== "system"; });  // not the hub's queue notices
+    var m = shown[shown.length - 1], l = e.s.last_message;
     return !m ? l || null : l && l.id > m.id ? l : m;
   }
 

@@ -95,8 +95,9 @@ class SessionReading:
         conversation's last message (the list's preview and time before the session is opened), in two
         queries whatever their number (a query or two per session was thousands for a supervisor on a
         busy day)."""
-        last_id = select(func.max(messages.c.id)).where(
-            messages.c.conversation_id == sessions_t.c.conversation_id).correlate(sessions_t).scalar_subquery()
+        last_id = select(func.max(messages.c.id)).where(  # not the hub's own queue notices ("您是下一位")
+            (messages.c.conversation_id == sessions_t.c.conversation_id) & (messages.c.sender != "system")
+        ).correlate(sessions_t).scalar_subquery()
         q = select(sessions_t, conversations.c.channel, conversations.c.peer_id, conversations.c.thread,
                    _unread_count().label("unread"), last_id.label("last_id")).join(
             conversations, conversations.c.id == sessions_t.c.conversation_id).where(sessions_t.c.state.in_(fixed(*OPEN)))

@@ -104,13 +104,20 @@ async def login_page(request: web.Request) -> web.Response:
     return render("login.html", next_url=nxt)
 
 
+async def _timezone(hub: Any) -> str:
+    """The brand's timezone: the pages show every time, and draw every day boundary, in it (util.js)."""
+    from hub.supervisor.stats import brand_timezone
+    return await brand_timezone(hub.settings)
+
+
 async def console_page(request: web.Request) -> web.Response:
     user = await _current_user(request)
     if user is None:
         raise web.HTTPFound("/login")
     from hub.app import HUB
     hub = request.app[HUB]
-    boot = {"user": user.public(), "epoch": hub.push.streams.epoch, "channels": CHANNELS}
+    boot = {"user": user.public(), "epoch": hub.push.streams.epoch, "channels": CHANNELS,
+            "timezone": await _timezone(hub)}
     return render("console.html", user=user, boot=json.dumps(boot, ensure_ascii=False))
 
 
@@ -137,7 +144,8 @@ async def _admin_boot(request: web.Request, user: Any, page: str) -> dict[str, A
     from hub.app import HUB
     hub = request.app[HUB]
     boot: dict[str, Any] = {"page": page, "user": user.public(), "can_write": user.role == "admin",
-                            "roles": ROLE_LABELS, "platforms": PLATFORM_LABELS, "accounts": []}
+                            "roles": ROLE_LABELS, "platforms": PLATFORM_LABELS, "accounts": [],
+                            "timezone": await _timezone(hub)}
     try:
         from hub.accounts import list_accounts
         boot["accounts"] = [{"id": a.id, "platform": a.platform, "name": a.name} for a in await list_accounts(hub.db)]
@@ -174,7 +182,8 @@ async def supervisor_page(request: web.Request) -> web.Response:
     if user.role not in ("supervisor", "admin"):
         return forbidden(user, "主管看板", "主管看板", ("主管", "管理员"))
     from hub.app import HUB
-    boot = {"user": user.public(), "epoch": request.app[HUB].push.streams.epoch, "roles": ROLE_LABELS}
+    boot = {"user": user.public(), "epoch": request.app[HUB].push.streams.epoch, "roles": ROLE_LABELS,
+            "timezone": await _timezone(request.app[HUB])}
     return render("dashboard.html", user=user, role_labels=ROLE_LABELS,
                   boot=json.dumps(boot, ensure_ascii=False))
 

@@ -121,3 +121,23 @@ async def test_going_offline_with_sessions_asks_first_and_what_left_is_not_calle
     await page.select_option("#status", "offline")
     await expect(page.locator("#chat-badges .state")).to_have_text("已移出")
     assert errors == []
+
+
+async def test_times_and_days_are_the_brands_whatever_the_browsers_timezone(client, hub, browser):  # noqa: ANN001
+    """A supervisor abroad (browser in New York) saw alerts and chat times in New York time beside a header
+    in Shanghai time, and picking the brand's today in search found nothing (New York's midnight)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    await make_user(hub, "alice")
+    ctx = await browser.new_context(locale="zh-CN", timezone_id="America/New_York")
+    try:
+        page = await ctx.new_page()
+        await log_in(page, server_url(client), "alice")
+        ts = datetime(2026, 12, 7, 9, 53, 5, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+        got = await page.evaluate("""ts => [HubUtil.zone, HubUtil.fullTime(ts), HubUtil.zoneMidnight(2026, 12, 7),
+                                            HubUtil.zoneMidnight(2026, 12, 32), HubUtil.dayKey(ts)]""", ts)
+        midnight = datetime(2026, 12, 7, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+        assert got == ["Asia/Shanghai", "2026-12-07 09:53:05", midnight,
+                       datetime(2027, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp(), 20261207]
+    finally:
+        await ctx.close()

@@ -12,7 +12,7 @@
     if (s < 60) return s + " 秒前";
     if (s < 3600) return Math.floor(s / 60) + " 分钟前";
     if (s < 86400) return Math.floor(s / 3600) + " 小时前";
-    return new Date(t * 1000).toLocaleString("zh-CN");
+    return U.fullTime(t);
   }
 
   function copy(text) {

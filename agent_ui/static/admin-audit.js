@@ -23,8 +23,8 @@
     [["kind", "af-kind"], ["actor", "af-actor"], ["action", "af-action"], ["target", "af-target"]].forEach(function (p) {
       var v = $(p[1]).value.trim(); if (v) q.set(p[0], v);
     });
-    var tz = function (d, end) { // local midnight of the picked day (the end day is included)
-      var t = new Date(d + "T00:00:00"); if (end) t.setDate(t.getDate() + 1); return String(t.getTime() / 1000);
+    var tz = function (d, end) { // the brand's midnight of the picked day (the end day is included)
+      var p = d.split("-").map(Number); return String(U.zoneMidnight(p[0], p[1], p[2] + (end ? 1 : 0)));
     };
     if ($("af-since").value) q.set("since", tz($("af-since").value, false));
     if ($("af-until").value) q.set("until", tz($("af-until").value, true));
@@ -50,7 +50,7 @@
     $("audit-prev").disabled = state.page <= 1; $("audit-next").disabled = state.page >= pages;
     state.entries.forEach(function (e) {
       body.appendChild(h("tr", { dataset: { id: String(e.id) } },
-        h("td", new Date(e.at * 1000).toLocaleString("zh-CN")),
+        h("td", U.fullTime(e.at)),
         h("td", e.actor_name, " ", A.roleBadge ? A.roleBadge(e.actor_role) : e.actor_role),
         h("td", e.kind === "access" ? h("span.pill", "查看") : null, " ", label(e.action), h("div.muted", e.action)),
         h("td", h("code", e.target)),
@@ -63,7 +63,7 @@
 
   function show(e) {
     $("audit-title").textContent = label(e.action) + " · " + e.target;
-    $("audit-meta").textContent = new Date(e.at * 1000).toLocaleString("zh-CN") + " · " + e.actor_name + " · " +
+    $("audit-meta").textContent = U.fullTime(e.at) + " · " + e.actor_name + " · " +
       (e.ip || "") + " · " + (e.user_agent || "");
     $("audit-before").textContent = pretty(e.before);
     $("audit-after").textContent = pretty(e.after);

@@ -26,7 +26,7 @@
 
   function errorText(err) { return CODES[err.code] || A.errorText(err); }
   function formError(root, err) { return A.fieldError(root, err.field, errorText(err)); }
-  function when(t) { return t ? new Date(t * 1000).toLocaleString("zh-CN", { hour12: false }) : "—"; }
+  function when(t) { return t ? U.fullTime(t) : "—"; }
   function daysText(v) {
     if (v === null || v === undefined) return "永久保留";
     if (v === "forever") return "永久保留";

@@ -236,7 +236,7 @@
       h("div.bubble", body(m)));
   }
 
-  function dayKey(ts) { var d = new Date(ts * 1000); return d.getFullYear() + "-" + d.getMonth() + "-" + d.getDate(); }
+  function dayKey(ts) { return U.dayKey(ts); }  // the brand's day
 
   function renderMessages(S, keepScroll) {
     var box = $("messages"), list = $("message-list"), e = S.current();

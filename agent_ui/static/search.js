@@ -99,11 +99,11 @@
     var qs = sp.toString();
     return window.location.pathname + (qs ? "?" + qs : "");
   }
-  /** Local calendar days -> epoch seconds: since = that day's 00:00, until = the day after's 00:00 (inclusive). */
+  /** The brand's calendar days -> epoch seconds: since = that day's 00:00, until = the day after's 00:00 (inclusive). */
   function dayStart(value, plusDays) {
     var m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(value || "");
     if (!m) return value;
-    return String(new Date(Number(m[1]), Number(m[2]) - 1, Number(m[3]) + (plusDays || 0)).getTime() / 1000);
+    return String(U.zoneMidnight(Number(m[1]), Number(m[2]), Number(m[3]) + (plusDays || 0)));
   }
   function apiQuery(p, before) {
     var sp = new URLSearchParams({ q: p.q || "", limit: String(PAGE) });

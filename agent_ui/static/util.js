@@ -72,38 +72,69 @@
 
   function pad(n) { return n < 10 ? "0" + n : "" + n; }
 
+  // ---- times in the brand's timezone -------------------------------------------------------------
+  // Every time shown, and every day boundary, is the brand's (the page's data-boot timezone, the one
+  // today's figures and business hours use), whatever the browser's own clock: a supervisor abroad saw
+  // alerts at 20:52 beside a header saying 09:53（Asia/Shanghai）, and a search for the brand's today
+  // found nothing.
+  var ZONE = (function () {
+    try { return JSON.parse(document.body.dataset.boot || "{}").timezone || undefined; } catch (e) { return undefined; }
+  })();
+  var zoneFormat = (function () {
+    var opts = { year: "numeric", month: "numeric", day: "numeric", hour: "numeric", minute: "numeric",
+      second: "numeric", hourCycle: "h23" };
+    try { return new Intl.DateTimeFormat("en-US", Object.assign({ timeZone: ZONE }, opts)); } catch (e) {
+      return new Intl.DateTimeFormat("en-US", opts);  // an unknown timezone name: the browser's
+    }
+  })();
+
+  /** Epoch seconds -> {y, m (1-12), d, H, M, S} in the brand's timezone. */
+  function parts(ts) {
+    var out = {};
+    zoneFormat.formatToParts(new Date(ts * 1000)).forEach(function (p) { out[p.type] = Number(p.value); });
+    return { y: out.year, m: out.month, d: out.day, H: out.hour % 24, M: out.minute, S: out.second };
+  }
+
+  /** Epoch seconds of midnight starting day ``d`` of month ``m`` (1-12) of year ``y`` in the brand's timezone
+   *  (days past the month's end roll over, as Date.UTC does). */
+  function zoneMidnight(y, m, d) {
+    var guess = Date.UTC(y, m - 1, d) / 1000;
+    for (var i = 0; i < 2; i++) {
+      var p = parts(guess), shownAs = Date.UTC(p.y, p.m - 1, p.d, p.H, p.M, p.S) / 1000;
+      guess -= shownAs - Date.UTC(y, m - 1, d) / 1000;
+    }
+    return guess;
+  }
+
+  function dayKey(ts) { var p = parts(ts); return p.y * 10000 + p.m * 100 + p.d; }
+  function dayOffset(ts, days) { var p = parts(ts); return dayKey(zoneMidnight(p.y, p.m, p.d + days) + 3600); }
+
   /** Epoch seconds -> "14:05" today, "昨天 14:05", "明天 14:05" (a ticket's due time), "3月2日 14:05",
    *  "2025/3/2 14:05". */
   function clock(ts) {
     if (!ts) return "";
-    var d = new Date(ts * 1000), now = new Date();
-    var hm = pad(d.getHours()) + ":" + pad(d.getMinutes());
-    var day = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime();
-    var tomorrow = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1).getTime();
-    var after = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 2).getTime();
-    var t = d.getTime();
-    if (t >= tomorrow && t < after) return "明天 " + hm;
-    if (t >= day && t < tomorrow) return hm;
-    if (t >= day - 86400000 && t < day) return "昨天 " + hm;
-    if (d.getFullYear() === now.getFullYear()) return (d.getMonth() + 1) + "月" + d.getDate() + "日 " + hm;
-    return d.getFullYear() + "/" + (d.getMonth() + 1) + "/" + d.getDate() + " " + hm;
+    var p = parts(ts), key = dayKey(ts), today = dayKey(now());
+    var hm = pad(p.H) + ":" + pad(p.M);
+    if (key === dayOffset(now(), 1)) return "明天 " + hm;
+    if (key === today) return hm;
+    if (key === dayOffset(now(), -1)) return "昨天 " + hm;
+    if (p.y === parts(now()).y) return p.m + "月" + p.d + "日 " + hm;
+    return p.y + "/" + p.m + "/" + p.d + " " + hm;
   }
 
   /** Epoch seconds -> "今天", "昨天", "3月2日", "2025年3月2日" (day separators in the chat). */
   function day(ts) {
-    var d = new Date(ts * 1000), now = new Date();
-    var start = new Date(now.getFullYear(), now.getMonth(), now.getDate()).getTime();
-    if (d.getTime() >= start) return "今天";
-    if (d.getTime() >= start - 86400000) return "昨天";
-    var md = (d.getMonth() + 1) + "月" + d.getDate() + "日";
-    return d.getFullYear() === now.getFullYear() ? md : d.getFullYear() + "年" + md;
+    var p = parts(ts), key = dayKey(ts);
+    if (key >= dayKey(now())) return "今天";
+    if (key === dayOffset(now(), -1)) return "昨天";
+    var md = p.m + "月" + p.d + "日";
+    return p.y === parts(now()).y ? md : p.y + "年" + md;
   }
 
   function fullTime(ts) {
     if (!ts) return "";
-    var d = new Date(ts * 1000);
-    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " +
-      pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds());
+    var p = parts(ts);
+    return p.y + "-" + pad(p.m) + "-" + pad(p.d) + " " + pad(p.H) + ":" + pad(p.M) + ":" + pad(p.S);
   }
 
   /** Seconds -> "45秒", "3:07", "1:02:03" (live waiting timers). */
@@ -178,6 +209,7 @@
 
   window.HubUtil = {
     h: h, clear: clear, $: $, safeUrl: safeUrl, uid: uid, clock: clock, day: day, fullTime: fullTime,
+    dayKey: dayKey, zoneMidnight: zoneMidnight, zone: ZONE,
     duration: duration, money: money, now: now, LABELS: LABELS, errorText: errorText
   };
 })();

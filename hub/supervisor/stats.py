@@ -53,6 +53,23 @@ def _brand_reply(t: Any) -> Any:
                 or_(*[t.c.sender.like(p) if "%" in p else t.c.sender == p for p in ANSWERING_SENDERS]))
 
 
+async def brand_timezone(settings: Any) -> str:
+    """The brand's timezone (its day, and every time the pages show): the ``timezone`` setting, else the
+    business hours' timezone, else Asia/Shanghai."""
+    candidates = [await settings.get("timezone")]
+    hours = await settings.get("business_hours")
+    if isinstance(hours, dict):
+        candidates.append(hours.get("timezone"))
+    for tz in candidates:
+        if isinstance(tz, str) and tz:
+            try:
+                ZoneInfo(tz)
+                return tz
+            except (ZoneInfoNotFoundError, ValueError):
+                log.warning("unknown timezone %r in settings; using %s", tz, DEFAULT_TZ)
+    return DEFAULT_TZ
+
+
 class Stats:
     def __init__(self, db: Database, clock: Clock, settings: Any):
         self.db = db
@@ -60,19 +77,7 @@ class Stats:
         self.settings = settings
 
     async def timezone(self) -> str:
-        """``timezone`` setting, else the business hours' timezone, else Asia/Shanghai."""
-        candidates = [await self.settings.get("timezone")]
-        hours = await self.settings.get("business_hours")
-        if isinstance(hours, dict):
-            candidates.append(hours.get("timezone"))
-        for tz in candidates:
-            if isinstance(tz, str) and tz:
-                try:
-                    ZoneInfo(tz)
-                    return tz
-                except (ZoneInfoNotFoundError, ValueError):
-                    log.warning("unknown timezone %r in settings; using %s", tz, DEFAULT_TZ)
-        return DEFAULT_TZ
+        return await brand_timezone(self.settings)
 
     # -- today ----------------------------------------------------------------------------------
     async def today(self, now: float | None = None) -> dict[str, Any]:

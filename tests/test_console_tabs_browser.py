@@ -141,3 +141,25 @@ async def test_times_and_days_are_the_brands_whatever_the_browsers_timezone(clie
                        datetime(2027, 1, 1, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp(), 20261207]
     finally:
         await ctx.close()
+
+
+async def test_a_dashboard_link_opens_the_session_in_the_console(client, hub, wecom, browser, desk):  # noqa: ANN001
+    """The dashboard's session numbers were plain text: a supervisor could not get from an alert or a
+    waiting customer to the conversation."""
+    await make_user(hub, "alice")
+    await make_user(hub, "sam", role="supervisor", groups=())
+    await hub.settings.set("default_group", "presales")
+    alice = await desk("alice")
+    assert (await alice.call("status", {"status": "online"}))["ok"]
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmLinked", "快递三天没动了", 52301))
+    [bundle] = await alice.wait("session.new")
+    errors: list[str] = []
+    board = await new_page(browser, errors)
+    await log_in(board, server_url(client), "sam")
+    await board.goto(server_url(client) + "/supervisor")
+    link = board.locator("#awaiting-table a.session-link")
+    await expect(link).to_have_attribute("href", f"/console?session={bundle['session']['id']}")
+    page = await board.context.new_page()
+    await page.goto(server_url(client) + await link.get_attribute("href"))
+    await expect(page.locator("#chat-name")).to_have_text("wmLinked")
+    assert errors == []

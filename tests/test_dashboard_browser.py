@@ -93,12 +93,18 @@ async def test_dashboard_and_console_turn_red_when_a_deadline_passes(client, hub
     # ... and that reply took over 2 s: her rolling average (1 reply) is over 1 s, an agent-wide alert
     await expect(console.locator("#avg-alert")).to_be_visible()
     await expect(console.locator("#avg-alert")).to_contain_text("超过 1 秒")
-    await expect(board.locator("#alerts li.alert-open", has_text="均响 1 秒")).to_have_count(1)
+    average = board.locator("#alerts li.alert-open", has_text="均响 1 秒")
+    await expect(average).to_have_count(1)
     await expect(board.locator("#alerts-count")).to_have_text("1")
     await shot(console, "console-avg")
+    await average.locator("button.alert-ack").click()  # the supervisor acknowledges it from the dashboard
+    await expect(average).to_have_count(0)
+    await expect(board.locator("#alerts-count")).to_have_text("0")
     alerts = (await (await client.get("/api/alerts?state=all&kind=first_reply", headers=auth())).json())["alerts"]
     [alert] = alerts
     assert alert["clear_reason"] == "replied"
+    [acknowledged] = (await (await client.get("/api/alerts?state=all&kind=avg_reply", headers=auth())).json())["alerts"]
+    assert acknowledged["state"] == "cleared" and acknowledged["clear_reason"] == "acknowledged"
     assert [e["kind"] for e in alert["timeline"]] == ["raised", "cleared"]
     assert alert["raised_at"] - alert["deadline"] < 1.0  # fired by its timer, not a sweep
     await shot(board, "dashboard-cleared")

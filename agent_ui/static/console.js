@@ -131,7 +131,7 @@
   socket.on("connect", function () {
     setConn("connected");
     var first = !S.synced;
-    if (first) loadSessions(); else refreshMe();
+    if (first) loadSessions().then(openLinked); else refreshMe();
     if (S.currentId !== null) call("viewing", { session_id: S.currentId });
     if (!S.quickReplies.length) loadQuickReplies();
     loadAgents();
@@ -395,6 +395,12 @@
   }
 
   // ---- actions ---------------------------------------------------------------------------------
+  /** /console?session=N (a link from the supervisors' dashboard): that session opens once the list is in. */
+  function openLinked() {
+    var id = Number(new URLSearchParams(window.location.search).get("session"));
+    if (id && S.sessions.has(id)) open(id);
+  }
+
   function open(id) {
     var e = S.sessions.get(id);
     if (!e) return;

@@ -21,6 +21,22 @@
     el.classList.remove("kpi-bad", "kpi-good");
     if (cls) el.classList.add(cls);
   }
+  /** "#12": opens the session in the console (a new tab: the dashboard stays live). */
+  function sessionLink(id) {
+    return h("a.session-link", { href: "/console?session=" + id, target: "_blank", rel: "noopener",
+      title: "在工作台中查看会话 #" + id }, "#" + id);
+  }
+
+  /** 确认: the alert is acknowledged (cleared for every supervisor; POST /api/alerts/{id}/clear). */
+  function acknowledge(a, button) {
+    button.disabled = true;
+    fetch("/api/alerts/" + a.id + "/clear", { method: "POST", credentials: "same-origin" }).then(function (r) {
+      if (!r.ok) throw new Error(String(r.status));
+      S.alerts.delete(a.id);
+      renderAlerts();
+    }).catch(function () { button.disabled = false; button.textContent = "确认失败，重试"; });
+  }
+
   function row(cells, cls) {
     return h("tr" + (cls ? "." + cls : ""), cells.map(function (c) { return c instanceof Node ? h("td", c) : h("td", String(c)); }));
   }
@@ -140,7 +156,7 @@
     var red = alertedSessions();
     fill("awaiting-table", "awaiting-empty", s.awaiting_first_reply.map(function (w) {
       var bad = w.over_sla || red.has(w.session_id);
-      return row(["#" + w.session_id, agentName(w.agent_id), w.group || "—", w.first_message || "—",
+      return row([sessionLink(w.session_id), agentName(w.agent_id), w.group || "—", w.first_message || "—",
         h("span.wait", { dataset: { since: w.handover_at, sla: s.sla.first_reply } }, dur(w.waiting))],
         bad ? "over-sla" : null);
     }));
@@ -148,7 +164,7 @@
 
   function renderQueue(s) {
     fill("queue-table", "queue-empty", s.queue.waiting.map(function (q) {
-      return row(["#" + q.session_id, q.group, q.priority ? "P" + q.priority : "普通",
+      return row([sessionLink(q.session_id), q.group, q.priority ? "P" + q.priority : "普通",
         h("span.wait", { dataset: { since: q.enqueued_at } }, "")]);
     }));
     $("queue-note").textContent = s.queue.total > s.queue.waiting.length ? "显示前 " + s.queue.waiting.length + " / " + s.queue.total : "";
@@ -160,10 +176,12 @@
     var items = Array.from(S.alerts.values()).sort(function (a, b) { return b.raised_at - a.raised_at; });
     var KIND = { first_reply: "首次回复超时", unanswered: "客户未回复", avg_reply: "平均回复过慢", quality: "质检" };
     items.forEach(function (a) {
+      var ack = h("button.btn.btn-sm.alert-ack", { type: "button", title: "确认已知晓（告警对所有主管清除）" }, "确认");
+      ack.addEventListener("click", function () { acknowledge(a, ack); });
       list.appendChild(h("li.alert-open", { dataset: { alert: a.id } },
-        h("div.alert-title", (KIND[a.kind] || a.kind) + (a.rule_name ? " · " + a.rule_name : "")),
+        h("div.alert-title", (KIND[a.kind] || a.kind) + (a.rule_name ? "（规则：" + a.rule_name + "）" : ""), ack),
         h("div.alert-meta.muted", [a.agent_id ? agentName(a.agent_id) : null, a.group || null,
-          a.session_id ? "会话 #" + a.session_id : null, U.clock(a.raised_at)].filter(Boolean).join(" · ")),
+          U.clock(a.raised_at)].filter(Boolean).join(" · "), a.session_id ? [" · 会话 ", sessionLink(a.session_id)] : null),
         a.detail && typeof a.detail === "string" ? h("div.alert-detail", a.detail) : null));
     });
     $("alerts-count").textContent = String(items.length);

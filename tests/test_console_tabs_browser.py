@@ -163,3 +163,24 @@ async def test_a_dashboard_link_opens_the_session_in_the_console(client, hub, we
     await page.goto(server_url(client) + await link.get_attribute("href"))
     await expect(page.locator("#chat-name")).to_have_text("wmLinked")
     assert errors == []
+
+
+async def test_closing_a_popup_with_esc_gives_the_reply_box_the_keys(client, hub, wecom, browser):  # noqa: ANN001
+    """Esc in the quick replies or the tag input left the focus on the page: the agent's next keys went nowhere."""
+    alice = await make_user(hub, "alice")
+    await hub.settings.set("default_group", "presales")
+    await hub.settings.set("quick_replies", ["您好，请问有什么可以帮您？"])
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, server_url(client), "alice")
+    await go_online(page, hub, alice.id)
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmKeys", "在吗", 52401))
+    await page.locator("#session-list li.session", has_text="wmKeys").click()
+    await page.click("#accept-btn")
+    for opener in ("#quick-btn", "#tag-add"):
+        await page.click(opener)
+        await page.keyboard.press("Escape")
+        await expect(page.locator("#reply")).to_be_focused()
+    await page.keyboard.type("好的")
+    await expect(page.locator("#reply")).to_have_value("好的")
+    assert errors == []

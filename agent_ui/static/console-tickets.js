@@ -31,7 +31,11 @@
   function modal(id, title, body, foot) {
     var old = $(id);
     if (old) old.remove();
-    var close = function () { var m = $(id); if (m) m.remove(); };
+    var close = function () {
+      var m = $(id), reply = $("reply");
+      if (m) m.remove();
+      if (reply && !reply.disabled && (!document.activeElement || document.activeElement === document.body)) reply.focus();
+    };
     var el = h("div.modal-backdrop", { id: id },
       h("div.modal", { role: "dialog", "aria-modal": "true", "aria-label": title },
         h("div.modal-head", h("h3", title), h("button.icon-btn", { type: "button", "aria-label": "关闭", onclick: close }, "×")),

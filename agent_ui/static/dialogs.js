@@ -175,6 +175,9 @@
     pop.hidden = !show;
     $("quick-btn").classList.toggle("active", show);
     if (show) { $("quick-filter").value = ""; R.renderQuick(S); $("quick-filter").focus(); }
+    else if (!$("reply").disabled && (document.activeElement === document.body || pop.contains(document.activeElement))) {
+      $("reply").focus();  // closed with Esc: the agent's next keys went nowhere
+    }
   }
 
   function pickQuick(i) {
@@ -207,7 +210,11 @@
     });
     pane.addEventListener("keydown", function (ev) {
       if (ev.target.id !== "tag-input") return;
-      if (ev.key === "Escape") { ev.stopPropagation(); ev.target.value = ""; ev.target.hidden = true; return; }
+      if (ev.key === "Escape") {
+        ev.stopPropagation(); ev.target.value = ""; ev.target.hidden = true;
+        if (!$("reply").disabled) $("reply").focus();  // (focus stayed on the hidden input: keys went nowhere)
+        return;
+      }
       if (ev.key !== "Enter" || ev.isComposing || ev.keyCode === 229) return;
       ev.preventDefault();
       var name = ev.target.value.trim();

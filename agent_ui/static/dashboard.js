@@ -7,7 +7,8 @@
   var S = { snap: null, offset: 0, alerts: new Map(), alertsEnabled: null };
 
   // ---- formatting --------------------------------------------------------------------------------
-  function dur(sec) { return sec === null || sec === undefined ? "—" : U.duration(sec); }
+  // figures to the nearest second (24.4 s showed 24秒 and 12.9 s 12秒); live waits tick down to the second
+  function dur(sec) { return sec === null || sec === undefined ? "—" : U.duration(Math.round(sec)); }
   function pct(x) { return x === null || x === undefined ? "—" : (Math.round(x * 1000) / 10) + "%"; }
   function serverNow() { return Date.now() / 1000 + S.offset; }
   function agentName(id) {

@@ -357,3 +357,22 @@ async def test_indexers_of_several_processes_take_turns(client, hub):
     assert await other.cursor() == saved[-1].message_id
     assert sorted(await _ids(client, "轮流")) == [s.message_id for s in saved]
     assert await indexer.run_once() == 0  # the first indexer goes on from the shared cursor: nothing twice
+
+
+async def test_a_filter_alone_lists_the_messages_it_leaves(client, hub, oa):
+    """No words, a customer (or a day, a tag...): "everything this customer said" was a 400."""
+    for i, text_ in enumerate(["我想问下发货时间", "还有优惠吗"]):
+        await post(client, oa, text_xml("gh", "oOnly", text_, 6201 + i))
+    await post(client, oa, text_xml("gh", "oOther", "别人的问题", 6203))
+    await hub.pipeline.drain()
+    async with hub.db.read() as conn:
+        customer = (await conn.execute(select(Conversation.__table__.c.customer_id).where(
+            Conversation.__table__.c.peer_id == "oOnly"))).scalar()
+    resp = await client.get("/api/search", params={"customer": str(customer), "limit": "1"}, headers=auth())
+    page = await resp.json()
+    assert resp.status == 200 and [r["text"] for r in page["results"]] == ["还有优惠吗"] and page["next_before"]
+    more = await (await client.get("/api/search", params={"customer": str(customer), "before": str(page["next_before"])},
+                                   headers=auth())).json()
+    assert [r["text"] for r in more["results"]] == ["我想问下发货时间"] and more["next_before"] is None
+    resp = await client.get("/api/search", headers=auth())  # neither words nor a filter
+    assert resp.status == 400 and (await resp.json())["error"] == "invalid_query"

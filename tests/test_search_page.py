@@ -75,7 +75,7 @@ async def test_search_filter_page_open_and_export_in_a_browser(client, hub, brow
 
     # an empty query: the API's field error beside the box
     await page.click("#search-submit")
-    await expect(page.locator('.field-error[data-for="q"]')).to_have_text("请输入要搜索的内容")
+    await expect(page.locator('.field-error[data-for="q"]')).to_have_text("请输入要搜索的内容，或选择一个筛选条件")
 
     await page.fill("#q", "款到")
     await page.press("#q", "Enter")

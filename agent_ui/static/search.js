@@ -14,7 +14,7 @@
   };
 
   var ERRORS = {
-    invalid_query: { "enter at least one character to search for": "请输入要搜索的内容",
+    invalid_query: { "enter at least one character to search for, or choose a filter": "请输入要搜索的内容，或选择一个筛选条件",
       "at most 8 search terms": "最多 8 个搜索词（用空格分开）",
       "a search term has at most 64 characters": "每个搜索词最多 64 个字" },
     invalid_customer: "客户 ID 须为整数", invalid_agent: "请选择客服", invalid_channel: "请选择渠道",
@@ -429,15 +429,20 @@
     if (del) deleteWatch(Number(del.dataset.del));
   }
 
+  /** Words, or a filter alone ("everything this customer said", "everything of that day"). */
+  function wanted() {
+    return !!$("q").value.trim() || FILTERS.some(function (k) { return !!$("f-" + k).value.trim(); });
+  }
+
   function wire() {
     $("search-form").addEventListener("submit", submit);
     $("f-reset").addEventListener("click", function () {
       FILTERS.forEach(function (k) { $("f-" + k).value = ""; });
       A.clearErrors($("search-form"));
-      if ($("q").value.trim()) $("search-form").requestSubmit();
+      if (wanted()) $("search-form").requestSubmit();
     });
     ["f-account", "f-channel", "f-agent", "f-tag", "f-direction", "f-since", "f-until"].forEach(function (id) {
-      $(id).addEventListener("change", function () { if ($("q").value.trim()) $("search-form").requestSubmit(); });
+      $(id).addEventListener("change", function () { if (wanted()) $("search-form").requestSubmit(); });
     });
     $("more").addEventListener("click", function () { search(S.params, true); });
     $("conv-older").addEventListener("click", function () {

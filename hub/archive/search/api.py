@@ -35,7 +35,7 @@ DIRECTIONS = ("in", "out")
 def render_hit(row: Any, terms: list[QueryTerm], user: UserInfo) -> dict[str, Any]:
     """One result as the API shows it: the one place to mask or trim what a role may see."""
     from ...privacy.masking import mask_for
-    body = mask_for(user, row.text)  # phones, ID numbers ... masked for roles without the right (hub/privacy)
+    body = mask_for(user, row.text or "")  # (a search by filters alone lists images too) phones, ID numbers ... masked for roles without the right (hub/privacy)
     return {
         "message_id": row.id, "conversation_id": row.conversation_id, "account_id": row.account_id,
         "channel": row.channel, "channel_code": row.channel_code, "direction": row.direction,

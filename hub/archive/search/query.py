@@ -87,10 +87,13 @@ class SearchPage:
 
 async def search(db: Database, query: str, filters: SearchFilters = SearchFilters(), limit: int = 50,
                  before: int | None = None) -> SearchPage:
-    """One page of messages whose text contains every term of ``query``; raises tokens.QueryError."""
-    terms = parse_query(query)
+    """One page of messages whose text contains every term of ``query`` (with no words, every message the
+    filters leave: "everything this customer said", "everything of that day"); raises tokens.QueryError."""
     limit = max(1, min(limit, MAX_LIMIT))
     clauses, filter_params = filters.where()
+    if not (query or "").strip() and clauses:
+        return await _filtered(db, clauses, filter_params, limit, before)
+    terms = parse_query(query)
     index = backend(db)
     scoped = db.is_sqlite and filters.conversation_scoped and await _few_messages(db, clauses, filter_params)
     from_where, id_col, params = (index.scoped_match_sql if scoped else index.match_sql)(terms)
@@ -113,6 +116,17 @@ async def search(db: Database, query: str, filters: SearchFilters = SearchFilter
         cursor = rows[-1].id
     page = hits[:limit]
     return SearchPage(terms, page, page[-1].id if len(hits) > limit else None)
+
+
+async def _filtered(db: Database, clauses: list[str], params: dict[str, Any], limit: int,
+                    before: int | None) -> SearchPage:
+    """Messages (not events) the filters leave, newest first, keyset-paged by id like a search."""
+    statement = text(f"SELECT {COLUMNS} FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+                     "WHERE m.kind NOT LIKE 'event.%' AND " + " AND ".join(clauses) +
+                     " AND m.id < :before ORDER BY m.id DESC LIMIT :n")
+    rows = await _fetch(db, statement, {**params, "before": before if before is not None else 2 ** 62, "n": limit + 1})
+    page = rows[:limit]
+    return SearchPage([], page, page[-1].id if len(rows) > limit else None)
 
 
 async def _few_messages(db: Database, clauses: list[str], params: dict[str, Any]) -> bool:

@@ -95,7 +95,7 @@ def parse_query(query: str) -> list[QueryTerm]:
     """Whitespace-separated terms, all required; duplicates dropped. Raises QueryError."""
     raw = [t for t in _SPACE.split(normalize(query or "").strip()) if t]
     if not raw:
-        raise QueryError("enter at least one character to search for")
+        raise QueryError("enter at least one character to search for, or choose a filter")
     if len(raw) > MAX_TERMS:
         raise QueryError(f"at most {MAX_TERMS} search terms")
     terms: list[QueryTerm] = []

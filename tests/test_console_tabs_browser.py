@@ -184,3 +184,28 @@ async def test_closing_a_popup_with_esc_gives_the_reply_box_the_keys(client, hub
     await page.keyboard.type("好的")
     await expect(page.locator("#reply")).to_have_value("好的")
     assert errors == []
+
+
+async def test_what_the_customer_writes_while_the_agent_reads_older_messages_is_announced(client, hub, wecom, browser):  # noqa: ANN001
+    """Scrolled up to read the history, the agent was not told the customer wrote more (the view stays put,
+    rightly, and the message counted as read)."""
+    alice = await make_user(hub, "alice")
+    await hub.settings.set("default_group", "presales")
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, server_url(client), "alice")
+    await go_online(page, hub, alice.id)
+    for i in range(30):
+        await post(client, wecom, text_xml(WECOM["receive_id"], "wmLong", f"第{i}条：我想问一下这个产品的成分和用法", 52500 + i))
+    await page.locator("#session-list li.session", has_text="wmLong").click()
+    await expect(page.locator("#message-list")).to_contain_text("第29条")
+    await page.eval_on_selector("#messages", "box => { box.scrollTop = 0; }")
+    pill = page.locator("#new-below")
+    await expect(pill).to_be_hidden()
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmLong", "还在吗？", 52600))
+    await expect(pill).to_have_text("↓ 1 条新消息")
+    assert await page.eval_on_selector("#messages", "box => box.scrollTop") < 50  # the view stayed
+    await pill.click()
+    await expect(pill).to_be_hidden()
+    assert await page.eval_on_selector("#messages", "box => box.scrollHeight - box.scrollTop - box.clientHeight") < 80
+    assert errors == []

@@ -257,7 +257,32 @@
     $("older-btn").hidden = !e.hasOlder;
     if (keepScroll === "older") box.scrollTop = box.scrollHeight - fromBottom;
     else if (keepScroll !== "stay" || atBottom) box.scrollTop = box.scrollHeight;
+    newBelow(e, keepScroll === "stay" && !atBottom);
   }
+
+  /** While the agent reads older messages, what the customer wrote since shows as "↓ N 条新消息" (the
+   *  view stays where it was and nothing said that more had come). */
+  var shownEntry = null;  // the session whose messages are on screen
+  function newBelow(e, reading) {
+    shownEntry = e;
+    var newest = e.msgs.length ? e.msgs[e.msgs.length - 1].id : 0;
+    if (!reading || !e.seenId) e.seenId = newest;
+    var fresh = e.msgs.filter(function (m) { return m.id > e.seenId && m.direction === "in"; }).length;
+    var pill = $("new-below");
+    pill.hidden = !fresh;
+    pill.textContent = "↓ " + fresh + " 条新消息";
+  }
+
+  function seenAll() {
+    var e = shownEntry;
+    if (e && e.msgs.length) e.seenId = e.msgs[e.msgs.length - 1].id;
+    $("new-below").hidden = true;
+  }
+  $("new-below").addEventListener("click", function () { var box = $("messages"); box.scrollTop = box.scrollHeight; seenAll(); });
+  $("messages").addEventListener("scroll", function () {
+    var box = $("messages");
+    if (box.scrollHeight - box.scrollTop - box.clientHeight < 80) seenAll();
+  });
 
   function renderChatHead(S) {
     var e = S.current();

@@ -4,6 +4,8 @@ background indexer and its cursor, and the command line."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import json
 import random
 import subprocess
@@ -376,3 +378,23 @@ async def test_a_filter_alone_lists_the_messages_it_leaves(client, hub, oa):
     assert [r["text"] for r in more["results"]] == ["我想问下发货时间"] and more["next_before"] is None
     resp = await client.get("/api/search", headers=auth())  # neither words nor a filter
     assert resp.status == 400 and (await resp.json())["error"] == "invalid_query"
+
+
+async def test_a_conversations_csv_reads_in_a_spreadsheet(client, hub, oa):
+    """The CSV a supervisor opens in Excel had epoch floats for times and agent:3 for who wrote."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+    alice = await make_user(hub, "alice")
+    await hub.settings.set("default_group", "presales")
+    await hub.sessions.set_status(alice, "online")
+    await post(client, oa, text_xml("gh", "oCsv", "转人工", 6301))
+    await hub.pipeline.drain()
+    async with hub.db.read() as conn:
+        conv, sid = (await conn.execute(text("SELECT c.id, s.id FROM conversations c JOIN service_sessions s "
+                                             "ON s.conversation_id = c.id WHERE c.peer_id = 'oCsv'"))).first()
+    await hub.sessions.reply(alice, sid, "您好")
+    body = await (await client.get(f"/api/conversations/{conv}/export", params={"format": "csv"}, headers=auth())).text()
+    rows = list(csv.DictReader(io.StringIO(body.lstrip("\ufeff"))))
+    assert [r["sender_name"] for r in rows] == ["客户", "alice"]
+    first = datetime.fromtimestamp(float(rows[0]["created_at"]), ZoneInfo("Asia/Shanghai"))
+    assert rows[0]["local_time"] == first.strftime("%Y-%m-%d %H:%M:%S")

@@ -128,11 +128,42 @@ async def get_export(request: web.Request) -> web.Response:
         body = json.dumps({"conversation": conv, "messages": items}, ensure_ascii=False)
         return web.Response(text=body, content_type="application/json", headers=headers)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
+    # for the people who open it in a spreadsheet: the time in the brand's timezone and who wrote it (the
+    # epoch times and "agent:3" are there for machines)
+    writer = csv.DictWriter(out, fieldnames=CSV_FIELDS + ["local_time", "sender_name"], extrasaction="ignore")
     writer.writeheader()
-    writer.writerows(spreadsheet.record(item) for item in items)
+    readable = await _readable(hub_of(request), items)
+    writer.writerows(spreadsheet.record({**item, **readable(item)}) for item in items)
     # a BOM so that Excel, which most supervisors open exports with, reads the Chinese as UTF-8
     return web.Response(text="\ufeff" + out.getvalue(), content_type="text/csv", charset="utf-8", headers=headers)
+
+
+async def _readable(hub: Any, items: list[dict[str, Any]]) -> Any:
+    """item -> {"local_time", "sender_name"}: the brand's clock and the agents' names."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from ...models import User
+    from ...supervisor.stats import brand_timezone
+    zone = ZoneInfo(await brand_timezone(hub.settings))
+    ids = {int(s[6:]) for s in (i.get("sender") or "" for i in items) if s.startswith("agent:") and s[6:].isdigit()}
+    names: dict[int, str] = {}
+    if ids:
+        users = User.__table__
+        async with hub.db.read() as conn:
+            names = {r.id: r.display_name or r.username for r in await conn.execute(
+                select(users.c.id, users.c.display_name, users.c.username).where(users.c.id.in_(ids)))}
+    fixed = {"customer": "客户", "bot": "机器人", "system": "系统"}
+
+    def readable(item: dict[str, Any]) -> dict[str, Any]:
+        sender = item.get("sender") or ""
+        name = fixed.get(sender) or (names.get(int(sender[6:]), sender) if sender.startswith("agent:")
+                                     and sender[6:].isdigit() else sender)
+        at = item.get("created_at")
+        local = datetime.fromtimestamp(at, zone).strftime("%Y-%m-%d %H:%M:%S") if isinstance(at, (int, float)) else ""
+        return {"local_time": local, "sender_name": name}
+
+    return readable
 
 
 def routes() -> list[web.RouteDef]:

@@ -209,3 +209,20 @@ async def test_what_the_customer_writes_while_the_agent_reads_older_messages_is_
     await expect(pill).to_be_hidden()
     assert await page.eval_on_selector("#messages", "box => box.scrollHeight - box.scrollTop - box.clientHeight") < 80
     assert errors == []
+
+
+async def test_links_in_a_customers_text_open_and_nothing_else_becomes_one(client, hub, wecom, browser):  # noqa: ANN001
+    alice = await make_user(hub, "alice")
+    await hub.settings.set("default_group", "presales")
+    errors: list[str] = []
+    page = await new_page(browser, errors)
+    await log_in(page, server_url(client), "alice")
+    await go_online(page, hub, alice.id)
+    text = "订单在这https://shop.example.com/o/123?x=1，还有javascript:alert(1) 和 <a href=x>x</a>"
+    await post(client, wecom, text_xml(WECOM["receive_id"], "wmLink", text, 52701))
+    await page.locator("#session-list li.session", has_text="wmLink").click()
+    bubble = page.locator("#message-list .text", has_text="订单在这")
+    await expect(bubble).to_contain_text(text)
+    links = await bubble.locator("a").evaluate_all("as => as.map(a => [a.getAttribute('href'), a.target, a.rel])")
+    assert links == [["https://shop.example.com/o/123?x=1", "_blank", "noopener noreferrer nofollow"]]
+    assert errors == []

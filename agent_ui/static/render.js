@@ -178,10 +178,25 @@
     return s || "客服";
   }
 
+  var URL_IN_TEXT = /https?:\/\/[^\s<>"'，。！？、；：（）【】《》]+/gi;
+  /** A text with its http(s) links clickable (an order or product link a customer pastes): text nodes
+   *  and <a> elements only, opening in a new tab without access to this page. */
+  function linked(text) {
+    var out = [], last = 0, m;
+    URL_IN_TEXT.lastIndex = 0;
+    while ((m = URL_IN_TEXT.exec(text)) !== null) {
+      if (m.index > last) out.push(text.slice(last, m.index));
+      out.push(h("a", { href: m[0], target: "_blank", rel: "noopener noreferrer nofollow" }, m[0]));
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) out.push(text.slice(last));
+    return out;
+  }
+
   function body(m) {
     var d = m.data || {};
     switch (m.kind) {
-      case "text": return h("div.text", m.text || d.content || "");
+      case "text": return h("div.text", linked(m.text || d.content || ""));
       case "image":
         var src = U.safeUrl(d.pic_url);
         return src ? h("a.image", { href: src, target: "_blank", rel: "noopener noreferrer", title: "查看原图" },

@@ -263,6 +263,11 @@ async def test_a_first_pull_archives_the_platforms_history_without_answering_it(
                    "welcome_code": "WC-OLD"}},
         {"msgid": "h-m1", "open_kfid": KFID, "external_userid": "wmOld", "send_time": old + 5, "origin": 3,
          "msgtype": "text", "text": {"content": "发票怎么开"}},
+        {"msgid": "h-m0", "open_kfid": KFID, "external_userid": "wmOld", "send_time": old + 6, "origin": 3,
+         "msgtype": "text", "text": {"content": "发错了"}},
+        {"msgid": "h-r0", "open_kfid": KFID, "external_userid": "wmOld", "send_time": old + 7, "origin": 4,
+         "msgtype": "event", "event": {"event_type": "user_recall_msg", "open_kfid": KFID, "external_userid": "wmOld",
+                                       "recall_msgid": "h-m0"}},
         {"msgid": "h-m2", "open_kfid": KFID, "external_userid": "wmNew", "send_time": now - 30, "origin": 3,
          "msgtype": "text", "text": {"content": "发票能开吗"}},
     ):
@@ -275,6 +280,8 @@ async def test_a_first_pull_archives_the_platforms_history_without_answering_it(
     assert not [b for p, b in sent if p.endswith("/kf/send_msg_on_event")]
     answered = [b["touser"] for p, b in sent if p.endswith("/kf/send_msg")]
     assert answered == ["wmNew"]
+    [wrong] = [r for r in await messages(hub, channel="kf") if r.text == "发错了"]
+    assert wrong.recalled_at is not None  # a recall in the history still marks its message
     # the cursor is stored now: a later pull handles even an item sent a while ago (a hub that was down)
     standin.add_kf_message(KFID, {"msgid": "h-m3", "open_kfid": KFID, "external_userid": "wmOld",
                                   "send_time": now - 3600, "origin": 3, "msgtype": "text", "text": {"content": "发票呢"}})

@@ -173,6 +173,10 @@ async def test_the_supervisors_views_quote_customers_masked(client, hub, oa):
     seen += [h["text"] for h in (await (await client.get("/api/watch-hits", headers=sup)).json())["hits"]]
     alerts = (await (await client.get("/api/alerts", headers=sup)).json())["alerts"]
     results = (await (await client.get("/api/quality/results", headers=sup)).json())["results"]
+    await post(client, oa, text_xml("gh", "oPhone", "再说一次，我要投诉，电话13712345678", 903))  # joins the open alert
+    await hub.pipeline.drain()
+    alerts = (await (await client.get("/api/alerts", headers=sup)).json())["alerts"]
     seen += [json.dumps(a["detail"], ensure_ascii=False) for a in alerts + results]
-    assert len(seen) >= 4 and any("137****5678" in s for s in seen), seen
+    seen += [json.dumps(e["data"], ensure_ascii=False) for a in alerts for e in a.get("timeline", []) if e["data"]]
+    assert len(seen) >= 5 and any("137****5678" in s for s in seen), seen
     assert not [s for s in seen if "13712345678" in s]

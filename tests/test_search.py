@@ -376,6 +376,7 @@ async def test_a_filter_alone_lists_the_messages_it_leaves(client, hub, oa):
     more = await (await client.get("/api/search", params={"customer": str(customer), "before": str(page["next_before"])},
                                    headers=auth())).json()
     assert [r["text"] for r in more["results"]] == ["我想问下发货时间"] and more["next_before"] is None
+    assert not any(r["masked"] for r in page["results"] + more["results"])  # (nothing was masked: admin)
     resp = await client.get("/api/search", headers=auth())  # neither words nor a filter
     assert resp.status == 400 and (await resp.json())["error"] == "invalid_query"
 
@@ -398,3 +399,16 @@ async def test_a_conversations_csv_reads_in_a_spreadsheet(client, hub, oa):
     assert [r["sender_name"] for r in rows] == ["客户", "alice"]
     first = datetime.fromtimestamp(float(rows[0]["created_at"]), ZoneInfo("Asia/Shanghai"))
     assert rows[0]["local_time"] == first.strftime("%Y-%m-%d %H:%M:%S")
+
+
+async def test_an_image_listed_by_a_filter_is_not_marked_masked(client, hub, oa):
+    from hub.callbacks import xmlcodec
+    image = xmlcodec.render({"ToUserName": "gh", "FromUserName": "oPic", "CreateTime": 1732261000, "MsgType": "image",
+                             "PicUrl": "https://img.example.com/p.jpg", "MediaId": "MEDIA", "MsgId": "6401"})
+    await post(client, oa, image)
+    await hub.pipeline.drain()
+    async with hub.db.read() as conn:
+        customer = (await conn.execute(select(Conversation.__table__.c.customer_id).where(
+            Conversation.__table__.c.peer_id == "oPic"))).scalar()
+    page = await (await client.get("/api/search", params={"customer": str(customer)}, headers=auth())).json()
+    assert [(r["kind"], r["masked"]) for r in page["results"]] == [("image", False)]

@@ -76,7 +76,8 @@ class KfPuller:
     def _item(account_id: str, item: dict, history_before: float | None) -> ToArchive:
         msg = from_kf_item(item)
         history = history_before is not None and bool(msg.sent_at) and msg.sent_at < history_before
-        return ToArchive(account_id, msg, None if history else "inbound")
+        # (a recall in the history still marks its message: its job does only that)
+        return ToArchive(account_id, msg, None if history and msg.kind != "event.recall" else "inbound")
 
     async def pull(self, account_id: str, open_kfid: str, token: str) -> int:
         """Pull everything new for one kf account; returns how many new messages were archived."""

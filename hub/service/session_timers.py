@@ -55,8 +55,10 @@ class SessionTimers:
         if row is None or row.state != "assigned":
             return
         agent = row.agent_id
-        if not any(a.id != agent and a.status == "online" and row.group in a.groups and a.load < a.cap
-                   for a in self.dispatcher.agents()):
+        agents = self.dispatcher.agents()
+        holder_here = any(a.id == agent and a.status == "online" for a in agents)
+        if row.group is not None and holder_here and not any(
+                a.id != agent and a.status == "online" and row.group in a.groups and a.load < a.cap for a in agents):
             # nobody else could take it: it stays with them for another period (taken back, it came
             # straight back to them: removed and new again, a toast, a beep, its SLA clocks restarted)
             self._arm_accept_timer(session_id, self.clock.now())

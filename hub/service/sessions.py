@@ -60,6 +60,7 @@ OPEN_SESSION_Q = select(sessions_t).where(sessions_t.c.conversation_id == bindpa
 GET_SESSION_Q = select(sessions_t).where(sessions_t.c.id == bindparam("sid"))
 KF_STATE = {"bot": 1, "queued": 2, "human": 3, "closed": 4}
 ASKED_MESSAGES = 5  # the customer's latest texts of a contact that route it and head its session
+ASKED_WITHIN = 2 * 3600.0  # seconds back those texts may go
 
 
 @dataclass(frozen=True)
@@ -217,6 +218,7 @@ class SessionService(AgentActions, SessionReading, DispatcherSync, SessionTimers
         async with self.db.read() as conn:
             closed = (await conn.execute(select(func.max(sessions_t.c.closed_at)).where(
                 sessions_t.c.conversation_id == conversation_id))).scalar() or 0.0
+            closed = max(closed, self.clock.now() - ASKED_WITHIN)  # (not a first pull's days-old history)
             texts = (await conn.execute(select(messages.c.text).where(
                 (messages.c.conversation_id == conversation_id) & (messages.c.direction == "in")
                 & (messages.c.sender == "customer") & (messages.c.kind == "text") & (messages.c.created_at > closed)

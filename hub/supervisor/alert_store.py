@@ -212,7 +212,7 @@ class AlertStore:
                 by_alert: dict[int, list[dict[str, Any]]] = {}
                 for e in events:
                     by_alert.setdefault(e.alert_id, []).append({"kind": e.kind, "at": e.at,
-                                                                "data": json.loads(e.data or "{}")})
+                                                                "data": mask_json(json.loads(e.data or "{}"))})
                 for a in out:
                     a["timeline"] = by_alert.get(a["id"], [])
         return out

@@ -211,8 +211,9 @@ class TicketService:
             changes["priority"] = check_priority(body["priority"])
         if "group" in body:
             changes["group"] = check_group(body["group"])
-            from ..settings_api import require_group
-            await require_group(self.db, changes["group"], "group")
+            if changes["group"] != row.group:  # (the form sends the ticket's group back unchanged)
+                from ..settings_api import require_group
+                await require_group(self.db, changes["group"], "group")
         if "assignee_id" in body:
             changes["assignee_id"] = await self._assignee(body["assignee_id"])
         if "due_at" in body:

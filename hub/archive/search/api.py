@@ -40,7 +40,7 @@ def render_hit(row: Any, terms: list[QueryTerm], user: UserInfo) -> dict[str, An
         "message_id": row.id, "conversation_id": row.conversation_id, "account_id": row.account_id,
         "channel": row.channel, "channel_code": row.channel_code, "direction": row.direction,
         "kind": row.kind, "sender": row.sender, "customer_id": row.customer_id, "peer_id": row.peer_id,
-        "text": body, "highlight": highlight(body, terms), "masked": body != row.text, "sent_at": row.sent_at,
+        "text": body, "highlight": highlight(body, terms), "masked": body != (row.text or ""), "sent_at": row.sent_at,
         "created_at": row.created_at, "recalled": row.recalled_at is not None,
     }
 

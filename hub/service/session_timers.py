@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from ..models import Message
+from ..models.base import by_conversation
 from ..push import SUPERVISORS
 from ..routing.dispatch import Assignment, QueuedSession
 
@@ -87,10 +88,10 @@ class SessionTimers:
         if newest is None or (row.last_agent_at or 0) >= newest:
             return None
         async with self.db.read() as conn:
-            first = (await conn.execute(select(func.min(messages.c.created_at)).where(
+            first = (await conn.execute(select(func.min(by_conversation(messages.c.created_at))).where(
                 (messages.c.conversation_id == row.conversation_id) & (messages.c.direction == "in")
                 & (messages.c.sender == "customer") & ~messages.c.kind.startswith("event.")
-                & (messages.c.created_at > (row.last_agent_at or 0))))).scalar()
+                & (by_conversation(messages.c.created_at) > (row.last_agent_at or 0))))).scalar()
         if first is None:  # only events since (a menu click stamps last_customer_at too): nobody is waiting
             return None
         waiting_since = min(first, newest)

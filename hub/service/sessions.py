@@ -23,7 +23,7 @@ from ..clock import Clock
 from ..db import Database, retry_busy
 from ..errors import HubError, not_found
 from ..models import Conversation, Message, RoutingRule, ServiceSession, SessionEvent, User
-from ..models.base import fixed
+from ..models.base import by_conversation, fixed
 from ..outbound.queue import Outbound
 from ..privacy.views import mask_bundle, mask_message
 from .reading import can_read_conversation
@@ -233,9 +233,9 @@ class SessionService(AgentActions, SessionReading, DispatcherSync, SessionTimers
         conversation's last session closed (the bot time a supervisor sees ends at the handover)."""
         closed = (await conn.execute(select(func.max(sessions_t.c.closed_at)).where(
             sessions_t.c.conversation_id == conversation_id))).scalar() or 0.0
-        first = (await conn.execute(select(func.min(messages.c.created_at)).where(
+        first = (await conn.execute(select(func.min(by_conversation(messages.c.created_at))).where(
             (messages.c.conversation_id == conversation_id) & (messages.c.direction == "in")
-            & (messages.c.sender == "customer") & (messages.c.created_at > closed)))).scalar()
+            & (messages.c.sender == "customer") & (by_conversation(messages.c.created_at) > closed)))).scalar()
         return min(first, now) if first is not None else now
 
     async def _reopen_candidate(self, conn: Any, conversation_id: int, now: float) -> Any:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from ..db import Database
 from ..models import Message, ServiceSession, SessionEvent
-from ..models.base import fixed
+from ..models.base import by_conversation, fixed
 from .deadlines import ReplySample, TimelineEvent, reply_samples, with_handovers
 
 sessions_t = ServiceSession.__table__
@@ -82,9 +82,9 @@ async def _waiting_since(conn: Any, row: Any) -> float | None:
     if (row.last_customer_at or 0) <= last_agent:
         return None
     first = (await conn.execute(
-        select(func.min(messages_t.c.created_at)).where(messages_t.c.conversation_id == row.conversation_id)
+        select(func.min(by_conversation(messages_t.c.created_at))).where(messages_t.c.conversation_id == row.conversation_id)
         .where(messages_t.c.direction == "in").where(~messages_t.c.kind.startswith("event."))
-        .where(messages_t.c.created_at > last_agent))).scalar()
+        .where(by_conversation(messages_t.c.created_at) > last_agent))).scalar()
     if first is None:  # only events since (a menu click stamps last_customer_at too): nobody is waiting
         return None
     return max(first, row.handover_at)

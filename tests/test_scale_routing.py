@@ -156,6 +156,7 @@ async def test_accept_timer_of_a_dead_process_fires_on_the_other(two_hubs):
         await hub.settings.set("default_group", "presales")
     alice = await make_user(hub_a, "alice", cap=3)
     await online(hub_a, alice)
+    await online(hub_a, await make_user(hub_a, "bob", cap=3))  # someone else could take it: the timer requeues
     [conv] = await conversations(hub_a, 1)
     session = await hub_a.sessions.route(Handover(conv, WECOM["id"], "在吗", []))
     assert session["state"] == "assigned"

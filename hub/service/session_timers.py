@@ -58,10 +58,11 @@ class SessionTimers:
         agent = row.agent_id
         agents = self.dispatcher.agents()
         holder_here = any(a.id == agent and a.status == "online" for a in agents)
-        if row.group is not None and holder_here and not any(
+        if row.group is not None and holder_here and not self.dispatcher.queue_counts()[1].get(row.group) and not any(
                 a.id != agent and a.status == "online" and row.group in a.groups and a.load < a.cap for a in agents):
-            # nobody else could take it: it stays with them for another period (taken back, it came
-            # straight back to them: removed and new again, a toast, a beep, its SLA clocks restarted)
+            # nobody else could take it, and nobody waits in its group for the slot: it stays with them for
+            # another period (taken back, it came straight back to them: removed and new again, a toast, a
+            # beep, its SLA clocks restarted)
             self._arm_accept_timer(session_id, self.clock.now())
             return
         if not await self._take_back(row, ("assigned",), "requeued", {"why": "not_accepted", "from": agent}):

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy import text as sql_text
 
-from hub.archive.postgres_batch import CONVERSATIONS_SQL
+from hub.archive.postgres_batch import CONVERSATIONS_SQL, EARLY_RECALL_HITS_SQL
 from hub.archive.store import ToArchive
 from hub.messages import Text
 from hub.models import Conversation, Job, Message
@@ -127,6 +127,36 @@ async def test_postgres_looks_up_known_conversations_by_index(hub):
         ids = dict((await conn.execute(select(conversations.c.peer_id, conversations.c.id).where(
             conversations.c.peer_id.in_(["wmKnown5", "wmKnown999", "wmNewOne"])))).all())
     assert [s.conversation_id for s in saved] == [ids["wmKnown5"], ids["wmKnown999"], ids["wmNewOne"]]
+
+
+async def test_postgres_early_recall_look_after_a_batch_reads_no_messages(hub):
+    """PostgreSQL: after each batch's commit the writer looks for recalls that came first; on a generic
+    plan made while the archive was small, the look (an UPDATE of messages joined with early_recalls)
+    scanned the whole messages table at every batch (550 rows read per callback in bench/scale.py).
+    It reads early_recalls alone; a hit still marks its message."""
+    if hub.db.dialect != "postgresql":
+        pytest.skip("PostgreSQL's plan")
+    await hub.pipeline.stop()
+    await hub.writer.save([text(f"wmLook{i}", f"look{i}") for i in range(20)])
+    statement = EARLY_RECALL_HITS_SQL.text
+    for n, name in enumerate(("ids", "account_id", "dedup_key"), 1):
+        statement = statement.replace(f":{name}", f"${n}")
+    async with hub.db.write() as conn:
+        await conn.execute(sql_text("ANALYZE messages"))
+        await conn.execute(sql_text("SET LOCAL plan_cache_mode = force_generic_plan"))
+        await conn.execute(sql_text(f"PREPARE early_q (bigint[], text[], text[]) AS {statement}"))
+        plan = "\n".join(r[0] for r in await conn.execute(sql_text(
+            "EXPLAIN EXECUTE early_q (ARRAY[1, 2], ARRAY['acme-wecom', 'acme-wecom'], ARRAY['m:a', 'm:b'])")))
+        await conn.execute(sql_text("DEALLOCATE early_q"))
+    assert " on messages" not in plan, plan
+    async with hub.db.write() as conn:  # a recall that came first, as effects.py leaves it
+        await conn.execute(sql_text("INSERT INTO early_recalls (account_id, msg_key, recalled_at) "
+                                    "VALUES ('acme-wecom', 'm:lookLate', 5.0)"))
+    [saved] = await hub.writer.save([text("wmLookLate", "lookLate")])
+    async with hub.db.read() as conn:
+        recalled = (await conn.execute(select(messages.c.recalled_at).where(
+            messages.c.id == saved.message_id))).scalar()
+    assert recalled == 5.0
 
 
 async def test_a_failed_batch_leaves_no_conversation_id_behind(hub):

@@ -95,11 +95,20 @@ SELECT c.id, c.account_id, c.thread, c.peer_id FROM k CROSS JOIN LATERAL (
 # after the batch's commit, in a statement of its own: a recall whose key came into early_recalls while
 # the batch ran (its statement's snapshot did not see it, and the recall's own look did not see the
 # uncommitted message) marks the message now. The recall commits its key before its last look
-# (effects.py), so one of the two sees the other (the message stayed unmarked in about 1 of 5 such races)
+# (effects.py), so one of the two sees the other (the message stayed unmarked in about 1 of 5 such races).
+# The look reads early_recalls alone (nearly always empty) for the batch's keys; only a hit updates its
+# message, by id. (Written as an UPDATE of messages joined with early_recalls, the generic plan cached
+# while the archive was small scanned the whole messages table at every batch: 550 rows read per
+# callback in bench/scale.py, and growing with the archive.)
+EARLY_RECALL_HITS_SQL = text("""
+SELECT k.id, e.recalled_at
+FROM unnest(CAST(:ids AS bigint[]), CAST(:account_id AS text[]), CAST(:dedup_key AS text[])) AS k(id, account_id, dedup_key)
+JOIN early_recalls e ON e.account_id = k.account_id AND e.msg_key = k.dedup_key
+""")
 MARK_RECALLED_SQL = text("""
-UPDATE messages m SET recalled_at = e.recalled_at FROM early_recalls e
-WHERE m.id = ANY(CAST(:ids AS bigint[])) AND m.recalled_at IS NULL
-  AND e.account_id = m.account_id AND e.msg_key = m.dedup_key
+UPDATE messages m SET recalled_at = u.recalled_at
+FROM unnest(CAST(:ids AS bigint[]), CAST(:recalled_at AS double precision[])) AS u(id, recalled_at)
+WHERE m.id = u.id AND m.recalled_at IS NULL
 """)
 
 
@@ -139,9 +148,14 @@ class PostgresBatchWriter:
             cols["conversation_id"].append(conv)
             cols["inbound"].append(r["direction"] == "in" and r["sender"] == "customer")
         new = {ord_ - 1: mid for ord_, mid in (await conn.execute(BATCH_SQL, {**cols, "now": now})).all()}
-        recallable = [mid for i, mid in new.items() if cols["dedup_key"][i].startswith("m:")]
+        recallable = [i for i in new if cols["dedup_key"][i].startswith("m:")]
         if recallable:
-            await conn.execute(MARK_RECALLED_SQL, {"ids": recallable})
+            hits = (await conn.execute(EARLY_RECALL_HITS_SQL, {
+                "ids": [new[i] for i in recallable], "account_id": [cols["account_id"][i] for i in recallable],
+                "dedup_key": [cols["dedup_key"][i] for i in recallable]})).all()
+            if hits:
+                await conn.execute(MARK_RECALLED_SQL, {"ids": [h.id for h in hits],
+                                                       "recalled_at": [h.recalled_at for h in hits]})
         return [(new.get(i), conv) for i, conv in enumerate(conv_ids)]
 
     async def _conversations(self, conn: Any, rows: Sequence[dict[str, Any]], now: float) -> list[int]:

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import delete, func, select
 from sqlalchemy import text as sql_text
 
-from hub.archive.postgres_batch import CONVERSATIONS_SQL, EARLY_RECALL_HITS_SQL
+from hub.archive.postgres_batch import CONVERSATIONS_SQL, EARLY_RECALL_HITS_SQL, positional
 from hub.archive.store import ToArchive
 from hub.messages import Text
 from hub.models import Conversation, Job, Message
@@ -98,6 +98,18 @@ async def test_a_batch_longer_than_one_statement(hub):
     assert await count(hub, jobs, jobs.c.message_id.in_(ids)) == 600
 
 
+async def generic_plan(hub, table: str, statement: str, types: str, args: str) -> str:  # noqa: ANN001
+    """PostgreSQL's generic plan of ``statement`` (as a prepared statement reused many times gets it),
+    after ``table`` is analyzed as it stands."""
+    async with hub.db.write() as conn:
+        await conn.execute(sql_text(f"ANALYZE {table}"))
+        await conn.execute(sql_text("SET LOCAL plan_cache_mode = force_generic_plan"))
+        await conn.execute(sql_text(f"PREPARE plan_q ({types}) AS {statement}"))
+        plan = "\n".join(r[0] for r in await conn.execute(sql_text(f"EXPLAIN EXECUTE plan_q ({args})")))
+        await conn.execute(sql_text("DEALLOCATE plan_q"))
+    return plan
+
+
 async def test_postgres_looks_up_known_conversations_by_index(hub):
     """PostgreSQL: the writer asks for conversations it has not cached (another process created them)
     with one index probe per key, on a generic plan too. A join of the keys with the table was planned,
@@ -109,17 +121,9 @@ async def test_postgres_looks_up_known_conversations_by_index(hub):
         await conn.execute(conversations.insert(), [
             {"account_id": "acme-wecom", "channel": "wecom", "thread": "", "peer_id": f"wmKnown{i}", "created_at": 1.0}
             for i in range(1000)])
-    statement = CONVERSATIONS_SQL.text
-    for n, name in enumerate(("account_id", "thread", "peer_id", "channel", "now"), 1):
-        statement = statement.replace(f":{name}", f"${n}")
-    async with hub.db.write() as conn:
-        await conn.execute(sql_text("ANALYZE conversations"))
-        await conn.execute(sql_text("SET LOCAL plan_cache_mode = force_generic_plan"))
-        await conn.execute(sql_text(f"PREPARE conversations_q (text[], text[], text[], text[], float8) AS {statement}"))
-        plan = "\n".join(r[0] for r in await conn.execute(sql_text(
-            "EXPLAIN EXECUTE conversations_q (ARRAY['acme-wecom', 'acme-wecom'], ARRAY['', ''], "
-            "ARRAY['wmKnown5', 'wmNew1'], ARRAY['wecom', 'wecom'], 2.0)")))
-        await conn.execute(sql_text("DEALLOCATE conversations_q"))
+    plan = await generic_plan(hub, "conversations", positional(CONVERSATIONS_SQL, (
+        "account_id", "thread", "peer_id", "channel", "now")), "text[], text[], text[], text[], float8",
+        "ARRAY['acme-wecom', 'acme-wecom'], ARRAY['', ''], ARRAY['wmKnown5', 'wmNew1'], ARRAY['wecom', 'wecom'], 2.0")
     assert "Seq Scan on conversations" not in plan and "Index Scan using uq_conversation_peer" in plan, plan
     hub.writer.forget_conversations()  # as a process that never saw them
     saved = await hub.writer.save([text("wmKnown5", "k1"), text("wmKnown999", "k2"), text("wmNewOne", "k3")])
@@ -138,16 +142,9 @@ async def test_postgres_early_recall_look_after_a_batch_reads_no_messages(hub):
         pytest.skip("PostgreSQL's plan")
     await hub.pipeline.stop()
     await hub.writer.save([text(f"wmLook{i}", f"look{i}") for i in range(20)])
-    statement = EARLY_RECALL_HITS_SQL.text
-    for n, name in enumerate(("ids", "account_id", "dedup_key"), 1):
-        statement = statement.replace(f":{name}", f"${n}")
-    async with hub.db.write() as conn:
-        await conn.execute(sql_text("ANALYZE messages"))
-        await conn.execute(sql_text("SET LOCAL plan_cache_mode = force_generic_plan"))
-        await conn.execute(sql_text(f"PREPARE early_q (bigint[], text[], text[]) AS {statement}"))
-        plan = "\n".join(r[0] for r in await conn.execute(sql_text(
-            "EXPLAIN EXECUTE early_q (ARRAY[1, 2], ARRAY['acme-wecom', 'acme-wecom'], ARRAY['m:a', 'm:b'])")))
-        await conn.execute(sql_text("DEALLOCATE early_q"))
+    plan = await generic_plan(hub, "messages", positional(EARLY_RECALL_HITS_SQL, ("ids", "account_id", "dedup_key")),
+                              "bigint[], text[], text[]",
+                              "ARRAY[1, 2], ARRAY['acme-wecom', 'acme-wecom'], ARRAY['m:a', 'm:b']")
     assert " on messages" not in plan, plan
     async with hub.db.write() as conn:  # a recall that came first, as effects.py leaves it
         await conn.execute(sql_text("INSERT INTO early_recalls (account_id, msg_key, recalled_at) "

@@ -3,8 +3,8 @@ databases; background writes (jobs, sessions, bookkeeping) do not (SQLite ``sync
 PostgreSQL ``synchronous_commit=off``): their commits never queue behind the WAL flush."""
 from __future__ import annotations
 
-from sqlalchemy import event
-
+from hub.archive import postgres_batch
+from hub.archive.postgres_batch import fetch_raw
 from tests.helpers import count_messages, post
 from tests.wechat_client import text_xml
 
@@ -29,25 +29,23 @@ async def test_durable_writes_wait_for_the_disk_and_background_writes_do_not(hub
         assert (background, durable, after) == ("normal", "full", "normal")
 
 
-async def test_acknowledged_messages_are_committed_durably(client, hub, wecom):
+async def test_acknowledged_messages_are_committed_durably(client, hub, wecom, monkeypatch):
     if hub.db.dialect != "postgresql":  # SQLite: the writer's own connection is synchronous=FULL
         conn = hub.writer._sqlite._connect()
         assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
         r = await post(client, wecom, text_xml(wecom.receive_id, "wmDurable", "在吗", 9_100_001))
         assert r.status == 200
     else:  # PostgreSQL: the writer's batch is one statement on connections with synchronous_commit on
-        statements: list[str] = []
+        statements: list[tuple[bool, str]] = []  # (on the durable engine's connection, statement)
 
-        def seen(_conn, _cursor, statement, *_args) -> None:  # noqa: ANN001
-            statements.append(statement)
+        async def seen(conn, sql: str, *args):  # noqa: ANN001, ANN002, ANN202 - the batch runs on asyncpg itself
+            statements.append((conn.engine is hub.db.durable_engine, sql))
+            return await fetch_raw(conn, sql, *args)
 
-        event.listen(hub.db.durable_engine.sync_engine, "before_cursor_execute", seen)
-        try:
-            r = await post(client, wecom, text_xml(wecom.receive_id, "wmDurable", "在吗", 9_100_001))
-        finally:
-            event.remove(hub.db.durable_engine.sync_engine, "before_cursor_execute", seen)
+        monkeypatch.setattr(postgres_batch, "fetch_raw", seen)
+        r = await post(client, wecom, text_xml(wecom.receive_id, "wmDurable", "在吗", 9_100_001))
         assert r.status == 200
-        assert any("INSERT INTO messages" in s for s in statements)
+        assert any(durable and "INSERT INTO messages" in sql for durable, sql in statements), statements
         async with hub.db.durable_statements() as conn:
             assert (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar() == "on"
             first, second = [(await conn.exec_driver_sql("SELECT txid_current()")).scalar() for _ in range(2)]

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .config import async_url
+from .db_readers import KeptReaders
 from .models import Base
 from .turns import Turns
 from .wal_checkpoint import WalCheckpointer
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 # set while the running task holds the SQLite write gate: it never waits for a turn then (others
 # would wait for the gate behind it, the archive writer first)
 _WRITING: contextvars.ContextVar[bool] = contextvars.ContextVar("hub_db_writing", default=False)
+KEPT_READERS = 8  # PostgreSQL: connections kept open for short reads, per process
 
 
 def split_schema(url: str) -> tuple[str, str | None]:
@@ -158,6 +160,12 @@ class Database:
         # PostgreSQL's short reads run in autocommit: a statement is its own snapshot under READ
         # COMMITTED either way, and BEGIN and COMMIT around it were two of its three round trips
         self._read_engine = None if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # ... and most of them on a few connections kept open between reads (hub/db_readers.py)
+        self.readers: KeptReaders | None = None
+        if not self.is_sqlite:
+            self.readers = KeptReaders(create_async_engine(
+                url, pool_size=KEPT_READERS, max_overflow=0, pool_pre_ping=False, isolation_level="AUTOCOMMIT",
+                connect_args=kwargs["connect_args"]), self._read_engine, KEPT_READERS)
         # PostgreSQL's archive writer: a few connections of their own on which every statement
         # commits by itself and waits for the WAL flush (``durable_statements``)
         self.durable_engine: AsyncEngine | None = None
@@ -245,8 +253,8 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Any]:
         """A short read (a few indexed lookups), each statement its own snapshot."""
-        if self.sync_engine is None:
-            async with self._read_engine.connect() as conn:
+        if self.readers is not None:
+            async with self.readers.read() as conn:
                 yield conn
             return
         if not _WRITING.get():
@@ -294,6 +302,8 @@ class Database:
             await asyncio.to_thread(self.checkpointer.stop)
         self._drop_reader()
         await self.engine.dispose()
+        if self.readers is not None:
+            await self.readers.dispose()
         if self.durable_engine is not None:
             await self.durable_engine.dispose()
         if self.sync_engine is not None:

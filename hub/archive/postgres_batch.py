@@ -13,12 +13,13 @@ order (their ids still follow arrival: taken from the sequence first, in the bat
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Sequence
 
 from asyncpg.exceptions import IntegrityConstraintViolationError
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
+
+from ..db_raw import fetch_raw, positional
 
 BATCH_SQL = text("""
 WITH input AS (
@@ -114,14 +115,6 @@ WHERE m.id = u.id AND m.recalled_at IS NULL
 """)
 
 
-def positional(statement: Any, names: Sequence[str]) -> str:
-    """A text() statement's SQL with its ``:name`` parameters as asyncpg's ``$n``, in ``names`` order."""
-    sql = statement.text
-    for n, name in enumerate(names, 1):
-        sql = re.sub(rf":{name}\b", f"${n}", sql)
-    return sql
-
-
 BATCH_COLUMNS = ("account_id", "conversation_id", "channel", "direction", "kind", "peer_id", "sender", "dedup_key",
                  "text", "data", "raw", "sent_at", "job", "inbound")
 # the two statements of every batch run on the driver's connection itself: through SQLAlchemy's
@@ -129,18 +122,6 @@ BATCH_COLUMNS = ("account_id", "conversation_id", "channel", "direction", "kind"
 # CPU per batch, paid per few messages when several processes share the callbacks
 BATCH_PG = positional(BATCH_SQL, (*BATCH_COLUMNS, "now"))
 EARLY_RECALL_HITS_PG = positional(EARLY_RECALL_HITS_SQL, ("ids", "account_id", "dedup_key"))
-
-
-async def fetch_raw(conn: Any, sql: str, *args: Any) -> list[Any]:
-    """``sql`` on the asyncpg connection under a SQLAlchemy ``AsyncConnection``; a connection the
-    error closed is invalidated, so the pool does not hand it out again."""
-    raw = (await conn.get_raw_connection()).driver_connection
-    try:
-        return await raw.fetch(sql, *args)
-    except BaseException:
-        if raw.is_closed():
-            await conn.invalidate()
-        raise
 
 
 class PostgresBatchWriter:

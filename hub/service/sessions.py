@@ -21,6 +21,7 @@ from sqlalchemy import bindparam, func, select, update
 
 from ..clock import Clock
 from ..db import Database, retry_busy
+from ..db_raw import RawSelect
 from ..errors import HubError, not_found
 from ..models import Conversation, Message, RoutingRule, ServiceSession, SessionEvent, User
 from ..models.base import by_conversation, fixed
@@ -58,6 +59,10 @@ rules_t = RoutingRule.__table__
 OPEN_SESSION_Q = select(sessions_t).where(sessions_t.c.conversation_id == bindparam("cid")).where(
     sessions_t.c.state != fixed("closed"))  # open (not IN: its expanding bind cost more than the query)
 GET_SESSION_Q = select(sessions_t).where(sessions_t.c.id == bindparam("sid"))
+# ... and on PostgreSQL run on the asyncpg connection itself (hub/db_raw.py): each customer message
+# looks its session up twice, and SQLAlchemy's execution cost the process 5x the lookup
+OPEN_SESSION_PG = RawSelect(OPEN_SESSION_Q, "SessionRow")
+GET_SESSION_PG = RawSelect(GET_SESSION_Q, "SessionRow")
 KF_STATE = {"bot": 1, "queued": 2, "human": 3, "closed": 4}
 ASKED_MESSAGES = 5  # the customer's latest texts of a contact that route it and head its session
 ASKED_WITHIN = 2 * 3600.0  # seconds back those texts may go
@@ -352,10 +357,14 @@ class SessionService(AgentActions, SessionReading, DispatcherSync, SessionTimers
 
     async def _open_session(self, conversation_id: int) -> Any:
         async with self.db.read() as conn:
+            if self.db.dialect == "postgresql":
+                return await OPEN_SESSION_PG.first(conn, cid=conversation_id)
             return (await conn.execute(OPEN_SESSION_Q, {"cid": conversation_id})).first()
 
     async def _get(self, session_id: int) -> Any:
         async with self.db.read() as conn:
+            if self.db.dialect == "postgresql":
+                return await GET_SESSION_PG.first(conn, sid=session_id)
             return (await conn.execute(GET_SESSION_Q, {"sid": session_id})).first()
 
     async def check_readable(self, user: UserInfo, session_id: int) -> None:

@@ -4,7 +4,7 @@ The statement is the open-session lookup each customer message makes (hub/servic
 on a real schema in a schema of its own (dropped after):
 
 * ``pooled``: a connection checked out of SQLAlchemy's pool and back for the read, SQLAlchemy's
-  execution (what ``Database.read()`` did before hub/db_readers.py);
+  execution (what ``Database.read()`` did before hub/db_kept.py);
 * ``kept``: ``Database.read()`` today: a kept connection, SQLAlchemy's execution;
 * ``kept_raw``: ``Database.read()`` and the statement on the asyncpg connection (hub/db_raw.py),
   as the session lookups run now;

@@ -28,7 +28,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from .config import async_url
-from .db_readers import KeptReaders
+from .db_kept import KeptConnections
 from .models import Base
 from .turns import Turns
 from .wal_checkpoint import WalCheckpointer
@@ -160,19 +160,21 @@ class Database:
         # PostgreSQL's short reads run in autocommit: a statement is its own snapshot under READ
         # COMMITTED either way, and BEGIN and COMMIT around it were two of its three round trips
         self._read_engine = None if self.is_sqlite else self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        # ... and most of them on a few connections kept open between reads (hub/db_readers.py)
-        self.readers: KeptReaders | None = None
+        # ... and most of them on a few connections kept open between reads (hub/db_kept.py)
+        self.readers: KeptConnections | None = None
         if not self.is_sqlite:
-            self.readers = KeptReaders(create_async_engine(
+            self.readers = KeptConnections(create_async_engine(
                 url, pool_size=KEPT_READERS, max_overflow=0, pool_pre_ping=False, isolation_level="AUTOCOMMIT",
                 connect_args=kwargs["connect_args"]), self._read_engine, KEPT_READERS)
         # PostgreSQL's archive writer: a few connections of their own on which every statement
         # commits by itself and waits for the WAL flush (``durable_statements``)
         self.durable_engine: AsyncEngine | None = None
+        self.durable: KeptConnections | None = None  # its connections kept open between batches
         if not self.is_sqlite:
             self.durable_engine = create_async_engine(
                 url, pool_size=2, max_overflow=2, pool_pre_ping=False, isolation_level="AUTOCOMMIT",
                 connect_args={**kwargs["connect_args"], "server_settings": {**settings, "synchronous_commit": "on"}})
+            self.durable = KeptConnections(self.durable_engine, self.durable_engine, 2)
         if self.is_sqlite:
             self._install_sqlite_hooks(self.engine.sync_engine)
             self._install_sqlite_hooks(self.sync_engine)
@@ -245,16 +247,16 @@ class Database:
         """PostgreSQL: a connection on which each statement is its own transaction, committed
         durably (``synchronous_commit=on``) before it returns. For work that is one statement (the
         archive writer's batch), BEGIN, SET LOCAL and COMMIT were three of its four round trips."""
-        if self.durable_engine is None:
+        if self.durable is None:
             raise RuntimeError("durable_statements is PostgreSQL's; SQLite has its archive writer's own connection")
-        async with self.durable_engine.connect() as conn:
+        async with self.durable.lend() as conn:
             yield conn
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Any]:
         """A short read (a few indexed lookups), each statement its own snapshot."""
         if self.readers is not None:
-            async with self.readers.read() as conn:
+            async with self.readers.lend() as conn:
                 yield conn
             return
         if not _WRITING.get():
@@ -304,8 +306,8 @@ class Database:
         await self.engine.dispose()
         if self.readers is not None:
             await self.readers.dispose()
-        if self.durable_engine is not None:
-            await self.durable_engine.dispose()
+        if self.durable is not None:
+            await self.durable.dispose()
         if self.sync_engine is not None:
             self.sync_engine.dispose()
 

@@ -1,18 +1,20 @@
-"""PostgreSQL's short reads on a few connections kept open between reads.
+"""PostgreSQL: a few connections kept open between uses, for short reads and the archive writer.
 
-Checking a connection out of SQLAlchemy's pool and back costs the process about 125 µs of CPU
-(pool events, the greenlet hand-off, the reset on return): more than the indexed lookup itself
-(bench: 260 µs per ``Database.read()`` with one statement, 140 µs on a connection already held).
-A pipeline job makes several short reads, so on PostgreSQL a customer's message cost the hub 2.6x
-its CPU on SQLite, whose loop thread already keeps one read connection open (hub/db.py).
+Checking a connection out of SQLAlchemy's pool and back costs the process about 115 µs of CPU
+(pool events, the greenlet hand-offs, the reset on return): more than an indexed lookup itself
+(bench/pg_read_cost.py: 245 µs per short read so, 130 on a kept connection). A pipeline job makes
+several short reads and the archive writer checks a connection out per batch; on PostgreSQL a
+customer's follow-up cost the hub about 1.8x its CPU on SQLite, whose loop thread already keeps one
+read connection open (hub/db.py).
 
-``KeptReaders`` keeps up to ``size`` autocommit connections of an engine of their own (so an idle
-kept connection never holds a slot the writes' pool needs) and lends each to one read at a time.
-When all are lent, a read checks a connection out of ``fallback`` as before: nothing ever waits for
-a kept connection, so reads nested in reads cannot deadlock. A read that fails gives its connection
-back to the pool (which resets it, or replaces it when the error closed it); one that lost its
-connection (PostgreSQL restarted, the backend was terminated) gives back every idle one too, so
-the next reads reconnect instead of each failing once on a dead connection.
+``KeptConnections`` keeps up to ``size`` autocommit connections of an engine (the reads' own, so an
+idle kept connection never holds a slot the writes' pool needs; the archive writer's durable one,
+which nothing else uses) and lends each to one user at a time. When all are lent, a use checks a
+connection out of ``fallback`` as before: nothing ever waits for a kept connection, so reads nested
+in reads cannot deadlock. A use that fails gives its connection back to the pool (which resets it,
+or replaces it when the error closed it); one that lost its connection (PostgreSQL restarted, the
+backend was terminated) gives back every idle one too, so the next uses reconnect instead of each
+failing once on a dead connection.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from typing import AsyncIterator
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 
-class KeptReaders:
+class KeptConnections:
     def __init__(self, engine: AsyncEngine, fallback: AsyncEngine, size: int):
         self.engine = engine  # autocommit, pool_size == size
         self.fallback = fallback
@@ -31,7 +33,7 @@ class KeptReaders:
         self._open = 0  # kept connections, idle or lent
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[AsyncConnection]:
+    async def lend(self) -> AsyncIterator[AsyncConnection]:
         if self._idle:
             conn = self._idle.pop()
         elif self._open < self.size:

@@ -1,6 +1,6 @@
-"""PostgreSQL's short reads on connections kept open between reads (hub/db_readers.py): reused, never
-a wait (reads beyond the kept ones, nested ones too, take a pooled connection), and after the
-backends were terminated at most one read fails before they reconnect."""
+"""PostgreSQL's short reads and the archive writer's statements on connections kept open between uses
+(hub/db_kept.py): reused, never a wait (reads beyond the kept ones, nested ones too, take a pooled
+connection), and after the backends were terminated at most one use fails before they reconnect."""
 from __future__ import annotations
 
 import asyncio
@@ -100,3 +100,26 @@ async def test_terminated_backends_fail_one_read_then_reads_reconnect(db):
             failures += 1
     assert failures <= 1
     assert await pid_of_read(db) not in pids
+
+
+async def test_the_archive_writers_statements_reuse_a_kept_durable_connection(db):
+    async def durable_pid() -> tuple[int, str]:
+        async with db.durable_statements() as conn:
+            assert conn.engine is db.durable_engine
+            return ((await conn.execute(PID)).scalar(),
+                    (await conn.exec_driver_sql("SHOW synchronous_commit")).scalar())
+
+    seen = {await durable_pid() for _ in range(10)}
+    assert len(seen) == 1 and next(iter(seen))[1] == "on"
+    assert db.durable_engine.pool.checkedout() == 1  # kept (lent to nobody now), not returned per batch
+    pid = next(iter(seen))[0]
+    async with db.write() as conn:
+        await conn.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+    failures = 0
+    for _ in range(3):
+        try:
+            await durable_pid()
+        except Exception:  # noqa: BLE001 - the dead connection's error
+            failures += 1
+    assert failures <= 1
+    assert (await durable_pid())[0] != pid

@@ -1,8 +1,9 @@
 """PostgreSQL: a few connections kept open between uses, for short reads and the archive writer.
 
-Checking a connection out of SQLAlchemy's pool and back costs the process about 115 µs of CPU
-(pool events, the greenlet hand-offs, the reset on return): more than an indexed lookup itself
-(bench/pg_read_cost.py: 245 µs per short read so, 130 on a kept connection). A pipeline job makes
+Checking a connection out of SQLAlchemy's pool and back costs the process about 40 µs of CPU (pool
+events, greenlet hand-offs), and the reads' autocommit option, set on the connection at checkout and
+reset at return, as much again: more than an indexed lookup itself (bench/pg_read_cost.py: 245 µs
+per short read so, 130 on a kept connection). A pipeline job makes
 several short reads and the archive writer checks a connection out per batch; on PostgreSQL a
 customer's follow-up cost the hub about 1.8x its CPU on SQLite, whose loop thread already keeps one
 read connection open (hub/db.py).
@@ -18,10 +19,21 @@ failing once on a dead connection.
 """
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+log = logging.getLogger(__name__)
+
+
+async def _close(conn: AsyncConnection) -> None:
+    """Back to its pool; a connection that cannot even be closed is dropped all the same."""
+    try:
+        await conn.close()
+    except Exception:  # noqa: BLE001 - never hides the error of the use that failed
+        log.debug("closing a kept connection failed", exc_info=True)
 
 
 class KeptConnections:
@@ -53,11 +65,11 @@ class KeptConnections:
             self._open -= 1
             if conn.invalidated:
                 await self.release_idle()
-            await conn.close()
+            await _close(conn)
             raise
         if conn.invalidated:
             self._open -= 1
-            await conn.close()
+            await _close(conn)
         else:
             self._idle.append(conn)
 
@@ -66,7 +78,7 @@ class KeptConnections:
         idle, self._idle = self._idle, []
         self._open -= len(idle)
         for conn in idle:
-            await conn.close()
+            await _close(conn)
 
     async def dispose(self) -> None:
         await self.release_idle()

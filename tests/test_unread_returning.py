@@ -88,12 +88,15 @@ async def test_a_supervisors_list_counts_every_sessions_unread_in_two_queries(cl
         if asyncio.current_task() is me and ("service_sessions" in statement or "messages" in statement):
             statements.append(statement)
 
-    engine = hub.db.sync_engine or hub.db.engine.sync_engine  # SQLite: the loop thread's reads
-    event.listen(engine, "before_cursor_execute", count)
+    # SQLite: the loop thread's reads; PostgreSQL: the kept read connections and the pool behind them
+    engines = [hub.db.sync_engine] if hub.db.sync_engine else [hub.db.engine.sync_engine, hub.db.readers.engine.sync_engine]
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
     try:
         listed = await hub.sessions.list_for(sam)
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        for engine in engines:
+            event.remove(engine, "before_cursor_execute", count)
     assert {s["peer_id"]: s["unread"] for s in listed} == written
     assert len(statements) == 2  # the sessions with their counts, their last messages; one or two per session before
     assert all(s["last_message"]["direction"] == "in" for s in listed)

@@ -2,8 +2,8 @@
 
 Checking a connection out of SQLAlchemy's pool and back costs the process about 40 µs of CPU (pool
 events, greenlet hand-offs), and the reads' autocommit option, set on the connection at checkout and
-reset at return, as much again: more than an indexed lookup itself (bench/pg_read_cost.py: 245 µs
-per short read so, 130 on a kept connection). A pipeline job makes
+reset at return, as much again: more than an indexed lookup itself (bench/pg_read_cost.py: 248 µs
+per short read so, 150 on a kept connection). A pipeline job makes
 several short reads and the archive writer checks a connection out per batch; on PostgreSQL a
 customer's follow-up cost the hub about 1.8x its CPU on SQLite, whose loop thread already keeps one
 read connection open (hub/db.py).

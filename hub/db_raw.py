@@ -1,11 +1,11 @@
 """PostgreSQL: the hub's hottest statements on the asyncpg connection itself.
 
 Through SQLAlchemy's asyncio execution (the greenlet hand-off, the cursor adapter, the result's
-set-up) a one-row lookup costs the process about 100 µs of CPU more than on the asyncpg connection
-under the same ``AsyncConnection`` (bench/pg_read_cost.py: 130 against 75 µs per ``Database.read()``
-with the open-session lookup, 30 µs on a bare asyncpg connection). Used where a statement runs for
-every message: the archive writer's batch (hub/archive/postgres_batch.py) and
-the session lookups of every customer message (hub/service/sessions.py).
+set-up) a one-row lookup costs the process 50-100 µs of CPU more than on the asyncpg connection
+under the same ``AsyncConnection`` (bench/pg_read_cost.py: 150 against 98 µs per ``Database.read()``
+with the open-session lookup, 46 µs on a bare asyncpg connection). Used where a statement runs for
+every message: the archive writer's batch (hub/archive/postgres_batch.py) and the session lookups
+of every customer message (hub/service/sessions.py).
 """
 from __future__ import annotations
 

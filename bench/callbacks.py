@@ -119,8 +119,9 @@ def main() -> None:
                          "(a run that uses them all ends early, still measured exactly)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (DB, logs, data files)")
     ap.add_argument("--profile", metavar="DIR", help="py-spy (if installed) records the hub during a measured "
-                    "run (--profile-run) into DIR/hub-profile.txt (raw collapsed stacks; with --gil only the thread holding the GIL)")
-    ap.add_argument("--profile-run", type=int, default=1, help="which measured run --profile records (default 1)")
+                    "run (--profile-run) into DIR/hub-profile-N.txt (raw collapsed stacks; with --gil only the thread holding the GIL)")
+    ap.add_argument("--profile-run", default="1", help="which measured runs --profile records, comma-separated "
+                    "(default 1); run N goes to DIR/hub-profile-N.txt")
     ap.add_argument("--profile-flags", default="--gil", help="extra py-spy record flags (default --gil)")
     ap.add_argument("--hub-cmd", default="", help="command that runs the hub CLI (default: PYTHON -m hub); "
                     "for A/B experiments, e.g. a script that patches the hub then calls hub.cli.main()")
@@ -253,9 +254,9 @@ def main() -> None:
             for side in order:
                 if side == "hub":
                     spy = None
-                    if args.profile and r == args.profile_run - 1:
+                    if args.profile and str(r + 1) in args.profile_run.split(","):
                         Path(args.profile).mkdir(parents=True, exist_ok=True)
-                        out = Path(args.profile) / "hub-profile.txt"
+                        out = Path(args.profile) / f"hub-profile-{r + 1}.txt"
                         spy = subprocess.Popen(
                             ["py-spy", "record", "--pid", str(hub.pid), "--rate", "250", "--format", "raw",
                              "--nonblocking", *args.profile_flags.split(), "-o", str(out)],

@@ -229,6 +229,7 @@ def create_app(config: HubConfig, clock: Clock | None = None) -> web.Application
             hub.pipeline.pressure = lambda: deps.under_pressure() or (
                 hub.pipeline.backlog(hub.writer) > PIPELINE_BACKLOG and deps.receiving())
             hub.pipeline.acks_slow = deps.under_pressure
+            hub.pipeline.ack_rate = deps.save_rate
             await hub.sessions.load()
             hub.presence.expect_back([u for u in hub.sessions.agents.values() if u.status != "offline"])
             if isinstance(sio.manager, HubRedisManager):

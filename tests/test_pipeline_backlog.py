@@ -108,3 +108,38 @@ async def test_under_pressure_jobs_yield_only_while_the_loop_has_no_time_to_spar
     assert pipe._yielding() is True
     pipe.pressure = lambda: False
     assert pipe._yielding() is False  # no pressure: never
+
+
+async def test_a_flood_of_callbacks_makes_jobs_yield_though_the_loop_has_time_to_spare(hub):
+    """Acknowledgements that wait on the commit's fsync leave the loop idle between batches, so a
+    flood never reads as a saturated thread: the rate of saves decides then (bench/callbacks.py)."""
+    pipe = hub.pipeline
+    pipe.pressure = lambda: True
+    pipe.saturated_share = 2.0  # never: only the rate decides here
+    pipe.machine_share = 2.0
+    pipe.acks_slow = lambda: False
+    rate = [0.0]
+    pipe.ack_rate = lambda: rate[0]
+    rate[0] = pipe.flood_rate - 1
+    assert pipe._yielding() is False  # steady traffic: the jobs run at full speed
+    rate[0] = pipe.flood_rate
+    assert pipe._yielding() is True
+    pipe.pressure = lambda: False
+    assert pipe._yielding() is False  # no backlog worth yielding for: never
+
+
+async def test_save_rate_counts_the_callbacks_saved_over_the_last_window():
+    from hub.callbacks.common import RATE_WINDOW, CallbackDeps
+    from hub.clock import Clock
+    deps = CallbackDeps(None, None, Clock(), 300, 1 << 20)  # type: ignore[arg-type]
+    deps.save_rate()  # starts a window
+    deps.saved += 500
+    await asyncio.sleep(RATE_WINDOW * 1.2)
+    rate = deps.save_rate()
+    assert 500 / (RATE_WINDOW * 2) < rate <= 500 / RATE_WINDOW
+    assert deps.save_rate() == rate  # within the next window: the last full window's figure
+    await asyncio.sleep(RATE_WINDOW * 1.2)
+    assert deps.save_rate() == 0.0  # nothing saved in the last window
+    deps.saved += 10
+    await asyncio.sleep(RATE_WINDOW * 3)
+    assert deps.save_rate() == 0.0  # a window long past tells nothing about now

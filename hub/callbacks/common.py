@@ -27,6 +27,7 @@ log = logging.getLogger("hub.callbacks")
 PRESSURE_ACK_S = 0.1
 PRESSURE_HOLD = 0.25
 PRESSURE_WEIGHT = 0.1  # of the newest save in the moving average
+RATE_WINDOW = 0.25  # seconds over which save_rate() counts the callbacks saved
 
 
 
@@ -45,10 +46,23 @@ class CallbackDeps:
     busy_until: float = 0.0  # loop time until which the pipeline backs off (a burst was seen)
     last_saved: float = 0.0  # loop time of the last callback saved
     save_avg: float = 0.0  # moving average of the seconds a save took
+    saved: int = 0  # callbacks saved (acknowledged) since start
+    _rate: float = 0.0  # callbacks saved per second over the last full window
+    _rate_at: float = 0.0  # loop time that window ended
+    _rate_saved: int = 0  # ``saved`` then
 
     def receiving(self) -> bool:
         """Callbacks are coming in (one was saved in the last quarter second)."""
         return asyncio.get_running_loop().time() - self.last_saved < PRESSURE_HOLD
+
+    def save_rate(self) -> float:
+        """Callbacks saved per second, over the last RATE_WINDOW or so (0 once they stopped)."""
+        now = asyncio.get_running_loop().time()
+        elapsed = now - self._rate_at
+        if elapsed >= RATE_WINDOW:
+            self._rate = (self.saved - self._rate_saved) / elapsed if elapsed < 2 * RATE_WINDOW else 0.0
+            self._rate_at, self._rate_saved = now, self.saved
+        return self._rate
 
     def under_pressure(self) -> bool:
         """Saves were slow in the last quarter second: acknowledging comes first."""
@@ -149,4 +163,5 @@ async def accept_plain(deps: CallbackDeps, request: web.Request, account: Accoun
         deps.save_avg += PRESSURE_WEIGHT * (now - started - deps.save_avg)
         if deps.save_avg > PRESSURE_ACK_S:
             deps.busy_until = now + PRESSURE_HOLD
+    deps.saved += 1
     return success()

@@ -97,10 +97,13 @@ class Pipeline(LocalPicking, SharedClaiming):
         self.trickle = Trickle(self._yielding, share=0.1)
         self.saturated_share = 0.85  # of a core the loop's thread ran or waited for one
         # ... or while callbacks come in at ``flood_rate`` a second or more (``ack_rate``: this
-        # process's saves): a flood the jobs cannot keep up with anyway, whose acknowledgements wait
-        # on the commit's fsync with the loop idle, so the thread never reads as saturated
-        # (bench/callbacks.py: jobs at full speed there took 7,000 callbacks/s down to 4,000-4,700)
+        # process's saves) with the thread at least ``flood_share`` busy: a flood whose
+        # acknowledgements wait on their commits between batches, so the thread reads as saturated
+        # only while the jobs run beside them; yielding and running in turn, the jobs took 7,000
+        # callbacks/s down to 4,000-4,700 (bench/callbacks.py). The share keeps a fast machine, to
+        # which that rate is light work, running its jobs at full speed.
         self.flood_rate = 2000.0
+        self.flood_share = 0.5
         self.ack_rate: Callable[[], float] | None = None
         self.machine_share = 0.9  # several processes: of the machine's cores busy (PostgreSQL's work shows there)
         self.load = LoadMeter()
@@ -263,8 +266,9 @@ class Pipeline(LocalPicking, SharedClaiming):
     def _yielding(self) -> bool:
         """Callbacks come first, under pressure, but only while they need the CPU the jobs would take:
         while the loop's thread is saturated (it ran or waited for a core ``saturated_share`` of the
-        last 0.1 s or so: hub/loop_load.py), or while callbacks arrive at ``flood_rate`` or more
-        (a flood, whatever the thread reads: its acknowledgements wait on fsyncs). With several processes the jobs' cost is mostly
+        last 0.1 s or so: hub/loop_load.py), or while callbacks arrive at ``flood_rate`` or more and
+        it is ``flood_share`` busy (a flood: its acknowledgements wait on their commits, and the thread
+        reads as saturated only while the jobs run). With several processes the jobs' cost is mostly
         PostgreSQL's, which the thread does not show: there they also yield while the machine is
         ``machine_share`` busy (a measured 2-worker flood fell from 2,100 to 300 callbacks/s when the
         jobs took the cores), or while saves are slow. With CPU to spare they run at full speed: when
@@ -272,7 +276,8 @@ class Pipeline(LocalPicking, SharedClaiming):
         burst's backlog growing for as long as they wrote (each worker ran 40 jobs/s at 30 % CPU)."""
         if self.pressure is None or not self.pressure():
             return False
-        if self.ack_rate is not None and self.ack_rate() >= self.flood_rate:
+        if (self.ack_rate is not None and self.ack_rate() >= self.flood_rate
+                and self.load.saturated(self.flood_share)):
             return True
         if not self.shared:
             return self.load.saturated(self.saturated_share)

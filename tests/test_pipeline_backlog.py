@@ -120,26 +120,44 @@ async def test_a_flood_of_callbacks_makes_jobs_yield_though_the_loop_has_time_to
     pipe.acks_slow = lambda: False
     rate = [0.0]
     pipe.ack_rate = lambda: rate[0]
+    pipe.flood_share = 0.0  # the thread is busy enough
     rate[0] = pipe.flood_rate - 1
     assert pipe._yielding() is False  # steady traffic: the jobs run at full speed
     rate[0] = pipe.flood_rate
     assert pipe._yielding() is True
+    pipe.flood_share = 2.0  # a machine to which that rate is light work: the jobs keep up
+    assert pipe._yielding() is False
+    pipe.flood_share = 0.0
     pipe.pressure = lambda: False
     assert pipe._yielding() is False  # no backlog worth yielding for: never
 
 
-async def test_save_rate_counts_the_callbacks_saved_over_the_last_window():
+def test_save_rate_counts_the_callbacks_saved_over_the_last_window():
     from hub.callbacks.common import RATE_WINDOW, CallbackDeps
     from hub.clock import Clock
     deps = CallbackDeps(None, None, Clock(), 300, 1 << 20)  # type: ignore[arg-type]
-    deps.save_rate()  # starts a window
+    t = 1000.0
+    deps.save_rate(t)  # starts a window
     deps.saved += 500
-    await asyncio.sleep(RATE_WINDOW * 1.2)
-    rate = deps.save_rate()
-    assert 500 / (RATE_WINDOW * 2) < rate <= 500 / RATE_WINDOW
-    assert deps.save_rate() == rate  # within the next window: the last full window's figure
-    await asyncio.sleep(RATE_WINDOW * 1.2)
-    assert deps.save_rate() == 0.0  # nothing saved in the last window
+    assert deps.save_rate(t + RATE_WINDOW / 2) == 0.0  # the window is not over yet
+    rate = deps.save_rate(t + RATE_WINDOW * 1.25)
+    assert rate == 500 / (RATE_WINDOW * 1.25)
+    assert deps.save_rate(t + RATE_WINDOW * 1.5) == rate  # within the next window: the last full one's figure
+    assert deps.save_rate(t + RATE_WINDOW * 2.5) == 0.0  # nothing saved in the last window
     deps.saved += 10
-    await asyncio.sleep(RATE_WINDOW * 3)
-    assert deps.save_rate() == 0.0  # a window long past tells nothing about now
+    assert deps.save_rate(t + RATE_WINDOW * 10) == 0.0  # a window long past tells nothing about now
+
+
+async def test_the_pipeline_reads_the_rate_of_the_callbacks_the_app_acknowledged(client, hub, wecom):
+    """The app wires the callbacks' save count to the pipeline: what it acknowledges is what counts
+    (a refused callback does not)."""
+    rate = hub.pipeline.ack_rate
+    assert rate is not None
+    deps = rate.__self__
+    before = deps.saved
+    for i in range(5):
+        r = await post(client, wecom, text_xml(wecom.receive_id, "wmRate0001", f"第{i}条", 8_200_000 + i))
+        assert r.status == 200
+    r = await client.post(f"/callbacks/wecom/{wecom.account_id}?msg_signature=bad&timestamp=1&nonce=n", data=b"<xml/>")
+    assert r.status in (400, 401)
+    assert deps.saved == before + 5

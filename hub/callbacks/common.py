@@ -55,9 +55,11 @@ class CallbackDeps:
         """Callbacks are coming in (one was saved in the last quarter second)."""
         return asyncio.get_running_loop().time() - self.last_saved < PRESSURE_HOLD
 
-    def save_rate(self) -> float:
-        """Callbacks saved per second, over the last RATE_WINDOW or so (0 once they stopped)."""
-        now = asyncio.get_running_loop().time()
+    def save_rate(self, now: float | None = None) -> float:
+        """Callbacks saved per second, over the last RATE_WINDOW or so (0 once they stopped);
+        ``now``: the loop's time (given by tests)."""
+        if now is None:
+            now = asyncio.get_running_loop().time()
         elapsed = now - self._rate_at
         if elapsed >= RATE_WINDOW:
             self._rate = (self.saved - self._rate_saved) / elapsed if elapsed < 2 * RATE_WINDOW else 0.0

@@ -194,7 +194,6 @@ class Database:
                 cur.execute("PRAGMA wal_autocheckpoint=0")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA cache_size=-65536")
             cur.close()
 
         @event.listens_for(engine, "begin")

@@ -73,6 +73,26 @@ async def test_several_processes_backlog_is_the_queue_not_what_this_process_wrot
     assert mine.backlog(hub.writer) == 0
 
 
+async def test_several_processes_count_a_long_queue_only_as_far_as_it_matters(client, hub, wecom):
+    """A full head means a long queue: it is counted, but only up to ``backlog_count_cap`` (the backlog
+    only decides whether callbacks go first; counting a flood's whole queue every second was most of
+    what PostgreSQL read for the pipeline in bench/scale.py)."""
+    if hub.db.dialect != "postgresql":
+        pytest.skip("several processes run on PostgreSQL")
+    await hub.pipeline.stop()
+    for i in range(6):
+        r = await post(client, wecom, text_xml(wecom.receive_id, f"wmCap{i % 3}", f"第{i}条", 8_400_000 + i))
+        assert r.status == 200
+    pipe = hub.pipeline
+    pipe.backlog_count_cap = 3
+    await pipe.run_once(limit=1)  # a full head: counted, up to the cap
+    assert pipe.backlog(hub.writer) == 3
+    pipe._counted_at = 0.0
+    pipe.backlog_count_cap = 10
+    await pipe.run_once(limit=1)  # counted again (a second later): 4 still waiting, below the cap
+    assert pipe.backlog(hub.writer) == 4
+
+
 async def test_under_pressure_jobs_yield_only_while_the_loop_has_no_time_to_spare(hub):
     """A burst makes the pipeline leave the loop to callbacks, but only while the loop's thread is
     saturated: with CPU to spare (steady traffic after a burst) the jobs take it, or the backlog

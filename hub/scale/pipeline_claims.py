@@ -11,7 +11,7 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Integer, bindparam, func, select, update
 
 from ..db import retry_busy
 from ..models import Job
@@ -20,7 +20,12 @@ from .job_claims import CLAIM_HEAD_SQL, CLAIM_SQL, ClaimedJob, ids_in
 log = logging.getLogger("hub.pipeline")
 jobs = Job.__table__
 NO_SHARD = {"shard_count": 1, "shard_index": 0, "shard_class": 0}  # every conversation is ours
-PENDING_COUNT_Q = select(func.count()).select_from(jobs).where(jobs.c.state == "pending")
+# the backlog decides only whether callbacks go first (above hub/app.py's PIPELINE_BACKLOG, 150), so a
+# long queue is counted up to BACKLOG_COUNT_CAP, not whole: after a flood each process counted its
+# tens of thousands of pending jobs every second, most of what PostgreSQL read for the pipeline
+BACKLOG_COUNT_CAP = 1000
+PENDING_COUNT_Q = select(func.count()).select_from(
+    select(jobs.c.id).where(jobs.c.state == "pending").limit(bindparam("cap", type_=Integer)).subquery())
 
 
 class SharedClaiming:
@@ -37,6 +42,7 @@ class SharedClaiming:
     _launch: Any
     shard_lock: Any  # ShardLock or None (hub/scale/job_shard.py)
     shard_from: int
+    backlog_count_cap: int = BACKLOG_COUNT_CAP  # a longer queue counts as this long
 
     async def _start_shared(self, room: int, now: float, limit: int) -> int:
         """Several processes: claim up to ``room`` free conversations' due jobs at the head of the
@@ -69,7 +75,8 @@ class SharedClaiming:
         head, rows = await retry_busy(write)
         if count_due:
             async with self.db.read() as conn:
-                self._shared_backlog = (await conn.execute(PENDING_COUNT_Q)).scalar() or 0
+                counted = await conn.execute(PENDING_COUNT_Q, {"cap": self.backlog_count_cap})
+                self._shared_backlog = counted.scalar() or 0
         claimed = {r.job_id: r for r in rows}
         self._claimed.update(claimed)
         by_conv: dict[int, list[tuple[Any, Any]]] = {}
@@ -102,8 +109,8 @@ class SharedClaiming:
 
     def _count_backlog(self, head_rows: int, limit: int) -> bool:
         """The backlog from a pass's head: exact when the head was not full; a full head means a long
-        queue, to be counted (True) at most once a second."""
-        if head_rows < limit:
+        queue, to be counted (True, up to ``backlog_count_cap``) at most once a second."""
+        if head_rows < limit or limit >= self.backlog_count_cap:
             self._shared_backlog = head_rows
             return False
         # at least a full head, known now (the count, at most once a second, may be a second old)

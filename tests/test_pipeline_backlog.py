@@ -41,18 +41,23 @@ async def test_a_backlog_beyond_one_read_all_runs_after_the_head_is_read_again(c
     assert pipe.done == 2 * senders
 
 
+async def _six_waiting_in_postgres(client, hub, wecom, sender: str, first_id: int) -> None:
+    """Several processes (PostgreSQL only): six jobs of three customers wait, the pipeline stopped."""
+    if hub.db.dialect != "postgresql":
+        pytest.skip("several processes run on PostgreSQL")
+    await hub.pipeline.stop()
+    for i in range(6):
+        r = await post(client, wecom, text_xml(wecom.receive_id, f"{sender}{i % 3}", f"第{i}条", first_id + i))
+        assert r.status == 200
+
+
 async def test_several_processes_backlog_is_the_queue_not_what_this_process_wrote(client, hub, wecom):
     """With several processes another one may run the jobs this process's writer wrote: the backlog
     (which makes callbacks go first under a burst) must then follow the queue in the database,
     not stay at written-minus-done for ever (it kept a worker trickling after a flood)."""
     from hub.clock import Clock
     from hub.pipeline import Pipeline
-    if hub.db.dialect != "postgresql":
-        pytest.skip("several processes run on PostgreSQL")
-    await hub.pipeline.stop()
-    for i in range(6):
-        r = await post(client, wecom, text_xml(wecom.receive_id, f"wmOther{i % 3}", f"第{i}条", 8_300_000 + i))
-        assert r.status == 200
+    await _six_waiting_in_postgres(client, hub, wecom, "wmOther", 8_300_000)
     mine = hub.pipeline
     await mine.run_once(limit=1)  # a pass that sees a long queue (a full head): it counts it
     assert mine.backlog(hub.writer) == 5  # the six waiting but the one this pass claimed
@@ -77,12 +82,7 @@ async def test_several_processes_count_a_long_queue_only_as_far_as_it_matters(cl
     """A full head means a long queue: it is counted, but only up to ``backlog_count_cap`` (the backlog
     only decides whether callbacks go first; counting a flood's whole queue every second was most of
     what PostgreSQL read for the pipeline in bench/scale.py)."""
-    if hub.db.dialect != "postgresql":
-        pytest.skip("several processes run on PostgreSQL")
-    await hub.pipeline.stop()
-    for i in range(6):
-        r = await post(client, wecom, text_xml(wecom.receive_id, f"wmCap{i % 3}", f"第{i}条", 8_400_000 + i))
-        assert r.status == 200
+    await _six_waiting_in_postgres(client, hub, wecom, "wmCap", 8_400_000)
     pipe = hub.pipeline
     pipe.backlog_count_cap = 3
     await pipe.run_once(limit=1)  # a full head: counted, up to the cap

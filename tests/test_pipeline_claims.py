@@ -31,15 +31,15 @@ async def queue(client, wecom, customers: int, per_customer: int, base: int) -> 
         assert r.status == 200
 
 
-def process(hub, log: list, name: str, fail_first: set[str] | None = None) -> Pipeline:
-    """A pipeline with one step that records what it ran (and sleeps a little, so runs overlap)."""
+def process(hub, log: list, name: str, fail_first: set[str] | None = None, step_s: float = 0.005) -> Pipeline:
+    """A pipeline with one step that records what it ran (and sleeps ``step_s``, so runs overlap)."""
     pipe = Pipeline(hub.db, Clock(), concurrency=4)
     failed: set[str] = set()
 
     async def step(ctx: JobContext) -> None:
         msg = ctx.message
         log.append(("start", name, msg.conversation_id, msg.id))
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(step_s)
         if fail_first is not None and msg.text in fail_first and msg.text not in failed:
             failed.add(msg.text)
             raise RuntimeError("platform down")
@@ -53,7 +53,9 @@ async def test_two_processes_run_each_conversation_once_in_order_never_at_once(c
     hub = shared
     await queue(client, wecom, customers=12, per_customer=5, base=8_400_000)
     log: list = []
-    a, b = process(hub, log, "a"), process(hub, log, "b")
+    # jobs long enough that one process cannot finish them all before the other's first pass has
+    # run, even on a loaded machine (at 5 ms a job, CI once saw "a" take all 60)
+    a, b = process(hub, log, "a", step_s=0.02), process(hub, log, "b", step_s=0.02)
     a.start(), b.start()  # each process's own loop, as in the hub
     try:
         for _ in range(300):

@@ -146,6 +146,7 @@ class Pipeline(LocalPicking, SharedClaiming):
 
     async def _run_inbound_steps(self, ctx: JobContext) -> None:
         for step in self.inbound_steps:
+            await self.trickle.give_way()  # a burst that began since the job started: it waits its turn
             await step(ctx)
 
     def notify(self, *_args: Any) -> None:

@@ -10,7 +10,7 @@ from hub.app import HUB, create_app
 from hub.clock import FakeClock
 from hub.errors import HubError
 from hub.models import PlatformToken
-from hub.outbound.queue import OutboundRequest
+from hub.outbound.queue import WAKE_UNDER_BURST, OutboundRequest
 from tests.conftest import OA, WECOM, auth
 from tests.helpers import messages, post, wait_for
 from tests.wechat_client import PlatformSim, text_xml
@@ -421,3 +421,34 @@ async def test_a_token_fetched_with_old_credentials_is_not_used_after_they_chang
     new = await hub.outbound.api.access_token(moved)
     assert new != old and standin.tokens[new] == "wxNEWAPPID000001"
     assert await hub.outbound.api.access_token(moved) == new  # cached under its own key
+
+
+async def test_under_a_burst_new_automatic_sends_do_not_each_wake_a_sender_pass(aiohttp_client, hub_config, standin):
+    """A pass reads every waiting row: under a burst the sends that wait in the trickle anyway share a
+    pass every WAKE_UNDER_BURST seconds, while an agent's reply still wakes one at once."""
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    pipe, release, busy_job = await under_a_burst(hub)
+    loop, passes = asyncio.get_running_loop(), []
+    run_once = hub.outbound.run_once
+
+    async def counted(limit: int = 100) -> float:
+        passes.append(loop.time())
+        return await run_once(limit)
+
+    hub.outbound.run_once = counted
+    await asyncio.sleep(0.3)
+    passes.clear()
+    for i in range(20):  # one new bot answer every 10 ms for 0.2 s
+        await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, f"自动{i}", sender="bot"))
+        await asyncio.sleep(0.01)
+    assert len(passes) <= 2, passes  # without the burst: a pass for each
+    asked = loop.time()
+    agent = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "人工回复", sender="agent:1"))
+    await wait_for(lambda: _is_sent(hub, agent))
+    assert loop.time() - asked < WAKE_UNDER_BURST
+    pipe.pressure = lambda: False
+    release.set()
+    await busy_job
+    await hub.outbound.drain(timeout=30)
+    assert sorted(s["body"]["text"]["content"] for s in standin.sent) == sorted([f"自动{i}" for i in range(20)]
+                                                                                 + ["人工回复"])

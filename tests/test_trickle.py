@@ -84,3 +84,58 @@ async def test_a_cancelled_waiter_or_granted_turn_does_not_stall_the_others():
     granted.cancel()
     assert await asyncio.wait_for(last, 2) == "z"
     assert [n for n, w, _ in log if w == "start"] == ["a", "z"]
+
+
+class Steps:
+    """Work of several steps that gives way between them, as a pipeline job does; each step takes
+    ``seconds`` and is logged as (name, "step i", loop time)."""
+
+    def __init__(self, trickle: Trickle, log: list, name: str, steps: int, seconds: float):
+        self.trickle, self.log, self.name, self.steps, self.seconds = trickle, log, name, steps, seconds
+
+    async def __call__(self) -> str:
+        loop = asyncio.get_running_loop()
+        for i in range(self.steps):
+            await self.trickle.give_way()
+            self.log.append((self.name, f"step {i}", loop.time()))
+            await asyncio.sleep(self.seconds)
+        self.log.append((self.name, "end", loop.time()))
+        return self.name
+
+
+async def test_work_started_before_a_burst_waits_its_turn_at_its_next_step():
+    burst = {"on": False}
+    trickle, log = Trickle(lambda: burst["on"], share=0.5, poll=0.01), []
+    # started at full speed, side by side
+    jobs = [asyncio.create_task(trickle.run(Steps(trickle, log, n, 3, 0.04))) for n in "ab"]
+    await asyncio.sleep(0.02)
+    assert {n for n, w, _ in log if w == "step 0"} == {"a", "b"}
+    burst["on"] = True  # from their next step on, one at a time with a pause after each
+    assert await asyncio.gather(*jobs) == ["a", "b"]
+    first, second = sorted("ab", key=lambda n: when(log, n, "end"))
+    # the second's remaining steps wait until the first (now a piece) has ended and paused
+    assert when(log, second, "step 1") >= when(log, first, "end") + 0.03, log
+    assert trickle.waiting == 0 and not trickle._running
+
+
+async def test_giving_way_outside_a_burst_or_outside_a_piece_does_not_wait():
+    trickle, log = Trickle(lambda: False), []
+    jobs = [asyncio.create_task(trickle.run(Steps(trickle, log, n, 3, 0.02))) for n in "abc"]
+    await asyncio.wait_for(asyncio.gather(*jobs), 0.5)  # side by side: about 0.06 s in all
+    assert max(t for *_, t in log) - min(t for *_, t in log) < 0.15
+    busy = Trickle(lambda: True)
+    await asyncio.wait_for(busy.give_way(), 0.1)  # not inside a piece of this trickle: nothing to wait for
+    assert not busy._running
+
+
+async def test_a_piece_that_began_waiting_at_a_step_runs_on_when_the_burst_ends():
+    burst = {"on": False}
+    trickle, log = Trickle(lambda: burst["on"], share=0.01, poll=0.02), []
+    a = asyncio.create_task(trickle.run(Steps(trickle, log, "a", 2, 0.05)))
+    b = asyncio.create_task(trickle.run(Steps(trickle, log, "b", 2, 0.05)))
+    await asyncio.sleep(0.01)
+    burst["on"] = True
+    done, _ = await asyncio.wait([a, b], timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
+    assert len(done) == 1  # one ran on as the piece; the other waits out a pause of ~5 s
+    burst["on"] = False
+    assert len(await asyncio.wait_for(asyncio.gather(a, b), 0.5)) == 2  # released within the poll

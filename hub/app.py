@@ -146,8 +146,7 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
         platform.shared = SharedTokens(db, clock, ring_for(db))
     outbound = Outbound(db, clock, platform, accounts, config.outbound_max_attempts,
                         retry_for=config.outbound_retry_hours * 3600)
-    outbound.background = pipeline.trickle.run
-    outbound.yielding = pipeline.trickle.yielding
+    outbound.trickle = pipeline.trickle
     kf = KfPuller(db, clock, platform, accounts, writer, config.kf_pull_limit)
     settings = Settings(db, clock)
     await settings.preset(config.settings)

@@ -61,10 +61,14 @@ class Trickle:
         speed and finds a burst begun from here on runs as a piece, waiting its turn like the rest.
         Without it, the 32 jobs in flight when a burst began ran on at full speed, each ~10 ms of
         statements, and held the callbacks to two thirds of their rate for the burst's first seconds."""
+        if self.would_wait():
+            _PIECE.get().started = await self._turn()
+
+    def would_wait(self) -> bool:
+        """``give_way()`` would wait now: the running task's piece of this trickle started at full
+        speed and a burst has begun."""
         piece = _PIECE.get()
-        if piece is None or piece.trickle is not self or piece.started is not None or not self.yielding():
-            return
-        piece.started = await self._turn()
+        return piece is not None and piece.trickle is self and piece.started is None and self.yielding()
 
     async def _turn(self) -> float | None:
         """Wait for this piece's turn: the time it started as a piece, or None when the burst ended

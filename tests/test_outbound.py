@@ -452,3 +452,38 @@ async def test_under_a_burst_new_automatic_sends_do_not_each_wake_a_sender_pass(
     await hub.outbound.drain(timeout=30)
     assert sorted(s["body"]["text"]["content"] for s in standin.sent) == sorted([f"自动{i}" for i in range(20)]
                                                                                  + ["人工回复"])
+
+
+async def test_an_automatic_send_waiting_for_a_slot_when_a_burst_begins_waits_its_turn(aiohttp_client, hub_config,
+                                                                                      standin):
+    """A bot answer started before the burst but still waiting for a sending slot: once it gets one
+    it hands the slot back and takes its turn in the trickle; an agent's reply meanwhile goes at once."""
+    client, hub, clock, conv = await setup(aiohttp_client, hub_config)
+    await hub.outbound.drain()
+    slots = hub.outbound._slots
+    held = 0
+    while not slots.locked():  # every sending slot taken, as by sends under way
+        await slots.acquire()
+        held += 1
+    bot = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "自动回复", sender="bot"))
+    await hub.outbound.run_once()  # started at full speed: no burst yet; waits for a slot
+    await asyncio.sleep(0.05)
+    pipe = hub.pipeline
+    pipe.pressure, pipe.saturated_share = (lambda: True), 0.0
+    await asyncio.sleep(0.15)
+    assert pipe._yielding()
+    release = asyncio.Event()
+    busy_job = asyncio.create_task(pipe.trickle.run(release.wait))  # a job holds the trickle
+    await asyncio.sleep(0)
+    for _ in range(held):
+        slots.release()
+    await asyncio.sleep(0.2)
+    assert await status_of(hub, bot) == "queued"  # waiting its turn, not sent at full speed
+    agent = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "人工回复", sender="agent:1"))
+    await hub.outbound.run_once()
+    await wait_for(lambda: _is_sent(hub, agent))  # the waiting bot answer holds no slot
+    pipe.pressure = lambda: False
+    release.set()
+    await busy_job
+    await wait_for(lambda: _is_sent(hub, bot))
+    assert [s["body"]["text"]["content"] for s in standin.sent].count("自动回复") == 1

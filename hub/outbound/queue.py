@@ -25,6 +25,7 @@ from ..db import Database, retry_busy
 from ..errors import bad_request
 from ..models import Conversation, Message, Outbox
 from ..tasks import cancel_and_wait
+from ..trickle import Trickle
 from .api import PlatformApi, PlatformError, network_error
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,9 @@ RENEW_EVERY = LEASE / 3
 # a message retried this long after it was queued no longer holds its conversation's next ones back
 HOLD_NEXT = 600.0
 WAKE_AFTER_SEND = 0.05  # seconds: the sends ending meanwhile share the pass that follows
-# while background work gives way to callbacks (a burst), automatic sends wait their turn in the
-# trickle anyway: passes for them (a new bot reply, a send ended, a retry due) come at most this
-# often; an agent's reply still wakes a pass at once. (A pass reads every waiting row: during a
-# flood, passes every 10-25 ms took a tenth of the loop from acknowledging, for sends that waited.)
+# under a burst, automatic sends wait their turn in the trickle anyway: passes for them come at most
+# this often (an agent's reply still wakes one at once); a pass reads every waiting row, and during a
+# flood passes every 10-25 ms took a tenth of the loop from acknowledging
 WAKE_UNDER_BURST = 0.25
 
 
@@ -189,10 +189,9 @@ class Outbound:
         # async callbacks(message_id, status, info) after a final status: "sent", or "failed" with
         # info {errcode, errmsg} (the console shows the agent why)
         self.on_status: list[Callable[[int, str, dict[str, Any]], Awaitable[None]]] = []
-        # runs an automatic send (bot, system: not an agent's) as background work; the pipeline's
+        # runs automatic sends (bot, system: not an agent's) as background work: the pipeline's
         # trickle, so under a burst of callbacks the sends its jobs cause yield to acknowledging too
-        self.background: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]] | None = None
-        self.yielding: Callable[[], bool] = lambda: False  # that background work gives way now
+        self.trickle: Trickle | None = None
 
     async def enqueue(self, req: OutboundRequest) -> int | None:
         """Archive the outbound message and queue it, in one transaction. Returns the message id,
@@ -234,7 +233,7 @@ class Outbound:
                 return row.id
 
         message_id = await retry_busy(write)
-        if req.sender.startswith("agent:") or not self.yielding():
+        if req.sender.startswith("agent:") or not self._yielding():
             self._wakeup.set()
         else:
             self._wake_soon()
@@ -272,7 +271,7 @@ class Outbound:
             except Exception:  # noqa: BLE001
                 log.exception("outbound pass failed")
                 wait = 1.0
-            if self.yielding():
+            if self._yielding():
                 wait = max(wait, WAKE_UNDER_BURST)
             try:
                 await asyncio.wait_for(self._wakeup.wait(), timeout=wait)
@@ -322,8 +321,8 @@ class Outbound:
             if outbox_id in self._inflight:
                 continue  # already being sent by this process
             by_agent = (sender or "").startswith("agent:")
-            task = asyncio.create_task(self._send_one(outbox_id) if by_agent or self.background is None
-                                       else self.background(lambda i=outbox_id: self._send_one(i)))
+            task = asyncio.create_task(self._send_one(outbox_id) if by_agent or self.trickle is None
+                                       else self.trickle.run(lambda i=outbox_id: self._send_one(i)))
             self._inflight[outbox_id] = task
             task.add_done_callback(lambda _t, i=outbox_id: self._inflight.pop(i, None))
         return 5.0 if nxt is None else max(0.01, min(5.0, nxt - now))
@@ -348,8 +347,13 @@ class Outbound:
                 .where(outbox.c.status.in_(("queued", "sending"))).where(outbox.c.next_attempt_at <= now)
                 .values(status="sending", next_attempt_at=now + LEASE).returning(*outbox.c))).first()
 
+    def _yielding(self) -> bool:
+        """Background work gives way to acknowledging callbacks now (a burst)."""
+        return self.trickle is not None and self.trickle.yielding()
+
     async def _send_one(self, outbox_id: int) -> None:
-        async with self._slots:
+        await self._slot()
+        try:
             row = await retry_busy(lambda: self._claim(outbox_id))
             if row is None:
                 return  # another worker has it
@@ -358,6 +362,19 @@ class Outbound:
                 await self._deliver(row)
             finally:
                 self._claimed.discard(outbox_id)
+        finally:
+            self._slots.release()
+
+    async def _slot(self) -> None:
+        """Take a sending slot. An automatic send started at full speed that gets its slot in a burst
+        hands it back (an agent's reply may need it) and waits its turn in the trickle: the hundreds
+        queued for a slot before a flood went out at full speed during its first seconds."""
+        while True:
+            await self._slots.acquire()
+            if self.trickle is None or not self.trickle.would_wait():
+                return
+            self._slots.release()
+            await self.trickle.give_way()
 
     async def _keep_lease(self, outbox_id: int) -> None:
         """Push the lease of a send in flight forward until cancelled (the send has ended)."""
@@ -446,7 +463,7 @@ class Outbound:
             def wake() -> None:
                 self._wake_timer = None
                 self._wakeup.set()
-            delay = WAKE_UNDER_BURST if self.yielding() else WAKE_AFTER_SEND
+            delay = WAKE_UNDER_BURST if self._yielding() else WAKE_AFTER_SEND
             self._wake_timer = asyncio.get_running_loop().call_later(delay, wake)
 
     async def failed_after_send(self, message_id: int, errcode: int, errmsg: str) -> bool:

@@ -4,7 +4,8 @@ While ``yielding()`` says the hub is in a burst, pieces of background work (a pi
 automatic send) run one at a time, each followed by a pause of (1 - share) / share times what it
 took, so that together they take about ``share`` of the loop. Outside a burst they run at once,
 and the moment a burst ends everything still waiting goes at once too: a pause is never slept out
-(one such pause held every job of a worker for seconds at 100 callbacks/s).
+(one such pause held every job of a worker for seconds at 100 callbacks/s). Work that started at
+full speed and is still running when a burst begins takes its turn at its next step (``give_way``).
 
 One timer, not one per waiter, notices the end of a burst (every ``poll`` seconds while anything
 waits), so a long queue of waiting work costs nothing while it waits.

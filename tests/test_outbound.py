@@ -239,9 +239,11 @@ async def test_bad_api_input(client, hub):
     assert resp.status in (400, 404)
 
 
-async def under_a_burst(hub):  # noqa: ANN001, ANN201
-    """The pipeline yielding to callbacks (a burst), with a job holding the trickle until ``release``."""
-    await hub.outbound.drain()
+async def under_a_burst(hub, drain: bool = True):  # noqa: ANN001, ANN201
+    """The pipeline yielding to callbacks (a burst), with a job holding the trickle until ``release``;
+    ``drain``: every send queued before goes out first."""
+    if drain:
+        await hub.outbound.drain()
     pipe = hub.pipeline
     pipe.pressure = lambda: True
     pipe.saturated_share = 0.0  # the loop counts as having no time to spare
@@ -468,13 +470,7 @@ async def test_an_automatic_send_waiting_for_a_slot_when_a_burst_begins_waits_it
     bot = await hub.outbound.enqueue(OutboundRequest(OA["id"], conv, "自动回复", sender="bot"))
     await hub.outbound.run_once()  # started at full speed: no burst yet; waits for a slot
     await asyncio.sleep(0.05)
-    pipe = hub.pipeline
-    pipe.pressure, pipe.saturated_share = (lambda: True), 0.0
-    await asyncio.sleep(0.15)
-    assert pipe._yielding()
-    release = asyncio.Event()
-    busy_job = asyncio.create_task(pipe.trickle.run(release.wait))  # a job holds the trickle
-    await asyncio.sleep(0)
+    pipe, release, busy_job = await under_a_burst(hub, drain=False)
     for _ in range(held):
         slots.release()
     await asyncio.sleep(0.2)

@@ -75,3 +75,31 @@ def test_encrypted_reply_round_trip(vectors):
 def test_wrong_key_length_rejected():
     with pytest.raises(CryptoError):
         MessageCrypto("short", "x")
+
+
+def test_one_crypto_decrypts_message_after_message_around_rejections(vectors):
+    """decrypt reuses one block-cipher context for every message: each answer must equal a fresh
+    CBC decryption, whatever came before it (a rejected ciphertext included)."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    v = vectors["encrypt"][0]
+    crypto = MessageCrypto(v["encoding_aes_key"], v["receive_id"])
+    bad = [v2["encrypt"] for v2 in vectors["bad"] if v2["must_reject"]
+           and v2["encoding_aes_key"] == v["encoding_aes_key"]] + ["QUJD", "not base64!", ""]
+    for n in range(0, 300, 7):
+        message = os.urandom(n).hex()[:n] + "消息"
+        encrypt = crypto.encrypt(message)
+        assert crypto.decrypt(encrypt).decode() == message
+        raw = base64.b64decode(encrypt)
+        fresh = Cipher(algorithms.AES(crypto.key), modes.CBC(crypto.iv)).decryptor()
+        assert crypto.decrypt(encrypt) == _unwrap(fresh.update(raw) + fresh.finalize())
+        with pytest.raises(CryptoError):
+            crypto.decrypt(bad[n % len(bad)])
+
+
+def _unwrap(plain: bytes) -> bytes:
+    body = plain[16:-plain[-1]]
+    return body[4:4 + int.from_bytes(body[:4], "big")]

@@ -135,7 +135,7 @@ async def build_hub(config: HubConfig, clock: Clock, session: aiohttp.ClientSess
     accounts = AccountRegistry(db, clock)
     await accounts.reload()
     writer = ArchiveWriter(db, clock, config.writer_max_batch)
-    pipeline = Pipeline(db, clock, lease=config.job_lease)
+    pipeline = Pipeline(db, clock, lease=config.job_lease, burst_share=config.burst_job_share)
     pipeline.shard_lock = ShardLock(db, Shard.parse(config.job_shard))
     pipeline.shard_lock.on_wake = pipeline.notify
     pipeline.shard_lock.preferring = pipeline.prefers_shard

@@ -61,6 +61,9 @@ class HubConfig:
     worker_id: str = ""  # names this process in leases and logs (default: host:pid)
     job_lease: float = 30.0  # seconds a process's claim on pipeline jobs lives unrenewed (PostgreSQL)
     job_shard: str = ""  # "INDEX/COUNT": the conversations whose jobs this process prefers (hub/scale/job_shard.py)
+    # the share of each process's event loop that background work (pipeline jobs, automatic sends) keeps
+    # while a burst of callbacks saturates it; the rest goes to acknowledging (hub/trickle.py)
+    burst_job_share: float = 0.1
     # reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDR networks)
     trusted_proxies: tuple[str, ...] = ()
 
@@ -88,6 +91,7 @@ _ENV = {
     "worker_id": "HUB_WORKER_ID",
     "job_lease": "HUB_JOB_LEASE",
     "job_shard": "HUB_JOB_SHARD",
+    "burst_job_share": "HUB_BURST_JOB_SHARE",
     "trusted_proxies": "HUB_TRUSTED_PROXIES",
 }
 
@@ -99,7 +103,7 @@ _RANGES: dict[str, tuple[float | None, float | None]] = {
     "port": (0, 65535),  # 0: any free port
     "callback_max_skew": (0, None), "max_body_bytes": (1, None), "writer_max_batch": (1, None),
     "kf_pull_limit": (1, None), "outbound_retry_hours": (0, None), "outbound_max_attempts": (0, None),
-    "api_timeout": (0.001, None), "job_lease": (0.001, None),
+    "api_timeout": (0.001, None), "job_lease": (0.001, None), "burst_job_share": (0.001, 1.0),
 }
 
 

@@ -116,6 +116,17 @@ def auth() -> dict[str, str]:
     return {"Authorization": f"Bearer {API_TOKEN}"}
 
 
+async def start_burst(hub):  # noqa: ANN001, ANN201
+    """Make the hub's pipeline see a burst of callbacks (pressure, a loop with no time to spare) and
+    wait one CPU window, until it yields: background work then trickles. Returns the pipeline."""
+    pipe = hub.pipeline
+    pipe.pressure = lambda: True
+    pipe.saturated_share = 0.0  # the loop counts as having no time to spare
+    await asyncio.sleep(0.15)  # one CPU window has passed: the pipeline yields
+    assert pipe._yielding()
+    return pipe
+
+
 # headless Chromium from Debian's package, driven by Playwright (its own browser download cannot work here)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

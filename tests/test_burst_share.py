@@ -8,6 +8,7 @@ import pytest
 
 from hub.app import HUB, create_app
 from hub.config import load_config
+from tests.conftest import start_burst
 
 
 def test_the_share_is_read_and_range_checked(tmp_path):
@@ -28,11 +29,7 @@ def test_the_share_is_read_and_range_checked(tmp_path):
 async def pause_after_a_piece(hub, seconds: float) -> float:  # noqa: ANN001
     """Under a burst, run one piece of background work taking ``seconds``: how long the next piece
     is held back after it (the trickle's pause)."""
-    pipe = hub.pipeline
-    pipe.pressure = lambda: True
-    pipe.saturated_share = 0.0  # the loop counts as having no time to spare: a burst
-    await asyncio.sleep(0.15)  # one CPU window has passed
-    assert pipe._yielding()
+    pipe = await start_burst(hub)
     loop = asyncio.get_running_loop()
     await pipe.trickle.run(lambda: asyncio.sleep(seconds))
     ended = loop.time()

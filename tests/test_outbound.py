@@ -11,7 +11,7 @@ from hub.clock import FakeClock
 from hub.errors import HubError
 from hub.models import PlatformToken
 from hub.outbound.queue import WAKE_UNDER_BURST, OutboundRequest
-from tests.conftest import OA, WECOM, auth
+from tests.conftest import OA, WECOM, auth, start_burst
 from tests.helpers import messages, post, wait_for
 from tests.wechat_client import PlatformSim, text_xml
 
@@ -244,11 +244,7 @@ async def under_a_burst(hub, drain: bool = True):  # noqa: ANN001, ANN201
     ``drain``: every send queued before goes out first."""
     if drain:
         await hub.outbound.drain()
-    pipe = hub.pipeline
-    pipe.pressure = lambda: True
-    pipe.saturated_share = 0.0  # the loop counts as having no time to spare
-    await asyncio.sleep(0.15)  # one CPU window has passed: the pipeline yields
-    assert pipe._yielding()
+    pipe = await start_burst(hub)
     release = asyncio.Event()
     busy_job = asyncio.create_task(pipe.trickle.run(release.wait))  # a job holds the trickle
     await asyncio.sleep(0)

@@ -5,7 +5,11 @@ First the head of the queue (pending jobs, and claimed ones whose lease ran out:
 died), each conversation's jobs up to one waiting for its retry and none another process runs now
 (as far as this snapshot shows), and a lock on up to :room of those conversations, in queue order,
 skipping any another process holds at that moment: two processes reading the same head take
-different conversations instead of racing for the same ones. (OFFSET 0 keeps the subquery whole:
+different conversations instead of racing for the same ones. The lock's namespace is the schema's
+(LOCK_CLASS): one database may hold several hubs' schemas (the PostgreSQL tests' two workers do),
+whose conversation ids are the same small numbers; under one namespace for all, a claim of another
+hub's conversation 1 made this one skip its own for that pass, and a drain() then returned with its
+job still pending (a flaky test: no session after the drain). (OFFSET 0 keeps the subquery whole:
 flattened, the lock was tried on every conversation of the head before the sort and the limit, and
 held them all until the commit.) Its first row only carries the head's length (the backlog).
 
@@ -40,7 +44,9 @@ from .job_shard import SHARD_SPAN
 jobs = Job.__table__
 messages = Message.__table__
 JOB_COLUMNS = (jobs.c.id, jobs.c.kind, jobs.c.message_id, jobs.c.conversation_id, jobs.c.attempts, jobs.c.run_after)
-LOCK_CLASS = 74110  # pg advisory lock namespace of per-conversation job claims
+# pg advisory lock namespace of per-conversation job claims: one per schema (hub/scale/job_shard.py's
+# lock_class is too), as hubs on other schemas of the database have conversations of the same ids
+LOCK_CLASS = "hashtext('scrm-hub job claims ' || current_schema())"
 # a conversation of this process's shard, or of a shard no live process holds (hub/scale/job_shard.py)
 _OURS = ("(CAST(:shard_count AS bigint) = 1 OR conversation_id % CAST(:shard_count AS bigint) = CAST(:shard_index AS bigint)"
          " OR conversation_id % CAST(:shard_count AS bigint) NOT IN (SELECT shard FROM alive))")

@@ -112,7 +112,8 @@ class ArchiveWriter:
         if not batch:
             return
         try:
-            results = await retry_busy(lambda: self._write([item for item, _ in batch]), attempts=10)
+            results = await retry_busy(lambda: self._write([item for item, _ in batch], [fut for _, fut in batch]),
+                                       attempts=10)
         except asyncio.CancelledError:
             # stopped mid-write: the batch goes back for stop() to write (had its commit landed, the
             # rows are found again, as duplicates), or its waiters would never be answered
@@ -147,7 +148,7 @@ class ArchiveWriter:
         stored, results = [], []
         for item, fut in batch:
             try:
-                [saved] = await retry_busy(lambda: self._write([item]), attempts=10)
+                [saved] = await retry_busy(lambda: self._write([item], [fut]), attempts=10)
             except Exception as exc:  # noqa: BLE001
                 log.error("archive refused a message of %s (%s): %s", item.account_id, item.msg.dedup_key, exc)
                 _fail([(item, fut)], exc)
@@ -156,16 +157,22 @@ class ArchiveWriter:
             results.append(saved)
         return stored, results
 
-    async def _write(self, items: list[ToArchive]) -> list[Saved]:
+    async def _write(self, items: list[ToArchive], waiters: list[asyncio.Future[Saved]]) -> list[Saved]:
         if self._sqlite is not None:
-            return await self._write_sqlite(items)
+            return await self._write_sqlite(items, waiters)
         return await self._write_postgres(items)
 
-    async def _write_sqlite(self, items: list[ToArchive]) -> list[Saved]:
+    async def _write_sqlite(self, items: list[ToArchive], waiters: list[asyncio.Future[Saved]]) -> list[Saved]:
+        """The waiters are answered as soon as the commit is back (the callbacks' 200s go out
+        first), the rest of ``_flush`` (counts, hooks, the next batch) follows."""
+        def durable(written: list[tuple[int | None, int]]) -> None:
+            for fut, (mid, conv) in zip(waiters, written):
+                if not fut.done():
+                    fut.set_result(Saved(mid, conv))
         rows = [_row(it) for it in items]
         await self.db.gate.acquire(urgent=True)
         try:
-            written = await self._sqlite.write(rows, self.clock.now())
+            written = await self._sqlite.write(rows, self.clock.now(), durable)
         finally:
             self.db.gate.release()
         return [Saved(mid, conv) for mid, conv in written]

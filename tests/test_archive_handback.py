@@ -51,3 +51,29 @@ async def test_a_batchs_callbacks_answer_before_the_next_batch_is_inserted(hub, 
     saved = await asyncio.wait_for(asyncio.gather(first, second), 10)
     assert not any(s.duplicate for s in saved)
     assert events == [("insert", "h1"), ("answered", "h1"), ("insert", "h2"), ("answered", "h2")]
+
+
+@pytest.mark.skipif(ON_POSTGRES, reason="SQLite's group commit (its COMMIT runs in a helper thread)")
+async def test_stopping_while_the_thread_commits_stores_the_batch_once_and_answers_it(hub):
+    """The writer stopped while its COMMIT runs in the helper thread: the commit finishes before the
+    connection is touched again, stop() writes the batch again (a duplicate now) and its waiter is answered."""
+    from sqlalchemy import func, select
+
+    from hub.models import Message
+
+    await hub.pipeline.stop()
+    batch_writer = hub.writer._sqlite  # noqa: SLF001
+    hold = threading.Event()
+    batch_writer._pool.submit(hold.wait, 10)  # noqa: SLF001 - the COMMIT queues behind this
+    pending = asyncio.ensure_future(hub.writer.save_one(text("s1")))
+    while not getattr(batch_writer._conn, "in_transaction", False):  # noqa: SLF001 - inserted, committing
+        await asyncio.sleep(0.001)
+    threading.Timer(0.2, hold.set).start()  # (stop() waits for the thread, on the loop's thread)
+    await asyncio.wait_for(hub.writer.stop(), 10)
+    saved = await asyncio.wait_for(pending, 10)
+    assert saved.conversation_id
+    messages = Message.__table__
+    async with hub.db.read() as conn:
+        stored = (await conn.execute(select(func.count()).select_from(messages)
+                                     .where(messages.c.peer_id == "wmHandback"))).scalar()
+    assert stored == 1

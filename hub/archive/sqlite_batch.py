@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 # a new conversation is created already touched (last message, last inbound): no session can hold it yet
@@ -48,6 +49,12 @@ def _msg_insert(n: int) -> str:
     return MSG_INSERT.format(", ".join([MSG_VALUES] * n))
 
 
+@dataclass(frozen=True, slots=True)
+class _Committing:
+    done: asyncio.Future[None]  # the loop's view of the COMMIT
+    thread: Future[None]  # the helper thread's
+
+
 class SqliteBatchWriter:
     def __init__(self, path: str, cache_size: int = 200_000):
         self.path = path
@@ -72,17 +79,21 @@ class SqliteBatchWriter:
                     ) -> list[tuple[int | None, int]]:
         """rows: message columns plus "thread" and "job"; returns (message id or None, conversation id).
         ``durable`` gets those results as soon as the commit is back, in the loop's turn that learns
-        of it (see ``_committed``). The caller holds the database's write gate."""
+        of it (see ``_commit``). The caller holds the database's write gate."""
         rows = list(rows)
         conn = self._connect()
+        committing: _Committing | None = None
         try:
             try:
                 results = self._insert(conn, rows, now)
             except sqlite3.IntegrityError:
                 self._conv.clear()  # a cached conversation was deleted (erasure, retention): look them up again
                 results = self._insert(conn, rows, now)
-            await self._commit(conn, results, durable)
+            committing = self._commit(conn, results, durable)
+            await committing.done
         except BaseException:
+            if committing is not None:  # stopped while the thread commits: it finishes first (the
+                wait([committing.thread])  # connection is not to be used by two threads at once)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             # the conversations this batch created went with it, and SQLite hands their ids out again:
@@ -92,8 +103,8 @@ class SqliteBatchWriter:
         return results
 
     def _commit(self, conn: sqlite3.Connection, results: list[tuple[int | None, int]],
-                durable: Callable[[list[tuple[int | None, int]]], None] | None) -> asyncio.Future[None]:
-        """COMMIT in the helper thread; the future is done once it is. The thread hands the outcome
+                durable: Callable[[list[tuple[int | None, int]]], None] | None) -> "_Committing":
+        """COMMIT in the helper thread; ``done`` once it is. The thread hands the outcome
         straight to the loop, where ``durable`` runs first: the callbacks of this batch can answer in
         the loop's next turn, before the writer's next batch is inserted. (``run_in_executor`` takes
         two turns to wake the writer, which then inserted the next batch before the answers went
@@ -119,8 +130,7 @@ class SqliteBatchWriter:
                 loop.call_soon_threadsafe(on_loop, exc)
             else:
                 loop.call_soon_threadsafe(on_loop, None)
-        self._pool.submit(in_thread)
-        return done
+        return _Committing(done, self._pool.submit(in_thread))
 
     def _insert(self, conn: sqlite3.Connection, rows: list[dict[str, Any]], now: float) -> list[tuple[int | None, int]]:
         """Everything but the commit; rolls back and re-raises on an error."""

@@ -246,6 +246,7 @@ class Pipeline(LocalPicking, SharedClaiming):
                 await self._flush_finished()
             elif not started:
                 return
+        log.warning("drain: jobs still running or due after %.0f s", timeout)  # (a test's failure then says why)
 
     async def _run_conversation(self, conv: int, conv_jobs: list[tuple[Any, Any]]) -> None:
         leftover = {job.id for job, _ in conv_jobs}

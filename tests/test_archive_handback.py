@@ -53,25 +53,51 @@ async def test_a_batchs_callbacks_answer_before_the_next_batch_is_inserted(hub, 
     assert events == [("insert", "h1"), ("answered", "h1"), ("insert", "h2"), ("answered", "h2")]
 
 
+class SlowCommit:
+    """The writer's connection, its first COMMIT held until ``release`` (a slow fsync)."""
+
+    def __init__(self, conn, release: threading.Event):  # noqa: ANN001
+        self.conn, self.release, self.started = conn, release, threading.Event()
+
+    def execute(self, sql: str, *args):  # noqa: ANN202
+        if sql == "COMMIT" and not self.started.is_set():
+            self.started.set()
+            self.release.wait(10)
+        return self.conn.execute(sql, *args)
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self.conn, name)
+
+
 @pytest.mark.skipif(ON_POSTGRES, reason="SQLite's group commit (its COMMIT runs in a helper thread)")
-async def test_stopping_while_the_thread_commits_stores_the_batch_once_and_answers_it(hub):
-    """The writer stopped while its COMMIT runs in the helper thread: the commit finishes before the
-    connection is touched again, stop() writes the batch again (a duplicate now) and its waiter is answered."""
+@pytest.mark.parametrize("commit", ["queued", "running"])
+async def test_stopping_while_the_batch_commits_stores_it_once_and_answers_it(hub, commit):
+    """The writer stopped while its batch's COMMIT waits for the helper thread (called off, rolled back,
+    written again by stop()) or runs in it (finished first: the connection is not for two threads at
+    once). Either way the message is stored once and its waiter hears it was new."""
     from sqlalchemy import func, select
 
     from hub.models import Message
 
     await hub.pipeline.stop()
     batch_writer = hub.writer._sqlite  # noqa: SLF001
-    hold = threading.Event()
-    batch_writer._pool.submit(hold.wait, 10)  # noqa: SLF001 - the COMMIT queues behind this
+    release = threading.Event()
+    if commit == "queued":
+        batch_writer._pool.submit(release.wait, 10)  # noqa: SLF001 - the COMMIT queues behind this
+        conn = batch_writer._connect()  # noqa: SLF001
+
+        def committing() -> bool:
+            return conn.in_transaction
+    else:
+        slow = batch_writer._conn = SlowCommit(batch_writer._connect(), release)  # noqa: SLF001
+        committing = slow.started.is_set
     pending = asyncio.ensure_future(hub.writer.save_one(text("s1")))
-    while not getattr(batch_writer._conn, "in_transaction", False):  # noqa: SLF001 - inserted, committing
+    while not committing():
         await asyncio.sleep(0.001)
-    threading.Timer(0.2, hold.set).start()  # (stop() waits for the thread, on the loop's thread)
+    threading.Timer(0.2, release.set).start()  # (stop() may wait for the thread, on the loop's thread)
     await asyncio.wait_for(hub.writer.stop(), 10)
     saved = await asyncio.wait_for(pending, 10)
-    assert saved.conversation_id
+    assert saved.conversation_id and not saved.duplicate
     messages = Message.__table__
     async with hub.db.read() as conn:
         stored = (await conn.execute(select(func.count()).select_from(messages)

@@ -92,8 +92,9 @@ class SqliteBatchWriter:
             committing = self._commit(conn, results, durable)
             await committing.done
         except BaseException:
-            if committing is not None:  # stopped while the thread commits: it finishes first (the
-                wait([committing.thread])  # connection is not to be used by two threads at once)
+            if committing is not None and not committing.thread.cancel():
+                wait([committing.thread])  # stopped while the thread commits: it finishes first (the
+                # connection is not to be used by two threads at once); one not begun is called off
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             # the conversations this batch created went with it, and SQLite hands their ids out again:
@@ -114,22 +115,27 @@ class SqliteBatchWriter:
         done: asyncio.Future[None] = loop.create_future()
 
         def on_loop(exc: BaseException | None) -> None:
-            if done.cancelled():  # the writer was stopped meanwhile: it writes the batch again (duplicates)
-                return
-            if exc is not None:
-                done.set_exception(exc)
-                return
-            if durable is not None:
-                durable(results)
-            done.set_result(None)
+            try:
+                if exc is None and durable is not None:  # (also when the writer was stopped meanwhile:
+                    durable(results)  # the batch is stored, and its waiters hear so, not "a duplicate")
+            finally:
+                if done.cancelled():
+                    pass
+                elif exc is not None:
+                    done.set_exception(exc)
+                else:
+                    done.set_result(None)
 
         def in_thread() -> None:
+            outcome: BaseException | None = None
             try:
                 conn.execute("COMMIT")
             except BaseException as exc:  # noqa: BLE001 - handed to the loop, which raises it in write()
-                loop.call_soon_threadsafe(on_loop, exc)
-            else:
-                loop.call_soon_threadsafe(on_loop, None)
+                outcome = exc
+            try:
+                loop.call_soon_threadsafe(on_loop, outcome)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
         return _Committing(done, self._pool.submit(in_thread))
 
     def _insert(self, conn: sqlite3.Connection, rows: list[dict[str, Any]], now: float) -> list[tuple[int | None, int]]:

@@ -116,7 +116,8 @@ class ArchiveWriter:
                                        attempts=10)
         except asyncio.CancelledError:
             # stopped mid-write: the batch goes back for stop() to write (had its commit landed, the
-            # rows are found again, as duplicates), or its waiters would never be answered
+            # rows are found again, as duplicates: on SQLite its waiters heard of the commit already),
+            # or its waiters would never be answered
             self._queue[:0] = batch
             raise
         except Exception as exc:  # noqa: BLE001 - a waiter whose message is not stored is not acked

@@ -119,12 +119,11 @@ class SqliteBatchWriter:
                 if exc is None and durable is not None:  # (also when the writer was stopped meanwhile:
                     durable(results)  # the batch is stored, and its waiters hear so, not "a duplicate")
             finally:
-                if done.cancelled():
-                    pass
-                elif exc is not None:
-                    done.set_exception(exc)
-                else:
-                    done.set_result(None)
+                if not done.cancelled():
+                    if exc is not None:
+                        done.set_exception(exc)
+                    else:
+                        done.set_result(None)
 
         def in_thread() -> None:
             outcome: BaseException | None = None

@@ -166,17 +166,20 @@ class ArchiveWriter:
     async def _write_sqlite(self, items: list[ToArchive], waiters: list[asyncio.Future[Saved]]) -> list[Saved]:
         """The waiters are answered as soon as the commit is back (the callbacks' 200s go out
         first), the rest of ``_flush`` (counts, hooks, the next batch) follows."""
-        def durable(written: list[tuple[int | None, int]]) -> None:
-            for fut, (mid, conv) in zip(waiters, written):
+        saved: list[Saved] = []
+
+        def durable(written: list[tuple[int | None, int]]) -> None:  # (always before write() returns)
+            saved.extend(Saved(mid, conv) for mid, conv in written)
+            for fut, result in zip(waiters, saved):
                 if not fut.done():
-                    fut.set_result(Saved(mid, conv))
+                    fut.set_result(result)
         rows = [_row(it) for it in items]
         await self.db.gate.acquire(urgent=True)
         try:
-            written = await self._sqlite.write(rows, self.clock.now(), durable)
+            await self._sqlite.write(rows, self.clock.now(), durable)
         finally:
             self.db.gate.release()
-        return [Saved(mid, conv) for mid, conv in written]
+        return saved
 
     def forget_conversations(self) -> None:
         if self._sqlite is not None:
